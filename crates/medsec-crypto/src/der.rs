@@ -1,0 +1,137 @@
+//! The few DER structures medsec reads and writes itself: SubjectPublicKeyInfo for ECDSA/RSA
+//! public keys in TUF metadata, and the PKCS#8 wrapper of the composite ML-DSA/Ed25519 key.
+//!
+//! Written by hand because these are three fixed shapes; pulling the `der`/`spki`/`pkcs8` stack in
+//! for them would cost more build time than the forty lines below.
+
+use crate::Error;
+
+/// OID 1.2.840.10045.2.1 (id-ecPublicKey) followed by 1.2.840.10045.3.1.7 (P-256).
+pub(crate) const ALG_EC_P256: &[u8] = &[
+    0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+    0xce, 0x3d, 0x03, 0x01, 0x07,
+];
+/// OID 1.2.840.113549.1.1.1 (rsaEncryption) with NULL parameters.
+pub(crate) const ALG_RSA: &[u8] = &[
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+];
+/// OID 1.2.840.113549.1.1.10 (id-RSASSA-PSS), any parameters accepted by prefix.
+pub(crate) const OID_RSA_PSS: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a,
+];
+/// OID 1.3.6.1.5.5.7.6.48 (id-MLDSA65-Ed25519-SHA512), no parameters.
+pub(crate) const ALG_MLDSA65_ED25519: &[u8] = &[
+    0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x06, 0x30,
+];
+
+/// Splits one TLV off the front of `input`; returns (tag, content, rest).
+pub(crate) fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let (len_bytes, after) = rest.split_at(n);
+        rest = after;
+        len_bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (content, rest) = rest.split_at(len);
+    Some((tag, content, rest))
+}
+
+fn write_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        let significant = bytes.get(skip..).unwrap_or_default();
+        out.push(0x80 | significant.len() as u8);
+        out.extend_from_slice(significant);
+    }
+}
+
+pub(crate) fn write_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+    out.push(tag);
+    write_len(out, content.len());
+    out.extend_from_slice(content);
+}
+
+/// Parses a SubjectPublicKeyInfo; returns (AlgorithmIdentifier TLV bytes, key bytes).
+pub(crate) fn parse_spki(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (tag, body, rest) = read_tlv(der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let (alg_tag, _, after_alg) = read_tlv(body)?;
+    if alg_tag != 0x30 {
+        return None;
+    }
+    let alg = body.get(..body.len() - after_alg.len())?;
+    let (bit_tag, bits, rest) = read_tlv(after_alg)?;
+    if bit_tag != 0x03 || !rest.is_empty() {
+        return None;
+    }
+    let (&unused, key) = bits.split_first()?;
+    if unused != 0 {
+        return None;
+    }
+    Some((alg, key))
+}
+
+pub(crate) fn encode_spki(alg: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut bits = Vec::with_capacity(key.len() + 1);
+    bits.push(0);
+    bits.extend_from_slice(key);
+    let mut body = alg.to_vec();
+    write_tlv(&mut body, 0x03, &bits);
+    let mut out = Vec::with_capacity(body.len() + 4);
+    write_tlv(&mut out, 0x30, &body);
+    out
+}
+
+/// Encodes a PKCS#8 v1 PrivateKeyInfo with the given algorithm and raw private key bytes.
+pub(crate) fn encode_pkcs8(alg: &[u8], private_key: &[u8]) -> Vec<u8> {
+    let mut body = vec![0x02, 0x01, 0x00];
+    body.extend_from_slice(alg);
+    write_tlv(&mut body, 0x04, private_key);
+    let mut out = Vec::with_capacity(body.len() + 4);
+    write_tlv(&mut out, 0x30, &body);
+    out
+}
+
+/// Parses a PKCS#8 PrivateKeyInfo; returns (AlgorithmIdentifier TLV bytes, private key bytes).
+pub(crate) fn parse_pkcs8(der: &[u8]) -> Result<(&[u8], &[u8]), Error> {
+    let bad = || Error::MalformedPrivateKey {
+        reason: "not a PKCS#8 PrivateKeyInfo",
+    };
+    let (tag, body, rest) = read_tlv(der).ok_or_else(bad)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return Err(bad());
+    }
+    let (vtag, _, after_version) = read_tlv(body).ok_or_else(bad)?;
+    if vtag != 0x02 {
+        return Err(bad());
+    }
+    let (atag, _, after_alg) = read_tlv(after_version).ok_or_else(bad)?;
+    if atag != 0x30 {
+        return Err(bad());
+    }
+    let alg = after_version
+        .get(..after_version.len() - after_alg.len())
+        .ok_or_else(bad)?;
+    let (ktag, key, _) = read_tlv(after_alg).ok_or_else(bad)?;
+    if ktag != 0x04 {
+        return Err(bad());
+    }
+    Ok((alg, key))
+}
