@@ -1,0 +1,120 @@
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::{Delegations, SuccinctRoles, canonical, pattern};
+
+#[test]
+fn canonical_json_matches_securesystemslib() {
+    let v = json!({"b": [1, "x\"y\\z", null, true], "a": {"é": -3, "A": "line\nbreak"}});
+    assert_eq!(
+        String::from_utf8(canonical::to_vec(&v).unwrap()).unwrap(),
+        "{\"a\":{\"A\":\"line\nbreak\",\"é\":-3},\"b\":[1,\"x\\\"y\\\\z\",null,true]}"
+    );
+    assert!(canonical::to_vec(&json!({"f": 1.5})).is_err());
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|i| json!(i)),
+        any::<u64>().prop_map(|i| json!(i)),
+        "\\PC*".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            prop::collection::btree_map("\\PC*", inner, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    /// Canonical JSON is valid JSON that parses back to the same value.
+    #[test]
+    fn canonical_round_trips(v in json_value()) {
+        let bytes = canonical::to_vec(&v).unwrap();
+        let back: Value = serde_json::from_slice(&bytes).unwrap();
+        prop_assert_eq!(back, v);
+    }
+
+    /// The canonical form does not depend on how the input was formatted or ordered.
+    #[test]
+    fn canonical_is_independent_of_formatting(v in json_value()) {
+        let pretty = serde_json::to_vec_pretty(&v).unwrap();
+        let reparsed: Value = serde_json::from_slice(&pretty).unwrap();
+        prop_assert_eq!(canonical::to_vec(&reparsed).unwrap(), canonical::to_vec(&v).unwrap());
+    }
+
+    /// Canonical output has no whitespace outside strings.
+    #[test]
+    fn canonical_has_no_insignificant_whitespace(v in json_value()) {
+        let bytes = canonical::to_vec(&v).unwrap();
+        let mut in_string = false;
+        let mut escaped = false;
+        for b in bytes {
+            if in_string {
+                if escaped { escaped = false } else if b == b'\\' { escaped = true } else if b == b'"' { in_string = false }
+            } else {
+                prop_assert!(!b" \n\t\r".contains(&b));
+                if b == b'"' { in_string = true }
+            }
+        }
+    }
+
+    /// Every target lands in exactly one bin and the bin's name is recognised as a bin.
+    #[test]
+    fn hash_bins_cover_every_path(path in "\\PC{1,40}", bits in 1u32..=16) {
+        let s = succinct(bits);
+        let name = s.role_for_target(&path);
+        prop_assert!(s.is_bin(&name));
+    }
+}
+
+fn succinct(bit_length: u32) -> SuccinctRoles {
+    SuccinctRoles {
+        keyids: vec![],
+        threshold: 1,
+        bit_length,
+        name_prefix: "bins".into(),
+        unrecognized: Default::default(),
+    }
+}
+
+#[test]
+fn hash_bin_names_follow_tap15() {
+    let s = succinct(8);
+    assert_eq!(s.bin_name(0), "bins-00");
+    assert_eq!(s.bin_name(255), "bins-ff");
+    assert!(!s.is_bin("bins-100"));
+    assert!(!s.is_bin("bins-FF"));
+    assert!(!s.is_bin("other-00"));
+    // python-tuf's example: bit_length 3 gives one hex digit.
+    assert_eq!(succinct(3).bin_name(7), "bins-7");
+    let d = Delegations {
+        keys: Default::default(),
+        roles: None,
+        succinct_roles: Some(s),
+        unrecognized: Default::default(),
+    };
+    let roles = d.roles_for_target("firmware/pump-1.2.bin");
+    assert_eq!(roles.len(), 1);
+    assert!(roles[0].1, "hash bins are terminating");
+}
+
+#[test]
+fn path_patterns_match_like_fnmatch_per_segment() {
+    assert!(pattern::matches("firmware/*.bin", "firmware/pump.bin"));
+    assert!(!pattern::matches("firmware/*.bin", "firmware/sub/pump.bin"));
+    assert!(!pattern::matches("*", "a/b"));
+    assert!(pattern::matches("*/*", "a/b"));
+    assert!(pattern::matches("file?.txt", "file1.txt"));
+    assert!(!pattern::matches("file?.txt", "file10.txt"));
+    assert!(pattern::matches("v[0-9].img", "v7.img"));
+    assert!(!pattern::matches("v[!0-9].img", "v7.img"));
+    assert!(pattern::matches("v[!0-9].img", "vx.img"));
+    assert!(pattern::matches("a[.txt", "a[.txt"));
+    assert!(pattern::matches("", ""));
+    assert!(!pattern::matches("", "a"));
+}
