@@ -1,0 +1,165 @@
+//! Where metadata and artifacts come from.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The file does not exist (HTTP 403/404, or no such file). For root, this ends the rotation
+    /// walk normally.
+    #[error("{url} not found")]
+    NotFound {
+        /// URL.
+        url: String,
+    },
+    /// The server answered with another error status.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// URL.
+        url: String,
+        /// Status code.
+        status: u16,
+    },
+    /// Connection, TLS or read failure.
+    #[error("fetching {url} failed: {reason}")]
+    Failed {
+        /// URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The URL's scheme is not one this transport serves.
+    #[error("{url}: unsupported URL (expected {expected})")]
+    Unsupported {
+        /// URL.
+        url: String,
+        /// What this transport takes.
+        expected: &'static str,
+    },
+}
+
+/// Something that opens a URL for reading. Length caps are the caller's: the updater stops reading
+/// one byte past what metadata allows.
+pub trait Transport: Send + Sync {
+    /// Opens `url`.
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError>;
+}
+
+/// Reads `file://` URLs or plain paths from the local file system (USB sticks, mirrors on disk).
+#[derive(Debug, Default, Clone)]
+pub struct FileTransport;
+
+impl Transport for FileTransport {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError> {
+        let path = PathBuf::from(
+            percent_encoding::percent_decode_str(url.strip_prefix("file://").unwrap_or(url))
+                .decode_utf8_lossy()
+                .into_owned(),
+        );
+        match std::fs::File::open(&path) {
+            Ok(f) => Ok(Box::new(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(TransportError::NotFound {
+                url: url.to_owned(),
+            }),
+            Err(e) => Err(TransportError::Failed {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// HTTP and HTTPS (rustls with aws-lc-rs; TLS 1.3 prefers X25519MLKEM768).
+pub struct HttpTransport {
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpTransport")
+    }
+}
+
+impl HttpTransport {
+    /// A transport that trusts the CA certificates in `ca_pem` for HTTPS (none: HTTPS is refused
+    /// unless the roots are given; TUF's signatures, not TLS, are what make the content safe).
+    pub fn new(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, TransportError> {
+        let mut roots = Vec::new();
+        if let Some(pem) = ca_pem {
+            for item in ureq::tls::parse_pem(pem) {
+                if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+                    roots.push(c);
+                }
+            }
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+            .unversioned_rustls_crypto_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .timeout_connect(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
+            .max_redirects(0)
+            .build()
+            .new_agent();
+        Ok(Self { agent })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(TransportError::Unsupported {
+                url: url.to_owned(),
+                expected: "http:// or https://",
+            });
+        }
+        let response = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|e| TransportError::Failed {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let status = response.status().as_u16();
+        match status {
+            200 => Ok(Box::new(
+                response.into_body().into_with_config().limit(u64::MAX).reader(),
+            )),
+            403 | 404 => Err(TransportError::NotFound {
+                url: url.to_owned(),
+            }),
+            _ => Err(TransportError::Status {
+                url: url.to_owned(),
+                status,
+            }),
+        }
+    }
+}
+
+/// Picks the transport by URL: files for `file://` and plain paths, HTTP(S) otherwise.
+pub(crate) struct AnyTransport {
+    pub(crate) http: HttpTransport,
+    pub(crate) file: FileTransport,
+}
+
+impl Transport for AnyTransport {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError> {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            self.http.fetch(url)
+        } else {
+            self.file.fetch(url)
+        }
+    }
+}
