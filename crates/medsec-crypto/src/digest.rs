@@ -64,7 +64,9 @@ impl Hasher {
 
 /// One-shot hash.
 pub fn hash(algorithm: HashAlgorithm, data: &[u8]) -> Vec<u8> {
-    digest::digest(algorithm.algorithm(), data).as_ref().to_vec()
+    digest::digest(algorithm.algorithm(), data)
+        .as_ref()
+        .to_vec()
 }
 
 /// One-shot SHA-256.

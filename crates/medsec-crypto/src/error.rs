@@ -3,7 +3,9 @@
 #[non_exhaustive]
 pub enum Error {
     /// The scheme name is not one medsec knows.
-    #[error("unknown signature scheme {name:?} (known: ed25519, ecdsa-sha2-nistp256, rsassa-pss-sha256, id-MLDSA65-Ed25519-SHA512)")]
+    #[error(
+        "unknown signature scheme {name:?} (known: ed25519, ecdsa-sha2-nistp256, rsassa-pss-sha256, id-MLDSA65-Ed25519-SHA512)"
+    )]
     UnknownScheme {
         /// The name that was given.
         name: String,

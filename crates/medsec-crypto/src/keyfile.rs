@@ -58,9 +58,11 @@ impl Default for KdfCost {
 }
 
 fn derive(passphrase: &str, salt: &[u8], cost: KdfCost) -> Result<LessSafeKey, Error> {
-    let params = argon2::Params::new(cost.m_cost_kib, cost.t_cost, cost.lanes, Some(32))
-        .map_err(|_| Error::MalformedKeyFile {
-            reason: "Argon2id parameters out of range".into(),
+    let params =
+        argon2::Params::new(cost.m_cost_kib, cost.t_cost, cost.lanes, Some(32)).map_err(|_| {
+            Error::MalformedKeyFile {
+                reason: "Argon2id parameters out of range".into(),
+            }
         })?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut key = [0u8; 32];
@@ -172,7 +174,9 @@ pub fn decode_private(
                 t_cost: read_u32(&body, 9)?,
                 lanes: read_u32(&body, 13)?,
             };
-            if cost.m_cost_kib > MAX_M_COST_KIB || cost.t_cost > MAX_T_COST || cost.lanes > MAX_LANES
+            if cost.m_cost_kib > MAX_M_COST_KIB
+                || cost.t_cost > MAX_T_COST
+                || cost.lanes > MAX_LANES
             {
                 return Err(Error::MalformedKeyFile {
                     reason: "Argon2id costs above medsec's limits".into(),
@@ -190,7 +194,11 @@ pub fn decode_private(
             let aead = derive(&passphrase, salt, cost)?;
             let mut buf = sealed.to_vec();
             let plain = aead
-                .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(header), &mut buf)
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(header),
+                    &mut buf,
+                )
                 .map_err(|_| Error::WrongPassphrase)?;
             let key = SigningKey::from_pkcs8_der(plain);
             buf.fill(0);

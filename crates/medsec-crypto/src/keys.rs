@@ -157,8 +157,8 @@ impl PublicKey {
                 if label != "PUBLIC KEY" {
                     return Err(bad("PEM label is not PUBLIC KEY"));
                 }
-                let (alg, key) = der::parse_spki(&spki)
-                    .ok_or(bad("not a DER SubjectPublicKeyInfo"))?;
+                let (alg, key) =
+                    der::parse_spki(&spki).ok_or(bad("not a DER SubjectPublicKeyInfo"))?;
                 let alg_ok = match scheme {
                     Scheme::EcdsaP256Sha256 => alg == der::ALG_EC_P256,
                     _ => {
@@ -187,12 +187,9 @@ impl PublicKey {
                     der::ALG_RSA
                 };
                 let spki = der::encode_spki(alg, &self.bytes);
-                let mut pem = pem_rfc7468::encode_string(
-                    "PUBLIC KEY",
-                    pem_rfc7468::LineEnding::LF,
-                    &spki,
-                )
-                .unwrap_or_default();
+                let mut pem =
+                    pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, &spki)
+                        .unwrap_or_default();
                 if !pem.ends_with('\n') {
                     pem.push('\n');
                 }
@@ -319,19 +316,19 @@ impl SigningKey {
                 Self::from_ed25519(pair)
             }
             Scheme::EcdsaP256Sha256 => {
-                let doc =
-                    EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
-                        .map_err(|_| Error::Crypto {
-                            operation: "ECDSA key generation",
-                        })?;
+                let doc = EcdsaKeyPair::generate_pkcs8(
+                    &ECDSA_P256_SHA256_ASN1_SIGNING,
+                    &SystemRandom::new(),
+                )
+                .map_err(|_| Error::Crypto {
+                    operation: "ECDSA key generation",
+                })?;
                 Self::from_pkcs8_der(doc.as_ref())
             }
             Scheme::RsaPssSha256 => Err(Error::VerifyOnly {
                 scheme: scheme.name(),
             }),
-            Scheme::MlDsa65Ed25519 => {
-                Self::composite_from_seeds(random_seed()?, random_seed()?)
-            }
+            Scheme::MlDsa65Ed25519 => Self::composite_from_seeds(random_seed()?, random_seed()?),
         }
     }
 
@@ -398,7 +395,9 @@ impl SigningKey {
             operation: "PKCS#8 encoding",
         };
         match &self.private {
-            Private::Ed25519(pair) => Ok(pair.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec()),
+            Private::Ed25519(pair) => {
+                Ok(pair.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec())
+            }
             Private::Ecdsa(pair) => Ok(pair.to_pkcs8v1().map_err(|_| failed())?.as_ref().to_vec()),
             Private::Composite {
                 mldsa_seed,

@@ -42,7 +42,9 @@ fn official_composite_private_key_derives_the_public_key() {
     assert_eq!(key.public_key().as_bytes(), &b64(&t["pk"])[..]);
     assert_eq!(key.to_pkcs8_der().unwrap(), b64(&t["sk_pkcs8"]));
     let sig = key.sign_with_context(&m, &ctx).unwrap();
-    key.public_key().verify_with_context(&m, &ctx, &sig).unwrap();
+    key.public_key()
+        .verify_with_context(&m, &ctx, &sig)
+        .unwrap();
 }
 
 #[test]
@@ -70,14 +72,20 @@ fn composite_refuses_a_signature_with_one_half_broken() {
 
 #[test]
 fn each_scheme_signs_and_verifies_and_refuses_other_messages() {
-    for scheme in [Scheme::Ed25519, Scheme::EcdsaP256Sha256, Scheme::MlDsa65Ed25519] {
+    for scheme in [
+        Scheme::Ed25519,
+        Scheme::EcdsaP256Sha256,
+        Scheme::MlDsa65Ed25519,
+    ] {
         let key = SigningKey::generate(scheme).unwrap();
         let sig = key.sign(b"metadata").unwrap();
         key.public_key().verify(b"metadata", &sig).unwrap();
-        assert!(key.public_key().verify(b"metadata!", &sig).is_err(), "{scheme}");
+        assert!(
+            key.public_key().verify(b"metadata!", &sig).is_err(),
+            "{scheme}"
+        );
         let tuf = key.public_key().to_tuf_public();
-        let back =
-            PublicKey::from_tuf(scheme.keytype(), scheme.name(), &tuf).unwrap();
+        let back = PublicKey::from_tuf(scheme.keytype(), scheme.name(), &tuf).unwrap();
         assert_eq!(&back, key.public_key());
         let reread = SigningKey::from_pkcs8_der(&key.to_pkcs8_der().unwrap()).unwrap();
         assert_eq!(reread.public_key(), key.public_key());
@@ -176,7 +184,11 @@ fn openssl_made_keys_and_signatures_verify() {
     std::fs::write(&msg, b"signed bytes").unwrap();
     for (alg, scheme, sign_args) in [
         ("ED25519", Scheme::Ed25519, vec!["-rawin"]),
-        ("EC", Scheme::EcdsaP256Sha256, vec!["-rawin", "-digest", "sha256"]),
+        (
+            "EC",
+            Scheme::EcdsaP256Sha256,
+            vec!["-rawin", "-digest", "sha256"],
+        ),
         (
             "RSA",
             Scheme::RsaPssSha256,
@@ -200,11 +212,7 @@ fn openssl_made_keys_and_signatures_verify() {
         };
         let key_path = dir.path().join(format!("{alg}.pem"));
         std::fs::write(&key_path, &private).unwrap();
-        let public = openssl(
-            &["pkey", "-pubout", "-in", key_path.to_str().unwrap()],
-            b"",
-        )
-        .unwrap();
+        let public = openssl(&["pkey", "-pubout", "-in", key_path.to_str().unwrap()], b"").unwrap();
         let mut args = vec!["pkeyutl", "-sign", "-inkey", key_path.to_str().unwrap()];
         args.extend(sign_args);
         args.extend(["-in", msg.to_str().unwrap()]);

@@ -135,7 +135,11 @@ impl Transport for HttpTransport {
         let status = response.status().as_u16();
         match status {
             200 => Ok(Box::new(
-                response.into_body().into_with_config().limit(u64::MAX).reader(),
+                response
+                    .into_body()
+                    .into_with_config()
+                    .limit(u64::MAX)
+                    .reader(),
             )),
             403 | 404 => Err(TransportError::NotFound {
                 url: url.to_owned(),

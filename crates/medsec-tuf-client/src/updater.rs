@@ -91,7 +91,9 @@ impl Updater {
                 Error::io("reading", root_path.clone(), e)
             }
         })?;
-        let reference_time = config.reference_time.unwrap_or_else(OffsetDateTime::now_utc);
+        let reference_time = config
+            .reference_time
+            .unwrap_or_else(OffsetDateTime::now_utc);
         let trusted = TrustedSet::new(&root, reference_time)?;
         Ok(Self {
             metadata_dir,
@@ -206,11 +208,8 @@ impl Updater {
             // reference: the trusted set keeps it as the intermediate version.
             let _ = self.trusted.update_timestamp(&local);
         }
-        let data = self.download_metadata(
-            "timestamp",
-            self.config.limits.timestamp_max_length,
-            None,
-        )?;
+        let data =
+            self.download_metadata("timestamp", self.config.limits.timestamp_max_length, None)?;
         match self.trusted.update_timestamp(&data) {
             Ok(_) => self.persist("timestamp", &data),
             Err(medsec_tuf::Error::EqualVersion { .. }) => Ok(()),
@@ -263,9 +262,7 @@ impl Updater {
             .and_then(|s| s.meta.get(&format!("{role}.json")))
             .cloned()
             .ok_or_else(|| medsec_tuf::Error::MissingFromSnapshot { role: role.into() })?;
-        let length = meta
-            .length
-            .unwrap_or(self.config.limits.targets_max_length);
+        let length = meta.length.unwrap_or(self.config.limits.targets_max_length);
         let version = self
             .trusted
             .root()
@@ -326,7 +323,13 @@ impl Updater {
         let Ok(file) = std::fs::File::open(path) else {
             return Ok(false);
         };
-        match verify_stream(path.display().to_string().as_str(), file, info, None, &mut std::io::sink()) {
+        match verify_stream(
+            path.display().to_string().as_str(),
+            file,
+            info,
+            None,
+            &mut std::io::sink(),
+        ) {
             Ok(()) => Ok(true),
             Err(Error::Metadata(_)) => Ok(false),
             Err(e) => Err(e),

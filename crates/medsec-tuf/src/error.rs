@@ -67,7 +67,9 @@ pub enum Error {
         expected: String,
     },
     /// Fewer valid signatures than the threshold.
-    #[error("{role} metadata has {valid} valid signature(s) from distinct keys; the threshold is {threshold}")]
+    #[error(
+        "{role} metadata has {valid} valid signature(s) from distinct keys; the threshold is {threshold}"
+    )]
     ThresholdNotMet {
         /// Role.
         role: RoleName,

@@ -25,8 +25,8 @@ mod verify;
 pub use error::{Error, RoleName};
 pub use limits::Limits;
 pub use schema::{
-    DelegatedRole, Delegations, Envelope, Expires, Key, KeyId, MetaFile, Role, Root, Signature,
-    Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp, TOP_LEVEL_ROLES, SPEC_VERSION,
+    DelegatedRole, Delegations, Envelope, Expires, Key, KeyId, MetaFile, Role, Root, SPEC_VERSION,
+    Signature, Snapshot, SuccinctRoles, TOP_LEVEL_ROLES, TargetFile, Targets, Timestamp,
 };
 pub use sign::{sign, sign_raw};
 pub use trusted::TrustedSet;

@@ -10,10 +10,12 @@ pub fn matches(pattern: &str, target: &str) -> bool {
     let pattern_parts: Vec<&str> = pattern.split('/').collect();
     let target_parts: Vec<&str> = target.split('/').collect();
     pattern_parts.len() == target_parts.len()
-        && pattern_parts
-            .iter()
-            .zip(&target_parts)
-            .all(|(p, t)| fnmatch(&p.chars().collect::<Vec<_>>(), &t.chars().collect::<Vec<_>>()))
+        && pattern_parts.iter().zip(&target_parts).all(|(p, t)| {
+            fnmatch(
+                &p.chars().collect::<Vec<_>>(),
+                &t.chars().collect::<Vec<_>>(),
+            )
+        })
 }
 
 fn fnmatch(pattern: &[char], text: &[char]) -> bool {
@@ -24,9 +26,9 @@ fn fnmatch(pattern: &[char], text: &[char]) -> bool {
         '*' => (0..=text.len()).any(|skip| text.get(skip..).is_some_and(|t| fnmatch(rest, t))),
         '?' => text.split_first().is_some_and(|(_, t)| fnmatch(rest, t)),
         '[' => match class(rest) {
-            Some((negated, set, after)) => text.split_first().is_some_and(|(c, t)| {
-                in_class(&set, *c) != negated && fnmatch(after, t)
-            }),
+            Some((negated, set, after)) => text
+                .split_first()
+                .is_some_and(|(c, t)| in_class(&set, *c) != negated && fnmatch(after, t)),
             // An unclosed `[` is a literal, as in Python.
             None => literal('[', rest, text),
         },

@@ -61,7 +61,9 @@ impl<'de> Deserialize<'de> for Expires {
         let s = String::deserialize(d)?;
         time::PrimitiveDateTime::parse(&s, EXPIRES_FORMAT)
             .map(|p| Expires(p.assume_utc()))
-            .map_err(|_| serde::de::Error::custom(format!("expires {s:?} is not YYYY-MM-DDTHH:MM:SSZ")))
+            .map_err(|_| {
+                serde::de::Error::custom(format!("expires {s:?} is not YYYY-MM-DDTHH:MM:SSZ"))
+            })
     }
 }
 
@@ -295,7 +297,12 @@ impl SuccinctRoles {
 
     /// The name of bin `n`.
     pub fn bin_name(&self, n: u64) -> String {
-        format!("{}-{:0width$x}", self.name_prefix, n, width = self.suffix_len())
+        format!(
+            "{}-{:0width$x}",
+            self.name_prefix,
+            n,
+            width = self.suffix_len()
+        )
     }
 
     /// The bin responsible for `target`.
@@ -317,7 +324,9 @@ impl SuccinctRoles {
         };
         suffix.len() == self.suffix_len()
             && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < self.bin_count())
-            && suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     }
 }
 
@@ -354,9 +363,7 @@ impl Delegations {
     /// The keys and threshold of delegated role `name`, if this delegates it.
     pub fn role(&self, name: &str) -> Option<(&[KeyId], u64)> {
         if let Some(s) = &self.succinct_roles {
-            return s
-                .is_bin(name)
-                .then_some((s.keyids.as_slice(), s.threshold));
+            return s.is_bin(name).then_some((s.keyids.as_slice(), s.threshold));
         }
         self.roles
             .iter()
@@ -414,8 +421,8 @@ impl Envelope {
             role: role.into(),
             reason,
         };
-        let mut top: Map<String, Value> =
-            serde_json::from_slice(bytes).map_err(|e| malformed(format!("not a JSON object: {e}")))?;
+        let mut top: Map<String, Value> = serde_json::from_slice(bytes)
+            .map_err(|e| malformed(format!("not a JSON object: {e}")))?;
         let signed = top
             .remove("signed")
             .ok_or_else(|| malformed("no `signed` object".into()))?;
@@ -608,15 +615,24 @@ impl_signed!(Targets, "targets", |self, role| {
                 let mut names = BTreeSet::new();
                 for r in roles {
                     if !names.insert(r.name.as_str()) {
-                        return Err(malformed(role, format!("delegated role {:?} appears twice", r.name)));
+                        return Err(malformed(
+                            role,
+                            format!("delegated role {:?} appears twice", r.name),
+                        ));
                     }
                     if TOP_LEVEL_ROLES.contains(&r.name.as_str()) {
-                        return Err(malformed(role, format!("{:?} is a top-level role name", r.name)));
+                        return Err(malformed(
+                            role,
+                            format!("{:?} is a top-level role name", r.name),
+                        ));
                     }
                     if r.paths.is_some() == r.path_hash_prefixes.is_some() {
                         return Err(malformed(
                             role,
-                            format!("delegated role {:?} needs exactly one of paths and path_hash_prefixes", r.name),
+                            format!(
+                                "delegated role {:?} needs exactly one of paths and path_hash_prefixes",
+                                r.name
+                            ),
                         ));
                     }
                     check_role_keys(&r.name, &r.keyids, r.threshold)?;

@@ -17,12 +17,10 @@ pub fn sign(signed: &impl Serialize, keys: &[&dyn KeySource]) -> Result<Vec<u8>,
     let mut signatures = Vec::with_capacity(keys.len());
     for key in keys {
         let keyid = Key::from_public(key.public_key()).key_id()?;
-        let sig = key
-            .sign(&canonical)
-            .map_err(|source| Error::Signing {
-                keyid: keyid.clone(),
-                source,
-            })?;
+        let sig = key.sign(&canonical).map_err(|source| Error::Signing {
+            keyid: keyid.clone(),
+            source,
+        })?;
         signatures.push(json!({"keyid": keyid, "sig": hex::encode(sig)}));
     }
     Ok(sign_raw(value, signatures))

@@ -169,9 +169,12 @@ impl TrustedSet {
             });
         }
         let ts = self.check_final_timestamp()?;
-        let meta = ts.snapshot_meta().cloned().ok_or(Error::MissingFromSnapshot {
-            role: "snapshot".into(),
-        })?;
+        let meta = ts
+            .snapshot_meta()
+            .cloned()
+            .ok_or(Error::MissingFromSnapshot {
+                role: "snapshot".into(),
+            })?;
         if !cached {
             verify_length_and_hashes("snapshot.json", bytes, meta.length, meta.hashes.as_ref())?;
         }
@@ -181,9 +184,12 @@ impl TrustedSet {
         verify_threshold("snapshot", &self.root.keys, keyids, threshold, &env)?;
         if let Some(old) = &self.snapshot {
             for (name, old_info) in &old.meta {
-                let new_info = new.meta.get(name).ok_or_else(|| Error::MissingFromSnapshot {
-                    role: name.trim_end_matches(".json").into(),
-                })?;
+                let new_info = new
+                    .meta
+                    .get(name)
+                    .ok_or_else(|| Error::MissingFromSnapshot {
+                        role: name.trim_end_matches(".json").into(),
+                    })?;
                 if new_info.version < old_info.version {
                     return Err(Error::BadVersion {
                         role: name.trim_end_matches(".json").into(),
@@ -274,6 +280,10 @@ impl TrustedSet {
             });
         }
         expired(role, &new, self.reference_time)?;
-        Ok(self.targets.entry(role.to_owned()).insert_entry(new).into_mut())
+        Ok(self
+            .targets
+            .entry(role.to_owned())
+            .insert_entry(new)
+            .into_mut())
     }
 }

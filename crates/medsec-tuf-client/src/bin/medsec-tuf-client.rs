@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use medsec_tuf_client::{Updater, UpdaterConfig};
 
 #[derive(Parser)]
-#[command(name = "medsec-tuf-client", version, about = "TUF client (tuf-conformance protocol)")]
+#[command(
+    name = "medsec-tuf-client",
+    version,
+    about = "TUF client (tuf-conformance protocol)"
+)]
 struct Cli {
     /// Directory holding the trusted metadata.
     #[arg(long)]
@@ -91,7 +95,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     updater.refresh()?;
     if let Command::Download = cli.command {
-        let dir = cli.target_dir.as_deref().ok_or("--target-dir is required")?;
+        let dir = cli
+            .target_dir
+            .as_deref()
+            .ok_or("--target-dir is required")?;
         if cli.target_names.is_empty() {
             return Err("at least one --target-name is required".into());
         }
