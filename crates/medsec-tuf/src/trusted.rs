@@ -280,10 +280,10 @@ impl TrustedSet {
             });
         }
         expired(role, &new, self.reference_time)?;
-        Ok(self
-            .targets
-            .entry(role.to_owned())
-            .insert_entry(new)
-            .into_mut())
+        self.targets.insert(role.to_owned(), new);
+        self.targets.get(role).ok_or(Error::OutOfOrder {
+            role: role.into(),
+            reason: "just stored",
+        })
     }
 }

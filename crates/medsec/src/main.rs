@@ -36,7 +36,7 @@ enum Command {
     },
     /// Manage a signed TUF update repository (release engineers).
     #[command(subcommand)]
-    Repo(RepoCommand),
+    Repo(Box<RepoCommand>),
 }
 
 #[derive(Args)]
@@ -465,7 +465,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { dir, image_mib } => demo::run(dir, image_mib),
-        Command::Repo(cmd) => run_repo(cmd),
+        Command::Repo(cmd) => run_repo(*cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,17 +101,21 @@ impl TargetCustom {
             "version {:?} is not a semantic version (MAJOR.MINOR.PATCH[-PRE][+BUILD])",
             self.version
         );
-        let mut medsec = json!({
+        let mut medsec = serde_json::Map::new();
+        let core = json!({
             "hardware_ids": self.hardware_ids,
             "version": self.version,
             "release_counter": self.release_counter,
         });
+        if let Value::Object(m) = core {
+            medsec.extend(m);
+        }
         if let Some(sbom) = &self.sbom_sha256 {
             ensure!(
                 sbom.len() == 64 && sbom.bytes().all(|b| b.is_ascii_hexdigit()),
                 "--sbom-sha256 must be 64 hex digits"
             );
-            medsec["sbom"] = json!({"sha256": sbom.to_ascii_lowercase()});
+            medsec.insert("sbom".into(), json!({"sha256": sbom.to_ascii_lowercase()}));
         }
         Ok(json!({ "medsec": medsec }))
     }
@@ -866,7 +870,8 @@ impl Repo {
             }
         }
         report.ok.push(format!("root chain 1..{latest} verifies (each version signed by the previous and its own threshold)"));
-        let steps: [(&str, &dyn Fn(&mut TrustedSet) -> Result<()>); 2] = [
+        type Step<'a> = &'a dyn Fn(&mut TrustedSet) -> Result<()>;
+        let steps: [(&str, Step<'_>); 2] = [
             ("timestamp", &|t| {
                 t.update_timestamp(&self.read("timestamp")?.0)?;
                 Ok(())
