@@ -32,7 +32,12 @@ fn a_clean_repository_refreshes_and_downloads() {
     assert_eq!(path.file_name().unwrap(), "fw%2Fpump.img");
     assert_eq!(
         f.client_files(),
-        ["root.json", "snapshot.json", "targets.json", "timestamp.json"]
+        [
+            "root.json",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ]
     );
     assert_no_temporaries(&dl);
 }
@@ -63,7 +68,10 @@ fn arbitrary_installation_of_a_replaced_artifact_is_refused() {
     std::fs::write(f.artifact_path("fw.img"), b"GENUINE FIRMWARE").unwrap();
     let err = tuf_err(u.download_target(&info, "fw.img", &dl, None).unwrap_err());
     assert!(matches!(err, TufError::HashMismatch { .. }), "{err}");
-    assert!(std::fs::read_dir(&dl).unwrap().next().is_none(), "nothing stored");
+    assert!(
+        std::fs::read_dir(&dl).unwrap().next().is_none(),
+        "nothing stored"
+    );
 }
 
 #[test]
@@ -72,7 +80,10 @@ fn arbitrary_installation_with_targets_signed_by_an_unknown_key_is_refused() {
     f.targets_keys = vec![key(Scheme::Ed25519)];
     f.add_target("targets", "fw.img", b"evil");
     let err = tuf_err(f.updater().refresh().unwrap_err());
-    assert!(matches!(err, TufError::ThresholdNotMet { valid: 0, .. }), "{err}");
+    assert!(
+        matches!(err, TufError::ThresholdNotMet { valid: 0, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -115,7 +126,10 @@ fn rollback_of_timestamp_is_refused() {
     assert_eq!(f.client_version("timestamp"), Some(2));
     f.write_meta("timestamp.json", &old);
     let err = tuf_err(f.updater().refresh().unwrap_err());
-    assert!(matches!(err, TufError::BadVersion { found: 1, .. }), "{err}");
+    assert!(
+        matches!(err, TufError::BadVersion { found: 1, .. }),
+        "{err}"
+    );
     assert_eq!(f.client_version("timestamp"), Some(2), "trusted state kept");
 }
 
@@ -137,7 +151,10 @@ fn rollback_of_snapshot_through_a_new_timestamp_is_refused() {
     );
     f.publish_timestamp();
     let err = tuf_err(f.updater().refresh().unwrap_err());
-    assert!(matches!(err, TufError::BadVersion { found: 1, .. }), "{err}");
+    assert!(
+        matches!(err, TufError::BadVersion { found: 1, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -206,7 +223,10 @@ fn fast_forward_without_key_rotation_stays_refused() {
     f.timestamp.version = 3;
     f.publish_timestamp();
     let err = tuf_err(f.updater().refresh().unwrap_err());
-    assert!(matches!(err, TufError::BadVersion { found: 3, .. }), "{err}");
+    assert!(
+        matches!(err, TufError::BadVersion { found: 3, .. }),
+        "{err}"
+    );
 }
 
 // --- indefinite freeze --------------------------------------------------------------------------
@@ -230,7 +250,10 @@ fn indefinite_freeze_is_caught_at_the_update_start_time() {
         ..Default::default()
     };
     let err = tuf_err(f.updater_with(config).refresh().unwrap_err());
-    assert!(matches!(err, TufError::Expired { ref role, .. } if role.0 == "timestamp"), "{err}");
+    assert!(
+        matches!(err, TufError::Expired { ref role, .. } if role.0 == "timestamp"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -269,7 +292,10 @@ fn endless_timestamp_is_cut_at_its_limit() {
         UpdaterConfig::default(),
     );
     let err = tuf_err(u.refresh().unwrap_err());
-    assert!(matches!(err, TufError::TooLong { limit: 16_384, .. }), "{err}");
+    assert!(
+        matches!(err, TufError::TooLong { limit: 16_384, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -283,9 +309,17 @@ fn endless_root_is_cut_at_its_limit() {
         },
         ..Default::default()
     };
-    let mut u = f.updater_over(Box::new(Endless { needle: "2.root.json".into() }), config);
+    let mut u = f.updater_over(
+        Box::new(Endless {
+            needle: "2.root.json".into(),
+        }),
+        config,
+    );
     let err = tuf_err(u.refresh().unwrap_err());
-    assert!(matches!(err, TufError::TooLong { limit: 1000, .. }), "{err}");
+    assert!(
+        matches!(err, TufError::TooLong { limit: 1000, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -293,7 +327,12 @@ fn endless_artifact_is_cut_at_its_length_and_nothing_is_stored() {
     let mut f = Fixture::new("endless-artifact");
     f.add_target("targets", "fw.img", b"0123456789");
     f.init_client();
-    let mut u = f.updater_over(Box::new(Endless { needle: "fw.img".into() }), UpdaterConfig::default());
+    let mut u = f.updater_over(
+        Box::new(Endless {
+            needle: "fw.img".into(),
+        }),
+        UpdaterConfig::default(),
+    );
     let info = u.get_target_info("fw.img").unwrap();
     let dl = f.download_dir();
     let err = tuf_err(u.download_target(&info, "fw.img", &dl, None).unwrap_err());
@@ -340,7 +379,10 @@ fn snapshot_version_differing_from_timestamp_is_refused() {
     f.timestamp.version += 1;
     f.publish_timestamp();
     let err = tuf_err(f.updater().refresh().unwrap_err());
-    assert!(matches!(err, TufError::BadVersion { found: 1, .. }), "{err}");
+    assert!(
+        matches!(err, TufError::BadVersion { found: 1, .. }),
+        "{err}"
+    );
 }
 
 // --- malicious mirror ---------------------------------------------------------------------------
@@ -386,7 +428,10 @@ fn wrong_software_another_signed_target_served_in_place_is_refused() {
     std::fs::copy(f.artifact_path("monitor.img"), f.artifact_path("pump.img")).unwrap();
     let mut u = f.updater();
     let info = u.get_target_info("pump.img").unwrap();
-    assert!(u.download_target(&info, "pump.img", &f.download_dir(), None).is_err());
+    assert!(
+        u.download_target(&info, "pump.img", &f.download_dir(), None)
+            .is_err()
+    );
 }
 
 #[test]
@@ -438,7 +483,17 @@ fn key_compromise_below_threshold_is_refused() {
     f.targets_keys = vec![stolen];
     f.add_target("targets", "evil.img", b"evil");
     let err = tuf_err(f.updater().refresh().unwrap_err());
-    assert!(matches!(err, TufError::ThresholdNotMet { valid: 1, threshold: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            TufError::ThresholdNotMet {
+                valid: 1,
+                threshold: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -466,9 +521,10 @@ fn one_key_under_two_key_ids_counts_once() {
     alias.unrecognized.insert("x-alias".into(), json!(true));
     let alias_id = alias.key_id().unwrap();
     f.root.keys.insert(alias_id.clone(), alias);
-    f.root
-        .roles
-        .insert("targets".into(), Role::new(vec![keyid(k), alias_id.clone()], 2));
+    f.root.roles.insert(
+        "targets".into(),
+        Role::new(vec![keyid(k), alias_id.clone()], 2),
+    );
     f.root.version = 2;
     f.publish_root();
     // Sign targets with the key under both ids.
@@ -487,7 +543,17 @@ fn one_key_under_two_key_ids_counts_once() {
     f.snapshot.meta.get_mut("targets.json").unwrap().version = f.targets.version;
     f.release();
     let err = tuf_err(f.updater().refresh().unwrap_err());
-    assert!(matches!(err, TufError::ThresholdNotMet { valid: 1, threshold: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            TufError::ThresholdNotMet {
+                valid: 1,
+                threshold: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -547,9 +613,10 @@ fn root_rotation_needs_old_and_new_thresholds() {
     let old_root_key = f.root_keys[0].to_pkcs8_der().unwrap();
     let old_root_key = medsec_crypto::SigningKey::from_pkcs8_der(&old_root_key).unwrap();
     f.root.keys.remove(&keyid(&old_root_key));
-    f.root
-        .keys
-        .insert(keyid(&new_root_key), Key::from_public(new_root_key.public_key()));
+    f.root.keys.insert(
+        keyid(&new_root_key),
+        Key::from_public(new_root_key.public_key()),
+    );
     f.root
         .roles
         .insert("root".into(), Role::new(vec![keyid(&new_root_key)], 1));
@@ -578,7 +645,10 @@ fn root_with_a_skipped_version_is_refused() {
     let v3 = f.read_meta("3.root.json");
     f.write_meta("2.root.json", &v3);
     let err = tuf_err(f.updater().refresh().unwrap_err());
-    assert!(matches!(err, TufError::BadVersion { found: 3, .. }), "{err}");
+    assert!(
+        matches!(err, TufError::BadVersion { found: 3, .. }),
+        "{err}"
+    );
 }
 
 // --- delegations --------------------------------------------------------------------------------
@@ -595,11 +665,21 @@ fn delegations_are_searched_depth_first_pre_order_and_loaded_lazily() {
     let rec = Recording::default();
     let mut u = f.updater_over(Box::new(rec.clone()), UpdaterConfig::default());
     let info = u.get_target_info("fw/x.img").unwrap();
-    assert_eq!(info.length, b"from a-child".len() as u64, "a's subtree comes before b");
+    assert_eq!(
+        info.length,
+        b"from a-child".len() as u64,
+        "a's subtree comes before b"
+    );
     let urls = rec.urls.lock().unwrap().clone();
     assert!(urls.iter().any(|u| u.ends_with(".a-child.json")));
-    assert!(!urls.iter().any(|u| u.ends_with(".b.json")), "b is never needed");
-    assert!(!urls.iter().any(|u| u.ends_with(".unrelated.json")), "not on the path");
+    assert!(
+        !urls.iter().any(|u| u.ends_with(".b.json")),
+        "b is never needed"
+    );
+    assert!(
+        !urls.iter().any(|u| u.ends_with(".unrelated.json")),
+        "not on the path"
+    );
 }
 
 #[test]
@@ -659,8 +739,15 @@ fn delegation_search_visits_at_most_max_delegations_roles() {
         },
         ..Default::default()
     };
-    assert!(f.updater_with(config(6)).get_target_info("deep.img").is_ok());
-    let err = f.updater_with(config(3)).get_target_info("deep.img").unwrap_err();
+    assert!(
+        f.updater_with(config(6))
+            .get_target_info("deep.img")
+            .is_ok()
+    );
+    let err = f
+        .updater_with(config(3))
+        .get_target_info("deep.img")
+        .unwrap_err();
     assert!(matches!(err, Error::UnknownTarget { .. }), "{err}");
 }
 
@@ -691,7 +778,11 @@ fn hash_bins_find_targets_in_their_bin_only() {
         .filter(|u| u.contains(".bins-"))
         .cloned()
         .collect();
-    assert_eq!(fetched_bins.len(), 1, "exactly one bin fetched: {fetched_bins:?}");
+    assert_eq!(
+        fetched_bins.len(),
+        1,
+        "exactly one bin fetched: {fetched_bins:?}"
+    );
     // A target put in the wrong bin is not trusted.
     let wrong = (0..16)
         .map(|n| bins.bin_name(n))
@@ -763,7 +854,11 @@ fn a_failed_refresh_leaves_the_trusted_state_usable() {
 fn a_torn_local_timestamp_does_not_block_updates() {
     let mut f = Fixture::new("torn-local-file");
     f.updater().refresh().unwrap();
-    std::fs::write(f.client_dir().join("timestamp.json"), b"{\"signed\": {\"_ty").unwrap();
+    std::fs::write(
+        f.client_dir().join("timestamp.json"),
+        b"{\"signed\": {\"_ty",
+    )
+    .unwrap();
     std::fs::write(f.client_dir().join("snapshot.json"), b"").unwrap();
     f.release();
     f.updater().refresh().unwrap();
@@ -776,5 +871,8 @@ fn init_refuses_a_root_not_signed_by_itself() {
     let other = key(Scheme::Ed25519);
     let bytes = sign_bytes(&f.root, &[&other]);
     let err = medsec_tuf_client::Updater::init(&f.dir.join("x"), &bytes).unwrap_err();
-    assert!(matches!(err, Error::Metadata(TufError::ThresholdNotMet { .. })), "{err}");
+    assert!(
+        matches!(err, Error::Metadata(TufError::ThresholdNotMet { .. })),
+        "{err}"
+    );
 }

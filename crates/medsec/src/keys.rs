@@ -97,7 +97,14 @@ pub fn generate(path: &Path, scheme: Scheme, passphrase: Option<&str>) -> Result
     };
     let pem = keyfile::encode_private(&key, protection)?;
     write_private(path, pem.as_bytes())?;
-    let keyid = Key::from_public(key.public_key()).key_id()?;
+    let public = Key::from_public(key.public_key());
+    let keyid = public.key_id()?;
+    // The public half beside it, so the right key can be picked without decrypting every key.
+    std::fs::write(
+        path.with_extension("pub"),
+        serde_json::to_vec_pretty(&public)?,
+    )
+    .with_context(|| format!("cannot write {}", path.with_extension("pub").display()))?;
     Ok(LoadedKey { keyid, key })
 }
 
@@ -128,4 +135,15 @@ pub fn parse_scheme(s: &str) -> Result<Scheme, String> {
         "ecdsa" | "p256" => Ok(Scheme::EcdsaP256Sha256),
         other => Scheme::from_name(other).map_err(|e| e.to_string()),
     }
+}
+
+/// The key id of the private key at `path`, from its `.pub` file when there is one (no
+/// passphrase needed), else by loading the key.
+pub fn key_id_of(path: &Path, passphrase: &Passphrase) -> Result<KeyId> {
+    if let Ok(bytes) = std::fs::read(path.with_extension("pub"))
+        && let Ok(key) = serde_json::from_slice::<Key>(&bytes)
+    {
+        return Ok(key.key_id()?);
+    }
+    Ok(load(path, passphrase)?.keyid)
 }

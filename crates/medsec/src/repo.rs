@@ -243,8 +243,8 @@ impl Repo {
         paths
     }
 
-    /// The keys to sign `role` with: the given files, or else the repository's own key files for
-    /// the role (found by the `ROLE-` file-name prefix and checked by key id).
+    /// The keys to sign `role` with: the given files, or else those of the repository's own key
+    /// files that the role trusts (picked by the key ids in their `.pub` files).
     fn signing_keys(
         &self,
         role: &str,
@@ -266,10 +266,8 @@ impl Repo {
             }
             return Ok(out);
         }
-        let prefix = format!("{}-", quote(role));
         for p in self.local_key_paths() {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if name.starts_with(&prefix) {
+            if allowed.contains(&keys::key_id_of(&p, passphrase)?) {
                 let k = keys::load(&p, passphrase)?;
                 if allowed.contains(&k.keyid) {
                     out.push(k);

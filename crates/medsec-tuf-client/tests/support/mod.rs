@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use medsec_crypto::{KeySource, Scheme, SigningKey};
 use medsec_tuf::{
-    DelegatedRole, Delegations, Expires, Key, KeyId, MetaFile, Role, Root, Snapshot,
-    SuccinctRoles, TargetFile, Targets, Timestamp,
+    DelegatedRole, Delegations, Expires, Key, KeyId, MetaFile, Role, Root, Snapshot, SuccinctRoles,
+    TargetFile, Targets, Timestamp,
 };
 use medsec_tuf_client::{FileTransport, Transport, TransportError, Updater, UpdaterConfig};
 use time::{Duration, OffsetDateTime};
@@ -94,8 +94,10 @@ impl Fixture {
         }
         root.roles.insert("root".into(), role(&root_keys, 1));
         root.roles.insert("targets".into(), role(&targets_keys, 1));
-        root.roles.insert("snapshot".into(), role(&snapshot_keys, 1));
-        root.roles.insert("timestamp".into(), role(&timestamp_keys, 1));
+        root.roles
+            .insert("snapshot".into(), role(&snapshot_keys, 1));
+        root.roles
+            .insert("timestamp".into(), role(&timestamp_keys, 1));
         let mut f = Self {
             dir,
             _tmp: tmp,
@@ -431,6 +433,9 @@ impl Transport for Endless {
 pub fn assert_no_temporaries(dir: &Path) {
     for e in std::fs::read_dir(dir).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
-        assert!(!name.starts_with(".medsec-tmp-"), "left a temporary file {name}");
+        assert!(
+            !name.starts_with(".medsec-tmp-"),
+            "left a temporary file {name}"
+        );
     }
 }

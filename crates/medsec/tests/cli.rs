@@ -1,0 +1,575 @@
+//! The `medsec` and `medsec-tuf-client` command lines end to end, and interop with python-tuf.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+
+const PASS: &str = "correct horse battery staple";
+
+fn medsec() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_medsec"));
+    c.env("MEDSEC_PASSPHRASE", PASS);
+    c
+}
+
+fn tuf_client() -> Command {
+    let exe = Path::new(env!("CARGO_BIN_EXE_medsec")).with_file_name("medsec-tuf-client");
+    assert!(
+        exe.exists(),
+        "{} is not built: run the workspace tests (cargo test --workspace)",
+        exe.display()
+    );
+    Command::new(exe)
+}
+
+#[track_caller]
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[track_caller]
+fn fails(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} should have failed");
+    out
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+struct Setup {
+    tmp: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Self {
+        Self {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+    fn repo(&self) -> PathBuf {
+        self.path("repo")
+    }
+    fn image(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+    fn add_target(&self, file: &Path, path: &str, extra: &[&str]) -> String {
+        ok(medsec()
+            .args(["repo", "add-target"])
+            .arg(self.repo())
+            .arg(file)
+            .args([
+                "--path",
+                path,
+                "--hardware-id",
+                "acme-ip200",
+                "--version",
+                "1.2.0",
+            ])
+            .args(["--release-counter", "12"])
+            .args(extra))
+    }
+    fn publish(&self) -> PathBuf {
+        let out = self.path("www");
+        ok(medsec()
+            .args(["repo", "publish"])
+            .arg(self.repo())
+            .arg("--out")
+            .arg(&out));
+        out
+    }
+    fn client(&self, www: &Path, targets: &[&str], dir: &str) -> Command {
+        let mut c = tuf_client();
+        c.arg("--metadata-dir")
+            .arg(self.path(&format!("{dir}/metadata")))
+            .arg("--metadata-url")
+            .arg(format!("file://{}/metadata/", www.display()));
+        if !targets.is_empty() {
+            let td = self.path(&format!("{dir}/targets"));
+            std::fs::create_dir_all(&td).unwrap();
+            for t in targets {
+                c.args(["--target-name", t]);
+            }
+            c.arg("--target-dir")
+                .arg(td)
+                .arg("--target-base-url")
+                .arg(format!("file://{}/targets/", www.display()))
+                .arg("download");
+        } else {
+            c.arg("refresh");
+        }
+        c
+    }
+    fn client_init(&self, dir: &str) {
+        ok(tuf_client()
+            .arg("--metadata-dir")
+            .arg(self.path(&format!("{dir}/metadata")))
+            .arg("init")
+            .arg(self.repo().join("metadata/1.root.json")));
+    }
+}
+
+#[test]
+fn release_lifecycle_through_the_command_line() {
+    let s = Setup::new();
+    ok(medsec().args(["repo", "init"]).arg(s.repo()));
+    // Keys are encrypted by default.
+    let key = std::fs::read_to_string(s.repo().join("keys/targets-1.key")).unwrap();
+    assert!(key.contains("MEDSEC ENCRYPTED PRIVATE KEY"));
+    let img = s.image("pump.img", &vec![7u8; 300_000]);
+    let out = s.add_target(&img, "pump/pump-1.2.0.img", &[]);
+    assert!(
+        out.contains("added pump/pump-1.2.0.img (300000 bytes"),
+        "{out}"
+    );
+    ok(medsec().args(["repo", "timestamp"]).arg(s.repo()));
+    let verify = ok(medsec().args(["repo", "verify"]).arg(s.repo()));
+    assert!(verify.contains("repository verifies"), "{verify}");
+    let www = s.publish();
+
+    s.client_init("dev");
+    ok(&mut s.client(&www, &["pump/pump-1.2.0.img"], "dev"));
+    let got = s.path("dev/targets/pump%2Fpump-1.2.0.img");
+    assert_eq!(std::fs::read(&got).unwrap(), vec![7u8; 300_000]);
+    let mut meta: Vec<String> = std::fs::read_dir(s.path("dev/metadata"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    meta.sort();
+    assert_eq!(
+        meta,
+        [
+            "root.json",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ]
+    );
+
+    // Already downloaded with matching hashes: not fetched again (the mirror copy is gone).
+    for e in walk(&www.join("targets")) {
+        std::fs::remove_file(e).unwrap();
+    }
+    ok(&mut s.client(&www, &["pump/pump-1.2.0.img"], "dev"));
+    // A missing target fails with exit status 1.
+    let out = fails(&mut s.client(&www, &["nope.img"], "dev"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not listed by any role"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn wrong_passphrase_and_missing_passphrase_are_clear_errors() {
+    let s = Setup::new();
+    ok(medsec().args(["repo", "init"]).arg(s.repo()));
+    let img = s.image("a.img", b"a");
+    let out = fails(
+        medsec()
+            .env("MEDSEC_PASSPHRASE", "wrong")
+            .args(["repo", "add-target"])
+            .arg(s.repo())
+            .arg(&img)
+            .args([
+                "--hardware-id",
+                "x",
+                "--version",
+                "1.0.0",
+                "--release-counter",
+                "1",
+            ]),
+    );
+    assert!(
+        stderr(&out).contains("wrong passphrase for key"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fails(
+        medsec()
+            .env_remove("MEDSEC_PASSPHRASE")
+            .args(["repo", "init"])
+            .arg(s.path("repo2")),
+    );
+    assert!(
+        stderr(&out).contains("--plaintext-keys"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fails(
+        medsec()
+            .args(["repo", "add-target"])
+            .arg(s.repo())
+            .arg(&img)
+            .args([
+                "--hardware-id",
+                "x",
+                "--version",
+                "1.0",
+                "--release-counter",
+                "1",
+            ]),
+    );
+    assert!(
+        stderr(&out).contains("not a semantic version"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fails(medsec().args(["repo", "verify"]).arg(s.path("nowhere")));
+    assert!(
+        stderr(&out).contains("is not a medsec repository"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn threshold_signing_by_several_key_holders() {
+    let s = Setup::new();
+    ok(medsec().args(["repo", "init"]).arg(s.repo()).args([
+        "--targets-keys",
+        "2",
+        "--targets-threshold",
+        "2",
+        "--plaintext-keys",
+    ]));
+    let keys = s.repo().join("keys");
+    let img = s.image("a.img", b"firmware");
+    s.add_target(
+        &img,
+        "a.img",
+        &["--key", keys.join("targets-1.key").to_str().unwrap()],
+    );
+    let status = ok(medsec().args(["repo", "status"]).arg(s.repo()));
+    assert!(
+        status.contains("signatures 1/2  (below threshold)"),
+        "{status}"
+    );
+    let out = fails(medsec().args(["repo", "timestamp"]).arg(s.repo()));
+    assert!(stderr(&out).contains("threshold is 2"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("medsec repo sign --role targets"),
+        "{}",
+        stderr(&out)
+    );
+    // The same key cannot sign twice.
+    let out = fails(
+        medsec()
+            .args(["repo", "sign"])
+            .arg(s.repo())
+            .args(["--role", "targets", "--key"])
+            .arg(keys.join("targets-1.key")),
+    );
+    assert!(stderr(&out).contains("already signed"), "{}", stderr(&out));
+    // A key of another role may not sign.
+    let out = fails(
+        medsec()
+            .args(["repo", "sign"])
+            .arg(s.repo())
+            .args(["--role", "targets", "--key"])
+            .arg(keys.join("snapshot-1.key")),
+    );
+    assert!(stderr(&out).contains("may not sign"), "{}", stderr(&out));
+    let out = ok(medsec()
+        .args(["repo", "sign"])
+        .arg(s.repo())
+        .args(["--role", "targets", "--key"])
+        .arg(keys.join("targets-2.key")));
+    assert!(out.contains("threshold met"), "{out}");
+    ok(medsec().args(["repo", "timestamp"]).arg(s.repo()));
+    let www = s.publish();
+    s.client_init("dev");
+    ok(&mut s.client(&www, &["a.img"], "dev"));
+}
+
+#[test]
+fn root_rotation_and_hash_bins_reach_the_client() {
+    let s = Setup::new();
+    ok(medsec().args(["repo", "init"]).arg(s.repo()).args([
+        "--root-scheme",
+        "ed25519",
+        "--plaintext-keys",
+    ]));
+    s.client_init("dev");
+    let new_root = s.path("new-root.key");
+    ok(medsec()
+        .args(["repo", "keygen"])
+        .arg(&new_root)
+        .args(["--plaintext-keys"]));
+    let out = ok(medsec()
+        .args(["repo", "rotate"])
+        .arg(s.repo())
+        .args(["--role", "root", "--threshold", "2", "--add-key"])
+        .arg(&new_root));
+    assert!(out.contains("root v2 written"), "{out}");
+    // The new root (threshold 2) is signed by root-1 only: verify says so precisely.
+    let out = fails(medsec().args(["repo", "verify"]).arg(s.repo()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PROBLEM  2.root.json"), "{text}");
+    ok(medsec()
+        .args(["repo", "sign"])
+        .arg(s.repo())
+        .args(["--role", "root", "--key"])
+        .arg(&new_root));
+    ok(medsec()
+        .args(["repo", "delegate"])
+        .arg(s.repo())
+        .args(["--hash-bins", "4"]));
+    let img = s.image("b.img", b"binned firmware");
+    let out = s.add_target(&img, "fw/b.img", &[]);
+    assert!(out.contains("to role bins-"), "{out}");
+    ok(medsec().args(["repo", "timestamp"]).arg(s.repo()));
+    ok(medsec().args(["repo", "verify"]).arg(s.repo()));
+    let www = s.publish();
+    ok(&mut s.client(&www, &["fw/b.img"], "dev"));
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path("dev/metadata/root.json")).unwrap()).unwrap();
+    assert_eq!(root["signed"]["version"], 2);
+}
+
+#[test]
+fn verify_finds_tampered_artifacts_and_expired_metadata() {
+    let s = Setup::new();
+    ok(medsec()
+        .args(["repo", "init"])
+        .arg(s.repo())
+        .arg("--plaintext-keys"));
+    let img = s.image("a.img", b"genuine");
+    s.add_target(&img, "a.img", &[]);
+    ok(medsec()
+        .args(["repo", "timestamp"])
+        .arg(s.repo())
+        .args(["--expires", "1s"]));
+    std::fs::write(s.repo().join("targets/a.img"), b"tampered").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = fails(medsec().args(["repo", "verify"]).arg(s.repo()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("PROBLEM  timestamp: timestamp metadata expired"),
+        "{text}"
+    );
+    ok(medsec().args(["repo", "timestamp"]).arg(s.repo()));
+    let out = fails(medsec().args(["repo", "verify"]).arg(s.repo()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PROBLEM  target \"a.img\""), "{text}");
+    let out = fails(
+        medsec()
+            .args(["repo", "publish"])
+            .arg(s.repo())
+            .arg("--out")
+            .arg(s.path("www")),
+    );
+    assert!(
+        stderr(&out).contains("nothing was published"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let out = ok(medsec()
+        .env_remove("MEDSEC_PASSPHRASE")
+        .args(["demo", "--image-mib", "1"]));
+    assert!(out.contains("refused:"), "{out}");
+    assert!(out.contains("has the wrong sha256 hash"), "{out}");
+}
+
+// --- python-tuf interop -------------------------------------------------------------------------
+
+/// The Python with python-tuf 7: `MEDSEC_PYTHON`, else the workspace's `.venv`. In CI its absence
+/// fails the test; elsewhere the test says it skipped.
+fn python() -> Option<PathBuf> {
+    let candidate = std::env::var_os("MEDSEC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
+    let works = Command::new(&candidate)
+        .args(["-c", "import tuf, securesystemslib.signer"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Some(candidate);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "python-tuf is required in CI: run scripts/test.sh, which creates .venv"
+    );
+    eprintln!(
+        "SKIPPED: python-tuf interop (no python with tuf at {}; run scripts/test.sh)",
+        candidate.display()
+    );
+    None
+}
+
+struct Server(Child, u16);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(python: &Path, dir: &Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(python)
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Server(child, port);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("python http.server did not start on port {port}");
+}
+
+fn interop_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name)
+}
+
+#[test]
+fn python_tuf_client_reads_a_medsec_repository() {
+    let Some(py) = python() else { return };
+    let s = Setup::new();
+    ok(medsec().args(["repo", "init"]).arg(s.repo()).args([
+        "--root-scheme",
+        "ed25519",
+        "--targets-scheme",
+        "ed25519",
+        "--online-scheme",
+        "ed25519",
+    ]));
+    ok(medsec().args(["repo", "delegate"]).arg(s.repo()).args([
+        "--name",
+        "monitors",
+        "--path",
+        "monitor/*",
+        "--scheme",
+        "ecdsa",
+    ]));
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let img = s.image("m.img", &data);
+    s.add_target(&img, "monitor/m-1.2.0.img", &["--role", "monitors"]);
+    let img2 = s.image("p.img", b"pump");
+    s.add_target(&img2, "pump.img", &[]);
+    ok(medsec().args(["repo", "timestamp"]).arg(s.repo()));
+    let www = s.publish();
+    let server = serve(&py, &www);
+    let base = format!("http://127.0.0.1:{}", server.1);
+    let out = ok(Command::new(&py)
+        .arg(interop_script("python_tuf_client.py"))
+        .arg(s.repo().join("metadata/1.root.json"))
+        .arg(format!("{base}/metadata/"))
+        .arg(format!("{base}/targets/"))
+        .arg("monitor/m-1.2.0.img")
+        .arg(s.path("py")));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v["sha256"],
+        hex::encode(medsec_crypto::digest::sha256(&data))
+    );
+    assert_eq!(v["custom"]["medsec"]["version"], "1.2.0");
+    // And medsec's own client over HTTP against the same server.
+    s.client_init("dev");
+    ok(tuf_client()
+        .arg("--metadata-dir")
+        .arg(s.path("dev/metadata"))
+        .args(["--metadata-url", &format!("{base}/metadata/")])
+        .args([
+            "--target-name",
+            "monitor/m-1.2.0.img",
+            "--target-name",
+            "pump.img",
+        ])
+        .arg("--target-dir")
+        .arg(s.path("py"))
+        .args(["--target-base-url", &format!("{base}/targets/"), "download"]));
+}
+
+#[test]
+fn medsec_client_reads_a_python_tuf_repository() {
+    let Some(py) = python() else { return };
+    let s = Setup::new();
+    let repo = s.path("pyrepo");
+    let out = ok(Command::new(&py)
+        .arg(interop_script("python_tuf_repo.py"))
+        .arg(&repo));
+    let digests: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let server = serve(&py, &repo);
+    let base = format!("http://127.0.0.1:{}", server.1);
+    ok(tuf_client()
+        .arg("--metadata-dir")
+        .arg(s.path("dev/metadata"))
+        .arg("init")
+        .arg(repo.join("metadata/1.root.json")));
+    let td = s.path("dev/targets");
+    std::fs::create_dir_all(&td).unwrap();
+    ok(tuf_client()
+        .arg("--metadata-dir")
+        .arg(s.path("dev/metadata"))
+        .args(["--metadata-url", &format!("{base}/metadata/")])
+        .args([
+            "--target-name",
+            "readme.txt",
+            "--target-name",
+            "firmware/monitor-2.0.0.img",
+        ])
+        .arg("--target-dir")
+        .arg(&td)
+        .args(["--target-base-url", &format!("{base}/targets/"), "download"]));
+    let got = std::fs::read(td.join("firmware%2Fmonitor-2.0.0.img")).unwrap();
+    assert_eq!(
+        digests["firmware/monitor-2.0.0.img"],
+        hex::encode(medsec_crypto::digest::sha256(&got))
+    );
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.path("dev/metadata/root.json")).unwrap()).unwrap();
+    assert_eq!(
+        root["signed"]["version"], 2,
+        "followed python-tuf's root rotation"
+    );
+}
