@@ -2,6 +2,14 @@
 //! keys, root rotation chains and caps, delegation search rules and crash safety. Every test builds
 //! its repository in its own folder named after the attack (see `support`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a failed test"
+)]
+
 mod support;
 
 use std::collections::BTreeMap;

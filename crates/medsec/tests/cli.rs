@@ -1,5 +1,13 @@
 //! The `medsec` and `medsec-tuf-client` command lines end to end, and interop with python-tuf.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
@@ -442,26 +450,30 @@ fn serve(python: &Path, dir: &Path) -> Server {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(python)
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = Server(
+        Command::new(python)
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        port,
+    );
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Server(child, port);
+            return server;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    let _ = server.0.kill();
     panic!("python http.server did not start on port {port}");
 }
 

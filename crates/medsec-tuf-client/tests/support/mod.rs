@@ -4,7 +4,7 @@
 //! primitives, so each attack's data is generated, inspectable (`MEDSEC_KEEP_TEST_DATA=1` keeps
 //! the folders) and never goes stale by expiring.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::collections::BTreeMap;
 use std::io::Read;
