@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use super::keyfile::{self, KdfCost, Protection};
 use super::*;
 
-const VECTORS: &str = include_str!("../../../../shared/data/pq/composite-sigs-testvectors.json");
+const VECTORS: &str = include_str!("../testdata/composite-sigs-testvectors.json");
 
 fn b64(v: &serde_json::Value) -> Vec<u8> {
     B64.decode(v.as_str().unwrap()).unwrap()
@@ -232,4 +232,23 @@ fn openssl_made_keys_and_signatures_verify() {
             assert_eq!(ours.public_key(), &pk);
         }
     }
+}
+
+#[test]
+fn official_pure_ml_dsa_65_vectors_verify_with_the_context_backend() {
+    let doc: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+    let (m, ctx) = (b64(&doc["m"]), b64(&doc["ctx"]));
+    let t = doc["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tcId"] == "id-ML-DSA-65")
+        .unwrap();
+    let pk = b64(&t["pk"]);
+    assert!(crate::mldsa::verify(&pk, &m, &[], &b64(&t["s"])));
+    assert!(crate::mldsa::verify(&pk, &m, &ctx, &b64(&t["sWithContext"])));
+    assert!(!crate::mldsa::verify(&pk, &m, &[], &b64(&t["sWithContext"])));
+    // The seed in the vector derives the same public key.
+    let seed: [u8; 32] = b64(&t["sk"]).try_into().unwrap();
+    assert_eq!(crate::mldsa::public_key_from_seed(&seed), pk);
 }
