@@ -74,3 +74,261 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
     }
     out.push(b'"');
 }
+
+/// Most nesting [`from_json_text`] accepts (serde_json's own limit is 128 too).
+const MAX_DEPTH: usize = 128;
+
+/// Canonicalises JSON text directly, without building a `serde_json::Value`: the client's hot
+/// path, where `targets.json` may list tens of thousands of entries. It produces exactly what
+/// [`to_vec`] produces for the same document (a property test holds them together) and refuses
+/// what canonical JSON cannot say: non-integer numbers, integers outside i64/u64, and objects that
+/// repeat a key (two parsers could disagree about which value counts).
+pub fn from_json_text(text: &str) -> Result<Vec<u8>, Error> {
+    let mut p = TextCanonicalizer {
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    let mut out = Vec::with_capacity(text.len());
+    p.skip_ws();
+    p.value(&mut out, 0)?;
+    p.skip_ws();
+    if p.pos != p.bytes.len() {
+        return Err(p.err("trailing characters after the JSON value"));
+    }
+    Ok(out)
+}
+
+struct TextCanonicalizer<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl TextCanonicalizer<'_> {
+    fn err(&self, reason: &'static str) -> Error {
+        Error::NotCanonicalizable { reason }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, b: u8, reason: &'static str) -> Result<(), Error> {
+        if self.next() == Some(b) {
+            Ok(())
+        } else {
+            Err(self.err(reason))
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let end = self.pos + word.len();
+        if self.bytes.get(self.pos..end) != Some(word) {
+            return Err(self.err("invalid literal"));
+        }
+        self.pos = end;
+        out.extend_from_slice(word);
+        Ok(())
+    }
+
+    fn value(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("JSON nested too deeply"));
+        }
+        match self.peek() {
+            Some(b'{') => self.object(out, depth),
+            Some(b'[') => self.array(out, depth),
+            Some(b'"') => {
+                let s = self.string()?;
+                write_string(&s, out);
+                Ok(())
+            }
+            Some(b't') => self.literal(b"true", out),
+            Some(b'f') => self.literal(b"false", out),
+            Some(b'n') => self.literal(b"null", out),
+            Some(b'-' | b'0'..=b'9') => self.number(out),
+            _ => Err(self.err("expected a JSON value")),
+        }
+    }
+
+    fn array(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
+        self.pos += 1;
+        out.push(b'[');
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            out.push(b']');
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            self.value(out, depth + 1)?;
+            self.skip_ws();
+            match self.next() {
+                Some(b',') => out.push(b','),
+                Some(b']') => break,
+                _ => return Err(self.err("expected ',' or ']' in array")),
+            }
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    fn object(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
+        self.pos += 1;
+        // Members are canonicalised into one scratch buffer, then copied out in key order.
+        let mut scratch = Vec::new();
+        let mut members: Vec<(String, usize, usize)> = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_ws();
+                if self.peek() != Some(b'"') {
+                    return Err(self.err("expected a string key in object"));
+                }
+                let key = self.string()?;
+                self.skip_ws();
+                self.expect(b':', "expected ':' after object key")?;
+                self.skip_ws();
+                let start = scratch.len();
+                self.value(&mut scratch, depth + 1)?;
+                members.push((key, start, scratch.len()));
+                self.skip_ws();
+                match self.next() {
+                    Some(b',') => {}
+                    Some(b'}') => break,
+                    _ => return Err(self.err("expected ',' or '}' in object")),
+                }
+            }
+        }
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if members.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
+            return Err(self.err("object repeats a key"));
+        }
+        out.push(b'{');
+        for (i, (key, start, end)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(key, out);
+            out.push(b':');
+            out.extend_from_slice(scratch.get(*start..*end).unwrap_or_default());
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, Error> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let d = self
+                .next()
+                .and_then(|b| char::from(b).to_digit(16))
+                .ok_or_else(|| self.err("bad \\u escape"))?;
+            v = v * 16 + d;
+        }
+        Ok(v)
+    }
+
+    /// Reads a string (at the opening quote) and returns its decoded value.
+    fn string(&mut self) -> Result<String, Error> {
+        self.pos += 1;
+        let mut s = String::new();
+        loop {
+            // Copy the run up to the next quote, backslash or control character in one go.
+            let run_end = self
+                .bytes
+                .get(self.pos..)
+                .unwrap_or_default()
+                .iter()
+                .position(|b| *b == b'"' || *b == b'\\' || *b < 0x20)
+                .map(|n| self.pos + n)
+                .ok_or_else(|| self.err("unterminated string"))?;
+            let run = self.bytes.get(self.pos..run_end).unwrap_or_default();
+            // INVARIANT: the input is a &str and runs end at ASCII bytes, so each run is UTF-8.
+            s.push_str(std::str::from_utf8(run).map_err(|_| self.err("invalid UTF-8"))?);
+            self.pos = run_end;
+            match self.next() {
+                Some(b'"') => return Ok(s),
+                Some(b'\\') => {
+                    let c = match self.next() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            let hi = self.hex4()?;
+                            let code = if (0xD800..0xDC00).contains(&hi) {
+                                if self.next() != Some(b'\\') || self.next() != Some(b'u') {
+                                    return Err(self.err("lone surrogate in \\u escape"));
+                                }
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(self.err("lone surrogate in \\u escape"));
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            char::from_u32(code).ok_or_else(|| self.err("lone surrogate in \\u escape"))?
+                        }
+                        _ => return Err(self.err("bad escape in string")),
+                    };
+                    s.push(c);
+                }
+                _ => return Err(self.err("control character in string")),
+            }
+        }
+    }
+
+    fn number(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let digits_start = self.pos;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+        let digits = self.bytes.get(digits_start..self.pos).unwrap_or_default();
+        if digits.is_empty() || (digits.len() > 1 && digits.first() == Some(&b'0')) {
+            return Err(self.err("invalid number"));
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return Err(self.err("canonical JSON has no floating-point numbers"));
+        }
+        // Same range as serde_json's integers: u64 for non-negative, i64 for negative.
+        let text = std::str::from_utf8(self.bytes.get(start..self.pos).unwrap_or_default())
+            .map_err(|_| self.err("invalid number"))?;
+        if negative {
+            let v: i64 = text
+                .parse()
+                .map_err(|_| self.err("integer outside the 64-bit range"))?;
+            out.extend_from_slice(v.to_string().as_bytes());
+        } else {
+            let v: u64 = text
+                .parse()
+                .map_err(|_| self.err("integer outside the 64-bit range"))?;
+            out.extend_from_slice(v.to_string().as_bytes());
+        }
+        Ok(())
+    }
+}

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use medsec_crypto::PublicKey;
 use medsec_crypto::digest::sha256;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::FormatItem;
 use time::macros::format_description;
@@ -167,7 +168,9 @@ pub struct Root {
     /// The four top-level roles.
     pub roles: BTreeMap<String, Role>,
     /// Fields this version does not know.
-    #[serde(flatten)]
+    // Filled by `from_envelope` (flatten on deserialisation would buffer the whole
+    // object, tens of thousands of targets, a second time).
+    #[serde(flatten, skip_deserializing)]
     pub unrecognized: BTreeMap<String, Value>,
 }
 
@@ -198,7 +201,9 @@ pub struct Timestamp {
     /// Exactly one entry, `snapshot.json`.
     pub meta: BTreeMap<String, MetaFile>,
     /// Fields this version does not know.
-    #[serde(flatten)]
+    // Filled by `from_envelope` (flatten on deserialisation would buffer the whole
+    // object, tens of thousands of targets, a second time).
+    #[serde(flatten, skip_deserializing)]
     pub unrecognized: BTreeMap<String, Value>,
 }
 
@@ -216,7 +221,9 @@ pub struct Snapshot {
     /// `ROLE.json` → its version (and optionally length and hashes).
     pub meta: BTreeMap<String, MetaFile>,
     /// Fields this version does not know.
-    #[serde(flatten)]
+    // Filled by `from_envelope` (flatten on deserialisation would buffer the whole
+    // object, tens of thousands of targets, a second time).
+    #[serde(flatten, skip_deserializing)]
     pub unrecognized: BTreeMap<String, Value>,
 }
 
@@ -390,7 +397,9 @@ pub struct Targets {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
     /// Fields this version does not know.
-    #[serde(flatten)]
+    // Filled by `from_envelope` (flatten on deserialisation would buffer the whole
+    // object, tens of thousands of targets, a second time).
+    #[serde(flatten, skip_deserializing)]
     pub unrecognized: BTreeMap<String, Value>,
 }
 
@@ -403,39 +412,39 @@ pub struct Signature {
     pub sig: String,
 }
 
-/// A parsed metadata file: the signatures and the `signed` object exactly as received.
+/// A parsed metadata file: the signatures, the `signed` object exactly as received, and the
+/// canonical bytes the signatures cover.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     /// Signatures (key ids unique).
     pub signatures: Vec<Signature>,
-    /// The `signed` object as received.
-    pub signed: Value,
-    /// Its canonical bytes, which the signatures cover.
+    signed: Box<RawValue>,
+    /// Canonical bytes of `signed`, which the signatures cover.
     pub canonical: Vec<u8>,
 }
 
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    signatures: Vec<Signature>,
+    #[serde(borrow)]
+    signed: &'a RawValue,
+}
+
 impl Envelope {
-    /// Parses a metadata file's bytes.
+    /// Parses a metadata file's bytes. The `signed` object is canonicalised straight from the
+    /// text (no intermediate tree), so large targets files stay cheap.
     pub fn parse(role: &str, bytes: &[u8]) -> Result<Self, Error> {
         let malformed = |reason: String| Error::Malformed {
             role: role.into(),
             reason,
         };
-        let mut top: Map<String, Value> = serde_json::from_slice(bytes)
-            .map_err(|e| malformed(format!("not a JSON object: {e}")))?;
-        let signed = top
-            .remove("signed")
-            .ok_or_else(|| malformed("no `signed` object".into()))?;
-        if !signed.is_object() {
+        let raw: RawEnvelope<'_> = serde_json::from_slice(bytes)
+            .map_err(|e| malformed(format!("not a metadata envelope: {e}")))?;
+        if !raw.signed.get().starts_with('{') {
             return Err(malformed("`signed` is not an object".into()));
         }
-        let signatures: Vec<Signature> = serde_json::from_value(
-            top.remove("signatures")
-                .ok_or_else(|| malformed("no `signatures` list".into()))?,
-        )
-        .map_err(|e| malformed(format!("signatures: {e}")))?;
         let mut seen = BTreeSet::new();
-        for s in &signatures {
+        for s in &raw.signatures {
             if !seen.insert(s.keyid.as_str()) {
                 return Err(Error::DuplicateSignature {
                     role: role.into(),
@@ -443,17 +452,25 @@ impl Envelope {
                 });
             }
         }
-        let canonical = canonical::to_vec(&signed)?;
+        let canonical = canonical::from_json_text(raw.signed.get())?;
         Ok(Self {
-            signatures,
-            signed,
+            signatures: raw.signatures,
+            signed: raw.signed.to_owned(),
             canonical,
         })
     }
 
-    /// The `_type` of the signed object.
-    pub fn kind(&self) -> Option<&str> {
-        self.signed.get("_type").and_then(Value::as_str)
+    /// The `signed` object's JSON text as received.
+    pub fn signed_json(&self) -> &str {
+        self.signed.get()
+    }
+
+    /// The `signed` object as a JSON value (for tools that edit metadata).
+    pub fn signed_value(&self) -> Result<Value, Error> {
+        serde_json::from_str(self.signed.get()).map_err(|e| Error::Malformed {
+            role: "metadata".into(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -466,20 +483,35 @@ pub(crate) trait SignedMetadata: serde::de::DeserializeOwned {
     fn kind(&self) -> &str;
     /// Type-specific shape checks.
     fn check(&self, role: &str) -> Result<(), Error>;
+    /// The fields this version knows; the rest is kept in `unrecognized`.
+    const KNOWN: &'static [&'static str];
+    fn unrecognized_mut(&mut self) -> &mut BTreeMap<String, Value>;
 
     fn from_envelope(role: &str, env: &Envelope) -> Result<Self, Error> {
-        if let Some(found) = env.kind()
-            && found != Self::TYPE
-        {
-            return Err(Error::WrongType {
-                expected: Self::TYPE,
-                found: found.to_owned(),
-            });
-        }
-        let parsed: Self = Self::deserialize(&env.signed).map_err(|e| Error::Malformed {
+        let malformed = |e: serde_json::Error| Error::Malformed {
             role: role.into(),
             reason: e.to_string(),
-        })?;
+        };
+        // One cheap pass over the top-level members: the type first (so a snapshot served as
+        // timestamp says so), and the fields this version does not know.
+        let top: BTreeMap<String, &RawValue> =
+            serde_json::from_str(env.signed_json()).map_err(malformed)?;
+        if let Some(kind) = top.get("_type") {
+            let found: String = serde_json::from_str(kind.get()).map_err(malformed)?;
+            if found != Self::TYPE {
+                return Err(Error::WrongType {
+                    expected: Self::TYPE,
+                    found,
+                });
+            }
+        }
+        let mut parsed: Self = serde_json::from_str(env.signed_json()).map_err(malformed)?;
+        let extra = parsed.unrecognized_mut();
+        for (k, v) in top {
+            if !Self::KNOWN.contains(&k.as_str()) {
+                extra.insert(k, serde_json::from_str(v.get()).map_err(malformed)?);
+            }
+        }
         if parsed.kind() != Self::TYPE {
             return Err(Error::WrongType {
                 expected: Self::TYPE,
@@ -552,9 +584,13 @@ fn check_hashes(role: &str, hashes: &BTreeMap<String, String>) -> Result<(), Err
 }
 
 macro_rules! impl_signed {
-    ($t:ty, $type:literal, |$s:ident, $role:ident| $check:block) => {
+    ($t:ty, $type:literal, $known:expr, |$s:ident, $role:ident| $check:block) => {
         impl SignedMetadata for $t {
             const TYPE: &'static str = $type;
+            const KNOWN: &'static [&'static str] = $known;
+            fn unrecognized_mut(&mut self) -> &mut BTreeMap<String, Value> {
+                &mut self.unrecognized
+            }
             fn version(&self) -> u64 {
                 self.version
             }
@@ -572,7 +608,7 @@ macro_rules! impl_signed {
     };
 }
 
-impl_signed!(Root, "root", |self, role| {
+impl_signed!(Root, "root", &["_type", "spec_version", "consistent_snapshot", "version", "expires", "keys", "roles"], |self, role| {
     check_keys(&self.keys)?;
     let names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
     if names != BTreeSet::from(TOP_LEVEL_ROLES) {
@@ -587,7 +623,7 @@ impl_signed!(Root, "root", |self, role| {
     Ok(())
 });
 
-impl_signed!(Timestamp, "timestamp", |self, role| {
+impl_signed!(Timestamp, "timestamp", &["_type", "spec_version", "version", "expires", "meta"], |self, role| {
     if self.meta.len() != 1 || !self.meta.contains_key("snapshot.json") {
         return Err(malformed(role, "meta must hold exactly snapshot.json"));
     }
@@ -597,14 +633,14 @@ impl_signed!(Timestamp, "timestamp", |self, role| {
     Ok(())
 });
 
-impl_signed!(Snapshot, "snapshot", |self, role| {
+impl_signed!(Snapshot, "snapshot", &["_type", "spec_version", "version", "expires", "meta"], |self, role| {
     for m in self.meta.values() {
         check_metafile(role, m)?;
     }
     Ok(())
 });
 
-impl_signed!(Targets, "targets", |self, role| {
+impl_signed!(Targets, "targets", &["_type", "spec_version", "version", "expires", "targets", "delegations"], |self, role| {
     for t in self.targets.values() {
         check_hashes(role, &t.hashes)?;
     }

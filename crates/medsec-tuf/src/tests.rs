@@ -63,6 +63,18 @@ proptest! {
         }
     }
 
+    /// The text canonicaliser (the client's hot path) agrees with the tree canonicaliser on any
+    /// document, however it is formatted or escaped.
+    #[test]
+    fn text_and_tree_canonical_forms_agree(v in json_value()) {
+        let tree = canonical::to_vec(&v).unwrap();
+        let compact = serde_json::to_string(&v).unwrap();
+        let pretty = serde_json::to_string_pretty(&v).unwrap();
+        prop_assert_eq!(&canonical::from_json_text(&compact).unwrap(), &tree);
+        prop_assert_eq!(&canonical::from_json_text(&pretty).unwrap(), &tree);
+        prop_assert_eq!(&canonical::from_json_text(&ascii_escaped(&compact)).unwrap(), &tree);
+    }
+
     /// Every target lands in exactly one bin and the bin's name is recognised as a bin.
     #[test]
     fn hash_bins_cover_every_path(path in "\\PC{1,40}", bits in 1u32..=16) {
@@ -117,4 +129,43 @@ fn path_patterns_match_like_fnmatch_per_segment() {
     assert!(pattern::matches("a[.txt", "a[.txt"));
     assert!(pattern::matches("", ""));
     assert!(!pattern::matches("", "a"));
+}
+
+/// Escapes every non-ASCII character as `\uXXXX` (surrogate pairs above U+FFFF), as Python's
+/// `json.dumps(ensure_ascii=True)` does.
+fn ascii_escaped(json: &str) -> String {
+    let mut out = String::new();
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn text_canonicaliser_refuses_what_canonical_json_cannot_say() {
+    for bad in [
+        "{\"a\":1,\"a\":2}",
+        "1.5",
+        "1e3",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "01",
+        "\"\\ud800\"",
+        "\"tab\there\"",
+        "[1,]",
+        "{} x",
+        &"[".repeat(200),
+    ] {
+        assert!(canonical::from_json_text(bad).is_err(), "{bad}");
+    }
+    // As securesystemslib: -0 is the integer 0.
+    assert_eq!(canonical::from_json_text("-0").unwrap(), b"0");
+    assert_eq!(canonical::from_json_text(" { \"b\" : [ 1 , -2 ] , \"a\" : \"\\u00e9\\n\\/\" } ").unwrap(), "{\"a\":\"é\n/\",\"b\":[1,-2]}".as_bytes());
 }

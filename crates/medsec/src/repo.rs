@@ -677,12 +677,9 @@ impl Repo {
             let sig = k.key.sign(&env.canonical)?;
             sigs.push(json!({"keyid": k.keyid, "sig": hex::encode(sig)}));
         }
-        let version = env
-            .signed
-            .get("version")
-            .and_then(Value::as_u64)
-            .unwrap_or(1);
-        let bytes = medsec_tuf::sign_raw(env.signed, sigs);
+        let signed = env.signed_value()?;
+        let version = signed.get("version").and_then(Value::as_u64).unwrap_or(1);
+        let bytes = medsec_tuf::sign_raw(signed, sigs);
         let consistent = self.root()?.consistent_snapshot || role == "root";
         self.write(role, version, &bytes, consistent)?;
         let env = Envelope::parse(role, &bytes)?;
@@ -990,16 +987,9 @@ impl Repo {
             let (_, env) = self.read(&role)?;
             let (keymap, ids, threshold) = self.role_keys(&role)?;
             let valid = count_valid(&role, &keymap, &ids, &env);
-            let version = env
-                .signed
-                .get("version")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            let expires = env
-                .signed
-                .get("expires")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
+            let signed = env.signed_value()?;
+            let version = signed.get("version").and_then(Value::as_u64).unwrap_or(0);
+            let expires = signed.get("expires").and_then(Value::as_str).unwrap_or("?");
             lines.push(format!(
                 "{role:<12} v{version:<4} expires {expires}  signatures {valid}/{threshold}{}",
                 if valid >= threshold {
