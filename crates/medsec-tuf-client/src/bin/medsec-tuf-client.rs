@@ -110,6 +110,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    // The process ends next: freeing tens of thousands of parsed targets one by one would only
+    // cost time (a fifth of a 10k-target refresh).
+    std::mem::forget(updater);
     Ok(())
 }
 
