@@ -246,8 +246,18 @@ fn official_pure_ml_dsa_65_vectors_verify_with_the_context_backend() {
         .unwrap();
     let pk = b64(&t["pk"]);
     assert!(crate::mldsa::verify(&pk, &m, &[], &b64(&t["s"])));
-    assert!(crate::mldsa::verify(&pk, &m, &ctx, &b64(&t["sWithContext"])));
-    assert!(!crate::mldsa::verify(&pk, &m, &[], &b64(&t["sWithContext"])));
+    assert!(crate::mldsa::verify(
+        &pk,
+        &m,
+        &ctx,
+        &b64(&t["sWithContext"])
+    ));
+    assert!(!crate::mldsa::verify(
+        &pk,
+        &m,
+        &[],
+        &b64(&t["sWithContext"])
+    ));
     // The seed in the vector derives the same public key.
     let seed: [u8; 32] = b64(&t["sk"]).try_into().unwrap();
     assert_eq!(crate::mldsa::public_key_from_seed(&seed), pk);

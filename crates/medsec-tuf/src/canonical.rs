@@ -8,6 +8,8 @@
 //! `olpc-cjson` crate is a serde formatter that would need the typed structs, not the raw
 //! `serde_json::Value` signatures are checked against).
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::Error;
@@ -85,8 +87,11 @@ const MAX_DEPTH: usize = 128;
 /// repeat a key (two parsers could disagree about which value counts).
 pub fn from_json_text(text: &str) -> Result<Vec<u8>, Error> {
     let mut p = TextCanonicalizer {
+        text,
         bytes: text.as_bytes(),
         pos: 0,
+        scratch_pool: Vec::new(),
+        member_pool: Vec::new(),
     };
     let mut out = Vec::with_capacity(text.len());
     p.skip_ws();
@@ -98,12 +103,19 @@ pub fn from_json_text(text: &str) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// An object member: key, and where its canonical value sits in the scratch buffer.
+type Member<'a> = (Cow<'a, str>, usize, usize);
+
 struct TextCanonicalizer<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    // Buffers reused across objects: a large targets file has tens of thousands of them.
+    scratch_pool: Vec<Vec<u8>>,
+    member_pool: Vec<Vec<Member<'a>>>,
 }
 
-impl TextCanonicalizer<'_> {
+impl<'a> TextCanonicalizer<'a> {
     fn err(&self, reason: &'static str) -> Error {
         Error::NotCanonicalizable { reason }
     }
@@ -188,8 +200,8 @@ impl TextCanonicalizer<'_> {
     fn object(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
         self.pos += 1;
         // Members are canonicalised into one scratch buffer, then copied out in key order.
-        let mut scratch = Vec::new();
-        let mut members: Vec<(String, usize, usize)> = Vec::new();
+        let mut scratch = self.scratch_pool.pop().unwrap_or_default();
+        let mut members = self.member_pool.pop().unwrap_or_default();
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -215,7 +227,10 @@ impl TextCanonicalizer<'_> {
             }
         }
         members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if members.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
+        if members
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if a.0 == b.0))
+        {
             return Err(self.err("object repeats a key"));
         }
         out.push(b'{');
@@ -228,6 +243,10 @@ impl TextCanonicalizer<'_> {
             out.extend_from_slice(scratch.get(*start..*end).unwrap_or_default());
         }
         out.push(b'}');
+        scratch.clear();
+        members.clear();
+        self.scratch_pool.push(scratch);
+        self.member_pool.push(members);
         Ok(())
     }
 
@@ -243,9 +262,11 @@ impl TextCanonicalizer<'_> {
         Ok(v)
     }
 
-    /// Reads a string (at the opening quote) and returns its decoded value.
-    fn string(&mut self) -> Result<String, Error> {
+    /// Reads a string (at the opening quote) and returns its decoded value, borrowed from the
+    /// input when it has no escapes (almost always).
+    fn string(&mut self) -> Result<Cow<'a, str>, Error> {
         self.pos += 1;
+        let start = self.pos;
         let mut s = String::new();
         loop {
             // Copy the run up to the next quote, backslash or control character in one go.
@@ -257,12 +278,23 @@ impl TextCanonicalizer<'_> {
                 .position(|b| *b == b'"' || *b == b'\\' || *b < 0x20)
                 .map(|n| self.pos + n)
                 .ok_or_else(|| self.err("unterminated string"))?;
-            let run = self.bytes.get(self.pos..run_end).unwrap_or_default();
-            // INVARIANT: the input is a &str and runs end at ASCII bytes, so each run is UTF-8.
-            s.push_str(std::str::from_utf8(run).map_err(|_| self.err("invalid UTF-8"))?);
+            if self.pos == start && self.bytes.get(run_end) == Some(&b'"') {
+                // No escapes: borrow. Runs end at ASCII bytes, so these are char boundaries.
+                let borrowed = self
+                    .text
+                    .get(start..run_end)
+                    .ok_or_else(|| self.err("invalid UTF-8"))?;
+                self.pos = run_end + 1;
+                return Ok(Cow::Borrowed(borrowed));
+            }
+            let run = self
+                .text
+                .get(self.pos..run_end)
+                .ok_or_else(|| self.err("invalid UTF-8"))?;
+            s.push_str(run);
             self.pos = run_end;
             match self.next() {
-                Some(b'"') => return Ok(s),
+                Some(b'"') => return Ok(Cow::Owned(s)),
                 Some(b'\\') => {
                     let c = match self.next() {
                         Some(b'"') => '"',
@@ -287,7 +319,8 @@ impl TextCanonicalizer<'_> {
                             } else {
                                 hi
                             };
-                            char::from_u32(code).ok_or_else(|| self.err("lone surrogate in \\u escape"))?
+                            char::from_u32(code)
+                                .ok_or_else(|| self.err("lone surrogate in \\u escape"))?
                         }
                         _ => return Err(self.err("bad escape in string")),
                     };

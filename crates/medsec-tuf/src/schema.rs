@@ -608,88 +608,123 @@ macro_rules! impl_signed {
     };
 }
 
-impl_signed!(Root, "root", &["_type", "spec_version", "consistent_snapshot", "version", "expires", "keys", "roles"], |self, role| {
-    check_keys(&self.keys)?;
-    let names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
-    if names != BTreeSet::from(TOP_LEVEL_ROLES) {
-        return Err(malformed(
-            role,
-            "roles must be exactly root, timestamp, snapshot and targets",
-        ));
+impl_signed!(
+    Root,
+    "root",
+    &[
+        "_type",
+        "spec_version",
+        "consistent_snapshot",
+        "version",
+        "expires",
+        "keys",
+        "roles"
+    ],
+    |self, role| {
+        check_keys(&self.keys)?;
+        let names: BTreeSet<&str> = self.roles.keys().map(String::as_str).collect();
+        if names != BTreeSet::from(TOP_LEVEL_ROLES) {
+            return Err(malformed(
+                role,
+                "roles must be exactly root, timestamp, snapshot and targets",
+            ));
+        }
+        for (name, r) in &self.roles {
+            check_role_keys(name, &r.keyids, r.threshold)?;
+        }
+        Ok(())
     }
-    for (name, r) in &self.roles {
-        check_role_keys(name, &r.keyids, r.threshold)?;
-    }
-    Ok(())
-});
+);
 
-impl_signed!(Timestamp, "timestamp", &["_type", "spec_version", "version", "expires", "meta"], |self, role| {
-    if self.meta.len() != 1 || !self.meta.contains_key("snapshot.json") {
-        return Err(malformed(role, "meta must hold exactly snapshot.json"));
+impl_signed!(
+    Timestamp,
+    "timestamp",
+    &["_type", "spec_version", "version", "expires", "meta"],
+    |self, role| {
+        if self.meta.len() != 1 || !self.meta.contains_key("snapshot.json") {
+            return Err(malformed(role, "meta must hold exactly snapshot.json"));
+        }
+        for m in self.meta.values() {
+            check_metafile(role, m)?;
+        }
+        Ok(())
     }
-    for m in self.meta.values() {
-        check_metafile(role, m)?;
-    }
-    Ok(())
-});
+);
 
-impl_signed!(Snapshot, "snapshot", &["_type", "spec_version", "version", "expires", "meta"], |self, role| {
-    for m in self.meta.values() {
-        check_metafile(role, m)?;
+impl_signed!(
+    Snapshot,
+    "snapshot",
+    &["_type", "spec_version", "version", "expires", "meta"],
+    |self, role| {
+        for m in self.meta.values() {
+            check_metafile(role, m)?;
+        }
+        Ok(())
     }
-    Ok(())
-});
+);
 
-impl_signed!(Targets, "targets", &["_type", "spec_version", "version", "expires", "targets", "delegations"], |self, role| {
-    for t in self.targets.values() {
-        check_hashes(role, &t.hashes)?;
-    }
-    if let Some(d) = &self.delegations {
-        check_keys(&d.keys)?;
-        match (&d.roles, &d.succinct_roles) {
-            (Some(roles), None) => {
-                let mut names = BTreeSet::new();
-                for r in roles {
-                    if !names.insert(r.name.as_str()) {
-                        return Err(malformed(
-                            role,
-                            format!("delegated role {:?} appears twice", r.name),
-                        ));
+impl_signed!(
+    Targets,
+    "targets",
+    &[
+        "_type",
+        "spec_version",
+        "version",
+        "expires",
+        "targets",
+        "delegations"
+    ],
+    |self, role| {
+        for t in self.targets.values() {
+            check_hashes(role, &t.hashes)?;
+        }
+        if let Some(d) = &self.delegations {
+            check_keys(&d.keys)?;
+            match (&d.roles, &d.succinct_roles) {
+                (Some(roles), None) => {
+                    let mut names = BTreeSet::new();
+                    for r in roles {
+                        if !names.insert(r.name.as_str()) {
+                            return Err(malformed(
+                                role,
+                                format!("delegated role {:?} appears twice", r.name),
+                            ));
+                        }
+                        if TOP_LEVEL_ROLES.contains(&r.name.as_str()) {
+                            return Err(malformed(
+                                role,
+                                format!("{:?} is a top-level role name", r.name),
+                            ));
+                        }
+                        if r.paths.is_some() == r.path_hash_prefixes.is_some() {
+                            return Err(malformed(
+                                role,
+                                format!(
+                                    "delegated role {:?} needs exactly one of paths and path_hash_prefixes",
+                                    r.name
+                                ),
+                            ));
+                        }
+                        check_role_keys(&r.name, &r.keyids, r.threshold)?;
                     }
-                    if TOP_LEVEL_ROLES.contains(&r.name.as_str()) {
-                        return Err(malformed(
-                            role,
-                            format!("{:?} is a top-level role name", r.name),
-                        ));
-                    }
-                    if r.paths.is_some() == r.path_hash_prefixes.is_some() {
-                        return Err(malformed(
-                            role,
-                            format!(
-                                "delegated role {:?} needs exactly one of paths and path_hash_prefixes",
-                                r.name
-                            ),
-                        ));
-                    }
-                    check_role_keys(&r.name, &r.keyids, r.threshold)?;
                 }
-            }
-            (None, Some(s)) => {
-                if !(1..=32).contains(&s.bit_length) {
-                    return Err(malformed(role, "succinct_roles bit_length must be 1 to 32"));
+                (None, Some(s)) => {
+                    if !(1..=32).contains(&s.bit_length) {
+                        return Err(malformed(role, "succinct_roles bit_length must be 1 to 32"));
+                    }
+                    check_role_keys(&s.name_prefix, &s.keyids, s.threshold)?;
                 }
-                check_role_keys(&s.name_prefix, &s.keyids, s.threshold)?;
-            }
-            _ => {
-                return Err(malformed(
-                    role,
-                    "delegations need exactly one of roles and succinct_roles",
-                ));
+                _ => {
+                    return Err(malformed(
+                        role,
+                        "delegations need exactly one of roles and succinct_roles",
+                    ));
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
-});
+);
 
 fn check_metafile(role: &str, m: &MetaFile) -> Result<(), Error> {
     if m.version == 0 {

@@ -167,5 +167,8 @@ fn text_canonicaliser_refuses_what_canonical_json_cannot_say() {
     }
     // As securesystemslib: -0 is the integer 0.
     assert_eq!(canonical::from_json_text("-0").unwrap(), b"0");
-    assert_eq!(canonical::from_json_text(" { \"b\" : [ 1 , -2 ] , \"a\" : \"\\u00e9\\n\\/\" } ").unwrap(), "{\"a\":\"é\n/\",\"b\":[1,-2]}".as_bytes());
+    assert_eq!(
+        canonical::from_json_text(" { \"b\" : [ 1 , -2 ] , \"a\" : \"\\u00e9\\n\\/\" } ").unwrap(),
+        "{\"a\":\"é\n/\",\"b\":[1,-2]}".as_bytes()
+    );
 }
