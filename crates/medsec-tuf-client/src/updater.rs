@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use medsec_crypto::digest::{HashAlgorithm, Hasher, constant_time_eq};
@@ -27,7 +28,8 @@ pub(crate) fn quote(name: &str) -> String {
     utf8_percent_encode(name, QUOTE).to_string()
 }
 
-const CHUNK: usize = 64 * 1024;
+/// Read size for artifacts (large enough to keep system-call overhead negligible).
+const CHUNK: usize = 1024 * 1024;
 
 /// How the updater behaves.
 #[derive(Debug, Clone)]
@@ -390,7 +392,7 @@ impl Updater {
 /// checks length and every hash at the end.
 fn verify_stream(
     what: &str,
-    mut reader: impl Read,
+    reader: impl Read + Send,
     info: &TargetFile,
     progress: Option<&dyn Fn(u64, u64)>,
     out: &mut dyn std::io::Write,
@@ -404,22 +406,9 @@ fn verify_stream(
             })?;
         hashers.push((name, expected, Hasher::new(algorithm)));
     }
-    let mut buf = vec![0u8; CHUNK];
     let mut total: u64 = 0;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(TransportError::Failed {
-                    url: what.to_owned(),
-                    reason: e.to_string(),
-                }
-                .into());
-            }
-        };
-        total += n as u64;
+    read_ahead(what, reader, |chunk| {
+        total += chunk.len() as u64;
         if total > info.length {
             return Err(medsec_tuf::Error::TooLong {
                 what: what.to_owned(),
@@ -427,7 +416,6 @@ fn verify_stream(
             }
             .into());
         }
-        let chunk = buf.get(..n).unwrap_or_default();
         for (_, _, h) in &mut hashers {
             h.update(chunk);
         }
@@ -436,7 +424,8 @@ fn verify_stream(
         if let Some(p) = progress {
             p(total, info.length);
         }
-    }
+        Ok(())
+    })?;
     if total != info.length {
         return Err(medsec_tuf::Error::LengthMismatch {
             what: what.to_owned(),
@@ -456,4 +445,69 @@ fn verify_stream(
         }
     }
     Ok(())
+}
+
+/// Chunks in flight between the reading thread and the hashing one.
+const READ_AHEAD: usize = 3;
+
+/// Reads `reader` on a helper thread, up to [`READ_AHEAD`] chunks ahead, and hands each chunk to
+/// `consume` on this thread, so that reading (a copy out of the page cache or a socket) overlaps
+/// hashing. Memory stays bounded at `READ_AHEAD` chunks. An error from `consume` stops the reader.
+fn read_ahead(
+    what: &str,
+    reader: impl Read + Send,
+    mut consume: impl FnMut(&[u8]) -> Result<(), Error>,
+) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) =
+            mpsc::sync_channel::<std::io::Result<(Vec<u8>, usize)>>(READ_AHEAD);
+        let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(READ_AHEAD);
+        for _ in 0..READ_AHEAD {
+            let _ = empty_tx.send(vec![0u8; CHUNK]);
+        }
+        scope.spawn(move || {
+            let mut reader = reader;
+            while let Ok(mut buf) = empty_rx.recv() {
+                let read = loop {
+                    match reader.read(&mut buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                let last = !matches!(read, Ok(n) if n > 0);
+                if full_tx.send(read.map(|n| (buf, n))).is_err() || last {
+                    return;
+                }
+            }
+        });
+        let result = loop {
+            match full_rx.recv() {
+                Ok(Ok((_, 0))) => break Ok(()),
+                Ok(Ok((buf, n))) => {
+                    if let Err(e) = consume(buf.get(..n).unwrap_or_default()) {
+                        break Err(e);
+                    }
+                    let _ = empty_tx.send(buf);
+                }
+                Ok(Err(e)) => {
+                    break Err(TransportError::Failed {
+                        url: what.to_owned(),
+                        reason: e.to_string(),
+                    }
+                    .into());
+                }
+                Err(_) => {
+                    break Err(TransportError::Failed {
+                        url: what.to_owned(),
+                        reason: "the reading thread stopped".into(),
+                    }
+                    .into());
+                }
+            }
+        };
+        // Dropping our ends unblocks the reader wherever it waits, so the scope can join it.
+        drop(full_rx);
+        drop(empty_tx);
+        result
+    })
 }
