@@ -345,7 +345,8 @@ impl<'a> TextCanonicalizer<'a> {
         if digits.is_empty() || (digits.len() > 1 && digits.first() == Some(&b'0')) {
             return Err(self.err("invalid number"));
         }
-        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+        // serde_json reads -0 as a float, so refuse it here too: both parsers must agree.
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) || (negative && digits == b"0") {
             return Err(self.err("canonical JSON has no floating-point numbers"));
         }
         // Same range as serde_json's integers: u64 for non-negative, i64 for negative.
