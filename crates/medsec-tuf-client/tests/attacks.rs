@@ -884,3 +884,25 @@ fn init_refuses_a_root_not_signed_by_itself() {
         "{err}"
     );
 }
+
+#[test]
+fn a_download_cut_mid_way_stores_nothing() {
+    let mut f = Fixture::new("download-cut");
+    f.add_target("targets", "fw.img", &vec![7u8; 3 << 20]);
+    f.init_client();
+    let mut u = f.updater_over(
+        Box::new(Broken {
+            needle: "fw.img".into(),
+            after: 1 << 20,
+        }),
+        UpdaterConfig::default(),
+    );
+    let info = u.get_target_info("fw.img").unwrap();
+    let dl = f.download_dir();
+    let err = u.download_target(&info, "fw.img", &dl, None).unwrap_err();
+    assert!(matches!(err, Error::Transport(_)), "{err}");
+    assert!(
+        std::fs::read_dir(&dl).unwrap().next().is_none(),
+        "nothing stored"
+    );
+}

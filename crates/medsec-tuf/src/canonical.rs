@@ -86,12 +86,19 @@ const MAX_DEPTH: usize = 128;
 /// what canonical JSON cannot say: non-integer numbers, integers outside i64/u64, and objects that
 /// repeat a key (two parsers could disagree about which value counts).
 pub fn from_json_text(text: &str) -> Result<Vec<u8>, Error> {
+    Ok(with_top_level_keys(text)?.0)
+}
+
+/// [`from_json_text`], also returning the keys of the top-level object (empty for other values),
+/// so callers can tell whether it has fields they do not know without parsing it again.
+pub(crate) fn with_top_level_keys(text: &str) -> Result<(Vec<u8>, Vec<String>), Error> {
     let mut p = TextCanonicalizer {
         text,
         bytes: text.as_bytes(),
         pos: 0,
         scratch_pool: Vec::new(),
         member_pool: Vec::new(),
+        top_keys: Vec::new(),
     };
     let mut out = Vec::with_capacity(text.len());
     p.skip_ws();
@@ -100,7 +107,7 @@ pub fn from_json_text(text: &str) -> Result<Vec<u8>, Error> {
     if p.pos != p.bytes.len() {
         return Err(p.err("trailing characters after the JSON value"));
     }
-    Ok(out)
+    Ok((out, p.top_keys))
 }
 
 /// An object member: key, and where its canonical value sits in the scratch buffer.
@@ -113,6 +120,7 @@ struct TextCanonicalizer<'a> {
     // Buffers reused across objects: a large targets file has tens of thousands of them.
     scratch_pool: Vec<Vec<u8>>,
     member_pool: Vec<Vec<Member<'a>>>,
+    top_keys: Vec<String>,
 }
 
 impl<'a> TextCanonicalizer<'a> {
@@ -243,6 +251,9 @@ impl<'a> TextCanonicalizer<'a> {
             out.extend_from_slice(scratch.get(*start..*end).unwrap_or_default());
         }
         out.push(b'}');
+        if depth == 0 {
+            self.top_keys = members.iter().map(|m| m.0.to_string()).collect();
+        }
         scratch.clear();
         members.clear();
         self.scratch_pool.push(scratch);

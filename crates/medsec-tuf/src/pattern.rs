@@ -18,27 +18,76 @@ pub fn matches(pattern: &str, target: &str) -> bool {
         })
 }
 
-fn fnmatch(pattern: &[char], text: &[char]) -> bool {
-    let Some((&first, rest)) = pattern.split_first() else {
-        return text.is_empty();
-    };
-    match first {
-        '*' => (0..=text.len()).any(|skip| text.get(skip..).is_some_and(|t| fnmatch(rest, t))),
-        '?' => text.split_first().is_some_and(|(_, t)| fnmatch(rest, t)),
-        '[' => match class(rest) {
-            Some((negated, set, after)) => text
-                .split_first()
-                .is_some_and(|(c, t)| in_class(&set, *c) != negated && fnmatch(after, t)),
-            // An unclosed `[` is a literal, as in Python.
-            None => literal('[', rest, text),
-        },
-        c => literal(c, rest, text),
+enum Token {
+    Star,
+    AnyChar,
+    Class { negated: bool, items: Vec<char> },
+    Literal(char),
+}
+
+impl Token {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            Token::Star | Token::AnyChar => true,
+            Token::Class { negated, items } => in_class(items, c) != *negated,
+            Token::Literal(l) => *l == c,
+        }
     }
 }
 
-fn literal(c: char, rest: &[char], text: &[char]) -> bool {
-    text.split_first()
-        .is_some_and(|(t0, t)| *t0 == c && fnmatch(rest, t))
+fn tokens(pattern: &[char]) -> Vec<Token> {
+    let mut out = Vec::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some((&c, after)) = rest.split_first() {
+        rest = after;
+        out.push(match c {
+            '*' => Token::Star,
+            '?' => Token::AnyChar,
+            '[' => match class(after) {
+                Some((negated, items, remaining)) => {
+                    rest = remaining;
+                    Token::Class { negated, items }
+                }
+                // An unclosed `[` is a literal, as in Python.
+                None => Token::Literal('['),
+            },
+            c => Token::Literal(c),
+        });
+    }
+    out
+}
+
+/// Wildcard matching in O(pattern × text): on a mismatch only the most recent `*` is retried one
+/// character further, so a pattern full of stars cannot make a client spin (the recursive
+/// textbook version is exponential, which the path_pattern fuzz target showed).
+fn fnmatch(pattern: &[char], text: &[char]) -> bool {
+    let toks = tokens(pattern);
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&c) = text.get(t) {
+        match toks.get(p) {
+            Some(Token::Star) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(tok) if tok.matches(c) => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    while matches!(toks.get(p), Some(Token::Star)) {
+        p += 1;
+    }
+    p == toks.len()
 }
 
 /// Parses a `[...]` class body (after the `[`); returns (negated, items, rest of pattern).

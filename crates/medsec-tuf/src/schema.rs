@@ -421,6 +421,8 @@ pub struct Envelope {
     signed: Box<RawValue>,
     /// Canonical bytes of `signed`, which the signatures cover.
     pub canonical: Vec<u8>,
+    /// Keys of the `signed` object.
+    top_keys: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -452,11 +454,12 @@ impl Envelope {
                 });
             }
         }
-        let canonical = canonical::from_json_text(raw.signed.get())?;
+        let (canonical, top_keys) = canonical::with_top_level_keys(raw.signed.get())?;
         Ok(Self {
             signatures: raw.signatures,
             signed: raw.signed.to_owned(),
             canonical,
+            top_keys,
         })
     }
 
@@ -492,24 +495,41 @@ pub(crate) trait SignedMetadata: serde::de::DeserializeOwned {
             role: role.into(),
             reason: e.to_string(),
         };
-        // One cheap pass over the top-level members: the type first (so a snapshot served as
-        // timestamp says so), and the fields this version does not know.
-        let top: BTreeMap<String, &RawValue> =
-            serde_json::from_str(env.signed_json()).map_err(malformed)?;
-        if let Some(kind) = top.get("_type") {
-            let found: String = serde_json::from_str(kind.get()).map_err(malformed)?;
-            if found != Self::TYPE {
-                return Err(Error::WrongType {
-                    expected: Self::TYPE,
-                    found,
-                });
+        let mut parsed: Self = match serde_json::from_str(env.signed_json()) {
+            Ok(p) => p,
+            Err(e) => {
+                // Say "wrong type" rather than "missing field" when a snapshot is served as
+                // timestamp, say; this second look happens only on the error path.
+                #[derive(Deserialize)]
+                struct Kind {
+                    #[serde(rename = "_type")]
+                    kind: String,
+                }
+                if let Ok(k) = serde_json::from_str::<Kind>(env.signed_json())
+                    && k.kind != Self::TYPE
+                {
+                    return Err(Error::WrongType {
+                        expected: Self::TYPE,
+                        found: k.kind,
+                    });
+                }
+                return Err(malformed(e));
             }
-        }
-        let mut parsed: Self = serde_json::from_str(env.signed_json()).map_err(malformed)?;
-        let extra = parsed.unrecognized_mut();
-        for (k, v) in top {
-            if !Self::KNOWN.contains(&k.as_str()) {
-                extra.insert(k, serde_json::from_str(v.get()).map_err(malformed)?);
+        };
+        // Fields this version does not know are kept; parsing them again is needed only when
+        // the canonicaliser saw such a key.
+        if env
+            .top_keys
+            .iter()
+            .any(|k| !Self::KNOWN.contains(&k.as_str()))
+        {
+            let top: BTreeMap<String, &RawValue> =
+                serde_json::from_str(env.signed_json()).map_err(malformed)?;
+            let extra = parsed.unrecognized_mut();
+            for (k, v) in top {
+                if !Self::KNOWN.contains(&k.as_str()) {
+                    extra.insert(k, serde_json::from_str(v.get()).map_err(malformed)?);
+                }
             }
         }
         if parsed.kind() != Self::TYPE {

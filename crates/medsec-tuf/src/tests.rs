@@ -128,6 +128,16 @@ fn path_patterns_match_like_fnmatch_per_segment() {
     assert!(pattern::matches("v[!0-9].img", "vx.img"));
     assert!(pattern::matches("a[.txt", "a[.txt"));
     assert!(pattern::matches("", ""));
+    assert!(pattern::matches("*a*b*c", "xxaxxbxxc"));
+    assert!(!pattern::matches("*a*b*c", "xxaxxbxx"));
+    assert!(pattern::matches("a*", "a"));
+    assert!(pattern::matches("[]]x", "]x"));
+    assert!(pattern::matches("[!]]x", "ax"));
+    // Regression (path_pattern fuzz target): many stars against a long non-matching text must
+    // not take exponential time.
+    let stars = "*a".repeat(40) + "b";
+    let text = "a".repeat(200);
+    assert!(!pattern::matches(&stars, &text));
     assert!(!pattern::matches("", "a"));
 }
 
@@ -173,4 +183,58 @@ fn text_canonicaliser_refuses_what_canonical_json_cannot_say() {
         canonical::from_json_text(" { \"b\" : [ 1 , -2 ] , \"a\" : \"\\u00e9\\n\\/\" } ").unwrap(),
         "{\"a\":\"é\n/\",\"b\":[1,-2]}".as_bytes()
     );
+}
+
+/// The textbook recursive matcher (exponential, fine for short inputs), as a reference.
+fn reference_fnmatch(p: &[char], t: &[char]) -> bool {
+    match p.split_first() {
+        None => t.is_empty(),
+        Some(('*', rest)) => (0..=t.len()).any(|i| reference_fnmatch(rest, &t[i..])),
+        Some(('?', rest)) => !t.is_empty() && reference_fnmatch(rest, &t[1..]),
+        Some(('[', rest)) => {
+            let (neg, body) = match rest.split_first() {
+                Some(('!', b)) => (true, b),
+                _ => (false, rest),
+            };
+            let start = usize::from(body.first() == Some(&']'));
+            match body.iter().skip(start).position(|c| *c == ']') {
+                Some(end) => {
+                    let end = end + start;
+                    let items = &body[..end];
+                    let hit = |c: char| {
+                        let mut i = 0;
+                        while i < items.len() {
+                            if i + 2 < items.len() && items[i + 1] == '-' {
+                                if items[i] <= c && c <= items[i + 2] {
+                                    return true;
+                                }
+                                i += 3;
+                            } else {
+                                if items[i] == c {
+                                    return true;
+                                }
+                                i += 1;
+                            }
+                        }
+                        false
+                    };
+                    !t.is_empty()
+                        && hit(t[0]) != neg
+                        && reference_fnmatch(&body[end + 1..], &t[1..])
+                }
+                None => t.first() == Some(&'[') && reference_fnmatch(rest, &t[1..]),
+            }
+        }
+        Some((c, rest)) => t.first() == Some(c) && reference_fnmatch(rest, &t[1..]),
+    }
+}
+
+proptest! {
+    /// The linear-time matcher agrees with the textbook one.
+    #[test]
+    fn path_matcher_agrees_with_reference(p in "[ab*?\\[\\]!-]{0,8}", t in "[ab\\[\\]!-]{0,8}") {
+        let pc: Vec<char> = p.chars().collect();
+        let tc: Vec<char> = t.chars().collect();
+        prop_assert_eq!(pattern::matches(&p, &t), reference_fnmatch(&pc, &tc), "{} vs {}", p, t);
+    }
 }

@@ -439,3 +439,31 @@ pub fn assert_no_temporaries(dir: &Path) {
         );
     }
 }
+
+/// A transport whose artifact stream fails after `after` bytes (a connection dropped mid-way).
+pub struct Broken {
+    pub needle: String,
+    pub after: usize,
+}
+
+impl Transport for Broken {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError> {
+        if url.contains(&self.needle) {
+            let head = std::io::Cursor::new(vec![b'x'; self.after]);
+            Ok(Box::new(head.chain(FailingRead)))
+        } else {
+            FileTransport.fetch(url)
+        }
+    }
+}
+
+struct FailingRead;
+
+impl Read for FailingRead {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        ))
+    }
+}
