@@ -946,7 +946,8 @@ impl Repo {
         let mut meta_count = 0;
         for entry in std::fs::read_dir(self.meta_dir())? {
             let entry = entry?;
-            if entry.file_type()?.is_file() {
+            let temporary = entry.file_name().to_string_lossy().starts_with('.');
+            if entry.file_type()?.is_file() && !temporary {
                 copy_atomic(&entry.path(), &meta_out.join(entry.file_name()))?;
                 meta_count += 1;
             }
