@@ -34,7 +34,7 @@ pub enum Error {
         /// Target path.
         path: String,
     },
-    /// A delegated role is listed but missing from snapshot.
+    /// The trusted state lacks what this step needs: `refresh` has not succeeded.
     #[error("refresh() must succeed before targets are looked up")]
     NotRefreshed,
     /// A target path that cannot be stored safely.

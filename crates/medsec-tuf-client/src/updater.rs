@@ -130,7 +130,8 @@ impl Updater {
         &self.trusted
     }
 
-    /// Updates root, timestamp, snapshot and top-level targets (section 5.3–5.6).
+    /// Updates root, timestamp, snapshot and top-level targets (section 5.3–5.6). One update is
+    /// one `Updater`: after a refresh (successful or not), start the next update with a new one.
     pub fn refresh(&mut self) -> Result<(), Error> {
         self.load_root()?;
         self.load_timestamp()?;
