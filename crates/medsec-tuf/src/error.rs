@@ -58,14 +58,6 @@ pub enum Error {
         /// Key id.
         keyid: String,
     },
-    /// A key id is not the SHA-256 of the key's canonical JSON.
-    #[error("key id {keyid} does not match its key (expected {expected})")]
-    KeyIdMismatch {
-        /// The key id given.
-        keyid: String,
-        /// The key id computed.
-        expected: String,
-    },
     /// Fewer valid signatures than the threshold.
     #[error(
         "{role} metadata has {valid} valid signature(s) from distinct keys; the threshold is {threshold}"
