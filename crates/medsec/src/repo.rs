@@ -1034,6 +1034,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
+    // The rename is durable only once the directory is flushed too.
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
