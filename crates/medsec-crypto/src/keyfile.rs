@@ -90,6 +90,15 @@ pub fn encode_private_with_cost(
     cost: KdfCost,
 ) -> Result<String, Error> {
     let mut der = key.to_pkcs8_der()?;
+    let pem = seal_pkcs8(&der, protection, cost);
+    der.fill(0);
+    pem
+}
+
+/// Wraps any PKCS#8 DER private key (for example an ML-DSA CA key made by another library) in a
+/// key file, encrypted unless `protection` is [`Protection::Plaintext`].
+pub fn seal_pkcs8(der: &[u8], protection: Protection<'_>, cost: KdfCost) -> Result<String, Error> {
+    let der = der.to_vec();
     let (label, body) = match protection {
         Protection::Plaintext => (PLAIN_LABEL, der.clone()),
         Protection::Passphrase(passphrase) => {
@@ -123,7 +132,6 @@ pub fn encode_private_with_cost(
             (ENCRYPTED_LABEL, body)
         }
     };
-    der.fill(0);
     pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, &body).map_err(|_| {
         Error::Crypto {
             operation: "PEM encoding",
@@ -152,12 +160,24 @@ pub fn decode_private(
     pem: &str,
     passphrase: impl FnOnce() -> Option<String>,
 ) -> Result<SigningKey, Error> {
+    let mut der = open_pkcs8(pem, passphrase)?;
+    let key = SigningKey::from_pkcs8_der(&der);
+    der.fill(0);
+    key
+}
+
+/// Opens a key file and returns the PKCS#8 DER inside (handle as secret). `passphrase` is asked
+/// for only when the file is encrypted.
+pub fn open_pkcs8(
+    pem: &str,
+    passphrase: impl FnOnce() -> Option<String>,
+) -> Result<Vec<u8>, Error> {
     let (label, body) =
         pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|e| Error::MalformedKeyFile {
             reason: format!("not PEM ({e})"),
         })?;
     match label {
-        PLAIN_LABEL => SigningKey::from_pkcs8_der(&body),
+        PLAIN_LABEL => Ok(body),
         ENCRYPTED_LABEL => {
             if body.len() < HEADER_LEN + 16 || body.get(..4) != Some(&MAGIC[..]) {
                 return Err(Error::MalformedKeyFile {
@@ -199,10 +219,10 @@ pub fn decode_private(
                     Aad::from(header),
                     &mut buf,
                 )
-                .map_err(|_| Error::WrongPassphrase)?;
-            let key = SigningKey::from_pkcs8_der(plain);
+                .map_err(|_| Error::WrongPassphrase)?
+                .to_vec();
             buf.fill(0);
-            key
+            Ok(plain)
         }
         other => Err(Error::MalformedKeyFile {
             reason: format!("PEM label {other:?} is not a private key"),

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod ca;
 mod demo;
 mod keys;
 mod progress;
@@ -37,6 +38,9 @@ enum Command {
     /// Manage a signed TUF update repository (release engineers).
     #[command(subcommand)]
     Repo(Box<RepoCommand>),
+    /// The fleet certificate authority: device certificates, revocation, CRLs.
+    #[command(subcommand)]
+    Ca(Box<ca::CaCommand>),
 }
 
 #[derive(Args)]
@@ -466,6 +470,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { dir, image_mib } => demo::run(dir, image_mib),
         Command::Repo(cmd) => run_repo(*cmd),
+        Command::Ca(cmd) => ca::run(*cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -585,3 +585,114 @@ fn medsec_client_reads_a_python_tuf_repository() {
         "followed python-tuf's root rotation"
     );
 }
+
+// --- fleet CA -----------------------------------------------------------------------------------
+
+#[test]
+fn fleet_ca_issues_lists_revokes_and_publishes_crls() {
+    let s = Setup::new();
+    let ca = s.path("ca");
+    ok(medsec()
+        .args(["ca", "init"])
+        .arg(&ca)
+        .args(["--name", "Acme Fleet"]));
+    assert!(
+        std::fs::read_to_string(ca.join("issuing.key"))
+            .unwrap()
+            .contains("ENCRYPTED")
+    );
+    let (key, csr) = (s.path("dev.key"), s.path("dev.csr"));
+    let Ok(out) = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=anything"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is required in CI"
+        );
+        eprintln!("SKIPPED: openssl is not installed");
+        return;
+    };
+    assert!(out.status.success());
+    let cert = s.path("dev.crt");
+    ok(medsec()
+        .args(["ca", "issue"])
+        .arg(&ca)
+        .arg("--csr")
+        .arg(&csr)
+        .args(["--device", "pump-0042", "--days", "30", "--out"])
+        .arg(&cert));
+    let verify = |crl: Option<&Path>| {
+        let mut c = Command::new("openssl");
+        c.arg("verify").arg("-CAfile").arg(ca.join("chain.pem"));
+        if let Some(crl) = crl {
+            c.arg("-crl_check").arg("-CRLfile").arg(crl);
+        }
+        c.arg(&cert).output().unwrap()
+    };
+    assert!(verify(None).status.success());
+    let list = ok(medsec().args(["ca", "list"]).arg(&ca));
+    assert!(
+        list.contains("pump-0042") && list.contains("valid"),
+        "{list}"
+    );
+    let serial = list.split_whitespace().next().unwrap().to_owned();
+    let out = fails(medsec().args(["ca", "revoke"]).arg(&ca).args([
+        "--serial",
+        "00ab",
+        "--reason",
+        "key-compromise",
+    ]));
+    assert!(
+        stderr(&out).contains("no certificate with serial"),
+        "{}",
+        stderr(&out)
+    );
+    ok(medsec().args(["ca", "revoke"]).arg(&ca).args([
+        "--serial",
+        &serial,
+        "--reason",
+        "key-compromise",
+    ]));
+    let crl = s.path("crl.pem");
+    ok(medsec().args(["ca", "crl"]).arg(&ca).arg("--out").arg(&crl));
+    assert!(
+        !verify(Some(&crl)).status.success(),
+        "revoked certificate still verifies"
+    );
+    let list = ok(medsec().args(["ca", "list"]).arg(&ca));
+    assert!(list.contains("REVOKED"), "{list}");
+    let out = fails(
+        medsec()
+            .args(["ca", "issue"])
+            .arg(&ca)
+            .arg("--csr")
+            .arg(&csr)
+            .args(["--device", "../etc"]),
+    );
+    assert!(stderr(&out).contains("is not allowed"), "{}", stderr(&out));
+    let out = fails(
+        medsec()
+            .env("MEDSEC_PASSPHRASE", "wrong")
+            .args(["ca", "list"])
+            .arg(&ca),
+    );
+    assert!(
+        stderr(&out).contains("wrong passphrase"),
+        "{}",
+        stderr(&out)
+    );
+}

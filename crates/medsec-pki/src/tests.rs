@@ -1,0 +1,233 @@
+use std::process::Command;
+
+use super::*;
+
+fn openssl(args: &[&str]) -> Option<std::process::Output> {
+    match Command::new("openssl").args(args).output() {
+        Ok(o) => Some(o),
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED: openssl is not installed");
+            None
+        }
+        Err(e) => panic!("openssl is required in CI: {e}"),
+    }
+}
+
+/// A P-256 key and CSR made by openssl that asks for a name and SAN the CA must ignore.
+fn openssl_csr(dir: &Path) -> Option<String> {
+    let key = dir.join("dev.key");
+    let csr = dir.join("dev.csr");
+    let out = openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=root-of-all-pumps",
+        "-addext",
+        "subjectAltName=DNS:evil.example",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        csr.to_str().unwrap(),
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(std::fs::read_to_string(csr).unwrap())
+}
+
+fn new_ca(dir: &Path, alg: CaAlgorithm) -> FleetCa {
+    FleetCa::init(
+        &dir.join("ca"),
+        "Acme Fleet",
+        alg,
+        3650,
+        730,
+        Protection::Plaintext,
+    )
+    .unwrap()
+}
+
+#[test]
+fn issued_certificates_verify_with_openssl_and_carry_only_the_ca_chosen_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(csr) = openssl_csr(tmp.path()) else {
+        return;
+    };
+    let mut ca = new_ca(tmp.path(), CaAlgorithm::EcdsaP256);
+    let device = DeviceId::new("pump-0001").unwrap();
+    let (record, pem) = ca.issue(&csr, &device, 30).unwrap();
+    assert_eq!(record.device_id, device);
+    let cert = tmp.path().join("dev.crt");
+    std::fs::write(&cert, &pem).unwrap();
+    let root = ca.root_path();
+    let issuing = tmp.path().join("ca/issuing.crt");
+    let out = openssl(&[
+        "verify",
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-untrusted",
+        issuing.to_str().unwrap(),
+        "-purpose",
+        "sslclient",
+        cert.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-text"]).unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("CN = pump-0001"), "{text}");
+    assert!(text.contains("URI:urn:medsec:device:pump-0001"), "{text}");
+    assert!(
+        !text.contains("evil.example") && !text.contains("root-of-all-pumps"),
+        "{text}"
+    );
+    assert!(text.contains("CA:FALSE"), "{text}");
+}
+
+#[test]
+fn revoked_certificates_are_refused_by_openssl_with_the_crl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(csr) = openssl_csr(tmp.path()) else {
+        return;
+    };
+    let mut ca = new_ca(tmp.path(), CaAlgorithm::EcdsaP256);
+    let (record, pem) = ca
+        .issue(&csr, &DeviceId::new("monitor-7").unwrap(), 30)
+        .unwrap();
+    let cert = tmp.path().join("dev.crt");
+    std::fs::write(&cert, &pem).unwrap();
+    let chain = ca.chain_path();
+    let crl = tmp.path().join("crl.pem");
+    std::fs::write(&crl, ca.crl(7).unwrap()).unwrap();
+    let verify = |crl: &Path| {
+        openssl(&[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            chain.to_str().unwrap(),
+            "-CRLfile",
+            crl.to_str().unwrap(),
+            cert.to_str().unwrap(),
+        ])
+        .unwrap()
+    };
+    assert!(verify(&crl).status.success(), "not yet revoked");
+    ca.revoke(&record.serial, RevocationReason::KeyCompromise)
+        .unwrap();
+    assert!(matches!(
+        ca.revoke(&record.serial, RevocationReason::KeyCompromise),
+        Err(Error::AlreadyRevoked { .. })
+    ));
+    std::fs::write(&crl, ca.crl(7).unwrap()).unwrap();
+    let out = verify(&crl);
+    assert!(!out.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("certificate revoked"), "{said}");
+    assert!(matches!(
+        ca.revoke("00ff", RevocationReason::KeyCompromise),
+        Err(Error::UnknownSerial { .. })
+    ));
+}
+
+#[test]
+fn forged_requests_bad_ids_and_long_lifetimes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(csr) = openssl_csr(tmp.path()) else {
+        return;
+    };
+    let mut ca = new_ca(tmp.path(), CaAlgorithm::EcdsaP256);
+    // Change one byte inside the base64 body: the self-signature no longer verifies.
+    let mut lines: Vec<String> = csr.lines().map(str::to_owned).collect();
+    let body = &mut lines[3];
+    let flipped = if body.starts_with('A') { 'B' } else { 'A' };
+    body.replace_range(0..1, &flipped.to_string());
+    let forged = lines.join("\n");
+    assert!(matches!(
+        ca.issue(&forged, &DeviceId::new("pump-1").unwrap(), 30),
+        Err(Error::BadRequest { .. })
+    ));
+    assert!(matches!(
+        ca.issue(&csr, &DeviceId::new("pump-1").unwrap(), 365),
+        Err(Error::BadValidity { .. })
+    ));
+    for bad in ["", "pump/1", "pump 1", "../x", &"x".repeat(65)] {
+        assert!(DeviceId::new(bad).is_err(), "{bad:?}");
+    }
+    assert!(
+        ca.issued().is_empty(),
+        "nothing recorded for refused requests"
+    );
+}
+
+#[test]
+fn ml_dsa_65_ca_issues_device_certificates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(csr) = openssl_csr(tmp.path()) else {
+        return;
+    };
+    let mut ca = new_ca(tmp.path(), CaAlgorithm::MlDsa65);
+    let (_, pem) = ca
+        .issue(&csr, &DeviceId::new("gateway-3").unwrap(), 7)
+        .unwrap();
+    assert!(pem.contains("BEGIN CERTIFICATE"));
+    let crl = ca.crl(1).unwrap();
+    assert!(crl.contains("BEGIN X509 CRL"));
+    // Reopened from disk, the CA keeps issuing with the same key and records.
+    let mut again = FleetCa::open(&tmp.path().join("ca"), || None).unwrap();
+    again
+        .issue(&csr, &DeviceId::new("gateway-4").unwrap(), 7)
+        .unwrap();
+    assert_eq!(again.issued().len(), 2);
+}
+
+#[test]
+fn encrypted_ca_keys_need_the_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    FleetCa::init(
+        &dir,
+        "Acme",
+        CaAlgorithm::EcdsaP256,
+        3650,
+        730,
+        Protection::Passphrase("pw"),
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(dir.join("issuing.key"))
+            .unwrap()
+            .contains("ENCRYPTED")
+    );
+    assert!(matches!(
+        FleetCa::open(&dir, || Some("nope".into())),
+        Err(Error::Key(_))
+    ));
+    assert!(matches!(FleetCa::open(&dir, || None), Err(Error::Key(_))));
+    FleetCa::open(&dir, || Some("pw".into())).unwrap();
+    assert!(matches!(
+        FleetCa::init(
+            &dir,
+            "Acme",
+            CaAlgorithm::EcdsaP256,
+            3650,
+            730,
+            Protection::Plaintext
+        ),
+        Err(Error::Directory { .. })
+    ));
+}
