@@ -187,12 +187,34 @@ fn ml_dsa_65_ca_issues_device_certificates() {
     assert!(pem.contains("BEGIN CERTIFICATE"));
     let crl = ca.crl(1).unwrap();
     assert!(crl.contains("BEGIN X509 CRL"));
-    // Reopened from disk, the CA keeps issuing with the same key and records.
+    // Reopened from disk (through the aws-lc-rs adapter), the CA keeps issuing with the same key
+    // and records, and its ML-DSA-65 signatures verify under the issuing certificate's key.
     let mut again = FleetCa::open(&tmp.path().join("ca"), || None).unwrap();
-    again
+    let (_, pem2) = again
         .issue(&csr, &DeviceId::new("gateway-4").unwrap(), 7)
         .unwrap();
     assert_eq!(again.issued().len(), 2);
+    let issuing = std::fs::read_to_string(tmp.path().join("ca/issuing.crt")).unwrap();
+    for cert in [&pem, &pem2] {
+        assert!(
+            ml_dsa_65_signed_by(cert, &issuing),
+            "issued certificate does not verify"
+        );
+    }
+    // One changed byte in the signed part: refused.
+    let der = x509_parser::pem::parse_x509_pem(pem2.as_bytes())
+        .unwrap()
+        .1
+        .contents;
+    let mut edited = der.clone();
+    edited[40] ^= 1;
+    let edited_pem =
+        pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, &edited).unwrap();
+    assert!(
+        x509_parser::parse_x509_certificate(&edited).is_ok(),
+        "still parses"
+    );
+    assert!(!ml_dsa_65_signed_by(&edited_pem, &issuing));
 }
 
 #[test]
@@ -230,4 +252,21 @@ fn encrypted_ca_keys_need_the_passphrase() {
         ),
         Err(Error::Directory { .. })
     ));
+}
+
+/// Verifies `cert`'s ML-DSA-65 signature with `issuer`'s public key (OpenSSL 3.0 cannot).
+fn ml_dsa_65_signed_by(cert: &str, issuer: &str) -> bool {
+    use aws_lc_rs::signature::{ML_DSA_65, UnparsedPublicKey};
+    let Ok((_, cert_pem)) = x509_parser::pem::parse_x509_pem(cert.as_bytes()) else {
+        return false;
+    };
+    let (_, issuer_pem) = x509_parser::pem::parse_x509_pem(issuer.as_bytes()).unwrap();
+    let Ok((_, c)) = x509_parser::parse_x509_certificate(&cert_pem.contents) else {
+        return false;
+    };
+    let (_, i) = x509_parser::parse_x509_certificate(&issuer_pem.contents).unwrap();
+    let key = &i.tbs_certificate.subject_pki.subject_public_key.data;
+    UnparsedPublicKey::new(&ML_DSA_65, key)
+        .verify(c.tbs_certificate.as_ref(), &c.signature_value.data)
+        .is_ok()
 }
