@@ -471,10 +471,7 @@ impl FleetCa {
                 reason: "device certificates are short-lived: 1 day up to the CA's max_device_days",
             });
         }
-        let csr =
-            CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| Error::BadRequest {
-                reason: e.to_string(),
-            })?;
+        let requested = requested_key(csr_pem)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, device.as_str());
@@ -491,7 +488,7 @@ impl FleetCa {
         params.not_after = now + time::Duration::days(days);
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
-        let cert = params.signed_by(&csr.public_key, &self.issuer)?;
+        let cert = params.signed_by(&requested, &self.issuer)?;
         let record = IssuedCert {
             serial: hex::encode(serial.as_ref()),
             device_id: device.clone(),
@@ -614,4 +611,71 @@ fn parse_reason(debug_name: &str) -> Option<RevocationReason> {
     ]
     .into_iter()
     .find(|r| format!("{r:?}") == debug_name)
+}
+
+/// OID of ML-DSA-65 (FIPS 204), as signature algorithm and as key algorithm.
+const ID_ML_DSA_65: &str = "2.16.840.1.101.3.4.3.18";
+
+/// The public key of a certificate request whose self-signature verified.
+enum RequestedKey {
+    Rcgen(rcgen::PublicKey),
+    /// The raw ML-DSA-65 public key (rcgen's SPKI parser does not know the algorithm either).
+    MlDsa65(Vec<u8>),
+}
+
+impl rcgen::PublicKeyData for RequestedKey {
+    fn der_bytes(&self) -> &[u8] {
+        match self {
+            RequestedKey::Rcgen(k) => rcgen::PublicKeyData::der_bytes(k),
+            RequestedKey::MlDsa65(k) => k,
+        }
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        match self {
+            RequestedKey::Rcgen(k) => rcgen::PublicKeyData::algorithm(k),
+            RequestedKey::MlDsa65(_) => &rcgen::PKCS_ML_DSA_65,
+        }
+    }
+}
+
+/// Parses a PEM PKCS#10 request and verifies its self-signature. ML-DSA-65 requests are checked
+/// here (rcgen's request parser does not know ML-DSA); the others by rcgen.
+fn requested_key(csr_pem: &str) -> Result<RequestedKey, Error> {
+    use x509_parser::prelude::FromDer as _;
+    let bad = |reason: String| Error::BadRequest { reason };
+    let (label, der) = pem_rfc7468::decode_vec(csr_pem.trim().as_bytes())
+        .map_err(|e| bad(format!("not PEM ({e})")))?;
+    if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
+        return Err(bad(format!(
+            "PEM label {label:?} is not CERTIFICATE REQUEST"
+        )));
+    }
+    let (rest, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|e| bad(format!("not a PKCS#10 request ({e})")))?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after the request".into()));
+    }
+    if req.signature_algorithm.algorithm.to_id_string() != ID_ML_DSA_65 {
+        let csr = CertificateSigningRequestParams::from_der(&der.as_slice().into())
+            .map_err(|e| bad(e.to_string()))?;
+        return Ok(RequestedKey::Rcgen(csr.public_key));
+    }
+    let info = &req.certification_request_info;
+    if info.subject_pki.algorithm.algorithm.to_id_string() != ID_ML_DSA_65
+        || req.signature_algorithm.parameters.is_some()
+    {
+        return Err(bad(
+            "an ML-DSA-65 signature needs an ML-DSA-65 key and no parameters".into(),
+        ));
+    }
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ML_DSA_65,
+        info.subject_pki.subject_public_key.data.as_ref(),
+    )
+    .verify(info.raw, req.signature_value.data.as_ref())
+    .map_err(|_| bad("the request's ML-DSA-65 self-signature does not verify".into()))?;
+    Ok(RequestedKey::MlDsa65(
+        info.subject_pki.subject_public_key.data.to_vec(),
+    ))
 }

@@ -270,3 +270,78 @@ fn ml_dsa_65_signed_by(cert: &str, issuer: &str) -> bool {
         .verify(c.tbs_certificate.as_ref(), &c.signature_value.data)
         .is_ok()
 }
+
+/// An ML-DSA-65 key and PKCS#10 request made by rcgen (OpenSSL 3.0 cannot make one).
+fn ml_dsa_csr() -> (KeyPair, String) {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ML_DSA_65).unwrap();
+    let params = CertificateParams::new(vec!["ignored.example".to_owned()]).unwrap();
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    (key, csr)
+}
+
+#[test]
+fn ml_dsa_65_requests_are_verified_and_their_key_certified() {
+    use rcgen::PublicKeyData as _;
+    let tmp = tempfile::tempdir().unwrap();
+    for alg in [CaAlgorithm::MlDsa65, CaAlgorithm::EcdsaP256] {
+        let dir = tmp.path().join(format!("{alg:?}"));
+        let mut ca = new_ca(&dir, alg);
+        let (key, csr) = ml_dsa_csr();
+        let (_, pem) = ca
+            .issue(&csr, &DeviceId::new("insulin-pump-9").unwrap(), 30)
+            .unwrap();
+        let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let spki = &cert.tbs_certificate.subject_pki;
+        assert_eq!(spki.algorithm.algorithm.to_id_string(), ID_ML_DSA_65);
+        assert_eq!(spki.subject_public_key.data.as_ref(), key.der_bytes());
+        // The request's DNS name is not carried over.
+        assert!(!String::from_utf8_lossy(&der).contains("ignored.example"));
+    }
+}
+
+#[test]
+fn ml_dsa_65_requests_with_a_bad_signature_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ca = new_ca(tmp.path(), CaAlgorithm::MlDsa65);
+    let (_, csr) = ml_dsa_csr();
+    let (_, mut der) = pem_rfc7468::decode_vec(csr.as_bytes()).unwrap();
+    let last = der.len() - 1;
+    der[last] ^= 1; // inside the signature
+    let forged =
+        pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &der)
+            .unwrap();
+    let err = ca
+        .issue(&forged, &DeviceId::new("pump-2").unwrap(), 30)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("self-signature does not verify"),
+        "{err}"
+    );
+    // Another key's signature over the same request info is refused too.
+    let (_, other) = ml_dsa_csr();
+    let (_, other_der) = pem_rfc7468::decode_vec(other.as_bytes()).unwrap();
+    let sig_len = 3309;
+    let mut spliced = pem_rfc7468::decode_vec(csr.as_bytes()).unwrap().1;
+    let n = spliced.len();
+    spliced[n - sig_len..].copy_from_slice(&other_der[other_der.len() - sig_len..]);
+    let spliced =
+        pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &spliced)
+            .unwrap();
+    assert!(
+        ca.issue(&spliced, &DeviceId::new("pump-2").unwrap(), 30)
+            .is_err()
+    );
+    assert!(matches!(
+        ca.issue(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            &DeviceId::new("p").unwrap(),
+            30
+        ),
+        Err(Error::BadRequest { .. })
+    ));
+    assert!(ca.issued().is_empty());
+}
