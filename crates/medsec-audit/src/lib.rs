@@ -12,10 +12,12 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod log;
 mod merkle;
 mod tree_head;
 
 pub use error::Error;
+pub use log::{Entry, Event, Finding, Frontier, Report, Verifier};
 pub use merkle::{
     Hash, consistency_proof, inclusion_proof, leaf_hash, node_hash, root, verify_consistency,
     verify_inclusion,

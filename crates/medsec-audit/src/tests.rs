@@ -140,3 +140,160 @@ fn signed_tree_heads_verify_and_refuse_edits_and_other_keys() {
     let back: SignedTreeHead = serde_json::from_str(&json).unwrap();
     back.verify(key.public_key()).unwrap();
 }
+
+proptest! {
+    /// The appender's incremental root equals the RFC's recursive definition at every size.
+    #[test]
+    fn frontier_root_equals_the_recursive_root(n in 0usize..300) {
+        let l = leaves(n);
+        let mut f = Frontier::new();
+        prop_assert_eq!(f.root(), root(&[]));
+        for (i, leaf) in l.iter().enumerate() {
+            f.push(*leaf);
+            prop_assert_eq!(f.root(), root(&l[..=i]));
+        }
+    }
+}
+
+/// A log of `n` entries written in batches of `batch`, as the server's appender writes it.
+fn written_log(key: &SigningKey, n: u64, batch: u64) -> (Vec<(u64, String)>, Vec<SignedTreeHead>) {
+    let mut rows = Vec::new();
+    let mut heads = Vec::new();
+    let mut frontier = Frontier::new();
+    let mut prev = String::new();
+    for seq in 0..n {
+        let entry = Entry {
+            seq,
+            time_ms: 1_000 + seq,
+            prev: prev.clone(),
+            event: Event {
+                kind: "authz".into(),
+                principal: format!("Device::\"pump-{seq}\""),
+                action: "device.read".into(),
+                resource: "Device::\"pump-1\"".into(),
+                decision: "allow".into(),
+                policies: vec!["device-own-record".into()],
+                source: "127.0.0.1:5000".into(),
+                detail: String::new(),
+            },
+        };
+        let text = entry.to_text();
+        let leaf = leaf_hash(text.as_bytes());
+        prev = hex::encode(leaf);
+        frontier.push(leaf);
+        rows.push((seq, text));
+        if (seq + 1) % batch == 0 || seq + 1 == n {
+            heads.push(
+                TreeHead::new(frontier.size(), &frontier.root(), 2_000 + seq)
+                    .sign(key)
+                    .unwrap(),
+            );
+        }
+    }
+    (rows, heads)
+}
+
+fn verify(key: &SigningKey, rows: &[(u64, String)], heads: &[SignedTreeHead]) -> Report {
+    let mut v = Verifier::new(key.public_key(), heads.to_vec());
+    for (pos, text) in rows {
+        v.push(*pos, text);
+    }
+    v.finish()
+}
+
+#[test]
+fn an_intact_log_verifies() {
+    let key = SigningKey::generate(Scheme::Ed25519).unwrap();
+    let (rows, heads) = written_log(&key, 25, 4);
+    let report = verify(&key, &rows, &heads);
+    assert_eq!(report.findings, []);
+    assert_eq!((report.entries, report.heads), (25, 7));
+}
+
+#[test]
+fn the_verifier_names_the_altered_removed_or_reordered_entry() {
+    let key = SigningKey::generate(Scheme::Ed25519).unwrap();
+    let (rows, heads) = written_log(&key, 25, 4);
+    let first = |rows: &[(u64, String)], heads: &[SignedTreeHead]| {
+        verify(&key, rows, heads).findings[0].to_string()
+    };
+
+    // Edited in the middle: named by its successor's record.
+    let mut edited = rows.clone();
+    edited[9].1 = edited[9].1.replace("allow", "deny");
+    assert_eq!(
+        first(&edited, &heads),
+        "entry 9 was altered: its hash no longer matches the hash entry 10 recorded for it"
+    );
+    // Edited so that it no longer parses.
+    let mut garbled = rows.clone();
+    garbled[3].1.push('x');
+    assert!(
+        first(&garbled, &heads).starts_with("entry 3 was altered: its text is not an audit entry")
+    );
+    // The last entry has no successor: the signed head names it.
+    let mut last = rows.clone();
+    last[24].1 = last[24].1.replace("allow", "deny");
+    assert!(
+        first(&last, &heads).starts_with("entry 24 was altered: it no longer hashes to the root")
+    );
+    // Removed.
+    let mut removed = rows.clone();
+    removed.remove(7);
+    assert_eq!(first(&removed, &heads), "entry 7 was removed");
+    // Removed and renumbered to hide the gap.
+    let renumbered: Vec<(u64, String)> = removed
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| (i as u64, t.clone()))
+        .collect();
+    assert_eq!(
+        first(&renumbered, &heads),
+        "entry 7 was reordered: the row at position 7 holds entry 8"
+    );
+    // Two rows swapped.
+    let mut swapped = rows.clone();
+    let (a, b) = (swapped[5].1.clone(), swapped[6].1.clone());
+    swapped[5].1 = b;
+    swapped[6].1 = a;
+    assert_eq!(
+        first(&swapped, &heads),
+        "entry 5 was reordered: the row at position 5 holds entry 6"
+    );
+    // Removed from the end, with the heads that covered them left behind.
+    assert!(first(&rows[..20], &heads).starts_with("entries 20 to 24 were removed from the end"));
+    // An inserted row nothing signed.
+    let mut extra = rows.clone();
+    let mut forged = serde_json::from_str::<Entry>(&rows[24].1).unwrap();
+    forged.seq = 25;
+    forged.prev = hex::encode(leaf_hash(rows[24].1.as_bytes()));
+    extra.push((25, forged.to_text()));
+    assert!(
+        first(&extra, &heads)
+            .starts_with("entries 25 to 25 are not covered by any signed tree head")
+    );
+    // A consistent rewrite of the chain from entry 9 on cannot reproduce the signed roots.
+    let mut rewritten = rows.clone();
+    let mut prev = hex::encode(leaf_hash(rows[8].1.as_bytes()));
+    for row in rewritten.iter_mut().skip(9) {
+        let mut e = serde_json::from_str::<Entry>(&row.1).unwrap();
+        e.prev = prev.clone();
+        if e.seq == 9 {
+            e.event.decision = "deny".into();
+        }
+        row.1 = e.to_text();
+        prev = hex::encode(leaf_hash(row.1.as_bytes()));
+    }
+    assert_eq!(
+        first(&rewritten, &heads),
+        "signed tree head at size 12 does not match: an entry from 8 to 11 differs from what was signed"
+    );
+    // Tree heads signed by another key.
+    let other = SigningKey::generate(Scheme::Ed25519).unwrap();
+    let report = verify(&other, &rows, &heads);
+    assert!(
+        report.findings[0].to_string().contains("signature"),
+        "{}",
+        report.findings[0]
+    );
+}

@@ -14,11 +14,11 @@
 use std::path::{Path, PathBuf};
 
 use medsec_crypto::keyfile::{self, KdfCost, Protection};
+pub use rcgen::RevocationReason;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams,
     CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType,
-    SerialNumber,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -254,6 +254,8 @@ pub struct FleetCa {
     dir: PathBuf,
     state: CaState,
     issuer: Issuer<'static, CaKey>,
+    /// The issuing certificate's end of validity: nothing it signs outlives it.
+    issuing_not_after: OffsetDateTime,
     policy: CaPolicy,
 }
 
@@ -273,12 +275,25 @@ fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_file_atomic(path, bytes, false)
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves the old or the new file, never a mix:
+/// temporary file, fsync, rename, fsync of the directory. The file is readable by its owner only
+/// unless `public` (then 0644). Used for every key, certificate and state file medsec writes.
+pub fn write_file_atomic(path: &Path, bytes: &[u8], public: bool) -> Result<(), Error> {
     use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".medsec-tmp-")
         .tempfile_in(dir)
         .map_err(io("creating a temporary file in", dir))?;
+    if public {
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io("setting permissions of", path))?;
+    }
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(io("writing", path))?;
@@ -290,6 +305,72 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("flushing", dir))
+}
+
+fn read_state(path: &Path) -> Result<CaState, Error> {
+    serde_json::from_slice(&std::fs::read(path).map_err(io("reading", path))?).map_err(|e| {
+        Error::State {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }
+    })
+}
+
+fn cert_not_after(pem: &str, path: &Path) -> Result<OffsetDateTime, Error> {
+    let corrupt = |reason: String| Error::State {
+        path: path.to_owned(),
+        reason,
+    };
+    let (_, der) =
+        pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|e| corrupt(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| corrupt(e.to_string()))?;
+    Ok(cert.validity().not_after.to_datetime())
+}
+
+/// What a verified certificate request says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// SHA-256 of the request's SubjectPublicKeyInfo DER: the key's fingerprint.
+    pub spki_sha256: [u8; 32],
+    /// Common names in the subject.
+    pub common_names: Vec<String>,
+    /// Subject alternative names asked for, as text (`DNSName(…)`, `URI(…)`, …).
+    pub alt_names: Vec<String>,
+}
+
+/// Parses a PEM PKCS#10 request, verifies its self-signature, and says what it asks for. The CA
+/// ignores the names when issuing; an enrolment service uses them to refuse a request that claims
+/// another identity.
+pub fn inspect_request(csr_pem: &str) -> Result<RequestInfo, Error> {
+    use x509_parser::prelude::FromDer as _;
+    requested_key(csr_pem)?;
+    let bad = |reason: String| Error::BadRequest { reason };
+    let (_, der) = pem_rfc7468::decode_vec(csr_pem.trim().as_bytes())
+        .map_err(|e| bad(format!("not PEM ({e})")))?;
+    let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|e| bad(format!("not a PKCS#10 request ({e})")))?;
+    let info = &req.certification_request_info;
+    let common_names = info
+        .subject
+        .iter_common_name()
+        .map(|cn| {
+            cn.as_str()
+                .map(str::to_owned)
+                .map_err(|e| bad(format!("subject CN: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut alt_names = Vec::new();
+    for ext in req.requested_extensions().into_iter().flatten() {
+        if let x509_parser::extensions::ParsedExtension::SubjectAlternativeName(san) = ext {
+            alt_names.extend(san.general_names.iter().map(|n| n.to_string()));
+        }
+    }
+    Ok(RequestInfo {
+        spki_sha256: medsec_crypto::digest::sha256(info.subject_pki.raw),
+        common_names,
+        alt_names,
+    })
 }
 
 fn random_serial() -> Result<SerialNumber, Error> {
@@ -356,6 +437,7 @@ impl FleetCa {
         let root_key_der = root_key.serialize_der();
         let issuing_key = KeyPair::generate_for(algorithm.rcgen())?;
         let issuing_params = ca_params(format!("{name} Issuing CA"), issuing_days, 0)?;
+        let issuing_params_not_after = issuing_params.not_after;
         let root_issuer = Issuer::new(root_params, root_key);
         let issuing_cert = issuing_params.signed_by(&issuing_key, &root_issuer)?;
         let issuing_pem = issuing_cert.pem();
@@ -383,6 +465,7 @@ impl FleetCa {
                 issued: Vec::new(),
             },
             issuer: Issuer::from_ca_cert_pem(&issuing_pem, CaKey::Rcgen(issuing_key))?,
+            issuing_not_after: issuing_params_not_after,
             policy: CaPolicy::default(),
         };
         ca.save()?;
@@ -399,13 +482,7 @@ impl FleetCa {
                 dir: dir.to_owned(),
             });
         }
-        let state: CaState = serde_json::from_slice(
-            &std::fs::read(&state_path).map_err(io("reading", &state_path))?,
-        )
-        .map_err(|e| Error::State {
-            path: state_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let state = read_state(&state_path)?;
         let key_path = dir.join(ISSUING_KEY);
         let key_pem = std::fs::read_to_string(&key_path).map_err(io("reading", &key_path))?;
         let mut der = keyfile::open_pkcs8(&key_pem, passphrase)?;
@@ -428,6 +505,7 @@ impl FleetCa {
         Ok(Self {
             dir: dir.to_owned(),
             issuer: Issuer::from_ca_cert_pem(&cert_pem, key?)?,
+            issuing_not_after: cert_not_after(&cert_pem, &cert_path)?,
             state,
             policy: CaPolicy::default(),
         })
@@ -485,7 +563,7 @@ impl FleetCa {
         params.key_identifier_method = KeyIdMethod::Sha256;
         let now = OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::minutes(5);
-        params.not_after = now + time::Duration::days(days);
+        params.not_after = (now + time::Duration::days(days)).min(self.issuing_not_after);
         let serial = random_serial()?;
         params.serial_number = Some(serial.clone());
         let cert = params.signed_by(&requested, &self.issuer)?;
@@ -575,6 +653,65 @@ impl FleetCa {
         self.save()?;
         write_atomic(&self.dir.join("crl.pem"), pem.as_bytes())?;
         Ok(pem)
+    }
+
+    /// Path of the latest CRL written by [`FleetCa::crl`].
+    pub fn crl_path(&self) -> PathBuf {
+        self.dir.join("crl.pem")
+    }
+
+    /// Rereads the state file, so that issuance and revocation done by another process (the
+    /// `medsec ca` commands beside a running server) are not overwritten.
+    pub fn reload_state(&mut self) -> Result<(), Error> {
+        self.state = read_state(&self.dir.join(STATE))?;
+        Ok(())
+    }
+
+    /// Issues a TLS server certificate for `hostnames` (DNS names or IP addresses) under the
+    /// issuing CA, with a new ECDSA P-256 key. Returns (certificate chain PEM, private key PEM).
+    pub fn issue_server(
+        &mut self,
+        hostnames: &[String],
+        days: i64,
+    ) -> Result<(String, String), Error> {
+        if !(1..=397).contains(&days) {
+            return Err(Error::BadValidity {
+                days,
+                reason: "server certificates live 1 to 397 days",
+            });
+        }
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            hostnames
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "medsec".into()),
+        );
+        dn.push(DnType::OrganizationName, self.state.name.clone());
+        params.distinguished_name = dn;
+        params.subject_alt_names = hostnames
+            .iter()
+            .map(|h| match h.parse::<std::net::IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => h.clone().try_into().map(SanType::DnsName),
+            })
+            .collect::<Result<_, _>>()?;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.key_identifier_method = KeyIdMethod::Sha256;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = (now + time::Duration::days(days)).min(self.issuing_not_after);
+        params.serial_number = Some(random_serial()?);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let chain = std::fs::read_to_string(self.chain_path())
+            .map_err(io("reading", &self.chain_path()))?;
+        Ok((format!("{}{chain}", cert.pem()), key.serialize_pem()))
     }
 
     /// Every certificate issued, oldest first.
@@ -678,4 +815,30 @@ fn requested_key(csr_pem: &str) -> Result<RequestedKey, Error> {
     Ok(RequestedKey::MlDsa65(
         info.subject_pki.subject_public_key.data.to_vec(),
     ))
+}
+
+/// The device a fleet certificate names: its `urn:medsec:device:<id>` SAN. The caller must have
+/// verified the certificate first; this only reads it.
+pub fn certificate_device_id(der: &[u8]) -> Option<DeviceId> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        x509_parser::extensions::GeneralName::URI(uri) => uri
+            .strip_prefix("urn:medsec:device:")
+            .and_then(|id| DeviceId::new(id).ok()),
+        _ => None,
+    })
+}
+
+/// The device id a manufacturer certificate (IDevID) vouches for: its subject serialNumber
+/// attribute (the hardware serial, as IEEE 802.1AR suggests), else its CN. The caller must have
+/// verified the certificate against a trusted manufacturer CA first.
+pub fn manufacturer_device_id(der: &[u8]) -> Option<DeviceId> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert.subject();
+    let serial = subject
+        .iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
+        .next()
+        .or_else(|| subject.iter_common_name().next())?;
+    DeviceId::new(serial.as_str().ok()?).ok()
 }

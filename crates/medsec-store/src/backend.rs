@@ -1,0 +1,451 @@
+//! The two backends. Their SQL is the same text (numbered placeholders, `ON CONFLICT`,
+//! `RETURNING` work in both), so one macro writes both implementations; what differs — connection
+//! set-up and migrations — is written per backend.
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
+
+use crate::{
+    AuditRow, Device, DeviceKey, EnrolmentToken, Error, HeadRow, OperatorToken, Result, Store,
+    mask_password,
+};
+
+/// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// PostgreSQL through a connection pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and applies migrations.
+    pub async fn open(path: &Path, max_connections: u32) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        migrator(SQLITE_MIGRATIONS).run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The pool, for tests and tools that must reach the tables directly (tamper tests).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` and applies migrations. A `search_path` query parameter (for example
+    /// `?search_path=medsec`) selects the schema, which is created if missing.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
+        let (base, schema) = split_search_path(url);
+        let mut options = PgConnectOptions::from_str(&base).map_err(|e| Error::BadUrl {
+            url: mask_password(url),
+            reason: e.to_string(),
+        })?;
+        if let Some(schema) = &schema {
+            if !schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(Error::BadUrl {
+                    url: mask_password(url),
+                    reason: "search_path must be lowercase letters, digits and _".into(),
+                });
+            }
+            // Create the schema first, on a pool without the search path.
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            // The name was checked above to be [a-z0-9_]+; identifiers cannot be bound.
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        migrator(POSTGRES_MIGRATIONS).run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The pool, for tests and tools that must reach the tables directly (tamper tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Takes medsec's own `search_path=` parameter out of a PostgreSQL URL.
+fn split_search_path(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("search_path=") {
+            Some(s) => {
+                schema = Some(s.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_owned(), schema)
+    } else {
+        (format!("{base}?{}", rest.join("&")), schema)
+    }
+}
+
+/// Migrations as (version, description, SQL), embedded at build time. Listed by hand instead of
+/// with `sqlx::migrate!`, which needs sqlx's proc-macro stack (a second build of both drivers).
+type Migrations = &'static [(i64, &'static str, &'static str)];
+const SQLITE_MIGRATIONS: Migrations = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: Migrations = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+fn migrator(list: Migrations) -> Migrator {
+    Migrator {
+        migrations: list
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into(),
+                    false,
+                )
+            })
+            .collect(),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// Rows per multi-row INSERT: 2 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535.
+const AUDIT_CHUNK: usize = 4096;
+
+fn conflict(what: &'static str, key: String) -> impl FnOnce(sqlx::Error) -> Error {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Error::Conflict { what, key },
+        _ => Error::Database(e),
+    }
+}
+
+fn not_found(what: &'static str, key: &str) -> Error {
+    Error::NotFound {
+        what,
+        key: key.to_owned(),
+    }
+}
+
+/// The device columns, as a literal so queries stay constant strings.
+macro_rules! device_select {
+    () => {
+        "SELECT id, model, state, quarantined, status, created_at_ms, last_seen_ms FROM devices "
+    };
+}
+
+macro_rules! device_from_row {
+    ($row:expr) => {
+        Device {
+            id: $row.try_get("id")?,
+            model: $row.try_get("model")?,
+            state: $row.try_get("state")?,
+            quarantined: $row.try_get("quarantined")?,
+            status: $row.try_get("status")?,
+            created_at_ms: $row.try_get("created_at_ms")?,
+            last_seen_ms: $row.try_get("last_seen_ms")?,
+        }
+    };
+}
+
+macro_rules! impl_store {
+    ($store:ty) => {
+        impl Store for $store {
+            async fn register_device(&self, id: &str, model: &str, now_ms: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO devices (id, model, state, created_at_ms) VALUES ($1, $2, 'registered', $3) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(model)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn device(&self, id: &str) -> Result<Device> {
+                let row = sqlx::query(concat!(device_select!(), "WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or_else(|| not_found("device", id))?;
+                Ok(device_from_row!(row))
+            }
+
+            async fn devices(&self, after: Option<&str>, limit: u32) -> Result<Vec<Device>> {
+                let rows = sqlx::query(concat!(device_select!(), "WHERE id > $1 ORDER BY id LIMIT $2"))
+                .bind(after.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok(device_from_row!(row))).collect()
+            }
+
+            async fn set_device_state(&self, id: &str, state: &str) -> Result<()> {
+                let done = sqlx::query("UPDATE devices SET state = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(state)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(not_found("device", id));
+                }
+                Ok(())
+            }
+
+            async fn set_device_status(&self, id: &str, status_json: &str, now_ms: i64) -> Result<()> {
+                let done = sqlx::query("UPDATE devices SET status = $2, last_seen_ms = $3 WHERE id = $1")
+                    .bind(id)
+                    .bind(status_json)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(not_found("device", id));
+                }
+                Ok(())
+            }
+
+            async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO device_keys (spki_sha256, device_id, serial, not_after_ms, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&key.spki_sha256)
+                .bind(&key.device_id)
+                .bind(&key.serial)
+                .bind(key.not_after_ms)
+                .bind(key.created_at_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict("certified key", hex_key(&key.spki_sha256)))?;
+                Ok(())
+            }
+
+            async fn device_keys(&self, device_id: &str) -> Result<Vec<DeviceKey>> {
+                let rows = sqlx::query(
+                    "SELECT spki_sha256, device_id, serial, not_after_ms, created_at_ms FROM device_keys \
+                     WHERE device_id = $1 ORDER BY created_at_ms, serial",
+                )
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DeviceKey {
+                            spki_sha256: r.try_get("spki_sha256")?,
+                            device_id: r.try_get("device_id")?,
+                            serial: r.try_get("serial")?,
+                            not_after_ms: r.try_get("not_after_ms")?,
+                            created_at_ms: r.try_get("created_at_ms")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn create_enrolment_token(&self, token: &EnrolmentToken) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO enrolment_tokens (token_sha256, device_id, created_by, created_at_ms, expires_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&token.token_sha256)
+                .bind(&token.device_id)
+                .bind(&token.created_by)
+                .bind(token.created_at_ms)
+                .bind(token.expires_at_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict("enrolment token", "(hash)".to_owned()))?;
+                Ok(())
+            }
+
+            async fn consume_enrolment_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<String> {
+                // One statement: two concurrent uses cannot both succeed.
+                let used = sqlx::query(
+                    "UPDATE enrolment_tokens SET used_at_ms = $2 \
+                     WHERE token_sha256 = $1 AND used_at_ms IS NULL AND expires_at_ms > $2 RETURNING device_id",
+                )
+                .bind(token_sha256)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = used {
+                    return Ok(row.try_get("device_id")?);
+                }
+                // Say why, without changing anything.
+                let row = sqlx::query("SELECT used_at_ms FROM enrolment_tokens WHERE token_sha256 = $1")
+                    .bind(token_sha256)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let reason = match row {
+                    None => "unknown token",
+                    Some(r) if r.try_get::<Option<i64>, _>("used_at_ms")?.is_some() => "token already used",
+                    Some(_) => "token expired",
+                };
+                Err(Error::TokenRefused { reason })
+            }
+
+            async fn create_operator_token(&self, token: &OperatorToken) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO operator_tokens (token_sha256, name, roles, created_at_ms, expires_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&token.token_sha256)
+                .bind(&token.name)
+                .bind(token.roles.join(","))
+                .bind(token.created_at_ms)
+                .bind(token.expires_at_ms)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict("operator token", "(hash)".to_owned()))?;
+                Ok(())
+            }
+
+            async fn operator_token(&self, token_sha256: &[u8]) -> Result<OperatorToken> {
+                let row = sqlx::query(
+                    "SELECT name, roles, created_at_ms, expires_at_ms FROM operator_tokens WHERE token_sha256 = $1",
+                )
+                .bind(token_sha256)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| not_found("operator token", "(hash)"))?;
+                let roles: String = row.try_get("roles")?;
+                Ok(OperatorToken {
+                    token_sha256: token_sha256.to_vec(),
+                    name: row.try_get("name")?,
+                    roles: roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect(),
+                    created_at_ms: row.try_get("created_at_ms")?,
+                    expires_at_ms: row.try_get("expires_at_ms")?,
+                })
+            }
+
+            async fn append_audit(&self, rows: &[AuditRow], head: &HeadRow) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for chunk in rows.chunks(AUDIT_CHUNK) {
+                    let mut insert = QueryBuilder::new("INSERT INTO audit_entries (seq, entry) ");
+                    insert.push_values(chunk, |mut b, row| {
+                        b.push_bind(row.seq).push_bind(&row.entry);
+                    });
+                    insert
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(conflict("audit entry", chunk.first().map(|r| r.seq).unwrap_or(0).to_string()))?;
+                }
+                sqlx::query("INSERT INTO audit_heads (tree_size, head) VALUES ($1, $2)")
+                    .bind(head.tree_size)
+                    .bind(&head.head)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(conflict("audit tree head", head.tree_size.to_string()))?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn audit_entries(&self, from: i64, limit: u32) -> Result<Vec<AuditRow>> {
+                let rows = sqlx::query("SELECT seq, entry FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2")
+                    .bind(from)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(AuditRow { seq: r.try_get("seq")?, entry: r.try_get("entry")? }))
+                    .collect()
+            }
+
+            async fn audit_heads(&self) -> Result<Vec<HeadRow>> {
+                let rows = sqlx::query("SELECT tree_size, head FROM audit_heads ORDER BY tree_size")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(HeadRow { tree_size: r.try_get("tree_size")?, head: r.try_get("head")? }))
+                    .collect()
+            }
+        }
+    };
+}
+
+fn hex_key(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl_store!(SqliteStore);
+impl_store!(PostgresStore);
+
+#[cfg(test)]
+mod tests {
+    use super::split_search_path;
+
+    #[test]
+    fn search_path_is_taken_out_of_the_url() {
+        assert_eq!(
+            split_search_path("postgres://u@h/test?search_path=m_1&sslmode=disable"),
+            (
+                "postgres://u@h/test?sslmode=disable".to_owned(),
+                Some("m_1".to_owned())
+            )
+        );
+        assert_eq!(
+            split_search_path("postgres://u@h/test"),
+            ("postgres://u@h/test".to_owned(), None)
+        );
+        assert_eq!(
+            split_search_path("postgres://u@h/test?search_path=x"),
+            ("postgres://u@h/test".to_owned(), Some("x".to_owned()))
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! medsec's storage: the [`Store`] trait, a SQLite backend (the embedded default, WAL, every
+//! commit fsynced) and a PostgreSQL backend (scale-out), each with its own migrations under
+//! `migrations/<backend>/`. One contract suite (`tests/contract.rs`) runs against both.
+//!
+//! Queries are written once with numbered placeholders (`$1`, which both SQLite and PostgreSQL
+//! accept) and bound, never built by string concatenation. Lookups of a single thing return
+//! [`Error::NotFound`]; uniqueness violations that callers must react to return [`Error::Conflict`].
+//!
+//! The store keeps records; it makes no decisions. Token secrets, certificate issuance and audit
+//! hashing belong to the callers, which hand over hashes and finished text.
+
+#![forbid(unsafe_code)]
+
+mod backend;
+mod url;
+
+use std::future::Future;
+
+pub use backend::{PostgresStore, SqliteStore};
+pub use url::mask_password;
+
+/// What storage can refuse or fail at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The thing asked for does not exist.
+    #[error("{what} {key:?} not found")]
+    NotFound {
+        /// What kind of record.
+        what: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// A record that must be unique exists already.
+    #[error("{what} {key:?} already exists")]
+    Conflict {
+        /// What kind of record.
+        what: &'static str,
+        /// Its key.
+        key: String,
+    },
+    /// An enrolment token that cannot be used.
+    #[error("enrolment token refused: {reason}")]
+    TokenRefused {
+        /// Unknown, used or expired.
+        reason: &'static str,
+    },
+    /// The database URL is not one medsec can use. The URL in the message has its password masked.
+    #[error("database URL {url} is not usable: {reason}")]
+    BadUrl {
+        /// The URL, password masked.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A device record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Device {
+    /// Stable device id.
+    pub id: String,
+    /// Model name.
+    pub model: String,
+    /// `registered` (a token exists, not yet enrolled), `enrolled`, `revoked`.
+    pub state: String,
+    /// Whether the device is quarantined.
+    pub quarantined: bool,
+    /// Last status the device reported (JSON object text).
+    pub status: String,
+    /// When the record was created.
+    pub created_at_ms: i64,
+    /// When the device was last seen.
+    pub last_seen_ms: Option<i64>,
+}
+
+/// A key certified for a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceKey {
+    /// SHA-256 of the SubjectPublicKeyInfo DER.
+    pub spki_sha256: Vec<u8>,
+    /// Device.
+    pub device_id: String,
+    /// Serial of the certificate issued for it, hex.
+    pub serial: String,
+    /// Certificate expiry.
+    pub not_after_ms: i64,
+    /// When it was certified.
+    pub created_at_ms: i64,
+}
+
+/// An enrolment token, identified by the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentToken {
+    /// SHA-256 of the token.
+    pub token_sha256: Vec<u8>,
+    /// The device it enrols.
+    pub device_id: String,
+    /// Who made it.
+    pub created_by: String,
+    /// When.
+    pub created_at_ms: i64,
+    /// Expiry.
+    pub expires_at_ms: i64,
+}
+
+/// An operator API token, identified by the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorToken {
+    /// SHA-256 of the token.
+    pub token_sha256: Vec<u8>,
+    /// Operator name.
+    pub name: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// When made.
+    pub created_at_ms: i64,
+    /// Expiry.
+    pub expires_at_ms: i64,
+}
+
+/// One stored audit entry: its position and its exact text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Position, from 0.
+    pub seq: i64,
+    /// The entry's canonical text, as hashed into the log.
+    pub entry: String,
+}
+
+/// One stored signed tree head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadRow {
+    /// Entries covered.
+    pub tree_size: i64,
+    /// The signed head as JSON text.
+    pub head: String,
+}
+
+/// Storage operations medsec needs. Every method is one transaction.
+pub trait Store: Send + Sync + Clone + 'static {
+    /// Creates a device if absent; returns whether it was created.
+    fn register_device(
+        &self,
+        id: &str,
+        model: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// One device, or `NotFound`.
+    fn device(&self, id: &str) -> impl Future<Output = Result<Device>> + Send;
+    /// Devices ordered by id, at most `limit`, after `after` if given.
+    fn devices(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Device>>> + Send;
+    /// Sets a device's lifecycle state (`NotFound` if absent).
+    fn set_device_state(&self, id: &str, state: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Stores the status a device reported and marks it seen (`NotFound` if absent).
+    fn set_device_status(
+        &self,
+        id: &str,
+        status_json: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Records a certified key; `Conflict` if this key was ever certified before (for any device).
+    fn add_device_key(&self, key: &DeviceKey) -> impl Future<Output = Result<()>> + Send;
+    /// Keys certified for a device, oldest first.
+    fn device_keys(&self, device_id: &str) -> impl Future<Output = Result<Vec<DeviceKey>>> + Send;
+    /// Stores a new enrolment token (`Conflict` if the hash exists).
+    fn create_enrolment_token(
+        &self,
+        token: &EnrolmentToken,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Marks a token used and returns its device, atomically: a token works once, before expiry.
+    fn consume_enrolment_token(
+        &self,
+        token_sha256: &[u8],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Stores a new operator token.
+    fn create_operator_token(
+        &self,
+        token: &OperatorToken,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Looks up an operator token by hash (`NotFound` if absent; expiry is the caller's check).
+    fn operator_token(
+        &self,
+        token_sha256: &[u8],
+    ) -> impl Future<Output = Result<OperatorToken>> + Send;
+    /// Appends audit entries and the signed head that covers them, in one durable transaction.
+    fn append_audit(
+        &self,
+        rows: &[AuditRow],
+        head: &HeadRow,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Audit entries with `seq >= from`, in order, at most `limit`.
+    fn audit_entries(
+        &self,
+        from: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditRow>>> + Send;
+    /// Every signed tree head, smallest first.
+    fn audit_heads(&self) -> impl Future<Output = Result<Vec<HeadRow>>> + Send;
+}
+
+/// A store of either backend, chosen at run time from a URL.
+#[derive(Clone)]
+pub enum AnyStore {
+    /// SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PostgresStore),
+}
+
+impl AnyStore {
+    /// Opens `sqlite://PATH` (created if missing) or `postgres://…`, and applies migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(Self::Sqlite(
+                SqliteStore::open(std::path::Path::new(path), max_connections).await?,
+            ))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(
+                PostgresStore::open(url, max_connections).await?,
+            ))
+        } else {
+            Err(Error::BadUrl {
+                url: mask_password(url),
+                reason: "use sqlite://PATH or postgres://USER@HOST/DB".into(),
+            })
+        }
+    }
+
+    /// Which backend, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// Forwards each `Store` method to the backend inside.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $call.await,
+            AnyStore::Postgres($s) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn register_device(&self, id: &str, model: &str, now_ms: i64) -> Result<bool> {
+        dispatch!(self, s => s.register_device(id, model, now_ms))
+    }
+    async fn device(&self, id: &str) -> Result<Device> {
+        dispatch!(self, s => s.device(id))
+    }
+    async fn devices(&self, after: Option<&str>, limit: u32) -> Result<Vec<Device>> {
+        dispatch!(self, s => s.devices(after, limit))
+    }
+    async fn set_device_state(&self, id: &str, state: &str) -> Result<()> {
+        dispatch!(self, s => s.set_device_state(id, state))
+    }
+    async fn set_device_status(&self, id: &str, status_json: &str, now_ms: i64) -> Result<()> {
+        dispatch!(self, s => s.set_device_status(id, status_json, now_ms))
+    }
+    async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {
+        dispatch!(self, s => s.add_device_key(key))
+    }
+    async fn device_keys(&self, device_id: &str) -> Result<Vec<DeviceKey>> {
+        dispatch!(self, s => s.device_keys(device_id))
+    }
+    async fn create_enrolment_token(&self, token: &EnrolmentToken) -> Result<()> {
+        dispatch!(self, s => s.create_enrolment_token(token))
+    }
+    async fn consume_enrolment_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<String> {
+        dispatch!(self, s => s.consume_enrolment_token(token_sha256, now_ms))
+    }
+    async fn create_operator_token(&self, token: &OperatorToken) -> Result<()> {
+        dispatch!(self, s => s.create_operator_token(token))
+    }
+    async fn operator_token(&self, token_sha256: &[u8]) -> Result<OperatorToken> {
+        dispatch!(self, s => s.operator_token(token_sha256))
+    }
+    async fn append_audit(&self, rows: &[AuditRow], head: &HeadRow) -> Result<()> {
+        dispatch!(self, s => s.append_audit(rows, head))
+    }
+    async fn audit_entries(&self, from: i64, limit: u32) -> Result<Vec<AuditRow>> {
+        dispatch!(self, s => s.audit_entries(from, limit))
+    }
+    async fn audit_heads(&self) -> Result<Vec<HeadRow>> {
+        dispatch!(self, s => s.audit_heads())
+    }
+}

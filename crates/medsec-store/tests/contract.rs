@@ -1,0 +1,314 @@
+//! One contract suite, run against every backend: SQLite always, PostgreSQL at
+//! `MEDSEC_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`). Each PostgreSQL run
+//! uses a fresh schema, dropped afterwards. Without a reachable PostgreSQL the PostgreSQL half fails
+//! under `CI=true` and says SKIPPED elsewhere.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code"
+)]
+
+use medsec_store::{
+    AnyStore, AuditRow, DeviceKey, EnrolmentToken, Error, HeadRow, OperatorToken, SqliteStore,
+    Store,
+};
+
+async fn contract<S: Store>(store: &S) {
+    devices(store).await;
+    keys(store).await;
+    enrolment_tokens(store).await;
+    operator_tokens(store).await;
+    audit(store).await;
+}
+
+async fn devices<S: Store>(s: &S) {
+    assert!(
+        s.register_device("pump-1", "infusion-pump", 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.register_device("pump-1", "other", 11).await.unwrap(),
+        "second registration is a no-op"
+    );
+    s.register_device("monitor-1", "patient-monitor", 12)
+        .await
+        .unwrap();
+    let d = s.device("pump-1").await.unwrap();
+    assert_eq!(
+        (d.model.as_str(), d.state.as_str(), d.quarantined),
+        ("infusion-pump", "registered", false)
+    );
+    assert_eq!(d.status, "{}");
+    assert_eq!(d.last_seen_ms, None);
+    assert!(matches!(
+        s.device("nope").await,
+        Err(Error::NotFound { what: "device", .. })
+    ));
+    s.set_device_state("pump-1", "enrolled").await.unwrap();
+    s.set_device_status("pump-1", r#"{"battery":80}"#, 99)
+        .await
+        .unwrap();
+    let d = s.device("pump-1").await.unwrap();
+    assert_eq!(
+        (d.state.as_str(), d.status.as_str(), d.last_seen_ms),
+        ("enrolled", r#"{"battery":80}"#, Some(99))
+    );
+    assert!(matches!(
+        s.set_device_state("nope", "x").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.set_device_status("nope", "{}", 1).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Paging in id order.
+    let all = s.devices(None, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["monitor-1", "pump-1"]
+    );
+    let page = s.devices(Some("monitor-1"), 10).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(s.devices(None, 1).await.unwrap().len(), 1);
+    // Values that would break naive SQL are stored as they are.
+    let odd = "x'); DROP TABLE devices; --";
+    s.register_device(odd, odd, 1).await.unwrap();
+    assert_eq!(s.device(odd).await.unwrap().model, odd);
+}
+
+async fn keys<S: Store>(s: &S) {
+    let key = |fp: u8, dev: &str, serial: &str| DeviceKey {
+        spki_sha256: vec![fp; 32],
+        device_id: dev.into(),
+        serial: serial.into(),
+        not_after_ms: 1000,
+        created_at_ms: i64::from(fp),
+    };
+    s.add_device_key(&key(1, "pump-1", "01")).await.unwrap();
+    s.add_device_key(&key(2, "pump-1", "02")).await.unwrap();
+    // The same key again, for the same or another device, is a conflict.
+    assert!(matches!(
+        s.add_device_key(&key(1, "pump-1", "03")).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert!(matches!(
+        s.add_device_key(&key(2, "monitor-1", "04")).await,
+        Err(Error::Conflict { .. })
+    ));
+    let keys = s.device_keys("pump-1").await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.serial.as_str()).collect::<Vec<_>>(),
+        ["01", "02"]
+    );
+    assert!(s.device_keys("monitor-1").await.unwrap().is_empty());
+}
+
+async fn enrolment_tokens<S: Store>(s: &S) {
+    let token = |h: u8, expires: i64| EnrolmentToken {
+        token_sha256: vec![h; 32],
+        device_id: "monitor-1".into(),
+        created_by: "op".into(),
+        created_at_ms: 0,
+        expires_at_ms: expires,
+    };
+    s.create_enrolment_token(&token(1, 100)).await.unwrap();
+    s.create_enrolment_token(&token(2, 100)).await.unwrap();
+    assert!(matches!(
+        s.create_enrolment_token(&token(1, 100)).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        s.consume_enrolment_token(&[1; 32], 50).await.unwrap(),
+        "monitor-1"
+    );
+    let again = s.consume_enrolment_token(&[1; 32], 51).await;
+    assert!(
+        matches!(
+            again,
+            Err(Error::TokenRefused {
+                reason: "token already used"
+            })
+        ),
+        "{again:?}"
+    );
+    let late = s.consume_enrolment_token(&[2; 32], 100).await;
+    assert!(
+        matches!(
+            late,
+            Err(Error::TokenRefused {
+                reason: "token expired"
+            })
+        ),
+        "{late:?}"
+    );
+    let unknown = s.consume_enrolment_token(&[3; 32], 1).await;
+    assert!(
+        matches!(
+            unknown,
+            Err(Error::TokenRefused {
+                reason: "unknown token"
+            })
+        ),
+        "{unknown:?}"
+    );
+}
+
+async fn operator_tokens<S: Store>(s: &S) {
+    let t = OperatorToken {
+        token_sha256: vec![7; 32],
+        name: "alice".into(),
+        roles: vec!["admin".into(), "viewer".into()],
+        created_at_ms: 1,
+        expires_at_ms: 2,
+    };
+    s.create_operator_token(&t).await.unwrap();
+    assert_eq!(s.operator_token(&[7; 32]).await.unwrap(), t);
+    assert!(matches!(
+        s.operator_token(&[8; 32]).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+async fn audit<S: Store>(s: &S) {
+    assert!(s.audit_heads().await.unwrap().is_empty());
+    let rows: Vec<AuditRow> = (0..5000)
+        .map(|i| AuditRow {
+            seq: i,
+            entry: format!("{{\"n\":{i}}}"),
+        })
+        .collect();
+    s.append_audit(
+        &rows,
+        &HeadRow {
+            tree_size: 5000,
+            head: "h1".into(),
+        },
+    )
+    .await
+    .unwrap();
+    // A batch overlapping stored entries is refused whole: nothing of it is stored.
+    let overlap = [
+        AuditRow {
+            seq: 5000,
+            entry: "new".into(),
+        },
+        AuditRow {
+            seq: 4999,
+            entry: "dup".into(),
+        },
+    ];
+    let refused = s
+        .append_audit(
+            &overlap,
+            &HeadRow {
+                tree_size: 5001,
+                head: "h2".into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Conflict { .. })),
+        "{refused:?}"
+    );
+    assert!(s.audit_entries(5000, 10).await.unwrap().is_empty());
+    assert_eq!(s.audit_heads().await.unwrap().len(), 1);
+    s.append_audit(
+        &overlap[..1],
+        &HeadRow {
+            tree_size: 5001,
+            head: "h2".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let page = s.audit_entries(4998, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [4998, 4999, 5000]
+    );
+    assert_eq!(page[2].entry, "new");
+    assert_eq!(s.audit_entries(0, 3).await.unwrap()[1].entry, "{\"n\":1}");
+    let heads = s.audit_heads().await.unwrap();
+    assert_eq!(
+        heads.iter().map(|h| h.tree_size).collect::<Vec<_>>(),
+        [5000, 5001]
+    );
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn sqlite_backend_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let store = SqliteStore::open(&dir.path().join("medsec.db"), 4)
+            .await
+            .unwrap();
+        contract(&store).await;
+        // Reopening applies no migration twice and keeps the data.
+        store.close().await;
+        let url = format!("sqlite://{}", dir.path().join("medsec.db").display());
+        let again = AnyStore::open(&url, 2).await.unwrap();
+        assert_eq!(again.backend(), "sqlite");
+        assert_eq!(again.device("pump-1").await.unwrap().state, "enrolled");
+        contract_is_idempotent_on_reads(&again).await;
+    });
+}
+
+async fn contract_is_idempotent_on_reads<S: Store>(s: &S) {
+    assert_eq!(s.audit_heads().await.unwrap().len(), 2);
+    assert_eq!(s.device_keys("pump-1").await.unwrap().len(), 2);
+}
+
+/// The PostgreSQL URL the tests use, or `None` (with a SKIPPED line) when unreachable off CI.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("MEDSEC_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let addr = url
+        .split_once('@')
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let reachable = std::net::TcpStream::connect(&addr).is_ok();
+    if reachable {
+        return Some(url);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "PostgreSQL is not reachable at {addr} and CI=true: the PostgreSQL contract suite must run in CI"
+    );
+    eprintln!(
+        "SKIPPED: PostgreSQL contract suite (nothing listening at {addr}; set MEDSEC_TEST_POSTGRES)"
+    );
+    None
+}
+
+#[test]
+fn postgres_backend_meets_the_contract() {
+    let Some(url) = postgres_url() else { return };
+    let schema = format!("medsec_contract_{}", std::process::id());
+    runtime().block_on(async {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let store = AnyStore::open(&format!("{url}{sep}search_path={schema}"), 4)
+            .await
+            .unwrap();
+        assert_eq!(store.backend(), "postgres");
+        let AnyStore::Postgres(pg) = &store else {
+            unreachable!()
+        };
+        contract(pg).await;
+        pg.close().await;
+        let admin = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    });
+}
