@@ -8,6 +8,7 @@ mod demo;
 mod keys;
 mod progress;
 mod repo;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,30 @@ enum Command {
     /// The fleet certificate authority: device certificates, revocation, CRLs.
     #[command(subcommand)]
     Ca(Box<ca::CaCommand>),
+    /// Run the server: EST enrolment and the device API on a mutual-TLS port, the operator API
+    /// on another. With no configuration it starts on embedded defaults in ./medsec-data.
+    Server {
+        #[command(flatten)]
+        location: server::Location,
+        /// Device port address (default 127.0.0.1:8443).
+        #[arg(long)]
+        device_listen: Option<std::net::SocketAddr>,
+        /// Operator port address (default 127.0.0.1:8444).
+        #[arg(long)]
+        operator_listen: Option<std::net::SocketAddr>,
+    },
+    /// Devices: enrolment tokens.
+    #[command(subcommand)]
+    Fleet(server::FleetCommand),
+    /// Operators: API tokens.
+    #[command(subcommand)]
+    Operator(server::OperatorCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(server::AuditCommand),
+    /// Cedar policies: validate, list, and test a decision.
+    #[command(subcommand)]
+    Policy(server::PolicyCommand),
 }
 
 #[derive(Args)]
@@ -465,12 +490,34 @@ fn run_repo(cmd: RepoCommand) -> Result<()> {
     Ok(())
 }
 
+/// Structured logs to standard error; `MEDSEC_LOG` sets the filter (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDSEC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { dir, image_mib } => demo::run(dir, image_mib),
         Command::Repo(cmd) => run_repo(*cmd),
         Command::Ca(cmd) => ca::run(*cmd),
+        Command::Server {
+            location,
+            device_listen,
+            operator_listen,
+        } => {
+            init_logging();
+            server::serve(&location, device_listen, operator_listen)
+        }
+        Command::Fleet(cmd) => server::run_fleet(cmd),
+        Command::Operator(cmd) => server::run_operator(cmd),
+        Command::Audit(cmd) => server::run_audit(cmd),
+        Command::Policy(cmd) => server::run_policy(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

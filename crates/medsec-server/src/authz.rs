@@ -1,0 +1,530 @@
+//! Authorisation with Cedar: the schema and policies (shipped in `policies/`, or read from a
+//! directory the configuration names), validated strictly at start-up, and one decision per
+//! request. Default deny: a request is allowed only when a policy permits it and none forbids it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr as _;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
+    EntityUid, PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode,
+    Validator,
+};
+
+use crate::Error;
+
+/// The schema shipped with medsec.
+pub const DEFAULT_SCHEMA: &str = include_str!("../../../policies/medsec.cedarschema");
+/// The policies shipped with medsec.
+pub const DEFAULT_POLICIES: &str = include_str!("../../../policies/default.cedar");
+
+/// Who is asking, as the policies see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A device, with its record's attributes.
+    Device {
+        /// Device id.
+        id: String,
+        /// Model.
+        model: String,
+        /// Lifecycle state.
+        state: String,
+        /// Quarantined.
+        quarantined: bool,
+    },
+    /// An operator with roles.
+    Operator {
+        /// Name.
+        name: String,
+        /// Roles.
+        roles: Vec<String>,
+    },
+}
+
+impl Subject {
+    /// `Medsec::Device::"id"` / `Medsec::Operator::"name"`, as the audit log records it.
+    pub fn label(&self) -> String {
+        match self {
+            Subject::Device { id, .. } => format!("Device::{id:?}"),
+            Subject::Operator { name, .. } => format!("Operator::{name:?}"),
+        }
+    }
+}
+
+/// What is acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One device.
+    Device(String),
+    /// The fleet.
+    Fleet,
+    /// The audit log.
+    AuditLog,
+}
+
+impl Target {
+    /// `Device::"id"`, `Fleet`, `AuditLog`.
+    pub fn label(&self) -> String {
+        match self {
+            Target::Device(id) => format!("Device::{id:?}"),
+            Target::Fleet => "Fleet".into(),
+            Target::AuditLog => "AuditLog".into(),
+        }
+    }
+}
+
+/// The request's context.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    /// Peer address.
+    pub source: IpAddr,
+    /// How the principal authenticated.
+    pub credential: &'static str,
+}
+
+/// A decision and the policies that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Allowed?
+    pub allowed: bool,
+    /// The `@id`s of the deciding policies (permits when allowed, forbids when a forbid denied;
+    /// empty when nothing permitted).
+    pub policies: Vec<String>,
+    /// Evaluation errors (a policy that errors does not apply).
+    pub errors: Vec<String>,
+}
+
+/// Validated schema and policies, ready to decide.
+pub struct Policies {
+    schema: Schema,
+    set: PolicySet,
+    authorizer: Authorizer,
+    texts: Vec<(String, String)>,
+}
+
+fn uid(type_name: &str, id: &str) -> Result<EntityUid, Error> {
+    let name = EntityTypeName::from_str(type_name).map_err(|e| Error::Policy {
+        reason: format!("entity type {type_name}: {e}"),
+    })?;
+    Ok(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
+}
+
+impl Policies {
+    /// Loads the shipped schema and policies.
+    pub fn shipped() -> Result<Self, Error> {
+        Self::from_text(DEFAULT_SCHEMA, DEFAULT_POLICIES)
+    }
+
+    /// Loads `medsec.cedarschema` and every `*.cedar` file from `dir`.
+    pub fn from_dir(dir: &Path) -> Result<Self, Error> {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|e| Error::Policy {
+                reason: format!("reading {}: {e}", p.display()),
+            })
+        };
+        let schema = read(&dir.join("medsec.cedarschema"))?;
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| Error::Policy {
+                reason: format!("reading {}: {e}", dir.display()),
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "cedar"))
+            .collect();
+        files.sort();
+        let mut policies = String::new();
+        for f in &files {
+            policies.push_str(&read(f)?);
+            policies.push('\n');
+        }
+        Self::from_text(&schema, &policies)
+    }
+
+    /// Parses and strictly validates a schema and policies. Every policy needs a unique `@id`.
+    pub fn from_text(schema: &str, policies: &str) -> Result<Self, Error> {
+        let (schema, _warnings) =
+            Schema::from_cedarschema_str(schema).map_err(|e| Error::Policy {
+                reason: format!("schema: {e}"),
+            })?;
+        let parsed = PolicySet::from_str(policies).map_err(|e| Error::Policy {
+            reason: format!("policies: {e}"),
+        })?;
+        // Re-key every policy by its @id, which is what decisions and the audit log report.
+        let mut set = PolicySet::new();
+        let mut texts = Vec::new();
+        for p in parsed.policies() {
+            let id = p.annotation("id").ok_or_else(|| Error::Policy {
+                reason: format!("a policy has no @id annotation: {p}"),
+            })?;
+            texts.push((id.to_owned(), p.to_string()));
+            set.add(p.new_id(PolicyId::new(id)))
+                .map_err(|e| Error::Policy {
+                    reason: format!("policy {id:?}: {e}"),
+                })?;
+        }
+        if parsed.templates().next().is_some() {
+            return Err(Error::Policy {
+                reason: "policy templates are not supported".into(),
+            });
+        }
+        let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+        if !result.validation_passed() {
+            let errors: Vec<String> = result.validation_errors().map(|e| e.to_string()).collect();
+            return Err(Error::Policy {
+                reason: format!(
+                    "policies do not validate against the schema: {}",
+                    errors.join("; ")
+                ),
+            });
+        }
+        Ok(Self {
+            schema,
+            set,
+            authorizer: Authorizer::new(),
+            texts,
+        })
+    }
+
+    /// Policy ids and their text, in file order.
+    pub fn list(&self) -> &[(String, String)] {
+        &self.texts
+    }
+
+    /// Decides one request.
+    pub fn decide(
+        &self,
+        subject: &Subject,
+        action: &str,
+        target: &Target,
+        context: &RequestContext,
+    ) -> Result<Decision, Error> {
+        let (principal, entity) = match subject {
+            Subject::Device {
+                id,
+                model,
+                state,
+                quarantined,
+            } => {
+                let p = uid("Medsec::Device", id)?;
+                let attrs = HashMap::from([
+                    (
+                        "model".to_owned(),
+                        RestrictedExpression::new_string(model.clone()),
+                    ),
+                    (
+                        "state".to_owned(),
+                        RestrictedExpression::new_string(state.clone()),
+                    ),
+                    (
+                        "quarantined".to_owned(),
+                        RestrictedExpression::new_bool(*quarantined),
+                    ),
+                ]);
+                let e =
+                    Entity::new(p.clone(), attrs, HashSet::new()).map_err(|e| Error::Policy {
+                        reason: e.to_string(),
+                    })?;
+                (p, e)
+            }
+            Subject::Operator { name, roles } => {
+                let p = uid("Medsec::Operator", name)?;
+                let parents = roles
+                    .iter()
+                    .map(|r| uid("Medsec::Role", r))
+                    .collect::<Result<HashSet<_>, _>>()?;
+                let attrs = HashMap::from([(
+                    "name".to_owned(),
+                    RestrictedExpression::new_string(name.clone()),
+                )]);
+                let e = Entity::new(p.clone(), attrs, parents).map_err(|e| Error::Policy {
+                    reason: e.to_string(),
+                })?;
+                (p, e)
+            }
+        };
+        let resource = match target {
+            Target::Device(id) => uid("Medsec::Device", id)?,
+            Target::Fleet => uid("Medsec::Fleet", "fleet")?,
+            Target::AuditLog => uid("Medsec::AuditLog", "audit")?,
+        };
+        let action_uid = uid("Medsec::Action", action)?;
+        let ctx = Context::from_pairs([
+            (
+                "time".to_owned(),
+                RestrictedExpression::new_long(context.time),
+            ),
+            (
+                "source".to_owned(),
+                RestrictedExpression::new_ip(context.source.to_string()),
+            ),
+            (
+                "credential".to_owned(),
+                RestrictedExpression::new_string(context.credential.to_owned()),
+            ),
+        ])
+        .map_err(|e| Error::Policy {
+            reason: e.to_string(),
+        })?;
+        // The request is checked against the schema (an action that does not apply to this
+        // principal or resource type is an error, so a denial).
+        let request = match Request::new(principal, action_uid, resource, ctx, Some(&self.schema)) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(Decision {
+                    allowed: false,
+                    policies: Vec::new(),
+                    errors: vec![e.to_string()],
+                });
+            }
+        };
+        // Only the principal's attributes are read by policies; the resource entity is not
+        // needed (an absent entity has no attributes and no parents).
+        let entities = Entities::from_entities([entity], None).map_err(|e| Error::Policy {
+            reason: e.to_string(),
+        })?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.set, &entities);
+        Ok(Decision {
+            allowed: response.decision() == CedarDecision::Allow,
+            policies: response
+                .diagnostics()
+                .reason()
+                .map(|p| p.to_string())
+                .collect(),
+            errors: response
+                .diagnostics()
+                .errors()
+                .map(|e| e.to_string())
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(credential: &'static str) -> RequestContext {
+        RequestContext {
+            time: 1_800_000_000,
+            source: "192.0.2.10".parse().unwrap(),
+            credential,
+        }
+    }
+
+    fn device(id: &str, state: &str, quarantined: bool) -> Subject {
+        Subject::Device {
+            id: id.into(),
+            model: "infusion-pump".into(),
+            state: state.into(),
+            quarantined,
+        }
+    }
+
+    fn operator(roles: &[&str]) -> Subject {
+        Subject::Operator {
+            name: "alice".into(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn shipped_policies_validate_and_decide() {
+        let p = Policies::shipped().unwrap();
+        let own = Target::Device("pump-1".into());
+        let other = Target::Device("pump-2".into());
+        let fleet = ctx("fleet-certificate");
+        let d = p
+            .decide(
+                &device("pump-1", "enrolled", false),
+                "device.read",
+                &own,
+                &fleet,
+            )
+            .unwrap();
+        assert!(d.allowed);
+        assert_eq!(d.policies, ["device-own-record"]);
+        // Another device's record: denied, no policy permits.
+        let d = p
+            .decide(
+                &device("pump-1", "enrolled", false),
+                "device.read",
+                &other,
+                &fleet,
+            )
+            .unwrap();
+        assert!(!d.allowed);
+        assert!(d.policies.is_empty());
+        assert!(
+            !p.decide(
+                &device("pump-1", "enrolled", false),
+                "device.write",
+                &other,
+                &fleet
+            )
+            .unwrap()
+            .allowed
+        );
+        // A quarantined device cannot write even its own record; the forbid is named.
+        let d = p
+            .decide(
+                &device("pump-1", "enrolled", true),
+                "device.write",
+                &own,
+                &fleet,
+            )
+            .unwrap();
+        assert!(!d.allowed);
+        assert_eq!(
+            d.policies,
+            ["no-writes-from-revoked-or-quarantined-devices"]
+        );
+        // Enrolment needs the right credential, for the device itself.
+        let token = ctx("enrolment-token");
+        assert!(
+            p.decide(
+                &device("pump-1", "registered", false),
+                "est.enroll",
+                &own,
+                &token
+            )
+            .unwrap()
+            .allowed
+        );
+        assert!(
+            !p.decide(
+                &device("pump-1", "registered", false),
+                "est.enroll",
+                &other,
+                &token
+            )
+            .unwrap()
+            .allowed
+        );
+        assert!(
+            !p.decide(
+                &device("pump-1", "registered", false),
+                "est.enroll",
+                &own,
+                &fleet
+            )
+            .unwrap()
+            .allowed
+        );
+        assert!(
+            !p.decide(
+                &device("pump-1", "revoked", false),
+                "est.reenroll",
+                &own,
+                &fleet
+            )
+            .unwrap()
+            .allowed
+        );
+        // A device token is not an operator credential.
+        assert!(
+            !p.decide(
+                &device("pump-1", "enrolled", false),
+                "device.list",
+                &Target::Fleet,
+                &fleet
+            )
+            .unwrap()
+            .allowed
+        );
+    }
+
+    #[test]
+    fn operator_roles_bound_what_operators_do() {
+        let p = Policies::shipped().unwrap();
+        let op = ctx("operator-token");
+        let pump = Target::Device("pump-1".into());
+        let admin = p
+            .decide(&operator(&["admin"]), "device.revoke", &pump, &op)
+            .unwrap();
+        assert!(admin.allowed);
+        assert_eq!(admin.policies, ["operator-admin"]);
+        assert!(
+            !p.decide(&operator(&["viewer"]), "device.revoke", &pump, &op)
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            p.decide(&operator(&["viewer"]), "device.list", &Target::Fleet, &op)
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            !p.decide(&operator(&["viewer"]), "audit.read", &Target::AuditLog, &op)
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            p.decide(
+                &operator(&["security"]),
+                "audit.read",
+                &Target::AuditLog,
+                &op
+            )
+            .unwrap()
+            .allowed
+        );
+        assert!(
+            !p.decide(&operator(&["enroller"]), "device.revoke", &pump, &op)
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            p.decide(
+                &operator(&["enroller"]),
+                "token.create",
+                &Target::Fleet,
+                &op
+            )
+            .unwrap()
+            .allowed
+        );
+        assert!(
+            !p.decide(&operator(&[]), "device.list", &Target::Fleet, &op)
+                .unwrap()
+                .allowed
+        );
+        // Operators are not devices: enrolment actions do not apply to them.
+        let d = p
+            .decide(&operator(&["admin"]), "est.enroll", &pump, &op)
+            .unwrap();
+        assert!(!d.allowed);
+        assert!(!d.errors.is_empty());
+        // Unknown actions are denied.
+        assert!(
+            !p.decide(&operator(&["admin"]), "device.explode", &pump, &op)
+                .unwrap()
+                .allowed
+        );
+    }
+
+    #[test]
+    fn invalid_policies_are_refused_at_load() {
+        let unknown_attr = "@id(\"x\") permit (principal is Medsec::Device, action, resource) when { principal.colour == \"red\" };";
+        let e = Policies::from_text(DEFAULT_SCHEMA, unknown_attr)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("do not validate"), "{e}");
+        let no_id = "permit (principal, action, resource);";
+        assert!(
+            Policies::from_text(DEFAULT_SCHEMA, no_id)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("@id")
+        );
+        let dup = "@id(\"a\") permit (principal, action, resource);\n@id(\"a\") forbid (principal, action, resource);";
+        assert!(Policies::from_text(DEFAULT_SCHEMA, dup).is_err());
+        assert!(Policies::from_text("namespace {", DEFAULT_POLICIES).is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! The server's configuration: one typed struct, read from a TOML file, then `MEDSEC_*`
+//! environment variables (`MEDSEC_LIMITS__MAX_BODY_BYTES=…` for nested keys), then flags.
+//! Every limit is here, with its default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The top-level keys, as the environment may name them.
+const TOP_KEYS: &[&str] = &[
+    "data_dir",
+    "database_url",
+    "database_connections",
+    "device_listen",
+    "operator_listen",
+    "hostnames",
+    "ca_passphrase_file",
+    "device_cert_days",
+    "manufacturer_cas",
+    "policy_dir",
+    "crl_reload_ms",
+    "limits",
+];
+
+/// Everything `medsec server` can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the CA, keys and the SQLite database live.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://…`; default: `sqlite://<data_dir>/medsec.db`.
+    pub database_url: Option<String>,
+    /// Connections in the database pool.
+    pub database_connections: u32,
+    /// The device port: mutual TLS 1.3, EST and the device API.
+    pub device_listen: SocketAddr,
+    /// The operator port: TLS, API tokens.
+    pub operator_listen: SocketAddr,
+    /// Names and addresses in the server's certificate.
+    pub hostnames: Vec<String>,
+    /// File holding the passphrase of the issuing CA key, if it is encrypted.
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// Lifetime of device certificates issued by EST, in days.
+    pub device_cert_days: i64,
+    /// PEM files of manufacturer CAs whose certificates (IDevIDs) may enrol devices.
+    pub manufacturer_cas: Vec<PathBuf>,
+    /// A directory with `medsec.cedarschema` and `*.cedar` policies; default: the shipped ones.
+    pub policy_dir: Option<PathBuf>,
+    /// How often the CRL file is checked for changes, in milliseconds.
+    pub crl_reload_ms: u64,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// Every bound the server enforces.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest request head (request line and headers), in bytes; at least 8192 (hyper's floor).
+    pub max_header_bytes: usize,
+    /// Time allowed for a TLS handshake, in milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// Time allowed to receive a request's headers, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// Time allowed for a whole request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Open connections per port; further connections wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Sustained requests per second per principal (device, operator, or source address for
+    /// unauthenticated requests).
+    pub requests_per_second: u32,
+    /// Burst allowance above the sustained rate.
+    pub request_burst: u32,
+    /// Audit events waiting to be written; when full, requests wait (backpressure).
+    pub audit_queue: usize,
+    /// Most audit events written in one transaction.
+    pub audit_batch: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            handshake_timeout_ms: 10_000,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_connections: 20_000,
+            requests_per_second: 20,
+            request_burst: 100,
+            audit_queue: 65_536,
+            audit_batch: 8_192,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("medsec-data"),
+            database_url: None,
+            database_connections: 8,
+            device_listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            operator_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
+            hostnames: vec!["localhost".into(), "127.0.0.1".into()],
+            ca_passphrase_file: None,
+            device_cert_days: 30,
+            manufacturer_cas: Vec::new(),
+            policy_dir: None,
+            crl_reload_ms: 1_000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `MEDSEC_*` variables, then `overrides`
+    /// (the flags that were given), and checks the result.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, Error> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(Error::Config {
+                    reason: format!("config file {} does not exist", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(
+                // Only this struct's keys: other MEDSEC_* variables (MEDSEC_PASSPHRASE, test
+                // switches) belong to other commands.
+                Env::prefixed("MEDSEC_")
+                    .filter(|k| {
+                        let top = k.as_str().split("__").next().unwrap_or_default();
+                        TOP_KEYS.iter().any(|t| t.eq_ignore_ascii_case(top))
+                    })
+                    .split("__"),
+            )
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| Error::Config {
+            reason: e.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let l = &self.limits;
+        let bad = |reason: &str| {
+            Err(Error::Config {
+                reason: reason.to_owned(),
+            })
+        };
+        if l.max_header_bytes < 8192 {
+            return bad("limits.max_header_bytes must be at least 8192");
+        }
+        if l.requests_per_second == 0 || l.request_burst == 0 {
+            return bad("limits.requests_per_second and limits.request_burst must be at least 1");
+        }
+        if l.audit_queue == 0 || l.audit_batch == 0 || l.max_connections == 0 {
+            return bad("limits.audit_queue, audit_batch and max_connections must be at least 1");
+        }
+        if !(1..=90).contains(&self.device_cert_days) {
+            return bad("device_cert_days must be 1 to 90");
+        }
+        if self.hostnames.is_empty() {
+            return bad("hostnames must name at least one host");
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("medsec.db").display()))
+    }
+}
+
+/// Values given as flags; `None` leaves the file/environment value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--device-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_listen: Option<SocketAddr>,
+    /// `--operator-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_listen: Option<SocketAddr>,
+}
+
+#[cfg(test)]
+#[expect(clippy::result_large_err, reason = "figment::Jail fixes the closure's error type")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "medsec.toml",
+                "data_dir = \"/srv/medsec\"\ndevice_cert_days = 7\n[limits]\nmax_body_bytes = 1000\nrequest_burst = 5\n",
+            )?;
+            jail.set_env("MEDSEC_LIMITS__REQUEST_BURST", "9");
+            jail.set_env("MEDSEC_DEVICE_LISTEN", "0.0.0.0:9443");
+            let flags = Overrides {
+                device_listen: Some("127.0.0.1:1".parse().unwrap()),
+                ..Overrides::default()
+            };
+            let c = Config::load(Some(Path::new("medsec.toml")), &flags).unwrap();
+            assert_eq!(c.data_dir, PathBuf::from("/srv/medsec"));
+            assert_eq!(c.device_cert_days, 7);
+            assert_eq!(c.limits.max_body_bytes, 1000);
+            assert_eq!(c.limits.request_burst, 9, "environment beats the file");
+            assert_eq!(c.device_listen.port(), 1, "flags beat the environment");
+            assert_eq!(c.database_url(), "sqlite:///srv/medsec/medsec.db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "[limits]\nmax_header_bytes = 100\n")?;
+            let e = Config::load(Some(Path::new("a.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("max_header_bytes"), "{e}");
+            jail.create_file("b.toml", "devcie_listen = \"1.2.3.4:5\"\n")?;
+            let e = Config::load(Some(Path::new("b.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("devcie_listen"), "{e}");
+            let e =
+                Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("does not exist"), "{e}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,988 @@
+//! The HTTP side: one router per port, each built by one function, sharing [`AppState`].
+//!
+//! Every route resolves its caller (a device from the connection's verified certificate, an
+//! operator from a bearer token), asks Cedar, writes the decision to the audit log, and only then
+//! acts. Refusals — no credential, an unknown or expired token, a denied request, a body over the
+//! limit, a burst over the rate limit — are audited too.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use medsec_audit::Event;
+use medsec_pki::{DeviceId, FleetCa};
+use medsec_store::{AnyStore, DeviceKey, Store as _};
+use serde::Deserialize;
+
+use crate::audit_log::{AuditLog, event};
+use crate::authz::{Policies, RequestContext, Subject, Target};
+use crate::tls::Reloadable;
+use crate::{Config, tokens};
+
+/// Who is at the other end of a connection, from its verified certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// No client certificate (EST with a token, or the operator port).
+    None,
+    /// A fleet device certificate.
+    Device(DeviceId),
+    /// A manufacturer certificate (IDevID) vouching for this device id: enrolment only.
+    Manufacturer(DeviceId),
+    /// A verified certificate naming no device.
+    Unidentified,
+}
+
+/// Per-connection facts attached to each request.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Certificate identity.
+    pub peer: Peer,
+    /// Whether this is the operator port.
+    pub operator_port: bool,
+}
+
+/// Shared by both ports.
+pub struct AppState {
+    /// Storage.
+    pub store: AnyStore,
+    /// Cedar policies.
+    pub policies: Policies,
+    audit_log: AuditLog,
+    ca: tokio::sync::Mutex<FleetCa>,
+    tls: Arc<Reloadable>,
+    /// The configuration in effect.
+    pub config: Config,
+    limiter: DefaultKeyedRateLimiter<String>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        store: AnyStore,
+        policies: Policies,
+        audit_log: AuditLog,
+        ca: FleetCa,
+        tls: Arc<Reloadable>,
+        config: Config,
+    ) -> Self {
+        let per_second =
+            NonZeroU32::new(config.limits.requests_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.limits.request_burst).unwrap_or(NonZeroU32::MIN);
+        Self {
+            store,
+            policies,
+            audit_log,
+            ca: tokio::sync::Mutex::new(ca),
+            tls,
+            config,
+            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+        }
+    }
+
+    /// Appends to the audit log and waits until the entry is durable.
+    pub async fn audit(&self, event: Event) -> Result<u64, ApiError> {
+        self.audit_log
+            .record(event)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// Takes one request from `key`'s allowance.
+    pub fn rate_ok(&self, key: &str) -> bool {
+        self.limiter.check_key(&key.to_owned()).is_ok()
+    }
+
+    /// Forgets rate-limit state of idle keys (called periodically).
+    pub fn forget_idle_rate_keys(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
+/// An error answer. Internal details go to the log, never to the client.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400, with what was wrong.
+    BadRequest(String),
+    /// 401, with what credential is missing.
+    Unauthenticated(String),
+    /// 403.
+    Forbidden,
+    /// 404.
+    NotFound,
+    /// 409, with what conflicts.
+    Conflict(String),
+    /// 413.
+    TooLarge(usize),
+    /// 429.
+    RateLimited,
+    /// 503: the request took too long.
+    Timeout,
+    /// 500; the text is logged only.
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthenticated(m) => (StatusCode::UNAUTHORIZED, m),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "not permitted by policy".to_owned()),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not found".to_owned()),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than the limit of {limit} bytes"),
+            ),
+            ApiError::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate limit exceeded: slow down".to_owned(),
+            ),
+            ApiError::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request timed out".to_owned(),
+            ),
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_owned(),
+                )
+            }
+        };
+        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<medsec_store::Error> for ApiError {
+    fn from(e: medsec_store::Error) -> Self {
+        match e {
+            medsec_store::Error::NotFound { .. } => ApiError::NotFound,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The device port's routes: EST and the device API.
+pub fn device_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/.well-known/est/cacerts", get(est_cacerts))
+        .route("/.well-known/est/simpleenroll", post(est_simpleenroll))
+        .route("/.well-known/est/simplereenroll", post(est_simplereenroll))
+        .route("/api/v1/devices/{id}", get(get_device))
+        .route("/api/v1/devices/{id}/status", put(put_status))
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// The operator port's routes.
+pub fn operator_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/devices", get(list_devices))
+        .route("/api/v1/devices/{id}", get(get_device))
+        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
+        .route("/api/v1/audit/head", get(audit_head))
+        .route("/api/v1/audit/verify", get(audit_verify))
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// The rate-limit key of a request: its certificate identity or token, else its address.
+fn rate_key(conn: &Conn, headers: &HeaderMap) -> String {
+    match (&conn.peer, bearer(headers)) {
+        (Peer::Device(id), _) => format!("device:{}", id.as_str()),
+        (_, Some(token)) => format!(
+            "token:{}",
+            hex::encode(tokens::hash(token).get(..8).unwrap_or_default())
+        ),
+        _ => format!("addr:{}", conn.addr.ip()),
+    }
+}
+
+/// Rate limit, body limit and time limit, in front of every route; refusals are audited.
+async fn guard(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let key = rate_key(&conn, request.headers());
+    let action = format!("{} {}", request.method(), request.uri().path());
+    let refuse = |detail: String| {
+        let mut e = event("limit", &key, &action, "-", "deny");
+        e.source = conn.addr.to_string();
+        e.detail = detail;
+        e
+    };
+    if !state.rate_ok(&key) {
+        state.audit(refuse("rate limit exceeded".into())).await?;
+        return Err(ApiError::RateLimited);
+    }
+    let limit = state.config.limits.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        state
+            .audit(refuse(format!(
+                "body of {} bytes exceeds the limit of {limit}",
+                declared.unwrap_or(0)
+            )))
+            .await?;
+        return Err(ApiError::TooLarge(limit));
+    }
+    // Bodies are small by design: read them here, under the limit, so an oversized chunked body
+    // is refused (and audited) like a declared one.
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            state
+                .audit(refuse(format!("body exceeds the limit of {limit} bytes")))
+                .await?;
+            return Err(ApiError::TooLarge(limit));
+        }
+    };
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    tokio::time::timeout(
+        Duration::from_millis(state.config.limits.request_timeout_ms),
+        next.run(request),
+    )
+    .await
+    .map_err(|_| ApiError::Timeout)
+}
+
+/// An authenticated caller.
+struct Caller {
+    subject: Subject,
+    credential: &'static str,
+}
+
+fn deny_event(conn: &Conn, principal: &str, action: &str, target: &Target, detail: &str) -> Event {
+    let mut e = event("authn", principal, action, &target.label(), "deny");
+    e.source = conn.addr.to_string();
+    e.detail = detail.to_owned();
+    e
+}
+
+async fn device_subject(state: &AppState, id: &DeviceId) -> Result<Subject, ApiError> {
+    let d = state.store.device(id.as_str()).await?;
+    Ok(Subject::Device {
+        id: d.id,
+        model: d.model,
+        state: d.state,
+        quarantined: d.quarantined,
+    })
+}
+
+/// Resolves the caller of a device-API or operator-API route, auditing refusals.
+async fn caller(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+    action: &str,
+    target: &Target,
+) -> Result<Caller, ApiError> {
+    if conn.operator_port {
+        let Some(token) = bearer(headers) else {
+            state
+                .audit(deny_event(
+                    conn,
+                    "anonymous",
+                    action,
+                    target,
+                    "no operator token",
+                ))
+                .await?;
+            return Err(ApiError::Unauthenticated(
+                "an operator token is required: Authorization: Bearer <token>".into(),
+            ));
+        };
+        let found = match state.store.operator_token(&tokens::hash(token)).await {
+            Ok(t) => t,
+            Err(medsec_store::Error::NotFound { .. }) => {
+                state
+                    .audit(deny_event(
+                        conn,
+                        "anonymous",
+                        action,
+                        target,
+                        "unknown operator token",
+                    ))
+                    .await?;
+                return Err(ApiError::Unauthenticated("unknown operator token".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let label = format!("Operator::{:?}", found.name);
+        if found.expires_at_ms <= now_ms() {
+            state
+                .audit(deny_event(
+                    conn,
+                    &label,
+                    action,
+                    target,
+                    "operator token expired",
+                ))
+                .await?;
+            return Err(ApiError::Unauthenticated("operator token expired".into()));
+        }
+        return Ok(Caller {
+            subject: Subject::Operator {
+                name: found.name,
+                roles: found.roles,
+            },
+            credential: "operator-token",
+        });
+    }
+    match &conn.peer {
+        Peer::Device(id) => match device_subject(state, id).await {
+            Ok(subject) => Ok(Caller {
+                subject,
+                credential: "fleet-certificate",
+            }),
+            Err(ApiError::NotFound) => {
+                let label = format!("Device::{:?}", id.as_str());
+                state
+                    .audit(deny_event(
+                        conn,
+                        &label,
+                        action,
+                        target,
+                        "certificate names a device medsec has no record of",
+                    ))
+                    .await?;
+                Err(ApiError::Forbidden)
+            }
+            Err(e) => Err(e),
+        },
+        other => {
+            let detail = match other {
+                Peer::Manufacturer(_) => "a manufacturer certificate only enrols",
+                Peer::Unidentified => "the certificate names no device",
+                _ => "no client certificate",
+            };
+            state
+                .audit(deny_event(conn, "anonymous", action, target, detail))
+                .await?;
+            Err(ApiError::Unauthenticated(
+                "a device certificate from the fleet CA is required".into(),
+            ))
+        }
+    }
+}
+
+/// Asks Cedar and audits the decision; `Forbidden` unless allowed.
+async fn authorize(
+    state: &AppState,
+    conn: &Conn,
+    caller: &Caller,
+    action: &str,
+    target: &Target,
+) -> Result<(), ApiError> {
+    let context = RequestContext {
+        time: now_ms() / 1000,
+        source: conn.addr.ip(),
+        credential: caller.credential,
+    };
+    let decision = state
+        .policies
+        .decide(&caller.subject, action, target, &context)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut e = event(
+        "authz",
+        &caller.subject.label(),
+        action,
+        &target.label(),
+        if decision.allowed { "allow" } else { "deny" },
+    );
+    e.policies = decision.policies;
+    e.source = conn.addr.to_string();
+    e.detail = decision.errors.join("; ");
+    state.audit(e).await?;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+fn device_id(id: &str) -> Result<DeviceId, ApiError> {
+    DeviceId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+async fn get_device(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
+    authorize(&state, &conn, &who, "device.read", &target).await?;
+    let device = state.store.device(id.as_str()).await?;
+    Ok(Json(device).into_response())
+}
+
+async fn put_status(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.write", &target).await?;
+    let status: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("status must be a JSON object: {e}")))?;
+    authorize(&state, &conn, &who, "device.write", &target).await?;
+    let text = serde_json::Value::Object(status).to_string();
+    state
+        .store
+        .set_device_status(id.as_str(), &text, now_ms())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_devices(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "device.list", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "device.list", &Target::Fleet).await?;
+    let devices = state
+        .store
+        .devices(q.after.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    Ok(Json(devices).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    device: String,
+    #[serde(default = "default_model")]
+    model: String,
+    #[serde(default = "default_ttl")]
+    ttl_secs: i64,
+}
+
+fn default_model() -> String {
+    "unspecified".into()
+}
+
+fn default_ttl() -> i64 {
+    24 * 3600
+}
+
+async fn create_enrolment_token(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "token.create", &Target::Fleet).await?;
+    let req: TokenRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("enrolment token request: {e}")))?;
+    let device = device_id(&req.device)?;
+    authorize(&state, &conn, &who, "token.create", &Target::Fleet).await?;
+    let token = tokens::create_enrolment_token(
+        &state.store,
+        &device,
+        &req.model,
+        &who.subject.label(),
+        now_ms(),
+        req.ttl_secs,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::Error::Config { reason } => ApiError::BadRequest(reason),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    let mut e = event(
+        "token",
+        &who.subject.label(),
+        "token.create",
+        &format!("Device::{:?}", device.as_str()),
+        "info",
+    );
+    e.detail = format!("enrolment token valid {}s", req.ttl_secs);
+    state.audit(e).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "device": device.as_str(), "token": token, "ttl_secs": req.ttl_secs })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn revoke_device(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.revoke", &target).await?;
+    let req: RevokeRequest = if body.is_empty() {
+        RevokeRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("revoke request: {e}")))?
+    };
+    let reason_name = req.reason.unwrap_or_else(|| "unspecified".into());
+    let reason = medsec_pki::reason_from_name(&reason_name).ok_or_else(|| {
+        ApiError::BadRequest(format!("unknown revocation reason {reason_name:?}"))
+    })?;
+    authorize(&state, &conn, &who, "device.revoke", &target).await?;
+    state.store.device(id.as_str()).await?;
+    let serials = {
+        let mut ca = state.ca.lock().await;
+        ca.reload_state()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let live: Vec<String> = ca
+            .issued()
+            .iter()
+            .filter(|c| c.device_id == id && c.revoked.is_none())
+            .map(|c| c.serial.clone())
+            .collect();
+        for serial in &live {
+            ca.revoke(serial, reason)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        ca.crl(7).map_err(|e| ApiError::Internal(e.to_string()))?;
+        live
+    };
+    state
+        .tls
+        .reload()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.store.set_device_state(id.as_str(), "revoked").await?;
+    let mut e = event(
+        "revocation",
+        &who.subject.label(),
+        "device.revoke",
+        &target.label(),
+        "info",
+    );
+    e.detail = format!(
+        "revoked {} certificate(s) ({reason_name}): {}",
+        serials.len(),
+        serials.join(", ")
+    );
+    state.audit(e).await?;
+    Ok(Json(serde_json::json!({ "device": id.as_str(), "revoked": serials })).into_response())
+}
+
+async fn audit_head(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let head = crate::audit_log::latest_head(&state.store)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(head).into_response())
+}
+
+async fn audit_verify(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let key =
+        crate::audit_log::read_public_key(&crate::DataDir::new(&state.config.data_dir).audit_pub())
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let report = crate::audit_log::verify(&state.store, &key)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(report).into_response())
+}
+
+// ---- EST (RFC 7030) -------------------------------------------------------------------------
+
+fn pkcs7_response(certs: &[Vec<u8>]) -> Response {
+    let body = STANDARD.encode(crate::pkcs7::certs_only(certs));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/pkcs7-mime; smime-type=certs-only",
+            ),
+            (
+                header::HeaderName::from_static("content-transfer-encoding"),
+                "base64",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn pem_certs(pem: &str) -> Result<Vec<Vec<u8>>, ApiError> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::Internal(format!("certificate PEM: {e}")))
+}
+
+async fn est_cacerts(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let path = state.ca.lock().await.chain_path();
+    let pem = tokio::fs::read_to_string(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))?;
+    Ok(pkcs7_response(&pem_certs(&pem)?))
+}
+
+/// The request body: base64 of a DER PKCS#10 (whitespace allowed), returned as PEM.
+fn est_csr(body: &[u8]) -> Result<String, ApiError> {
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let der = STANDARD.decode(compact).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be a base64 DER PKCS#10 request: {e}"
+        ))
+    })?;
+    pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &der)
+        .map_err(|e| ApiError::BadRequest(format!("request: {e}")))
+}
+
+/// Refuses a request whose subject or alternative names claim any identity but `device`.
+fn check_claims(info: &medsec_pki::RequestInfo, device: &DeviceId) -> Result<(), String> {
+    if let Some(cn) = info.common_names.iter().find(|cn| *cn != device.as_str()) {
+        return Err(format!(
+            "the request's subject claims {cn:?}, but the credential is for {:?}",
+            device.as_str()
+        ));
+    }
+    let own = format!("URI({})", device.uri());
+    if let Some(name) = info.alt_names.iter().find(|n| **n != own) {
+        return Err(format!(
+            "the request asks for the name {name}, which the CA does not give to {:?}",
+            device.as_str()
+        ));
+    }
+    Ok(())
+}
+
+async fn enrol(
+    state: &AppState,
+    conn: &Conn,
+    caller: &Caller,
+    action: &str,
+    device: &DeviceId,
+    csr_pem: &str,
+    info: &medsec_pki::RequestInfo,
+) -> Result<Response, ApiError> {
+    let target = Target::Device(device.as_str().to_owned());
+    authorize(state, conn, caller, action, &target).await?;
+    let refuse = |detail: String| {
+        let mut e = event(
+            "enrolment",
+            &caller.subject.label(),
+            action,
+            &target.label(),
+            "deny",
+        );
+        e.source = conn.addr.to_string();
+        e.detail = detail;
+        e
+    };
+    if let Err(detail) = check_claims(info, device) {
+        state.audit(refuse(detail.clone())).await?;
+        return Err(ApiError::BadRequest(detail));
+    }
+    let days = state.config.device_cert_days;
+    let not_after_ms = now_ms().saturating_add(days.saturating_mul(86_400_000));
+    // The key is recorded after issuing, under a unique constraint: of two requests with one
+    // key, only one certificate is handed out (the other is revoked unseen).
+    let mut key = DeviceKey {
+        spki_sha256: info.spki_sha256.to_vec(),
+        device_id: device.as_str().to_owned(),
+        serial: "(pending)".into(),
+        not_after_ms,
+        created_at_ms: now_ms(),
+    };
+    let (issued, pem) = {
+        let mut ca = state.ca.lock().await;
+        ca.reload_state()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        match ca.issue(csr_pem, device, days) {
+            Ok(done) => done,
+            Err(e) => {
+                state.audit(refuse(e.to_string())).await?;
+                return Err(ApiError::BadRequest(e.to_string()));
+            }
+        }
+    };
+    key.serial = issued.serial.clone();
+    if let Err(e) = state.store.add_device_key(&key).await {
+        let detail = match e {
+            medsec_store::Error::Conflict { .. } => {
+                "this key was certified before: enrolment needs a new key pair".to_owned()
+            }
+            other => return Err(other.into()),
+        };
+        // The certificate was signed but is never handed out; revoke it so it cannot surface.
+        let mut ca = state.ca.lock().await;
+        let _ = ca.revoke(&issued.serial, medsec_pki::RevocationReason::Superseded);
+        drop(ca);
+        state.audit(refuse(detail.clone())).await?;
+        return Err(ApiError::Conflict(detail));
+    }
+    state
+        .store
+        .set_device_state(device.as_str(), "enrolled")
+        .await?;
+    let mut e = event(
+        "issuance",
+        &caller.subject.label(),
+        action,
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "certificate {} valid until {}",
+        issued.serial, issued.not_after
+    );
+    state.audit(e).await?;
+    Ok(pkcs7_response(&pem_certs(&pem)?))
+}
+
+/// Parses and verifies the request before any credential is spent.
+async fn parse_request(
+    state: &AppState,
+    conn: &Conn,
+    action: &str,
+    body: &[u8],
+) -> Result<(String, medsec_pki::RequestInfo), ApiError> {
+    let checked = est_csr(body).and_then(|pem| {
+        medsec_pki::inspect_request(&pem)
+            .map(|info| (pem, info))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))
+    });
+    if let Err(ApiError::BadRequest(detail)) = &checked {
+        let mut e = event("enrolment", "anonymous", action, "-", "deny");
+        e.source = conn.addr.to_string();
+        e.detail = detail.clone();
+        state.audit(e).await?;
+    }
+    checked
+}
+
+fn basic_or_bearer_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = bearer(headers) {
+        return Some(t.to_owned());
+    }
+    // EST clients send HTTP Basic; the token is the password (RFC 7030 section 3.2.3).
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let decoded = STANDARD.decode(value.strip_prefix("Basic ")?.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
+}
+
+async fn est_simpleenroll(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    const ACTION: &str = "est.enroll";
+    let (pem, info) = parse_request(&state, &conn, ACTION, &body).await?;
+    let (device, credential) = match (&conn.peer, basic_or_bearer_token(&headers)) {
+        (Peer::Manufacturer(id), _) => {
+            state
+                .store
+                .register_device(id.as_str(), "unspecified", now_ms())
+                .await?;
+            (id.clone(), "manufacturer-certificate")
+        }
+        (Peer::Device(id), _) => {
+            let mut e = deny_event(
+                &conn,
+                &format!("Device::{:?}", id.as_str()),
+                ACTION,
+                &Target::Device(id.as_str().to_owned()),
+                "an enrolled device renews with simplereenroll",
+            );
+            e.kind = "enrolment".into();
+            state.audit(e).await?;
+            return Err(ApiError::BadRequest(
+                "this device is enrolled: use /.well-known/est/simplereenroll".into(),
+            ));
+        }
+        (_, Some(token)) => match state
+            .store
+            .consume_enrolment_token(&tokens::hash(&token), now_ms())
+            .await
+        {
+            Ok(id) => (device_id(&id)?, "enrolment-token"),
+            Err(medsec_store::Error::TokenRefused { reason }) => {
+                state
+                    .audit(deny_event(
+                        &conn,
+                        "anonymous",
+                        ACTION,
+                        &Target::Fleet,
+                        reason,
+                    ))
+                    .await?;
+                return Err(ApiError::Unauthenticated(format!(
+                    "enrolment refused: {reason}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (_, None) => {
+            state
+                .audit(deny_event(
+                    &conn,
+                    "anonymous",
+                    ACTION,
+                    &Target::Fleet,
+                    "no enrolment token or manufacturer certificate",
+                ))
+                .await?;
+            return Err(ApiError::Unauthenticated(
+                "enrolment needs a token (Authorization: Bearer, or Basic with the token as password) or a manufacturer certificate".into(),
+            ));
+        }
+    };
+    let caller = Caller {
+        subject: device_subject(&state, &device).await?,
+        credential,
+    };
+    enrol(&state, &conn, &caller, ACTION, &device, &pem, &info).await
+}
+
+async fn est_simplereenroll(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    const ACTION: &str = "est.reenroll";
+    let (pem, info) = parse_request(&state, &conn, ACTION, &body).await?;
+    let target = match &conn.peer {
+        Peer::Device(id) => Target::Device(id.as_str().to_owned()),
+        _ => Target::Fleet,
+    };
+    let caller = caller(&state, &conn, &headers, ACTION, &target).await?;
+    let Peer::Device(device) = &conn.peer else {
+        return Err(ApiError::Unauthenticated(
+            "re-enrolment needs the device's certificate".into(),
+        ));
+    };
+    enrol(&state, &conn, &caller, ACTION, device, &pem, &info).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_for_another_device_are_refused() {
+        let me = DeviceId::new("pump-1").unwrap();
+        let info = |cns: &[&str], sans: &[&str]| medsec_pki::RequestInfo {
+            spki_sha256: [0; 32],
+            common_names: cns.iter().map(|s| (*s).to_owned()).collect(),
+            alt_names: sans.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        assert!(check_claims(&info(&[], &[]), &me).is_ok());
+        assert!(check_claims(&info(&["pump-1"], &["URI(urn:medsec:device:pump-1)"]), &me).is_ok());
+        assert!(
+            check_claims(&info(&["pump-2"], &[]), &me)
+                .unwrap_err()
+                .contains("pump-2")
+        );
+        assert!(check_claims(&info(&["pump-1"], &["URI(urn:medsec:device:pump-2)"]), &me).is_err());
+        assert!(check_claims(&info(&[], &["DNSName(evil.example)"]), &me).is_err());
+    }
+
+    #[test]
+    fn est_bodies_are_base64_der_with_any_whitespace() {
+        assert!(est_csr(b"MIIB\n  AA==\r\n").is_ok());
+        assert!(matches!(
+            est_csr(b"not base64!"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn basic_auth_carries_the_token_as_password() {
+        let mut h = HeaderMap::new();
+        let v = format!("Basic {}", STANDARD.encode("pump-1:medsec-enrol-abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).unwrap());
+        assert_eq!(
+            basic_or_bearer_token(&h).as_deref(),
+            Some("medsec-enrol-abc")
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer xyz"),
+        );
+        assert_eq!(basic_or_bearer_token(&h).as_deref(), Some("xyz"));
+    }
+}

@@ -1,0 +1,299 @@
+//! The medsec server: EST enrolment (RFC 7030), the device API behind mutual TLS 1.3 with
+//! X25519MLKEM768 key exchange, the operator API behind scoped, expiring tokens, a Cedar decision
+//! on every request, and every decision in the tamper-evident audit log.
+//!
+//! [`Server::start`] opens the data directory (creating the fleet CA, server certificate and
+//! audit key on first start), binds both ports and returns where they listen. The routers are
+//! built by [`http::device_router`] and [`http::operator_router`]; the accept loop, handshake
+//! timeouts and connection limits are in `serve`.
+//!
+//! Never: trusts an identity from a header or a body (devices are who their certificate says;
+//! operators are who their token says), logs a token or key, or answers before the audit entry
+//! for the decision is durable.
+
+#![forbid(unsafe_code)]
+
+pub mod audit_log;
+pub mod authz;
+pub mod config;
+pub mod http;
+mod pkcs7;
+mod serve;
+pub mod tls;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use medsec_pki::{CaAlgorithm, FleetCa};
+use medsec_store::{AnyStore, mask_password};
+
+pub use config::{Config, Limits, Overrides};
+
+/// What the server can fail at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is not usable.
+    #[error("configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Policies or schema do not load or validate.
+    #[error("policy: {reason}")]
+    Policy {
+        /// What is wrong.
+        reason: String,
+    },
+    /// TLS set-up failed.
+    #[error("TLS: {reason}")]
+    Tls {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The audit log could not be written.
+    #[error("audit log: {reason}")]
+    Audit {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] medsec_store::Error),
+    /// The CA failed.
+    #[error(transparent)]
+    Ca(#[from] medsec_pki::Error),
+    /// Keys failed.
+    #[error(transparent)]
+    Crypto(#[from] medsec_crypto::Error),
+    /// The audit mathematics refused something.
+    #[error(transparent)]
+    AuditMath(#[from] medsec_audit::Error),
+    /// A file or socket operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> Error + 'p {
+        move |source| Error::Io {
+            action,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Where things live in a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// The directory.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+    /// The fleet CA.
+    pub fn ca(&self) -> PathBuf {
+        self.root.join("ca")
+    }
+    /// The server's certificate chain.
+    pub fn server_chain(&self) -> PathBuf {
+        self.root.join("server.crt")
+    }
+    /// The server's key.
+    pub fn server_key(&self) -> PathBuf {
+        self.root.join("server.key")
+    }
+    /// The audit log's public key.
+    pub fn audit_pub(&self) -> PathBuf {
+        self.root.join("audit.pub")
+    }
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Opens the store named by the configuration.
+pub async fn open_store(config: &Config) -> Result<AnyStore, Error> {
+    let url = config.database_url();
+    tracing::info!(database = %mask_password(&url), "opening the store");
+    Ok(AnyStore::open(&url, config.database_connections).await?)
+}
+
+/// Reads the CA passphrase from the configured file or `MEDSEC_PASSPHRASE`.
+fn ca_passphrase(config: &Config) -> Option<String> {
+    if let Some(file) = &config.ca_passphrase_file {
+        return std::fs::read_to_string(file)
+            .ok()
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    std::env::var("MEDSEC_PASSPHRASE").ok()
+}
+
+/// Opens the fleet CA, creating it (keys unencrypted unless a passphrase is configured) on first
+/// start, and makes sure a CRL, a server certificate and the audit key exist.
+pub fn prepare_data_dir(config: &Config) -> Result<FleetCa, Error> {
+    let dirs = DataDir::new(&config.data_dir);
+    std::fs::create_dir_all(dirs.root()).map_err(Error::io("creating", dirs.root()))?;
+    let passphrase = ca_passphrase(config);
+    let mut ca = if dirs.ca().join("state.json").exists() {
+        FleetCa::open(&dirs.ca(), || passphrase.clone())?
+    } else {
+        let protection = match &passphrase {
+            Some(p) => medsec_crypto::keyfile::Protection::Passphrase(p),
+            None => {
+                tracing::warn!(
+                    dir = %dirs.ca().display(),
+                    "creating a fleet CA with unencrypted keys; for production create it with \
+                     `medsec ca init` and a passphrase, and move root.key offline"
+                );
+                medsec_crypto::keyfile::Protection::Plaintext
+            }
+        };
+        FleetCa::init(
+            &dirs.ca(),
+            "medsec fleet",
+            CaAlgorithm::EcdsaP256,
+            3650,
+            730,
+            protection,
+        )?
+    };
+    if !ca.crl_path().exists() {
+        ca.crl(7)?;
+    }
+    if !dirs.server_chain().exists() || !dirs.server_key().exists() {
+        let (chain, key) = ca.issue_server(&config.hostnames, 397)?;
+        medsec_pki::write_file_atomic(&dirs.server_key(), key.as_bytes(), false)?;
+        medsec_pki::write_file_atomic(&dirs.server_chain(), chain.as_bytes(), true)?;
+    }
+    audit_log::load_or_create_key(dirs.root())?;
+    Ok(ca)
+}
+
+/// A running server.
+pub struct Server {
+    /// Where the device port listens.
+    pub device_addr: SocketAddr,
+    /// Where the operator port listens.
+    pub operator_addr: SocketAddr,
+    /// The state both ports share.
+    pub state: Arc<http::AppState>,
+}
+
+impl Server {
+    /// Prepares the data directory, opens the store, loads policies and binds both ports.
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        let ca = prepare_data_dir(&config)?;
+        let dirs = DataDir::new(&config.data_dir);
+        let store = open_store(&config).await?;
+        let policies = match &config.policy_dir {
+            Some(dir) => authz::Policies::from_dir(dir)?,
+            None => authz::Policies::shipped()?,
+        };
+        let key = audit_log::load_or_create_key(dirs.root())?;
+        let audit = audit_log::AuditLog::start(
+            store.clone(),
+            key,
+            config.limits.audit_queue,
+            config.limits.audit_batch,
+        )
+        .await?;
+        let files = tls::DeviceTlsFiles {
+            fleet_chain: ca.chain_path(),
+            crl: ca.crl_path(),
+            manufacturer_cas: config.manufacturer_cas.clone(),
+            server_chain: dirs.server_chain(),
+            server_key: dirs.server_key(),
+        };
+        let device_tls = Arc::new(tls::Reloadable::new(files.clone())?);
+        let operator_tls = tls::operator_config(&files)?;
+        let state = Arc::new(http::AppState::new(
+            store,
+            policies,
+            audit,
+            ca,
+            device_tls.clone(),
+            config.clone(),
+        ));
+        state
+            .audit(audit_log::event(
+                "config",
+                "system",
+                "server.start",
+                "Server",
+                "info",
+            ))
+            .await
+            .map_err(|e| Error::Audit {
+                reason: format!("{e:?}"),
+            })?;
+        let device = tokio::net::TcpListener::bind(config.device_listen)
+            .await
+            .map_err(|source| Error::Io {
+                action: "listening on",
+                path: config.device_listen.to_string(),
+                source,
+            })?;
+        let operator = tokio::net::TcpListener::bind(config.operator_listen)
+            .await
+            .map_err(|source| Error::Io {
+                action: "listening on",
+                path: config.operator_listen.to_string(),
+                source,
+            })?;
+        let device_addr = device
+            .local_addr()
+            .map_err(Error::io("reading", Path::new("device socket")))?;
+        let operator_addr = operator
+            .local_addr()
+            .map_err(Error::io("reading", Path::new("operator socket")))?;
+        tokio::spawn(serve::accept_loop(
+            device,
+            serve::Port::Device(device_tls.clone()),
+            http::device_router(state.clone()),
+            state.clone(),
+        ));
+        tokio::spawn(serve::accept_loop(
+            operator,
+            serve::Port::Operator(operator_tls),
+            http::operator_router(state.clone()),
+            state.clone(),
+        ));
+        // The CRL may be replaced by `medsec ca crl` beside the running server.
+        let interval = Duration::from_millis(config.crl_reload_ms.max(100));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                match device_tls.reload_if_changed() {
+                    Ok(true) => tracing::info!("CRL changed: device TLS configuration reloaded"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "CRL reload failed; the previous CRL stays in force")
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            device_addr,
+            operator_addr,
+            state,
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! TLS for both ports: TLS 1.3 only, key exchange X25519MLKEM768 first (then X25519 and P-256
+//! for peers without ML-KEM), aws-lc-rs underneath. The device port verifies client certificates
+//! against the fleet CA and its current CRL (and, for first enrolment only, manufacturer CAs);
+//! its configuration is swapped atomically when the CRL changes, so revocation needs no restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+
+use crate::Error;
+
+/// The crypto provider: aws-lc-rs with the post-quantum hybrid group preferred.
+pub fn provider() -> Arc<CryptoProvider> {
+    use rustls::crypto::aws_lc_rs::{self, kx_group};
+    let mut p = aws_lc_rs::default_provider();
+    p.kx_groups = vec![
+        kx_group::X25519MLKEM768,
+        kx_group::X25519,
+        kx_group::SECP256R1,
+    ];
+    Arc::new(p)
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| Error::Tls {
+            reason: format!("reading certificates from {}: {e}", path.display()),
+        })?;
+    if certs.is_empty() {
+        return Err(Error::Tls {
+            reason: format!("{} holds no certificate", path.display()),
+        });
+    }
+    Ok(certs)
+}
+
+fn roots(paths: &[PathBuf]) -> Result<RootCertStore, Error> {
+    let mut store = RootCertStore::empty();
+    for p in paths {
+        for c in certs(p)? {
+            store.add(c).map_err(|e| Error::Tls {
+                reason: format!("trust anchor in {}: {e}", p.display()),
+            })?;
+        }
+    }
+    Ok(store)
+}
+
+/// What the device port needs, and where it reads it from.
+#[derive(Debug, Clone)]
+pub struct DeviceTlsFiles {
+    /// The fleet CA chain (issuing, root): trust anchors for device certificates.
+    pub fleet_chain: PathBuf,
+    /// The fleet CA's CRL.
+    pub crl: PathBuf,
+    /// Manufacturer CAs (IDevID issuers), trusted for first enrolment only.
+    pub manufacturer_cas: Vec<PathBuf>,
+    /// The server's certificate chain.
+    pub server_chain: PathBuf,
+    /// The server's key.
+    pub server_key: PathBuf,
+}
+
+/// The device port's current TLS state.
+pub struct DeviceTls {
+    /// The rustls configuration new connections use.
+    pub config: Arc<ServerConfig>,
+    /// Fleet-only verification (no manufacturer anchors, CRL required), to tell fleet devices
+    /// from devices presenting a manufacturer certificate.
+    pub fleet_verifier: Arc<dyn ClientCertVerifier>,
+    /// Whether manufacturer certificates are accepted at the handshake.
+    pub manufacturers: bool,
+}
+
+impl DeviceTls {
+    /// Builds the configuration from the files.
+    pub fn load(files: &DeviceTlsFiles) -> Result<Self, Error> {
+        let provider = provider();
+        let fleet = Arc::new(roots(std::slice::from_ref(&files.fleet_chain))?);
+        let crl_pem = std::fs::read(&files.crl).map_err(Error::io("reading", &files.crl))?;
+        let crls = CertificateRevocationListDer::pem_slice_iter(&crl_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Tls {
+                reason: format!("CRL {}: {e}", files.crl.display()),
+            })?;
+        let strict = |anchors: Arc<RootCertStore>| {
+            WebPkiClientVerifier::builder_with_provider(anchors, provider.clone())
+                .with_crls(crls.clone())
+                .only_check_end_entity_revocation()
+        };
+        let fleet_verifier = strict(fleet.clone()).build().map_err(|e| Error::Tls {
+            reason: format!("client verifier: {e}"),
+        })?;
+        let manufacturers = !files.manufacturer_cas.is_empty();
+        // Clients without a certificate may connect: EST enrolment with a token needs that.
+        // Every other route refuses requests without a fleet principal.
+        let handshake_verifier = if manufacturers {
+            let mut all = (*fleet).clone();
+            all.roots.extend(roots(&files.manufacturer_cas)?.roots);
+            // Manufacturer CAs publish no CRL to us; the fleet's own status is still checked
+            // strictly when the principal is derived.
+            strict(Arc::new(all)).allow_unknown_revocation_status()
+        } else {
+            strict(fleet)
+        }
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| Error::Tls {
+            reason: format!("client verifier: {e}"),
+        })?;
+        let key = PrivateKeyDer::from_pem_file(&files.server_key).map_err(|e| Error::Tls {
+            reason: format!("server key {}: {e}", files.server_key.display()),
+        })?;
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| Error::Tls {
+                reason: e.to_string(),
+            })?
+            .with_client_cert_verifier(handshake_verifier)
+            .with_single_cert(certs(&files.server_chain)?, key)
+            .map_err(|e| Error::Tls {
+                reason: format!("server certificate: {e}"),
+            })?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            config: Arc::new(config),
+            fleet_verifier,
+            manufacturers,
+        })
+    }
+
+    /// Whether a presented chain verifies as a fleet device certificate right now.
+    pub fn is_fleet_certificate(&self, chain: &[CertificateDer<'static>]) -> bool {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return false;
+        };
+        self.fleet_verifier
+            .verify_client_cert(leaf, rest, UnixTime::now())
+            .is_ok()
+    }
+}
+
+/// The operator port: TLS 1.3, server certificate only (operators authenticate with tokens).
+pub fn operator_config(files: &DeviceTlsFiles) -> Result<Arc<ServerConfig>, Error> {
+    let key = PrivateKeyDer::from_pem_file(&files.server_key).map_err(|e| Error::Tls {
+        reason: format!("server key {}: {e}", files.server_key.display()),
+    })?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| Error::Tls {
+            reason: e.to_string(),
+        })?
+        .with_no_client_auth()
+        .with_single_cert(certs(&files.server_chain)?, key)
+        .map_err(|e| Error::Tls {
+            reason: format!("server certificate: {e}"),
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The device port's configuration, swapped when the CRL changes.
+pub struct Reloadable {
+    files: DeviceTlsFiles,
+    current: ArcSwap<DeviceTls>,
+    crl_modified: std::sync::Mutex<Option<SystemTime>>,
+}
+
+impl Reloadable {
+    /// Loads the files once.
+    pub fn new(files: DeviceTlsFiles) -> Result<Self, Error> {
+        let modified = std::fs::metadata(&files.crl)
+            .and_then(|m| m.modified())
+            .ok();
+        Ok(Self {
+            current: ArcSwap::from_pointee(DeviceTls::load(&files)?),
+            files,
+            crl_modified: std::sync::Mutex::new(modified),
+        })
+    }
+
+    /// The configuration in effect.
+    pub fn current(&self) -> Arc<DeviceTls> {
+        self.current.load_full()
+    }
+
+    /// Reloads now. A CRL that does not parse leaves the previous configuration in place.
+    pub fn reload(&self) -> Result<(), Error> {
+        let modified = std::fs::metadata(&self.files.crl)
+            .and_then(|m| m.modified())
+            .ok();
+        let fresh = DeviceTls::load(&self.files)?;
+        self.current.store(Arc::new(fresh));
+        if let Ok(mut m) = self.crl_modified.lock() {
+            *m = modified;
+        }
+        Ok(())
+    }
+
+    /// Reloads if the CRL file changed since the last load; returns whether it did.
+    pub fn reload_if_changed(&self) -> Result<bool, Error> {
+        let modified = std::fs::metadata(&self.files.crl)
+            .and_then(|m| m.modified())
+            .ok();
+        let last = self.crl_modified.lock().ok().and_then(|m| *m);
+        if modified == last {
+            return Ok(false);
+        }
+        self.reload()?;
+        Ok(true)
+    }
+}

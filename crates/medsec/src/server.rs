@@ -1,0 +1,451 @@
+//! `medsec server`, `medsec fleet`, `medsec operator`, `medsec audit` and `medsec policy`: the
+//! server and the commands that work on its data directory or database directly.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use medsec_server::authz::{Policies, RequestContext, Subject, Target};
+use medsec_server::{Config, DataDir, Overrides, audit_log, tokens};
+
+/// Where the server's configuration and data are.
+#[derive(Args, Clone)]
+pub struct Location {
+    /// TOML configuration file (see docs/server.md); MEDSEC_* variables and flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (CA, keys, SQLite database).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB[?search_path=SCHEMA].
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl Location {
+    fn load(&self, device: Option<SocketAddr>, operator: Option<SocketAddr>) -> Result<Config> {
+        let overrides = Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            device_listen: device,
+            operator_listen: operator,
+        };
+        Ok(Config::load(self.config.as_deref(), &overrides)?)
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Parses `90s`, `15m`, `24h`, `7d` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 90s, 15m, 24h, 7d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit in {s:?}: use s, m, h or d")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// Runs the server until interrupted.
+pub fn serve(
+    location: &Location,
+    device_listen: Option<SocketAddr>,
+    operator_listen: Option<SocketAddr>,
+) -> Result<()> {
+    let config = location.load(device_listen, operator_listen)?;
+    runtime()?.block_on(async move {
+        let data_dir = config.data_dir.clone();
+        let server = medsec_server::Server::start(config).await?;
+        let key = audit_log::read_public_key(&DataDir::new(&data_dir).audit_pub())?;
+        println!(
+            "medsec server: device port https://{} (mutual TLS 1.3; EST at /.well-known/est/), \
+             operator port https://{} (API tokens)",
+            server.device_addr, server.operator_addr
+        );
+        println!(
+            "data in {}; trust anchor {}; audit log key {} {}",
+            data_dir.display(),
+            DataDir::new(&data_dir).ca().join("chain.pem").display(),
+            key.scheme(),
+            key.to_tuf_public()
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        println!("medsec server: stopping");
+        server.state.store.close().await;
+        Ok(())
+    })
+}
+
+#[derive(Subcommand)]
+pub enum FleetCommand {
+    /// Enrolment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Register a device (if new) and print a one-time enrolment token for it.
+    Create {
+        #[command(flatten)]
+        location: Location,
+        /// The device's id.
+        #[arg(long)]
+        device: String,
+        /// Its model.
+        #[arg(long, default_value = "unspecified")]
+        model: String,
+        /// How long the token works (e.g. 1h, 24h, 7d).
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        ttl: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OperatorCommand {
+    /// Operator API tokens.
+    #[command(subcommand)]
+    Token(OperatorTokenCommand),
+}
+
+#[derive(Subcommand)]
+pub enum OperatorTokenCommand {
+    /// Print a new operator token with the given roles.
+    Create {
+        #[command(flatten)]
+        location: Location,
+        /// Operator name.
+        #[arg(long)]
+        name: String,
+        /// Role (repeat): admin, security, enroller, viewer.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// How long the token works.
+        #[arg(long, default_value = "8h", value_parser = parse_duration)]
+        ttl: i64,
+    },
+}
+
+/// Opens the store and the audit writer the way the server does, for commands that change state.
+async fn open_with_audit(config: &Config) -> Result<(medsec_store::AnyStore, audit_log::AuditLog)> {
+    medsec_server::prepare_data_dir(config)?;
+    let store = medsec_server::open_store(config).await?;
+    let key = audit_log::load_or_create_key(&config.data_dir)?;
+    let log = audit_log::AuditLog::start(store.clone(), key, 1024, 1024).await?;
+    Ok((store, log))
+}
+
+fn cli_principal() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("Cli::{user:?}")
+}
+
+pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
+    let FleetCommand::Token(TokenCommand::Create {
+        location,
+        device,
+        model,
+        ttl,
+    }) = cmd;
+    let config = location.load(None, None)?;
+    let device = medsec_pki::DeviceId::new(&device)?;
+    runtime()?.block_on(async move {
+        let (store, log) = open_with_audit(&config).await?;
+        let token = tokens::create_enrolment_token(
+            &store,
+            &device,
+            &model,
+            &cli_principal(),
+            now_ms(),
+            ttl,
+        )
+        .await?;
+        let mut e = audit_log::event(
+            "token",
+            &cli_principal(),
+            "token.create",
+            &format!("Device::{:?}", device.as_str()),
+            "info",
+        );
+        e.detail = format!("enrolment token valid {ttl}s, made on the command line");
+        log.record(e).await?;
+        store.close().await;
+        println!("{token}");
+        eprintln!(
+            "one-time enrolment token for {} (valid {ttl}s); it is shown only now",
+            device.as_str()
+        );
+        Ok(())
+    })
+}
+
+pub fn run_operator(cmd: OperatorCommand) -> Result<()> {
+    let OperatorCommand::Token(OperatorTokenCommand::Create {
+        location,
+        name,
+        roles,
+        ttl,
+    }) = cmd;
+    let config = location.load(None, None)?;
+    runtime()?.block_on(async move {
+        let (store, log) = open_with_audit(&config).await?;
+        let token = tokens::create_operator_token(&store, &name, &roles, now_ms(), ttl).await?;
+        let mut e = audit_log::event(
+            "token",
+            &cli_principal(),
+            "operator.token.create",
+            &format!("Operator::{name:?}"),
+            "info",
+        );
+        e.detail = format!("roles {}, valid {ttl}s", roles.join(","));
+        log.record(e).await?;
+        store.close().await;
+        println!("{token}");
+        eprintln!(
+            "operator token for {name} ({}); it is shown only now",
+            roles.join(", ")
+        );
+        Ok(())
+    })
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole audit log: every entry, every signed tree head. Exits 1 and names the
+    /// entry if anything was altered, removed or reordered.
+    Verify {
+        #[command(flatten)]
+        location: Location,
+        /// The log's public key (default: DATA_DIR/audit.pub). Pin a copy kept elsewhere: whoever
+        /// can rewrite the data directory can also replace audit.pub.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run_audit(cmd: AuditCommand) -> Result<()> {
+    let AuditCommand::Verify {
+        location,
+        key,
+        json,
+    } = cmd;
+    let config = location.load(None, None)?;
+    let key_path = key.unwrap_or_else(|| DataDir::new(&config.data_dir).audit_pub());
+    let key = audit_log::read_public_key(&key_path)?;
+    let report = runtime()?.block_on(async {
+        let store = medsec_server::open_store(&config).await?;
+        let report = audit_log::verify(&store, &key).await;
+        store.close().await;
+        anyhow::Ok(report?)
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for f in &report.findings {
+            println!("TAMPERED  {f}");
+        }
+        println!(
+            "{} entries, {} signed tree heads, root {}",
+            report.entries, report.heads, report.root_hash
+        );
+    }
+    if let Some(first) = report.findings.first() {
+        bail!("the audit log does not verify: {first}");
+    }
+    println!("audit log verifies");
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Load and strictly validate the schema and policies.
+    Validate {
+        /// Policy directory (default: the shipped policies).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print every policy with its id.
+    List {
+        /// Policy directory (default: the shipped policies).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Decide one request and say which policies decided it.
+    Check {
+        /// Policy directory (default: the shipped policies).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The principal as a device id.
+        #[arg(long, conflicts_with = "operator")]
+        device: Option<String>,
+        /// Device state (registered, enrolled, revoked).
+        #[arg(long, default_value = "enrolled")]
+        state: String,
+        /// Whether the device is quarantined.
+        #[arg(long)]
+        quarantined: bool,
+        /// The principal as an operator name.
+        #[arg(long)]
+        operator: Option<String>,
+        /// Operator role (repeat).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Action, e.g. device.read.
+        #[arg(long)]
+        action: String,
+        /// Resource: device:ID, fleet or audit.
+        #[arg(long)]
+        resource: String,
+        /// Credential: fleet-certificate (default for devices), manufacturer-certificate,
+        /// enrolment-token, operator-token (default for operators).
+        #[arg(long)]
+        credential: Option<String>,
+        /// Source address.
+        #[arg(long, default_value = "127.0.0.1")]
+        source: IpAddr,
+    },
+}
+
+fn policies(dir: Option<&PathBuf>) -> Result<Policies> {
+    Ok(match dir {
+        Some(d) => Policies::from_dir(d)?,
+        None => Policies::shipped()?,
+    })
+}
+
+const CREDENTIALS: &[&str] = &[
+    "fleet-certificate",
+    "manufacturer-certificate",
+    "enrolment-token",
+    "operator-token",
+];
+
+pub fn run_policy(cmd: PolicyCommand) -> Result<()> {
+    match cmd {
+        PolicyCommand::Validate { dir } => {
+            let p = policies(dir.as_ref())?;
+            println!(
+                "{} policies validate strictly against the schema",
+                p.list().len()
+            );
+        }
+        PolicyCommand::List { dir } => {
+            for (id, text) in policies(dir.as_ref())?.list() {
+                println!("# {id}\n{text}\n");
+            }
+        }
+        PolicyCommand::Check {
+            dir,
+            device,
+            state,
+            quarantined,
+            operator,
+            roles,
+            action,
+            resource,
+            credential,
+            source,
+        } => {
+            let p = policies(dir.as_ref())?;
+            let (subject, default_credential) = match (device, operator) {
+                (Some(id), None) => (
+                    Subject::Device {
+                        id,
+                        model: "unspecified".into(),
+                        state,
+                        quarantined,
+                    },
+                    "fleet-certificate",
+                ),
+                (None, Some(name)) => (Subject::Operator { name, roles }, "operator-token"),
+                _ => bail!("name the principal with --device ID or --operator NAME"),
+            };
+            let target = match resource.split_once(':') {
+                Some(("device", id)) => Target::Device(id.to_owned()),
+                None if resource == "fleet" => Target::Fleet,
+                None if resource == "audit" => Target::AuditLog,
+                _ => bail!("resource {resource:?}: use device:ID, fleet or audit"),
+            };
+            let credential = credential.as_deref().unwrap_or(default_credential);
+            let credential = CREDENTIALS
+                .iter()
+                .find(|c| **c == credential)
+                .ok_or_else(|| {
+                    anyhow!("credential {credential:?}: use {}", CREDENTIALS.join(", "))
+                })?;
+            let now = now_ms() / 1000;
+            let d = p.decide(
+                &subject,
+                &action,
+                &target,
+                &RequestContext {
+                    time: now,
+                    source,
+                    credential,
+                },
+            )?;
+            println!(
+                "{} {} {action} {}",
+                if d.allowed { "ALLOW" } else { "DENY " },
+                subject.label(),
+                target.label()
+            );
+            if d.policies.is_empty() {
+                println!("  no policy permits this (default deny)");
+            }
+            for id in &d.policies {
+                println!("  decided by {id}");
+            }
+            for e in &d.errors {
+                println!("  error: {e}");
+            }
+            if !d.allowed {
+                std::process::exit(2);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("24h"), Ok(86_400));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+}
