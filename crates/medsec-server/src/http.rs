@@ -209,6 +209,7 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
         .route("/api/v1/audit/head", get(audit_head))
         .route("/api/v1/audit/verify", get(audit_verify))
+        .route("/api/v1/audit/entries", get(audit_entries))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -655,10 +656,55 @@ async fn audit_verify(
     Ok(Json(report).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntriesQuery {
+    #[serde(default)]
+    from: i64,
+    limit: Option<u32>,
+}
+
+/// A page of audit entries from sequence number `from`, oldest first, as stored (each entry is
+/// also returned parsed, or with `"unreadable": true` if a row no longer parses).
+async fn audit_entries(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<EntriesQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let rows = state
+        .store
+        .audit_entries(q.from.max(0), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let entries: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.entry)
+                .unwrap_or_else(|_| serde_json::json!({ "seq": r.seq, "unreadable": true }))
+        })
+        .collect();
+    Ok(Json(entries).into_response())
+}
+
 // ---- EST (RFC 7030) -------------------------------------------------------------------------
 
+/// The base64 body of an EST answer, in lines of 64 characters ended by CRLF: RFC 7030 uses
+/// the MIME `base64` transfer encoding, whose lines may not pass 76 characters (RFC 2045 6.8),
+/// and strict decoders such as `openssl base64 -d` refuse one long line.
+fn mime_base64(der: &[u8]) -> String {
+    let text = STANDARD.encode(der);
+    let mut out = String::with_capacity(text.len() + text.len() / 32 + 2);
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push_str("\r\n");
+    }
+    out
+}
+
 fn pkcs7_response(certs: &[Vec<u8>]) -> Response {
-    let body = STANDARD.encode(crate::pkcs7::certs_only(certs));
+    let body = mime_base64(&crate::pkcs7::certs_only(certs));
     (
         [
             (
@@ -968,6 +1014,16 @@ mod tests {
             est_csr(b"not base64!"),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn est_answers_are_mime_base64_lines() {
+        let der: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let text = mime_base64(&der);
+        assert!(text.split("\r\n").all(|l| l.len() <= 64));
+        assert!(text.ends_with("\r\n"));
+        let compact: String = text.split_whitespace().collect();
+        assert_eq!(STANDARD.decode(compact).unwrap(), der);
     }
 
     #[test]
