@@ -24,6 +24,7 @@ const TOP_KEYS: &[&str] = &[
     "manufacturer_cas",
     "policy_dir",
     "crl_reload_ms",
+    "crl_days",
     "limits",
 ];
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub policy_dir: Option<PathBuf>,
     /// How often the CRL file is checked for changes, in milliseconds.
     pub crl_reload_ms: u64,
+    /// Lifetime of the CRLs the server signs, in days; it re-signs at half that age.
+    pub crl_days: i64,
     /// Limits.
     pub limits: Limits,
 }
@@ -115,6 +118,7 @@ impl Default for Config {
             manufacturer_cas: Vec::new(),
             policy_dir: None,
             crl_reload_ms: 1_000,
+            crl_days: 7,
             limits: Limits::default(),
         }
     }
@@ -170,6 +174,9 @@ impl Config {
         }
         if !(1..=90).contains(&self.device_cert_days) {
             return bad("device_cert_days must be 1 to 90");
+        }
+        if !(2..=30).contains(&self.crl_days) {
+            return bad("crl_days must be 2 to 30");
         }
         if self.hostnames.is_empty() {
             return bad("hostnames must name at least one host");

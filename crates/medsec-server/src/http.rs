@@ -111,9 +111,35 @@ impl AppState {
         self.limiter.check_key(&key.to_owned()).is_ok()
     }
 
-    /// Forgets rate-limit state of idle keys (called periodically).
-    pub fn forget_idle_rate_keys(&self) {
+    /// Periodic chores: forgets the rate-limit state of idle principals, and re-signs the CRL
+    /// (and reloads TLS) once it is half its lifetime old, so relying parties never see a stale
+    /// one. Returns whether the CRL was re-signed.
+    pub async fn housekeeping(&self) -> Result<bool, ApiError> {
         self.limiter.retain_recent();
+        let days = self.config.crl_days;
+        let path = self.ca.lock().await.crl_path();
+        let age = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        let half_life = Duration::from_secs(u64::try_from(days).unwrap_or(7) * 43_200);
+        if age.is_some_and(|a| a < half_life) {
+            return Ok(false);
+        }
+        {
+            let mut ca = self.ca.lock().await;
+            ca.reload_state()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            ca.crl(days)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        self.tls
+            .reload()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut e = event("revocation", "system", "crl.sign", "Fleet", "info");
+        e.detail = format!("CRL re-signed, valid {days} days");
+        self.audit(e).await?;
+        Ok(true)
     }
 }
 
@@ -603,7 +629,8 @@ async fn revoke_device(
             ca.revoke(serial, reason)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
         }
-        ca.crl(7).map_err(|e| ApiError::Internal(e.to_string()))?;
+        ca.crl(state.config.crl_days)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         live
     };
     state

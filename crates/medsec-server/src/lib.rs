@@ -176,7 +176,7 @@ pub fn prepare_data_dir(config: &Config) -> Result<FleetCa, Error> {
         )?
     };
     if !ca.crl_path().exists() {
-        ca.crl(7)?;
+        ca.crl(config.crl_days)?;
     }
     if !dirs.server_chain().exists() || !dirs.server_key().exists() {
         let (chain, key) = ca.issue_server(&config.hostnames, 397)?;
@@ -186,6 +186,9 @@ pub fn prepare_data_dir(config: &Config) -> Result<FleetCa, Error> {
     audit_log::load_or_create_key(dirs.root())?;
     Ok(ca)
 }
+
+/// How often [`http::AppState::housekeeping`] runs.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(600);
 
 /// A running server.
 pub struct Server {
@@ -276,6 +279,16 @@ impl Server {
             http::operator_router(state.clone()),
             state.clone(),
         ));
+        // Hourly chores: re-sign the CRL before it goes stale, forget idle rate-limit keys.
+        let chores = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HOUSEKEEPING_INTERVAL).await;
+                if let Err(e) = chores.housekeeping().await {
+                    tracing::error!(error = ?e, "housekeeping failed; it is tried again");
+                }
+            }
+        });
         // The CRL may be replaced by `medsec ca crl` beside the running server.
         let interval = Duration::from_millis(config.crl_reload_ms.max(100));
         tokio::spawn(async move {
