@@ -104,13 +104,40 @@ pub struct Policies {
     set: PolicySet,
     authorizer: Authorizer,
     texts: Vec<(String, String)>,
+    types: Types,
 }
 
-fn uid(type_name: &str, id: &str) -> Result<EntityUid, Error> {
-    let name = EntityTypeName::from_str(type_name).map_err(|e| Error::Policy {
-        reason: format!("entity type {type_name}: {e}"),
-    })?;
-    Ok(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
+/// The schema's entity type names, parsed once (Cedar's parser is most of a decision's cost
+/// otherwise).
+struct Types {
+    device: EntityTypeName,
+    operator: EntityTypeName,
+    role: EntityTypeName,
+    fleet: EntityTypeName,
+    audit_log: EntityTypeName,
+    action: EntityTypeName,
+}
+
+impl Types {
+    fn new() -> Result<Self, Error> {
+        let parse = |name: &str| {
+            EntityTypeName::from_str(name).map_err(|e| Error::Policy {
+                reason: format!("entity type {name}: {e}"),
+            })
+        };
+        Ok(Self {
+            device: parse("Medsec::Device")?,
+            operator: parse("Medsec::Operator")?,
+            role: parse("Medsec::Role")?,
+            fleet: parse("Medsec::Fleet")?,
+            audit_log: parse("Medsec::AuditLog")?,
+            action: parse("Medsec::Action")?,
+        })
+    }
+}
+
+fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(type_name.clone(), EntityId::new(id))
 }
 
 impl Policies {
@@ -185,6 +212,7 @@ impl Policies {
             set,
             authorizer: Authorizer::new(),
             texts,
+            types: Types::new()?,
         })
     }
 
@@ -201,6 +229,7 @@ impl Policies {
         target: &Target,
         context: &RequestContext,
     ) -> Result<Decision, Error> {
+        let t = &self.types;
         let (principal, entity) = match subject {
             Subject::Device {
                 id,
@@ -208,7 +237,7 @@ impl Policies {
                 state,
                 quarantined,
             } => {
-                let p = uid("Medsec::Device", id)?;
+                let p = uid(&t.device, id);
                 let attrs = HashMap::from([
                     (
                         "model".to_owned(),
@@ -230,11 +259,8 @@ impl Policies {
                 (p, e)
             }
             Subject::Operator { name, roles } => {
-                let p = uid("Medsec::Operator", name)?;
-                let parents = roles
-                    .iter()
-                    .map(|r| uid("Medsec::Role", r))
-                    .collect::<Result<HashSet<_>, _>>()?;
+                let p = uid(&t.operator, name);
+                let parents = roles.iter().map(|r| uid(&t.role, r)).collect();
                 let attrs = HashMap::from([(
                     "name".to_owned(),
                     RestrictedExpression::new_string(name.clone()),
@@ -246,11 +272,11 @@ impl Policies {
             }
         };
         let resource = match target {
-            Target::Device(id) => uid("Medsec::Device", id)?,
-            Target::Fleet => uid("Medsec::Fleet", "fleet")?,
-            Target::AuditLog => uid("Medsec::AuditLog", "audit")?,
+            Target::Device(id) => uid(&t.device, id),
+            Target::Fleet => uid(&t.fleet, "fleet"),
+            Target::AuditLog => uid(&t.audit_log, "audit"),
         };
-        let action_uid = uid("Medsec::Action", action)?;
+        let action_uid = uid(&t.action, action);
         let ctx = Context::from_pairs([
             (
                 "time".to_owned(),

@@ -66,6 +66,8 @@ pub struct AppState {
     /// The configuration in effect.
     pub config: Config,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// The EST `cacerts` answer.
+    cacerts: tokio::sync::OnceCell<Bytes>,
 }
 
 fn now_ms() -> i64 {
@@ -95,6 +97,7 @@ impl AppState {
             tls,
             config,
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            cacerts: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -266,19 +269,21 @@ async fn guard(
     next: Next,
 ) -> Result<Response, ApiError> {
     let key = rate_key(&conn, request.headers());
-    let action = format!("{} {}", request.method(), request.uri().path());
-    let refuse = |detail: String| {
+    let action = |r: &axum::http::request::Parts| format!("{} {}", r.method, r.uri.path());
+    let refuse = |action: String, detail: String| {
         let mut e = event("limit", &key, &action, "-", "deny");
         e.source = conn.addr.to_string();
         e.detail = detail;
         e
     };
-    if !state.rate_ok(&key) {
-        state.audit(refuse("rate limit exceeded".into())).await?;
-        return Err(ApiError::RateLimited);
-    }
     let limit = state.config.limits.max_body_bytes;
     let (parts, body) = request.into_parts();
+    if !state.rate_ok(&key) {
+        state
+            .audit(refuse(action(&parts), "rate limit exceeded".into()))
+            .await?;
+        return Err(ApiError::RateLimited);
+    }
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -286,10 +291,13 @@ async fn guard(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         state
-            .audit(refuse(format!(
-                "body of {} bytes exceeds the limit of {limit}",
-                declared.unwrap_or(0)
-            )))
+            .audit(refuse(
+                action(&parts),
+                format!(
+                    "body of {} bytes exceeds the limit of {limit}",
+                    declared.unwrap_or(0)
+                ),
+            ))
             .await?;
         return Err(ApiError::TooLarge(limit));
     }
@@ -299,7 +307,10 @@ async fn guard(
         Ok(b) => b,
         Err(_) => {
             state
-                .audit(refuse(format!("body exceeds the limit of {limit} bytes")))
+                .audit(refuse(
+                    action(&parts),
+                    format!("body exceeds the limit of {limit} bytes"),
+                ))
                 .await?;
             return Err(ApiError::TooLarge(limit));
         }
@@ -730,8 +741,7 @@ fn mime_base64(der: &[u8]) -> String {
     out
 }
 
-fn pkcs7_response(certs: &[Vec<u8>]) -> Response {
-    let body = mime_base64(&crate::pkcs7::certs_only(certs));
+fn pkcs7_response(body: Bytes) -> Response {
     (
         [
             (
@@ -757,11 +767,21 @@ fn pem_certs(pem: &str) -> Result<Vec<Vec<u8>>, ApiError> {
 }
 
 async fn est_cacerts(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let path = state.ca.lock().await.chain_path();
-    let pem = tokio::fs::read_to_string(&path)
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))?;
-    Ok(pkcs7_response(&pem_certs(&pem)?))
+    // The chain changes only when the CA is re-created, which needs a restart: build the answer
+    // once.
+    let body = state
+        .cacerts
+        .get_or_try_init(|| async {
+            let path = state.ca.lock().await.chain_path();
+            let pem = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))?;
+            Ok::<_, ApiError>(Bytes::from(mime_base64(&crate::pkcs7::certs_only(
+                &pem_certs(&pem)?,
+            ))))
+        })
+        .await?;
+    Ok(pkcs7_response(body.clone()))
 }
 
 /// The request body: base64 of a DER PKCS#10 (whitespace allowed), returned as PEM.
@@ -880,7 +900,9 @@ async fn enrol(
         issued.serial, issued.not_after
     );
     state.audit(e).await?;
-    Ok(pkcs7_response(&pem_certs(&pem)?))
+    Ok(pkcs7_response(Bytes::from(mime_base64(
+        &crate::pkcs7::certs_only(&pem_certs(&pem)?),
+    ))))
 }
 
 /// Parses and verifies the request before any credential is spent.
@@ -1051,6 +1073,27 @@ mod tests {
         assert!(text.ends_with("\r\n"));
         let compact: String = text.split_whitespace().collect();
         assert_eq!(STANDARD.decode(compact).unwrap(), der);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn est_bodies_survive_any_line_breaks(
+            der in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..600),
+            width in 1usize..100,
+            crlf in proptest::prelude::any::<bool>(),
+        ) {
+            let text = STANDARD.encode(&der);
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let wrapped: Vec<String> = text
+                .as_bytes()
+                .chunks(width)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            let pem = est_csr(wrapped.join(eol).as_bytes()).unwrap();
+            let (label, back) = pem_rfc7468::decode_vec(pem.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(label, "CERTIFICATE REQUEST");
+            proptest::prop_assert_eq!(back, der);
+        }
     }
 
     #[test]

@@ -1,0 +1,673 @@
+//! `cargo bench -p medsec --bench server`: the device port beside nginx, both with mutual TLS 1.3
+//! and the same certificates, CA and CRL; then Cedar decision latency and durable audit appends.
+//!
+//! Needs `openssl`, `curl` and nginx (`apt-get install nginx-light`; without it the nginx rows say
+//! so). The load generator is in this file: tokio + rustls (aws-lc-rs) on the same 2 cores as the
+//! servers, so every row pays the same client cost. `BENCH_SECONDS` (default 10) sets each run's
+//! length. Results go in docs/benchmarks.md.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    reason = "a benchmark program: a panic is a failed run"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        // SIGTERM, so nginx's master stops its workers too (SIGKILL would orphan them).
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `medsec server` with limits raised out of the way and returns (device addr, process).
+fn start_medsec(work: &Path) -> (String, Killed) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medsec"))
+        .args(["server", "--data-dir", "data"])
+        .args([
+            "--device-listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(work)
+        .env("MEDSEC_LOG", "error")
+        .env("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "1000000000")
+        .env("MEDSEC_LIMITS__REQUEST_BURST", "1000000000")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let device = line
+        .split("device port https://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
+        .to_owned();
+    (device, Killed(child))
+}
+
+/// Enrols `pump-1` with openssl + curl, leaving `pump-1.key` and `pump-1.pem` in `work`.
+fn enrol(work: &Path, device: &str) {
+    let token = run(
+        work,
+        env!("CARGO_BIN_EXE_medsec"),
+        &[
+            "fleet",
+            "token",
+            "create",
+            "--data-dir",
+            "data",
+            "--device",
+            "pump-1",
+        ],
+    );
+    run(
+        work,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "pump-1.key",
+            "-subj",
+            "/CN=pump-1",
+            "-outform",
+            "DER",
+            "-out",
+            "pump-1.csr",
+        ],
+    );
+    run(
+        work,
+        "openssl",
+        &["base64", "-in", "pump-1.csr", "-out", "pump-1.b64"],
+    );
+    run(
+        work,
+        "curl",
+        &[
+            "-sSf",
+            "--cacert",
+            "data/ca/chain.pem",
+            "-H",
+            "Content-Type: application/pkcs10",
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            "--data-binary",
+            "@pump-1.b64",
+            "-o",
+            "pump-1.p7.b64",
+            &format!("https://{device}/.well-known/est/simpleenroll"),
+        ],
+    );
+    run(
+        work,
+        "openssl",
+        &["base64", "-d", "-in", "pump-1.p7.b64", "-out", "pump-1.p7"],
+    );
+    run(
+        work,
+        "openssl",
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "pump-1.p7",
+            "-print_certs",
+            "-out",
+            "pump-1.pem",
+        ],
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx with the medsec server's certificate, the fleet CA as client CA and the same CRL,
+/// TLS 1.3 only, no session resumption, answering a small static JSON body.
+fn start_nginx(work: &Path) -> Option<(String, Killed)> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let port = free_port();
+    let data = work.join("data");
+    // nginx checks CRLs for the whole chain (OpenSSL's CRL_CHECK_ALL), so it also needs a CRL
+    // from the root for the issuing CA; medsec checks the device certificate against the issuing
+    // CA's CRL. An empty root CRL, made with `openssl ca -gencrl`, goes in the same file.
+    std::fs::write(work.join("root-index.txt"), "").unwrap();
+    std::fs::write(
+        work.join("root-crl.cnf"),
+        format!(
+            "[ca]\ndefault_ca = d\n[d]\ndatabase = {w}/root-index.txt\ncertificate = {d}/ca/root.crt\n\
+             private_key = {d}/ca/root.key\ndefault_md = sha256\ndefault_crl_days = 7\n",
+            w = work.display(),
+            d = data.display()
+        ),
+    )
+    .unwrap();
+    run(
+        work,
+        "openssl",
+        &[
+            "ca",
+            "-gencrl",
+            "-config",
+            "root-crl.cnf",
+            "-out",
+            "root-crl.pem",
+        ],
+    );
+    let crls = format!(
+        "{}{}",
+        std::fs::read_to_string(data.join("ca/crl.pem")).unwrap(),
+        std::fs::read_to_string(work.join("root-crl.pem")).unwrap()
+    );
+    std::fs::write(work.join("crls.pem"), crls).unwrap();
+    let conf = format!(
+        "worker_processes 2;\ndaemon off;\npid {w}/nginx.pid;\nerror_log {w}/nginx-error.log;\n\
+         events {{ worker_connections 8192; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {w};\n proxy_temp_path {w};\n\
+         fastcgi_temp_path {w};\n uwsgi_temp_path {w};\n scgi_temp_path {w};\n\
+         keepalive_requests 100000000;\n\
+         server {{\n  listen 127.0.0.1:{port} ssl;\n  ssl_protocols TLSv1.3;\n\
+           ssl_certificate {d}/server.crt;\n  ssl_certificate_key {d}/server.key;\n\
+           ssl_client_certificate {d}/ca/chain.pem;\n  ssl_verify_client on;\n  ssl_verify_depth 2;\n\
+           ssl_crl {w}/crls.pem;\n  ssl_session_tickets off;\n  ssl_session_cache off;\n\
+           location = /.well-known/est/cacerts {{ default_type application/pkcs7-mime; alias {w}/cacerts.b64; }}\n\
+           location / {{ default_type application/json; return 200 '{{\"id\":\"pump-1\"}}'; }}\n }}\n}}\n",
+        w = work.display(),
+        d = data.display(),
+    );
+    std::fs::write(work.join("nginx.conf"), conf).unwrap();
+    let child = Command::new(nginx)
+        .args(["-p", &work.display().to_string(), "-c"])
+        .arg(work.join("nginx.conf"))
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            return Some((addr, Killed(child)));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn client_config(work: &Path, post_quantum: bool) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if !post_quantum {
+        provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519];
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(work.join("data/ca/root.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(work.join("pump-1.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(work.join("pump-1.key")).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    // Every connection is a full handshake.
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+async fn connect(addr: &str, config: &Arc<rustls::ClientConfig>) -> std::io::Result<Tls> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    tokio_rustls::TlsConnector::from(config.clone())
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+}
+
+/// Reads one HTTP/1.1 response (status line, headers, Content-Length body); returns the status.
+async fn read_response(r: &mut tokio::io::BufReader<Tls>) -> std::io::Result<u16> {
+    let mut line = String::new();
+    r.read_line(&mut line).await?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).await?;
+    Ok(status)
+}
+
+struct Measured {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    group: String,
+}
+
+fn summarise(
+    mut latencies: Vec<Duration>,
+    errors: u64,
+    elapsed: Duration,
+    group: String,
+) -> Measured {
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Measured {
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+        group,
+    }
+}
+
+/// New connection, full mTLS handshake, one request, close — `tasks` at a time.
+async fn handshakes(
+    addr: &str,
+    path: &str,
+    config: Arc<rustls::ClientConfig>,
+    tasks: usize,
+    secs: u64,
+) -> Measured {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let mut joins = Vec::new();
+    for _ in 0..tasks {
+        let (addr, config, request) = (addr.to_owned(), config.clone(), request.clone());
+        joins.push(tokio::spawn(async move {
+            let (mut lat, mut errors, mut group) = (Vec::new(), 0u64, String::new());
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let ok = async {
+                    let mut tls = connect(&addr, &config).await?;
+                    if group.is_empty() {
+                        group = tls
+                            .get_ref()
+                            .1
+                            .negotiated_key_exchange_group()
+                            .map(|g| format!("{:?}", g.name()))
+                            .unwrap_or_default();
+                    }
+                    tls.write_all(request.as_bytes()).await?;
+                    let mut r = tokio::io::BufReader::new(tls);
+                    let status = read_response(&mut r).await?;
+                    std::io::Result::Ok(status == 200)
+                }
+                .await;
+                match ok {
+                    Ok(true) => lat.push(t.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors, group)
+        }));
+    }
+    let (mut all, mut errors, mut group) = (Vec::new(), 0, String::new());
+    for j in joins {
+        let (l, e, g) = j.await.unwrap();
+        all.extend(l);
+        errors += e;
+        if group.is_empty() {
+            group = g;
+        }
+    }
+    summarise(all, errors, start.elapsed(), group)
+}
+
+/// `connections` keep-alive connections, each sending requests one after another.
+async fn keep_alive(
+    addr: &str,
+    path: &str,
+    config: Arc<rustls::ClientConfig>,
+    connections: usize,
+    secs: u64,
+) -> Measured {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut streams = Vec::new();
+    for _ in 0..connections {
+        streams.push(tokio::io::BufReader::new(
+            connect(addr, &config).await.unwrap(),
+        ));
+    }
+    let group = streams[0]
+        .get_ref()
+        .get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .map(|g| format!("{:?}", g.name()))
+        .unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut joins = Vec::new();
+    for mut s in streams {
+        let request = request.clone();
+        joins.push(tokio::spawn(async move {
+            let (mut lat, mut errors) = (Vec::new(), 0u64);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if s.get_mut().write_all(request.as_bytes()).await.is_err() {
+                    errors += 1;
+                    break;
+                }
+                match read_response(&mut s).await {
+                    Ok(200) => lat.push(t.elapsed()),
+                    Ok(_) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for j in joins {
+        let (l, e) = j.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    summarise(all, errors, start.elapsed(), group)
+}
+
+fn row(server: &str, what: &str, m: &Measured) {
+    println!(
+        "| {server} | {what} | {} | {:.0} | {:.2} | {:.2} | {} |",
+        m.group, m.per_second, m.p50_ms, m.p99_ms, m.errors
+    );
+}
+
+/// Cedar: one decision of each kind the server makes, timed one by one.
+fn cedar() {
+    use medsec_server::authz::{Policies, RequestContext, Subject, Target};
+    let policies = Policies::shipped().unwrap();
+    let device = Subject::Device {
+        id: "pump-1".into(),
+        model: "pump".into(),
+        state: "enrolled".into(),
+        quarantined: false,
+    };
+    let operator = Subject::Operator {
+        name: "alice".into(),
+        roles: vec!["viewer".into()],
+    };
+    let cases: [(&str, &Subject, &str, Target, &str); 3] = [
+        (
+            "device reads its own record (allow)",
+            &device,
+            "device.read",
+            Target::Device("pump-1".into()),
+            "fleet-certificate",
+        ),
+        (
+            "device writes another's record (deny)",
+            &device,
+            "device.write",
+            Target::Device("pump-2".into()),
+            "fleet-certificate",
+        ),
+        (
+            "viewer revokes a device (deny)",
+            &operator,
+            "device.revoke",
+            Target::Device("pump-1".into()),
+            "operator-token",
+        ),
+    ];
+    println!(
+        "\n| Cedar decision | p50 µs | p99 µs | decisions/s (one core) |\n|---|---:|---:|---:|"
+    );
+    for (label, subject, action, target, credential) in cases {
+        let context = RequestContext {
+            time: 1_800_000_000,
+            source: "127.0.0.1".parse().unwrap(),
+            credential,
+        };
+        let mut lat = Vec::with_capacity(20_000);
+        let start = Instant::now();
+        for _ in 0..20_000 {
+            let t = Instant::now();
+            let d = policies.decide(subject, action, &target, &context).unwrap();
+            std::hint::black_box(d);
+            lat.push(t.elapsed());
+        }
+        let total = start.elapsed();
+        lat.sort_unstable();
+        println!(
+            "| {label} | {:.1} | {:.1} | {:.0} |",
+            lat[lat.len() / 2].as_secs_f64() * 1e6,
+            lat[lat.len() * 99 / 100].as_secs_f64() * 1e6,
+            lat.len() as f64 / total.as_secs_f64()
+        );
+    }
+}
+
+/// Durable audit appends: `producers` tasks each recording events and waiting for each to be
+/// durable (as request handlers do), against SQLite and, if reachable, PostgreSQL.
+async fn audit_appends() {
+    use medsec_server::audit_log::{AuditLog, event};
+    println!(
+        "\n| audit store | producers | events | appends/s (durable, group-committed) |\n|---|---:|---:|---:|"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![(
+        "SQLite (WAL, synchronous=FULL)".to_owned(),
+        medsec_store::AnyStore::open(
+            &format!("sqlite://{}", dir.path().join("a.db").display()),
+            4,
+        )
+        .await
+        .unwrap(),
+    )];
+    let pg = std::env::var("MEDSEC_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    if std::net::TcpStream::connect("127.0.0.1:5432").is_ok() {
+        let schema = format!("medsec_bench_{}", std::process::id());
+        let sep = if pg.contains('?') { '&' } else { '?' };
+        if let Ok(s) =
+            medsec_store::AnyStore::open(&format!("{pg}{sep}search_path={schema}"), 4).await
+        {
+            stores.push(("PostgreSQL 15 (local, synchronous_commit on)".to_owned(), s));
+        }
+    }
+    for (label, store) in stores {
+        let key = medsec_crypto::SigningKey::generate(medsec_crypto::Scheme::Ed25519).unwrap();
+        let log = Arc::new(
+            AuditLog::start(store.clone(), key, 65_536, 8_192)
+                .await
+                .unwrap(),
+        );
+        let (producers, per) = (2_000usize, 100usize);
+        let start = Instant::now();
+        let mut joins = Vec::new();
+        for p in 0..producers {
+            let log = log.clone();
+            joins.push(tokio::spawn(async move {
+                for i in 0..per {
+                    let mut e = event(
+                        "authz",
+                        &format!("Device::\"pump-{p}\""),
+                        "device.read",
+                        "Device::\"pump-1\"",
+                        "allow",
+                    );
+                    e.policies = vec!["device-own-record".into()];
+                    e.source = format!("10.0.{}.{}:443", p % 250, i % 250);
+                    log.record(e).await.unwrap();
+                }
+            }));
+        }
+        for j in joins {
+            j.await.unwrap();
+        }
+        let elapsed = start.elapsed();
+        println!(
+            "| {label} | {producers} | {} | {:.0} |",
+            producers * per,
+            (producers * per) as f64 / elapsed.as_secs_f64()
+        );
+        store.close().await;
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; anything else is ignored.
+    let secs: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let work = tempfile::tempdir().unwrap();
+    let work: PathBuf = work.path().to_owned();
+    let (medsec_addr, _medsec) = start_medsec(&work);
+    enrol(&work, &medsec_addr);
+    // nginx serves medsec's own EST cacerts answer as a static file: the same bytes both ways.
+    run(
+        &work,
+        "curl",
+        &[
+            "-sSf",
+            "--cacert",
+            "data/ca/chain.pem",
+            "-o",
+            "cacerts.b64",
+            &format!("https://{medsec_addr}/.well-known/est/cacerts"),
+        ],
+    );
+    let nginx = start_nginx(&work);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pq = client_config(&work, true);
+    let classic = client_config(&work, false);
+    println!("each run {secs} s; client and servers share the machine's 2 cores\n");
+    println!(
+        "| server | workload | key exchange | per second | p50 ms | p99 ms | errors |\n|---|---|---|---:|---:|---:|---:|"
+    );
+    runtime.block_on(async {
+        let api = "/api/v1/devices/pump-1";
+        let cacerts = "/.well-known/est/cacerts";
+        if let Some((addr, _)) = &nginx {
+            row(
+                "nginx 1.22 (OpenSSL 3.0)",
+                "new mTLS connection + 1 request (16 at a time)",
+                &handshakes(addr, "/", classic.clone(), 16, secs).await,
+            );
+        } else {
+            println!("| nginx | not installed (apt-get install nginx-light) | | | | | |");
+        }
+        row(
+            "medsec",
+            "new mTLS connection + GET device record (16 at a time)",
+            &handshakes(&medsec_addr, api, classic.clone(), 16, secs).await,
+        );
+        row(
+            "medsec",
+            "new mTLS connection + GET device record (16 at a time)",
+            &handshakes(&medsec_addr, api, pq.clone(), 16, secs).await,
+        );
+        if let Some((addr, _)) = &nginx {
+            row(
+                "nginx 1.22 (OpenSSL 3.0)",
+                "keep-alive, static 15-byte JSON (64 connections)",
+                &keep_alive(addr, "/", classic.clone(), 64, secs).await,
+            );
+        }
+        if let Some((addr, _)) = &nginx {
+            row(
+                "nginx 1.22 (OpenSSL 3.0)",
+                "keep-alive, the same EST cacerts bytes as a static file (64 connections)",
+                &keep_alive(addr, cacerts, classic.clone(), 64, secs).await,
+            );
+        }
+        row(
+            "medsec",
+            "keep-alive, EST cacerts (public, no audit; 64 connections)",
+            &keep_alive(&medsec_addr, cacerts, pq.clone(), 64, secs).await,
+        );
+        for connections in [64, 512] {
+            row(
+                "medsec",
+                &format!("keep-alive, GET device record: Cedar + durable audit + SQLite read ({connections} connections)"),
+                &keep_alive(&medsec_addr, api, pq.clone(), connections, secs).await,
+            );
+        }
+    });
+    cedar();
+    runtime.block_on(audit_appends());
+}
