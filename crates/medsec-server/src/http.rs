@@ -878,7 +878,9 @@ async fn enrol(
         };
         // The certificate was signed but is never handed out; revoke it so it cannot surface.
         let mut ca = state.ca.lock().await;
-        let _ = ca.revoke(&issued.serial, medsec_pki::RevocationReason::Superseded);
+        if let Err(e) = ca.revoke(&issued.serial, medsec_pki::RevocationReason::Superseded) {
+            tracing::error!(serial = %issued.serial, error = %e, "could not revoke a certificate that was never handed out");
+        }
         drop(ca);
         state.audit(refuse(detail.clone())).await?;
         return Err(ApiError::Conflict(detail));

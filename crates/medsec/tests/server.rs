@@ -989,3 +989,148 @@ fn audit_tampering_on_postgres_is_named() {
     let schema = format!("medsec_tamper_{}", std::process::id());
     audit_tampering_is_named(Some(&format!("{url}{sep}search_path={schema}")));
 }
+
+#[test]
+fn a_manufacturer_certificate_enrols_its_device_and_nothing_more() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    // The manufacturer's IDevID CA and a device certificate whose subject serialNumber is the
+    // hardware serial, as IEEE 802.1AR suggests.
+    let ca_ext = [
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ];
+    for name in ["acme", "other"] {
+        let (key, pem, subject) = (
+            format!("{name}-ca.key"),
+            format!("{name}-ca.pem"),
+            format!("/O={name}/CN={name} IDevID CA"),
+        );
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-subj",
+            &subject,
+            "-days",
+            "3650",
+        ];
+        args.extend(ca_ext);
+        openssl(work, &args);
+    }
+    std::fs::write(
+        work.join("idevid.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    for (name, ca) in [("idevid", "acme"), ("forged", "other")] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        openssl(
+            work,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                "/O=acme/CN=IP200/serialNumber=pump-9",
+            ],
+        );
+        openssl(
+            work,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &format!("{ca}-ca.pem"),
+                "-CAkey",
+                &format!("{ca}-ca.key"),
+                "-CAcreateserial",
+                "-days",
+                "3650",
+                "-extfile",
+                "idevid.ext",
+                "-out",
+                &pem,
+            ],
+        );
+    }
+    std::fs::write(
+        work.join("medsec.toml"),
+        format!(
+            "manufacturer_cas = [{:?}]\n",
+            work.join("acme-ca.pem").display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = work.join("medsec.toml").display().to_string();
+    let s = start(work, &[], &["--config", &config]);
+    let admin = s.operator_token("alice", "admin", "1h");
+
+    // The device's operational key is new; the IDevID only vouches for it.
+    s.key_and_request("pump-9", "pump-9");
+    let r = s.est(
+        "simpleenroll",
+        "pump-9",
+        &["--cert", "idevid.pem", "--key", "idevid.key"],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let text = openssl(
+        &s.work,
+        &["x509", "-in", "pump-9.leaf.pem", "-noout", "-text"],
+    );
+    assert!(text.contains("URI:urn:medsec:device:pump-9"), "{text}");
+    let e = s.audited(&admin, "the IDevID enrolment's decision", |e| {
+        field(e, "action") == "est.enroll" && field(e, "decision") == "allow"
+    });
+    assert_eq!(
+        e["event"]["policies"],
+        serde_json::json!(["enrol-with-token-or-manufacturer-certificate"])
+    );
+    // The new fleet certificate works on the device API.
+    let own = s.device_url("/api/v1/devices/pump-9");
+    let r = s.curl(&["--cert", "pump-9.pem", "--key", "pump-9.key", &own]);
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // The manufacturer certificate itself only enrols.
+    let r = s.curl(&["--cert", "idevid.pem", "--key", "idevid.key", &own]);
+    assert_eq!(r.status, 401, "{r:?}");
+    s.audited(&admin, "the IDevID on the device API", |e| {
+        field(e, "kind") == "authn" && has(e, "detail", "a manufacturer certificate only enrols")
+    });
+
+    // The same serial from a CA the server does not trust: refused in the handshake.
+    s.key_and_request("pump-9-forged", "pump-9");
+    let r = s.est(
+        "simpleenroll",
+        "pump-9-forged",
+        &["--cert", "forged.pem", "--key", "forged.key"],
+    );
+    assert_eq!(r.status, 0, "{r:?}");
+    s.audited(&admin, "the forged IDevID", |e| {
+        field(e, "kind") == "tls" && field(e, "decision") == "deny"
+    });
+}
