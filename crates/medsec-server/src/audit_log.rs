@@ -10,9 +10,12 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use medsec_audit::{Entry, Event, Frontier, Report, SignedTreeHead, TreeHead, Verifier, leaf_hash};
+use medsec_audit::{
+    Entry, Event, Frontier, Hash, Report, SignedTreeHead, TreeHead, Verifier, leaf_hash,
+};
 use medsec_crypto::{KeySource as _, PublicKey, Scheme, SigningKey};
 use medsec_store::{AuditRow, HeadRow, Store};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Error;
@@ -265,6 +268,146 @@ pub async fn latest_head<S: Store>(store: &S) -> Result<Option<SignedTreeHead>, 
             })
         })
         .transpose()
+}
+
+/// Proof that an entry is in the tree a signed head commits to (RFC 9162 section 2.1.3).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// The entry's position.
+    pub seq: u64,
+    /// The entry's text, as stored and hashed.
+    pub entry: String,
+    /// The signed head the proof leads to.
+    pub head: SignedTreeHead,
+    /// The audit path, hex, leaf to root.
+    pub proof: Vec<String>,
+}
+
+/// Proof that a later signed head extends an earlier one (RFC 9162 section 2.1.4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// The earlier head.
+    pub old: SignedTreeHead,
+    /// The later head.
+    pub new: SignedTreeHead,
+    /// The consistency proof, hex.
+    pub proof: Vec<String>,
+}
+
+async fn signed_heads<S: Store>(store: &S) -> Result<Vec<SignedTreeHead>, Error> {
+    store
+        .audit_heads()
+        .await?
+        .into_iter()
+        .map(|h| {
+            serde_json::from_str::<SignedTreeHead>(&h.head).map_err(|e| Error::Audit {
+                reason: format!("tree head at size {} is not readable: {e}", h.tree_size),
+            })
+        })
+        .collect()
+}
+
+/// The signed head at `size`, or the latest.
+fn pick_head(heads: &[SignedTreeHead], size: Option<u64>) -> Result<SignedTreeHead, Error> {
+    match size {
+        Some(n) => heads
+            .iter()
+            .find(|h| h.head.tree_size == n)
+            .cloned()
+            .ok_or(Error::Audit {
+                reason: format!("no signed tree head has size {n}"),
+            }),
+        None => heads.last().cloned().ok_or(Error::Audit {
+            reason: "the audit log is empty".into(),
+        }),
+    }
+}
+
+/// Entry texts and leaf hashes of the first `size` entries.
+async fn leaves<S: Store>(store: &S, size: u64) -> Result<(Vec<String>, Vec<Hash>), Error> {
+    let mut texts = Vec::new();
+    let mut hashes = Vec::new();
+    while (hashes.len() as u64) < size {
+        let from = i64::try_from(hashes.len()).unwrap_or(i64::MAX);
+        let rows = store.audit_entries(from, PAGE).await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows
+            .into_iter()
+            .take(usize::try_from(size).unwrap_or(usize::MAX) - hashes.len())
+        {
+            hashes.push(leaf_hash(row.entry.as_bytes()));
+            texts.push(row.entry);
+        }
+    }
+    if (hashes.len() as u64) < size {
+        return Err(Error::Audit {
+            reason: format!(
+                "the log holds {} entries, fewer than the signed {size}",
+                hashes.len()
+            ),
+        });
+    }
+    Ok((texts, hashes))
+}
+
+/// Proves that entry `seq` is in the tree of the signed head of size `tree_size` (default: the
+/// latest head).
+pub async fn prove_inclusion<S: Store>(
+    store: &S,
+    seq: u64,
+    tree_size: Option<u64>,
+) -> Result<InclusionProof, Error> {
+    let head = pick_head(&signed_heads(store).await?, tree_size)?;
+    if seq >= head.head.tree_size {
+        return Err(Error::Audit {
+            reason: format!(
+                "entry {seq} is not in the tree of size {}",
+                head.head.tree_size
+            ),
+        });
+    }
+    let (mut texts, hashes) = leaves(store, head.head.tree_size).await?;
+    let proof = medsec_audit::inclusion_proof(&hashes, seq)?;
+    let index = usize::try_from(seq).unwrap_or(usize::MAX);
+    Ok(InclusionProof {
+        seq,
+        entry: if index < texts.len() {
+            texts.swap_remove(index)
+        } else {
+            String::new()
+        },
+        head,
+        proof: proof.iter().map(hex::encode).collect(),
+    })
+}
+
+/// Proves that the signed head of size `new_size` (default: the latest) extends the one of size
+/// `old_size`.
+pub async fn prove_consistency<S: Store>(
+    store: &S,
+    old_size: u64,
+    new_size: Option<u64>,
+) -> Result<ConsistencyProof, Error> {
+    let heads = signed_heads(store).await?;
+    let old = pick_head(&heads, Some(old_size))?;
+    let new = pick_head(&heads, new_size)?;
+    if old.head.tree_size > new.head.tree_size {
+        return Err(Error::Audit {
+            reason: format!(
+                "the old head ({}) is larger than the new one ({})",
+                old.head.tree_size, new.head.tree_size
+            ),
+        });
+    }
+    let (_, hashes) = leaves(store, new.head.tree_size).await?;
+    let proof = medsec_audit::consistency_proof(&hashes, old.head.tree_size)?;
+    Ok(ConsistencyProof {
+        old,
+        new,
+        proof: proof.iter().map(hex::encode).collect(),
+    })
 }
 
 /// Builds an event (a shorthand for the many call sites).

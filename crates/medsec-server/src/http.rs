@@ -239,6 +239,8 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit/head", get(audit_head))
         .route("/api/v1/audit/verify", get(audit_verify))
         .route("/api/v1/audit/entries", get(audit_entries))
+        .route("/api/v1/audit/proof/inclusion", get(audit_inclusion))
+        .route("/api/v1/audit/proof/consistency", get(audit_consistency))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -724,6 +726,58 @@ async fn audit_entries(
         })
         .collect();
     Ok(Json(entries).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    seq: u64,
+    tree_size: Option<u64>,
+}
+
+/// Inclusion proof of one entry in a signed head's tree (default: the latest head).
+async fn audit_inclusion(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let proof = crate::audit_log::prove_inclusion(&state.store, q.seq, q.tree_size)
+        .await
+        .map_err(proof_error)?;
+    Ok(Json(proof).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    from: u64,
+    to: Option<u64>,
+}
+
+/// Consistency proof between two signed heads (default `to`: the latest).
+async fn audit_consistency(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let proof = crate::audit_log::prove_consistency(&state.store, q.from, q.to)
+        .await
+        .map_err(proof_error)?;
+    Ok(Json(proof).into_response())
+}
+
+/// A proof request that names no signed head or entry is the caller's mistake.
+fn proof_error(e: crate::Error) -> ApiError {
+    match e {
+        crate::Error::Audit { reason } => ApiError::BadRequest(reason),
+        other => ApiError::Internal(other.to_string()),
+    }
 }
 
 // ---- EST (RFC 7030) -------------------------------------------------------------------------

@@ -837,6 +837,60 @@ fn enrolment_mtls_and_zero_trust_with_real_peers() {
     assert_eq!(report["findings"], serde_json::json!([]), "{report}");
     let out = ok(medsec().args(["audit", "verify"]).args(s.location()));
     assert!(out.contains("audit log verifies"), "{out}");
+
+    // --- proofs: pump-1's issuance is in the signed tree, and the latest head extends the first.
+    let key = medsec_server::audit_log::read_public_key(&s.data.join("audit.pub")).unwrap();
+    let issuance = s.audited(&admin, "the issuance", |e| field(e, "kind") == "issuance");
+    let seq = issuance["seq"].as_u64().unwrap();
+    let url = s.operator_url(&format!("/api/v1/audit/proof/inclusion?seq={seq}"));
+    let r = s.curl(&["-H", &auth, &url]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let p: medsec_server::audit_log::InclusionProof = serde_json::from_str(&r.body).unwrap();
+    let head = p.head.verify(&key).unwrap();
+    let hex32 = |h: &str| <[u8; 32]>::try_from(hex::decode(h).unwrap()).unwrap();
+    let path: Vec<[u8; 32]> = p.proof.iter().map(|h| hex32(h)).collect();
+    let leaf = medsec_audit::leaf_hash(p.entry.as_bytes());
+    medsec_audit::verify_inclusion(&leaf, seq, head.tree_size, &path, &hex32(&head.root_hash))
+        .unwrap();
+    assert!(p.entry.contains("issuance"));
+    // A proof for another leaf does not pass for this entry.
+    assert!(
+        medsec_audit::verify_inclusion(
+            &leaf,
+            seq + 1,
+            head.tree_size,
+            &path,
+            &hex32(&head.root_hash)
+        )
+        .is_err()
+    );
+    let r = s.curl(&[
+        "-H",
+        &auth,
+        &s.operator_url("/api/v1/audit/proof/consistency?from=1"),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let c: medsec_server::audit_log::ConsistencyProof = serde_json::from_str(&r.body).unwrap();
+    let (old, new) = (c.old.verify(&key).unwrap(), c.new.verify(&key).unwrap());
+    let path: Vec<[u8; 32]> = c.proof.iter().map(|h| hex32(h)).collect();
+    medsec_audit::verify_consistency(
+        old.tree_size,
+        new.tree_size,
+        &hex32(&old.root_hash),
+        &hex32(&new.root_hash),
+        &path,
+    )
+    .unwrap();
+    let r = s.curl(&[
+        "-H",
+        &auth,
+        &s.operator_url("/api/v1/audit/proof/consistency?from=999999"),
+    ]);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        r.body.contains("no signed tree head has size 999999"),
+        "{r:?}"
+    );
 }
 
 #[test]
