@@ -330,6 +330,8 @@ async fn guard(
 struct Caller {
     subject: Subject,
     credential: &'static str,
+    /// A device caller's own record, as read to build its principal.
+    record: Option<medsec_store::Device>,
 }
 
 fn deny_event(conn: &Conn, principal: &str, action: &str, target: &Target, detail: &str) -> Event {
@@ -339,14 +341,20 @@ fn deny_event(conn: &Conn, principal: &str, action: &str, target: &Target, detai
     e
 }
 
-async fn device_subject(state: &AppState, id: &DeviceId) -> Result<Subject, ApiError> {
+async fn device_subject(
+    state: &AppState,
+    id: &DeviceId,
+) -> Result<(Subject, medsec_store::Device), ApiError> {
     let d = state.store.device(id.as_str()).await?;
-    Ok(Subject::Device {
-        id: d.id,
-        model: d.model,
-        state: d.state,
-        quarantined: d.quarantined,
-    })
+    Ok((
+        Subject::Device {
+            id: d.id.clone(),
+            model: d.model.clone(),
+            state: d.state.clone(),
+            quarantined: d.quarantined,
+        },
+        d,
+    ))
 }
 
 /// Resolves the caller of a device-API or operator-API route, auditing refusals.
@@ -407,11 +415,13 @@ async fn caller(
                 roles: found.roles,
             },
             credential: "operator-token",
+            record: None,
         });
     }
     match &conn.peer {
         Peer::Device(id) => match device_subject(state, id).await {
-            Ok(subject) => Ok(Caller {
+            Ok((subject, record)) => Ok(Caller {
+                record: Some(record),
                 subject,
                 credential: "fleet-certificate",
             }),
@@ -495,7 +505,11 @@ async fn get_device(
     let target = Target::Device(id.as_str().to_owned());
     let who = caller(&state, &conn, &headers, "device.read", &target).await?;
     authorize(&state, &conn, &who, "device.read", &target).await?;
-    let device = state.store.device(id.as_str()).await?;
+    // A device reading itself: the record read to authenticate it is the answer.
+    let device = match who.record {
+        Some(own) if own.id == id.as_str() => own,
+        _ => state.store.device(id.as_str()).await?,
+    };
     Ok(Json(device).into_response())
 }
 
@@ -1062,7 +1076,8 @@ async fn est_simpleenroll(
         }
     };
     let caller = Caller {
-        subject: device_subject(&state, &device).await?,
+        subject: device_subject(&state, &device).await?.0,
+        record: None,
         credential,
     };
     enrol(&state, &conn, &caller, ACTION, &device, &pem, &info).await

@@ -894,16 +894,36 @@ fn enrolment_mtls_and_zero_trust_with_real_peers() {
 }
 
 #[test]
-fn a_burst_above_the_rate_limit_is_refused_and_audited() {
+fn limits_refuse_bursts_stalled_handshakes_and_oversized_headers() {
     let tmp = tempfile::tempdir().unwrap();
     let s = start(
         tmp.path(),
         &[
             ("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "1"),
             ("MEDSEC_LIMITS__REQUEST_BURST", "5"),
+            ("MEDSEC_LIMITS__HANDSHAKE_TIMEOUT_MS", "1000"),
         ],
         &[],
     );
+    // A client that connects and never starts TLS is cut off after the handshake timeout.
+    let mut idle = std::net::TcpStream::connect(&s.device).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1];
+    let n = idle.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the server closes a stalled handshake");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Headers beyond max_header_bytes (16 KiB by default) are refused before any handler runs.
+    let pad = format!("X-Pad: {}", "a".repeat(20 * 1024));
+    let r = s.curl(&["-H", &pad, &s.device_url("/.well-known/est/cacerts")]);
+    assert_eq!(r.status, 431, "{r:?}");
+
     let viewer = s.operator_token("vera", "viewer", "1h");
     let auth = format!("Authorization: Bearer {viewer}");
     let list = s.operator_url("/api/v1/devices");
@@ -915,9 +935,9 @@ fn a_burst_above_the_rate_limit_is_refused_and_audited() {
         "{statuses:?}"
     );
     assert!(statuses.contains(&429), "{statuses:?}");
-    // The limit is per principal: another operator is not held back by vera's burst.
+    // The limit is per principal: another operator is not held back by vera's burst (audited()
+    // fails unless alice's request is answered).
     let admin = s.operator_token("alice", "admin", "1h");
-    std::thread::sleep(Duration::from_millis(1100));
     let e = s.audited(&admin, "the rate-limited burst", |e| {
         field(e, "kind") == "limit" && has(e, "detail", "rate limit")
     });
