@@ -4,7 +4,8 @@
 //! Needs `openssl`, `curl` and nginx (`apt-get install nginx-light`; without it the nginx rows say
 //! so). The load generator is in this file: tokio + rustls (aws-lc-rs) on the same 2 cores as the
 //! servers, so every row pays the same client cost. `BENCH_SECONDS` (default 10) sets each run's
-//! length. Results go in docs/benchmarks.md.
+//! length; `BENCH_ONLY` picks rows by part of their workload text, comma-separated (e.g.
+//! `BENCH_ONLY="EST cacerts,cedar,audit appends"`). Results go in docs/benchmarks.md.
 
 #![allow(
     clippy::unwrap_used,
@@ -619,55 +620,56 @@ fn main() {
     println!(
         "| server | workload | key exchange | per second | p50 ms | p99 ms | errors |\n|---|---|---|---:|---:|---:|---:|"
     );
+    // BENCH_ONLY=handshake,keep-alive,cedar,audit (any part of a row's workload) picks rows.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let wanted = |label: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|part| label.contains(part)))
+    };
     runtime.block_on(async {
         let api = "/api/v1/devices/pump-1";
         let cacerts = "/.well-known/est/cacerts";
-        if let Some((addr, _)) = &nginx {
-            row(
-                "nginx 1.22 (OpenSSL 3.0)",
-                "new mTLS connection + 1 request (16 at a time)",
-                &handshakes(addr, "/", classic.clone(), 16, secs).await,
-            );
-        } else {
+        let nginx_addr = nginx.as_ref().map(|(a, _)| a.as_str());
+        if nginx_addr.is_none() {
             println!("| nginx | not installed (apt-get install nginx-light) | | | | | |");
         }
-        row(
-            "medsec",
-            "new mTLS connection + GET device record (16 at a time)",
-            &handshakes(&medsec_addr, api, classic.clone(), 16, secs).await,
-        );
-        row(
-            "medsec",
-            "new mTLS connection + GET device record (16 at a time)",
-            &handshakes(&medsec_addr, api, pq.clone(), 16, secs).await,
-        );
-        if let Some((addr, _)) = &nginx {
-            row(
-                "nginx 1.22 (OpenSSL 3.0)",
-                "keep-alive, static 15-byte JSON (64 connections)",
-                &keep_alive(addr, "/", classic.clone(), 64, secs).await,
-            );
+        let label = "new mTLS connection + 1 request (16 at a time)";
+        if let Some(addr) = nginx_addr.filter(|_| wanted(label)) {
+            row(NGINX, label, &handshakes(addr, "/", classic.clone(), 16, secs).await);
         }
-        if let Some((addr, _)) = &nginx {
-            row(
-                "nginx 1.22 (OpenSSL 3.0)",
-                "keep-alive, the same EST cacerts bytes as a static file (64 connections)",
-                &keep_alive(addr, cacerts, classic.clone(), 64, secs).await,
-            );
+        let label = "new mTLS connection + GET device record (16 at a time)";
+        if wanted(label) {
+            for config in [&classic, &pq] {
+                row("medsec", label, &handshakes(&medsec_addr, api, config.clone(), 16, secs).await);
+            }
         }
-        row(
-            "medsec",
-            "keep-alive, EST cacerts (public, no audit; 64 connections)",
-            &keep_alive(&medsec_addr, cacerts, pq.clone(), 64, secs).await,
-        );
+        let label = "keep-alive, static 15-byte JSON (64 connections)";
+        if let Some(addr) = nginx_addr.filter(|_| wanted(label)) {
+            row(NGINX, label, &keep_alive(addr, "/", classic.clone(), 64, secs).await);
+        }
+        let label = "keep-alive, the same EST cacerts bytes as a static file (64 connections)";
+        if let Some(addr) = nginx_addr.filter(|_| wanted(label)) {
+            row(NGINX, label, &keep_alive(addr, cacerts, classic.clone(), 64, secs).await);
+        }
+        let label = "keep-alive, EST cacerts (public, no audit; 64 connections)";
+        if wanted(label) {
+            row("medsec", label, &keep_alive(&medsec_addr, cacerts, pq.clone(), 64, secs).await);
+        }
         for connections in [64, 512] {
-            row(
-                "medsec",
-                &format!("keep-alive, GET device record: Cedar + durable audit + SQLite read ({connections} connections)"),
-                &keep_alive(&medsec_addr, api, pq.clone(), connections, secs).await,
+            let label = format!(
+                "keep-alive, GET device record: Cedar + durable audit + SQLite read ({connections} connections)"
             );
+            if wanted(&label) {
+                row("medsec", &label, &keep_alive(&medsec_addr, api, pq.clone(), connections, secs).await);
+            }
         }
     });
-    cedar();
-    runtime.block_on(audit_appends());
+    if wanted("cedar") {
+        cedar();
+    }
+    if wanted("audit appends") {
+        runtime.block_on(audit_appends());
+    }
 }
+
+const NGINX: &str = "nginx 1.22 (OpenSSL 3.0)";
