@@ -504,6 +504,22 @@ mod tests {
                 .unwrap()
                 .allowed
         );
+        for (role, allowed) in [("security", true), ("enroller", false), ("viewer", false)] {
+            let d = p
+                .decide(&operator(&[role]), "device.reinstate", &pump, &op)
+                .unwrap();
+            assert_eq!(d.allowed, allowed, "{role} reinstating");
+        }
+        // A device can never reinstate itself (the action does not apply to devices).
+        let own = p
+            .decide(
+                &device("pump-1", "revoked", false),
+                "device.reinstate",
+                &pump,
+                &ctx("fleet-certificate"),
+            )
+            .unwrap();
+        assert!(!own.allowed);
         assert!(
             p.decide(
                 &operator(&["enroller"]),

@@ -235,6 +235,7 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(get_device))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
         .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
         .route("/api/v1/audit/head", get(audit_head))
         .route("/api/v1/audit/verify", get(audit_verify))
@@ -679,6 +680,43 @@ async fn revoke_device(
     );
     state.audit(e).await?;
     Ok(Json(serde_json::json!({ "device": id.as_str(), "revoked": serials })).into_response())
+}
+
+/// Returns a revoked device to `registered`, so that it can enrol again with a new enrolment
+/// token (or its manufacturer certificate) and a new key; its revoked certificates stay revoked.
+async fn reinstate_device(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.reinstate", &target).await?;
+    authorize(&state, &conn, &who, "device.reinstate", &target).await?;
+    let device = state.store.device(id.as_str()).await?;
+    if device.state != "revoked" {
+        return Err(ApiError::Conflict(format!(
+            "device {} is {}, not revoked",
+            id.as_str(),
+            device.state
+        )));
+    }
+    state
+        .store
+        .set_device_state(id.as_str(), "registered")
+        .await?;
+    let mut e = event(
+        "revocation",
+        &who.subject.label(),
+        "device.reinstate",
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = "reinstated: may enrol again with a new token and a new key".into();
+    state.audit(e).await?;
+    Ok(Json(serde_json::json!({ "device": id.as_str(), "state": "registered" })).into_response())
 }
 
 async fn audit_head(

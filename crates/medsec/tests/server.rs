@@ -793,6 +793,34 @@ fn enrolment_mtls_and_zero_trust_with_real_peers() {
         field(e, "kind") == "tls" && has(e, "detail", "Revoked")
     });
 
+    // --- a revoked device cannot enrol again, even with a fresh token, until it is reinstated;
+    // a viewer cannot reinstate it.
+    let token3 = s.enrolment_token("pump-2");
+    s.key_and_request("pump-2-back", "pump-2");
+    let r = s.est(
+        "simpleenroll",
+        "pump-2-back",
+        &["-u", &format!("pump-2:{token3}")],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    let reinstate2 = s.operator_url("/api/v1/devices/pump-2/reinstate");
+    let r = s.curl(&["-H", &vauth, "-X", "POST", &reinstate2]);
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = s.curl(&["-H", &auth, "-X", "POST", &reinstate2]);
+    assert_eq!(r.status, 200, "{r:?}");
+    s.audited(&admin, "the reinstatement", |e| {
+        field(e, "action") == "device.reinstate" && field(e, "decision") == "info"
+    });
+    let token4 = s.enrolment_token("pump-2");
+    let r = s.est(
+        "simpleenroll",
+        "pump-2-back",
+        &["-u", &format!("pump-2:{token4}")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = s.curl(&["-H", &auth, "-X", "POST", &reinstate2]);
+    assert_eq!(r.status, 409, "only a revoked device is reinstated: {r:?}");
+
     // --- revocation with the offline CLI: the server picks up the new CRL without restart.
     let leaf = openssl(
         &s.work,
