@@ -510,6 +510,28 @@ mod tests {
                 .unwrap();
             assert_eq!(d.allowed, allowed, "{role} reinstating");
         }
+        for (role, allowed) in [
+            ("admin", true),
+            ("enroller", true),
+            ("security", false),
+            ("viewer", false),
+        ] {
+            let d = p
+                .decide(&operator(&[role]), "device.update", &pump, &op)
+                .unwrap();
+            assert_eq!(d.allowed, allowed, "{role} changing inventory");
+        }
+        // Nor may a device change its own inventory.
+        assert!(
+            !p.decide(
+                &device("pump-1", "enrolled", false),
+                "device.update",
+                &pump,
+                &ctx("fleet-certificate"),
+            )
+            .unwrap()
+            .allowed
+        );
         // A device can never reinstate itself (the action does not apply to devices).
         let own = p
             .decide(

@@ -22,11 +22,12 @@ use base64::engine::general_purpose::STANDARD;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use medsec_audit::Event;
 use medsec_pki::{DeviceId, FleetCa};
-use medsec_store::{AnyStore, DeviceKey, Store as _};
+use medsec_store::{AnyStore, DeviceKey, DeviceQuery, Store as _};
 use serde::Deserialize;
 
 use crate::audit_log::{AuditLog, event};
 use crate::authz::{Policies, RequestContext, Subject, Target};
+use crate::inventory::{self, InventoryPatch};
 use crate::tls::Reloadable;
 use crate::{Config, tokens};
 
@@ -233,7 +234,7 @@ pub fn device_router(state: Arc<AppState>) -> Router {
 pub fn operator_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/devices", get(list_devices))
-        .route("/api/v1/devices/{id}", get(get_device))
+        .route("/api/v1/devices/{id}", get(get_device).patch(patch_device))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
         .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
@@ -536,9 +537,13 @@ async fn put_status(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     after: Option<String>,
     limit: Option<u32>,
+    model: Option<String>,
+    site: Option<String>,
+    group: Option<String>,
 }
 
 async fn list_devices(
@@ -549,25 +554,81 @@ async fn list_devices(
 ) -> Result<Response, ApiError> {
     let who = caller(&state, &conn, &headers, "device.list", &Target::Fleet).await?;
     authorize(&state, &conn, &who, "device.list", &Target::Fleet).await?;
-    let devices = state
-        .store
-        .devices(q.after.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000))
-        .await?;
+    let query = DeviceQuery {
+        after: q.after,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        model: q.model,
+        site: q.site,
+        group: q.group,
+    };
+    let devices = state.store.devices(&query).await?;
     Ok(Json(devices).into_response())
+}
+
+/// Changes a device's inventory (model, hardware id, site, groups); fields left out keep their
+/// value. Answers with the device as stored.
+async fn patch_device(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.update", &target).await?;
+    let patch: InventoryPatch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("inventory change: {e}")))?;
+    patch.check().map_err(bad_request)?;
+    authorize(&state, &conn, &who, "device.update", &target).await?;
+    let device = inventory::update(&state.store, id.as_str(), &patch)
+        .await
+        .map_err(bad_request)?;
+    let mut e = event(
+        "inventory",
+        &who.subject.label(),
+        "device.update",
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = patch.describe();
+    state.audit(e).await?;
+    Ok(Json(device).into_response())
+}
+
+/// Refused input is a 400 naming the problem; a missing device a 404; anything else a 500.
+fn bad_request(e: crate::Error) -> ApiError {
+    match e {
+        crate::Error::Config { reason } => ApiError::BadRequest(reason),
+        crate::Error::Store(s) => s.into(),
+        other => ApiError::Internal(other.to_string()),
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     device: String,
-    #[serde(default = "default_model")]
-    model: String,
     #[serde(default = "default_ttl")]
     ttl_secs: i64,
+    // Inventory to set with the registration. Listed here rather than flattened from
+    // InventoryPatch: serde cannot combine `flatten` with `deny_unknown_fields`.
+    model: Option<String>,
+    hardware_id: Option<String>,
+    site: Option<String>,
+    groups: Option<Vec<String>>,
 }
 
-fn default_model() -> String {
-    "unspecified".into()
+impl TokenRequest {
+    fn inventory(&self) -> InventoryPatch {
+        InventoryPatch {
+            model: self.model.clone(),
+            hardware_id: self.hardware_id.clone(),
+            site: self.site.clone(),
+            groups: self.groups.clone(),
+        }
+    }
 }
 
 fn default_ttl() -> i64 {
@@ -584,20 +645,19 @@ async fn create_enrolment_token(
     let req: TokenRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("enrolment token request: {e}")))?;
     let device = device_id(&req.device)?;
+    let inventory = req.inventory();
+    inventory.check().map_err(bad_request)?;
     authorize(&state, &conn, &who, "token.create", &Target::Fleet).await?;
     let token = tokens::create_enrolment_token(
         &state.store,
         &device,
-        &req.model,
+        &inventory,
         &who.subject.label(),
         now_ms(),
         req.ttl_secs,
     )
     .await
-    .map_err(|e| match e {
-        crate::Error::Config { reason } => ApiError::BadRequest(reason),
-        other => ApiError::Internal(other.to_string()),
-    })?;
+    .map_err(bad_request)?;
     let mut e = event(
         "token",
         &who.subject.label(),
@@ -606,6 +666,9 @@ async fn create_enrolment_token(
         "info",
     );
     e.detail = format!("enrolment token valid {}s", req.ttl_secs);
+    if !inventory.is_empty() {
+        e.detail = format!("{}; {}", e.detail, inventory.describe());
+    }
     state.audit(e).await?;
     Ok((
         StatusCode::CREATED,

@@ -17,6 +17,7 @@ pub mod audit_log;
 pub mod authz;
 pub mod config;
 pub mod http;
+pub mod inventory;
 mod pkcs7;
 mod serve;
 pub mod tls;

@@ -32,11 +32,15 @@ pub fn hash(token: &str) -> Vec<u8> {
     medsec_crypto::digest::sha256(token.as_bytes()).to_vec()
 }
 
-/// Registers `device` (if new) and makes a one-time enrolment token for it, valid `ttl_secs`.
+/// Model recorded for a device registered without one.
+pub const UNSPECIFIED_MODEL: &str = "unspecified";
+
+/// Registers `device` (if new), applies `inventory` to it, and makes a one-time enrolment token
+/// for it, valid `ttl_secs`. Nothing is stored when the inventory or lifetime is refused.
 pub async fn create_enrolment_token<S: Store>(
     store: &S,
     device: &medsec_pki::DeviceId,
-    model: &str,
+    inventory: &crate::inventory::InventoryPatch,
     created_by: &str,
     now_ms: i64,
     ttl_secs: i64,
@@ -46,9 +50,19 @@ pub async fn create_enrolment_token<S: Store>(
             reason: format!("enrolment token lifetime {ttl_secs}s is outside 60s to 30 days"),
         });
     }
-    store
+    inventory.check()?;
+    let model = inventory.model.as_deref().unwrap_or(UNSPECIFIED_MODEL);
+    let new = store
         .register_device(device.as_str(), model, now_ms)
         .await?;
+    let rest = crate::inventory::InventoryPatch {
+        // A new device already has the model it was registered with.
+        model: if new { None } else { inventory.model.clone() },
+        ..inventory.clone()
+    };
+    if !rest.is_empty() {
+        crate::inventory::update(store, device.as_str(), &rest).await?;
+    }
     let token = secret(ENROLMENT_PREFIX)?;
     store
         .create_enrolment_token(&EnrolmentToken {

@@ -12,8 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AuditRow, Device, DeviceKey, EnrolmentToken, Error, HeadRow, OperatorToken, Result, Store,
-    mask_password,
+    AuditRow, Device, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow, Inventory,
+    OperatorToken, Result, Store, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -134,16 +134,30 @@ fn split_search_path(url: &str) -> (String, Option<String>) {
 /// Migrations as (version, description, SQL), embedded at build time. Listed by hand instead of
 /// with `sqlx::migrate!`, which needs sqlx's proc-macro stack (a second build of both drivers).
 type Migrations = &'static [(i64, &'static str, &'static str)];
-const SQLITE_MIGRATIONS: Migrations = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: Migrations = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: Migrations = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "inventory",
+        include_str!("../migrations/sqlite/0002_inventory.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: Migrations = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "inventory",
+        include_str!("../migrations/postgres/0002_inventory.sql"),
+    ),
+];
 
 fn migrator(list: Migrations) -> Migrator {
     Migrator {
@@ -183,7 +197,8 @@ fn not_found(what: &'static str, key: &str) -> Error {
 /// The device columns, as a literal so queries stay constant strings.
 macro_rules! device_select {
     () => {
-        "SELECT id, model, state, quarantined, status, created_at_ms, last_seen_ms FROM devices "
+        "SELECT id, model, state, quarantined, status, created_at_ms, last_seen_ms, hardware_id, site \
+         FROM devices "
     };
 }
 
@@ -197,6 +212,9 @@ macro_rules! device_from_row {
             status: $row.try_get("status")?,
             created_at_ms: $row.try_get("created_at_ms")?,
             last_seen_ms: $row.try_get("last_seen_ms")?,
+            hardware_id: $row.try_get("hardware_id")?,
+            site: $row.try_get("site")?,
+            groups: Vec::new(),
         }
     };
 }
@@ -223,16 +241,79 @@ macro_rules! impl_store {
                     .fetch_optional(&self.pool)
                     .await?
                     .ok_or_else(|| not_found("device", id))?;
-                Ok(device_from_row!(row))
+                let mut device = device_from_row!(row);
+                let groups = sqlx::query("SELECT name FROM device_groups WHERE device_id = $1 ORDER BY name")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                device.groups = groups.iter().map(|r| r.try_get("name")).collect::<std::result::Result<_, _>>()?;
+                Ok(device)
             }
 
-            async fn devices(&self, after: Option<&str>, limit: u32) -> Result<Vec<Device>> {
-                let rows = sqlx::query(concat!(device_select!(), "WHERE id > $1 ORDER BY id LIMIT $2"))
-                .bind(after.unwrap_or(""))
-                .bind(i64::from(limit))
+            async fn devices(&self, q: &DeviceQuery) -> Result<Vec<Device>> {
+                // One static statement: an empty filter value matches everything.
+                let rows = sqlx::query(concat!(
+                    device_select!(),
+                    "WHERE id > $1 AND ($3 = '' OR model = $3) AND ($4 = '' OR site = $4) \
+                     AND ($5 = '' OR EXISTS (SELECT 1 FROM device_groups g WHERE g.device_id = devices.id AND g.name = $5)) \
+                     ORDER BY id LIMIT $2"
+                ))
+                .bind(q.after.as_deref().unwrap_or(""))
+                .bind(i64::from(q.limit))
+                .bind(q.model.as_deref().unwrap_or(""))
+                .bind(q.site.as_deref().unwrap_or(""))
+                .bind(q.group.as_deref().unwrap_or(""))
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter().map(|row| Ok(device_from_row!(row))).collect()
+                let mut devices = rows.iter().map(|row| Ok(device_from_row!(row))).collect::<Result<Vec<Device>>>()?;
+                // The groups of the page, in one range query over the primary key.
+                if let (Some(first), Some(last)) = (devices.first(), devices.last()) {
+                    let groups = sqlx::query(
+                        "SELECT device_id, name FROM device_groups WHERE device_id >= $1 AND device_id <= $2 \
+                         ORDER BY device_id, name",
+                    )
+                    .bind(&first.id)
+                    .bind(&last.id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut by_device: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+                    for g in &groups {
+                        by_device.entry(g.try_get("device_id")?).or_default().push(g.try_get("name")?);
+                    }
+                    for d in &mut devices {
+                        if let Some(names) = by_device.remove(&d.id) {
+                            d.groups = names;
+                        }
+                    }
+                }
+                Ok(devices)
+            }
+
+            async fn set_device_inventory(&self, id: &str, inventory: &Inventory) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query("UPDATE devices SET model = $2, hardware_id = $3, site = $4 WHERE id = $1")
+                    .bind(id)
+                    .bind(&inventory.model)
+                    .bind(&inventory.hardware_id)
+                    .bind(&inventory.site)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(not_found("device", id));
+                }
+                sqlx::query("DELETE FROM device_groups WHERE device_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for name in &inventory.groups {
+                    sqlx::query("INSERT INTO device_groups (device_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                        .bind(id)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn set_device_state(&self, id: &str, state: &str) -> Result<()> {
@@ -428,7 +509,57 @@ impl_store!(PostgresStore);
 
 #[cfg(test)]
 mod tests {
-    use super::split_search_path;
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
+    use super::*;
+
+    /// A database made by an older medsec (schema v1 only) is upgraded in place on open, and
+    /// what it held is kept.
+    #[tokio::test]
+    async fn an_older_database_is_upgraded_and_keeps_its_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        migrator(&SQLITE_MIGRATIONS[..1]).run(&pool).await.unwrap();
+        sqlx::query(
+            "INSERT INTO devices (id, model, state, created_at_ms) VALUES ('pump-1', 'pump', 'enrolled', 5)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = SqliteStore::open(&path, 1).await.unwrap();
+        let d = store.device("pump-1").await.unwrap();
+        assert_eq!(
+            (
+                d.model.as_str(),
+                d.state.as_str(),
+                d.hardware_id.as_str(),
+                d.site.as_str()
+            ),
+            ("pump", "enrolled", "", "")
+        );
+        assert!(d.groups.is_empty());
+        store
+            .set_device_inventory(
+                "pump-1",
+                &Inventory {
+                    model: "pump".into(),
+                    hardware_id: "hw".into(),
+                    site: "north".into(),
+                    groups: vec!["icu".into()],
+                },
+            )
+            .await
+            .unwrap();
+        store.close().await;
+        // Opening again applies nothing twice.
+        let store = SqliteStore::open(&path, 1).await.unwrap();
+        assert_eq!(store.device("pump-1").await.unwrap().groups, ["icu"]);
+    }
 
     #[test]
     fn search_path_is_taken_out_of_the_url() {

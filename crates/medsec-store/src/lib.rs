@@ -81,6 +81,52 @@ pub struct Device {
     pub created_at_ms: i64,
     /// When the device was last seen.
     pub last_seen_ms: Option<i64>,
+    /// The hardware id firmware must be built for (empty until set).
+    pub hardware_id: String,
+    /// Where the device is (a hospital, ward or site name; empty until set).
+    pub site: String,
+    /// Groups operators put it in, sorted.
+    pub groups: Vec<String>,
+}
+
+/// What an operator says about a device: the inventory fields medsec does not learn itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Inventory {
+    /// Model name.
+    pub model: String,
+    /// Hardware id.
+    pub hardware_id: String,
+    /// Site.
+    pub site: String,
+    /// Groups (duplicates are stored once).
+    pub groups: Vec<String>,
+}
+
+/// Which devices to list: a page in id order, optionally filtered (filters combine with AND).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceQuery {
+    /// Start after this id.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: u32,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only this site.
+    pub site: Option<String>,
+    /// Only members of this group.
+    pub group: Option<String>,
+}
+
+impl Default for DeviceQuery {
+    fn default() -> Self {
+        Self {
+            after: None,
+            limit: 100,
+            model: None,
+            site: None,
+            group: None,
+        }
+    }
 }
 
 /// A key certified for a device.
@@ -157,12 +203,14 @@ pub trait Store: Send + Sync + Clone + 'static {
     ) -> impl Future<Output = Result<bool>> + Send;
     /// One device, or `NotFound`.
     fn device(&self, id: &str) -> impl Future<Output = Result<Device>> + Send;
-    /// Devices ordered by id, at most `limit`, after `after` if given.
-    fn devices(
+    /// Devices ordered by id, as `query` selects.
+    fn devices(&self, query: &DeviceQuery) -> impl Future<Output = Result<Vec<Device>>> + Send;
+    /// Replaces a device's model, hardware id, site and groups (`NotFound` if absent).
+    fn set_device_inventory(
         &self,
-        after: Option<&str>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Device>>> + Send;
+        id: &str,
+        inventory: &Inventory,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Sets a device's lifecycle state (`NotFound` if absent).
     fn set_device_state(&self, id: &str, state: &str) -> impl Future<Output = Result<()>> + Send;
     /// Stores the status a device reported and marks it seen (`NotFound` if absent).
@@ -275,8 +323,11 @@ impl Store for AnyStore {
     async fn device(&self, id: &str) -> Result<Device> {
         dispatch!(self, s => s.device(id))
     }
-    async fn devices(&self, after: Option<&str>, limit: u32) -> Result<Vec<Device>> {
-        dispatch!(self, s => s.devices(after, limit))
+    async fn devices(&self, query: &DeviceQuery) -> Result<Vec<Device>> {
+        dispatch!(self, s => s.devices(query))
+    }
+    async fn set_device_inventory(&self, id: &str, inventory: &Inventory) -> Result<()> {
+        dispatch!(self, s => s.set_device_inventory(id, inventory))
     }
     async fn set_device_state(&self, id: &str, state: &str) -> Result<()> {
         dispatch!(self, s => s.set_device_state(id, state))

@@ -11,12 +11,13 @@
 )]
 
 use medsec_store::{
-    AnyStore, AuditRow, DeviceKey, EnrolmentToken, Error, HeadRow, OperatorToken, SqliteStore,
-    Store,
+    AnyStore, AuditRow, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow, Inventory,
+    OperatorToken, SqliteStore, Store,
 };
 
 async fn contract<S: Store>(store: &S) {
     devices(store).await;
+    inventory(store).await;
     keys(store).await;
     enrolment_tokens(store).await;
     operator_tokens(store).await;
@@ -65,18 +66,101 @@ async fn devices<S: Store>(s: &S) {
         Err(Error::NotFound { .. })
     ));
     // Paging in id order.
-    let all = s.devices(None, 10).await.unwrap();
+    let page = |after: Option<&str>, limit| DeviceQuery {
+        after: after.map(Into::into),
+        limit,
+        ..DeviceQuery::default()
+    };
+    let all = s.devices(&page(None, 10)).await.unwrap();
     assert_eq!(
         all.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
         ["monitor-1", "pump-1"]
     );
-    let page = s.devices(Some("monitor-1"), 10).await.unwrap();
-    assert_eq!(page.len(), 1);
-    assert_eq!(s.devices(None, 1).await.unwrap().len(), 1);
+    assert_eq!(all[0].hardware_id, "");
+    assert!(all[0].groups.is_empty());
+    assert_eq!(
+        s.devices(&page(Some("monitor-1"), 10)).await.unwrap().len(),
+        1
+    );
+    assert_eq!(s.devices(&page(None, 1)).await.unwrap().len(), 1);
     // Values that would break naive SQL are stored as they are.
     let odd = "x'); DROP TABLE devices; --";
     s.register_device(odd, odd, 1).await.unwrap();
     assert_eq!(s.device(odd).await.unwrap().model, odd);
+}
+
+/// Operator-set inventory: replaced as a whole, groups kept sorted and once, filters combine.
+async fn inventory<S: Store>(s: &S) {
+    let inv = |model: &str, hw: &str, site: &str, groups: &[&str]| Inventory {
+        model: model.into(),
+        hardware_id: hw.into(),
+        site: site.into(),
+        groups: groups.iter().map(|g| (*g).into()).collect(),
+    };
+    for (id, model) in [("inv-a", "pump"), ("inv-b", "pump"), ("inv-c", "monitor")] {
+        s.register_device(id, model, 1).await.unwrap();
+    }
+    s.set_device_inventory(
+        "inv-a",
+        &inv("pump", "hw-p1", "north", &["icu", "wave-1", "icu"]),
+    )
+    .await
+    .unwrap();
+    s.set_device_inventory("inv-b", &inv("pump", "hw-p1", "south", &["icu"]))
+        .await
+        .unwrap();
+    s.set_device_inventory("inv-c", &inv("monitor", "hw-m1", "north", &["ward-3"]))
+        .await
+        .unwrap();
+    let a = s.device("inv-a").await.unwrap();
+    assert_eq!(
+        (a.hardware_id.as_str(), a.site.as_str(), a.groups.clone()),
+        (
+            "hw-p1",
+            "north",
+            vec!["icu".to_owned(), "wave-1".to_owned()]
+        )
+    );
+    let ids = |q: DeviceQuery| async move {
+        s.devices(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.id.starts_with("inv-"))
+            .map(|d| d.id)
+            .collect::<Vec<_>>()
+    };
+    let q = |model: Option<&str>, site: Option<&str>, group: Option<&str>| DeviceQuery {
+        model: model.map(Into::into),
+        site: site.map(Into::into),
+        group: group.map(Into::into),
+        ..DeviceQuery::default()
+    };
+    assert_eq!(ids(q(Some("pump"), None, None)).await, ["inv-a", "inv-b"]);
+    assert_eq!(ids(q(None, Some("north"), None)).await, ["inv-a", "inv-c"]);
+    assert_eq!(ids(q(None, None, Some("icu"))).await, ["inv-a", "inv-b"]);
+    assert_eq!(
+        ids(q(Some("pump"), Some("north"), Some("icu"))).await,
+        ["inv-a"]
+    );
+    assert!(ids(q(Some("monitor"), None, Some("icu"))).await.is_empty());
+    // Groups arrive with listed devices too.
+    let listed = s.devices(&q(None, None, Some("wave-1"))).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].groups, ["icu", "wave-1"]);
+    // Replacing drops groups no longer named.
+    s.set_device_inventory("inv-a", &inv("pump", "hw-p2", "north", &[]))
+        .await
+        .unwrap();
+    let a = s.device("inv-a").await.unwrap();
+    assert!(a.groups.is_empty());
+    assert_eq!(a.hardware_id, "hw-p2");
+    assert!(ids(q(None, None, Some("wave-1"))).await.is_empty());
+    assert!(matches!(
+        s.set_device_inventory("nope", &inv("x", "", "", &["g"]))
+            .await,
+        Err(Error::NotFound { what: "device", .. })
+    ));
 }
 
 async fn keys<S: Store>(s: &S) {

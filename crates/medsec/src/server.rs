@@ -105,6 +105,76 @@ pub enum FleetCommand {
     /// Enrolment tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The device inventory.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+/// Inventory fields given on the command line; those left out keep their value.
+#[derive(Args, Clone, Default)]
+pub struct InventoryArgs {
+    /// Model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Hardware id firmware must target.
+    #[arg(long)]
+    hardware_id: Option<String>,
+    /// Site (hospital, ward).
+    #[arg(long)]
+    site: Option<String>,
+    /// Group (repeat for several; replaces the device's groups).
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// Remove the device from all groups.
+    #[arg(long, conflicts_with = "groups")]
+    no_groups: bool,
+}
+
+impl InventoryArgs {
+    fn patch(self) -> medsec_server::inventory::InventoryPatch {
+        medsec_server::inventory::InventoryPatch {
+            model: self.model,
+            hardware_id: self.hardware_id,
+            site: self.site,
+            groups: if self.no_groups {
+                Some(Vec::new())
+            } else if self.groups.is_empty() {
+                None
+            } else {
+                Some(self.groups)
+            },
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// List devices in id order, optionally only those of one model, site or group.
+    List {
+        #[command(flatten)]
+        location: Location,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only members of this group.
+        #[arg(long)]
+        group: Option<String>,
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a device's model, hardware id, site or groups.
+    Update {
+        #[command(flatten)]
+        location: Location,
+        /// The device's id.
+        device: String,
+        #[command(flatten)]
+        inventory: InventoryArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -116,12 +186,11 @@ pub enum TokenCommand {
         /// The device's id.
         #[arg(long)]
         device: String,
-        /// Its model.
-        #[arg(long, default_value = "unspecified")]
-        model: String,
         /// How long the token works (e.g. 1h, 24h, 7d).
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         ttl: i64,
+        #[command(flatten)]
+        inventory: InventoryArgs,
     },
 }
 
@@ -165,20 +234,131 @@ fn cli_principal() -> String {
 }
 
 pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
-    let FleetCommand::Token(TokenCommand::Create {
-        location,
-        device,
-        model,
-        ttl,
-    }) = cmd;
+    match cmd {
+        FleetCommand::Token(TokenCommand::Create {
+            location,
+            device,
+            ttl,
+            inventory,
+        }) => create_token(&location, &device, ttl, inventory.patch()),
+        FleetCommand::Device(DeviceCommand::List {
+            location,
+            model,
+            site,
+            group,
+            json,
+        }) => list_devices(&location, model, site, group, json),
+        FleetCommand::Device(DeviceCommand::Update {
+            location,
+            device,
+            inventory,
+        }) => update_device(&location, &device, &inventory.patch()),
+    }
+}
+
+fn list_devices(
+    location: &Location,
+    model: Option<String>,
+    site: Option<String>,
+    group: Option<String>,
+    json: bool,
+) -> Result<()> {
+    use medsec_store::Store as _;
     let config = location.load(None, None)?;
-    let device = medsec_pki::DeviceId::new(&device)?;
+    runtime()?.block_on(async move {
+        medsec_server::prepare_data_dir(&config)?;
+        let store = medsec_server::open_store(&config).await?;
+        let mut query = medsec_store::DeviceQuery {
+            limit: 1000,
+            model,
+            site,
+            group,
+            ..medsec_store::DeviceQuery::default()
+        };
+        let mut all = Vec::new();
+        loop {
+            let page = store.devices(&query).await?;
+            let full = page.len() == 1000;
+            query.after = page.last().map(|d| d.id.clone());
+            all.extend(page);
+            if !full {
+                break;
+            }
+        }
+        store.close().await;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            return Ok(());
+        }
+        println!(
+            "{:<24} {:<20} {:<12} {:<16} {:<14} GROUPS",
+            "DEVICE", "MODEL", "STATE", "HARDWARE ID", "SITE"
+        );
+        for d in &all {
+            println!(
+                "{:<24} {:<20} {:<12} {:<16} {:<14} {}",
+                d.id,
+                d.model,
+                d.state,
+                d.hardware_id,
+                d.site,
+                d.groups.join(",")
+            );
+        }
+        eprintln!("{} device(s)", all.len());
+        Ok(())
+    })
+}
+
+fn update_device(
+    location: &Location,
+    device: &str,
+    patch: &medsec_server::inventory::InventoryPatch,
+) -> Result<()> {
+    let config = location.load(None, None)?;
+    let device = medsec_pki::DeviceId::new(device)?;
+    if patch.is_empty() {
+        bail!("nothing to change: give --model, --hardware-id, --site, --group or --no-groups");
+    }
+    runtime()?.block_on(async move {
+        let (store, log) = open_with_audit(&config).await?;
+        let result = medsec_server::inventory::update(&store, device.as_str(), patch).await;
+        if let Ok(updated) = &result {
+            let mut e = audit_log::event(
+                "inventory",
+                &cli_principal(),
+                "device.update",
+                &format!("Device::{:?}", device.as_str()),
+                "info",
+            );
+            e.detail = format!("{}, on the command line", patch.describe());
+            log.record(e).await?;
+            println!("{}", serde_json::to_string_pretty(updated)?);
+        }
+        store.close().await;
+        result.map(|_| ()).map_err(|e| match e {
+            medsec_server::Error::Store(medsec_store::Error::NotFound { .. }) => {
+                anyhow!("no device {:?}", device.as_str())
+            }
+            other => other.into(),
+        })
+    })
+}
+
+fn create_token(
+    location: &Location,
+    device: &str,
+    ttl: i64,
+    inventory: medsec_server::inventory::InventoryPatch,
+) -> Result<()> {
+    let config = location.load(None, None)?;
+    let device = medsec_pki::DeviceId::new(device)?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
         let token = tokens::create_enrolment_token(
             &store,
             &device,
-            &model,
+            &inventory,
             &cli_principal(),
             now_ms(),
             ttl,
@@ -192,6 +372,9 @@ pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
             "info",
         );
         e.detail = format!("enrolment token valid {ttl}s, made on the command line");
+        if !inventory.is_empty() {
+            e.detail = format!("{}; {}", e.detail, inventory.describe());
+        }
         log.record(e).await?;
         store.close().await;
         println!("{token}");
