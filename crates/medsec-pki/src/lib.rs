@@ -36,6 +36,12 @@ pub enum Error {
         /// The id given.
         id: String,
     },
+    /// A signature made with a certified key does not verify.
+    #[error("signature refused: {reason}")]
+    Signature {
+        /// Why.
+        reason: String,
+    },
     /// The request does not parse or its self-signature does not verify.
     #[error("certificate request refused: {reason}")]
     BadRequest {
@@ -815,6 +821,49 @@ fn requested_key(csr_pem: &str) -> Result<RequestedKey, Error> {
     Ok(RequestedKey::MlDsa65(
         info.subject_pki.subject_public_key.data.to_vec(),
     ))
+}
+
+/// Checks that `signature` over `message` was made with the key `certificate_der` certifies:
+/// ECDSA P-256 with SHA-256 (DER signature, what `openssl dgst -sha256 -sign` makes) or ML-DSA-65.
+/// The caller must have verified the certificate itself (here: the TLS handshake did).
+pub fn verify_with_certificate(
+    certificate_der: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), Error> {
+    const ID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const ID_P256: &str = "1.2.840.10045.3.1.7";
+    let bad = |reason: &str| Error::Signature {
+        reason: reason.to_owned(),
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate_der)
+        .map_err(|_| bad("the certificate does not parse"))?;
+    let spki = cert.public_key();
+    let key = spki.subject_public_key.data.as_ref();
+    let algorithm: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
+        match spki.algorithm.algorithm.to_id_string().as_str() {
+            ID_EC_PUBLIC_KEY => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string());
+                if curve.as_deref() != Some(ID_P256) {
+                    return Err(bad("the certificate's EC key is not on P-256"));
+                }
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1
+            }
+            ID_ML_DSA_65 => &aws_lc_rs::signature::ML_DSA_65,
+            other => {
+                return Err(Error::Signature {
+                    reason: format!("the certificate's key algorithm {other} is not supported"),
+                });
+            }
+        };
+    aws_lc_rs::signature::UnparsedPublicKey::new(algorithm, key)
+        .verify(message, signature)
+        .map_err(|_| bad("the signature does not verify with the certificate's key"))
 }
 
 /// The device a fleet certificate names: its `urn:medsec:device:<id>` SAN. The caller must have

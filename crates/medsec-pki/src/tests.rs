@@ -345,3 +345,42 @@ fn ml_dsa_65_requests_with_a_bad_signature_are_refused() {
     ));
     assert!(ca.issued().is_empty());
 }
+
+#[test]
+fn signatures_verify_with_the_certified_key_only() {
+    use rcgen::SigningKey as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ca = new_ca(tmp.path(), CaAlgorithm::EcdsaP256);
+    let p256 = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let p256_csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&p256)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let (ml_key, ml_csr) = ml_dsa_csr();
+    let mut certs = Vec::new();
+    for (i, (key, csr)) in [(&p256, &p256_csr), (&ml_key, &ml_csr)]
+        .into_iter()
+        .enumerate()
+    {
+        let (_, pem) = ca
+            .issue(csr, &DeviceId::new(&format!("dev-{i}")).unwrap(), 30)
+            .unwrap();
+        let der = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .unwrap()
+            .1
+            .contents;
+        certs.push((key, der));
+    }
+    for (key, der) in &certs {
+        let sig = key.sign(b"report").unwrap();
+        verify_with_certificate(der, b"report", &sig).unwrap();
+        let err = verify_with_certificate(der, b"report!", &sig).unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+    }
+    // One device's signature does not verify with the other's certificate.
+    let sig = certs[0].0.sign(b"report").unwrap();
+    assert!(verify_with_certificate(&certs[1].1, b"report", &sig).is_err());
+    assert!(verify_with_certificate(b"not a certificate", b"report", &sig).is_err());
+}

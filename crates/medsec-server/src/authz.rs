@@ -521,6 +521,58 @@ mod tests {
                 .unwrap();
             assert_eq!(d.allowed, allowed, "{role} changing inventory");
         }
+        // Version reports: a device about itself only, quarantined or not, never when revoked,
+        // never with an enrolment token; operators cannot report for a device.
+        let pump2 = Target::Device("pump-2".into());
+        for (who, target, credential, allowed, why) in [
+            (
+                device("pump-1", "enrolled", false),
+                &pump,
+                "fleet-certificate",
+                true,
+                "own",
+            ),
+            (
+                device("pump-1", "enrolled", true),
+                &pump,
+                "fleet-certificate",
+                true,
+                "quarantined",
+            ),
+            (
+                device("pump-1", "revoked", false),
+                &pump,
+                "fleet-certificate",
+                false,
+                "revoked",
+            ),
+            (
+                device("pump-1", "enrolled", false),
+                &pump2,
+                "fleet-certificate",
+                false,
+                "other device",
+            ),
+            (
+                device("pump-1", "enrolled", false),
+                &pump,
+                "enrolment-token",
+                false,
+                "token",
+            ),
+            (
+                operator(&["admin"]),
+                &pump,
+                "operator-token",
+                false,
+                "operator",
+            ),
+        ] {
+            let d = p
+                .decide(&who, "device.report", target, &ctx(credential))
+                .unwrap();
+            assert_eq!(d.allowed, allowed, "device.report: {why}");
+        }
         // Nor may a device change its own inventory.
         assert!(
             !p.decide(

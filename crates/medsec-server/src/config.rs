@@ -85,6 +85,10 @@ pub struct Limits {
     pub audit_queue: usize,
     /// Most audit events written in one transaction.
     pub audit_batch: usize,
+    /// How long a version-report nonce stays usable, in seconds.
+    pub report_nonce_secs: u64,
+    /// Unused version-report nonces a device may hold; asking for more drops its oldest.
+    pub report_nonces_per_device: u32,
 }
 
 impl Default for Limits {
@@ -100,6 +104,8 @@ impl Default for Limits {
             request_burst: 100,
             audit_queue: 65_536,
             audit_batch: 8_192,
+            report_nonce_secs: 300,
+            report_nonces_per_device: 4,
         }
     }
 }
@@ -171,6 +177,11 @@ impl Config {
         }
         if l.audit_queue == 0 || l.audit_batch == 0 || l.max_connections == 0 {
             return bad("limits.audit_queue, audit_batch and max_connections must be at least 1");
+        }
+        if !(1..=86_400).contains(&l.report_nonce_secs) || l.report_nonces_per_device == 0 {
+            return bad(
+                "limits.report_nonce_secs must be 1 to 86400 and limits.report_nonces_per_device at least 1",
+            );
         }
         if !(1..=90).contains(&self.device_cert_days) {
             return bad("device_cert_days must be 1 to 90");

@@ -22,14 +22,14 @@ use base64::engine::general_purpose::STANDARD;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use medsec_audit::Event;
 use medsec_pki::{DeviceId, FleetCa};
-use medsec_store::{AnyStore, DeviceKey, DeviceQuery, Store as _};
+use medsec_store::{AnyStore, DeviceKey, DeviceQuery, Store as _, VersionReport};
 use serde::Deserialize;
 
 use crate::audit_log::{AuditLog, event};
 use crate::authz::{Policies, RequestContext, Subject, Target};
 use crate::inventory::{self, InventoryPatch};
 use crate::tls::Reloadable;
-use crate::{Config, tokens};
+use crate::{Config, tokens, version_report};
 
 /// Who is at the other end of a connection, from its verified certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub struct Conn {
     pub addr: SocketAddr,
     /// Certificate identity.
     pub peer: Peer,
+    /// The verified fleet certificate (DER) of a device peer.
+    pub certificate: Option<Arc<[u8]>>,
     /// Whether this is the operator port.
     pub operator_port: bool,
 }
@@ -225,6 +227,8 @@ pub fn device_router(state: Arc<AppState>) -> Router {
         .route("/.well-known/est/simplereenroll", post(est_simplereenroll))
         .route("/api/v1/devices/{id}", get(get_device))
         .route("/api/v1/devices/{id}/status", put(put_status))
+        .route("/api/v1/devices/{id}/report-nonce", post(report_nonce))
+        .route("/api/v1/devices/{id}/version", put(put_version))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -235,6 +239,7 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(get_device).patch(patch_device))
+        .route("/api/v1/devices/{id}/versions", get(list_versions))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
         .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
@@ -534,6 +539,178 @@ async fn put_status(
         .set_device_status(id.as_str(), &text, now_ms())
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Issues a single-use nonce for the device's next version report.
+async fn report_nonce(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.report", &target).await?;
+    authorize(&state, &conn, &who, "device.report", &target).await?;
+    let nonce = tokens::nonce().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = now_ms();
+    let lifetime_ms = i64::try_from(state.config.limits.report_nonce_secs)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let expires = now.saturating_add(lifetime_ms);
+    state
+        .store
+        .add_report_nonce(
+            id.as_str(),
+            &nonce,
+            now,
+            expires,
+            state.config.limits.report_nonces_per_device,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "nonce": nonce, "expires_at_ms": expires })),
+    )
+        .into_response())
+}
+
+/// Accepts a signed version report (see `version_report`), signed with the key of the
+/// certificate on this very connection and carrying a nonce issued to this device.
+async fn put_version(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.report", &target).await?;
+    authorize(&state, &conn, &who, "device.report", &target).await?;
+    let refuse = |reason: String, status: fn(String) -> ApiError| {
+        let mut e = event(
+            "version-report",
+            &who.subject.label(),
+            "device.report",
+            &target.label(),
+            "deny",
+        );
+        e.source = conn.addr.to_string();
+        e.detail.clone_from(&reason);
+        (e, status(reason))
+    };
+    let certificate = conn
+        .certificate
+        .clone()
+        .ok_or_else(|| ApiError::Internal("a device peer without its certificate".into()))?;
+    let (payload, signature, report) = match version_report::open(&body, &certificate, id.as_str())
+    {
+        Ok(opened) => opened,
+        Err(refused) => {
+            let (e, err) = refuse(refused.0, ApiError::BadRequest);
+            state.audit(e).await?;
+            return Err(err);
+        }
+    };
+    let previous = match &who.record {
+        Some(own) => own.release_counter,
+        None => state.store.device(id.as_str()).await?.release_counter,
+    };
+    let stored = VersionReport {
+        nonce: report.nonce.clone(),
+        device_id: id.as_str().to_owned(),
+        received_at_ms: now_ms(),
+        version: report.version.clone(),
+        release_counter: report.release_counter,
+        payload,
+        signature,
+        certificate: certificate.to_vec(),
+    };
+    match state.store.record_version_report(&stored).await {
+        Ok(()) => {}
+        Err(medsec_store::Error::NonceRefused { nonce }) => {
+            let (e, err) = refuse(
+                format!(
+                    "nonce {nonce:?} was not issued to this device, was used already or expired: \
+                     ask for a new one (a replayed report is refused)"
+                ),
+                ApiError::Conflict,
+            );
+            state.audit(e).await?;
+            return Err(err);
+        }
+        Err(other) => return Err(other.into()),
+    }
+    let mut e = event(
+        "version-report",
+        &who.subject.label(),
+        "device.report",
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "runs {} (release counter {})",
+        report.version, report.release_counter
+    );
+    if report.release_counter < previous {
+        // What runs is what runs: the report is kept, and the fall is flagged for review.
+        e.detail = format!(
+            "{}; the release counter went DOWN from {previous}: rolled back?",
+            e.detail
+        );
+        tracing::warn!(
+            device = id.as_str(),
+            previous,
+            now = report.release_counter,
+            "release counter went down"
+        );
+    }
+    state.audit(e).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VersionsQuery {
+    limit: Option<u32>,
+}
+
+/// A device's signed version reports, newest first, each with what is needed to check it again:
+/// `openssl` can verify `signature` over `"medsec version report v1\n" || payload` with the
+/// certificate's key.
+async fn list_versions(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<VersionsQuery>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
+    authorize(&state, &conn, &who, "device.read", &target).await?;
+    state.store.device(id.as_str()).await?;
+    let reports = state
+        .store
+        .version_reports(id.as_str(), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let shown: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "received_at_ms": r.received_at_ms,
+                "version": r.version,
+                "release_counter": r.release_counter,
+                "nonce": r.nonce,
+                "payload": STANDARD.encode(&r.payload),
+                "signature": STANDARD.encode(&r.signature),
+                "certificate": STANDARD.encode(&r.certificate),
+            })
+        })
+        .collect();
+    Ok(Json(shown).into_response())
 }
 
 #[derive(Deserialize)]

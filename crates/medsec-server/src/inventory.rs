@@ -157,6 +157,8 @@ mod tests {
             hardware_id: "hw-1".into(),
             site: "north".into(),
             groups: vec!["icu".into()],
+            installed_version: String::new(),
+            release_counter: 0,
         }
     }
 

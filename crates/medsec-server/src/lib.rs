@@ -22,6 +22,7 @@ mod pkcs7;
 mod serve;
 pub mod tls;
 pub mod tokens;
+pub mod version_report;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

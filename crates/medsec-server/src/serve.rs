@@ -78,9 +78,20 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                 Some(tls) => classify(tls, stream.get_ref().1.peer_certificates()),
                 None => Peer::None,
             };
+            // The verified leaf, for checking what the device signs with the same key.
+            let certificate = match peer {
+                Peer::Device(_) => stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| std::sync::Arc::<[u8]>::from(c.as_ref())),
+                _ => None,
+            };
             let conn = Conn {
                 addr,
                 peer,
+                certificate,
                 operator_port: device_tls.is_none(),
             };
             let service = hyper::service::service_fn(

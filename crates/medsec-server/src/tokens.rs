@@ -27,6 +27,18 @@ fn secret(prefix: &str) -> Result<String, Error> {
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
+/// A single-use nonce: 128 random bits, URL-safe base64.
+pub fn nonce() -> Result<String, Error> {
+    use aws_lc_rs::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| medsec_crypto::Error::Crypto {
+            operation: "random number generation",
+        })?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// SHA-256 of a token, as stored.
 pub fn hash(token: &str) -> Vec<u8> {
     medsec_crypto::digest::sha256(token.as_bytes()).to_vec()

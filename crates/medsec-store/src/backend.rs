@@ -13,7 +13,7 @@ use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
     AuditRow, Device, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow, Inventory,
-    OperatorToken, Result, Store, mask_password,
+    OperatorToken, Result, Store, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -145,6 +145,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "inventory",
         include_str!("../migrations/sqlite/0002_inventory.sql"),
     ),
+    (
+        3,
+        "version reports",
+        include_str!("../migrations/sqlite/0003_version_reports.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -156,6 +161,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         2,
         "inventory",
         include_str!("../migrations/postgres/0002_inventory.sql"),
+    ),
+    (
+        3,
+        "version reports",
+        include_str!("../migrations/postgres/0003_version_reports.sql"),
     ),
 ];
 
@@ -197,8 +207,8 @@ fn not_found(what: &'static str, key: &str) -> Error {
 /// The device columns, as a literal so queries stay constant strings.
 macro_rules! device_select {
     () => {
-        "SELECT id, model, state, quarantined, status, created_at_ms, last_seen_ms, hardware_id, site \
-         FROM devices "
+        "SELECT id, model, state, quarantined, status, created_at_ms, last_seen_ms, hardware_id, site, \
+         installed_version, release_counter FROM devices "
     };
 }
 
@@ -215,6 +225,8 @@ macro_rules! device_from_row {
             hardware_id: $row.try_get("hardware_id")?,
             site: $row.try_get("site")?,
             groups: Vec::new(),
+            installed_version: $row.try_get("installed_version")?,
+            release_counter: $row.try_get("release_counter")?,
         }
     };
 }
@@ -339,6 +351,118 @@ macro_rules! impl_store {
                     return Err(not_found("device", id));
                 }
                 Ok(())
+            }
+
+            async fn add_report_nonce(
+                &self,
+                device_id: &str,
+                nonce: &str,
+                now_ms: i64,
+                expires_at_ms: i64,
+                max_outstanding: u32,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM report_nonces WHERE device_id = $1 AND expires_at_ms <= $2")
+                    .bind(device_id)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                // Keep room for this one: the oldest go first.
+                let held: i64 = sqlx::query("SELECT COUNT(*) AS n FROM report_nonces WHERE device_id = $1")
+                    .bind(device_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                let excess = held - i64::from(max_outstanding.max(1)) + 1;
+                if excess > 0 {
+                    sqlx::query(
+                        "DELETE FROM report_nonces WHERE nonce IN (SELECT nonce FROM report_nonces \
+                         WHERE device_id = $1 ORDER BY created_at_ms, nonce LIMIT $2)",
+                    )
+                    .bind(device_id)
+                    .bind(excess)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO report_nonces (nonce, device_id, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(nonce)
+                .bind(device_id)
+                .bind(now_ms)
+                .bind(expires_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict("nonce", nonce.to_owned()))?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn record_version_report(&self, r: &VersionReport) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let used = sqlx::query(
+                    "DELETE FROM report_nonces WHERE nonce = $1 AND device_id = $2 AND expires_at_ms > $3",
+                )
+                .bind(&r.nonce)
+                .bind(&r.device_id)
+                .bind(r.received_at_ms)
+                .execute(&mut *tx)
+                .await?;
+                if used.rows_affected() == 0 {
+                    return Err(Error::NonceRefused { nonce: r.nonce.clone() });
+                }
+                sqlx::query(
+                    "INSERT INTO version_reports (nonce, device_id, received_at_ms, version, release_counter, \
+                     payload, signature, certificate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&r.nonce)
+                .bind(&r.device_id)
+                .bind(r.received_at_ms)
+                .bind(&r.version)
+                .bind(r.release_counter)
+                .bind(&r.payload)
+                .bind(&r.signature)
+                .bind(&r.certificate)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict("version report", r.nonce.clone()))?;
+                sqlx::query(
+                    "UPDATE devices SET installed_version = $2, release_counter = $3, last_seen_ms = $4 WHERE id = $1",
+                )
+                .bind(&r.device_id)
+                .bind(&r.version)
+                .bind(r.release_counter)
+                .bind(r.received_at_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {
+                let rows = sqlx::query(
+                    "SELECT nonce, device_id, received_at_ms, version, release_counter, payload, signature, \
+                     certificate FROM version_reports WHERE device_id = $1 \
+                     ORDER BY received_at_ms DESC, nonce LIMIT $2",
+                )
+                .bind(device_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(VersionReport {
+                            nonce: row.try_get("nonce")?,
+                            device_id: row.try_get("device_id")?,
+                            received_at_ms: row.try_get("received_at_ms")?,
+                            version: row.try_get("version")?,
+                            release_counter: row.try_get("release_counter")?,
+                            payload: row.try_get("payload")?,
+                            signature: row.try_get("signature")?,
+                            certificate: row.try_get("certificate")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {

@@ -45,6 +45,12 @@ pub enum Error {
         /// Unknown, used or expired.
         reason: &'static str,
     },
+    /// A version-report nonce that was never issued to this device, was used, or expired.
+    #[error("nonce {nonce:?} is unknown, already used or expired")]
+    NonceRefused {
+        /// The nonce presented.
+        nonce: String,
+    },
     /// The database URL is not one medsec can use. The URL in the message has its password masked.
     #[error("database URL {url} is not usable: {reason}")]
     BadUrl {
@@ -87,6 +93,32 @@ pub struct Device {
     pub site: String,
     /// Groups operators put it in, sorted.
     pub groups: Vec<String>,
+    /// The firmware version its last signed version report named (empty until it reports).
+    pub installed_version: String,
+    /// The release counter of that firmware (0 until it reports).
+    pub release_counter: i64,
+}
+
+/// A signed version report as received: what the device signed, its signature, and the
+/// certificate whose key verified it, so that it can be checked again later.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VersionReport {
+    /// The single-use nonce the server issued and the report carried.
+    pub nonce: String,
+    /// The device.
+    pub device_id: String,
+    /// When the server accepted it.
+    pub received_at_ms: i64,
+    /// The firmware version it reported.
+    pub version: String,
+    /// That firmware's release counter.
+    pub release_counter: i64,
+    /// The signed bytes.
+    pub payload: Vec<u8>,
+    /// The signature over them.
+    pub signature: Vec<u8>,
+    /// The DER certificate whose key verified the signature.
+    pub certificate: Vec<u8>,
 }
 
 /// What an operator says about a device: the inventory fields medsec does not learn itself.
@@ -220,6 +252,29 @@ pub trait Store: Send + Sync + Clone + 'static {
         status_json: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Issues a version-report nonce to a device: drops its expired nonces and, when it already
+    /// has `max_outstanding`, its oldest, so each device holds a bounded number.
+    fn add_report_nonce(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+        max_outstanding: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Consumes the report's nonce (`NonceRefused` unless it was issued to this device and has
+    /// not expired or been used), stores the report and sets the device's installed version,
+    /// release counter and last-seen time, all in one transaction.
+    fn record_version_report(
+        &self,
+        report: &VersionReport,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A device's version reports, newest first, at most `limit`.
+    fn version_reports(
+        &self,
+        device_id: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<VersionReport>>> + Send;
     /// Records a certified key; `Conflict` if this key was ever certified before (for any device).
     fn add_device_key(&self, key: &DeviceKey) -> impl Future<Output = Result<()>> + Send;
     /// Keys certified for a device, oldest first.
@@ -334,6 +389,22 @@ impl Store for AnyStore {
     }
     async fn set_device_status(&self, id: &str, status_json: &str, now_ms: i64) -> Result<()> {
         dispatch!(self, s => s.set_device_status(id, status_json, now_ms))
+    }
+    async fn add_report_nonce(
+        &self,
+        device_id: &str,
+        nonce: &str,
+        now_ms: i64,
+        expires_at_ms: i64,
+        max_outstanding: u32,
+    ) -> Result<()> {
+        dispatch!(self, s => s.add_report_nonce(device_id, nonce, now_ms, expires_at_ms, max_outstanding))
+    }
+    async fn record_version_report(&self, report: &VersionReport) -> Result<()> {
+        dispatch!(self, s => s.record_version_report(report))
+    }
+    async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {
+        dispatch!(self, s => s.version_reports(device_id, limit))
     }
     async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {
         dispatch!(self, s => s.add_device_key(key))

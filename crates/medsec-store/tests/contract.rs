@@ -12,12 +12,13 @@
 
 use medsec_store::{
     AnyStore, AuditRow, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow, Inventory,
-    OperatorToken, SqliteStore, Store,
+    OperatorToken, SqliteStore, Store, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
     devices(store).await;
     inventory(store).await;
+    version_reports(store).await;
     keys(store).await;
     enrolment_tokens(store).await;
     operator_tokens(store).await;
@@ -160,6 +161,97 @@ async fn inventory<S: Store>(s: &S) {
         s.set_device_inventory("nope", &inv("x", "", "", &["g"]))
             .await,
         Err(Error::NotFound { what: "device", .. })
+    ));
+}
+
+/// Nonces are single-use, per device, expire, and are bounded per device; a report consumes its
+/// nonce and sets the installed version in the same transaction.
+async fn version_reports<S: Store>(s: &S) {
+    s.register_device("rep-1", "pump", 1).await.unwrap();
+    s.register_device("rep-2", "pump", 1).await.unwrap();
+    let report = |device: &str, nonce: &str, at: i64, version: &str, counter: i64| VersionReport {
+        nonce: nonce.into(),
+        device_id: device.into(),
+        received_at_ms: at,
+        version: version.into(),
+        release_counter: counter,
+        payload: b"signed bytes".to_vec(),
+        signature: vec![1, 2, 3],
+        certificate: vec![4, 5, 6],
+    };
+    s.add_report_nonce("rep-1", "n1", 100, 200, 4)
+        .await
+        .unwrap();
+    // Another device cannot use it, nor can it be used after it expires.
+    assert!(matches!(
+        s.record_version_report(&report("rep-2", "n1", 150, "1.0", 1))
+            .await,
+        Err(Error::NonceRefused { .. })
+    ));
+    assert!(matches!(
+        s.record_version_report(&report("rep-1", "n1", 200, "1.0", 1))
+            .await,
+        Err(Error::NonceRefused { .. })
+    ));
+    assert!(matches!(
+        s.record_version_report(&report("rep-1", "never-issued", 150, "1.0", 1))
+            .await,
+        Err(Error::NonceRefused { .. })
+    ));
+    s.add_report_nonce("rep-1", "n2", 300, 400, 4)
+        .await
+        .unwrap();
+    s.record_version_report(&report("rep-1", "n2", 310, "1.1.0", 7))
+        .await
+        .unwrap();
+    let d = s.device("rep-1").await.unwrap();
+    assert_eq!(
+        (
+            d.installed_version.as_str(),
+            d.release_counter,
+            d.last_seen_ms
+        ),
+        ("1.1.0", 7, Some(310))
+    );
+    // Replaying the same report is refused and changes nothing.
+    assert!(matches!(
+        s.record_version_report(&report("rep-1", "n2", 320, "1.0", 1))
+            .await,
+        Err(Error::NonceRefused { .. })
+    ));
+    assert_eq!(s.device("rep-1").await.unwrap().installed_version, "1.1.0");
+    let kept = s.version_reports("rep-1", 10).await.unwrap();
+    assert_eq!(kept, [report("rep-1", "n2", 310, "1.1.0", 7)]);
+    // At most `max_outstanding` nonces per device: the oldest go.
+    for (i, n) in ["a", "b", "c"].iter().enumerate() {
+        s.add_report_nonce("rep-2", n, 1000 + i as i64, 9000, 2)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        s.record_version_report(&report("rep-2", "a", 1100, "2.0", 2))
+            .await,
+        Err(Error::NonceRefused { .. })
+    ));
+    s.record_version_report(&report("rep-2", "b", 1100, "2.0", 2))
+        .await
+        .unwrap();
+    s.record_version_report(&report("rep-2", "c", 1200, "2.1", 3))
+        .await
+        .unwrap();
+    let kept = s.version_reports("rep-2", 10).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|r| r.version.as_str()).collect::<Vec<_>>(),
+        ["2.1", "2.0"],
+        "newest first"
+    );
+    assert_eq!(s.version_reports("rep-2", 1).await.unwrap().len(), 1);
+    s.add_report_nonce("rep-2", "d", 1300, 9000, 2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_report_nonce("rep-1", "d", 1300, 9000, 2).await,
+        Err(Error::Conflict { .. })
     ));
 }
 

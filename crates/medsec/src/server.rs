@@ -291,17 +291,18 @@ fn list_devices(
             return Ok(());
         }
         println!(
-            "{:<24} {:<20} {:<12} {:<16} {:<14} GROUPS",
-            "DEVICE", "MODEL", "STATE", "HARDWARE ID", "SITE"
+            "{:<24} {:<20} {:<12} {:<16} {:<14} {:<12} GROUPS",
+            "DEVICE", "MODEL", "STATE", "HARDWARE ID", "SITE", "VERSION"
         );
         for d in &all {
             println!(
-                "{:<24} {:<20} {:<12} {:<16} {:<14} {}",
+                "{:<24} {:<20} {:<12} {:<16} {:<14} {:<12} {}",
                 d.id,
                 d.model,
                 d.state,
                 d.hardware_id,
                 d.site,
+                d.installed_version,
                 d.groups.join(",")
             );
         }

@@ -1431,3 +1431,237 @@ fn inventory_is_kept_through_the_operator_api_and_the_cli() {
         field(e, "action") == "token.create" && has(e, "detail", "hardware_id=\"acme-pump-r2\"")
     });
 }
+
+impl Running {
+    /// Enrols `device` with a token (key `DEVICE.key`, chain `DEVICE.pem`).
+    fn enrol(&self, device: &str) {
+        let token = self.enrolment_token(device);
+        self.key_and_request(device, device);
+        let bearer = format!("Authorization: Bearer {token}");
+        let r = self.est("simpleenroll", device, &["-H", &bearer]);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
+    /// `as_device` connects with `DEVICE.pem`/`DEVICE.key`: asks for a version-report nonce.
+    fn report_nonce(&self, as_device: &str, for_device: &str) -> Reply {
+        let mut args: Vec<String> = self.as_device(as_device).into();
+        args.extend([
+            "-X".into(),
+            "POST".into(),
+            self.device_url(&format!("/api/v1/devices/{for_device}/report-nonce")),
+        ]);
+        self.curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Signs `payload` with `KEY.key` (openssl, ECDSA P-256 SHA-256) as a version report and
+    /// returns the envelope.
+    fn sign_report(&self, key: &str, payload: &str) -> String {
+        let mut message = b"medsec version report v1\n".to_vec();
+        message.extend_from_slice(payload.as_bytes());
+        std::fs::write(self.work.join("report.msg"), &message).unwrap();
+        openssl(
+            &self.work,
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                &format!("{key}.key"),
+                "-out",
+                "report.sig",
+                "report.msg",
+            ],
+        );
+        let sig = std::fs::read(self.work.join("report.sig")).unwrap();
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        serde_json::json!({ "payload": b64.encode(payload), "signature": b64.encode(sig) })
+            .to_string()
+    }
+
+    fn put_version(&self, as_device: &str, for_device: &str, envelope: &str) -> Reply {
+        let mut args: Vec<String> = self.as_device(as_device).into();
+        args.extend([
+            "-X".into(),
+            "PUT".into(),
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            "--data-binary".into(),
+            envelope.into(),
+            self.device_url(&format!("/api/v1/devices/{for_device}/version")),
+        ]);
+        self.curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+#[test]
+fn signed_version_reports_set_the_installed_version_and_refuse_forgery_and_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[], &[]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    let bearer = format!("Authorization: Bearer {admin}");
+    s.enrol("pump-a");
+    s.enrol("pump-b");
+    let nonce = |as_device: &str, for_device: &str| -> String {
+        let r = s.report_nonce(as_device, for_device);
+        assert_eq!(r.status, 201, "{r:?}");
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        v["nonce"].as_str().unwrap().to_owned()
+    };
+    let payload = |device: &str, nonce: &str, version: &str, counter: i64| {
+        format!(
+            r#"{{"device":"{device}","nonce":"{nonce}","version":"{version}","release_counter":{counter}}}"#
+        )
+    };
+    let device = |id: &str| -> Value {
+        let r = s.curl(&[
+            "-H",
+            &bearer,
+            &s.operator_url(&format!("/api/v1/devices/{id}")),
+        ]);
+        serde_json::from_str(&r.body).unwrap()
+    };
+
+    // The device signs with the key only it holds (openssl here), over its own mTLS connection.
+    let n = nonce("pump-a", "pump-a");
+    let good = s.sign_report("pump-a", &payload("pump-a", &n, "1.1.0", 11));
+    let r = s.put_version("pump-a", "pump-a", &good);
+    assert_eq!(r.status, 204, "{r:?}");
+    let a = device("pump-a");
+    assert_eq!(
+        (
+            a["installed_version"].as_str(),
+            a["release_counter"].as_i64()
+        ),
+        (Some("1.1.0"), Some(11))
+    );
+
+    // Replaying the very same signed report is refused, and changes nothing.
+    let r = s.put_version("pump-a", "pump-a", &good);
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(r.body.contains("replayed report"), "{r:?}");
+
+    // pump-b presents pump-a's signed report as its own: the signature is not by pump-b's key.
+    let nb = nonce("pump-b", "pump-b");
+    let stolen = s.sign_report("pump-a", &payload("pump-b", &nb, "9.9.9", 99));
+    let r = s.put_version("pump-b", "pump-b", &stolen);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("does not verify"), "{r:?}");
+    // pump-b signs a report naming pump-a: refused by the device check.
+    let misnamed = s.sign_report("pump-b", &payload("pump-a", &nb, "9.9.9", 99));
+    let r = s.put_version("pump-b", "pump-b", &misnamed);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains(r#"signed for device \"pump-a\""#), "{r:?}");
+    // pump-b reports on pump-a's resource, or asks for its nonce: Cedar says no.
+    assert_eq!(s.put_version("pump-b", "pump-a", &misnamed).status, 403);
+    assert_eq!(s.report_nonce("pump-b", "pump-a").status, 403);
+    // pump-b uses a nonce issued to pump-a.
+    let na = nonce("pump-a", "pump-a");
+    let borrowed = s.sign_report("pump-b", &payload("pump-b", &na, "9.9.9", 99));
+    let r = s.put_version("pump-b", "pump-b", &borrowed);
+    assert_eq!(r.status, 409, "{r:?}");
+    // The payload altered after signing.
+    let mut tampered: Value =
+        serde_json::from_str(&s.sign_report("pump-b", &payload("pump-b", &nb, "2.0.0", 20)))
+            .unwrap();
+    {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        tampered["payload"] = Value::from(b64.encode(payload("pump-b", &nb, "2.0.1", 20)));
+    }
+    let r = s.put_version("pump-b", "pump-b", &tampered.to_string());
+    assert_eq!(r.status, 400, "{r:?}");
+    // None of that moved pump-b.
+    let b = device("pump-b");
+    assert_eq!(b["installed_version"], "");
+    // Its honest report with the still-unused nonce goes through.
+    let r = s.put_version(
+        "pump-b",
+        "pump-b",
+        &s.sign_report("pump-b", &payload("pump-b", &nb, "2.0.0", 20)),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+
+    // A report with a lower release counter is kept (it is what runs) and flagged.
+    let r = s.put_version(
+        "pump-a",
+        "pump-a",
+        &s.sign_report("pump-a", &payload("pump-a", &na, "1.0.0", 10)),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    s.audited(&admin, "the rollback flag", |e| {
+        field(e, "kind") == "version-report" && has(e, "detail", "went DOWN from 11")
+    });
+
+    // Operators see the history, and anyone can re-check a report with openssl alone.
+    let r = s.curl(&[
+        "-H",
+        &bearer,
+        &s.operator_url("/api/v1/devices/pump-a/versions"),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let history: Vec<Value> = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| h["version"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["1.0.0", "1.1.0"]
+    );
+    {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let first = &history[1];
+        let mut message = b"medsec version report v1\n".to_vec();
+        message.extend(b64.decode(first["payload"].as_str().unwrap()).unwrap());
+        std::fs::write(s.work.join("kept.msg"), message).unwrap();
+        std::fs::write(
+            s.work.join("kept.sig"),
+            b64.decode(first["signature"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            s.work.join("kept.der"),
+            b64.decode(first["certificate"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        openssl(
+            &s.work,
+            &[
+                "x509", "-inform", "DER", "-in", "kept.der", "-pubkey", "-noout", "-out",
+                "kept.pub",
+            ],
+        );
+        let ok = openssl(
+            &s.work,
+            &[
+                "dgst",
+                "-sha256",
+                "-verify",
+                "kept.pub",
+                "-signature",
+                "kept.sig",
+                "kept.msg",
+            ],
+        );
+        assert!(ok.contains("Verified OK"), "{ok}");
+    }
+
+    // Every refusal is in the audit log, with its reason.
+    for (what, text) in [
+        ("the replay", "replayed report"),
+        ("the stolen signature", "does not verify"),
+        ("the misnamed report", "signed for device"),
+    ] {
+        s.audited(&admin, what, |e| {
+            field(e, "kind") == "version-report"
+                && field(e, "decision") == "deny"
+                && has(e, "detail", text)
+        });
+    }
+    s.audited(&admin, "pump-b reaching for pump-a", |e| {
+        field(e, "action") == "device.report"
+            && field(e, "decision") == "deny"
+            && field(e, "principal").contains("pump-b")
+            && field(e, "resource").contains("pump-a")
+    });
+}
