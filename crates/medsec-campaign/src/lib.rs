@@ -102,22 +102,59 @@ pub struct Spec {
     pub name: String,
     /// The release.
     pub release: Release,
-    /// Size of the first (canary) wave.
+    /// Size of the first (canary) wave (default 5 %).
+    #[serde(default = "default_canary")]
     pub canary: WaveSize,
-    /// Each next wave is this many times the previous (at least 1).
+    /// Each next wave is this many times the previous (at least 1; default 2).
+    #[serde(default = "default_growth")]
     pub growth: f64,
-    /// A wave whose failures exceed this fraction of it halts the campaign (0 to 1).
+    /// A wave whose failures exceed this fraction of it halts the campaign (0 to 1; default 0.1).
+    #[serde(default = "default_max_failure_rate")]
     pub max_failure_rate: f64,
-    /// The next wave opens when this fraction of the current one has finished (0 to 1).
+    /// The next wave opens when this fraction of the current one has finished (0 to 1;
+    /// default 0.9).
+    #[serde(default = "default_advance")]
     pub advance_when_finished: f64,
-    /// An offered device that has not reported within this time counts as failed.
+    /// An offered device that has not reported within this time counts as failed (default 2 h).
+    #[serde(default = "default_report_timeout")]
     pub report_timeout_ms: i64,
     /// Maintenance windows by site; a site without one may install at any time.
     #[serde(default)]
     pub windows: BTreeMap<String, WindowSpec>,
 }
 
+fn default_canary() -> WaveSize {
+    WaveSize::Percent(5.0)
+}
+fn default_growth() -> f64 {
+    2.0
+}
+fn default_max_failure_rate() -> f64 {
+    0.1
+}
+fn default_advance() -> f64 {
+    0.9
+}
+fn default_report_timeout() -> i64 {
+    2 * 3_600_000
+}
+
 impl Spec {
+    /// A spec with the defaults: 5 % canary, waves doubling, halt above 10 % failures, next
+    /// wave at 90 % finished, 2 h to report, no windows.
+    pub fn new(name: &str, release: Release) -> Self {
+        Self {
+            name: name.to_owned(),
+            release,
+            canary: default_canary(),
+            growth: default_growth(),
+            max_failure_rate: default_max_failure_rate(),
+            advance_when_finished: default_advance(),
+            report_timeout_ms: default_report_timeout(),
+            windows: BTreeMap::new(),
+        }
+    }
+
     /// Checks every field, naming the first that is wrong.
     pub fn check(&self) -> Result<(), Error> {
         let bad = |field, reason: &str| {
@@ -244,7 +281,8 @@ pub enum Status {
 }
 
 impl Status {
-    fn name(&self) -> &'static str {
+    /// Its name: created, running, paused, halted, aborted or completed.
+    pub fn name(&self) -> &'static str {
         match self {
             Status::Created => "created",
             Status::Running => "running",
@@ -448,6 +486,13 @@ impl Campaign {
     /// Where one device is, and its wave.
     pub fn device(&self, id: &str) -> Option<(usize, &DeviceState)> {
         self.devices.get(id).map(|e| (e.wave, &e.state))
+    }
+
+    /// Every device with its wave and state, in id order.
+    pub fn devices(&self) -> impl Iterator<Item = (&str, usize, &DeviceState)> {
+        self.devices
+            .iter()
+            .map(|(id, e)| (id.as_str(), e.wave, &e.state))
     }
 
     /// Starts: the canary wave opens.

@@ -573,6 +573,27 @@ mod tests {
                 .unwrap();
             assert_eq!(d.allowed, allowed, "device.report: {why}");
         }
+        // Campaigns: release managers run them, security officers may only stop them.
+        for (role, action, allowed) in [
+            ("release", "campaign.create", true),
+            ("release", "campaign.start", true),
+            ("release", "campaign.stop", true),
+            ("release", "device.revoke", false),
+            ("security", "campaign.stop", true),
+            ("security", "campaign.start", false),
+            ("security", "campaign.create", false),
+            ("viewer", "campaign.read", true),
+            ("viewer", "campaign.stop", false),
+            ("enroller", "campaign.create", false),
+        ] {
+            let target = if action == "device.revoke" {
+                pump.clone()
+            } else {
+                Target::Fleet
+            };
+            let d = p.decide(&operator(&[role]), action, &target, &op).unwrap();
+            assert_eq!(d.allowed, allowed, "{role} {action}");
+        }
         // Nor may a device change its own inventory.
         assert!(
             !p.decide(

@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::audit_log::{AuditLog, event};
 use crate::authz::{Policies, RequestContext, Subject, Target};
+use crate::campaigns;
 use crate::inventory::{self, InventoryPatch};
 use crate::tls::Reloadable;
 use crate::{Config, tokens, version_report};
@@ -214,6 +215,7 @@ impl From<medsec_store::Error> for ApiError {
     fn from(e: medsec_store::Error) -> Self {
         match e {
             medsec_store::Error::NotFound { .. } => ApiError::NotFound,
+            e @ medsec_store::Error::Conflict { .. } => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -243,6 +245,12 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
         .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
+        .route(
+            "/api/v1/campaigns",
+            get(list_campaigns).post(create_campaign),
+        )
+        .route("/api/v1/campaigns/{id}", get(get_campaign))
+        .route("/api/v1/campaigns/{id}/{control}", post(control_campaign))
         .route("/api/v1/audit/head", get(audit_head))
         .route("/api/v1/audit/verify", get(audit_verify))
         .route("/api/v1/audit/entries", get(audit_entries))
@@ -669,6 +677,126 @@ async fn put_version(
     }
     state.audit(e).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignRequest {
+    spec: medsec_campaign::Spec,
+    selection: campaigns::Selection,
+}
+
+async fn create_campaign(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "campaign.create", &Target::Fleet).await?;
+    let req: CampaignRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("campaign request: {e}")))?;
+    authorize(&state, &conn, &who, "campaign.create", &Target::Fleet).await?;
+    let by = who.subject.label();
+    let now = now_ms();
+    let c = campaigns::create(&state.store, req.spec, &req.selection, &by, now)
+        .await
+        .map_err(bad_request)?;
+    let row = state.store.campaign(&c.spec().name).await?;
+    let mut e = event(
+        "campaign",
+        &by,
+        "campaign.create",
+        &format!("Campaign::{:?}", row.id),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "release {} (counter {}), {} device(s) in {} wave(s)",
+        c.spec().release.version,
+        c.spec().release.release_counter,
+        c.devices().count(),
+        c.waves().len()
+    );
+    state.audit(e).await?;
+    Ok((StatusCode::CREATED, Json(campaigns::view(&row, &c, false))).into_response())
+}
+
+async fn list_campaigns(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "campaign.read", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "campaign.read", &Target::Fleet).await?;
+    let mut out = Vec::new();
+    for row in state.store.campaigns().await? {
+        let c = campaigns::load(&row).map_err(|e| ApiError::Internal(e.to_string()))?;
+        out.push(campaigns::view(&row, &c, false));
+    }
+    Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignQuery {
+    #[serde(default)]
+    devices: bool,
+}
+
+async fn get_campaign(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<CampaignQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "campaign.read", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "campaign.read", &Target::Fleet).await?;
+    let row = state.store.campaign(&id).await?;
+    let c = campaigns::load(&row).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(campaigns::view(&row, &c, q.devices)).into_response())
+}
+
+/// `start`, `pause`, `resume` or `abort`. Starting and resuming need `campaign.start`;
+/// pausing and aborting `campaign.stop`, so a security officer can stop a rollout they may not
+/// start.
+async fn control_campaign(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path((id, control)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let action = match control.as_str() {
+        "start" | "resume" => "campaign.start",
+        "pause" | "abort" => "campaign.stop",
+        _ => return Err(ApiError::NotFound),
+    };
+    let who = caller(&state, &conn, &headers, action, &Target::Fleet).await?;
+    authorize(&state, &conn, &who, action, &Target::Fleet).await?;
+    let now = now_ms();
+    let c = campaigns::change(&state.store, &id, now, |c| match control.as_str() {
+        "start" => c.start(now),
+        "resume" => c.resume(now),
+        "pause" => c.pause(),
+        _ => c.abort(now),
+    })
+    .await
+    .map_err(|e| match e {
+        crate::Error::Config { reason } => ApiError::Conflict(reason),
+        other => bad_request(other),
+    })?;
+    let row = state.store.campaign(&id).await?;
+    let mut e = event(
+        "campaign",
+        &who.subject.label(),
+        &format!("campaign.{control}"),
+        &format!("Campaign::{id:?}"),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!("now {}", c.status().name());
+    state.audit(e).await?;
+    Ok(Json(campaigns::view(&row, &c, false)).into_response())
 }
 
 #[derive(Deserialize)]

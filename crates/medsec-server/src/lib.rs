@@ -15,6 +15,7 @@
 
 pub mod audit_log;
 pub mod authz;
+pub mod campaigns;
 pub mod config;
 pub mod http;
 pub mod inventory;

@@ -14,7 +14,7 @@ pub const ENROLMENT_PREFIX: &str = "medsec-enrol-";
 pub const OPERATOR_PREFIX: &str = "medsec-op-";
 
 /// Roles operators can hold (the shipped policies give them meaning).
-pub const ROLES: &[&str] = &["admin", "security", "enroller", "viewer"];
+pub const ROLES: &[&str] = &["admin", "security", "enroller", "release", "viewer"];
 
 fn secret(prefix: &str) -> Result<String, Error> {
     use aws_lc_rs::rand::SecureRandom as _;

@@ -12,8 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AuditRow, Device, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow, Inventory,
-    OperatorToken, Result, Store, VersionReport, mask_password,
+    AuditRow, CampaignRow, Device, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow,
+    Inventory, OperatorToken, Result, Store, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -150,6 +150,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "version reports",
         include_str!("../migrations/sqlite/0003_version_reports.sql"),
     ),
+    (
+        4,
+        "campaigns",
+        include_str!("../migrations/sqlite/0004_campaigns.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -166,6 +171,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         3,
         "version reports",
         include_str!("../migrations/postgres/0003_version_reports.sql"),
+    ),
+    (
+        4,
+        "campaigns",
+        include_str!("../migrations/postgres/0004_campaigns.sql"),
     ),
 ];
 
@@ -202,6 +212,20 @@ fn not_found(what: &'static str, key: &str) -> Error {
         what,
         key: key.to_owned(),
     }
+}
+
+macro_rules! campaign_from_row {
+    ($row:expr) => {
+        CampaignRow {
+            id: $row.try_get("id")?,
+            status: $row.try_get("status")?,
+            state: $row.try_get("state")?,
+            version: $row.try_get("version")?,
+            created_by: $row.try_get("created_by")?,
+            created_at_ms: $row.try_get("created_at_ms")?,
+            updated_at_ms: $row.try_get("updated_at_ms")?,
+        }
+    };
 }
 
 /// The device columns, as a literal so queries stay constant strings.
@@ -463,6 +487,94 @@ macro_rules! impl_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn create_campaign(&self, c: &CampaignRow, devices: &[String]) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO campaigns (id, status, state, version, created_by, created_at_ms, updated_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&c.id)
+                .bind(&c.status)
+                .bind(&c.state)
+                .bind(c.version)
+                .bind(&c.created_by)
+                .bind(c.created_at_ms)
+                .bind(c.updated_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict("campaign", c.id.clone()))?;
+                for device in devices {
+                    sqlx::query(
+                        "INSERT INTO campaign_devices (campaign_id, device_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&c.id)
+                    .bind(device)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn campaign(&self, id: &str) -> Result<CampaignRow> {
+                let row = sqlx::query(
+                    "SELECT id, status, state, version, created_by, created_at_ms, updated_at_ms FROM campaigns WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| not_found("campaign", id))?;
+                Ok(campaign_from_row!(row))
+            }
+
+            async fn campaigns(&self) -> Result<Vec<CampaignRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, status, state, version, created_by, created_at_ms, updated_at_ms FROM campaigns \
+                     ORDER BY created_at_ms DESC, id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok(campaign_from_row!(row))).collect()
+            }
+
+            async fn update_campaign(
+                &self,
+                id: &str,
+                expected_version: i64,
+                status: &str,
+                state: &str,
+                now_ms: i64,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE campaigns SET status = $3, state = $4, version = version + 1, updated_at_ms = $5 \
+                     WHERE id = $1 AND version = $2",
+                )
+                .bind(id)
+                .bind(expected_version)
+                .bind(status)
+                .bind(state)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                // Tell a lost race from a missing campaign.
+                self.campaign(id).await?;
+                Ok(false)
+            }
+
+            async fn device_campaigns(&self, device_id: &str) -> Result<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT c.id FROM campaign_devices d JOIN campaigns c ON c.id = d.campaign_id \
+                     WHERE d.device_id = $1 ORDER BY c.created_at_ms DESC, c.id",
+                )
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
             }
 
             async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {

@@ -99,6 +99,25 @@ pub struct Device {
     pub release_counter: i64,
 }
 
+/// A stored campaign: its state machine as JSON, with a version for optimistic updates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CampaignRow {
+    /// Campaign id (its name).
+    pub id: String,
+    /// Status name (created, running, paused, halted, aborted, completed), for listing.
+    pub status: String,
+    /// The `medsec_campaign::Campaign`, as JSON.
+    pub state: String,
+    /// Incremented by every update.
+    pub version: i64,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at_ms: i64,
+    /// Last change.
+    pub updated_at_ms: i64,
+}
+
 /// A signed version report as received: what the device signed, its signature, and the
 /// certificate whose key verified it, so that it can be checked again later.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -275,6 +294,29 @@ pub trait Store: Send + Sync + Clone + 'static {
         device_id: &str,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<VersionReport>>> + Send;
+    /// Stores a new campaign over `devices` (`Conflict` if the id exists).
+    fn create_campaign(
+        &self,
+        campaign: &CampaignRow,
+        devices: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// One campaign, or `NotFound`.
+    fn campaign(&self, id: &str) -> impl Future<Output = Result<CampaignRow>> + Send;
+    /// All campaigns, newest first.
+    fn campaigns(&self) -> impl Future<Output = Result<Vec<CampaignRow>>> + Send;
+    /// Replaces a campaign's status and state if its version is still `expected_version`
+    /// (then the version goes up by one): `Ok(false)` if someone else changed it first.
+    fn update_campaign(
+        &self,
+        id: &str,
+        expected_version: i64,
+        status: &str,
+        state: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// The ids of the campaigns a device is in, newest first.
+    fn device_campaigns(&self, device_id: &str)
+    -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Records a certified key; `Conflict` if this key was ever certified before (for any device).
     fn add_device_key(&self, key: &DeviceKey) -> impl Future<Output = Result<()>> + Send;
     /// Keys certified for a device, oldest first.
@@ -405,6 +447,28 @@ impl Store for AnyStore {
     }
     async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {
         dispatch!(self, s => s.version_reports(device_id, limit))
+    }
+    async fn create_campaign(&self, campaign: &CampaignRow, devices: &[String]) -> Result<()> {
+        dispatch!(self, s => s.create_campaign(campaign, devices))
+    }
+    async fn campaign(&self, id: &str) -> Result<CampaignRow> {
+        dispatch!(self, s => s.campaign(id))
+    }
+    async fn campaigns(&self) -> Result<Vec<CampaignRow>> {
+        dispatch!(self, s => s.campaigns())
+    }
+    async fn update_campaign(
+        &self,
+        id: &str,
+        expected_version: i64,
+        status: &str,
+        state: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.update_campaign(id, expected_version, status, state, now_ms))
+    }
+    async fn device_campaigns(&self, device_id: &str) -> Result<Vec<String>> {
+        dispatch!(self, s => s.device_campaigns(device_id))
     }
     async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {
         dispatch!(self, s => s.add_device_key(key))

@@ -11,14 +11,15 @@
 )]
 
 use medsec_store::{
-    AnyStore, AuditRow, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow, Inventory,
-    OperatorToken, SqliteStore, Store, VersionReport,
+    AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow,
+    Inventory, OperatorToken, SqliteStore, Store, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
     devices(store).await;
     inventory(store).await;
     version_reports(store).await;
+    campaigns(store).await;
     keys(store).await;
     enrolment_tokens(store).await;
     operator_tokens(store).await;
@@ -252,6 +253,91 @@ async fn version_reports<S: Store>(s: &S) {
     assert!(matches!(
         s.add_report_nonce("rep-1", "d", 1300, 9000, 2).await,
         Err(Error::Conflict { .. })
+    ));
+}
+
+/// Campaigns are created once, updated only at the version read, and found from their devices.
+async fn campaigns<S: Store>(s: &S) {
+    let row = |id: &str, at: i64| CampaignRow {
+        id: id.into(),
+        status: "created".into(),
+        state: r#"{"plan":1}"#.into(),
+        version: 1,
+        created_by: "Operator::\"alice\"".into(),
+        created_at_ms: at,
+        updated_at_ms: at,
+    };
+    s.register_device("camp-1", "pump", 1).await.unwrap();
+    s.register_device("camp-2", "pump", 1).await.unwrap();
+    s.create_campaign(&row("fix-1.1", 10), &["camp-1".into(), "camp-2".into()])
+        .await
+        .unwrap();
+    s.create_campaign(&row("fix-1.2", 20), &["camp-1".into()])
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_campaign(&row("fix-1.1", 30), &[]).await,
+        Err(Error::Conflict {
+            what: "campaign",
+            ..
+        })
+    ));
+    assert_eq!(s.campaign("fix-1.1").await.unwrap(), row("fix-1.1", 10));
+    assert!(matches!(
+        s.campaign("nope").await,
+        Err(Error::NotFound {
+            what: "campaign",
+            ..
+        })
+    ));
+    assert_eq!(
+        s.campaigns()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>(),
+        ["fix-1.2", "fix-1.1"]
+    );
+    assert_eq!(
+        s.device_campaigns("camp-1").await.unwrap(),
+        ["fix-1.2", "fix-1.1"]
+    );
+    assert_eq!(s.device_campaigns("camp-2").await.unwrap(), ["fix-1.1"]);
+    // Optimistic updates: the first writer at version 1 wins, the second learns it lost.
+    assert!(
+        s.update_campaign("fix-1.1", 1, "running", "{\"a\":1}", 40)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.update_campaign("fix-1.1", 1, "paused", "{\"b\":1}", 41)
+            .await
+            .unwrap()
+    );
+    let c = s.campaign("fix-1.1").await.unwrap();
+    assert_eq!(
+        (
+            c.status.as_str(),
+            c.state.as_str(),
+            c.version,
+            c.updated_at_ms
+        ),
+        ("running", "{\"a\":1}", 2, 40)
+    );
+    assert!(matches!(
+        s.update_campaign("nope", 1, "x", "{}", 1).await,
+        Err(Error::NotFound { .. })
+    ));
+    // A campaign over a device that does not exist is refused whole.
+    assert!(
+        s.create_campaign(&row("ghosts", 50), &["ghost".into()])
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        s.campaign("ghosts").await,
+        Err(Error::NotFound { .. })
     ));
 }
 

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod ca;
+mod campaign;
 mod demo;
 mod keys;
 mod progress;
@@ -57,6 +58,9 @@ enum Command {
     /// Devices: enrolment tokens.
     #[command(subcommand)]
     Fleet(server::FleetCommand),
+    /// Update campaigns: waves, automatic halt, maintenance windows, clinical-use deferral.
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
     /// Operators: API tokens.
     #[command(subcommand)]
     Operator(server::OperatorCommand),
@@ -515,6 +519,7 @@ fn main() -> ExitCode {
             server::serve(&location, device_listen, operator_listen)
         }
         Command::Fleet(cmd) => server::run_fleet(cmd),
+        Command::Campaign(cmd) => campaign::run(cmd),
         Command::Operator(cmd) => server::run_operator(cmd),
         Command::Audit(cmd) => server::run_audit(cmd),
         Command::Policy(cmd) => server::run_policy(cmd),

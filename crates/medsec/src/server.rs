@@ -25,7 +25,11 @@ pub struct Location {
 }
 
 impl Location {
-    fn load(&self, device: Option<SocketAddr>, operator: Option<SocketAddr>) -> Result<Config> {
+    pub(crate) fn load(
+        &self,
+        device: Option<SocketAddr>,
+        operator: Option<SocketAddr>,
+    ) -> Result<Config> {
         let overrides = Overrides {
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
@@ -36,14 +40,14 @@ impl Location {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -220,7 +224,9 @@ pub enum OperatorTokenCommand {
 }
 
 /// Opens the store and the audit writer the way the server does, for commands that change state.
-async fn open_with_audit(config: &Config) -> Result<(medsec_store::AnyStore, audit_log::AuditLog)> {
+pub(crate) async fn open_with_audit(
+    config: &Config,
+) -> Result<(medsec_store::AnyStore, audit_log::AuditLog)> {
     medsec_server::prepare_data_dir(config)?;
     let store = medsec_server::open_store(config).await?;
     let key = audit_log::load_or_create_key(&config.data_dir)?;
@@ -228,7 +234,7 @@ async fn open_with_audit(config: &Config) -> Result<(medsec_store::AnyStore, aud
     Ok((store, log))
 }
 
-fn cli_principal() -> String {
+pub(crate) fn cli_principal() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!("Cli::{user:?}")
 }

@@ -1665,3 +1665,228 @@ fn signed_version_reports_set_the_installed_version_and_refuse_forgery_and_repla
             && field(e, "resource").contains("pump-a")
     });
 }
+
+#[test]
+fn campaigns_are_planned_from_the_inventory_and_controlled_by_role() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[], &[]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    let release = s.operator_token("rick", "release", "1h");
+    let security = s.operator_token("sam", "security", "1h");
+    let viewer = s.operator_token("victor", "viewer", "1h");
+    let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    // 40 pumps on two sites and 10 monitors, registered with their inventory.
+    for i in 0..50 {
+        let (id, model, site) = if i < 40 {
+            (
+                format!("pump-{i:02}"),
+                "infusion-pump",
+                if i % 2 == 0 { "north" } else { "south" },
+            )
+        } else {
+            (format!("mon-{i:02}"), "patient-monitor", "north")
+        };
+        ok(medsec()
+            .args([
+                "fleet", "token", "create", "--device", &id, "--model", model, "--site", site,
+            ])
+            .args(s.location()));
+    }
+    let post = |token: &str, path: &str, body: &str| {
+        s.curl(&[
+            "-H",
+            &bearer(token),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &s.operator_url(path),
+        ])
+    };
+    let get = |token: &str, path: &str| s.curl(&["-H", &bearer(token), &s.operator_url(path)]);
+    let body = r#"{
+        "spec": {
+            "name": "pump-fw-1.1",
+            "release": {"version": "1.1.0", "release_counter": 11, "target": "pump-1.1.0.img"},
+            "canary": {"count": 4},
+            "growth": 3,
+            "max_failure_rate": 0.25,
+            "windows": {"north": {"cron": "0 2 * * *", "duration_minutes": 180, "time_zone": "Europe/Berlin"}}
+        },
+        "selection": {"model": "infusion-pump"}
+    }"#;
+
+    // Who may plan: a release manager, not a viewer or a security officer.
+    assert_eq!(post(&viewer, "/api/v1/campaigns", body).status, 403);
+    assert_eq!(post(&security, "/api/v1/campaigns", body).status, 403);
+    let r = post(&release, "/api/v1/campaigns", body);
+    assert_eq!(r.status, 201, "{r:?}");
+    let c: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(c["status"]["status"], "created");
+    let sizes: Vec<u64> = c["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        sizes,
+        [4, 12, 24],
+        "40 pumps: a canary of 4, then waves growing threefold"
+    );
+    // The same name again is a conflict; bad specs and selections name the problem.
+    let r = post(&release, "/api/v1/campaigns", body);
+    assert_eq!(r.status, 409, "{r:?}");
+    for (bad, want) in [
+        (body.replace("0.25", "2.5"), "max_failure_rate"),
+        (
+            body.replace("Europe/Berlin", "Mars/Olympus"),
+            "unknown time zone",
+        ),
+        (body.replace("0 2 * * *", "0 25 * * *"), "cron"),
+        (body.replace("pump-fw-1.1", "pump fw"), "campaign name"),
+        (
+            body.replace(
+                r#"{"model": "infusion-pump"}"#,
+                r#"{"model": "ventilator"}"#,
+            ),
+            "matched no device",
+        ),
+        (
+            body.replace(r#"{"model": "infusion-pump"}"#, r#"{}"#),
+            "selection is empty",
+        ),
+        (
+            body.replace(r#"{"model": "infusion-pump"}"#, r#"{"devices": ["ghost"]}"#),
+            "\\\"ghost\\\" in the selection does not exist",
+        ),
+        (
+            body.replace(r#""growth": 3"#, r#""colour": 3"#),
+            "unknown field",
+        ),
+    ] {
+        let r = post(&release, "/api/v1/campaigns", &bad);
+        assert_eq!(r.status, 400, "{want}: {r:?}");
+        assert!(r.body.contains(want), "{want}: {r:?}");
+    }
+
+    // Control: start needs campaign.start; security may stop but not start.
+    assert_eq!(
+        post(&security, "/api/v1/campaigns/pump-fw-1.1/start", "").status,
+        403
+    );
+    let r = post(&release, "/api/v1/campaigns/pump-fw-1.1/start", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = post(&security, "/api/v1/campaigns/pump-fw-1.1/pause", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        post(&security, "/api/v1/campaigns/pump-fw-1.1/resume", "").status,
+        403
+    );
+    let r = post(&release, "/api/v1/campaigns/pump-fw-1.1/start", "");
+    assert_eq!(
+        r.status, 409,
+        "a started campaign does not start again: {r:?}"
+    );
+    assert!(r.body.contains("campaign is paused: cannot start"), "{r:?}");
+    assert_eq!(
+        post(&release, "/api/v1/campaigns/pump-fw-1.1/resume", "").status,
+        200
+    );
+    assert_eq!(
+        post(&release, "/api/v1/campaigns/pump-fw-1.1/explode", "").status,
+        404
+    );
+    assert_eq!(
+        post(&release, "/api/v1/campaigns/nope/start", "").status,
+        404
+    );
+
+    // Anyone with campaign.read sees progress per wave and per device.
+    let r = get(&viewer, "/api/v1/campaigns/pump-fw-1.1?devices=true");
+    assert_eq!(r.status, 200, "{r:?}");
+    let c: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(c["status"]["status"], "running");
+    assert_eq!(c["waves"][0]["open"], true);
+    assert_eq!(c["waves"][1]["open"], false);
+    let devices = c["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 40);
+    assert!(
+        devices
+            .iter()
+            .all(|d| d["device"].as_str().unwrap().starts_with("pump-"))
+    );
+    assert!(devices.iter().all(|d| d["progress"]["state"] == "waiting"));
+    let list = get(&viewer, "/api/v1/campaigns");
+    assert!(list.body.contains("pump-fw-1.1"), "{list:?}");
+
+    // The command line plans and controls too, on the same store.
+    let out = ok(medsec()
+        .args([
+            "campaign",
+            "create",
+            "--name",
+            "mon-fw-2.0",
+            "--version",
+            "2.0.0",
+        ])
+        .args([
+            "--release-counter",
+            "20",
+            "--target",
+            "mon-2.0.0.img",
+            "--site",
+            "north",
+        ])
+        .args(["--model", "patient-monitor", "--canary", "20%"])
+        .args(["--window", "north|0 1 * * SAT,SUN|120|Europe/Berlin"])
+        .args(s.location()));
+    assert!(out.contains("10 device(s), waves of 2, 4, 4"), "{out}");
+    ok(medsec()
+        .args(["campaign", "start", "mon-fw-2.0"])
+        .args(s.location()));
+    let status = ok(medsec()
+        .args(["campaign", "status", "mon-fw-2.0"])
+        .args(s.location()));
+    assert!(status.contains("campaign mon-fw-2.0: running"), "{status}");
+    assert!(status.contains("wave 1"), "{status}");
+    ok(medsec()
+        .args(["campaign", "abort", "mon-fw-2.0"])
+        .args(s.location()));
+    let out = medsec()
+        .args(["campaign", "resume", "mon-fw-2.0"])
+        .args(s.location())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("campaign is aborted: cannot resume"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = ok(medsec().args(["campaign", "list"]).args(s.location()));
+    assert!(
+        listed.contains("mon-fw-2.0") && listed.contains("aborted"),
+        "{listed}"
+    );
+    let r = get(&viewer, "/api/v1/campaigns/mon-fw-2.0");
+    assert!(r.body.contains(r#""status":"aborted""#), "{r:?}");
+
+    // Every change and refusal is audited.
+    s.audited(&admin, "the plan", |e| {
+        field(e, "action") == "campaign.create"
+            && has(e, "detail", "40 device(s) in 3 wave(s)")
+            && field(e, "principal").contains("rick")
+    });
+    s.audited(&admin, "the security officer's pause", |e| {
+        field(e, "action") == "campaign.pause" && field(e, "principal").contains("sam")
+    });
+    s.audited(&admin, "the refused start", |e| {
+        field(e, "action") == "campaign.start"
+            && field(e, "decision") == "deny"
+            && field(e, "principal").contains("sam")
+    });
+    s.audited(&admin, "the CLI abort", |e| {
+        field(e, "action") == "campaign.abort" && has(e, "detail", "on the command line")
+    });
+}
