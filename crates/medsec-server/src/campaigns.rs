@@ -181,6 +181,67 @@ pub async fn change<S: Store>(
     })
 }
 
+/// What operators do to a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Open the canary wave.
+    Start,
+    /// Offer nothing new until resumed.
+    Pause,
+    /// Continue a paused campaign.
+    Resume,
+    /// Stop for good.
+    Abort,
+}
+
+impl Control {
+    /// From its name in URLs and on the command line.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "start" => Control::Start,
+            "pause" => Control::Pause,
+            "resume" => Control::Resume,
+            "abort" => Control::Abort,
+            _ => return None,
+        })
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::Start => "start",
+            Control::Pause => "pause",
+            Control::Resume => "resume",
+            Control::Abort => "abort",
+        }
+    }
+
+    /// The Cedar action it needs: starting and resuming `campaign.start`, pausing and aborting
+    /// `campaign.stop` (so a security officer can stop a rollout they may not start).
+    pub fn action(self) -> &'static str {
+        match self {
+            Control::Start | Control::Resume => "campaign.start",
+            Control::Pause | Control::Abort => "campaign.stop",
+        }
+    }
+}
+
+/// Applies an operator's control to the stored campaign.
+pub async fn control<S: Store>(
+    store: &S,
+    id: &str,
+    control: Control,
+    now_ms: i64,
+) -> Result<Campaign, Error> {
+    change(store, id, now_ms, |c| match control {
+        Control::Start => c.start(now_ms),
+        Control::Pause => c.pause(),
+        Control::Resume => c.resume(now_ms),
+        Control::Abort => c.abort(now_ms),
+    })
+    .await
+}
+
 /// The JSON operators see: status, release, per-wave progress, and (if asked) every device.
 pub fn view(row: &CampaignRow, c: &Campaign, with_devices: bool) -> serde_json::Value {
     let mut v = serde_json::json!({

@@ -757,39 +757,28 @@ async fn get_campaign(
     Ok(Json(campaigns::view(&row, &c, q.devices)).into_response())
 }
 
-/// `start`, `pause`, `resume` or `abort`. Starting and resuming need `campaign.start`;
-/// pausing and aborting `campaign.stop`, so a security officer can stop a rollout they may not
-/// start.
+/// `start`, `pause`, `resume` or `abort` (see `campaigns::Control` for the actions they need).
 async fn control_campaign(
     State(state): State<Arc<AppState>>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     Path((id, control)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let action = match control.as_str() {
-        "start" | "resume" => "campaign.start",
-        "pause" | "abort" => "campaign.stop",
-        _ => return Err(ApiError::NotFound),
-    };
+    let control = campaigns::Control::from_name(&control).ok_or(ApiError::NotFound)?;
+    let action = control.action();
     let who = caller(&state, &conn, &headers, action, &Target::Fleet).await?;
     authorize(&state, &conn, &who, action, &Target::Fleet).await?;
-    let now = now_ms();
-    let c = campaigns::change(&state.store, &id, now, |c| match control.as_str() {
-        "start" => c.start(now),
-        "resume" => c.resume(now),
-        "pause" => c.pause(),
-        _ => c.abort(now),
-    })
-    .await
-    .map_err(|e| match e {
-        crate::Error::Config { reason } => ApiError::Conflict(reason),
-        other => bad_request(other),
-    })?;
+    let c = campaigns::control(&state.store, &id, control, now_ms())
+        .await
+        .map_err(|e| match e {
+            crate::Error::Config { reason } => ApiError::Conflict(reason),
+            other => bad_request(other),
+        })?;
     let row = state.store.campaign(&id).await?;
     let mut e = event(
         "campaign",
         &who.subject.label(),
-        &format!("campaign.{control}"),
+        &format!("campaign.{}", control.name()),
         &format!("Campaign::{id:?}"),
         "info",
     );

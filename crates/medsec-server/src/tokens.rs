@@ -16,27 +16,25 @@ pub const OPERATOR_PREFIX: &str = "medsec-op-";
 /// Roles operators can hold (the shipped policies give them meaning).
 pub const ROLES: &[&str] = &["admin", "security", "enroller", "release", "viewer"];
 
-fn secret(prefix: &str) -> Result<String, Error> {
+/// `N` random bytes from the OS, URL-safe base64.
+fn random<const N: usize>() -> Result<String, Error> {
     use aws_lc_rs::rand::SecureRandom as _;
-    let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| medsec_crypto::Error::Crypto {
-            operation: "random number generation",
-        })?;
-    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
-}
-
-/// A single-use nonce: 128 random bits, URL-safe base64.
-pub fn nonce() -> Result<String, Error> {
-    use aws_lc_rs::rand::SecureRandom as _;
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; N];
     aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| medsec_crypto::Error::Crypto {
             operation: "random number generation",
         })?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn secret(prefix: &str) -> Result<String, Error> {
+    Ok(format!("{prefix}{}", random::<32>()?))
+}
+
+/// A single-use nonce: 128 random bits, URL-safe base64.
+pub fn nonce() -> Result<String, Error> {
+    random::<16>()
 }
 
 /// SHA-256 of a token, as stored.

@@ -177,10 +177,10 @@ pub fn run(cmd: CampaignCommand) -> Result<()> {
             };
             create(&location, spec, &selection)
         }
-        CampaignCommand::Start(n) => control(&n, "start"),
-        CampaignCommand::Pause(n) => control(&n, "pause"),
-        CampaignCommand::Resume(n) => control(&n, "resume"),
-        CampaignCommand::Abort(n) => control(&n, "abort"),
+        CampaignCommand::Start(n) => control(&n, campaigns::Control::Start),
+        CampaignCommand::Pause(n) => control(&n, campaigns::Control::Pause),
+        CampaignCommand::Resume(n) => control(&n, campaigns::Control::Resume),
+        CampaignCommand::Abort(n) => control(&n, campaigns::Control::Abort),
         CampaignCommand::Status {
             named,
             devices,
@@ -229,24 +229,17 @@ fn create(location: &Location, spec: Spec, selection: &campaigns::Selection) -> 
     })
 }
 
-fn control(named: &Named, action: &'static str) -> Result<()> {
+fn control(named: &Named, control: campaigns::Control) -> Result<()> {
     let config = named.location.load(None, None)?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
-        let now = now_ms();
-        let result = campaigns::change(&store, &named.name, now, |c| match action {
-            "start" => c.start(now),
-            "resume" => c.resume(now),
-            "pause" => c.pause(),
-            _ => c.abort(now),
-        })
-        .await;
+        let result = campaigns::control(&store, &named.name, control, now_ms()).await;
         let outcome = match result {
             Ok(c) => {
                 let mut e = audit_log::event(
                     "campaign",
                     &cli_principal(),
-                    &format!("campaign.{action}"),
+                    &format!("campaign.{}", control.name()),
                     &format!("Campaign::{:?}", named.name),
                     "info",
                 );
