@@ -556,8 +556,11 @@ impl Campaign {
             })?;
         match &entry.state {
             DeviceState::Succeeded { .. } | DeviceState::Failed { .. } => return Ok(Offer::Done),
-            // Already installing: the same answer again (the agent resumes its download).
-            DeviceState::Offered { .. } if !clinical_use => {
+            // Already installing: the same answer again (the agent resumes its download), also
+            // while paused; a halted or aborted campaign hands out nothing more.
+            DeviceState::Offered { .. }
+                if !clinical_use && matches!(self.status, Status::Running | Status::Paused) =>
+            {
                 return Ok(Offer::Install {
                     release: self.spec.release.clone(),
                 });

@@ -369,10 +369,20 @@ fn reports_need_an_offer_and_operators_control_the_state() {
         panic!()
     };
     assert_eq!(reason, "wave 1 is not open yet");
+    let installing = c.waves()[0][1].clone();
+    assert!(matches!(
+        c.offer(&installing, false, NOON).unwrap(),
+        Offer::Install { .. }
+    ));
     c.pause().unwrap();
     assert!(
         matches!(c.offer(&d, false, NOON).unwrap(), Offer::Wait { reason, .. } if reason == "campaign is paused")
     );
+    // A device already installing keeps its offer while paused.
+    assert!(matches!(
+        c.offer(&installing, false, NOON).unwrap(),
+        Offer::Install { .. }
+    ));
     assert!(matches!(c.start(NOON), Err(Error::Status { .. })));
     c.resume(NOON).unwrap();
     assert!(matches!(
@@ -389,6 +399,11 @@ fn reports_need_an_offer_and_operators_control_the_state() {
     ));
     assert_eq!(c.offer(&d, false, NOON).unwrap(), Offer::Done);
     c.abort(NOON).unwrap();
+    // Aborted: not even a device that was installing gets the offer again.
+    assert!(matches!(
+        c.offer(&installing, false, NOON).unwrap(),
+        Offer::Wait { .. }
+    ));
     assert!(matches!(c.abort(NOON), Err(Error::Status { .. })));
 }
 
