@@ -20,6 +20,7 @@ pub mod pattern;
 mod schema;
 mod sign;
 mod trusted;
+pub mod uptane;
 mod verify;
 
 pub use error::{Error, RoleName};
