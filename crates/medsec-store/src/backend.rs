@@ -12,8 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AuditRow, CampaignRow, Device, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow,
-    Inventory, OperatorToken, Result, Store, VersionReport, mask_password,
+    AuditRow, CampaignRow, Device, DeviceKey, DeviceQuery, DirectorMetadata, EnrolmentToken, Error,
+    HeadRow, Inventory, OperatorToken, Result, Store, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -155,6 +155,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "campaigns",
         include_str!("../migrations/sqlite/0004_campaigns.sql"),
     ),
+    (
+        5,
+        "director",
+        include_str!("../migrations/sqlite/0005_director.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -176,6 +181,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         4,
         "campaigns",
         include_str!("../migrations/postgres/0004_campaigns.sql"),
+    ),
+    (
+        5,
+        "director",
+        include_str!("../migrations/postgres/0005_director.sql"),
     ),
 ];
 
@@ -575,6 +585,54 @@ macro_rules! impl_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+            }
+
+            async fn director_metadata(&self, device_id: &str) -> Result<Option<DirectorMetadata>> {
+                let row = sqlx::query(
+                    "SELECT device_id, version, assignment, targets, snapshot, timestamp, expires_at_ms, updated_at_ms \
+                     FROM director_metadata WHERE device_id = $1",
+                )
+                .bind(device_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|row| {
+                    Ok(DirectorMetadata {
+                        device_id: row.try_get("device_id")?,
+                        version: row.try_get("version")?,
+                        assignment: row.try_get("assignment")?,
+                        targets: row.try_get("targets")?,
+                        snapshot: row.try_get("snapshot")?,
+                        timestamp: row.try_get("timestamp")?,
+                        expires_at_ms: row.try_get("expires_at_ms")?,
+                        updated_at_ms: row.try_get("updated_at_ms")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn put_director_metadata(&self, m: &DirectorMetadata) -> Result<bool> {
+                // Version 1 creates the row; any later version replaces exactly its predecessor.
+                let done = sqlx::query(
+                    "INSERT INTO director_metadata \
+                     (device_id, version, assignment, targets, snapshot, timestamp, expires_at_ms, updated_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (device_id) DO UPDATE SET version = excluded.version, \
+                     assignment = excluded.assignment, targets = excluded.targets, \
+                     snapshot = excluded.snapshot, timestamp = excluded.timestamp, \
+                     expires_at_ms = excluded.expires_at_ms, updated_at_ms = excluded.updated_at_ms \
+                     WHERE director_metadata.version = excluded.version - 1",
+                )
+                .bind(&m.device_id)
+                .bind(m.version)
+                .bind(&m.assignment)
+                .bind(&m.targets)
+                .bind(&m.snapshot)
+                .bind(&m.timestamp)
+                .bind(m.expires_at_ms)
+                .bind(m.updated_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {

@@ -118,6 +118,27 @@ pub struct CampaignRow {
     pub updated_at_ms: i64,
 }
 
+/// The director's signed TUF metadata for one device (one version of all three files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorMetadata {
+    /// The device.
+    pub device_id: String,
+    /// Version of the targets, snapshot and timestamp files (they move together).
+    pub version: i64,
+    /// What the targets metadata names, as JSON, to tell whether it must change.
+    pub assignment: String,
+    /// `targets.json` bytes.
+    pub targets: Vec<u8>,
+    /// `snapshot.json` bytes.
+    pub snapshot: Vec<u8>,
+    /// `timestamp.json` bytes.
+    pub timestamp: Vec<u8>,
+    /// When the earliest of them expires.
+    pub expires_at_ms: i64,
+    /// When they were signed.
+    pub updated_at_ms: i64,
+}
+
 /// A signed version report as received: what the device signed, its signature, and the
 /// certificate whose key verified it, so that it can be checked again later.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -317,6 +338,17 @@ pub trait Store: Send + Sync + Clone + 'static {
     /// The ids of the campaigns a device is in, newest first.
     fn device_campaigns(&self, device_id: &str)
     -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// The director's current metadata for a device, if it has any.
+    fn director_metadata(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Option<DirectorMetadata>>> + Send;
+    /// Stores a device's director metadata if it has none yet, or if the
+    /// stored version is `m.version - 1`; `Ok(false)` if another writer got there first.
+    fn put_director_metadata(
+        &self,
+        m: &DirectorMetadata,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Records a certified key; `Conflict` if this key was ever certified before (for any device).
     fn add_device_key(&self, key: &DeviceKey) -> impl Future<Output = Result<()>> + Send;
     /// Keys certified for a device, oldest first.
@@ -469,6 +501,12 @@ impl Store for AnyStore {
     }
     async fn device_campaigns(&self, device_id: &str) -> Result<Vec<String>> {
         dispatch!(self, s => s.device_campaigns(device_id))
+    }
+    async fn director_metadata(&self, device_id: &str) -> Result<Option<DirectorMetadata>> {
+        dispatch!(self, s => s.director_metadata(device_id))
+    }
+    async fn put_director_metadata(&self, m: &DirectorMetadata) -> Result<bool> {
+        dispatch!(self, s => s.put_director_metadata(m))
     }
     async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {
         dispatch!(self, s => s.add_device_key(key))

@@ -11,8 +11,8 @@
 )]
 
 use medsec_store::{
-    AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, EnrolmentToken, Error, HeadRow,
-    Inventory, OperatorToken, SqliteStore, Store, VersionReport,
+    AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, DirectorMetadata, EnrolmentToken,
+    Error, HeadRow, Inventory, OperatorToken, SqliteStore, Store, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
@@ -20,6 +20,7 @@ async fn contract<S: Store>(store: &S) {
     inventory(store).await;
     version_reports(store).await;
     campaigns(store).await;
+    director(store).await;
     keys(store).await;
     enrolment_tokens(store).await;
     operator_tokens(store).await;
@@ -339,6 +340,37 @@ async fn campaigns<S: Store>(s: &S) {
         s.campaign("ghosts").await,
         Err(Error::NotFound { .. })
     ));
+}
+
+/// Director metadata: created once, then replaced only by the next version, never twice.
+async fn director<S: Store>(s: &S) {
+    let m = |version: i64, assignment: &str| DirectorMetadata {
+        device_id: "dir-1".into(),
+        version,
+        assignment: assignment.into(),
+        targets: vec![1, version as u8],
+        snapshot: vec![2],
+        timestamp: vec![3, 0, 255],
+        expires_at_ms: 1000 + version,
+        updated_at_ms: version,
+    };
+    s.register_device("dir-1", "pump", 1).await.unwrap();
+    assert_eq!(s.director_metadata("dir-1").await.unwrap(), None);
+    assert!(s.put_director_metadata(&m(1, "[]")).await.unwrap());
+    // A second writer that also read "nothing" loses.
+    assert!(!s.put_director_metadata(&m(1, "[\"x\"]")).await.unwrap());
+    assert!(s.put_director_metadata(&m(2, "[\"a\"]")).await.unwrap());
+    // Skipping or repeating a version is refused; the stored row is unchanged.
+    assert!(!s.put_director_metadata(&m(2, "[\"b\"]")).await.unwrap());
+    assert!(!s.put_director_metadata(&m(4, "[\"c\"]")).await.unwrap());
+    assert_eq!(
+        s.director_metadata("dir-1").await.unwrap(),
+        Some(m(2, "[\"a\"]"))
+    );
+    // Only devices that exist.
+    let mut ghost = m(1, "[]");
+    ghost.device_id = "ghost".into();
+    assert!(s.put_director_metadata(&ghost).await.is_err());
 }
 
 async fn keys<S: Store>(s: &S) {

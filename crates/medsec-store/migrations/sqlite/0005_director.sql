@@ -1,0 +1,14 @@
+-- The director's per-device TUF metadata (Uptane): what each device is told to install, signed
+-- with the director's online key. Kept so that versions only grow across restarts and replicas,
+-- and so that a no-change poll is answered from one row. Replaced under an optimistic version
+-- check (the row's metadata version).
+CREATE TABLE director_metadata (
+    device_id     TEXT PRIMARY KEY NOT NULL REFERENCES devices (id),
+    version       INTEGER NOT NULL,
+    assignment    TEXT NOT NULL,
+    targets       BLOB NOT NULL,
+    snapshot      BLOB NOT NULL,
+    timestamp     BLOB NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) STRICT;
