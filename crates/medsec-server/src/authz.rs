@@ -568,10 +568,11 @@ mod tests {
                 "operator",
             ),
         ] {
-            let d = p
-                .decide(&who, "device.report", target, &ctx(credential))
-                .unwrap();
-            assert_eq!(d.allowed, allowed, "device.report: {why}");
+            // Reporting and fetching updates follow the same rule.
+            for action in ["device.report", "update.fetch"] {
+                let d = p.decide(&who, action, target, &ctx(credential)).unwrap();
+                assert_eq!(d.allowed, allowed, "{action}: {why}");
+            }
         }
         // Campaigns: release managers run them, security officers may only stop them.
         for (role, action, allowed) in [

@@ -6,7 +6,10 @@ use medsec_campaign::{Campaign, Member, Spec};
 use medsec_store::{CampaignRow, DeviceQuery, Store};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use crate::Error;
+use crate::director::{ImageRepository, check_release};
 
 /// Which devices a campaign covers: inventory filters (combined with AND) and/or named devices.
 /// Revoked devices are left out.
@@ -36,8 +39,11 @@ impl Selection {
 /// Most devices one campaign may cover.
 pub const MAX_DEVICES: usize = 200_000;
 
-/// The devices `selection` names, with their sites, in id order.
-pub async fn resolve<S: Store>(store: &S, selection: &Selection) -> Result<Vec<Member>, Error> {
+/// The devices `selection` names, with their sites, in id order, and each one's hardware id.
+pub async fn resolve<S: Store>(
+    store: &S,
+    selection: &Selection,
+) -> Result<Vec<(Member, String)>, Error> {
     let bad = |reason: String| Error::Config { reason };
     if !selection.filters() && selection.devices.is_empty() {
         return Err(bad(
@@ -59,7 +65,7 @@ pub async fn resolve<S: Store>(store: &S, selection: &Selection) -> Result<Vec<M
             query.after = page.last().map(|d| d.id.clone());
             for d in page {
                 if d.state != "revoked" {
-                    members.insert(d.id.clone(), d.site);
+                    members.insert(d.id.clone(), (d.site, d.hardware_id));
                 }
             }
             if members.len() > MAX_DEVICES {
@@ -78,7 +84,7 @@ pub async fn resolve<S: Store>(store: &S, selection: &Selection) -> Result<Vec<M
                 return Err(bad(format!("device {id:?} in the selection is revoked")));
             }
             Ok(d) => {
-                members.insert(d.id, d.site);
+                members.insert(d.id, (d.site, d.hardware_id));
             }
             Err(medsec_store::Error::NotFound { .. }) => {
                 return Err(bad(format!(
@@ -90,7 +96,7 @@ pub async fn resolve<S: Store>(store: &S, selection: &Selection) -> Result<Vec<M
     }
     Ok(members
         .into_iter()
-        .map(|(device, site)| Member { device, site })
+        .map(|(device, (site, hardware_id))| (Member { device, site }, hardware_id))
         .collect())
 }
 
@@ -116,9 +122,12 @@ fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// Plans and stores a campaign (status `created`); `Conflict` if the name is taken.
+/// Plans and stores a campaign (status `created`); `Conflict` if the name is taken. The release
+/// must be in the image repository, with the version and release counter the spec says, built
+/// for the hardware id of every selected device.
 pub async fn create<S: Store>(
     store: &S,
+    image: Option<&Arc<ImageRepository>>,
     spec: Spec,
     selection: &Selection,
     created_by: &str,
@@ -126,7 +135,32 @@ pub async fn create<S: Store>(
 ) -> Result<Campaign, Error> {
     check_name(&spec.name)?;
     spec.check().map_err(campaign_error)?;
-    let members = resolve(store, selection).await?;
+    let image = image.ok_or_else(|| Error::Config {
+        reason: "no image_repository is configured: a campaign needs one to deliver its release"
+            .into(),
+    })?;
+    let resolved = resolve(store, selection).await?;
+    let mut hardware_ids = std::collections::BTreeSet::new();
+    for (member, hardware_id) in &resolved {
+        if hardware_id.is_empty() {
+            return Err(Error::Config {
+                reason: format!(
+                    "device {:?} has no hardware id: set it (medsec fleet device update \
+                     --hardware-id) or leave the device out",
+                    member.device
+                ),
+            });
+        }
+        hardware_ids.insert(hardware_id.clone());
+    }
+    let hardware_ids: Vec<String> = hardware_ids.into_iter().collect();
+    let (image, release) = (image.clone(), spec.release.clone());
+    tokio::task::spawn_blocking(move || check_release(&image, &release, &hardware_ids))
+        .await
+        .map_err(|e| Error::Config {
+            reason: format!("image repository lookup failed: {e}"),
+        })??;
+    let members: Vec<Member> = resolved.into_iter().map(|(m, _)| m).collect();
     let campaign = Campaign::plan(spec, &members).map_err(campaign_error)?;
     let row = CampaignRow {
         id: campaign.spec().name.clone(),
@@ -179,6 +213,42 @@ pub async fn change<S: Store>(
     Err(Error::Config {
         reason: format!("campaign {id:?} is changing too often to update: try again"),
     })
+}
+
+/// Fails the devices of running or paused campaigns that were offered a release and did not
+/// report within the campaign's `report_timeout_ms` (which may halt a campaign). Returns, for
+/// each campaign changed, its id, how many devices timed out, and its status afterwards.
+pub async fn expire_reports<S: Store>(
+    store: &S,
+    now_ms: i64,
+) -> Result<Vec<(String, usize, String)>, Error> {
+    let mut changed = Vec::new();
+    for row in store.campaigns().await? {
+        if !matches!(row.status.as_str(), "running" | "paused") {
+            continue;
+        }
+        let c = load(&row)?;
+        let timeout = c.spec().report_timeout_ms;
+        let late = |c: &Campaign| {
+            c.devices()
+                .filter(|(_, _, s)| {
+                    matches!(s, medsec_campaign::DeviceState::Offered { at_ms }
+                        if now_ms.saturating_sub(*at_ms) > timeout)
+                })
+                .count()
+        };
+        let n = late(&c);
+        if n == 0 {
+            continue;
+        }
+        let after = change(store, &row.id, now_ms, |c| {
+            c.tick(now_ms);
+            Ok(())
+        })
+        .await?;
+        changed.push((row.id, n, after.status().name().to_owned()));
+    }
+    Ok(changed)
 }
 
 /// What operators do to a campaign.
@@ -270,7 +340,69 @@ pub fn view(row: &CampaignRow, c: &Campaign, with_devices: bool) -> serde_json::
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
+    use medsec_store::{CampaignRow, Store as _};
+
     use super::*;
+
+    #[tokio::test]
+    async fn devices_that_never_report_fail_after_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = medsec_store::AnyStore::open(&url, 1).await.unwrap();
+        let members: Vec<Member> = ["d1", "d2"]
+            .iter()
+            .map(|d| Member {
+                device: (*d).into(),
+                site: "s".into(),
+            })
+            .collect();
+        for m in &members {
+            store.register_device(&m.device, "pump", 0).await.unwrap();
+        }
+        let mut spec = Spec::new(
+            "t",
+            medsec_campaign::Release {
+                version: "1".into(),
+                release_counter: 1,
+                target: "t.img".into(),
+            },
+        );
+        spec.canary = medsec_campaign::WaveSize::Count(2);
+        spec.report_timeout_ms = 1000;
+        spec.max_failure_rate = 0.6;
+        let mut c = Campaign::plan(spec, &members).unwrap();
+        c.start(0).unwrap();
+        c.offer("d1", false, 0).unwrap();
+        let row = CampaignRow {
+            id: "t".into(),
+            status: c.status().name().into(),
+            state: to_json(&c).unwrap(),
+            version: 1,
+            created_by: "test".into(),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        store
+            .create_campaign(&row, &["d1".into(), "d2".into()])
+            .await
+            .unwrap();
+        // Within the timeout nothing changes and nothing is written.
+        assert!(expire_reports(&store, 1000).await.unwrap().is_empty());
+        assert_eq!(store.campaign("t").await.unwrap().version, 1);
+        // After it, the silent device fails (1 of 2 is within the 60 % limit).
+        let changed = expire_reports(&store, 1001).await.unwrap();
+        assert_eq!(changed, [("t".to_owned(), 1, "running".to_owned())]);
+        let c = load(&store.campaign("t").await.unwrap()).unwrap();
+        assert!(matches!(
+            c.device("d1"),
+            Some((_, medsec_campaign::DeviceState::Failed { .. }))
+        ));
+        assert!(matches!(
+            c.device("d2"),
+            Some((_, medsec_campaign::DeviceState::Waiting))
+        ));
+        assert!(expire_reports(&store, 5000).await.unwrap().is_empty());
+    }
 
     #[test]
     fn names_are_checked() {

@@ -25,6 +25,9 @@ const TOP_KEYS: &[&str] = &[
     "policy_dir",
     "crl_reload_ms",
     "crl_days",
+    "image_repository",
+    "image_root",
+    "director_expiry_hours",
     "limits",
 ];
 
@@ -56,6 +59,14 @@ pub struct Config {
     pub crl_reload_ms: u64,
     /// Lifetime of the CRLs the server signs, in days; it re-signs at half that age.
     pub crl_days: i64,
+    /// A published TUF image repository (the output of `medsec repo publish`): served to
+    /// devices at `/repo/`, and where the director takes image entries from.
+    pub image_repository: Option<PathBuf>,
+    /// The image repository root the server trusts (default: the published `1.root.json`,
+    /// trusted on first use).
+    pub image_root: Option<PathBuf>,
+    /// Lifetime of the director's per-device metadata, in hours; re-signed at half of it.
+    pub director_expiry_hours: u64,
     /// Limits.
     pub limits: Limits,
 }
@@ -125,6 +136,9 @@ impl Default for Config {
             policy_dir: None,
             crl_reload_ms: 1_000,
             crl_days: 7,
+            image_repository: None,
+            image_root: None,
+            director_expiry_hours: 24,
             limits: Limits::default(),
         }
     }
@@ -188,6 +202,12 @@ impl Config {
         }
         if !(2..=30).contains(&self.crl_days) {
             return bad("crl_days must be 2 to 30");
+        }
+        if !(1..=720).contains(&self.director_expiry_hours) {
+            return bad("director_expiry_hours must be 1 to 720");
+        }
+        if self.image_root.is_some() && self.image_repository.is_none() {
+            return bad("image_root is set but image_repository is not");
         }
         if self.hostnames.is_empty() {
             return bad("hostnames must name at least one host");

@@ -27,10 +27,11 @@ use serde::Deserialize;
 
 use crate::audit_log::{AuditLog, event};
 use crate::authz::{Policies, RequestContext, Subject, Target};
-use crate::campaigns;
+use crate::director::Director;
 use crate::inventory::{self, InventoryPatch};
 use crate::tls::Reloadable;
 use crate::{Config, tokens, version_report};
+use crate::{campaigns, updates};
 
 /// Who is at the other end of a connection, from its verified certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,9 +73,11 @@ pub struct AppState {
     limiter: DefaultKeyedRateLimiter<String>,
     /// The EST `cacerts` answer.
     cacerts: tokio::sync::OnceCell<Bytes>,
+    /// The director (per-device update metadata) and the image repository.
+    pub director: Director,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -89,6 +92,7 @@ impl AppState {
         ca: FleetCa,
         tls: Arc<Reloadable>,
         config: Config,
+        director: Director,
     ) -> Self {
         let per_second =
             NonZeroU32::new(config.limits.requests_per_second).unwrap_or(NonZeroU32::MIN);
@@ -102,6 +106,7 @@ impl AppState {
             config,
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             cacerts: tokio::sync::OnceCell::new(),
+            director,
         }
     }
 
@@ -116,6 +121,32 @@ impl AppState {
     /// Takes one request from `key`'s allowance.
     pub fn rate_ok(&self, key: &str) -> bool {
         self.limiter.check_key(&key.to_owned()).is_ok()
+    }
+
+    /// Fails campaign devices whose report is overdue, and audits each change (errors are
+    /// logged; the next round tries again).
+    pub async fn expire_reports(&self) {
+        let changed = match campaigns::expire_reports(&self.store, now_ms()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "checking campaign report timeouts failed");
+                return;
+            }
+        };
+        for (id, late, status) in changed {
+            let mut e = event(
+                "campaign",
+                "system",
+                "campaign.timeout",
+                &format!("Campaign::{id:?}"),
+                "warn",
+            );
+            e.detail =
+                format!("{late} device(s) did not report in time: failed; campaign {status}");
+            if let Err(err) = self.audit(e).await {
+                tracing::error!(error = ?err, "auditing a campaign timeout failed");
+            }
+        }
     }
 
     /// Periodic chores: forgets the rate-limit state of idle principals, and re-signs the CRL
@@ -231,6 +262,8 @@ pub fn device_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/devices/{id}/status", put(put_status))
         .route("/api/v1/devices/{id}/report-nonce", post(report_nonce))
         .route("/api/v1/devices/{id}/version", put(put_version))
+        .route("/director/{id}/{file}", get(updates::director_file))
+        .route("/repo/{*path}", get(updates::image_file))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -342,11 +375,11 @@ async fn guard(
 }
 
 /// An authenticated caller.
-struct Caller {
-    subject: Subject,
-    credential: &'static str,
+pub(crate) struct Caller {
+    pub(crate) subject: Subject,
+    pub(crate) credential: &'static str,
     /// A device caller's own record, as read to build its principal.
-    record: Option<medsec_store::Device>,
+    pub(crate) record: Option<medsec_store::Device>,
 }
 
 fn deny_event(conn: &Conn, principal: &str, action: &str, target: &Target, detail: &str) -> Event {
@@ -373,7 +406,7 @@ async fn device_subject(
 }
 
 /// Resolves the caller of a device-API or operator-API route, auditing refusals.
-async fn caller(
+pub(crate) async fn caller(
     state: &AppState,
     conn: &Conn,
     headers: &HeaderMap,
@@ -472,7 +505,7 @@ async fn caller(
 }
 
 /// Asks Cedar and audits the decision; `Forbidden` unless allowed.
-async fn authorize(
+pub(crate) async fn authorize(
     state: &AppState,
     conn: &Conn,
     caller: &Caller,
@@ -506,7 +539,7 @@ async fn authorize(
     }
 }
 
-fn device_id(id: &str) -> Result<DeviceId, ApiError> {
+pub(crate) fn device_id(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
@@ -676,7 +709,89 @@ async fn put_version(
         );
     }
     state.audit(e).await?;
+    if let Some(install) = &report.install {
+        campaign_report(&state, &conn, &who, id.as_str(), install, &report).await?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Applies the install outcome a version report carries to its campaign, and audits it. A
+/// report the campaign does not expect (a repeat after a crash, a campaign the device is not
+/// in) changes nothing and is audited as ignored; the version report itself stands.
+async fn campaign_report(
+    state: &AppState,
+    conn: &Conn,
+    who: &Caller,
+    device: &str,
+    install: &version_report::Install,
+    report: &version_report::Payload,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let before = state.store.campaign(&install.campaign).await;
+    let mut e = event(
+        "campaign",
+        &who.subject.label(),
+        "campaign.report",
+        &format!("Campaign::{:?}", install.campaign),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    let row = match before {
+        Ok(row) => row,
+        Err(medsec_store::Error::NotFound { .. }) => {
+            e.decision = "ignored".into();
+            e.detail = format!("{device}: no campaign {:?}", install.campaign);
+            state.audit(e).await?;
+            return Ok(());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let release = campaigns::load(&row)
+        .map_err(bad_request)?
+        .spec()
+        .release
+        .clone();
+    if release.target != install.target {
+        e.decision = "ignored".into();
+        e.detail = format!(
+            "{device}: reported target {:?}, the campaign installs {:?}",
+            install.target, release.target
+        );
+        state.audit(e).await?;
+        return Ok(());
+    }
+    let outcome = install.outcome(report, &release);
+    let status_before = row.status.clone();
+    let applied = campaigns::change(&state.store, &install.campaign, now, |c| {
+        c.report(device, outcome.clone(), now)
+    })
+    .await;
+    match applied {
+        Ok(c) => {
+            e.detail = format!(
+                "{device}: {}",
+                serde_json::to_string(&outcome).unwrap_or_default()
+            );
+            state.audit(e).await?;
+            if c.status().name() != status_before {
+                let mut s = event(
+                    "campaign",
+                    "system",
+                    "campaign.status",
+                    &format!("Campaign::{:?}", install.campaign),
+                    "warn",
+                );
+                s.detail = serde_json::to_string(c.status()).unwrap_or_default();
+                state.audit(s).await?;
+            }
+        }
+        Err(err) => {
+            e.decision = "ignored".into();
+            e.detail = format!("{device}: {err}");
+            state.audit(e).await?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -698,9 +813,16 @@ async fn create_campaign(
     authorize(&state, &conn, &who, "campaign.create", &Target::Fleet).await?;
     let by = who.subject.label();
     let now = now_ms();
-    let c = campaigns::create(&state.store, req.spec, &req.selection, &by, now)
-        .await
-        .map_err(bad_request)?;
+    let c = campaigns::create(
+        &state.store,
+        state.director.image(),
+        req.spec,
+        &req.selection,
+        &by,
+        now,
+    )
+    .await
+    .map_err(bad_request)?;
     let row = state.store.campaign(&c.spec().name).await?;
     let mut e = event(
         "campaign",

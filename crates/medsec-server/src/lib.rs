@@ -17,12 +17,14 @@ pub mod audit_log;
 pub mod authz;
 pub mod campaigns;
 pub mod config;
+pub mod director;
 pub mod http;
 pub mod inventory;
 mod pkcs7;
 mod serve;
 pub mod tls;
 pub mod tokens;
+mod updates;
 pub mod version_report;
 
 use std::net::SocketAddr;
@@ -126,6 +128,10 @@ impl DataDir {
     pub fn audit_pub(&self) -> PathBuf {
         self.root.join("audit.pub")
     }
+    /// The director's keys, root and image-repository cache.
+    pub fn director(&self) -> PathBuf {
+        self.root.join("director")
+    }
     /// The directory itself.
     pub fn root(&self) -> &Path {
         &self.root
@@ -190,6 +196,27 @@ pub fn prepare_data_dir(config: &Config) -> Result<FleetCa, Error> {
     Ok(ca)
 }
 
+/// Opens the configured image repository (`image_repository`), if any; its verified metadata
+/// is kept in the data directory's `director/image-metadata/`.
+pub fn open_image_repository(
+    config: &Config,
+) -> Result<Option<Arc<director::ImageRepository>>, Error> {
+    let Some(published) = &config.image_repository else {
+        return Ok(None);
+    };
+    let cache = DataDir::new(&config.data_dir)
+        .director()
+        .join("image-metadata");
+    Ok(Some(Arc::new(director::ImageRepository::open(
+        published,
+        &cache,
+        config.image_root.as_deref(),
+    )?)))
+}
+
+/// How often campaigns are checked for devices that did not report in time.
+const REPORT_TIMEOUT_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How often [`http::AppState::housekeeping`] runs.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -230,6 +257,13 @@ impl Server {
         };
         let device_tls = Arc::new(tls::Reloadable::new(files.clone())?);
         let operator_tls = tls::operator_config(&files)?;
+        let image = open_image_repository(&config)?;
+        let director = director::Director::load_or_create(
+            &dirs.director(),
+            ca_passphrase(&config).as_deref(),
+            Duration::from_secs(config.director_expiry_hours * 3600),
+            image,
+        )?;
         let state = Arc::new(http::AppState::new(
             store,
             policies,
@@ -237,6 +271,7 @@ impl Server {
             ca,
             device_tls.clone(),
             config.clone(),
+            director,
         ));
         state
             .audit(audit_log::event(
@@ -290,6 +325,14 @@ impl Server {
                 if let Err(e) = chores.housekeeping().await {
                     tracing::error!(error = ?e, "housekeeping failed; it is tried again");
                 }
+            }
+        });
+        // Devices that were offered a release and never reported count as failed.
+        let timeouts = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REPORT_TIMEOUT_INTERVAL).await;
+                timeouts.expire_reports().await;
             }
         });
         // The CRL may be replaced by `medsec ca crl` beside the running server.

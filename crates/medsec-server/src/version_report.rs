@@ -39,6 +39,63 @@ pub struct Payload {
     /// SHA-256 of the installed image (hex), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// How the install a campaign asked for ended, when the report is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<Install>,
+}
+
+/// Longest install reason, in bytes.
+pub const MAX_REASON_BYTES: usize = 512;
+
+/// The end of an install the director asked for (its target metadata names the campaign).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Install {
+    /// The campaign, as the director's target metadata named it.
+    pub campaign: String,
+    /// The target the director named.
+    pub target: String,
+    /// `succeeded` (installed, healthy, committed), `failed` (download, verification, install
+    /// or health check failed; rolled back) or `deferred` (in clinical use; installs when idle).
+    pub outcome: String,
+    /// Why, for failures and deferrals.
+    #[serde(default)]
+    pub reason: String,
+}
+
+impl Install {
+    /// The campaign outcome this report means, given what the device says it now runs.
+    /// A success claimed while running another version or release counter counts as a failure.
+    pub fn outcome(
+        &self,
+        report: &Payload,
+        release: &medsec_campaign::Release,
+    ) -> medsec_campaign::Outcome {
+        use medsec_campaign::Outcome;
+        match self.outcome.as_str() {
+            "succeeded"
+                if report.version == release.version
+                    && report.release_counter == release.release_counter =>
+            {
+                Outcome::Succeeded
+            }
+            "succeeded" => Outcome::Failed {
+                reason: format!(
+                    "reported success but runs {} (release counter {}), not {} ({})",
+                    report.version,
+                    report.release_counter,
+                    release.version,
+                    release.release_counter
+                ),
+            },
+            "deferred" => Outcome::Deferred {
+                reason: self.reason.clone(),
+            },
+            _ => Outcome::Failed {
+                reason: self.reason.clone(),
+            },
+        }
+    }
 }
 
 /// What is sent: the payload exactly as signed and the signature, both base64.
@@ -95,6 +152,19 @@ pub fn open(
     }
     if parsed.release_counter < 0 {
         return Err(Refused("release_counter must not be negative".into()));
+    }
+    if let Some(i) = &parsed.install {
+        if !matches!(i.outcome.as_str(), "succeeded" | "failed" | "deferred") {
+            return Err(Refused(format!(
+                "install outcome {:?} must be succeeded, failed or deferred",
+                i.outcome
+            )));
+        }
+        if i.reason.len() > MAX_REASON_BYTES || i.reason.chars().any(char::is_control) {
+            return Err(Refused(format!(
+                "install reason must be at most {MAX_REASON_BYTES} bytes without control characters"
+            )));
+        }
     }
     if let Some(h) = &parsed.sha256
         && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))

@@ -88,6 +88,43 @@ impl HttpTransport {
     /// A transport that trusts the CA certificates in `ca_pem` for HTTPS (none: HTTPS is refused
     /// unless the roots are given; TUF's signatures, not TLS, are what make the content safe).
     pub fn new(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<Self, TransportError> {
+        Self::build(ca_pem, None, timeout)
+    }
+
+    /// A transport that also presents a client certificate (mutual TLS, as medsec's device port
+    /// requires): `chain_pem` is the device certificate and its chain, `key_pem` its private key.
+    pub fn with_identity(
+        ca_pem: &[u8],
+        chain_pem: &[u8],
+        key_pem: &[u8],
+        timeout: Duration,
+    ) -> Result<Self, TransportError> {
+        let bad = |reason: String| TransportError::Failed {
+            url: "(client identity)".into(),
+            reason,
+        };
+        let chain: Vec<_> = ureq::tls::parse_pem(chain_pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if chain.is_empty() {
+            return Err(bad(
+                "the client certificate file holds no certificate".into()
+            ));
+        }
+        let key = ureq::tls::PrivateKey::from_pem(key_pem)
+            .map_err(|e| bad(format!("the client key does not parse: {e}")))?;
+        let identity = ureq::tls::ClientCert::new_with_certs(&chain, key);
+        Self::build(Some(ca_pem), Some(identity), timeout)
+    }
+
+    fn build(
+        ca_pem: Option<&[u8]>,
+        identity: Option<ureq::tls::ClientCert>,
+        timeout: Duration,
+    ) -> Result<Self, TransportError> {
         let mut roots = Vec::new();
         if let Some(pem) = ca_pem {
             for item in ureq::tls::parse_pem(pem) {
@@ -99,6 +136,7 @@ impl HttpTransport {
         let tls = ureq::tls::TlsConfig::builder()
             .provider(ureq::tls::TlsProvider::Rustls)
             .root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots)))
+            .client_cert(identity)
             .unversioned_rustls_crypto_provider(Arc::new(
                 rustls::crypto::aws_lc_rs::default_provider(),
             ))

@@ -194,7 +194,16 @@ fn create(location: &Location, spec: Spec, selection: &campaigns::Selection) -> 
     let config = location.load(None, None)?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
-        let result = campaigns::create(&store, spec, selection, &cli_principal(), now_ms()).await;
+        let image = medsec_server::open_image_repository(&config)?;
+        let result = campaigns::create(
+            &store,
+            image.as_ref(),
+            spec,
+            selection,
+            &cli_principal(),
+            now_ms(),
+        )
+        .await;
         let outcome = match result {
             Ok(c) => {
                 let mut e = audit_log::event(

@@ -148,8 +148,14 @@ impl Running {
         format!("https://{}{path}", self.operator)
     }
 
-    fn location(&self) -> [String; 2] {
-        ["--data-dir".into(), self.data.display().to_string()]
+    /// `--data-dir`, and `--config` when the test wrote `medsec.toml` (an image repository).
+    fn location(&self) -> Vec<String> {
+        let mut l = vec!["--data-dir".into(), self.data.display().to_string()];
+        let config = self.work.join("medsec.toml");
+        if config.exists() {
+            l.extend(["--config".into(), config.display().to_string()]);
+        }
+        l
     }
 
     fn enrolment_token(&self, device: &str) -> String {
@@ -1669,7 +1675,15 @@ fn signed_version_reports_set_the_installed_version_and_refuse_forgery_and_repla
 #[test]
 fn campaigns_are_planned_from_the_inventory_and_controlled_by_role() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = start(tmp.path(), &[], &[]);
+    publish_image_repository(tmp.path());
+    let s = start(
+        tmp.path(),
+        &[],
+        &[
+            "--config",
+            &tmp.path().join("medsec.toml").display().to_string(),
+        ],
+    );
     let admin = s.operator_token("alice", "admin", "1h");
     let release = s.operator_token("rick", "release", "1h");
     let security = s.operator_token("sam", "security", "1h");
@@ -1677,19 +1691,21 @@ fn campaigns_are_planned_from_the_inventory_and_controlled_by_role() {
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
     // 40 pumps on two sites and 10 monitors, registered with their inventory.
     for i in 0..50 {
-        let (id, model, site) = if i < 40 {
+        let (id, model, site, hardware_id) = if i < 40 {
             (
                 format!("pump-{i:02}"),
                 "infusion-pump",
                 if i % 2 == 0 { "north" } else { "south" },
+                "pump-rev-b",
             )
         } else {
-            (format!("mon-{i:02}"), "patient-monitor", "north")
+            (format!("mon-{i:02}"), "patient-monitor", "north", "mon-x")
         };
         ok(medsec()
             .args([
                 "fleet", "token", "create", "--device", &id, "--model", model, "--site", site,
             ])
+            .args(["--hardware-id", hardware_id])
             .args(s.location()));
     }
     let post = |token: &str, path: &str, body: &str| {
@@ -1889,4 +1905,525 @@ fn campaigns_are_planned_from_the_inventory_and_controlled_by_role() {
     s.audited(&admin, "the CLI abort", |e| {
         field(e, "action") == "campaign.abort" && has(e, "detail", "on the command line")
     });
+}
+
+/// Publishes an image repository (`medsec repo`, plaintext keys) with three pump releases
+/// (hardware id `pump-rev-b`) and a monitor release (`mon-x`) into
+/// `WORK/www` and writes `WORK/medsec.toml` pointing the server at it.
+fn publish_image_repository(work: &Path) -> PathBuf {
+    let repo = work.join("repo");
+    ok(medsec()
+        .args(["repo", "init", "--plaintext-keys"])
+        .arg(&repo));
+    for (name, version, counter, fill, hardware_id) in [
+        ("pump-1.1.0.img", "1.1.0", "11", 1u8, "pump-rev-b"),
+        ("pump-1.2.0.img", "1.2.0", "12", 2, "pump-rev-b"),
+        ("pump-1.0.0.img", "1.0.0", "10", 0, "pump-rev-b"),
+        ("mon-2.0.0.img", "2.0.0", "20", 3, "mon-x"),
+    ] {
+        let file = work.join(name);
+        std::fs::write(&file, vec![fill; 70_000]).unwrap();
+        ok(medsec()
+            .args(["repo", "add-target"])
+            .arg(&repo)
+            .arg(&file)
+            .args(["--path", name, "--hardware-id", hardware_id])
+            .args(["--version", version, "--release-counter", counter]));
+    }
+    ok(medsec().args(["repo", "timestamp"]).arg(&repo));
+    let www = work.join("www");
+    ok(medsec()
+        .args(["repo", "publish"])
+        .arg(&repo)
+        .arg("--out")
+        .arg(&www));
+    std::fs::write(
+        work.join("medsec.toml"),
+        format!("image_repository = {:?}\n", www.display().to_string()),
+    )
+    .unwrap();
+    www
+}
+
+/// A device's view of the two repositories, through medsec's TUF client over mutual TLS.
+struct DeviceClient<'s> {
+    server: &'s Running,
+    name: String,
+}
+
+impl DeviceClient<'_> {
+    fn transport(&self) -> Box<dyn medsec_tuf_client::Transport> {
+        let read = |f: &str| std::fs::read(self.server.work.join(f)).unwrap();
+        Box::new(
+            medsec_tuf_client::HttpTransport::with_identity(
+                &std::fs::read(self.server.ca("chain.pem")).unwrap(),
+                &read(&format!("{}.pem", self.name)),
+                &read(&format!("{}.key", self.name)),
+                Duration::from_secs(20),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn dir(&self, which: &str) -> PathBuf {
+        self.server.work.join(format!("{}-{which}", self.name))
+    }
+
+    /// Refreshes the device's director metadata (trusting the director root on first use over
+    /// the authenticated channel) and returns what it names.
+    fn director_targets(&self) -> std::collections::BTreeMap<String, medsec_tuf::TargetFile> {
+        let dir = self.dir("director");
+        if !dir.join("root.json").exists() {
+            let r = self.server.curl(&[
+                "--cert",
+                &format!("{}.pem", self.name),
+                "--key",
+                &format!("{}.key", self.name),
+                &self
+                    .server
+                    .device_url(&format!("/director/{}/root.json", self.name)),
+            ]);
+            assert_eq!(r.status, 200, "{r:?}");
+            medsec_tuf_client::Updater::init(&dir, r.body.as_bytes()).unwrap();
+        }
+        let mut u = medsec_tuf_client::Updater::new(
+            &dir,
+            &self.server.device_url(&format!("/director/{}/", self.name)),
+            None,
+            self.transport(),
+            medsec_tuf_client::UpdaterConfig::default(),
+        )
+        .unwrap();
+        u.refresh().unwrap();
+        u.trusted().targets("targets").unwrap().targets.clone()
+    }
+
+    /// The image repository's updater (root from the published repository, as at the factory).
+    fn image(&self) -> medsec_tuf_client::Updater {
+        let dir = self.dir("image");
+        if !dir.join("root.json").exists() {
+            let root = std::fs::read(self.server.work.join("www/metadata/1.root.json")).unwrap();
+            medsec_tuf_client::Updater::init(&dir, &root).unwrap();
+        }
+        medsec_tuf_client::Updater::new(
+            &dir,
+            &self.server.device_url("/repo/metadata/"),
+            Some(&self.server.device_url("/repo/targets/")),
+            self.transport(),
+            medsec_tuf_client::UpdaterConfig::default(),
+        )
+        .unwrap()
+    }
+
+    /// Reports what it runs, with the outcome of an install, as a signed version report.
+    fn report(&self, version: &str, counter: i64, install: Option<Value>) -> Reply {
+        let r = self.server.report_nonce(&self.name, &self.name);
+        assert_eq!(r.status, 201, "{r:?}");
+        let nonce: Value = serde_json::from_str(&r.body).unwrap();
+        let mut payload = serde_json::json!({
+            "device": self.name, "nonce": nonce["nonce"], "version": version,
+            "release_counter": counter,
+        });
+        if let Some(i) = install {
+            payload["install"] = i;
+        }
+        let envelope = self.server.sign_report(&self.name, &payload.to_string());
+        self.server.put_version(&self.name, &self.name, &envelope)
+    }
+}
+
+#[test]
+fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_repository() {
+    let tmp = tempfile::tempdir().unwrap();
+    let www = publish_image_repository(tmp.path());
+    let s = start(
+        tmp.path(),
+        &[],
+        &[
+            "--config",
+            &tmp.path().join("medsec.toml").display().to_string(),
+        ],
+    );
+    let admin = s.operator_token("alice", "admin", "1h");
+    let bearer = format!("Authorization: Bearer {admin}");
+    for (device, hardware_id) in [
+        ("pump-a", "pump-rev-b"),
+        ("pump-b", "pump-rev-b"),
+        ("mon-a", "mon-x"),
+    ] {
+        s.enrol(device);
+        ok(medsec()
+            .args([
+                "fleet",
+                "device",
+                "update",
+                device,
+                "--hardware-id",
+                hardware_id,
+            ])
+            .args(s.location()));
+    }
+    let create = |body: &str| {
+        s.curl(&[
+            "-H",
+            &bearer,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &s.operator_url("/api/v1/campaigns"),
+        ])
+    };
+    let control = |name: &str, what: &str| {
+        let r = s.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &bearer,
+            &s.operator_url(&format!("/api/v1/campaigns/{name}/{what}")),
+        ]);
+        assert_eq!(r.status, 200, "{r:?}");
+    };
+    let campaign = |name: &str| -> Value {
+        let r = s.curl(&[
+            "-H",
+            &bearer,
+            &s.operator_url(&format!("/api/v1/campaigns/{name}?devices=true")),
+        ]);
+        serde_json::from_str(&r.body).unwrap()
+    };
+    let spec = |name: &str, version: &str, counter: u32, target: &str, devices: &str| {
+        format!(
+            r#"{{"spec": {{"name": "{name}", "release": {{"version": "{version}", "release_counter": {counter}, "target": "{target}"}},
+                "canary": {{"count": 1}}, "max_failure_rate": 0, "advance_when_finished": 1}},
+               "selection": {{"devices": {devices}}}}}"#
+        )
+    };
+
+    // A campaign must name a release the image repository signs, as it signs it, for the
+    // hardware of every selected device.
+    for (body, want) in [
+        (
+            spec("x", "9.9.9", 99, "pump-9.9.9.img", r#"["pump-a"]"#),
+            "is not in the image repository",
+        ),
+        (
+            spec("x", "1.1.0", 12, "pump-1.1.0.img", r#"["pump-a"]"#),
+            "release counter 11, not 12",
+        ),
+        (
+            spec("x", "1.1.0", 11, "pump-1.1.0.img", r#"["pump-a", "mon-a"]"#),
+            "hardware id \"mon-x\"",
+        ),
+    ] {
+        let r = create(&body);
+        assert_eq!(r.status, 400, "{want}: {r:?}");
+        assert!(r.body.contains(&want.replace('"', "\\\"")), "{want}: {r:?}");
+    }
+    // Without an image repository there is nothing to deliver: refused, not planned.
+    let out = medsec()
+        .args(["campaign", "create", "--name", "x", "--version", "1.1.0"])
+        .args([
+            "--release-counter",
+            "11",
+            "--target",
+            "pump-1.1.0.img",
+            "--device",
+            "pump-a",
+        ])
+        .arg("--data-dir")
+        .arg(&s.data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no image_repository is configured"), "{err}");
+    let r = create(&spec(
+        "fw-1.1",
+        "1.1.0",
+        11,
+        "pump-1.1.0.img",
+        r#"["pump-a", "pump-b"]"#,
+    ));
+    assert_eq!(r.status, 201, "{r:?}");
+
+    let a = DeviceClient {
+        server: &s,
+        name: "pump-a".into(),
+    };
+    let b = DeviceClient {
+        server: &s,
+        name: "pump-b".into(),
+    };
+    // Not started: the director names nothing.
+    assert!(a.director_targets().is_empty());
+    assert!(b.director_targets().is_empty());
+
+    // Started: the canary, and only the canary, is told to install 1.1.0.
+    control("fw-1.1", "start");
+    let c = campaign("fw-1.1");
+    let canary_id = c["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["wave"] == 0)
+        .unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (canary, other) = if canary_id == "pump-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let told = canary.director_targets();
+    let entry = &told["pump-1.1.0.img"];
+    assert_eq!(
+        entry.custom.as_ref().unwrap()["medsec"]["hardware_id"],
+        "pump-rev-b"
+    );
+    assert_eq!(
+        entry.custom.as_ref().unwrap()["medsec"]["release_counter"],
+        11
+    );
+    assert_eq!(
+        entry.custom.as_ref().unwrap()["medsec"]["campaign"],
+        "fw-1.1"
+    );
+    assert!(other.director_targets().is_empty(), "wave 1 is not open");
+    let c = campaign("fw-1.1");
+    let state_of = |c: &Value, d: &str| {
+        c["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["device"] == d)
+            .unwrap()["progress"]["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(state_of(&c, &canary.name), "offered");
+    s.audited(&admin, "the offer", |e| {
+        field(e, "action") == "campaign.offer" && has(e, "detail", "offered pump-1.1.0.img")
+    });
+
+    // The device checks the director against the image repository, then downloads.
+    let mut image = canary.image();
+    let signed = image.get_target_info("pump-1.1.0.img").unwrap();
+    let ok_ = medsec_tuf::uptane::agree("pump-1.1.0.img", entry, Some(&signed), "pump-rev-b", 10)
+        .unwrap();
+    assert_eq!((ok_.version.as_str(), ok_.release_counter), ("1.1.0", 11));
+    std::fs::create_dir_all(canary.dir("download")).unwrap();
+    let got = image
+        .download_target(&signed, "pump-1.1.0.img", &canary.dir("download"), None)
+        .unwrap();
+    assert_eq!(std::fs::read(got).unwrap(), vec![1u8; 70_000]);
+    // Ranges: an interrupted download resumes where it stopped.
+    let hashed = format!("{}.pump-1.1.0.img", signed.hashes["sha256"]);
+    let r = s.curl(&[
+        "--cert",
+        &format!("{}.pem", canary.name),
+        "--key",
+        &format!("{}.key", canary.name),
+        "-r",
+        "69990-",
+        &s.device_url(&format!("/repo/targets/{hashed}")),
+    ]);
+    assert_eq!((r.status, r.body.len()), (206, 10), "{r:?}");
+    assert!(www.join("targets").join(&hashed).exists());
+
+    // A device reads only its own director metadata; nothing outside the repository is served.
+    let peek = s.curl(&[
+        "--cert",
+        &format!("{}.pem", other.name),
+        "--key",
+        &format!("{}.key", other.name),
+        &s.device_url(&format!("/director/{}/targets.json", canary.name)),
+    ]);
+    assert_eq!(peek.status, 403, "{peek:?}");
+    s.audited(&admin, "the refused peek", |e| {
+        field(e, "action") == "update.fetch"
+            && field(e, "decision") == "deny"
+            && field(e, "principal").contains(&other.name)
+    });
+    for path in [
+        "/repo/../medsec.toml",
+        "/repo/targets/../../medsec.toml",
+        "/repo/keys/x",
+    ] {
+        let r = s.curl(&[
+            "--path-as-is",
+            "--cert",
+            &format!("{}.pem", other.name),
+            "--key",
+            &format!("{}.key", other.name),
+            &s.device_url(path),
+        ]);
+        assert!(matches!(r.status, 400 | 404), "{path}: {r:?}");
+    }
+
+    // A stolen director key alone installs nothing: metadata it signs verifies as director
+    // metadata, but an image the image repository does not sign, or an older release, is refused.
+    let online = std::fs::read_to_string(s.data.join("director/online.key")).unwrap();
+    let online = medsec_crypto::keyfile::decode_private(&online, || None).unwrap();
+    let forge = |name: &str, info: medsec_tuf::TargetFile| {
+        let now = time::OffsetDateTime::now_utc();
+        let exp = medsec_tuf::Expires::from_datetime(now + time::Duration::days(1));
+        let mut t = medsec_tuf::Targets::new(1000, exp);
+        t.targets.insert(name.into(), info);
+        let targets = medsec_tuf::sign(&t, &[&online]).unwrap();
+        let mut snap = medsec_tuf::Snapshot::new(1000, exp);
+        snap.meta.insert(
+            "targets.json".into(),
+            medsec_tuf::MetaFile {
+                version: 1000,
+                length: None,
+                hashes: None,
+            },
+        );
+        let snapshot = medsec_tuf::sign(&snap, &[&online]).unwrap();
+        let ts = medsec_tuf::Timestamp::new(
+            1000,
+            exp,
+            medsec_tuf::MetaFile {
+                version: 1000,
+                length: None,
+                hashes: None,
+            },
+        );
+        let timestamp = medsec_tuf::sign(&ts, &[&online]).unwrap();
+        let root = std::fs::read(s.data.join("director/1.root.json")).unwrap();
+        let mut trusted = medsec_tuf::TrustedSet::new(&root, now).unwrap();
+        trusted.update_timestamp(&timestamp).unwrap();
+        trusted.update_snapshot(&snapshot, false).unwrap();
+        trusted.update_targets(&targets).unwrap().targets[name].clone()
+    };
+    let evil = medsec_tuf::TargetFile {
+        length: 5,
+        hashes: [("sha256".to_owned(), "00".repeat(32))].into(),
+        custom: Some(
+            serde_json::json!({"medsec": {"hardware_id": "pump-rev-b", "release_counter": 99}}),
+        ),
+    };
+    let forged = forge("evil.img", evil);
+    let e = medsec_tuf::uptane::agree("evil.img", &forged, None, "pump-rev-b", 11).unwrap_err();
+    assert!(e.to_string().contains("does not sign"), "{e}");
+    let old = image.get_target_info("pump-1.0.0.img").unwrap();
+    let mut rollback = old.clone();
+    rollback.custom =
+        Some(serde_json::json!({"medsec": {"hardware_id": "pump-rev-b", "release_counter": 10}}));
+    let forged = forge("pump-1.0.0.img", rollback);
+    let e = medsec_tuf::uptane::agree("pump-1.0.0.img", &forged, Some(&old), "pump-rev-b", 11)
+        .unwrap_err();
+    assert!(e.to_string().contains("rollback"), "{e}");
+    // The same stolen key cannot make a device believe it is another board either.
+    let e =
+        medsec_tuf::uptane::agree("pump-1.1.0.img", entry, Some(&signed), "mon-x", 10).unwrap_err();
+    assert!(e.to_string().contains("hardware id"), "{e}");
+
+    // The canary's health check fails: it rolls back, says so, and the campaign halts.
+    let r = canary.report(
+        "1.0.0",
+        10,
+        Some(
+            serde_json::json!({"campaign": "fw-1.1", "target": "pump-1.1.0.img",
+            "outcome": "failed", "reason": "health check failed: rolled back"}),
+        ),
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let c = campaign("fw-1.1");
+    assert_eq!(c["status"]["status"], "halted", "{c}");
+    assert_eq!(state_of(&c, &canary.name), "failed");
+    assert!(
+        canary.director_targets().is_empty(),
+        "a halted campaign offers nothing"
+    );
+    assert!(other.director_targets().is_empty());
+    s.audited(&admin, "the halt", |e| {
+        field(e, "action") == "campaign.status" && has(e, "detail", "halted")
+    });
+
+    // 1.2.0: the canary succeeds, the next wave opens, the other pump defers while in clinical
+    // use and installs when idle; the campaign completes.
+    let r = create(&spec(
+        "fw-1.2",
+        "1.2.0",
+        12,
+        "pump-1.2.0.img",
+        r#"["pump-a", "pump-b"]"#,
+    ));
+    assert_eq!(r.status, 201, "{r:?}");
+    control("fw-1.2", "start");
+    let install = |outcome: &str| {
+        serde_json::json!({"campaign": "fw-1.2", "target": "pump-1.2.0.img", "outcome": outcome,
+            "reason": if outcome == "deferred" { "therapy running" } else { "" }})
+    };
+    let c = campaign("fw-1.2");
+    let first = c["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["wave"] == 0)
+        .unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (first, second) = if first == "pump-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert!(first.director_targets().contains_key("pump-1.2.0.img"));
+    // A success claimed while still running the old release counts as a failure... of a
+    // campaign that is not asking this device yet: ignored, the campaign is unchanged.
+    assert_eq!(
+        second
+            .report("1.0.0", 10, Some(install("succeeded")))
+            .status,
+        204
+    );
+    assert_eq!(state_of(&campaign("fw-1.2"), &second.name), "waiting");
+    assert_eq!(
+        first.report("1.2.0", 12, Some(install("succeeded"))).status,
+        204
+    );
+    // Repeated after a crash: changes nothing.
+    assert_eq!(
+        first.report("1.2.0", 12, Some(install("succeeded"))).status,
+        204
+    );
+    assert!(
+        first.director_targets().is_empty(),
+        "done: nothing more to install"
+    );
+    assert!(second.director_targets().contains_key("pump-1.2.0.img"));
+    assert_eq!(
+        second.report("1.0.0", 10, Some(install("deferred"))).status,
+        204
+    );
+    let c = campaign("fw-1.2");
+    assert_eq!(state_of(&c, &second.name), "deferred");
+    assert_eq!(c["status"]["status"], "running");
+    // Deferred devices keep their target (they install when idle) and stay deferred.
+    assert!(second.director_targets().contains_key("pump-1.2.0.img"));
+    assert_eq!(state_of(&campaign("fw-1.2"), &second.name), "deferred");
+    assert_eq!(
+        second
+            .report("1.2.0", 12, Some(install("succeeded")))
+            .status,
+        204
+    );
+    let c = campaign("fw-1.2");
+    assert_eq!(c["status"]["status"], "completed", "{c}");
+    // What they run is what they signed.
+    let r = s.curl(&["-H", &bearer, &s.operator_url("/api/v1/devices/pump-a")]);
+    let d: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        (
+            d["installed_version"].as_str(),
+            d["release_counter"].as_i64()
+        ),
+        (Some("1.2.0"), Some(12))
+    );
 }

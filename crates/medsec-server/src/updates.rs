@@ -1,0 +1,135 @@
+//! Update delivery on the device port: the director's per-device metadata at
+//! `/director/DEVICE/FILE` and the published image repository at `/repo/…` (HTTP range requests
+//! supported, so agents resume interrupted downloads). Both need Cedar's `update.fetch` on the
+//! device itself: a device reads only its own director metadata.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, http::HeaderMap};
+use medsec_store::Store as _;
+use tower::ServiceExt as _;
+
+use crate::audit_log::event;
+use crate::authz::Target;
+use crate::director;
+use crate::http::{ApiError, AppState, Conn, Peer, authorize, caller, device_id, now_ms};
+
+fn json(bytes: Vec<u8>) -> Response {
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// `root.json`, `N.root.json` (shared by all devices), and the device's `timestamp.json`,
+/// `snapshot.json` and `targets.json`. Fetching the timestamp is the poll: it is when the
+/// director decides what the device must install (and, on a first offer, records it in the
+/// campaign). Snapshot and targets are served as stored, so one refresh sees one version.
+pub(crate) async fn director_file(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "update.fetch", &target).await?;
+    authorize(&state, &conn, &who, "update.fetch", &target).await?;
+    if file == "root.json" {
+        return state
+            .director
+            .root(None)
+            .map(|r| json(r.to_vec()))
+            .ok_or(ApiError::NotFound);
+    }
+    if let Some(v) = file.strip_suffix(".root.json") {
+        let v: u64 = v.parse().map_err(|_| ApiError::NotFound)?;
+        return state
+            .director
+            .root(Some(v))
+            .map(|r| json(r.to_vec()))
+            .ok_or(ApiError::NotFound);
+    }
+    match file.as_str() {
+        "timestamp.json" => {
+            let device = match who.record {
+                Some(own) if own.id == id.as_str() => own,
+                _ => state.store.device(id.as_str()).await?,
+            };
+            let (metadata, offered) =
+                director::current(&state.store, &state.director, &device, now_ms())
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let Some(o) = offered {
+                let mut e = event(
+                    "campaign",
+                    &who.subject.label(),
+                    "campaign.offer",
+                    &target.label(),
+                    "info",
+                );
+                e.source = conn.addr.to_string();
+                e.detail = format!("offered {} (campaign {})", o.target, o.campaign);
+                state.audit(e).await?;
+            }
+            Ok(json(metadata.timestamp))
+        }
+        "snapshot.json" | "targets.json" => {
+            let stored = state
+                .store
+                .director_metadata(id.as_str())
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            Ok(json(if file == "targets.json" {
+                stored.targets
+            } else {
+                stored.snapshot
+            }))
+        }
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// A file of the published image repository (`metadata/…` or `targets/…`), with range support.
+pub(crate) async fn image_file(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    // The image repository is read as the device itself (its own updates).
+    let target = match &conn.peer {
+        Peer::Device(id) => Target::Device(id.as_str().to_owned()),
+        _ => Target::Device("-".into()),
+    };
+    let who = caller(&state, &conn, &headers, "update.fetch", &target).await?;
+    authorize(&state, &conn, &who, "update.fetch", &target).await?;
+    let Some(image) = state.director.image() else {
+        return Err(ApiError::NotFound);
+    };
+    if !(path.starts_with("metadata/") || path.starts_with("targets/")) {
+        return Err(ApiError::NotFound);
+    }
+    // ServeDir refuses `..` and absolute components; it answers Range, If-Range and HEAD.
+    let (mut parts, body) = request.into_parts();
+    parts.uri = format!("/{path}")
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("bad path {path:?}")))?;
+    let served = tower_http::services::ServeDir::new(image.published())
+        .append_index_html_on_directories(false)
+        .oneshot(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if served.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::NotFound);
+    }
+    Ok(served.map(axum::body::Body::new))
+}
