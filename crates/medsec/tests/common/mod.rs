@@ -1,0 +1,420 @@
+//! Shared by the end-to-end tests: a `medsec server` child process on ephemeral ports, curl and
+//! openssl as the device's and operator's tools, audit-log lookups, and a published image
+//! repository.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a failed test; not every test file uses every helper"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn medsec() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_medsec"));
+    c.env_remove("MEDSEC_PASSPHRASE").env("MEDSEC_LOG", "warn");
+    c
+}
+
+#[track_caller]
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    ok(Command::new("openssl").current_dir(dir).args(args))
+}
+
+/// A `medsec server` child process on two ephemeral ports.
+pub struct Running {
+    pub child: Child,
+    pub _stdout: BufReader<ChildStdout>,
+    pub device: String,
+    pub operator: String,
+    pub data: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start(work: &Path, env: &[(&str, &str)], args: &[&str]) -> Running {
+    let data = work.join("data");
+    let log = std::fs::File::create(work.join("server.log")).unwrap();
+    let mut child = medsec()
+        .args(["server", "--data-dir"])
+        .arg(&data)
+        .args([
+            "--device-listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = |label: &str| {
+        let rest = line
+            .split(label)
+            .nth(1)
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(work.join("server.log")).unwrap_or_default();
+                panic!("the server did not say where it listens: {line:?}\n{log}")
+            })
+            .trim_start_matches("https://");
+        rest.split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches(',')
+            .to_owned()
+    };
+    let (device, operator) = (addr("device port "), addr("operator port "));
+    Running {
+        child,
+        _stdout: stdout,
+        device,
+        operator,
+        data,
+        work: work.to_owned(),
+    }
+}
+
+/// What curl got: the HTTP status (0 when no HTTP answer came) and the body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    #[expect(dead_code, reason = "read through Debug in assertion messages")]
+    pub stderr: String,
+}
+
+impl Running {
+    pub fn ca(&self, file: &str) -> PathBuf {
+        self.data.join("ca").join(file)
+    }
+
+    pub fn curl(&self, args: &[&str]) -> Reply {
+        let out = Command::new("curl")
+            .current_dir(&self.work)
+            .args(["-sS", "--max-time", "20", "--cacert"])
+            .arg(self.ca("chain.pem"))
+            .args(["-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        Reply {
+            status: code.trim().parse().unwrap_or(0),
+            body: body.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn device_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.device)
+    }
+
+    pub fn operator_url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.operator)
+    }
+
+    /// `--data-dir`, and `--config` when the test wrote `medsec.toml` (an image repository).
+    pub fn location(&self) -> Vec<String> {
+        let mut l = vec!["--data-dir".into(), self.data.display().to_string()];
+        let config = self.work.join("medsec.toml");
+        if config.exists() {
+            l.extend(["--config".into(), config.display().to_string()]);
+        }
+        l
+    }
+
+    pub fn enrolment_token(&self, device: &str) -> String {
+        ok(medsec()
+            .args([
+                "fleet", "token", "create", "--device", device, "--model", "pump",
+            ])
+            .args(self.location()))
+        .trim()
+        .to_owned()
+    }
+
+    pub fn operator_token(&self, name: &str, role: &str, ttl: &str) -> String {
+        ok(medsec()
+            .args([
+                "operator", "token", "create", "--name", name, "--role", role,
+            ])
+            .args(["--ttl", ttl])
+            .args(self.location()))
+        .trim()
+        .to_owned()
+    }
+
+    /// A new P-256 key `NAME.key` and a base64 DER request `NAME.b64` whose subject is `cn`.
+    pub fn key_and_request(&self, name: &str, cn: &str) {
+        self.request_for_key(name, cn, true);
+    }
+
+    pub fn request_for_key(&self, name: &str, cn: &str, new_key: bool) {
+        let (key, csr, b64) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.b64"),
+        );
+        let subject = format!("/CN={cn}");
+        if new_key {
+            openssl(
+                &self.work,
+                &[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    &key,
+                    "-subj",
+                    &subject,
+                    "-outform",
+                    "DER",
+                    "-out",
+                    &csr,
+                ],
+            );
+        } else {
+            openssl(
+                &self.work,
+                &[
+                    "req", "-new", "-key", &key, "-subj", &subject, "-outform", "DER", "-out", &csr,
+                ],
+            );
+        }
+        // openssl wraps base64 at 64 columns; RFC 7030 servers must accept that.
+        openssl(&self.work, &["base64", "-in", &csr, "-out", &b64]);
+    }
+
+    /// POSTs `NAME.b64` to an EST endpoint; on success writes `NAME.pem` (the returned
+    /// certificates) and `NAME.leaf.pem`.
+    pub fn est(&self, endpoint: &str, name: &str, auth: &[&str]) -> Reply {
+        let body = format!("@{name}.b64");
+        let mut args = vec![
+            "-H",
+            "Content-Type: application/pkcs10",
+            "--data-binary",
+            &body,
+        ];
+        args.extend_from_slice(auth);
+        let url = self.device_url(&format!("/.well-known/est/{endpoint}"));
+        args.push(&url);
+        let reply = self.curl(&args);
+        if reply.status == 200 {
+            std::fs::write(self.work.join(format!("{name}.p7.b64")), &reply.body).unwrap();
+            let (p7b64, p7, pem, leaf) = (
+                format!("{name}.p7.b64"),
+                format!("{name}.p7"),
+                format!("{name}.pem"),
+                format!("{name}.leaf.pem"),
+            );
+            openssl(&self.work, &["base64", "-d", "-in", &p7b64, "-out", &p7]);
+            openssl(
+                &self.work,
+                &[
+                    "pkcs7",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    &p7,
+                    "-print_certs",
+                    "-out",
+                    &pem,
+                ],
+            );
+            openssl(&self.work, &["x509", "-in", &pem, "-out", &leaf]);
+        }
+        reply
+    }
+
+    pub fn as_device(&self, name: &str) -> [String; 4] {
+        [
+            "--cert".into(),
+            format!("{name}.pem"),
+            "--key".into(),
+            format!("{name}.key"),
+        ]
+    }
+
+    /// Every audit entry, read through the operator API.
+    pub fn audit(&self, token: &str) -> Vec<Value> {
+        let auth = format!("Authorization: Bearer {token}");
+        let mut all = Vec::new();
+        loop {
+            let url = self.operator_url(&format!(
+                "/api/v1/audit/entries?from={}&limit=1000",
+                all.len()
+            ));
+            let r = self.curl(&["-H", &auth, &url]);
+            assert_eq!(r.status, 200, "{r:?}");
+            let page: Vec<Value> = serde_json::from_str(&r.body).unwrap();
+            let n = page.len();
+            all.extend(page);
+            if n < 1000 {
+                return all;
+            }
+        }
+    }
+
+    /// Waits (up to 10 s) for an audit event for which `pred` holds, and returns it.
+    #[track_caller]
+    pub fn audited(&self, token: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.audit(token).into_iter().find(|e| pred(&e["event"])) {
+                return e;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no audit entry for {what}; the log holds:\n{}\nserver log:\n{}",
+                self.audit(token)
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                std::fs::read_to_string(self.work.join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+pub fn field<'v>(e: &'v Value, name: &str) -> &'v str {
+    e[name].as_str().unwrap_or_default()
+}
+
+pub fn has(e: &Value, name: &str, text: &str) -> bool {
+    field(e, name).contains(text)
+}
+
+impl Running {
+    /// Enrols `device` with a token (key `DEVICE.key`, chain `DEVICE.pem`).
+    pub fn enrol(&self, device: &str) {
+        let token = self.enrolment_token(device);
+        self.key_and_request(device, device);
+        let bearer = format!("Authorization: Bearer {token}");
+        let r = self.est("simpleenroll", device, &["-H", &bearer]);
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
+    /// `as_device` connects with `DEVICE.pem`/`DEVICE.key`: asks for a version-report nonce.
+    pub fn report_nonce(&self, as_device: &str, for_device: &str) -> Reply {
+        let mut args: Vec<String> = self.as_device(as_device).into();
+        args.extend([
+            "-X".into(),
+            "POST".into(),
+            self.device_url(&format!("/api/v1/devices/{for_device}/report-nonce")),
+        ]);
+        self.curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Signs `payload` with `KEY.key` (openssl, ECDSA P-256 SHA-256) as a version report and
+    /// returns the envelope.
+    pub fn sign_report(&self, key: &str, payload: &str) -> String {
+        let mut message = b"medsec version report v1\n".to_vec();
+        message.extend_from_slice(payload.as_bytes());
+        std::fs::write(self.work.join("report.msg"), &message).unwrap();
+        openssl(
+            &self.work,
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                &format!("{key}.key"),
+                "-out",
+                "report.sig",
+                "report.msg",
+            ],
+        );
+        let sig = std::fs::read(self.work.join("report.sig")).unwrap();
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        serde_json::json!({ "payload": b64.encode(payload), "signature": b64.encode(sig) })
+            .to_string()
+    }
+
+    pub fn put_version(&self, as_device: &str, for_device: &str, envelope: &str) -> Reply {
+        let mut args: Vec<String> = self.as_device(as_device).into();
+        args.extend([
+            "-X".into(),
+            "PUT".into(),
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            "--data-binary".into(),
+            envelope.into(),
+            self.device_url(&format!("/api/v1/devices/{for_device}/version")),
+        ]);
+        self.curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+/// Publishes an image repository (`medsec repo`, plaintext keys) with three pump releases
+/// (hardware id `pump-rev-b`) and a monitor release (`mon-x`) into
+/// `WORK/www` and writes `WORK/medsec.toml` pointing the server at it.
+pub fn publish_image_repository(work: &Path) -> PathBuf {
+    let repo = work.join("repo");
+    ok(medsec()
+        .args(["repo", "init", "--plaintext-keys"])
+        .arg(&repo));
+    for (name, version, counter, fill, hardware_id) in [
+        ("pump-1.1.0.img", "1.1.0", "11", 1u8, "pump-rev-b"),
+        ("pump-1.2.0.img", "1.2.0", "12", 2, "pump-rev-b"),
+        ("pump-1.0.0.img", "1.0.0", "10", 0, "pump-rev-b"),
+        ("mon-2.0.0.img", "2.0.0", "20", 3, "mon-x"),
+    ] {
+        let file = work.join(name);
+        std::fs::write(&file, vec![fill; 70_000]).unwrap();
+        ok(medsec()
+            .args(["repo", "add-target"])
+            .arg(&repo)
+            .arg(&file)
+            .args(["--path", name, "--hardware-id", hardware_id])
+            .args(["--version", version, "--release-counter", counter]));
+    }
+    ok(medsec().args(["repo", "timestamp"]).arg(&repo));
+    let www = work.join("www");
+    ok(medsec()
+        .args(["repo", "publish"])
+        .arg(&repo)
+        .arg("--out")
+        .arg(&www));
+    std::fs::write(
+        work.join("medsec.toml"),
+        format!("image_repository = {:?}\n", www.display().to_string()),
+    )
+    .unwrap();
+    www
+}
