@@ -48,6 +48,51 @@ pub(crate) fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, content, rest))
 }
 
+/// id-signedData, 1.2.840.113549.1.7.2 (content only).
+const OID_SIGNED_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02];
+
+/// The certificates (DER, in order) of a PKCS#7 / CMS SignedData, as EST answers carry them
+/// (RFC 7030 section 4.1.3: "certs-only"). `None` if it is not a SignedData or is malformed.
+/// Nothing is verified: the caller checks the certificates it needs.
+pub fn pkcs7_certificates(der: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let (tag, content_info, rest) = read_tlv(der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let (oid_tag, oid, rest) = read_tlv(content_info)?;
+    if oid_tag != 0x06 || oid != OID_SIGNED_DATA {
+        return None;
+    }
+    let (explicit, wrapped, _) = read_tlv(rest)?;
+    let (seq, signed_data, _) = read_tlv(wrapped)?;
+    if explicit != 0xa0 || seq != 0x30 {
+        return None;
+    }
+    // version, digestAlgorithms, encapContentInfo, then [0] IMPLICIT certificates.
+    let mut rest = signed_data;
+    for expected in [0x02, 0x31, 0x30] {
+        let (t, _, after) = read_tlv(rest)?;
+        if t != expected {
+            return None;
+        }
+        rest = after;
+    }
+    let (t, mut certs, _) = read_tlv(rest)?;
+    if t != 0xa0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    while !certs.is_empty() {
+        let (t, _, after) = read_tlv(certs)?;
+        if t != 0x30 {
+            return None;
+        }
+        out.push(certs.get(..certs.len() - after.len())?.to_vec());
+        certs = after;
+    }
+    Some(out)
+}
+
 fn write_len(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         out.push(len as u8);

@@ -26,6 +26,7 @@ pub mod keyfile;
 mod keys;
 mod mldsa;
 
+pub use der::pkcs7_certificates;
 pub use error::Error;
 pub use keys::{KeySource, PublicKey, Scheme, SigningKey};
 

@@ -262,3 +262,64 @@ fn official_pure_ml_dsa_65_vectors_verify_with_the_context_backend() {
     let seed: [u8; 32] = b64(&t["sk"]).try_into().unwrap();
     assert_eq!(crate::mldsa::public_key_from_seed(&seed), pk);
 }
+
+mod pkcs7 {
+    use proptest::prelude::*;
+
+    use crate::der::write_tlv;
+    use crate::pkcs7_certificates;
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_tlv(&mut out, tag, content);
+        out
+    }
+
+    /// A certs-only SignedData as RFC 7030 servers send it.
+    fn certs_only(certs: &[Vec<u8>]) -> Vec<u8> {
+        let id_data = [
+            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+        ];
+        let signed_data = [
+            tlv(0x02, &[1]),
+            tlv(0x31, &[]),
+            tlv(0x30, &id_data),
+            tlv(0xa0, &certs.concat()),
+            tlv(0x31, &[]),
+        ]
+        .concat();
+        let oid = tlv(
+            0x06,
+            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02],
+        );
+        tlv(0x30, &[oid, tlv(0xa0, &tlv(0x30, &signed_data))].concat())
+    }
+
+    proptest! {
+        #[test]
+        fn certificates_come_back_in_order(bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..4)) {
+            let certs: Vec<Vec<u8>> = bodies.iter().map(|b| tlv(0x30, b)).collect();
+            prop_assert_eq!(pkcs7_certificates(&certs_only(&certs)), Some(certs));
+        }
+
+        #[test]
+        fn truncated_or_arbitrary_input_is_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), cut in 1usize..50) {
+            let _ = pkcs7_certificates(&bytes);
+            let whole = certs_only(&[tlv(0x30, &bytes)]);
+            let cut = cut.min(whole.len());
+            prop_assert_eq!(pkcs7_certificates(&whole[..whole.len() - cut]), None);
+        }
+    }
+
+    #[test]
+    fn other_content_types_are_refused() {
+        let mut data = certs_only(&[tlv(0x30, &[1, 2])]);
+        // id-data instead of id-signedData.
+        let pos = data
+            .windows(3)
+            .position(|w| w == [0x01, 0x07, 0x02])
+            .unwrap();
+        data[pos + 2] = 0x01;
+        assert_eq!(pkcs7_certificates(&data), None);
+    }
+}

@@ -154,6 +154,14 @@ impl HttpTransport {
     }
 }
 
+impl HttpTransport {
+    /// The underlying HTTP agent (same TLS configuration and identity), for the other requests
+    /// a device makes to the same server. It does not treat HTTP error statuses as errors.
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+}
+
 impl Transport for HttpTransport {
     fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -339,21 +339,10 @@ impl Updater {
         }
     }
 
-    /// Downloads `target_path` into `dir` (streamed, capped at its length, hashed on the way) and
-    /// returns where it was stored. Nothing appears at that path unless it verified.
-    pub fn download_target(
-        &self,
-        info: &TargetFile,
-        target_path: &str,
-        dir: &Path,
-        progress: Option<&dyn Fn(u64, u64)>,
-    ) -> Result<PathBuf, Error> {
-        if target_path.is_empty() {
-            return Err(Error::BadTargetPath {
-                path: target_path.to_owned(),
-                reason: "empty",
-            });
-        }
+    /// Where `target_path` is fetched from: the target base URL (or the metadata URL), with
+    /// the hash prefix when root says `consistent_snapshot`. For callers that fetch the artifact
+    /// themselves (range-resumed downloads); they must check it with [`Updater::is_cached`].
+    pub fn target_url(&self, info: &TargetFile, target_path: &str) -> String {
         let base = self
             .target_base_url
             .as_deref()
@@ -371,7 +360,25 @@ impl Updater {
                 None => format!("{hash}.{target_path}"),
             };
         }
-        let url = format!("{base}{remote}");
+        format!("{base}{remote}")
+    }
+
+    /// Downloads `target_path` into `dir` (streamed, capped at its length, hashed on the way) and
+    /// returns where it was stored. Nothing appears at that path unless it verified.
+    pub fn download_target(
+        &self,
+        info: &TargetFile,
+        target_path: &str,
+        dir: &Path,
+        progress: Option<&dyn Fn(u64, u64)>,
+    ) -> Result<PathBuf, Error> {
+        if target_path.is_empty() {
+            return Err(Error::BadTargetPath {
+                path: target_path.to_owned(),
+                reason: "empty",
+            });
+        }
+        let url = self.target_url(info, target_path);
         let dest = Self::local_path(dir, target_path);
         let mut tmp = tempfile::Builder::new()
             .prefix(persist::TEMP_PREFIX)

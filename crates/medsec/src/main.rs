@@ -61,6 +61,9 @@ enum Command {
     /// Update campaigns: waves, automatic halt, maintenance windows, clinical-use deferral.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
+    /// The device agent: enrol, poll the director, install A/B with health check and rollback.
+    #[command(subcommand)]
+    Agent(medsec_agent::cli::AgentCommand),
     /// Operators: API tokens.
     #[command(subcommand)]
     Operator(server::OperatorCommand),
@@ -520,6 +523,7 @@ fn main() -> ExitCode {
         }
         Command::Fleet(cmd) => server::run_fleet(cmd),
         Command::Campaign(cmd) => campaign::run(cmd),
+        Command::Agent(cmd) => medsec_agent::cli::run(cmd),
         Command::Operator(cmd) => server::run_operator(cmd),
         Command::Audit(cmd) => server::run_audit(cmd),
         Command::Policy(cmd) => server::run_policy(cmd),

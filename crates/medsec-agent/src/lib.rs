@@ -1,0 +1,93 @@
+//! The medsec device agent.
+//!
+//! It enrols by EST (an enrolment token or a manufacturer certificate), then polls its director
+//! and the image repository through the TUF client over mutual TLS, installs only what both
+//! agree on (`medsec_tuf::uptane::agree`), downloads with HTTP range resume and an optional rate
+//! cap, writes the inactive A/B slot, boots it on trial, health-checks it, and commits or rolls
+//! back; it reports every outcome in a version report signed with its key, defers while the
+//! device is in clinical use, and renews its certificate before it expires.
+//!
+//! The whole cycle is a state machine kept in crash-safe records ([`record`]): a kill or power
+//! loss at any point resumes correctly, and the boot rules ([`boot`]) never start an image whose
+//! hashes do not match. [`agent::Agent`] is the state machine; [`cli`] is `medsec agent` and the
+//! standalone `medsec-agent` binary.
+
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod boot;
+pub mod cli;
+pub mod fault;
+pub mod net;
+pub mod record;
+
+use std::path::Path;
+
+/// What the agent can fail at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server could not be reached or answered garbage.
+    #[error("network: {0}")]
+    Network(String),
+    /// The server refused a request.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// TUF metadata or a target did not verify.
+    #[error(transparent)]
+    Tuf(#[from] medsec_tuf_client::Error),
+    /// Local state is missing or inconsistent.
+    #[error("state: {0}")]
+    State(String),
+    /// Neither slot holds a verified image.
+    #[error("neither slot holds a verified image: the device cannot boot")]
+    Bricked,
+}
+
+impl Error {
+    fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> Error + 'p {
+        move |source| Error::Io {
+            action,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Flushes the directory holding `path`, so a file just created or renamed survives power loss.
+pub(crate) fn sync_dir(path: &Path) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io("flushing", dir))
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename (for files that are
+/// replaced whole: the identity, the device configuration).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(&tmp)
+        .map_err(Error::io("writing", &tmp))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(Error::io("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io("replacing", path))?;
+    sync_dir(path)
+}

@@ -1,0 +1,338 @@
+//! The agent's conversation with `medsec server`: EST enrolment and renewal, version reports,
+//! the two TUF repositories, and range-resumed downloads. One HTTP agent (ureq over rustls,
+//! TLS 1.3 with X25519MLKEM768 preferred) per identity, so polls reuse one kept-alive connection.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use medsec_crypto::KeySource as _;
+use medsec_tuf_client::{HttpTransport, Transport, TransportError, Updater, UpdaterConfig};
+use serde_json::{Value, json};
+
+use crate::Error;
+
+/// Network timeout for every request.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Signed before a version report's payload (the server's `version_report::CONTEXT`).
+const REPORT_CONTEXT: &[u8] = b"medsec version report v1\n";
+
+/// A transport shared by several updaters (one TLS session for the whole poll).
+#[derive(Clone)]
+pub struct Shared(pub Arc<HttpTransport>);
+
+impl Transport for Shared {
+    fn fetch(&self, url: &str) -> Result<Box<dyn std::io::Read + Send>, TransportError> {
+        self.0.fetch(url)
+    }
+}
+
+fn net(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Network(format!("{what}: {e}"))
+}
+
+/// The PEM of a list of DER certificates.
+pub fn certs_pem(certs: &[Vec<u8>]) -> Result<String, Error> {
+    let mut out = String::new();
+    for der in certs {
+        out.push_str(
+            &pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der)
+                .map_err(|e| Error::State(format!("encoding a certificate: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
+/// A new P-256 key (PKCS#8 PEM) and an EST request for it (base64 DER, RFC 7030 section 4.2).
+/// The CA sets every name from its own record; the subject is only a hint.
+pub fn key_and_request(device: &str) -> Result<(String, String), Error> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| Error::State(format!("generating a key: {e}")))?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| Error::State(e.to_string()))?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, device);
+    let csr = params
+        .serialize_request(&key)
+        .map_err(|e| Error::State(format!("making the certificate request: {e}")))?;
+    Ok((key.serialize_pem(), STANDARD.encode(csr.der())))
+}
+
+/// Sends an EST request to `endpoint` (`simpleenroll` or `simplereenroll`) and returns the
+/// certificate chain (PEM), device certificate first.
+pub fn est(
+    agent: &ureq::Agent,
+    server: &str,
+    endpoint: &str,
+    request_b64: &str,
+    token: Option<&str>,
+) -> Result<String, Error> {
+    let url = format!("{server}/.well-known/est/{endpoint}");
+    let mut req = agent
+        .post(&url)
+        .header("Content-Type", "application/pkcs10");
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = req.send(request_b64).map_err(|e| net(&url, e))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| net(&url, e))?;
+    if status != 200 {
+        return Err(Error::Refused(format!(
+            "{url}: HTTP {status}: {}",
+            body.trim()
+        )));
+    }
+    let compact: String = body.split_whitespace().collect();
+    let der = STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| net(&url, format!("the answer is not base64: {e}")))?;
+    let certs = medsec_crypto::pkcs7_certificates(&der)
+        .ok_or_else(|| net(&url, "the answer is not a PKCS#7 certificate bundle"))?;
+    // The device certificate is the one that is not a CA: the bundle is a SET, in DER order.
+    let (leaf, rest): (Vec<Vec<u8>>, Vec<Vec<u8>>) = certs.into_iter().partition(|c| !is_ca(c));
+    if leaf.len() != 1 {
+        return Err(net(
+            &url,
+            "the answer does not hold exactly one device certificate",
+        ));
+    }
+    certs_pem(&[leaf, rest].concat())
+}
+
+fn is_ca(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .ok()
+        .and_then(|(_, c)| c.basic_constraints().ok().flatten().map(|b| b.value.ca))
+        .unwrap_or(false)
+}
+
+/// Validity of the first certificate in `pem`: (not before, not after), Unix seconds.
+pub fn validity(pem: &[u8]) -> Option<(i64, i64)> {
+    let item = ureq::tls::parse_pem(pem).find_map(|i| match i {
+        Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+        _ => None,
+    })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(item.der()).ok()?;
+    let v = cert.validity();
+    Some((v.not_before.timestamp(), v.not_after.timestamp()))
+}
+
+/// A device's session with the server.
+pub struct Session {
+    server: String,
+    device: String,
+    transport: Shared,
+    key: medsec_crypto::SigningKey,
+}
+
+impl Session {
+    /// Opens a session with the identity in `identity_pem` (certificate chain and key).
+    pub fn new(
+        server: &str,
+        device: &str,
+        ca_pem: &[u8],
+        identity_pem: &[u8],
+    ) -> Result<Self, Error> {
+        let transport = HttpTransport::with_identity(ca_pem, identity_pem, identity_pem, TIMEOUT)
+            .map_err(|e| net("the device identity", e))?;
+        let key_pem = String::from_utf8_lossy(identity_pem);
+        let key_der = pem_rfc7468::decode_vec(
+            extract_block(&key_pem, "PRIVATE KEY")
+                .ok_or_else(|| Error::State("the identity holds no private key".into()))?
+                .as_bytes(),
+        )
+        .map_err(|e| Error::State(format!("the identity's key: {e}")))?
+        .1;
+        let key = medsec_crypto::SigningKey::from_pkcs8_der(&key_der)
+            .map_err(|e| Error::State(format!("the identity's key: {e}")))?;
+        Ok(Self {
+            server: server.trim_end_matches('/').to_owned(),
+            device: device.to_owned(),
+            transport: Shared(Arc::new(transport)),
+            key,
+        })
+    }
+
+    /// The HTTP agent (mutual TLS with the device identity).
+    pub fn agent(&self) -> &ureq::Agent {
+        self.transport.0.agent()
+    }
+
+    /// The server's base URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// An updater for the director's per-device repository (metadata in `dir`).
+    pub fn director(&self, dir: &Path) -> Result<Updater, Error> {
+        let url = format!("{}/director/{}/", self.server, self.device);
+        Updater::new(
+            dir,
+            &url,
+            None,
+            Box::new(self.transport.clone()),
+            UpdaterConfig::default(),
+        )
+        .map_err(Error::Tuf)
+    }
+
+    /// An updater for the image repository (metadata in `dir`).
+    pub fn image(&self, dir: &Path) -> Result<Updater, Error> {
+        Updater::new(
+            dir,
+            &format!("{}/repo/metadata/", self.server),
+            Some(&format!("{}/repo/targets/", self.server)),
+            Box::new(self.transport.clone()),
+            UpdaterConfig::default(),
+        )
+        .map_err(Error::Tuf)
+    }
+
+    /// GETs `path` on the server (for bootstrapping roots).
+    pub fn get(&self, path: &str) -> Result<Vec<u8>, Error> {
+        let url = format!("{}{path}", self.server);
+        let mut r = self.agent().get(&url).call().map_err(|e| net(&url, e))?;
+        if r.status() != 200 {
+            return Err(Error::Refused(format!("{url}: HTTP {}", r.status())));
+        }
+        r.body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .map_err(|e| net(&url, e))
+    }
+
+    /// Sends a signed version report: asks for a nonce, signs `CONTEXT || payload` with the
+    /// device key, and PUTs it. `fields` are the payload's other fields (version, counter, …).
+    pub fn report(&self, mut fields: serde_json::Map<String, Value>) -> Result<(), Error> {
+        let url = format!(
+            "{}/api/v1/devices/{}/report-nonce",
+            self.server, self.device
+        );
+        let mut r = self
+            .agent()
+            .post(&url)
+            .send_empty()
+            .map_err(|e| net(&url, e))?;
+        let body = r.body_mut().read_to_string().map_err(|e| net(&url, e))?;
+        if r.status() != 201 {
+            return Err(Error::Refused(format!(
+                "{url}: HTTP {}: {body}",
+                r.status()
+            )));
+        }
+        let nonce: Value = serde_json::from_str(&body).map_err(|e| net(&url, e))?;
+        let nonce = nonce
+            .get("nonce")
+            .cloned()
+            .ok_or_else(|| net(&url, "the answer holds no nonce"))?;
+        fields.insert("device".into(), json!(self.device));
+        fields.insert("nonce".into(), nonce);
+        let payload = Value::Object(fields).to_string();
+        let signature = self
+            .key
+            .sign(&[REPORT_CONTEXT, payload.as_bytes()].concat())
+            .map_err(|e| Error::State(format!("signing the report: {e}")))?;
+        let envelope = json!({
+            "payload": STANDARD.encode(payload.as_bytes()),
+            "signature": STANDARD.encode(signature),
+        });
+        let url = format!("{}/api/v1/devices/{}/version", self.server, self.device);
+        let mut r = self
+            .agent()
+            .put(&url)
+            .header("Content-Type", "application/json")
+            .send(envelope.to_string())
+            .map_err(|e| net(&url, e))?;
+        if r.status() != 204 {
+            let body = r.body_mut().read_to_string().unwrap_or_default();
+            return Err(Error::Refused(format!(
+                "{url}: HTTP {}: {body}",
+                r.status()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Downloads `url` into `part`, resuming from what `part` holds (HTTP Range), up to
+    /// `length` bytes, at most `max_rate` bytes per second. The caller verifies the result.
+    /// Returns whether it resumed (a resumed file that fails verification may just hold a
+    /// write torn by power loss).
+    pub fn download(
+        &self,
+        url: &str,
+        part: &Path,
+        length: u64,
+        max_rate: Option<u64>,
+    ) -> Result<bool, Error> {
+        let mut have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+        if have > length {
+            std::fs::remove_file(part).map_err(Error::io("removing", part))?;
+            have = 0;
+        }
+        if have == length {
+            return Ok(true);
+        }
+        let mut r = self
+            .agent()
+            .get(url)
+            .header("Range", &format!("bytes={have}-"))
+            .call()
+            .map_err(|e| net(url, e))?;
+        let append = match r.status().as_u16() {
+            206 => true,
+            200 => false,
+            s => return Err(Error::Refused(format!("{url}: HTTP {s}"))),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(append)
+            .write(true)
+            .truncate(!append)
+            .open(part)
+            .map_err(Error::io("opening", part))?;
+        let start = if append { have } else { 0 };
+        let mut reader = r.body_mut().with_config().limit(length - start).reader();
+        let mut buf = vec![0u8; 64 * 1024];
+        let began = Instant::now();
+        let mut got = 0u64;
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| net(url, e))?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(buf.get(..n).unwrap_or_default())
+                .map_err(Error::io("writing", part))?;
+            got += n as u64;
+            crate::fault::point("download");
+            if let Some(rate) = max_rate.filter(|r| *r > 0) {
+                // Sleep until the average rate is back under the cap.
+                let due = Duration::from_secs_f64(got as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(began.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        file.sync_all().map_err(Error::io("flushing", part))?;
+        Ok(append)
+    }
+}
+
+/// The text of the first PEM block labelled `label` in `text`.
+fn extract_block(text: &str, label: &str) -> Option<String> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let from = text.find(&begin)?;
+    let to = text.get(from..)?.find(&end)? + from + end.len();
+    text.get(from..to).map(str::to_owned)
+}

@@ -1,0 +1,572 @@
+//! `medsec agent` end to end against a real `medsec server`: EST enrolment, the director and the
+//! image repository over mutual TLS, A/B install with health check, rollback, clinical-use
+//! deferral, signed reports driving campaigns; then SIGKILL at every step of the install cycle
+//! and a randomised run of kills with torn writes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a failed test"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+/// Healthy unless it is version 1.1.0: the broken build of these tests.
+const HEALTH: &str = r#"test "$MEDSEC_VERSION" != 1.1.0"#;
+
+struct Fleet {
+    s: Running,
+    admin: String,
+}
+
+impl Fleet {
+    fn new(work: &Path) -> Self {
+        publish_image_repository(work);
+        let config = work.join("medsec.toml").display().to_string();
+        // Tests poll the operator API quickly; the default per-principal rate is for production.
+        let s = start(
+            work,
+            &[
+                ("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "10000"),
+                ("MEDSEC_LIMITS__REQUEST_BURST", "10000"),
+            ],
+            &["--config", &config],
+        );
+        let admin = s.operator_token("alice", "admin", "1h");
+        Self { s, admin }
+    }
+
+    fn dir(&self, device: &str) -> PathBuf {
+        self.s.work.join(format!("agent-{device}"))
+    }
+
+    /// Enrols a simulated pump running factory firmware 1.0.0 (the signed pump-1.0.0.img).
+    fn enrol(&self, device: &str) {
+        let token = ok(medsec()
+            .args(["fleet", "token", "create", "--device", device])
+            .args(["--model", "infusion-pump", "--hardware-id", "pump-rev-b"])
+            .args(self.s.location()))
+        .trim()
+        .to_owned();
+        let factory = self.s.work.join("pump-1.0.0.img");
+        ok(medsec()
+            .args(["agent", "enrol", "--dir"])
+            .arg(self.dir(device))
+            .args(["--server", &self.s.device_url(""), "--ca"])
+            .arg(self.s.ca("chain.pem"))
+            .args(["--device", device, "--hardware-id", "pump-rev-b"])
+            .args(["--token", &token, "--factory-image"])
+            .arg(&factory)
+            .args([
+                "--factory-version",
+                "1.0.0",
+                "--factory-release-counter",
+                "10",
+            ]));
+    }
+
+    fn agent(&self, device: &str, extra: &[&str]) -> Command {
+        let mut c = medsec();
+        c.args(["agent", "run", "--once", "--dir"])
+            .arg(self.dir(device))
+            .args(["--health-command", HEALTH])
+            .args(extra);
+        c
+    }
+
+    fn run(&self, device: &str, extra: &[&str]) -> String {
+        ok(&mut self.agent(device, extra))
+    }
+
+    fn api(&self, path: &str) -> Value {
+        let r = self.s.curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", self.admin),
+            &self.s.operator_url(path),
+        ]);
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_str(&r.body).unwrap()
+    }
+
+    fn post(&self, path: &str, body: &str) {
+        let r = self.s.curl(&[
+            "-H",
+            &format!("Authorization: Bearer {}", self.admin),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &self.s.operator_url(path),
+        ]);
+        assert!(matches!(r.status, 200 | 201), "{path}: {r:?}");
+    }
+
+    /// Creates and starts a campaign of `target` over `devices`.
+    fn campaign(&self, name: &str, version: &str, counter: u32, devices: &[&str], canary: usize) {
+        let body = format!(
+            r#"{{"spec": {{"name": "{name}", "release": {{"version": "{version}", "release_counter": {counter},
+                "target": "pump-{version}.img"}}, "canary": {{"count": {canary}}}, "max_failure_rate": 0,
+                "advance_when_finished": 1}}, "selection": {{"devices": {}}}}}"#,
+            serde_json::to_string(devices).unwrap()
+        );
+        self.post("/api/v1/campaigns", &body);
+        self.post(&format!("/api/v1/campaigns/{name}/start"), "");
+    }
+
+    fn device_state(&self, campaign: &str, device: &str) -> String {
+        let c = self.api(&format!("/api/v1/campaigns/{campaign}?devices=true"));
+        c["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == device)
+            .unwrap()["progress"]["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn installed(&self, device: &str) -> (String, i64) {
+        let d = self.api(&format!("/api/v1/devices/{device}"));
+        (
+            d["installed_version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            d["release_counter"].as_i64().unwrap(),
+        )
+    }
+
+    fn status(&self, device: &str) -> String {
+        ok(medsec()
+            .args(["agent", "status", "--dir"])
+            .arg(self.dir(device)))
+    }
+
+    /// Every image the device ever booted was one the image repository signed (the boot log
+    /// records the SHA-256 of the bytes booted, hashed independently of the boot check).
+    fn only_signed_images_booted(&self, device: &str) {
+        let signed: Vec<String> = ["pump-1.0.0.img", "pump-1.1.0.img", "pump-1.2.0.img"]
+            .iter()
+            .map(|f| {
+                hex::encode(medsec_crypto::digest::sha256(
+                    &std::fs::read(self.s.work.join(f)).unwrap(),
+                ))
+            })
+            .collect();
+        let log = std::fs::read_to_string(self.dir(device).join("boots.log")).unwrap();
+        assert!(!log.is_empty());
+        for line in log.lines() {
+            let sha = line.rsplit_once("sha256=").unwrap().1;
+            assert!(signed.iter().any(|s| s == sha), "{device} booted {line}");
+        }
+    }
+}
+
+#[test]
+fn the_agent_installs_rolls_back_defers_and_reports_through_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fleet::new(tmp.path());
+    f.enrol("pump-a");
+    f.enrol("pump-b");
+    // First run: the device says what it runs, signed with its EST-issued key.
+    f.run("pump-a", &[]);
+    f.run("pump-b", &[]);
+    assert_eq!(f.installed("pump-a"), ("1.0.0".into(), 10));
+
+    // 1.1.0 is broken: the canary installs it into slot B, the health check fails, the
+    // bootloader goes back to slot A, the device reports the failure, the campaign halts.
+    f.campaign("fw-1.1", "1.1.0", 11, &["pump-a", "pump-b"], 1);
+    f.run("pump-a", &[]);
+    f.run("pump-b", &[]);
+    let c = f.api("/api/v1/campaigns/fw-1.1?devices=true");
+    assert_eq!(c["status"]["status"], "halted", "{c}");
+    let states: Vec<String> = ["pump-a", "pump-b"]
+        .iter()
+        .map(|d| f.device_state("fw-1.1", d))
+        .collect();
+    assert!(
+        states.contains(&"failed".to_owned()) && states.contains(&"waiting".to_owned()),
+        "{states:?}"
+    );
+    let canary = if states[0] == "failed" {
+        "pump-a"
+    } else {
+        "pump-b"
+    };
+    let other = if canary == "pump-a" {
+        "pump-b"
+    } else {
+        "pump-a"
+    };
+    assert_eq!(f.installed(canary), ("1.0.0".into(), 10));
+    let st = f.status(canary);
+    assert!(
+        st.contains("slot A: pump-1.0.0.img 1.0.0 (release counter 10) active"),
+        "{st}"
+    );
+    assert!(st.contains("slot B: pump-1.1.0.img 1.1.0"), "{st}");
+    assert!(!st.contains("pending"), "{st}");
+    let boots = std::fs::read_to_string(f.dir(canary).join("boots.log")).unwrap();
+    assert!(boots.contains("slot=B target=pump-1.1.0.img"), "{boots}");
+    assert!(boots.lines().last().unwrap().contains("slot=A"), "{boots}");
+    let reports = f.api(&format!("/api/v1/devices/{canary}/versions?limit=5"));
+    use base64::Engine as _;
+    let signed: Vec<String> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(r["payload"].as_str().unwrap())
+                .unwrap();
+            String::from_utf8(b).unwrap()
+        })
+        .collect();
+    assert!(
+        signed
+            .iter()
+            .any(|p| p.contains(r#""outcome":"failed","reason":"health check failed"#)),
+        "{signed:?}"
+    );
+    // Running again changes nothing: the failed target is not tried again.
+    f.run(canary, &[]);
+    assert_eq!(f.installed(canary), ("1.0.0".into(), 10));
+
+    // 1.2.0: the canary installs and commits; the other pump is in clinical use and defers,
+    // then installs once idle; the campaign completes.
+    f.campaign("fw-1.2", "1.2.0", 12, &["pump-a", "pump-b"], 1);
+    let first = {
+        let c = f.api("/api/v1/campaigns/fw-1.2?devices=true");
+        c["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["wave"] == 0)
+            .unwrap()["device"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let second = if first == "pump-a" {
+        "pump-b"
+    } else {
+        "pump-a"
+    };
+    f.run(&first, &[]);
+    assert_eq!(f.device_state("fw-1.2", &first), "succeeded");
+    assert_eq!(f.installed(&first), ("1.2.0".into(), 12));
+    let therapy = tmp.path().join("therapy-running");
+    std::fs::write(&therapy, "").unwrap();
+    let flag = therapy.display().to_string();
+    f.run(second, &["--clinical-use-file", &flag]);
+    assert_eq!(f.device_state("fw-1.2", second), "deferred");
+    assert_eq!(f.installed(second), ("1.0.0".into(), 10));
+    f.run(second, &["--clinical-use-file", &flag]);
+    assert_eq!(f.device_state("fw-1.2", second), "deferred");
+    std::fs::remove_file(&therapy).unwrap();
+    f.run(
+        second,
+        &[
+            "--clinical-use-file",
+            &flag,
+            "--max-download-rate",
+            "1000000",
+        ],
+    );
+    assert_eq!(f.device_state("fw-1.2", second), "succeeded");
+    assert_eq!(f.installed(second), ("1.2.0".into(), 12));
+    let c = f.api("/api/v1/campaigns/fw-1.2");
+    assert_eq!(c["status"]["status"], "completed", "{c}");
+    let st = f.status(second);
+    assert!(
+        st.contains("pump-1.2.0.img 1.2.0 (release counter 12) active"),
+        "{st}"
+    );
+    for d in ["pump-a", "pump-b"] {
+        f.only_signed_images_booted(d);
+    }
+    let _ = other;
+}
+
+#[test]
+fn the_agent_renews_its_certificate_with_a_new_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fleet::new(tmp.path());
+    f.enrol("pump-r");
+    let identity = f.dir("pump-r").join("identity.pem");
+    let before = std::fs::read_to_string(&identity).unwrap();
+    // Device certificates last 30 days; renewing when less than 100 % is left renews now.
+    ok(medsec()
+        .args(["agent", "run", "--once", "--renew-at", "1.0", "--dir"])
+        .arg(f.dir("pump-r")));
+    let after = std::fs::read_to_string(&identity).unwrap();
+    assert_ne!(before, after);
+    let key = |pem: &str| pem[pem.find("-----BEGIN PRIVATE KEY").unwrap()..].to_owned();
+    assert_ne!(
+        key(&before),
+        key(&after),
+        "a new key, not the old one again"
+    );
+    // The renewed identity works: the device reports with it.
+    ok(&mut f.agent("pump-r", &[]));
+    assert_eq!(f.installed("pump-r"), ("1.0.0".into(), 10));
+    let keys = f.api("/api/v1/devices/pump-r");
+    assert_eq!(keys["state"], "enrolled", "{keys}");
+}
+
+/// The points of the install cycle where the agent kills itself (see `medsec_agent::fault`).
+const POINTS: &[&str] = &[
+    "record-write#1",
+    "record-write#2",
+    "record-write#3",
+    "record-write#4",
+    "record-write#5",
+    "record-write#6",
+    "download",
+    "downloaded",
+    "slot-cleared",
+    "slot-write",
+    "slot-written",
+    "pending-set",
+    "reboot",
+    "boot-env",
+    "committed",
+    "health-failed",
+    "reported",
+];
+
+/// Runs the agent with `MEDSEC_AGENT_KILL_AT=point`; true if it was killed (SIGKILL).
+fn killed_at(f: &Fleet, device: &str, point: &str) -> bool {
+    kill(f, device, point).is_some()
+}
+
+/// Runs the agent with `MEDSEC_AGENT_KILL_AT=point`; the point it was killed at, if it was.
+fn kill(f: &Fleet, device: &str, point: &str) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let out = f
+        .agent(device, &[])
+        .env("MEDSEC_AGENT_KILL_AT", point)
+        .output()
+        .unwrap();
+    if out.status.signal() == Some(9) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let at = err.rsplit_once("fault: killed at ").unwrap().1.trim();
+        return Some(at.to_owned());
+    }
+    assert!(
+        out.status.success(),
+        "{device} at {point}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    None
+}
+
+fn check_converged(f: &Fleet, device: &str, campaign: &str, version: &str, counter: i64) {
+    assert_eq!(
+        f.installed(device),
+        (version.to_owned(), counter),
+        "{device}"
+    );
+    let want = if version == "1.2.0" {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    assert_eq!(f.device_state(campaign, device), want, "{device}");
+    let st = f.status(device);
+    assert!(
+        st.contains(&format!("{version} (release counter {counter}) active"))
+            && !st.contains("pending"),
+        "{device}: {st}"
+    );
+    f.only_signed_images_booted(device);
+}
+
+#[test]
+fn a_kill_at_every_step_of_the_install_cycle_ends_on_a_verified_slot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fleet::new(tmp.path());
+    // One device per kill point and outcome: a good release and a broken one.
+    let good: Vec<String> = (0..POINTS.len()).map(|i| format!("good-{i:02}")).collect();
+    let bad: Vec<String> = (0..POINTS.len()).map(|i| format!("bad-{i:02}")).collect();
+    for d in good.iter().chain(&bad) {
+        f.enrol(d);
+        f.run(d, &[]);
+    }
+    f.campaign("good", "1.2.0", 12, &refs(&good), good.len());
+    let bad_body = format!(
+        r#"{{"spec": {{"name": "bad", "release": {{"version": "1.1.0", "release_counter": 11,
+            "target": "pump-1.1.0.img"}}, "canary": {{"count": {}}}, "max_failure_rate": 1}},
+            "selection": {{"devices": {}}}}}"#,
+        bad.len(),
+        serde_json::to_string(&bad).unwrap()
+    );
+    f.post("/api/v1/campaigns", &bad_body);
+    f.post("/api/v1/campaigns/bad/start", "");
+    let mut missed = Vec::new();
+    for (i, point) in POINTS.iter().enumerate() {
+        let mut hit = false;
+        for (device, campaign, version, counter) in [
+            (&good[i], "good", "1.2.0", 12),
+            (&bad[i], "bad", "1.0.0", 10),
+        ] {
+            hit |= killed_at(&f, device, point);
+            // Power back: it resumes and finishes.
+            f.run(device, &[]);
+            check_converged(&f, device, campaign, version, counter);
+        }
+        if !hit {
+            missed.push(*point);
+        }
+    }
+    // Every point is reached on at least one of the two paths.
+    assert!(missed.is_empty(), "never killed at {missed:?}");
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A tiny deterministic generator (xorshift), so a failure can be replayed from its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Damages what a kill at `point` may have been writing: the copy of a record about to be
+/// written (the older one), or the inactive slot.
+fn tear(f: &Fleet, device: &str, point: &str, rng: &mut Rng) {
+    let dir = f.dir(device);
+    let garble = |path: &Path, rng: &mut Rng| {
+        let Ok(mut bytes) = std::fs::read(path) else {
+            return;
+        };
+        let cut = rng.below(bytes.len() as u64 + 1) as usize;
+        bytes.truncate(cut);
+        for _ in 0..rng.below(16) {
+            bytes.push(rng.next() as u8);
+        }
+        std::fs::write(path, bytes).unwrap();
+    };
+    if point.starts_with("record-write") || point == "boot-env" {
+        // A write in flight can only touch the copy the agent writes next: the one that is not
+        // the newest valid copy of its record (state or boot environment).
+        let record = if point == "boot-env" || rng.below(2) == 0 {
+            "boot"
+        } else {
+            "state"
+        };
+        let valid_seq = |path: &Path| -> Option<u64> {
+            let bytes = std::fs::read(path).ok()?;
+            let nl = bytes.iter().position(|b| *b == b'\n')?;
+            let head = std::str::from_utf8(&bytes[..nl]).ok()?;
+            let parts: Vec<&str> = head.split(' ').collect();
+            let body = &bytes[nl + 1..];
+            (parts.len() == 4 && hex::encode(medsec_crypto::digest::sha256(body)) == parts[3])
+                .then(|| parts[2].parse().ok())
+                .flatten()
+        };
+        let copies = [0, 1].map(|i| dir.join(format!("{record}.{i}")));
+        let seqs = copies.clone().map(|c| valid_seq(&c));
+        let newest = if seqs[0] >= seqs[1] { 0 } else { 1 };
+        garble(&copies[1 - newest], rng);
+    } else if point == "slot-write" {
+        let st = f.status(device);
+        let inactive = if st.contains("slot A:") && st.lines().next().unwrap().contains("active") {
+            "slot-b.img"
+        } else {
+            "slot-a.img"
+        };
+        garble(&dir.join(inactive), rng);
+    } else if point == "download" {
+        garble(&dir.join("download.part"), rng);
+    }
+}
+
+#[test]
+fn a_thousand_random_kills_with_torn_writes_never_brick_a_device() {
+    let seed: u64 = std::env::var("MEDSEC_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_abcd_0001);
+    let target: usize = std::env::var("MEDSEC_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    eprintln!("seed {seed:#x}, {target} kills (MEDSEC_KILL_SEED / MEDSEC_KILLS to replay)");
+    let mut rng = Rng(seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fleet::new(tmp.path());
+    let mut kills = 0;
+    let mut round = 0;
+    while kills < target {
+        // Each round: a batch of new devices, half on the good release, half on the broken one.
+        let devices: Vec<String> = (0..20).map(|i| format!("r{round:02}-{i:02}")).collect();
+        for d in &devices {
+            f.enrol(d);
+            f.run(d, &[]);
+        }
+        let (good, bad) = devices.split_at(10);
+        f.campaign(
+            &format!("good-{round}"),
+            "1.2.0",
+            12,
+            &refs(good),
+            good.len(),
+        );
+        let body = format!(
+            r#"{{"spec": {{"name": "bad-{round}", "release": {{"version": "1.1.0", "release_counter": 11,
+                "target": "pump-1.1.0.img"}}, "canary": {{"count": 10}}, "max_failure_rate": 1}},
+                "selection": {{"devices": {}}}}}"#,
+            serde_json::to_string(bad).unwrap()
+        );
+        f.post("/api/v1/campaigns", &body);
+        f.post(&format!("/api/v1/campaigns/bad-{round}/start"), "");
+        for (d, campaign, version, counter) in good
+            .iter()
+            .map(|d| (d, format!("good-{round}"), "1.2.0", 12))
+            .chain(bad.iter().map(|d| (d, format!("bad-{round}"), "1.0.0", 10)))
+        {
+            // Kill it again and again at random points until a run finishes on its own.
+            for _ in 0..40 {
+                // Mostly "the n-th point of any kind", so that nearly every run is cut short
+                // somewhere in what is left of its cycle; sometimes a named point.
+                let point = if rng.below(4) == 0 {
+                    let p = POINTS[rng.below(POINTS.len() as u64) as usize];
+                    format!("{}#{}", p.split('#').next().unwrap(), 1 + rng.below(3))
+                } else {
+                    format!("any#{}", 1 + rng.below(6))
+                };
+                let Some(at) = kill(&f, d, &point) else {
+                    break;
+                };
+                kills += 1;
+                if rng.below(3) == 0 {
+                    tear(&f, d, &at, &mut rng);
+                }
+            }
+            f.run(d, &[]);
+            check_converged(&f, d, &campaign, version, counter);
+        }
+        round += 1;
+        eprintln!("round {round}: {kills} kills so far");
+    }
+    eprintln!("{kills} kills over {round} rounds of 20 devices: all converged");
+}
