@@ -6,6 +6,7 @@
 mod ca;
 mod campaign;
 mod demo;
+mod fleet_demo;
 mod keys;
 mod progress;
 mod repo;
@@ -27,13 +28,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// A short end-to-end tour: make a repository, sign firmware, verify and download it with the
-    /// client, and watch a tampered image be refused.
+    /// The whole update story on embedded defaults: sign firmware, start the server, enrol a
+    /// simulated fleet with the agent, watch a broken build halt in its canaries and the fix
+    /// complete while devices in clinical use defer. `--tuf-tour` shows the TUF repository and
+    /// client alone, with a tampered image refused.
     Demo {
         /// Keep the demo's files here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Size of the demo firmware image in MiB.
+        /// Devices in the simulated fleet.
+        #[arg(long, default_value_t = 50)]
+        devices: usize,
+        /// The TUF repository and client tour instead of the fleet.
+        #[arg(long)]
+        tuf_tour: bool,
+        /// Size of the tour's firmware image in MiB.
         #[arg(long, default_value_t = 8)]
         image_mib: u64,
     },
@@ -510,7 +519,18 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { dir, image_mib } => demo::run(dir, image_mib),
+        Command::Demo {
+            dir,
+            devices,
+            tuf_tour,
+            image_mib,
+        } => {
+            if tuf_tour {
+                demo::run(dir, image_mib)
+            } else {
+                fleet_demo::run(dir, devices)
+            }
+        }
         Command::Repo(cmd) => run_repo(*cmd),
         Command::Ca(cmd) => ca::run(*cmd),
         Command::Server {

@@ -401,10 +401,31 @@ fn verify_finds_tampered_artifacts_and_expired_metadata() {
 }
 
 #[test]
-fn demo_runs_end_to_end() {
+fn the_fleet_demo_halts_the_broken_build_and_completes_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
     let out = ok(medsec()
         .env_remove("MEDSEC_PASSPHRASE")
-        .args(["demo", "--image-mib", "1"]));
+        .args(["demo", "--devices", "12", "--dir"])
+        .arg(dir.path()));
+    assert!(out.contains("fw-1.1: halted — wave 0 failed"), "{out}");
+    assert!(out.contains("fw-1.2: completed"), "{out}");
+    assert!(out.contains("12 device(s) run 1.2.0"), "{out}");
+    assert!(out.contains("verified intact"), "{out}");
+    // The kept directory is a working server data directory for the CLI.
+    let status = ok(medsec()
+        .args(["campaign", "status", "fw-1.1", "--config"])
+        .arg(dir.path().join("medsec.toml")));
+    assert!(status.contains("halted"), "{status}");
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let out = ok(medsec().env_remove("MEDSEC_PASSPHRASE").args([
+        "demo",
+        "--tuf-tour",
+        "--image-mib",
+        "1",
+    ]));
     assert!(out.contains("refused:"), "{out}");
     assert!(out.contains("has the wrong sha256 hash"), "{out}");
 }
