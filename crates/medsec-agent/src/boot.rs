@@ -89,7 +89,7 @@ pub fn verify_prefix(path: &Path, image: &SlotImage) -> bool {
         return false;
     }
     let mut reader = file.take(image.length);
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
         match reader.read(&mut buf) {
@@ -113,7 +113,7 @@ pub fn verify_prefix(path: &Path, image: &SlotImage) -> bool {
 fn prefix_sha256(path: &Path, length: u64) -> Option<String> {
     let mut h = Hasher::new(HashAlgorithm::Sha256);
     let mut reader = std::fs::File::open(path).ok()?.take(length);
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = reader.read(&mut buf).ok()?;
         if n == 0 {
