@@ -35,19 +35,45 @@ fn write_image(path: &Path, mib: u64) -> Result<()> {
     Ok(())
 }
 
-pub fn run(dir: Option<PathBuf>, image_mib: u64) -> Result<()> {
-    let tmp;
-    let keep = dir.clone();
-    let base = match dir {
+/// The demo's directory: `dir`, created if needed, or a temporary one (removed when the guard
+/// returned with it is dropped).
+pub fn work_dir(dir: Option<PathBuf>) -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    Ok(match dir {
         Some(d) => {
             std::fs::create_dir_all(&d)?;
-            d
+            (None, d)
         }
         None => {
-            tmp = tempfile::Builder::new().prefix("medsec-demo-").tempdir()?;
-            tmp.path().to_owned()
+            let tmp = tempfile::Builder::new().prefix("medsec-demo-").tempdir()?;
+            let path = tmp.path().to_owned();
+            (Some(tmp), path)
         }
-    };
+    })
+}
+
+/// The demos' repository: hybrid root 2-of-3 and targets 2-of-2, Ed25519 online keys,
+/// consistent snapshots, encrypted keys.
+pub fn demo_repository(dir: &Path, passphrase: &Passphrase) -> Result<Repo> {
+    Repo::init(
+        dir,
+        &InitOptions {
+            root_scheme: Scheme::MlDsa65Ed25519,
+            targets_scheme: Scheme::MlDsa65Ed25519,
+            online_scheme: Scheme::Ed25519,
+            root_keys: 3,
+            root_threshold: 2,
+            targets_keys: 2,
+            targets_threshold: 2,
+            consistent_snapshot: true,
+            plaintext_keys: false,
+        },
+        passphrase,
+    )
+}
+
+pub fn run(dir: Option<PathBuf>, image_mib: u64) -> Result<()> {
+    let keep = dir.clone();
+    let (_tmp, base) = work_dir(dir)?;
     let started = Instant::now();
     println!(
         "medsec demo — signed firmware updates with The Update Framework and hybrid post-quantum keys"
@@ -62,21 +88,7 @@ pub fn run(dir: Option<PathBuf>, image_mib: u64) -> Result<()> {
     std::fs::write(&pass_file, "demo passphrase — use your own")?;
     let passphrase = Passphrase::new(Some(pass_file));
     let repo_dir = base.join("repository");
-    let repo = Repo::init(
-        &repo_dir,
-        &InitOptions {
-            root_scheme: Scheme::MlDsa65Ed25519,
-            targets_scheme: Scheme::MlDsa65Ed25519,
-            online_scheme: Scheme::Ed25519,
-            root_keys: 3,
-            root_threshold: 2,
-            targets_keys: 2,
-            targets_threshold: 2,
-            consistent_snapshot: true,
-            plaintext_keys: false,
-        },
-        &passphrase,
-    )?;
+    let repo = demo_repository(&repo_dir, &passphrase)?;
     println!(
         "      keys (Argon2id + AES-256-GCM encrypted) in {}",
         repo.keys_dir().display()

@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use medsec_agent::agent::{Agent, Credential, Enrolment, Options};
-use medsec_crypto::Scheme;
 use serde_json::{Value, json};
 
 use crate::keys::Passphrase;
-use crate::repo::{InitOptions, Repo, TargetCustom};
+use crate::repo::TargetCustom;
 
 /// Healthy unless the image is 1.1.0: its watchdog does not come up on this hardware.
 const HEALTH: &str = r#"test "$MEDSEC_VERSION" != 1.1.0"#;
@@ -196,18 +195,8 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         (4..=500).contains(&fleet_size),
         "--devices must be 4 to 500"
     );
-    let tmp;
     let keep = dir.clone();
-    let base = match dir {
-        Some(d) => {
-            std::fs::create_dir_all(&d)?;
-            d
-        }
-        None => {
-            tmp = tempfile::Builder::new().prefix("medsec-demo-").tempdir()?;
-            tmp.path().to_owned()
-        }
-    };
+    let (_tmp, base) = crate::demo::work_dir(dir)?;
     let started = Instant::now();
     println!("medsec demo — a fleet update, end to end, on embedded defaults");
     println!("working in {}", base.display());
@@ -219,21 +208,7 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
     let pass_file = base.join("passphrase.txt");
     std::fs::write(&pass_file, "demo passphrase — use your own")?;
     let passphrase = Passphrase::new(Some(pass_file.clone()));
-    let repo = Repo::init(
-        &base.join("repository"),
-        &InitOptions {
-            root_scheme: Scheme::MlDsa65Ed25519,
-            targets_scheme: Scheme::MlDsa65Ed25519,
-            online_scheme: Scheme::Ed25519,
-            root_keys: 3,
-            root_threshold: 2,
-            targets_keys: 2,
-            targets_threshold: 2,
-            consistent_snapshot: true,
-            plaintext_keys: false,
-        },
-        &passphrase,
-    )?;
+    let repo = crate::demo::demo_repository(&base.join("repository"), &passphrase)?;
     let targets_keys = [
         repo.keys_dir().join("targets-1.key"),
         repo.keys_dir().join("targets-2.key"),

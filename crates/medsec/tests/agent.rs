@@ -122,16 +122,10 @@ impl Fleet {
     }
 
     fn device_state(&self, campaign: &str, device: &str) -> String {
-        let c = self.api(&format!("/api/v1/campaigns/{campaign}?devices=true"));
-        c["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["device"] == device)
-            .unwrap()["progress"]["state"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        progress_of(
+            &self.api(&format!("/api/v1/campaigns/{campaign}?devices=true")),
+            device,
+        )
     }
 
     fn installed(&self, device: &str) -> (String, i64) {
@@ -244,18 +238,7 @@ fn the_agent_installs_rolls_back_defers_and_reports_through_the_server() {
     // 1.2.0: the canary installs and commits; the other pump is in clinical use and defers,
     // then installs once idle; the campaign completes.
     f.campaign("fw-1.2", "1.2.0", 12, &["pump-a", "pump-b"], 1);
-    let first = {
-        let c = f.api("/api/v1/campaigns/fw-1.2?devices=true");
-        c["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["wave"] == 0)
-            .unwrap()["device"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let first = canary_of(&f.api("/api/v1/campaigns/fw-1.2?devices=true"));
     let second = if first == "pump-a" {
         "pump-b"
     } else {

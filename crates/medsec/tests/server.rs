@@ -1763,15 +1763,7 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
     // Started: the canary, and only the canary, is told to install 1.1.0.
     control("fw-1.1", "start");
     let c = campaign("fw-1.1");
-    let canary_id = c["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["wave"] == 0)
-        .unwrap()["device"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let canary_id = canary_of(&c);
     let (canary, other) = if canary_id == "pump-a" {
         (&a, &b)
     } else {
@@ -1793,18 +1785,7 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
     );
     assert!(other.director_targets().is_empty(), "wave 1 is not open");
     let c = campaign("fw-1.1");
-    let state_of = |c: &Value, d: &str| {
-        c["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["device"] == d)
-            .unwrap()["progress"]["state"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    assert_eq!(state_of(&c, &canary.name), "offered");
+    assert_eq!(progress_of(&c, &canary.name), "offered");
     s.audited(&admin, "the offer", |e| {
         field(e, "action") == "campaign.offer" && has(e, "detail", "offered pump-1.1.0.img")
     });
@@ -1935,7 +1916,7 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
     assert_eq!(r.status, 204, "{r:?}");
     let c = campaign("fw-1.1");
     assert_eq!(c["status"]["status"], "halted", "{c}");
-    assert_eq!(state_of(&c, &canary.name), "failed");
+    assert_eq!(progress_of(&c, &canary.name), "failed");
     assert!(
         canary.director_targets().is_empty(),
         "a halted campaign offers nothing"
@@ -1961,15 +1942,7 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
             "reason": if outcome == "deferred" { "therapy running" } else { "" }})
     };
     let c = campaign("fw-1.2");
-    let first = c["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["wave"] == 0)
-        .unwrap()["device"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = canary_of(&c);
     let (first, second) = if first == "pump-a" {
         (&a, &b)
     } else {
@@ -1984,7 +1957,7 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
             .status,
         204
     );
-    assert_eq!(state_of(&campaign("fw-1.2"), &second.name), "waiting");
+    assert_eq!(progress_of(&campaign("fw-1.2"), &second.name), "waiting");
     assert_eq!(
         first.report("1.2.0", 12, Some(install("succeeded"))).status,
         204
@@ -2004,11 +1977,11 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
         204
     );
     let c = campaign("fw-1.2");
-    assert_eq!(state_of(&c, &second.name), "deferred");
+    assert_eq!(progress_of(&c, &second.name), "deferred");
     assert_eq!(c["status"]["status"], "running");
     // Deferred devices keep their target (they install when idle) and stay deferred.
     assert!(second.director_targets().contains_key("pump-1.2.0.img"));
-    assert_eq!(state_of(&campaign("fw-1.2"), &second.name), "deferred");
+    assert_eq!(progress_of(&campaign("fw-1.2"), &second.name), "deferred");
     assert_eq!(
         second
             .report("1.2.0", 12, Some(install("succeeded")))

@@ -418,3 +418,29 @@ pub fn publish_image_repository(work: &Path) -> PathBuf {
     .unwrap();
     www
 }
+
+/// The device in the canary wave (wave 0) of a campaign read with `?devices=true`.
+pub fn canary_of(campaign: &Value) -> String {
+    campaign["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["wave"] == 0)
+        .unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A device's state (`waiting`, `offered`, …) in a campaign read with `?devices=true`.
+pub fn progress_of(campaign: &Value, device: &str) -> String {
+    campaign["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["device"] == device)
+        .unwrap()["progress"]["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
