@@ -15,11 +15,12 @@
 //! three files are re-signed, one version up, when that changes or when less than half of the
 //! timestamp's lifetime is left; otherwise a poll is answered from the stored row.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use medsec_campaign::Campaign;
 use medsec_crypto::{KeySource as _, Scheme, SigningKey};
 use medsec_store::{Device, DirectorMetadata, Store};
 use medsec_tuf::{Expires, Key, MetaFile, Role, Root, Snapshot, TargetFile, Targets, Timestamp};
@@ -41,7 +42,13 @@ pub struct Director {
     online: SigningKey,
     expiry_ms: i64,
     image: Option<Arc<ImageRepository>>,
+    /// Parsed campaigns by id, with the version they were parsed at: a poll reuses them until
+    /// the campaign changes, instead of parsing its whole document again.
+    campaigns: Mutex<HashMap<String, (i64, Arc<Campaign>)>>,
 }
+
+/// Most parsed campaigns kept; beyond that the cache starts over.
+const CAMPAIGN_CACHE: usize = 64;
 
 impl std::fmt::Debug for Director {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,6 +148,7 @@ impl Director {
             online,
             expiry_ms,
             image,
+            campaigns: Mutex::new(HashMap::new()),
         })
     }
 
@@ -207,6 +215,31 @@ impl Director {
             expires_at_ms,
             updated_at_ms: now_ms,
         })
+    }
+
+    /// Campaign `id` at `version`: the parsed copy if it is that version, else read and parsed.
+    async fn campaign<S: Store>(
+        &self,
+        store: &S,
+        id: &str,
+        version: i64,
+    ) -> Result<Arc<Campaign>, Error> {
+        let poisoned = || Error::Config {
+            reason: "campaign cache poisoned".into(),
+        };
+        if let Some((v, c)) = self.campaigns.lock().map_err(|_| poisoned())?.get(id)
+            && *v == version
+        {
+            return Ok(c.clone());
+        }
+        let row = store.campaign(id).await?;
+        let parsed = Arc::new(campaigns::load(&row)?);
+        let mut cache = self.campaigns.lock().map_err(|_| poisoned())?;
+        if cache.len() >= CAMPAIGN_CACHE {
+            cache.clear();
+        }
+        cache.insert(id.to_owned(), (row.version, parsed.clone()));
+        Ok(parsed)
     }
 
     /// Whether stored metadata can still be served for `assignment` at `now_ms`.
@@ -428,16 +461,17 @@ async fn assignment<S: Store>(
     let Some(image) = director.image.as_ref() else {
         return none;
     };
-    for id in store.device_campaigns(&device.id).await? {
-        let row = store.campaign(&id).await?;
-        let campaign = campaigns::load(&row)?;
+    // Only running and paused campaigns can offer anything (a paused one still repeats an offer
+    // to a device that was installing).
+    for (id, version) in store.active_device_campaigns(&device.id).await? {
+        let campaign = director.campaign(store, &id, version).await?;
         let Some((_, before)) = campaign.device(&device.id) else {
             continue;
         };
         // A device that said it is in clinical use stays deferred: it is told the target (it
         // installs when idle) without being counted as offered again.
         let clinical = matches!(before, medsec_campaign::DeviceState::Deferred { .. });
-        let mut next = campaign.clone();
+        let mut next = (*campaign).clone();
         let offer = next
             .offer(&device.id, clinical, now_ms)
             .map_err(|e| Error::Config {

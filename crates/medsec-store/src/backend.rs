@@ -576,6 +576,18 @@ macro_rules! impl_store {
                 Ok(false)
             }
 
+            async fn active_device_campaigns(&self, device_id: &str) -> Result<Vec<(String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT c.id, c.version FROM campaign_devices d JOIN campaigns c ON c.id = d.campaign_id \
+                     WHERE d.device_id = $1 AND c.status IN ('running', 'paused') \
+                     ORDER BY c.created_at_ms DESC, c.id",
+                )
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("version")?))).collect()
+            }
+
             async fn device_campaigns(&self, device_id: &str) -> Result<Vec<String>> {
                 let rows = sqlx::query(
                     "SELECT c.id FROM campaign_devices d JOIN campaigns c ON c.id = d.campaign_id \

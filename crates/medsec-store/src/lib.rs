@@ -335,6 +335,12 @@ pub trait Store: Send + Sync + Clone + 'static {
         state: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// The running or paused campaigns a device is in, newest first, with their versions (so a
+    /// caller can reuse a campaign it already parsed).
+    fn active_device_campaigns(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>>> + Send;
     /// The ids of the campaigns a device is in, newest first.
     fn device_campaigns(&self, device_id: &str)
     -> impl Future<Output = Result<Vec<String>>> + Send;
@@ -498,6 +504,9 @@ impl Store for AnyStore {
         now_ms: i64,
     ) -> Result<bool> {
         dispatch!(self, s => s.update_campaign(id, expected_version, status, state, now_ms))
+    }
+    async fn active_device_campaigns(&self, device_id: &str) -> Result<Vec<(String, i64)>> {
+        dispatch!(self, s => s.active_device_campaigns(device_id))
     }
     async fn device_campaigns(&self, device_id: &str) -> Result<Vec<String>> {
         dispatch!(self, s => s.device_campaigns(device_id))

@@ -305,6 +305,13 @@ async fn campaigns<S: Store>(s: &S) {
         ["fix-1.2", "fix-1.1"]
     );
     assert_eq!(s.device_campaigns("camp-2").await.unwrap(), ["fix-1.1"]);
+    // Only running and paused campaigns are active.
+    assert!(
+        s.active_device_campaigns("camp-1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Optimistic updates: the first writer at version 1 wins, the second learns it lost.
     assert!(
         s.update_campaign("fix-1.1", 1, "running", "{\"a\":1}", 40)
@@ -315,6 +322,10 @@ async fn campaigns<S: Store>(s: &S) {
         !s.update_campaign("fix-1.1", 1, "paused", "{\"b\":1}", 41)
             .await
             .unwrap()
+    );
+    assert_eq!(
+        s.active_device_campaigns("camp-1").await.unwrap(),
+        [("fix-1.1".to_owned(), 2)]
     );
     let c = s.campaign("fix-1.1").await.unwrap();
     assert_eq!(
