@@ -4,7 +4,9 @@
 //! `/director/DEVICE/`: a root shared by all devices (its root key signs it; the server creates
 //! it on first start, see [`Director::load_or_create`]), and per device a `targets.json` naming at
 //! most one target, with `snapshot.json` and `timestamp.json` over it, all three signed with the
-//! director's **online** key (hybrid ML-DSA-65 + Ed25519). Its target entries copy length and
+//! director's **online** keys: targets with a hybrid ML-DSA-65 + Ed25519 key, snapshot and
+//! timestamp with an Ed25519 key (as the image repository's online roles), so that the file a
+//! device fetches on every poll stays under a kilobyte. Its target entries copy length and
 //! hashes from the image repository and add `custom.medsec`: the device's hardware id, the release
 //! counter, the version and the campaign. The device checks both repositories and installs only
 //! when they agree (`medsec_tuf::uptane::agree`), so a stolen online key alone cannot install an
@@ -40,6 +42,8 @@ pub struct Director {
     /// `N.root.json` bytes, index `N - 1`.
     roots: Vec<Vec<u8>>,
     online: SigningKey,
+    /// Signs snapshot and timestamp.
+    timestamp_key: SigningKey,
     expiry_ms: i64,
     image: Option<Arc<ImageRepository>>,
     /// Parsed campaigns by id, with the version they were parsed at: a poll reuses them until
@@ -90,7 +94,7 @@ fn write_key(path: &Path, key: &SigningKey, passphrase: Option<&str>) -> Result<
 }
 
 impl Director {
-    /// Opens `dir` (`root.key`, `online.key`, `N.root.json`), creating the keys and root v1 on
+    /// Opens `dir` (`root.key`, `online.key`, `timestamp.key`, `N.root.json`), creating the keys and root v1 on
     /// first start. Keys are encrypted with `passphrase` when one is given (the CA's), else
     /// written 0600 with a warning, as the CA is. `expiry` is the lifetime of the per-device
     /// files; `image` is the image repository the director copies entries from.
@@ -102,6 +106,7 @@ impl Director {
     ) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
         let online_path = dir.join("online.key");
+        let timestamp_path = dir.join("timestamp.key");
         let root_path = dir.join("1.root.json");
         if !root_path.exists() {
             if passphrase.is_none() {
@@ -113,23 +118,30 @@ impl Director {
             }
             let root_key = SigningKey::generate(Scheme::MlDsa65Ed25519)?;
             let online = SigningKey::generate(Scheme::MlDsa65Ed25519)?;
+            let timestamp_key = SigningKey::generate(Scheme::Ed25519)?;
             let root_pub = Key::from_public(root_key.public_key());
             let online_pub = Key::from_public(online.public_key());
+            let timestamp_pub = Key::from_public(timestamp_key.public_key());
             let root_id = root_pub.key_id().map_err(tuf_error)?;
             let online_id = online_pub.key_id().map_err(tuf_error)?;
+            let timestamp_id = timestamp_pub.key_id().map_err(tuf_error)?;
             let now = OffsetDateTime::now_utc().unix_timestamp() * 1000;
             let mut root = Root::new(1, expires(now + ROOT_DAYS * 86_400_000)?, false);
             root.keys.insert(root_id.clone(), root_pub);
             root.keys.insert(online_id.clone(), online_pub);
+            root.keys.insert(timestamp_id.clone(), timestamp_pub);
             root.roles
                 .insert("root".into(), Role::new(vec![root_id], 1));
-            for role in ["targets", "snapshot", "timestamp"] {
+            root.roles
+                .insert("targets".into(), Role::new(vec![online_id], 1));
+            for role in ["snapshot", "timestamp"] {
                 root.roles
-                    .insert(role.into(), Role::new(vec![online_id.clone()], 1));
+                    .insert(role.into(), Role::new(vec![timestamp_id.clone()], 1));
             }
             let bytes = medsec_tuf::sign(&root, &[&root_key]).map_err(tuf_error)?;
             write_key(&dir.join("root.key"), &root_key, passphrase)?;
             write_key(&online_path, &online, passphrase)?;
+            write_key(&timestamp_path, &timestamp_key, passphrase)?;
             medsec_pki::write_file_atomic(&root_path, &bytes, true)?;
         }
         let mut roots = Vec::new();
@@ -142,10 +154,12 @@ impl Director {
             }
         }
         let online = read_key(&online_path, passphrase)?;
+        let timestamp_key = read_key(&timestamp_path, passphrase)?;
         let expiry_ms = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX);
         Ok(Self {
             roots,
             online,
+            timestamp_key,
             expiry_ms,
             image,
             campaigns: Mutex::new(HashMap::new()),
@@ -183,6 +197,7 @@ impl Director {
         let mut targets = Targets::new(v, exp);
         targets.targets = assignment.clone();
         let targets_bytes = medsec_tuf::sign(&targets, &keys).map_err(tuf_error)?;
+        let keys: [&dyn medsec_crypto::KeySource; 1] = [&self.timestamp_key];
         let mut snapshot = Snapshot::new(v, exp);
         snapshot.meta.insert(
             "targets.json".into(),

@@ -1815,6 +1815,17 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
     assert_eq!((r.status, r.body.len()), (206, 10), "{r:?}");
     assert!(www.join("targets").join(&hashed).exists());
 
+    // A no-change poll fetches the timestamp: small, since only targets carries the hybrid
+    // signature.
+    let ts = s.curl(&[
+        "--cert",
+        &format!("{}.pem", canary.name),
+        "--key",
+        &format!("{}.key", canary.name),
+        &s.device_url(&format!("/director/{}/timestamp.json", canary.name)),
+    ]);
+    assert_eq!(ts.status, 200, "{ts:?}");
+    assert!(ts.body.len() < 1024, "{} bytes: {}", ts.body.len(), ts.body);
     // A device reads only its own director metadata; nothing outside the repository is served.
     let peek = s.curl(&[
         "--cert",
@@ -1847,8 +1858,11 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
 
     // A stolen director key alone installs nothing: metadata it signs verifies as director
     // metadata, but an image the image repository does not sign, or an older release, is refused.
-    let online = std::fs::read_to_string(s.data.join("director/online.key")).unwrap();
-    let online = medsec_crypto::keyfile::decode_private(&online, || None).unwrap();
+    let stolen = |name: &str| {
+        let pem = std::fs::read_to_string(s.data.join("director").join(name)).unwrap();
+        medsec_crypto::keyfile::decode_private(&pem, || None).unwrap()
+    };
+    let (online, timestamp_key) = (stolen("online.key"), stolen("timestamp.key"));
     let forge = |name: &str, info: medsec_tuf::TargetFile| {
         let now = time::OffsetDateTime::now_utc();
         let exp = medsec_tuf::Expires::from_datetime(now + time::Duration::days(1));
@@ -1864,7 +1878,7 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
                 hashes: None,
             },
         );
-        let snapshot = medsec_tuf::sign(&snap, &[&online]).unwrap();
+        let snapshot = medsec_tuf::sign(&snap, &[&timestamp_key]).unwrap();
         let ts = medsec_tuf::Timestamp::new(
             1000,
             exp,
@@ -1874,7 +1888,7 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
                 hashes: None,
             },
         );
-        let timestamp = medsec_tuf::sign(&ts, &[&online]).unwrap();
+        let timestamp = medsec_tuf::sign(&ts, &[&timestamp_key]).unwrap();
         let root = std::fs::read(s.data.join("director/1.root.json")).unwrap();
         let mut trusted = medsec_tuf::TrustedSet::new(&root, now).unwrap();
         trusted.update_timestamp(&timestamp).unwrap();
