@@ -1,5 +1,7 @@
 //! `cargo bench -p medsec --bench server`: the device port beside nginx, both with mutual TLS 1.3
-//! and the same certificates, CA and CRL; then Cedar decision latency and durable audit appends.
+//! and the same certificates, CA and CRL; then Cedar decision latency and durable audit appends;
+//! then 10,000 devices (`BENCH_DEVICES`), each with its own certificate and kept-alive
+//! connection, making no-change director polls at the rates in `BENCH_RATES`.
 //!
 //! Needs `openssl`, `curl` and nginx (`apt-get install nginx-light`; without it the nginx rows say
 //! so). The load generator is in this file: tokio + rustls (aws-lc-rs) on the same 2 cores as the
@@ -64,6 +66,9 @@ fn start_medsec(work: &Path) -> (String, Killed) {
         .env("MEDSEC_LOG", "error")
         .env("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "1000000000")
         .env("MEDSEC_LIMITS__REQUEST_BURST", "1000000000")
+        // hyper's header timeout also closes idle keep-alive connections: polling devices keep
+        // theirs open for minutes (see docs/benchmarks.md, director polls).
+        .env("MEDSEC_LIMITS__HEADER_TIMEOUT_MS", "400000")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -445,6 +450,191 @@ async fn keep_alive(
     summarise(all, errors, start.elapsed(), group)
 }
 
+/// Reads one HTTP/1.1 response; returns (status, bytes of head and body).
+async fn read_counted(r: &mut tokio::io::BufReader<Tls>) -> std::io::Result<(u16, usize)> {
+    let mut line = String::new();
+    let mut bytes = r.read_line(&mut line).await?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        let n = r.read_line(&mut line).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        bytes += n;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).await?;
+    Ok((status, bytes + length))
+}
+
+/// `devices` fleet devices, each with its own certificate from the fleet CA, registered in the
+/// store (the server's own data directory), with a client configuration each.
+async fn fleet(work: &Path, devices: usize) -> Vec<(String, Arc<rustls::ClientConfig>)> {
+    let data = work.join("data");
+    use medsec_store::Store as _;
+    let mut ca = medsec_pki::FleetCa::open(&data.join("ca"), || None).unwrap();
+    let store =
+        medsec_store::AnyStore::open(&format!("sqlite://{}", data.join("medsec.db").display()), 2)
+            .await
+            .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(data.join("ca/root.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let roots = Arc::new(roots);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut out = Vec::with_capacity(devices);
+    for i in 0..devices {
+        let id = format!("poll-{i:05}");
+        let (key_pem, csr_b64) = medsec_agent::net::key_and_request(&id).unwrap();
+        let mut csr_pem = String::from("-----BEGIN CERTIFICATE REQUEST-----\n");
+        for chunk in csr_b64.as_bytes().chunks(64) {
+            csr_pem.push_str(std::str::from_utf8(chunk).unwrap());
+            csr_pem.push('\n');
+        }
+        csr_pem.push_str("-----END CERTIFICATE REQUEST-----\n");
+        let (_, chain) = ca
+            .issue(&csr_pem, &medsec_pki::DeviceId::new(&id).unwrap(), 30)
+            .unwrap();
+        store
+            .register_device(&id, "infusion-pump", 0)
+            .await
+            .unwrap();
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+            .map(Result::unwrap)
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        out.push((id, Arc::new(config)));
+    }
+    out
+}
+
+/// What a device's no-change poll costs: the director's `2.root.json` (404: no new root) and
+/// `timestamp.json`, on its own kept-alive connection, at `rate` polls per second spread
+/// evenly over the fleet (open loop: a slow answer does not slow the schedule down).
+async fn director_polls(
+    addr: &str,
+    fleet: &[(String, Arc<rustls::ClientConfig>)],
+    rates: &[f64],
+    secs: u64,
+) {
+    // Connect everyone first, 64 handshakes at a time.
+    let started = Instant::now();
+    let mut streams = Vec::with_capacity(fleet.len());
+    for chunk in fleet.chunks(64) {
+        let mut joins = Vec::new();
+        for (id, config) in chunk {
+            let (addr, config, id) = (addr.to_owned(), config.clone(), id.clone());
+            joins.push(tokio::spawn(async move {
+                (
+                    id,
+                    tokio::io::BufReader::new(connect(&addr, &config).await.unwrap()),
+                )
+            }));
+        }
+        for j in joins {
+            streams.push(j.await.unwrap());
+        }
+    }
+    println!(
+        "| medsec | {} devices connected (mTLS, X25519MLKEM768) in {:.1} s | | | | | |",
+        fleet.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for &rate in rates {
+        let n = streams.len();
+        let interval = Duration::from_secs_f64(n as f64 / rate);
+        let begin = tokio::time::Instant::now() + Duration::from_millis(200);
+        let deadline = begin + Duration::from_secs(secs);
+        let mut joins = Vec::new();
+        for (i, (id, mut s)) in streams.drain(..).enumerate() {
+            let first =
+                format!("GET /director/{id}/2.root.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+            let second =
+                format!("GET /director/{id}/timestamp.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+            let offset = interval.mul_f64(i as f64 / n as f64);
+            joins.push(tokio::spawn(async move {
+                let (mut lat, mut errors, mut bytes) = (Vec::new(), 0u64, 0usize);
+                let mut next = begin + offset;
+                while next < deadline {
+                    tokio::time::sleep_until(next).await;
+                    let t = Instant::now();
+                    let poll = async {
+                        s.get_mut().write_all(first.as_bytes()).await?;
+                        let (a, ba) = read_counted(&mut s).await?;
+                        s.get_mut().write_all(second.as_bytes()).await?;
+                        let (b, bb) = read_counted(&mut s).await?;
+                        if (a, b) != (404, 200) {
+                            eprintln!("{id}: statuses {a} {b}");
+                        }
+                        std::io::Result::Ok((a == 404 && b == 200, ba + bb))
+                    }
+                    .await;
+                    match poll {
+                        Ok((true, n)) => {
+                            lat.push(t.elapsed());
+                            bytes = n + first.len() + second.len();
+                        }
+                        Ok((false, _)) => errors += 1,
+                        Err(e) => {
+                            errors += 1;
+                            if errors == 1 {
+                                eprintln!("{id}: {e}");
+                            }
+                        }
+                    }
+                    next += interval;
+                }
+                (id, s, lat, errors, bytes)
+            }));
+        }
+        let (mut all, mut errors, mut bytes) = (Vec::new(), 0, 0);
+        for j in joins {
+            let (id, s, l, e, b) = j.await.unwrap();
+            streams.push((id, s));
+            all.extend(l);
+            errors += e;
+            bytes = bytes.max(b);
+        }
+        let m = summarise(
+            all,
+            errors,
+            Duration::from_secs(secs),
+            "X25519MLKEM768".into(),
+        );
+        row(
+            "medsec",
+            &format!(
+                "no-change director poll (2.root.json 404 + timestamp.json; {bytes} HTTP bytes), \
+                 {} devices, offered {rate:.0}/s",
+                fleet.len()
+            ),
+            &m,
+        );
+    }
+}
+
 fn row(server: &str, what: &str, m: &Measured) {
     println!(
         "| {server} | {what} | {} | {:.0} | {:.2} | {:.2} | {} |",
@@ -664,6 +854,26 @@ fn main() {
             }
         }
     });
+    let label = "no-change director poll";
+    if wanted(label) {
+        let devices: usize = std::env::var("BENCH_DEVICES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10_000);
+        let t = Instant::now();
+        let fleet = runtime.block_on(fleet(&work, devices));
+        println!(
+            "| medsec | {devices} device certificates issued and registered in {:.1} s | | | | | |",
+            t.elapsed().as_secs_f64()
+        );
+        // The first round signs every device's director metadata once (a first poll); the
+        // later rounds are no-change polls. BENCH_RATES overrides the offered rates.
+        let rates: Vec<f64> = std::env::var("BENCH_RATES")
+            .ok()
+            .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![1_000.0, 2_000.0, 3_300.0]);
+        runtime.block_on(director_polls(&medsec_addr, &fleet, &rates, secs));
+    }
     if wanted("cedar") {
         cedar();
     }
