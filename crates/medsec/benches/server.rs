@@ -283,32 +283,7 @@ async fn connect(addr: &str, config: &Arc<rustls::ClientConfig>) -> std::io::Res
 
 /// Reads one HTTP/1.1 response (status line, headers, Content-Length body); returns the status.
 async fn read_response(r: &mut tokio::io::BufReader<Tls>) -> std::io::Result<u16> {
-    let mut line = String::new();
-    r.read_line(&mut line).await?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        if r.read_line(&mut line).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0; length];
-    r.read_exact(&mut body).await?;
-    Ok(status)
+    Ok(read_counted(r).await?.0)
 }
 
 struct Measured {
