@@ -302,5 +302,39 @@ mod tests {
         let bad = br#"{"device":"pump-1","nonce":"n","version":"1","release_counter":1,"x":1}"#;
         let e = refused(envelope(bad, &sign(&d, &message(bad))), &d.cert, "pump-1");
         assert!(e.contains("unknown field"), "{e}");
+        // Install outcomes: only the three known ones, with a short, printable reason.
+        let install = |outcome: &str, reason: &str| {
+            serde_json::json!({"device": "pump-1", "nonce": "n", "version": "1",
+                "release_counter": 1, "install": {"campaign": "c", "target": "t",
+                "outcome": outcome, "reason": reason}})
+            .to_string()
+        };
+        for ok in ["succeeded", "failed", "deferred"] {
+            let p = install(ok, "why");
+            open(
+                &envelope(p.as_bytes(), &sign(&d, &message(p.as_bytes()))),
+                &d.cert,
+                "pump-1",
+            )
+            .unwrap();
+        }
+        for (bad, want) in [
+            (
+                install("installed", ""),
+                "must be succeeded, failed or deferred",
+            ),
+            (
+                install("failed", &"x".repeat(MAX_REASON_BYTES + 1)),
+                "install reason",
+            ),
+            (install("failed", "line\nbreak"), "install reason"),
+        ] {
+            let e = refused(
+                envelope(bad.as_bytes(), &sign(&d, &message(bad.as_bytes()))),
+                &d.cert,
+                "pump-1",
+            );
+            assert!(e.contains(want), "{e}");
+        }
     }
 }
