@@ -28,6 +28,13 @@ impl Transport for Shared {
     fn fetch(&self, url: &str) -> Result<Box<dyn std::io::Read + Send>, TransportError> {
         self.0.fetch(url)
     }
+
+    fn fetch_announced(
+        &self,
+        url: &str,
+    ) -> Result<(Box<dyn std::io::Read + Send>, Option<u64>), TransportError> {
+        self.0.fetch_announced(url)
+    }
 }
 
 fn net(what: &str, e: impl std::fmt::Display) -> Error {

@@ -23,5 +23,5 @@ mod updater;
 
 pub use error::Error;
 pub use medsec_tuf::Limits;
-pub use transport::{FileTransport, HttpTransport, Transport, TransportError};
+pub use transport::{FileTransport, HttpTransport, ROOT_VERSION_HEADER, Transport, TransportError};
 pub use updater::{Updater, UpdaterConfig};

@@ -42,11 +42,25 @@ pub enum TransportError {
     },
 }
 
+/// The response header in which a server announces, beside `timestamp.json`, the newest root
+/// version it has for that repository (medsec's director and image repository send it).
+pub const ROOT_VERSION_HEADER: &str = "tuf-root-version";
+
 /// Something that opens a URL for reading. Length caps are the caller's: the updater stops reading
 /// one byte past what metadata allows.
 pub trait Transport: Send + Sync {
     /// Opens `url`.
     fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError>;
+
+    /// Opens `url` and returns with it the newest root version the server announces
+    /// ([`ROOT_VERSION_HEADER`]), if it announces one. Transports that cannot tell return `None`,
+    /// and the updater then probes for the next root as the specification says.
+    fn fetch_announced(
+        &self,
+        url: &str,
+    ) -> Result<(Box<dyn Read + Send>, Option<u64>), TransportError> {
+        Ok((self.fetch(url)?, None))
+    }
 }
 
 /// Reads `file://` URLs or plain paths from the local file system (USB sticks, mirrors on disk).
@@ -164,6 +178,13 @@ impl HttpTransport {
 
 impl Transport for HttpTransport {
     fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError> {
+        Ok(self.fetch_announced(url)?.0)
+    }
+
+    fn fetch_announced(
+        &self,
+        url: &str,
+    ) -> Result<(Box<dyn Read + Send>, Option<u64>), TransportError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(TransportError::Unsupported {
                 url: url.to_owned(),
@@ -180,13 +201,19 @@ impl Transport for HttpTransport {
             })?;
         let status = response.status().as_u16();
         match status {
-            200 => Ok(Box::new(
-                response
+            200 => {
+                let announced = response
+                    .headers()
+                    .get(ROOT_VERSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let body = response
                     .into_body()
                     .into_with_config()
                     .limit(u64::MAX)
-                    .reader(),
-            )),
+                    .reader();
+                Ok((Box::new(body), announced))
+            }
             403 | 404 => Err(TransportError::NotFound {
                 url: url.to_owned(),
             }),
@@ -206,10 +233,17 @@ pub(crate) struct AnyTransport {
 
 impl Transport for AnyTransport {
     fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError> {
+        Ok(self.fetch_announced(url)?.0)
+    }
+
+    fn fetch_announced(
+        &self,
+        url: &str,
+    ) -> Result<(Box<dyn Read + Send>, Option<u64>), TransportError> {
         if url.starts_with("http://") || url.starts_with("https://") {
-            self.http.fetch(url)
+            self.http.fetch_announced(url)
         } else {
-            self.file.fetch(url)
+            self.file.fetch_announced(url)
         }
     }
 }

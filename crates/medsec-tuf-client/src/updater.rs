@@ -132,9 +132,24 @@ impl Updater {
 
     /// Updates root, timestamp, snapshot and top-level targets (section 5.3–5.6). One update is
     /// one `Updater`: after a refresh (successful or not), start the next update with a new one.
+    ///
+    /// The timestamp is fetched first, so that a server that announces its newest root version
+    /// beside it (see [`crate::ROOT_VERSION_HEADER`]) spares the root probe of 5.3 when that
+    /// version is not newer than ours: a poll with no change is then one request. This is as
+    /// safe as the probe it replaces: a probe's "not found" is unauthenticated too, so a lying
+    /// server could withhold a new root either way, and every root that is walked is verified.
+    /// Without an announcement the probe runs as the specification says; the timestamp is
+    /// verified only after the root walk, and fetched again if the walk changed the root.
     pub fn refresh(&mut self) -> Result<(), Error> {
-        self.load_root()?;
-        self.load_timestamp()?;
+        let before = self.trusted.root().version;
+        let (mut timestamp, announced) = self.download_timestamp()?;
+        if announced.is_none_or(|v| v > before) {
+            self.load_root()?;
+            if self.trusted.root().version != before {
+                timestamp = self.download_timestamp()?.0;
+            }
+        }
+        self.load_timestamp(&timestamp)?;
         self.load_snapshot()?;
         self.load_targets("targets", "root")?;
         self.refreshed = true;
@@ -142,23 +157,7 @@ impl Updater {
     }
 
     fn fetch(&self, url: &str, max_length: u64) -> Result<Vec<u8>, Error> {
-        let reader = self.transport.fetch(url)?;
-        let mut data = Vec::new();
-        reader
-            .take(max_length.saturating_add(1))
-            .read_to_end(&mut data)
-            .map_err(|e| TransportError::Failed {
-                url: url.to_owned(),
-                reason: e.to_string(),
-            })?;
-        if data.len() as u64 > max_length {
-            return Err(medsec_tuf::Error::TooLong {
-                what: url.to_owned(),
-                limit: max_length,
-            }
-            .into());
-        }
-        Ok(data)
+        read_capped(self.transport.fetch(url)?, url, max_length)
     }
 
     fn download_metadata(
@@ -204,17 +203,25 @@ impl Updater {
         Ok(())
     }
 
-    /// 5.4
-    fn load_timestamp(&mut self) -> Result<(), Error> {
+    /// The repository's `timestamp.json` (capped) and the root version announced with it.
+    fn download_timestamp(&self) -> Result<(Vec<u8>, Option<u64>), Error> {
+        let url = format!("{}timestamp.json", self.metadata_base_url);
+        let (reader, announced) = self.transport.fetch_announced(&url)?;
+        Ok((
+            read_capped(reader, &url, self.config.limits.timestamp_max_length)?,
+            announced,
+        ))
+    }
+
+    /// 5.4, with the downloaded `data`.
+    fn load_timestamp(&mut self, data: &[u8]) -> Result<(), Error> {
         if let Some(local) = self.load_local("timestamp") {
             // A local timestamp that fails (even only by expiry) still serves as the rollback
             // reference: the trusted set keeps it as the intermediate version.
             let _ = self.trusted.update_timestamp(&local);
         }
-        let data =
-            self.download_metadata("timestamp", self.config.limits.timestamp_max_length, None)?;
-        match self.trusted.update_timestamp(&data) {
-            Ok(_) => self.persist("timestamp", &data),
+        match self.trusted.update_timestamp(data) {
+            Ok(_) => self.persist("timestamp", data),
             Err(medsec_tuf::Error::EqualVersion { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -518,4 +525,24 @@ fn read_ahead(
         drop(empty_tx);
         result
     })
+}
+
+/// Reads at most `max_length` bytes of `reader`, failing when there are more.
+fn read_capped(reader: Box<dyn Read + Send>, url: &str, max_length: u64) -> Result<Vec<u8>, Error> {
+    let mut data = Vec::new();
+    reader
+        .take(max_length.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| TransportError::Failed {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if data.len() as u64 > max_length {
+        return Err(medsec_tuf::Error::TooLong {
+            what: url.to_owned(),
+            limit: max_length,
+        }
+        .into());
+    }
+    Ok(data)
 }

@@ -201,6 +201,16 @@ fn fast_forward_recovery_after_timestamp_key_rotation() {
     f.updater().refresh().unwrap();
     assert_eq!(f.client_version("timestamp"), Some(1000));
     // The repository rotates the timestamp key in root v2 and continues at a normal version.
+    f.timestamp.version = 2;
+    rotate_timestamp_key(&mut f);
+    // Before recovery the same attack would be a rollback; with the key rotated it is accepted.
+    f.updater().refresh().unwrap();
+    assert_eq!(f.client_version("timestamp"), Some(3));
+    assert_eq!(f.client_version("root"), Some(2));
+}
+
+/// Root v2 rotates the timestamp key, and a timestamp signed with the new key is published.
+fn rotate_timestamp_key(f: &mut Fixture) {
     let new_key = key(Scheme::Ed25519);
     let old_id = keyid(&f.timestamp_keys[0]);
     f.root.keys.remove(&old_id);
@@ -210,15 +220,93 @@ fn fast_forward_recovery_after_timestamp_key_rotation() {
     f.root
         .roles
         .insert("timestamp".into(), Role::new(vec![keyid(&new_key)], 1));
-    f.root.version = 2;
+    f.root.version += 1;
     f.publish_root();
     f.timestamp_keys = vec![new_key];
-    f.timestamp.version = 3;
+    f.timestamp.version += 1;
     f.publish_timestamp();
-    // Before recovery the same attack would be a rollback; with the key rotated it is accepted.
+}
+
+fn announcing(f: &Fixture, announce: Option<u64>) -> Announcing {
+    Announcing {
+        urls: Default::default(),
+        metadata: f.meta_dir(),
+        announce,
+    }
+}
+
+fn names(urls: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+    urls.lock()
+        .unwrap()
+        .iter()
+        .map(|u| u.rsplit('/').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_announced_root_version_makes_a_poll_with_no_change_one_request() {
+    let f = Fixture::new("announced-no-change");
     f.updater().refresh().unwrap();
-    assert_eq!(f.client_version("timestamp"), Some(3));
+    let t = announcing(&f, None);
+    f.updater_over(Box::new(t.clone()), UpdaterConfig::default())
+        .refresh()
+        .unwrap();
+    assert_eq!(names(&t.urls), ["timestamp.json"]);
+    // Without an announcement the next root is probed first-hand, as the specification says.
+    let rec = Recording::default();
+    f.updater_over(Box::new(rec.clone()), UpdaterConfig::default())
+        .refresh()
+        .unwrap();
+    assert_eq!(names(&rec.urls), ["timestamp.json", "2.root.json"]);
+}
+
+#[test]
+fn an_announced_new_root_is_walked_and_the_timestamp_fetched_again_under_it() {
+    let mut f = Fixture::new("announced-rotation");
+    f.updater().refresh().unwrap();
+    rotate_timestamp_key(&mut f);
+    let t = announcing(&f, None);
+    f.updater_over(Box::new(t.clone()), UpdaterConfig::default())
+        .refresh()
+        .unwrap();
     assert_eq!(f.client_version("root"), Some(2));
+    assert_eq!(f.client_version("timestamp"), Some(2));
+    assert_eq!(
+        names(&t.urls)[..4],
+        [
+            "timestamp.json",
+            "2.root.json",
+            "3.root.json",
+            "timestamp.json"
+        ]
+    );
+}
+
+#[test]
+fn an_announcement_that_hides_a_new_root_cannot_make_the_old_root_accept_new_keys() {
+    let mut f = Fixture::new("announced-lie-low");
+    f.updater().refresh().unwrap();
+    rotate_timestamp_key(&mut f);
+    // The server says version 1 is the newest: the client keeps root 1, which does not trust the
+    // new timestamp key, so the poll fails (a freeze, which a "not found" probe allows too)
+    // instead of accepting anything.
+    let err = tuf_err(
+        f.updater_over(Box::new(announcing(&f, Some(1))), UpdaterConfig::default())
+            .refresh()
+            .unwrap_err(),
+    );
+    assert!(matches!(err, TufError::ThresholdNotMet { .. }), "{err}");
+    assert_eq!(f.client_version("root"), Some(1));
+    assert_eq!(f.client_version("timestamp"), Some(1));
+    // An announcement of a root that does not exist walks to "not found" and changes nothing.
+    let mut g = Fixture::new("announced-lie-high");
+    g.updater().refresh().unwrap();
+    g.release();
+    g.updater_over(Box::new(announcing(&g, Some(99))), UpdaterConfig::default())
+        .refresh()
+        .unwrap();
+    assert_eq!(g.client_version("root"), Some(1));
+    assert_eq!(g.client_version("timestamp"), Some(2));
 }
 
 #[test]

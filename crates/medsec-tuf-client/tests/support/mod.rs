@@ -415,6 +415,37 @@ impl Transport for Recording {
     }
 }
 
+/// A transport that records every URL and announces a root version beside `timestamp.json`, as
+/// medsec's director does: `Some(v)` announces `v` (truthfully or not), `None` the newest
+/// `N.root.json` in the metadata folder.
+#[derive(Clone)]
+pub struct Announcing {
+    pub urls: Arc<Mutex<Vec<String>>>,
+    pub metadata: PathBuf,
+    pub announce: Option<u64>,
+}
+
+impl Transport for Announcing {
+    fn fetch(&self, url: &str) -> Result<Box<dyn Read + Send>, TransportError> {
+        self.urls.lock().unwrap().push(url.to_owned());
+        FileTransport.fetch(url)
+    }
+
+    fn fetch_announced(
+        &self,
+        url: &str,
+    ) -> Result<(Box<dyn Read + Send>, Option<u64>), TransportError> {
+        let reader = self.fetch(url)?;
+        if !url.ends_with("/timestamp.json") {
+            return Ok((reader, None));
+        }
+        let newest = (1..)
+            .take_while(|v| self.metadata.join(format!("{v}.root.json")).exists())
+            .last();
+        Ok((reader, self.announce.or(newest)))
+    }
+}
+
 /// A transport that serves endless bytes for URLs containing `needle`.
 pub struct Endless {
     pub needle: String,
