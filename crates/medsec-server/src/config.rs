@@ -39,7 +39,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://…`; default: `sqlite://<data_dir>/medsec.db`.
     pub database_url: Option<String>,
-    /// Connections in the database pool.
+    /// Connections in the database pool; 0 (the default) picks: for SQLite, one per CPU core
+    /// (each SQLite connection is a worker thread, and on a small machine more threads mostly
+    /// add hand-offs: see docs/benchmarks.md, director polls); for PostgreSQL, 8.
     pub database_connections: u32,
     /// The device port: mutual TLS 1.3, EST and the device API.
     pub device_listen: SocketAddr,
@@ -81,8 +83,14 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Time allowed for a TLS handshake, in milliseconds.
     pub handshake_timeout_ms: u64,
-    /// Time allowed to receive a request's headers, in milliseconds.
+    /// Time allowed to receive a request's headers, in milliseconds; on the operator port, and
+    /// on device-port connections that carry no fleet device certificate, also how long an
+    /// idle kept-alive connection stays open.
     pub header_timeout_ms: u64,
+    /// How long an idle kept-alive connection of an enrolled device (fleet certificate verified
+    /// in the handshake) stays open, in milliseconds; longer than the agents' poll interval, so
+    /// a poll needs no new handshake.
+    pub device_idle_timeout_ms: u64,
     /// Time allowed for a whole request, in milliseconds.
     pub request_timeout_ms: u64,
     /// Open connections per port; further connections wait in the kernel's backlog.
@@ -100,6 +108,12 @@ pub struct Limits {
     pub report_nonce_secs: u64,
     /// Unused version-report nonces a device may hold; asking for more drops its oldest.
     pub report_nonces_per_device: u32,
+    /// Allowed routine decisions (a device's update poll) identical to one logged less than
+    /// this many seconds ago are counted and logged as a summary instead of one by one; 0 logs
+    /// every decision.
+    pub audit_repeat_window_secs: u64,
+    /// Most decision streams counted at once; past it, new streams are logged one by one.
+    pub audit_repeat_streams: usize,
 }
 
 impl Default for Limits {
@@ -109,6 +123,7 @@ impl Default for Limits {
             max_header_bytes: 16 * 1024,
             handshake_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
+            device_idle_timeout_ms: 600_000,
             request_timeout_ms: 30_000,
             max_connections: 20_000,
             requests_per_second: 20,
@@ -117,6 +132,8 @@ impl Default for Limits {
             audit_batch: 8_192,
             report_nonce_secs: 300,
             report_nonces_per_device: 4,
+            audit_repeat_window_secs: 3_600,
+            audit_repeat_streams: 1_000_000,
         }
     }
 }
@@ -126,7 +143,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("medsec-data"),
             database_url: None,
-            database_connections: 8,
+            database_connections: 0,
             device_listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             operator_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
             hostnames: vec!["localhost".into(), "127.0.0.1".into()],
@@ -191,6 +208,14 @@ impl Config {
         }
         if l.audit_queue == 0 || l.audit_batch == 0 || l.max_connections == 0 {
             return bad("limits.audit_queue, audit_batch and max_connections must be at least 1");
+        }
+        if l.header_timeout_ms == 0 || l.device_idle_timeout_ms == 0 {
+            return bad(
+                "limits.header_timeout_ms and limits.device_idle_timeout_ms must be at least 1",
+            );
+        }
+        if l.audit_repeat_window_secs > 86_400 {
+            return bad("limits.audit_repeat_window_secs must be at most 86400 (a day)");
         }
         if !(1..=86_400).contains(&l.report_nonce_secs) || l.report_nonces_per_device == 0 {
             return bad(

@@ -166,6 +166,11 @@ impl Director {
         })
     }
 
+    /// The newest root's version (roots are numbered from 1 without gaps).
+    pub fn root_version(&self) -> u64 {
+        u64::try_from(self.roots.len()).unwrap_or(u64::MAX)
+    }
+
     /// `N.root.json`, or the newest root for `None`.
     pub fn root(&self, version: Option<u64>) -> Option<&[u8]> {
         match version {

@@ -29,6 +29,7 @@ use crate::audit_log::{AuditLog, event};
 use crate::authz::{Policies, RequestContext, Subject, Target};
 use crate::director::Director;
 use crate::inventory::{self, InventoryPatch};
+use crate::repeats::Verdict;
 use crate::tls::Reloadable;
 use crate::{Config, tokens, version_report};
 use crate::{campaigns, updates};
@@ -75,6 +76,8 @@ pub struct AppState {
     cacerts: tokio::sync::OnceCell<Bytes>,
     /// The director (per-device update metadata) and the image repository.
     pub director: Director,
+    /// Counts of repeated allowed routine decisions not yet logged.
+    repeats: crate::repeats::Repeats,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -97,6 +100,10 @@ impl AppState {
         let per_second =
             NonZeroU32::new(config.limits.requests_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.request_burst).unwrap_or(NonZeroU32::MIN);
+        let repeats = crate::repeats::Repeats::new(
+            config.limits.audit_repeat_window_secs,
+            config.limits.audit_repeat_streams,
+        );
         Self {
             store,
             policies,
@@ -107,6 +114,7 @@ impl AppState {
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             cacerts: tokio::sync::OnceCell::new(),
             director,
+            repeats,
         }
     }
 
@@ -123,9 +131,20 @@ impl AppState {
         self.limiter.check_key(&key.to_owned()).is_ok()
     }
 
-    /// Fails campaign devices whose report is overdue, and audits each change (errors are
-    /// logged; the next round tries again).
+    /// Logs the summaries of repeated routine decisions whose window ended by `now_ms`.
+    pub async fn flush_repeats(&self, now_ms: i64) {
+        for e in self.repeats.sweep(now_ms) {
+            if let Err(err) = self.audit(e).await {
+                tracing::error!(error = ?err, "logging a summary of repeated decisions failed");
+            }
+        }
+    }
+
+    /// Logs the summaries of repeated routine decisions whose window ended, then fails campaign
+    /// devices whose report is overdue, and audits each change (errors are logged; the next
+    /// round tries again).
     pub async fn expire_reports(&self) {
+        self.flush_repeats(now_ms()).await;
         let changed = match campaigns::expire_reports(&self.store, now_ms()).await {
             Ok(c) => c,
             Err(e) => {
@@ -504,7 +523,8 @@ pub(crate) async fn caller(
     }
 }
 
-/// Asks Cedar and audits the decision; `Forbidden` unless allowed.
+/// Asks Cedar and audits the decision (repeated allowed routine decisions as counts, see
+/// [`crate::repeats`]); `Forbidden` unless allowed.
 pub(crate) async fn authorize(
     state: &AppState,
     conn: &Conn,
@@ -531,6 +551,20 @@ pub(crate) async fn authorize(
     e.policies = decision.policies;
     e.source = conn.addr.to_string();
     e.detail = decision.errors.join("; ");
+    if decision.allowed {
+        match state.repeats.note(&e, conn.addr.ip(), now_ms()) {
+            Verdict::Count => return Ok(()),
+            Verdict::Log { skipped, since_ms } if skipped > 0 => {
+                let note = crate::repeats::preceded_by(skipped, since_ms);
+                e.detail = if e.detail.is_empty() {
+                    note
+                } else {
+                    format!("{}; {note}", e.detail)
+                };
+            }
+            Verdict::Log { .. } => {}
+        }
+    }
     state.audit(e).await?;
     if decision.allowed {
         Ok(())

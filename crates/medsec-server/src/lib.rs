@@ -21,6 +21,7 @@ pub mod director;
 pub mod http;
 pub mod inventory;
 mod pkcs7;
+mod repeats;
 mod serve;
 pub mod tls;
 pub mod tokens;
@@ -142,7 +143,13 @@ impl DataDir {
 pub async fn open_store(config: &Config) -> Result<AnyStore, Error> {
     let url = config.database_url();
     tracing::info!(database = %mask_password(&url), "opening the store");
-    Ok(AnyStore::open(&url, config.database_connections).await?)
+    let connections = match config.database_connections {
+        0 if url.starts_with("sqlite:") => std::thread::available_parallelism()
+            .map_or(2, |n| u32::try_from(n.get()).unwrap_or(2).clamp(2, 8)),
+        0 => 8,
+        n => n,
+    };
+    Ok(AnyStore::open(&url, connections).await?)
 }
 
 /// Reads the CA passphrase from the configured file or `MEDSEC_PASSPHRASE`.

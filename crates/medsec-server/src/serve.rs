@@ -1,6 +1,7 @@
 //! The accept loop: one task per connection, the TLS handshake under a timeout inside that task
 //! (a slow client never holds up others), a bound on open connections, HTTP/1.1 with a bounded
-//! request head and a header timeout. The device identity is read from the verified certificate
+//! request head, a header timeout, and an idle timeout for enrolled devices' kept-alive
+//! connections. The device identity is read from the verified certificate
 //! here and attached to every request on the connection.
 
 use std::net::SocketAddr;
@@ -94,6 +95,13 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                 certificate,
                 operator_port: device_tls.is_none(),
             };
+            // hyper's header timeout also bounds the idle wait between requests on a kept-alive
+            // connection. An enrolled device proved its fleet certificate in the handshake, so
+            // its connection may idle between polls; anyone else gets the short bound.
+            let header_timeout = match conn.peer {
+                Peer::Device(_) => limits.device_idle_timeout_ms,
+                _ => limits.header_timeout_ms,
+            };
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(conn.clone());
@@ -102,7 +110,7 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
             );
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_millis(limits.header_timeout_ms))
+                .header_read_timeout(Duration::from_millis(header_timeout))
                 .max_buf_size(limits.max_header_bytes)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;

@@ -31,7 +31,8 @@ fn json(bytes: Vec<u8>) -> Response {
 /// `root.json`, `N.root.json` (shared by all devices), and the device's `timestamp.json`,
 /// `snapshot.json` and `targets.json`. Fetching the timestamp is the poll: it is when the
 /// director decides what the device must install (and, on a first offer, records it in the
-/// campaign). Snapshot and targets are served as stored, so one refresh sees one version.
+/// campaign); it carries the newest root version in the `tuf-root-version` header, so a poll
+/// with no change is that one request. Snapshot and targets are served as stored, so one refresh sees one version.
 pub(crate) async fn director_file(
     State(state): State<Arc<AppState>>,
     Extension(conn): Extension<Conn>,
@@ -79,7 +80,13 @@ pub(crate) async fn director_file(
                 e.detail = format!("offered {} (campaign {})", o.target, o.campaign);
                 state.audit(e).await?;
             }
-            Ok(json(metadata.timestamp))
+            // The newest root's version beside the timestamp spares the agent a root probe.
+            let mut response = json(metadata.timestamp);
+            response.headers_mut().insert(
+                medsec_tuf_client::ROOT_VERSION_HEADER,
+                HeaderValue::from(state.director.root_version()),
+            );
+            Ok(response)
         }
         "snapshot.json" | "targets.json" => {
             let stored = state

@@ -1633,6 +1633,172 @@ impl DeviceClient<'_> {
     }
 }
 
+/// A kept-alive TLS connection to `addr`, presenting `name`'s certificate when given.
+fn keep_alive(
+    server: &Running,
+    addr: &str,
+    name: Option<&str>,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(server.ca("root.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match name {
+        Some(name) => {
+            let chain: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_file_iter(server.work.join(format!("{name}.pem")))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+            let key =
+                PrivateKeyDer::from_pem_file(server.work.join(format!("{name}.key"))).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1").unwrap())
+            .unwrap();
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Sends one request on a kept-alive connection and reads its answer by Content-Length; the
+/// status, or an error when the server closed the connection.
+fn request_on(
+    tls: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    head: &str,
+) -> std::io::Result<u16> {
+    tls.write_all(head.as_bytes())?;
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        if tls.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let length: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    tls.read_exact(&mut body)?;
+    Ok(text[9..12].parse().unwrap())
+}
+
+#[test]
+fn enrolled_devices_keep_idle_connections_that_the_header_timeout_closes_for_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(
+        tmp.path(),
+        &[
+            ("MEDSEC_LIMITS__HEADER_TIMEOUT_MS", "300"),
+            ("MEDSEC_LIMITS__DEVICE_IDLE_TIMEOUT_MS", "20000"),
+        ],
+        &[],
+    );
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-1");
+    let poll = format!(
+        "GET /director/pump-1/timestamp.json HTTP/1.1\r\nHost: {}\r\n\r\n",
+        s.device
+    );
+    let mut device = keep_alive(&s, &s.device, Some("pump-1"));
+    assert_eq!(request_on(&mut device, &poll).unwrap(), 200);
+    let list = format!(
+        "GET /api/v1/devices HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {admin}\r\n\r\n",
+        s.operator
+    );
+    let mut operator = keep_alive(&s, &s.operator, None);
+    assert_eq!(request_on(&mut operator, &list).unwrap(), 200);
+    std::thread::sleep(Duration::from_millis(1_500));
+    // The device's connection outlived the header timeout; the operator's did not.
+    assert_eq!(request_on(&mut device, &poll).unwrap(), 200);
+    assert!(request_on(&mut operator, &list).is_err());
+}
+
+#[test]
+fn a_no_change_poll_is_one_request_and_repeated_polls_are_summarised_in_the_audit_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(
+        tmp.path(),
+        &[("MEDSEC_LIMITS__AUDIT_REPEAT_WINDOW_SECS", "2")],
+        &[],
+    );
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-1");
+    let poll = || {
+        let r = s.curl(&[
+            "-i",
+            "--cert",
+            "pump-1.pem",
+            "--key",
+            "pump-1.key",
+            &s.device_url("/director/pump-1/timestamp.json"),
+        ]);
+        assert_eq!(r.status, 200, "{r:?}");
+        // The newest director root's version rides along, so the agent needs no root probe.
+        assert!(
+            r.body
+                .to_ascii_lowercase()
+                .contains("\r\ntuf-root-version: 1\r\n"),
+            "{}",
+            r.body
+        );
+    };
+    for _ in 0..4 {
+        poll();
+    }
+    let polls = |s: &Running| -> Vec<Value> {
+        s.audit(&admin)
+            .into_iter()
+            .map(|e| e["event"].clone())
+            .filter(|e| field(e, "action") == "update.fetch" && field(e, "decision") == "allow")
+            .collect()
+    };
+    assert_eq!(polls(&s).len(), 1, "{:?}", polls(&s));
+    // After the window the next poll is logged with the count of those in between.
+    std::thread::sleep(Duration::from_millis(2_100));
+    poll();
+    let logged = polls(&s);
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    assert!(
+        field(&logged[1], "detail").starts_with("3 identical allowed request(s) since "),
+        "{logged:?}"
+    );
+    // A refusal is never summarised: each one is logged.
+    s.enrol("pump-2");
+    for _ in 0..3 {
+        let r = s.curl(&[
+            "--cert",
+            "pump-2.pem",
+            "--key",
+            "pump-2.key",
+            &s.device_url("/director/pump-1/timestamp.json"),
+        ]);
+        assert_eq!(r.status, 403, "{r:?}");
+    }
+    let denied = s
+        .audit(&admin)
+        .into_iter()
+        .filter(|e| {
+            field(&e["event"], "action") == "update.fetch"
+                && field(&e["event"], "decision") == "deny"
+        })
+        .count();
+    assert_eq!(denied, 3);
+}
+
 #[test]
 fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_repository() {
     let tmp = tempfile::tempdir().unwrap();
