@@ -1,8 +1,8 @@
 //! The accept loop: one task per connection, the TLS handshake under a timeout inside that task
 //! (a slow client never holds up others), a bound on open connections, HTTP/1.1 with a bounded
 //! request head, a header timeout, and an idle timeout for enrolled devices' kept-alive
-//! connections. The device identity is read from the verified certificate
-//! here and attached to every request on the connection.
+//! connections. The device identity is read from the verified certificate here and attached to
+//! every request on the connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

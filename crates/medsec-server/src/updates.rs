@@ -32,7 +32,8 @@ fn json(bytes: Vec<u8>) -> Response {
 /// `snapshot.json` and `targets.json`. Fetching the timestamp is the poll: it is when the
 /// director decides what the device must install (and, on a first offer, records it in the
 /// campaign); it carries the newest root version in the `tuf-root-version` header, so a poll
-/// with no change is that one request. Snapshot and targets are served as stored, so one refresh sees one version.
+/// with no change is that one request. Snapshot and targets are served as stored, so one
+/// refresh sees one version.
 pub(crate) async fn director_file(
     State(state): State<Arc<AppState>>,
     Extension(conn): Extension<Conn>,

@@ -43,7 +43,7 @@ pub enum TransportError {
 }
 
 /// The response header in which a server announces, beside `timestamp.json`, the newest root
-/// version it has for that repository (medsec's director and image repository send it).
+/// version it has for that repository (medsec's director sends it).
 pub const ROOT_VERSION_HEADER: &str = "tuf-root-version";
 
 /// Something that opens a URL for reading. Length caps are the caller's: the updater stops reading

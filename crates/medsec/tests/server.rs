@@ -156,30 +156,7 @@ fn expired_certificate(server: &Running, device: &str) {
 /// A rustls client (the aws-lc-rs provider's defaults, post-quantum preferred) that presents
 /// `name`'s certificate, GETs `path` and returns the negotiated key-exchange group and status line.
 fn rustls_get(server: &Running, name: &str, path: &str) -> (String, String) {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(server.ca("root.crt")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_file_iter(server.work.join(format!("{name}.pem")))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-    let key = PrivateKeyDer::from_pem_file(server.work.join(format!("{name}.key"))).unwrap();
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1").unwrap())
-            .unwrap();
-    let tcp = std::net::TcpStream::connect(&server.device).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = keep_alive(server, &server.device, Some(name));
     write!(
         tls,
         "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
