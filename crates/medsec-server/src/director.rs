@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use medsec_campaign::Campaign;
 use medsec_crypto::{KeySource as _, Scheme, SigningKey};
-use medsec_store::{Device, DirectorMetadata, Store};
+use medsec_store::{Device, DevicePoll, DirectorMetadata, DirectorTimestamp, Store};
 use medsec_tuf::{Expires, Key, MetaFile, Role, Root, Snapshot, TargetFile, Targets, Timestamp};
 use medsec_tuf_client::{FileTransport, Updater, UpdaterConfig};
 use serde_json::json;
@@ -263,7 +263,7 @@ impl Director {
     }
 
     /// Whether stored metadata can still be served for `assignment` at `now_ms`.
-    fn is_current(&self, m: &DirectorMetadata, assignment: &str, now_ms: i64) -> bool {
+    fn is_current(&self, m: &DirectorTimestamp, assignment: &str, now_ms: i64) -> bool {
         m.assignment == assignment && m.expires_at_ms - now_ms > self.expiry_ms / 2
     }
 }
@@ -469,12 +469,14 @@ pub struct Offered {
     pub target: String,
 }
 
-/// What `device` must install now: the director entries for the newest campaign that offers it
-/// an install, and whether that poll moved the device in the campaign (first offer).
+/// What `device` must install now: the director entries for the newest of `active` (its running
+/// and paused campaigns, newest first) that offers it an install, and whether that poll moved the
+/// device in the campaign (first offer).
 async fn assignment<S: Store>(
     store: &S,
     director: &Director,
     device: &Device,
+    active: Vec<(String, i64)>,
     now_ms: i64,
 ) -> Result<(BTreeMap<String, TargetFile>, Option<Offered>), Error> {
     let none = Ok((BTreeMap::new(), None));
@@ -483,7 +485,7 @@ async fn assignment<S: Store>(
     };
     // Only running and paused campaigns can offer anything (a paused one still repeats an offer
     // to a device that was installing).
-    for (id, version) in store.active_device_campaigns(&device.id).await? {
+    for (id, version) in active {
         let campaign = director.campaign(store, &id, version).await?;
         let Some((_, before)) = campaign.device(&device.id) else {
             continue;
@@ -540,28 +542,37 @@ async fn assignment<S: Store>(
     none
 }
 
-/// The device's current director metadata: the stored files if they still say the right thing
-/// and are fresh, else a new version signed and stored. Also returns the first offer this poll
-/// made, if any.
+/// The device's current director timestamp, from what its poll read (`polled`): the stored
+/// files if they still say the right thing and are fresh, else a new version signed and stored.
+/// Also returns the first offer this poll made, if any.
 pub async fn current<S: Store>(
     store: &S,
     director: &Director,
-    device: &Device,
+    polled: DevicePoll,
     now_ms: i64,
-) -> Result<(DirectorMetadata, Option<Offered>), Error> {
-    let (wanted, offered) = assignment(store, director, device, now_ms).await?;
+) -> Result<(Vec<u8>, Option<Offered>), Error> {
+    let DevicePoll {
+        device,
+        campaigns,
+        director: mut stored,
+    } = polled;
+    let (wanted, offered) = assignment(store, director, &device, campaigns, now_ms).await?;
     let wanted_json = assignment_json(&wanted)?;
-    for _ in 0..8 {
-        let stored = store.director_metadata(&device.id).await?;
-        if let Some(m) = &stored
-            && director.is_current(m, &wanted_json, now_ms)
-        {
-            return Ok((m.clone(), offered));
+    for attempt in 0..8 {
+        // The poll's read first; after losing a race to another writer, the winner's files.
+        if attempt > 0 {
+            stored = store
+                .director_metadata(&device.id)
+                .await?
+                .map(DirectorTimestamp::from);
+        }
+        if let Some(m) = stored.take_if(|m| director.is_current(m, &wanted_json, now_ms)) {
+            return Ok((m.timestamp, offered));
         }
         let version = stored.as_ref().map_or(1, |m| m.version + 1);
         let signed = director.sign(&device.id, version, &wanted, now_ms)?;
         if store.put_director_metadata(&signed).await? {
-            return Ok((signed, offered));
+            return Ok((signed.timestamp, offered));
         }
     }
     Err(Error::Config {
@@ -623,6 +634,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = Director::load_or_create(dir.path(), None, Duration::from_secs(100), None).unwrap();
         let m = d.sign("pump-1", 1, &BTreeMap::new(), 0).unwrap();
+        let m = DirectorTimestamp::from(m);
         assert!(d.is_current(&m, "{}", 0));
         assert!(d.is_current(&m, "{}", 49_999));
         assert!(!d.is_current(&m, "{}", 50_000));

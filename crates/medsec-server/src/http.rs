@@ -408,20 +408,47 @@ fn deny_event(conn: &Conn, principal: &str, action: &str, target: &Target, detai
     e
 }
 
-async fn device_subject(
+/// A device's Cedar principal, from its record.
+fn device_subject(d: &medsec_store::Device) -> Subject {
+    Subject::Device {
+        id: d.id.clone(),
+        model: d.model.clone(),
+        state: d.state.clone(),
+        quarantined: d.quarantined,
+    }
+}
+
+/// The caller behind a device certificate naming `id`, from its record as read (`NotFound`: the
+/// certificate names a device medsec has no record of, which is audited and refused).
+pub(crate) async fn device_caller(
     state: &AppState,
+    conn: &Conn,
     id: &DeviceId,
-) -> Result<(Subject, medsec_store::Device), ApiError> {
-    let d = state.store.device(id.as_str()).await?;
-    Ok((
-        Subject::Device {
-            id: d.id.clone(),
-            model: d.model.clone(),
-            state: d.state.clone(),
-            quarantined: d.quarantined,
-        },
-        d,
-    ))
+    record: Result<medsec_store::Device, ApiError>,
+    action: &str,
+    target: &Target,
+) -> Result<Caller, ApiError> {
+    match record {
+        Ok(d) => Ok(Caller {
+            subject: device_subject(&d),
+            credential: "fleet-certificate",
+            record: Some(d),
+        }),
+        Err(ApiError::NotFound) => {
+            let label = format!("Device::{:?}", id.as_str());
+            state
+                .audit(deny_event(
+                    conn,
+                    &label,
+                    action,
+                    target,
+                    "certificate names a device medsec has no record of",
+                ))
+                .await?;
+            Err(ApiError::Forbidden)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Resolves the caller of a device-API or operator-API route, auditing refusals.
@@ -486,27 +513,10 @@ pub(crate) async fn caller(
         });
     }
     match &conn.peer {
-        Peer::Device(id) => match device_subject(state, id).await {
-            Ok((subject, record)) => Ok(Caller {
-                record: Some(record),
-                subject,
-                credential: "fleet-certificate",
-            }),
-            Err(ApiError::NotFound) => {
-                let label = format!("Device::{:?}", id.as_str());
-                state
-                    .audit(deny_event(
-                        conn,
-                        &label,
-                        action,
-                        target,
-                        "certificate names a device medsec has no record of",
-                    ))
-                    .await?;
-                Err(ApiError::Forbidden)
-            }
-            Err(e) => Err(e),
-        },
+        Peer::Device(id) => {
+            let record = state.store.device(id.as_str()).await.map_err(Into::into);
+            device_caller(state, conn, id, record, action, target).await
+        }
         other => {
             let detail = match other {
                 Peer::Manufacturer(_) => "a manufacturer certificate only enrols",
@@ -1627,7 +1637,7 @@ async fn est_simpleenroll(
         }
     };
     let caller = Caller {
-        subject: device_subject(&state, &device).await?.0,
+        subject: device_subject(&state.store.device(device.as_str()).await?),
         record: None,
         credential,
     };

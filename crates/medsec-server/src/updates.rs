@@ -9,13 +9,16 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, http::HeaderMap};
-use medsec_store::Store as _;
+use medsec_pki::DeviceId;
+use medsec_store::{DevicePoll, Store as _};
 use tower::ServiceExt as _;
 
 use crate::audit_log::event;
 use crate::authz::Target;
 use crate::director;
-use crate::http::{ApiError, AppState, Conn, Peer, authorize, caller, device_id, now_ms};
+use crate::http::{
+    ApiError, AppState, Conn, Peer, authorize, caller, device_caller, device_id, now_ms,
+};
 
 fn json(bytes: Vec<u8>) -> Response {
     let mut r = bytes.into_response();
@@ -42,6 +45,9 @@ pub(crate) async fn director_file(
 ) -> Result<Response, ApiError> {
     let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
+    if file == "timestamp.json" {
+        return poll(&state, &conn, &headers, &id, &target).await;
+    }
     let who = caller(&state, &conn, &headers, "update.fetch", &target).await?;
     authorize(&state, &conn, &who, "update.fetch", &target).await?;
     if file == "root.json" {
@@ -60,35 +66,6 @@ pub(crate) async fn director_file(
             .ok_or(ApiError::NotFound);
     }
     match file.as_str() {
-        "timestamp.json" => {
-            let device = match who.record {
-                Some(own) if own.id == id.as_str() => own,
-                _ => state.store.device(id.as_str()).await?,
-            };
-            let (metadata, offered) =
-                director::current(&state.store, &state.director, &device, now_ms())
-                    .await
-                    .map_err(|e| ApiError::Internal(e.to_string()))?;
-            if let Some(o) = offered {
-                let mut e = event(
-                    "campaign",
-                    &who.subject.label(),
-                    "campaign.offer",
-                    &target.label(),
-                    "info",
-                );
-                e.source = conn.addr.to_string();
-                e.detail = format!("offered {} (campaign {})", o.target, o.campaign);
-                state.audit(e).await?;
-            }
-            // The newest root's version beside the timestamp spares the agent a root probe.
-            let mut response = json(metadata.timestamp);
-            response.headers_mut().insert(
-                medsec_tuf_client::ROOT_VERSION_HEADER,
-                HeaderValue::from(state.director.root_version()),
-            );
-            Ok(response)
-        }
         "snapshot.json" | "targets.json" => {
             let stored = state
                 .store
@@ -103,6 +80,64 @@ pub(crate) async fn director_file(
         }
         _ => Err(ApiError::NotFound),
     }
+}
+
+/// A device's poll (`timestamp.json`). When the device asks for its own metadata, which is every
+/// real poll, one store query reads its record (for Cedar), its active campaigns and its stored
+/// timestamp; anyone else is authorised first, exactly as for the other files, and only then is
+/// the device read.
+async fn poll(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+    id: &DeviceId,
+    target: &Target,
+) -> Result<Response, ApiError> {
+    let own = matches!(&conn.peer, Peer::Device(p) if p == id) && !conn.operator_port;
+    let (who, read) = if own {
+        let (record, rest) = match state.store.device_poll(id.as_str()).await {
+            Ok(p) => (Ok(p.device), Some((p.campaigns, p.director))),
+            Err(e) => (Err(e.into()), None),
+        };
+        let who = device_caller(state, conn, id, record, "update.fetch", target).await?;
+        (who, rest)
+    } else {
+        (
+            caller(state, conn, headers, "update.fetch", target).await?,
+            None,
+        )
+    };
+    authorize(state, conn, &who, "update.fetch", target).await?;
+    let polled = match (who.record, read) {
+        (Some(device), Some((campaigns, director))) => DevicePoll {
+            device,
+            campaigns,
+            director,
+        },
+        _ => state.store.device_poll(id.as_str()).await?,
+    };
+    let (timestamp, offered) = director::current(&state.store, &state.director, polled, now_ms())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(o) = offered {
+        let mut e = event(
+            "campaign",
+            &who.subject.label(),
+            "campaign.offer",
+            &target.label(),
+            "info",
+        );
+        e.source = conn.addr.to_string();
+        e.detail = format!("offered {} (campaign {})", o.target, o.campaign);
+        state.audit(e).await?;
+    }
+    // The newest root's version beside the timestamp spares the agent a root probe.
+    let mut response = json(timestamp);
+    response.headers_mut().insert(
+        medsec_tuf_client::ROOT_VERSION_HEADER,
+        HeaderValue::from(state.director.root_version()),
+    );
+    Ok(response)
 }
 
 /// A file of the published image repository (`metadata/…` or `targets/…`), with range support.

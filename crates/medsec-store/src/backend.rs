@@ -12,8 +12,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AuditRow, CampaignRow, Device, DeviceKey, DeviceQuery, DirectorMetadata, EnrolmentToken, Error,
-    HeadRow, Inventory, OperatorToken, Result, Store, VersionReport, mask_password,
+    AuditRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery, DirectorMetadata,
+    DirectorTimestamp, EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, Result, Store,
+    VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -265,8 +266,10 @@ macro_rules! device_from_row {
     };
 }
 
+/// `$agg` is the dialect's string aggregate taking (value, separator): the one SQL word the two
+/// backends spell differently.
 macro_rules! impl_store {
-    ($store:ty) => {
+    ($store:ty, $agg:literal) => {
         impl Store for $store {
             async fn register_device(&self, id: &str, model: &str, now_ms: i64) -> Result<bool> {
                 let done = sqlx::query(
@@ -588,6 +591,65 @@ macro_rules! impl_store {
                 rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("version")?))).collect()
             }
 
+            async fn device_poll(&self, device_id: &str) -> Result<DevicePoll> {
+                // Lists come back as one string each, one entry per line: group names have no
+                // control characters and campaign names are [A-Za-z0-9._-], so neither a newline
+                // nor a space can be part of one. Orders are restored below (aggregate order is
+                // not portable).
+                let row = sqlx::query(concat!(
+                    "SELECT d.id AS id, d.model AS model, d.state AS state, d.quarantined AS quarantined, \
+                     d.status AS status, d.created_at_ms AS created_at_ms, d.last_seen_ms AS last_seen_ms, \
+                     d.hardware_id AS hardware_id, d.site AS site, d.installed_version AS installed_version, \
+                     d.release_counter AS release_counter, \
+                     (SELECT ", $agg, "(g.name, '\n') FROM device_groups g WHERE g.device_id = d.id) AS groups, \
+                     (SELECT ", $agg, "(c.id || ' ' || CAST(c.version AS TEXT) || ' ' || CAST(c.created_at_ms AS TEXT), '\n') \
+                      FROM campaign_devices cd JOIN campaigns c ON c.id = cd.campaign_id \
+                      WHERE cd.device_id = d.id AND c.status IN ('running', 'paused')) AS campaigns, \
+                     m.version AS m_version, m.assignment AS m_assignment, m.timestamp AS m_timestamp, \
+                     m.expires_at_ms AS m_expires_at_ms \
+                     FROM devices d LEFT JOIN director_metadata m ON m.device_id = d.id WHERE d.id = $1"
+                ))
+                .bind(device_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| not_found("device", device_id))?;
+                let mut device = device_from_row!(row);
+                let groups: Option<String> = row.try_get("groups")?;
+                device.groups = groups.as_deref().unwrap_or("").lines().map(str::to_owned).collect();
+                device.groups.sort();
+                let listed: Option<String> = row.try_get("campaigns")?;
+                let mut campaigns = Vec::new();
+                for line in listed.as_deref().unwrap_or("").lines() {
+                    let mut parts = line.split(' ');
+                    let (Some(id), Some(version), Some(created), None) =
+                        (parts.next(), parts.next(), parts.next(), parts.next())
+                    else {
+                        return Err(Error::Corrupt { reason: format!("campaign list entry {line:?}") });
+                    };
+                    let number = |v: &str| v.parse::<i64>().map_err(|_| Error::Corrupt {
+                        reason: format!("campaign list entry {line:?}"),
+                    });
+                    campaigns.push((number(created)?, id.to_owned(), number(version)?));
+                }
+                // Newest first, then by id, as active_device_campaigns orders them.
+                campaigns.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                let version: Option<i64> = row.try_get("m_version")?;
+                let director = match version {
+                    Some(version) => Some(DirectorTimestamp {
+                        version,
+                        assignment: row.try_get("m_assignment")?,
+                        timestamp: row.try_get("m_timestamp")?,
+                        expires_at_ms: row.try_get("m_expires_at_ms")?,
+                    }),
+                    None => None,
+                };
+                Ok(DevicePoll {
+                    device,
+                    campaigns: campaigns.into_iter().map(|(_, id, v)| (id, v)).collect(),
+                    director,
+                })
+            }
+
             async fn device_campaigns(&self, device_id: &str) -> Result<Vec<String>> {
                 let rows = sqlx::query(
                     "SELECT c.id FROM campaign_devices d JOIN campaigns c ON c.id = d.campaign_id \
@@ -810,8 +872,8 @@ fn hex_key(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-impl_store!(SqliteStore);
-impl_store!(PostgresStore);
+impl_store!(SqliteStore, "group_concat");
+impl_store!(PostgresStore, "string_agg");
 
 #[cfg(test)]
 mod tests {

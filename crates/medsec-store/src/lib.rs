@@ -59,6 +59,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A stored value is not in the form medsec writes (changed outside medsec, or a bug).
+    #[error("stored data is malformed: {reason}")]
+    Corrupt {
+        /// What was found.
+        reason: String,
+    },
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -137,6 +143,44 @@ pub struct DirectorMetadata {
     pub expires_at_ms: i64,
     /// When they were signed.
     pub updated_at_ms: i64,
+}
+
+/// What the director needs of a device's stored metadata to answer a poll: the timestamp it
+/// serves, and what decides whether that is still current (the targets and snapshot files are
+/// not read on a poll).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorTimestamp {
+    /// Version of the three files.
+    pub version: i64,
+    /// What the targets metadata names, as JSON.
+    pub assignment: String,
+    /// `timestamp.json` bytes.
+    pub timestamp: Vec<u8>,
+    /// When the earliest of the three files expires.
+    pub expires_at_ms: i64,
+}
+
+impl From<DirectorMetadata> for DirectorTimestamp {
+    fn from(m: DirectorMetadata) -> Self {
+        Self {
+            version: m.version,
+            assignment: m.assignment,
+            timestamp: m.timestamp,
+            expires_at_ms: m.expires_at_ms,
+        }
+    }
+}
+
+/// Everything a director poll reads, in one query: the device record (for its Cedar principal),
+/// the running or paused campaigns it is in, and its stored director timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevicePoll {
+    /// The device, groups included.
+    pub device: Device,
+    /// As [`Store::active_device_campaigns`] returns them: newest first, with versions.
+    pub campaigns: Vec<(String, i64)>,
+    /// Its stored director metadata, if any was signed yet.
+    pub director: Option<DirectorTimestamp>,
 }
 
 /// A signed version report as received: what the device signed, its signature, and the
@@ -341,6 +385,10 @@ pub trait Store: Send + Sync + Clone + 'static {
         &self,
         device_id: &str,
     ) -> impl Future<Output = Result<Vec<(String, i64)>>> + Send;
+    /// [`Store::device`], [`Store::active_device_campaigns`] and the timestamp part of
+    /// [`Store::director_metadata`] in one round trip (a poll is the server's hottest path);
+    /// `NotFound` if there is no such device.
+    fn device_poll(&self, device_id: &str) -> impl Future<Output = Result<DevicePoll>> + Send;
     /// The ids of the campaigns a device is in, newest first.
     fn device_campaigns(&self, device_id: &str)
     -> impl Future<Output = Result<Vec<String>>> + Send;
@@ -507,6 +555,9 @@ impl Store for AnyStore {
     }
     async fn active_device_campaigns(&self, device_id: &str) -> Result<Vec<(String, i64)>> {
         dispatch!(self, s => s.active_device_campaigns(device_id))
+    }
+    async fn device_poll(&self, device_id: &str) -> Result<DevicePoll> {
+        dispatch!(self, s => s.device_poll(device_id))
     }
     async fn device_campaigns(&self, device_id: &str) -> Result<Vec<String>> {
         dispatch!(self, s => s.device_campaigns(device_id))

@@ -11,8 +11,8 @@
 )]
 
 use medsec_store::{
-    AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, DirectorMetadata, EnrolmentToken,
-    Error, HeadRow, Inventory, OperatorToken, SqliteStore, Store, VersionReport,
+    AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, DirectorMetadata, DirectorTimestamp,
+    EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, SqliteStore, Store, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
@@ -21,6 +21,7 @@ async fn contract<S: Store>(store: &S) {
     version_reports(store).await;
     campaigns(store).await;
     director(store).await;
+    poll(store).await;
     keys(store).await;
     enrolment_tokens(store).await;
     operator_tokens(store).await;
@@ -382,6 +383,84 @@ async fn director<S: Store>(s: &S) {
     let mut ghost = m(1, "[]");
     ghost.device_id = "ghost".into();
     assert!(s.put_director_metadata(&ghost).await.is_err());
+}
+
+/// A poll's one query reads what the three separate reads would, in the same order.
+async fn poll<S: Store>(s: &S) {
+    assert!(matches!(
+        s.device_poll("poll-ghost").await,
+        Err(Error::NotFound { what: "device", .. })
+    ));
+    // A bare device: no groups, campaigns or director metadata.
+    s.register_device("poll-0", "pump", 1).await.unwrap();
+    let bare = s.device_poll("poll-0").await.unwrap();
+    assert_eq!(bare.device, s.device("poll-0").await.unwrap());
+    assert!(bare.campaigns.is_empty() && bare.director.is_none());
+
+    s.register_device("poll-1", "pump", 1).await.unwrap();
+    s.set_device_inventory(
+        "poll-1",
+        &Inventory {
+            model: "pump".into(),
+            hardware_id: "hw-p1".into(),
+            site: "north wing".into(),
+            groups: vec!["zeta ward".into(), "icu".into(), "b-2".into()],
+        },
+    )
+    .await
+    .unwrap();
+    // Two active campaigns created in the same millisecond (ordered by id), a newer one, and
+    // one that is not active.
+    for (id, at, status) in [
+        ("p-b", 100, "running"),
+        ("p-a", 100, "paused"),
+        ("p-new", 200, "running"),
+        ("p-old", 50, "aborted"),
+    ] {
+        let row = CampaignRow {
+            id: id.into(),
+            status: "created".into(),
+            state: "{}".into(),
+            version: 1,
+            created_by: "op".into(),
+            created_at_ms: at,
+            updated_at_ms: at,
+        };
+        s.create_campaign(&row, &["poll-1".into()]).await.unwrap();
+        assert!(s.update_campaign(id, 1, status, "{}", at).await.unwrap());
+    }
+    assert!(
+        s.update_campaign("p-new", 2, "running", "{}", 300)
+            .await
+            .unwrap()
+    );
+    let m = DirectorMetadata {
+        device_id: "poll-1".into(),
+        version: 1,
+        assignment: "{\"fw.bin\":1}".into(),
+        targets: vec![9; 4000],
+        snapshot: vec![8; 100],
+        timestamp: vec![0, 10, 255, 7],
+        expires_at_ms: 5000,
+        updated_at_ms: 10,
+    };
+    assert!(s.put_director_metadata(&m).await.unwrap());
+    let p = s.device_poll("poll-1").await.unwrap();
+    assert_eq!(p.device, s.device("poll-1").await.unwrap());
+    assert_eq!(p.device.groups, ["b-2", "icu", "zeta ward"]);
+    assert_eq!(
+        p.campaigns,
+        s.active_device_campaigns("poll-1").await.unwrap()
+    );
+    assert_eq!(
+        p.campaigns,
+        [
+            ("p-new".to_owned(), 3),
+            ("p-a".to_owned(), 2),
+            ("p-b".to_owned(), 2)
+        ]
+    );
+    assert_eq!(p.director, Some(DirectorTimestamp::from(m)));
 }
 
 async fn keys<S: Store>(s: &S) {
