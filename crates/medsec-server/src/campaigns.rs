@@ -36,15 +36,26 @@ impl Selection {
     }
 }
 
-/// Most devices one campaign may cover.
+/// The most `limits.max_campaign_devices` may allow.
 pub const MAX_DEVICES: usize = 200_000;
 
-/// The devices `selection` names, with their sites, in id order, and each one's hardware id.
+/// The devices `selection` names, with their sites, in id order, and each one's hardware id;
+/// refused when they are more than `max_devices` (`limits.max_campaign_devices`).
 pub async fn resolve<S: Store>(
     store: &S,
     selection: &Selection,
+    max_devices: usize,
 ) -> Result<Vec<(Member, String)>, Error> {
     let bad = |reason: String| Error::Config { reason };
+    let too_many = || {
+        bad(format!(
+            "the selection matches more than {max_devices} devices \
+             (limits.max_campaign_devices): narrow it or split the rollout into several campaigns"
+        ))
+    };
+    if selection.devices.len() > max_devices {
+        return Err(too_many());
+    }
     if !selection.filters() && selection.devices.is_empty() {
         return Err(bad(
             "the selection is empty: give all, model, site, group or devices".into(),
@@ -68,10 +79,8 @@ pub async fn resolve<S: Store>(
                     members.insert(d.id.clone(), (d.site, d.hardware_id));
                 }
             }
-            if members.len() > MAX_DEVICES {
-                return Err(bad(format!(
-                    "the selection matches more than {MAX_DEVICES} devices: narrow it"
-                )));
+            if members.len() > max_devices {
+                return Err(too_many());
             }
             if !full {
                 break;
@@ -92,6 +101,9 @@ pub async fn resolve<S: Store>(
                 )));
             }
             Err(e) => return Err(e.into()),
+        }
+        if members.len() > max_devices {
+            return Err(too_many());
         }
     }
     Ok(members
@@ -130,6 +142,7 @@ pub async fn create<S: Store>(
     image: Option<&Arc<ImageRepository>>,
     spec: Spec,
     selection: &Selection,
+    max_devices: usize,
     created_by: &str,
     now_ms: i64,
 ) -> Result<Campaign, Error> {
@@ -139,7 +152,7 @@ pub async fn create<S: Store>(
         reason: "no image_repository is configured: a campaign needs one to deliver its release"
             .into(),
     })?;
-    let resolved = resolve(store, selection).await?;
+    let resolved = resolve(store, selection, max_devices).await?;
     let mut hardware_ids = std::collections::BTreeSet::new();
     for (member, hardware_id) in &resolved {
         if hardware_id.is_empty() {

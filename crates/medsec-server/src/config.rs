@@ -114,6 +114,11 @@ pub struct Limits {
     pub audit_repeat_window_secs: u64,
     /// Most decision streams counted at once; past it, new streams are logged one by one.
     pub audit_repeat_streams: usize,
+    /// Most devices one campaign may cover (1 to 200,000). A campaign is stored as one document
+    /// rewritten on every offer and report, so each change costs time in proportion to its size
+    /// (docs/benchmarks.md: about 11 ms at 10,000 devices, 128 ms at 100,000); split larger
+    /// rollouts into several campaigns.
+    pub max_campaign_devices: usize,
 }
 
 impl Default for Limits {
@@ -134,6 +139,7 @@ impl Default for Limits {
             report_nonces_per_device: 4,
             audit_repeat_window_secs: 3_600,
             audit_repeat_streams: 1_000_000,
+            max_campaign_devices: 20_000,
         }
     }
 }
@@ -213,6 +219,9 @@ impl Config {
             return bad(
                 "limits.header_timeout_ms and limits.device_idle_timeout_ms must be at least 1",
             );
+        }
+        if !(1..=crate::campaigns::MAX_DEVICES).contains(&l.max_campaign_devices) {
+            return bad("limits.max_campaign_devices must be 1 to 200000");
         }
         if l.audit_repeat_window_secs > 86_400 {
             return bad("limits.audit_repeat_window_secs must be at most 86400 (a day)");
@@ -306,6 +315,14 @@ mod tests {
             jail.create_file("b.toml", "devcie_listen = \"1.2.3.4:5\"\n")?;
             let e = Config::load(Some(Path::new("b.toml")), &Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("devcie_listen"), "{e}");
+            for bad in ["0", "200001"] {
+                jail.create_file(
+                    "c.toml",
+                    &format!("[limits]\nmax_campaign_devices = {bad}\n"),
+                )?;
+                let e = Config::load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err();
+                assert!(e.to_string().contains("max_campaign_devices"), "{e}");
+            }
             let e =
                 Config::load(Some(Path::new("missing.toml")), &Overrides::default()).unwrap_err();
             assert!(e.to_string().contains("does not exist"), "{e}");

@@ -862,6 +862,7 @@ async fn create_campaign(
         state.director.image(),
         req.spec,
         &req.selection,
+        state.config.limits.max_campaign_devices,
         &by,
         now,
     )

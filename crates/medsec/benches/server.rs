@@ -1,7 +1,8 @@
 //! `cargo bench -p medsec --bench server`: the device port beside nginx, both with mutual TLS 1.3
 //! and the same certificates, CA and CRL; then Cedar decision latency and durable audit appends;
 //! then 10,000 devices (`BENCH_DEVICES`), each with its own certificate and kept-alive
-//! connection, making no-change director polls at the rates in `BENCH_RATES`.
+//! connection, making no-change director polls at the rates in `BENCH_RATES`; then what one
+//! campaign change costs at the sizes in `BENCH_CAMPAIGN_SIZES` (default 1,000, 10,000, 100,000).
 //!
 //! Needs `openssl`, `curl` and nginx (`apt-get install nginx-light`; without it the nginx rows say
 //! so). The load generator is in this file: tokio + rustls (aws-lc-rs) on the same 2 cores as the
@@ -748,6 +749,93 @@ async fn audit_appends() {
     }
 }
 
+/// What one campaign change (a device's first offer) costs as campaigns grow: the campaign is one
+/// stored document, read, parsed, changed, serialised and written durably on every change.
+async fn campaign_changes() {
+    use medsec_store::Store as _;
+    println!(
+        "\n| campaign devices | stored document | change (one offer), p50 ms | p99 ms | changes measured |\n|---:|---:|---:|---:|---:|"
+    );
+    let sizes: Vec<usize> = std::env::var("BENCH_CAMPAIGN_SIZES")
+        .ok()
+        .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    for n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let store = medsec_store::SqliteStore::open(&dir.path().join("c.db"), 2)
+            .await
+            .unwrap();
+        // The devices in one transaction (registering them one by one would time fsyncs).
+        let ids: Vec<String> = (0..n).map(|i| format!("dev-{i:06}")).collect();
+        let mut tx = store.pool().begin().await.unwrap();
+        for id in &ids {
+            sqlx::query(
+                "INSERT INTO devices (id, model, state, created_at_ms) VALUES ($1, 'pump', 'enrolled', 0)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let members: Vec<medsec_campaign::Member> = ids
+            .iter()
+            .map(|id| medsec_campaign::Member {
+                device: id.clone(),
+                site: "north".into(),
+            })
+            .collect();
+        let release = medsec_campaign::Release {
+            version: "1.1".into(),
+            release_counter: 2,
+            target: "fw-1.1.bin".into(),
+        };
+        let mut spec = medsec_campaign::Spec::new("bench", release);
+        spec.canary = medsec_campaign::WaveSize::Percent(100.0);
+        let mut c = medsec_campaign::Campaign::plan(spec, &members).unwrap();
+        c.start(1).unwrap();
+        let state = serde_json::to_string(&c).unwrap();
+        let row = medsec_store::CampaignRow {
+            id: "bench".into(),
+            status: c.status().name().into(),
+            state: state.clone(),
+            version: 1,
+            created_by: "bench".into(),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+        };
+        store.create_campaign(&row, &ids).await.unwrap();
+        let mut times = Vec::new();
+        let t = Instant::now();
+        for id in ids.iter().take(200) {
+            if t.elapsed() > Duration::from_secs(20) && times.len() >= 20 {
+                break;
+            }
+            let started = Instant::now();
+            let device = id.clone();
+            medsec_server::campaigns::change(&store, "bench", 2, move |c| {
+                c.offer(&device, false, 2).map(|_| ())
+            })
+            .await
+            .unwrap();
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let at = |q: f64| {
+            let i = ((times.len() as f64) * q) as usize;
+            times[i.min(times.len() - 1)].as_secs_f64() * 1e3
+        };
+        println!(
+            "| {n} | {:.1} MiB | {:.1} | {:.1} | {} |",
+            state.len() as f64 / (1024.0 * 1024.0),
+            at(0.5),
+            at(0.99),
+            times.len()
+        );
+        store.close().await;
+    }
+}
+
 fn main() {
     // `cargo bench` passes --bench; anything else is ignored.
     let secs: u64 = std::env::var("BENCH_SECONDS")
@@ -852,6 +940,9 @@ fn main() {
     }
     if wanted("audit appends") {
         runtime.block_on(audit_appends());
+    }
+    if wanted("campaign change") {
+        runtime.block_on(campaign_changes());
     }
 }
 

@@ -200,6 +200,7 @@ fn create(location: &Location, spec: Spec, selection: &campaigns::Selection) -> 
             image.as_ref(),
             spec,
             selection,
+            config.limits.max_campaign_devices,
             &cli_principal(),
             now_ms(),
         )

@@ -1780,9 +1780,10 @@ fn a_no_change_poll_is_one_request_and_repeated_polls_are_summarised_in_the_audi
 fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let www = publish_image_repository(tmp.path());
+    // Campaigns of at most two devices, so that the size limit can be crossed with three.
     let s = start(
         tmp.path(),
-        &[],
+        &[("MEDSEC_LIMITS__MAX_CAMPAIGN_DEVICES", "2")],
         &[
             "--config",
             &tmp.path().join("medsec.toml").display().to_string(),
@@ -1858,6 +1859,22 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
         (
             spec("x", "1.1.0", 11, "pump-1.1.0.img", r#"["pump-a", "mon-a"]"#),
             "hardware id \"mon-x\"",
+        ),
+        // More devices than limits.max_campaign_devices, listed or selected by a filter.
+        (
+            spec(
+                "x",
+                "1.1.0",
+                11,
+                "pump-1.1.0.img",
+                r#"["pump-a", "pump-b", "mon-a"]"#,
+            ),
+            "more than 2 devices (limits.max_campaign_devices)",
+        ),
+        (
+            spec("x", "1.1.0", 11, "pump-1.1.0.img", "[]")
+                .replace(r#""devices": []"#, r#""all": true"#),
+            "more than 2 devices (limits.max_campaign_devices)",
         ),
     ] {
         let r = create(&body);
