@@ -15,6 +15,7 @@
 //! only costs a repeated download.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use medsec_tuf::TargetFile;
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::boot::{Booted, Bootloader, SlotImage, Slots, TRIES};
+use crate::keys::KeyStore;
 use crate::net::{self, Session};
 use crate::record::Record;
 
@@ -37,6 +39,9 @@ pub struct DeviceConfig {
     pub hardware_id: String,
     /// Slot A and slot B (files or block devices).
     pub slots: [PathBuf; 2],
+    /// Where the device key is kept.
+    #[serde(default)]
+    pub key_store: KeyStore,
 }
 
 /// How the agent behaves.
@@ -246,11 +251,14 @@ impl Agent {
 
     fn session(&mut self) -> Result<&Session, Error> {
         if self.session.is_none() {
+            let identity = read(&identity_path(&self.dir))?;
+            let key = self.config.key_store.open(&identity)?;
             let s = Session::new(
                 &self.config.server,
                 &self.config.device,
                 &read(&ca_path(&self.dir))?,
-                &read(&identity_path(&self.dir))?,
+                &identity,
+                key,
             )?;
             self.session = Some(s);
         }
@@ -657,7 +665,8 @@ impl Agent {
 
     /// Renews the certificate now.
     pub fn renew(&mut self) -> Result<(), Error> {
-        let (key_pem, request) = net::key_and_request(&self.config.device)?;
+        let key = self.config.key_store.generate()?;
+        let request = net::request(key.source.as_ref(), &self.config.device)?;
         let session = self.session()?;
         let chain = net::est(
             session.agent(),
@@ -667,8 +676,12 @@ impl Agent {
             None,
         )?;
         // Chain and key in one file, replaced in one rename: never a key without its certificate.
-        write_atomic_identity(&self.dir, &chain, &key_pem)?;
+        write_atomic_identity(&self.dir, &chain, &key.stored)?;
         self.session = None;
+        // The old token key goes only now: until the rename above, it was the one in use.
+        self.config
+            .key_store
+            .remove_other_keys(key.source.public_key())?;
         Ok(())
     }
 
@@ -754,13 +767,16 @@ pub struct Enrolment {
     pub factory_release_counter: u64,
     /// Slot paths (default `DIR/slot-a.img`, `DIR/slot-b.img`).
     pub slots: Option<[PathBuf; 2]>,
+    /// Where the device key is kept.
+    pub key_store: KeyStore,
 }
 
 /// First start of a device: EST enrolment, both repositories' roots, slot A with the factory
 /// image, and a first version report due.
 pub fn enrol(dir: &Path, e: &Enrolment) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
-    let (key_pem, request) = net::key_and_request(&e.device)?;
+    let key = e.key_store.generate()?;
+    let request = net::request(key.source.as_ref(), &e.device)?;
     let timeout = Duration::from_secs(30);
     let (transport, token) = match &e.credential {
         Credential::Token(t) => (
@@ -776,7 +792,7 @@ pub fn enrol(dir: &Path, e: &Enrolment) -> Result<(), Error> {
     let server = e.server.trim_end_matches('/');
     let chain = net::est(transport.agent(), server, "simpleenroll", &request, token)?;
     crate::write_atomic(&ca_path(dir), &e.ca_pem, false)?;
-    write_atomic_identity(dir, &chain, &key_pem)?;
+    write_atomic_identity(dir, &chain, &key.stored)?;
     let slots = e
         .slots
         .clone()
@@ -786,8 +802,15 @@ pub fn enrol(dir: &Path, e: &Enrolment) -> Result<(), Error> {
         device: e.device.clone(),
         hardware_id: e.hardware_id.clone(),
         slots: slots.clone(),
+        key_store: e.key_store.clone(),
     };
-    let session = Session::new(server, &e.device, &e.ca_pem, &read(&identity_path(dir))?)?;
+    let session = Session::new(
+        server,
+        &e.device,
+        &e.ca_pem,
+        chain.as_bytes(),
+        Arc::clone(&key.source),
+    )?;
     // Trust anchors: the director's root over the mutually authenticated channel; the image
     // repository's as shipped, else the same way.
     let director_root = session.get(&format!("/director/{}/root.json", e.device))?;

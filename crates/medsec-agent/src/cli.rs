@@ -7,12 +7,13 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 
 use crate::agent::{self, Agent, Credential, Enrolment, Options};
+use crate::keys::KeyStore;
 
 /// The agent's commands.
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
     /// First start: enrol over EST, fetch the repositories' roots, provision slot A.
-    Enrol(EnrolArgs),
+    Enrol(Box<EnrolArgs>),
     /// Poll, install, health-check, report; forever, or until idle with --once.
     Run(RunArgs),
     /// What runs, and where the install cycle is.
@@ -68,6 +69,16 @@ pub struct EnrolArgs {
     /// Slot B.
     #[arg(long)]
     pub slot_b: Option<PathBuf>,
+    /// Keep the device key in a PKCS#11 token: the module (shared library), for example
+    /// /usr/lib/softhsm/libsofthsm2.so or the tpm2-pkcs11 module. Default: a key file.
+    #[arg(long, requires_all = ["pkcs11_token", "pkcs11_pin_file"])]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, requires = "pkcs11_module")]
+    pub pkcs11_token: Option<String>,
+    /// A file holding the token's user PIN (read at each start).
+    #[arg(long, requires = "pkcs11_module")]
+    pub pkcs11_pin_file: Option<PathBuf>,
 }
 
 /// `run`.
@@ -144,12 +155,21 @@ pub fn run(command: AgentCommand) -> Result<()> {
                 factory_version: a.factory_version.clone(),
                 factory_release_counter: a.factory_release_counter,
                 slots: a.slot_a.clone().zip(a.slot_b.clone()).map(|(x, y)| [x, y]),
+                key_store: match (&a.pkcs11_module, &a.pkcs11_token, &a.pkcs11_pin_file) {
+                    (Some(module), Some(token), Some(pin_file)) => KeyStore::Pkcs11 {
+                        module: module.clone(),
+                        token: token.clone(),
+                        pin_file: pin_file.clone(),
+                    },
+                    _ => KeyStore::File,
+                },
             };
             agent::enrol(&a.dir, &e).context("enrolment failed")?;
             println!(
-                "enrolled {} with {}; slot A holds {} {}",
+                "enrolled {} with {}; key in {}; slot A holds {} {}",
                 a.device,
                 a.server,
+                e.key_store.describe(),
                 a.factory_image.display(),
                 a.factory_version
             );

@@ -18,6 +18,7 @@ pub mod agent;
 pub mod boot;
 pub mod cli;
 pub mod fault;
+pub mod keys;
 pub mod net;
 pub mod record;
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use medsec_crypto::KeySource as _;
 use medsec_tuf_client::{HttpTransport, Transport, TransportError, Updater, UpdaterConfig};
 use serde_json::{Value, json};
 
@@ -53,20 +52,24 @@ pub fn certs_pem(certs: &[Vec<u8>]) -> Result<String, Error> {
     Ok(out)
 }
 
-/// A new P-256 key (PKCS#8 PEM) and an EST request for it (base64 DER, RFC 7030 section 4.2).
-/// The CA sets every name from its own record; the subject is only a hint.
-pub fn key_and_request(device: &str) -> Result<(String, String), Error> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| Error::State(format!("generating a key: {e}")))?;
+/// An EST certificate request (base64 DER, RFC 7030 section 4.2) signed by `key`. The CA sets
+/// every name from its own record; the subject is only a hint.
+pub fn request(key: &dyn medsec_crypto::KeySource, device: &str) -> Result<String, Error> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
         .map_err(|e| Error::State(e.to_string()))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, device);
     let csr = params
-        .serialize_request(&key)
+        .serialize_request(&crate::keys::RcgenKey(key))
         .map_err(|e| Error::State(format!("making the certificate request: {e}")))?;
-    Ok((key.serialize_pem(), STANDARD.encode(csr.der())))
+    Ok(STANDARD.encode(csr.der()))
+}
+
+/// A new P-256 key kept in a file (PKCS#8 PEM) and an EST request for it.
+pub fn key_and_request(device: &str) -> Result<(String, String), Error> {
+    let key = crate::keys::KeyStore::File.generate()?;
+    Ok((key.stored, request(key.source.as_ref(), device)?))
 }
 
 /// Sends an EST request to `endpoint` (`simpleenroll` or `simplereenroll`) and returns the
@@ -139,29 +142,21 @@ pub struct Session {
     server: String,
     device: String,
     transport: Shared,
-    key: medsec_crypto::SigningKey,
+    key: Arc<dyn medsec_crypto::KeySource>,
 }
 
 impl Session {
-    /// Opens a session with the identity in `identity_pem` (certificate chain and key).
+    /// Opens a session as the certificate chain in `chain_pem`, whose key is `key`.
     pub fn new(
         server: &str,
         device: &str,
         ca_pem: &[u8],
-        identity_pem: &[u8],
+        chain_pem: &[u8],
+        key: Arc<dyn medsec_crypto::KeySource>,
     ) -> Result<Self, Error> {
-        let transport = HttpTransport::with_identity(ca_pem, identity_pem, identity_pem, TIMEOUT)
-            .map_err(|e| net("the device identity", e))?;
-        let key_pem = String::from_utf8_lossy(identity_pem);
-        let key_der = pem_rfc7468::decode_vec(
-            extract_block(&key_pem, "PRIVATE KEY")
-                .ok_or_else(|| Error::State("the identity holds no private key".into()))?
-                .as_bytes(),
-        )
-        .map_err(|e| Error::State(format!("the identity's key: {e}")))?
-        .1;
-        let key = medsec_crypto::SigningKey::from_pkcs8_der(&key_der)
-            .map_err(|e| Error::State(format!("the identity's key: {e}")))?;
+        let transport =
+            HttpTransport::with_key_source(ca_pem, chain_pem, Arc::clone(&key), TIMEOUT)
+                .map_err(|e| net("the device identity", e))?;
         Ok(Self {
             server: server.trim_end_matches('/').to_owned(),
             device: device.to_owned(),
@@ -336,7 +331,7 @@ impl Session {
 }
 
 /// The text of the first PEM block labelled `label` in `text`.
-fn extract_block(text: &str, label: &str) -> Option<String> {
+pub(crate) fn pem_block(text: &str, label: &str) -> Option<String> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let from = text.find(&begin)?;

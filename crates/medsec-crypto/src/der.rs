@@ -11,6 +11,8 @@ pub(crate) const ALG_EC_P256: &[u8] = &[
     0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
     0xce, 0x3d, 0x03, 0x01, 0x07,
 ];
+/// OID 1.3.101.112 (id-Ed25519), no parameters.
+pub(crate) const ALG_ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
 /// OID 1.2.840.113549.1.1.1 (rsaEncryption) with NULL parameters.
 pub(crate) const ALG_RSA: &[u8] = &[
     0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
@@ -103,6 +105,30 @@ fn write_len(out: &mut Vec<u8>, len: usize) {
         out.push(0x80 | significant.len() as u8);
         out.extend_from_slice(significant);
     }
+}
+
+/// DER `ECDSA-Sig-Value` (SEQUENCE of two INTEGERs) from a P-256 signature given as `r || s`
+/// (32 bytes each, as PKCS#11 tokens return it); `None` for any other length.
+pub(crate) fn ecdsa_signature_from_raw(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.len() != 64 {
+        return None;
+    }
+    let (r, s) = raw.split_at(32);
+    let mut body = Vec::with_capacity(72);
+    for half in [r, s] {
+        // Minimal two's-complement: no leading zero bytes, then one back if the top bit is set.
+        let skip = half.iter().take_while(|b| **b == 0).count().min(31);
+        let digits = half.get(skip..)?;
+        let mut int = Vec::with_capacity(33);
+        if digits.first().is_some_and(|b| b & 0x80 != 0) {
+            int.push(0);
+        }
+        int.extend_from_slice(digits);
+        write_tlv(&mut body, 0x02, &int);
+    }
+    let mut out = Vec::with_capacity(body.len() + 2);
+    write_tlv(&mut out, 0x30, &body);
+    Some(out)
 }
 
 pub(crate) fn write_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {

@@ -62,6 +62,14 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A hardware token (PKCS#11) refused or failed an operation.
+    #[error("{operation}: {reason}")]
+    Token {
+        /// What was being done.
+        operation: &'static str,
+        /// What the token said.
+        reason: String,
+    },
     /// The cryptographic library failed (for example, no randomness).
     #[error("cryptographic operation failed: {operation}")]
     Crypto {

@@ -176,6 +176,34 @@ impl PublicKey {
         }
     }
 
+    /// Reads an ECDSA P-256 or Ed25519 key from a DER SubjectPublicKeyInfo (as certificates
+    /// carry it).
+    pub fn from_spki_der(spki: &[u8]) -> Result<Self, Error> {
+        let (alg, key) = der::parse_spki(spki).ok_or(Error::MalformedPublicKey {
+            scheme: "X.509",
+            reason: "not a DER SubjectPublicKeyInfo",
+        })?;
+        if alg == der::ALG_EC_P256 {
+            Self::from_raw(Scheme::EcdsaP256Sha256, key.to_vec())
+        } else if alg == der::ALG_ED25519 {
+            Self::from_raw(Scheme::Ed25519, key.to_vec())
+        } else {
+            Err(Error::MalformedPublicKey {
+                scheme: "X.509",
+                reason: "the key is neither ECDSA P-256 nor Ed25519",
+            })
+        }
+    }
+
+    /// The DER SubjectPublicKeyInfo of an ECDSA P-256 or Ed25519 key (`None` for other schemes).
+    pub fn to_spki_der(&self) -> Option<Vec<u8>> {
+        match self.scheme {
+            Scheme::EcdsaP256Sha256 => Some(der::encode_spki(der::ALG_EC_P256, &self.bytes)),
+            Scheme::Ed25519 => Some(der::encode_spki(der::ALG_ED25519, &self.bytes)),
+            Scheme::RsaPssSha256 | Scheme::MlDsa65Ed25519 => None,
+        }
+    }
+
     /// Encodes `keyval.public` as TUF metadata carries it (see [`PublicKey::from_tuf`]).
     pub fn to_tuf_public(&self) -> String {
         match self.scheme {

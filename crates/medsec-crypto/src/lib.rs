@@ -11,8 +11,9 @@
 //! ML-DSA context parameter, which aws-lc-rs does not expose yet, so it comes from RustCrypto `ml-dsa`
 //! behind the two functions in [`mldsa`]; swapping the backend touches only that module.
 //!
-//! Private keys are held by something that implements [`KeySource`]: an in-memory [`SigningKey`]
-//! today, PKCS#11 or TPM keys later. On disk ([`keyfile`]) they are PKCS#8 PEM, encrypted with a
+//! Private keys are held by something that implements [`KeySource`]: an in-memory [`SigningKey`],
+//! or (feature `pkcs11`) a key inside a PKCS#11 token (`pkcs11::Pkcs11Key`: an HSM, a smart card,
+//! a TPM through tpm2-pkcs11). On disk ([`keyfile`]) they are PKCS#8 PEM, encrypted with a
 //! passphrase (Argon2id + AES-256-GCM) unless the caller explicitly asks for plaintext.
 //!
 //! This crate does no IO besides asking the operating system for randomness, and never logs.
@@ -25,6 +26,8 @@ mod error;
 pub mod keyfile;
 mod keys;
 mod mldsa;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 
 pub use der::pkcs7_certificates;
 pub use error::Error;

@@ -323,3 +323,51 @@ mod pkcs7 {
         assert_eq!(pkcs7_certificates(&data), None);
     }
 }
+
+#[test]
+fn raw_ecdsa_signatures_from_tokens_become_der_that_verifies() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).unwrap();
+    let public =
+        PublicKey::from_raw(Scheme::EcdsaP256Sha256, pair.public_key().as_ref().to_vec()).unwrap();
+    // Enough signatures that r or s starts with a set top bit (half of them) and, now and then,
+    // with a zero byte: both need the minimal-INTEGER rule right.
+    for i in 0..600u32 {
+        let msg = i.to_be_bytes();
+        let raw = pair.sign(&rng, &msg).unwrap();
+        let der = der::ecdsa_signature_from_raw(raw.as_ref()).unwrap();
+        public.verify(&msg, &der).unwrap();
+        assert!(public.verify(b"another message", &der).is_err());
+    }
+    // Edge values: r = 1 (31 leading zero bytes), s with its top bit set.
+    let mut raw = [0u8; 64];
+    raw[31] = 1;
+    raw[32] = 0x80;
+    assert_eq!(
+        der::ecdsa_signature_from_raw(&raw).unwrap()[..7],
+        [0x30, 0x26, 0x02, 0x01, 0x01, 0x02, 0x21]
+    );
+    // Anything but 64 bytes is refused, not padded.
+    assert!(der::ecdsa_signature_from_raw(&[1u8; 63]).is_none());
+    assert!(der::ecdsa_signature_from_raw(&[1u8; 65]).is_none());
+}
+
+#[test]
+fn certificate_public_keys_parse_from_spki() {
+    for scheme in [Scheme::EcdsaP256Sha256, Scheme::Ed25519] {
+        let key = SigningKey::generate(scheme).unwrap();
+        let alg = if scheme == Scheme::Ed25519 {
+            der::ALG_ED25519
+        } else {
+            der::ALG_EC_P256
+        };
+        let spki = der::encode_spki(alg, key.public_key().as_bytes());
+        assert_eq!(&PublicKey::from_spki_der(&spki).unwrap(), key.public_key());
+    }
+    let rsa = der::encode_spki(der::ALG_RSA, &[0x30, 0x00]);
+    let err = PublicKey::from_spki_der(&rsa).unwrap_err().to_string();
+    assert!(err.contains("neither ECDSA P-256 nor Ed25519"), "{err}");
+    assert!(PublicKey::from_spki_der(b"junk").is_err());
+}

@@ -18,6 +18,7 @@
 
 mod error;
 mod persist;
+mod tls_identity;
 mod transport;
 mod updater;
 

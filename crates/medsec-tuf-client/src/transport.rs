@@ -134,6 +134,63 @@ impl HttpTransport {
         Self::build(Some(ca_pem), Some(identity), timeout)
     }
 
+    /// Mutual TLS 1.3 with a client key that signs through `key`, which may keep it in a
+    /// hardware token: `chain_pem` is the certificate for that key and its chain. Refused when the
+    /// first certificate is not for `key`.
+    pub fn with_key_source(
+        ca_pem: &[u8],
+        chain_pem: &[u8],
+        key: Arc<dyn medsec_crypto::KeySource>,
+        timeout: Duration,
+    ) -> Result<Self, TransportError> {
+        let bad = |reason: String| TransportError::Failed {
+            url: "(client identity)".into(),
+            reason,
+        };
+        let certs = |pem: &[u8]| -> Vec<rustls::pki_types::CertificateDer<'static>> {
+            ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => {
+                        Some(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let chain = certs(chain_pem);
+        if chain.is_empty() {
+            return Err(bad(
+                "the client certificate file holds no certificate".into()
+            ));
+        }
+        let config = crate::tls_identity::client_config(certs(ca_pem), chain, key).map_err(bad)?;
+        use ureq::unversioned::transport::Connector as _;
+        let connector =
+            ().chain(ureq::unversioned::transport::TcpConnector::default())
+                .chain(crate::tls_identity::KeySourceConnector {
+                    config: Arc::new(config),
+                });
+        let agent = ureq::Agent::with_parts(
+            Self::agent_config(None, timeout),
+            connector,
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        );
+        Ok(Self { agent })
+    }
+
+    fn agent_config(tls: Option<ureq::tls::TlsConfig>, timeout: Duration) -> ureq::config::Config {
+        let mut builder = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_recv_body(Some(timeout))
+            .max_redirects(0);
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls);
+        }
+        builder.build()
+    }
+
     fn build(
         ca_pem: Option<&[u8]>,
         identity: Option<ureq::tls::ClientCert>,
@@ -155,15 +212,7 @@ impl HttpTransport {
                 rustls::crypto::aws_lc_rs::default_provider(),
             ))
             .build();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .timeout_connect(Some(timeout))
-            .timeout_recv_response(Some(timeout))
-            .timeout_recv_body(Some(timeout))
-            .max_redirects(0)
-            .build()
-            .new_agent();
+        let agent = Self::agent_config(Some(tls), timeout).new_agent();
         Ok(Self { agent })
     }
 }

@@ -329,6 +329,7 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
                 factory_version: "1.0.0".into(),
                 factory_release_counter: 10,
                 slots: None,
+                key_store: medsec_agent::keys::KeyStore::File,
             },
         )
         .with_context(|| format!("enrolling {id}"))?;

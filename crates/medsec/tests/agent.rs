@@ -50,6 +50,10 @@ impl Fleet {
 
     /// Enrols a simulated pump running factory firmware 1.0.0 (the signed pump-1.0.0.img).
     fn enrol(&self, device: &str) {
+        ok(&mut self.enrol_command(device));
+    }
+
+    fn enrol_command(&self, device: &str) -> Command {
         let token = ok(medsec()
             .args(["fleet", "token", "create", "--device", device])
             .args(["--model", "infusion-pump", "--hardware-id", "pump-rev-b"])
@@ -57,8 +61,8 @@ impl Fleet {
         .trim()
         .to_owned();
         let factory = self.s.work.join("pump-1.0.0.img");
-        ok(medsec()
-            .args(["agent", "enrol", "--dir"])
+        let mut c = medsec();
+        c.args(["agent", "enrol", "--dir"])
             .arg(self.dir(device))
             .args(["--server", &self.s.device_url(""), "--ca"])
             .arg(self.s.ca("chain.pem"))
@@ -70,7 +74,8 @@ impl Fleet {
                 "1.0.0",
                 "--factory-release-counter",
                 "10",
-            ]));
+            ]);
+        c
     }
 
     fn agent(&self, device: &str, extra: &[&str]) -> Command {
@@ -304,6 +309,171 @@ fn the_agent_renews_its_certificate_with_a_new_key() {
     assert_eq!(f.installed("pump-r"), ("1.0.0".into(), 10));
     let keys = f.api("/api/v1/devices/pump-r");
     assert_eq!(keys["state"], "enrolled", "{keys}");
+}
+
+/// A SoftHSM token store of its own (`SOFTHSM2_CONF` for the commands that use it) with one
+/// initialised token; `None` off CI when SoftHSM is not installed (CI installs it).
+struct SoftHsm {
+    module: PathBuf,
+    conf: PathBuf,
+    tokens: PathBuf,
+}
+
+impl SoftHsm {
+    fn new(dir: &Path, label: &str) -> Option<Self> {
+        let module = [
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+        let Some(module) = module else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "SoftHSM (libsofthsm2.so) is not installed and CI=true: .ci/run installs softhsm2"
+            );
+            eprintln!("SKIPPED: SoftHSM is not installed (apt-get install softhsm2)");
+            return None;
+        };
+        let tokens = dir.join("softhsm-tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        ok(Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &conf)
+            .args(["--init-token", "--free", "--label", label])
+            .args(["--pin", "4321", "--so-pin", "87654321"]));
+        Some(Self {
+            module,
+            conf,
+            tokens,
+        })
+    }
+
+    /// How many objects (keys) the token holds: SoftHSM's file store keeps one file each.
+    fn objects(&self) -> usize {
+        walk(&self.tokens)
+            .iter()
+            .filter(|p| is_key_object(p))
+            .count()
+    }
+}
+
+/// A key object of SoftHSM's file store (`token.object` is the token's own record).
+fn is_key_object(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "object")
+        && p.file_name().is_some_and(|n| n != "token.object")
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_agent_keeps_its_key_in_a_pkcs11_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(hsm) = SoftHsm::new(tmp.path(), "pump-h-token") else {
+        return;
+    };
+    let f = Fleet::new(tmp.path());
+    let pin = tmp.path().join("pin");
+    std::fs::write(&pin, "4321\n").unwrap();
+    let token_args = |c: &mut Command, token: &str, pin: &Path| {
+        c.env("SOFTHSM2_CONF", &hsm.conf)
+            .arg("--pkcs11-module")
+            .arg(&hsm.module)
+            .args(["--pkcs11-token", token, "--pkcs11-pin-file"])
+            .arg(pin);
+    };
+
+    // A wrong PIN and an unknown token are refused by name, and nothing is enrolled.
+    let bad_pin = tmp.path().join("bad-pin");
+    std::fs::write(&bad_pin, "0000").unwrap();
+    let mut c = f.enrol_command("pump-h");
+    token_args(&mut c, "pump-h-token", &bad_pin);
+    let err = fails(&mut c);
+    assert!(
+        err.contains("wrong PIN for token \"pump-h-token\""),
+        "{err}"
+    );
+    let mut c = f.enrol_command("pump-h");
+    token_args(&mut c, "no-such-token", &pin);
+    let err = fails(&mut c);
+    assert!(
+        err.contains("no token labelled \"no-such-token\"") && err.contains("pump-h-token"),
+        "{err}"
+    );
+    assert!(!f.dir("pump-h").join("device.json").exists());
+    assert_eq!(hsm.objects(), 0);
+
+    let mut c = f.enrol_command("pump-h");
+    token_args(&mut c, "pump-h-token", &pin);
+    let out = ok(&mut c);
+    assert!(
+        out.contains("key in PKCS#11 token \"pump-h-token\""),
+        "{out}"
+    );
+    // The key pair was made in the token; no private key is on disk, nor the PIN in the config.
+    assert_eq!(hsm.objects(), 2);
+    let dir = f.dir("pump-h");
+    let identity = std::fs::read_to_string(dir.join("identity.pem")).unwrap();
+    assert!(identity.contains("BEGIN CERTIFICATE"));
+    assert!(!identity.contains("PRIVATE KEY"), "{identity}");
+    let config = std::fs::read_to_string(dir.join("device.json")).unwrap();
+    assert!(
+        config.contains(r#""kind": "pkcs11""#) && !config.contains("4321"),
+        "{config}"
+    );
+
+    // Mutual TLS and the signed version report both sign in the token.
+    let run = |extra: &[&str]| {
+        let mut c = f.agent("pump-h", extra);
+        c.env("SOFTHSM2_CONF", &hsm.conf);
+        c
+    };
+    ok(&mut run(&[]));
+    assert_eq!(f.installed("pump-h"), ("1.0.0".into(), 10));
+
+    // Renewal makes a new key in the token, and the old one goes once the new certificate is
+    // stored.
+    let cert_key = |pem: &str| medsec_agent::keys::certificate_key(pem.as_bytes()).unwrap();
+    ok(&mut run(&["--renew-at", "1.0"]));
+    let renewed = std::fs::read_to_string(dir.join("identity.pem")).unwrap();
+    assert_ne!(cert_key(&identity), cert_key(&renewed), "a new key");
+    assert_eq!(hsm.objects(), 2, "the old key pair was removed");
+    f.campaign("fw-1.2-h", "1.2.0", 12, &["pump-h"], 1);
+    ok(&mut run(&[]));
+    assert_eq!(f.device_state("fw-1.2-h", "pump-h"), "succeeded");
+    assert_eq!(f.installed("pump-h"), ("1.2.0".into(), 12));
+
+    // Without its key the device cannot authenticate: a cleared token is named as the problem.
+    for p in walk(&hsm.tokens) {
+        if is_key_object(&p) {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let err = fails(&mut run(&[]));
+    assert!(
+        err.contains("holds no private key for this certificate"),
+        "{err}"
+    );
 }
 
 /// The points of the install cycle where the agent kills itself (see `medsec_agent::fault`).

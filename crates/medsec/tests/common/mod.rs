@@ -35,6 +35,18 @@ pub fn ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `cmd`, which must fail; returns what it printed (stderr, then stdout).
+#[track_caller]
+pub fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} should have failed");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
+
 pub fn openssl(dir: &Path, args: &[&str]) -> String {
     ok(Command::new("openssl").current_dir(dir).args(args))
 }
