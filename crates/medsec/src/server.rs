@@ -1,6 +1,7 @@
 //! `medsec server`, `medsec fleet`, `medsec operator`, `medsec audit` and `medsec policy`: the
 //! server and the commands that work on its data directory or database directly.
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -83,22 +84,28 @@ pub fn serve(
         let data_dir = config.data_dir.clone();
         let server = medsec_server::Server::start(config).await?;
         let key = audit_log::read_public_key(&DataDir::new(&data_dir).audit_pub())?;
-        println!(
+        // The banner must not kill the server when whoever started it stopped reading its
+        // output (`medsec server | head -1`): println! would panic on the closed pipe.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
             "medsec server: device port https://{} (mutual TLS 1.3; EST at /.well-known/est/), \
              operator port https://{} (API tokens)",
             server.device_addr, server.operator_addr
         );
-        println!(
+        let _ = writeln!(
+            out,
             "data in {}; trust anchor {}; audit log key {} {}",
             data_dir.display(),
             DataDir::new(&data_dir).ca().join("chain.pem").display(),
             key.scheme(),
             key.to_tuf_public()
         );
+        drop(out);
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
-        println!("medsec server: stopping");
+        let _ = writeln!(std::io::stdout(), "medsec server: stopping");
         server.state.store.close().await;
         Ok(())
     })
