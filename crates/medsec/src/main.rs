@@ -5,6 +5,7 @@
 
 mod ca;
 mod campaign;
+mod defender;
 mod demo;
 mod fleet_demo;
 mod keys;
@@ -82,6 +83,9 @@ enum Command {
     /// Cedar policies: validate, list, and test a decision.
     #[command(subcommand)]
     Policy(server::PolicyCommand),
+    /// The Defender's detectors: evaluate them on labelled flow data.
+    #[command(subcommand)]
+    Defender(defender::DefenderCommand),
 }
 
 #[derive(Args)]
@@ -547,6 +551,7 @@ fn main() -> ExitCode {
         Command::Operator(cmd) => server::run_operator(cmd),
         Command::Audit(cmd) => server::run_audit(cmd),
         Command::Policy(cmd) => server::run_policy(cmd),
+        Command::Defender(cmd) => defender::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
