@@ -109,6 +109,7 @@ fn write_len(out: &mut Vec<u8>, len: usize) {
 
 /// DER `ECDSA-Sig-Value` (SEQUENCE of two INTEGERs) from a P-256 signature given as `r || s`
 /// (32 bytes each, as PKCS#11 tokens return it); `None` for any other length.
+#[cfg(any(feature = "pkcs11", test))]
 pub(crate) fn ecdsa_signature_from_raw(raw: &[u8]) -> Option<Vec<u8>> {
     if raw.len() != 64 {
         return None;

@@ -14,12 +14,14 @@
 //! - [`IdentityBinding`]: the identities (certificate, address, MAC) a device is known by; a
 //!   flow from another is a deterministic finding, not a statistical one.
 //! - [`metrics`]: ROC-AUC, best F1, recall at a false-positive budget.
+//! - [`telemetry`]: the batch a device sends, and the checks it passes before it is stored.
 
 mod baseline;
 mod binding;
 mod forest;
 pub mod metrics;
 mod rng;
+pub mod telemetry;
 
 pub use baseline::{Contribution, FeatureSpec, Features, RobustBaseline, Scored, Tail};
 pub use binding::{BindingViolation, IdentityBinding};

@@ -568,8 +568,8 @@ mod tests {
                 "operator",
             ),
         ] {
-            // Reporting and fetching updates follow the same rule.
-            for action in ["device.report", "update.fetch"] {
+            // Reporting, telemetry and fetching updates follow the same rule.
+            for action in ["device.report", "telemetry.send", "update.fetch"] {
                 let d = p.decide(&who, action, target, &ctx(credential)).unwrap();
                 assert_eq!(d.allowed, allowed, "{action}: {why}");
             }

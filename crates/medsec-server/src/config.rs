@@ -119,6 +119,11 @@ pub struct Limits {
     /// (docs/benchmarks.md: about 11 ms at 10,000 devices, 128 ms at 100,000); split larger
     /// rollouts into several campaigns.
     pub max_campaign_devices: usize,
+    /// Largest telemetry batch once decoded (gzip), in bytes (1 KiB to 64 MiB); the body as
+    /// sent is bounded by `max_body_bytes`.
+    pub telemetry_max_batch_bytes: usize,
+    /// Most events in one telemetry batch (1 to 1,000,000).
+    pub telemetry_max_events: usize,
 }
 
 impl Default for Limits {
@@ -140,6 +145,8 @@ impl Default for Limits {
             audit_repeat_window_secs: 3_600,
             audit_repeat_streams: 1_000_000,
             max_campaign_devices: 20_000,
+            telemetry_max_batch_bytes: 1024 * 1024,
+            telemetry_max_events: 10_000,
         }
     }
 }
@@ -222,6 +229,12 @@ impl Config {
         }
         if !(1..=crate::campaigns::MAX_DEVICES).contains(&l.max_campaign_devices) {
             return bad("limits.max_campaign_devices must be 1 to 200000");
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&l.telemetry_max_batch_bytes) {
+            return bad("limits.telemetry_max_batch_bytes must be 1024 to 67108864 (64 MiB)");
+        }
+        if !(1..=1_000_000).contains(&l.telemetry_max_events) {
+            return bad("limits.telemetry_max_events must be 1 to 1000000");
         }
         if l.audit_repeat_window_secs > 86_400 {
             return bad("limits.audit_repeat_window_secs must be at most 86400 (a day)");

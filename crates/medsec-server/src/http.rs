@@ -281,6 +281,10 @@ pub fn device_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/devices/{id}/status", put(put_status))
         .route("/api/v1/devices/{id}/report-nonce", post(report_nonce))
         .route("/api/v1/devices/{id}/version", put(put_version))
+        .route(
+            "/api/v1/devices/{id}/telemetry",
+            post(crate::telemetry::post_telemetry),
+        )
         .route("/director/{id}/{file}", get(updates::director_file))
         .route("/repo/{*path}", get(updates::image_file))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
@@ -294,6 +298,10 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(get_device).patch(patch_device))
         .route("/api/v1/devices/{id}/versions", get(list_versions))
+        .route(
+            "/api/v1/devices/{id}/telemetry",
+            get(crate::telemetry::list_telemetry),
+        )
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
         .route("/api/v1/enrolment-tokens", post(create_enrolment_token))

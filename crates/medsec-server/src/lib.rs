@@ -23,6 +23,7 @@ pub mod inventory;
 mod pkcs7;
 mod repeats;
 mod serve;
+mod telemetry;
 pub mod tls;
 pub mod tokens;
 mod updates;

@@ -14,7 +14,7 @@ use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 use crate::{
     AuditRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery, DirectorMetadata,
     DirectorTimestamp, EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, Result, Store,
-    VersionReport, mask_password,
+    TelemetryBatch, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -161,6 +161,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "director",
         include_str!("../migrations/sqlite/0005_director.sql"),
     ),
+    (
+        6,
+        "telemetry",
+        include_str!("../migrations/sqlite/0006_telemetry.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -187,6 +192,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         5,
         "director",
         include_str!("../migrations/postgres/0005_director.sql"),
+    ),
+    (
+        6,
+        "telemetry",
+        include_str!("../migrations/postgres/0006_telemetry.sql"),
     ),
 ];
 
@@ -474,6 +484,82 @@ macro_rules! impl_store {
                 .await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn record_telemetry(&self, b: &TelemetryBatch) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                // The cursor moves only forward: a batch not after it changes no row.
+                let moved = sqlx::query(
+                    "INSERT INTO telemetry_cursors (device_id, last_sequence) VALUES ($1, $2) \
+                     ON CONFLICT (device_id) DO UPDATE SET last_sequence = excluded.last_sequence \
+                     WHERE telemetry_cursors.last_sequence < excluded.last_sequence",
+                )
+                .bind(&b.device_id)
+                .bind(b.sequence)
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() == 0 {
+                    let last: i64 = sqlx::query_scalar(
+                        "SELECT last_sequence FROM telemetry_cursors WHERE device_id = $1",
+                    )
+                    .bind(&b.device_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    return Err(Error::Replayed {
+                        device: b.device_id.clone(),
+                        sequence: b.sequence,
+                        last,
+                    });
+                }
+                sqlx::query(
+                    "INSERT INTO telemetry_batches (device_id, sequence, received_at_ms, events, source, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&b.device_id)
+                .bind(b.sequence)
+                .bind(b.received_at_ms)
+                .bind(b.events)
+                .bind(&b.source)
+                .bind(&b.body)
+                .execute(&mut *tx)
+                .await
+                .map_err(conflict("telemetry batch", b.sequence.to_string()))?;
+                sqlx::query("UPDATE devices SET last_seen_ms = $2 WHERE id = $1 AND (last_seen_ms IS NULL OR last_seen_ms < $2)")
+                    .bind(&b.device_id)
+                    .bind(b.received_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn telemetry(
+                &self,
+                device_id: &str,
+                since_ms: i64,
+                limit: u32,
+            ) -> Result<Vec<TelemetryBatch>> {
+                let rows = sqlx::query(
+                    "SELECT device_id, sequence, received_at_ms, events, source, body FROM telemetry_batches \
+                     WHERE device_id = $1 AND received_at_ms >= $2 ORDER BY sequence DESC LIMIT $3",
+                )
+                .bind(device_id)
+                .bind(since_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(TelemetryBatch {
+                            device_id: row.try_get("device_id")?,
+                            sequence: row.try_get("sequence")?,
+                            received_at_ms: row.try_get("received_at_ms")?,
+                            events: row.try_get("events")?,
+                            source: row.try_get("source")?,
+                            body: row.try_get("body")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {

@@ -51,6 +51,17 @@ pub enum Error {
         /// The nonce presented.
         nonce: String,
     },
+    /// A telemetry batch whose sequence number is not after the last one accepted from the
+    /// device (a replay, or a batch sent out of order).
+    #[error("telemetry batch {sequence} of {device} is not after the last accepted batch, {last}")]
+    Replayed {
+        /// The device.
+        device: String,
+        /// The batch's sequence number.
+        sequence: i64,
+        /// The last sequence number accepted from the device.
+        last: i64,
+    },
     /// The database URL is not one medsec can use. The URL in the message has its password masked.
     #[error("database URL {url} is not usable: {reason}")]
     BadUrl {
@@ -205,6 +216,24 @@ pub struct VersionReport {
     pub certificate: Vec<u8>,
 }
 
+/// A telemetry batch as a device sent it. The server checked its form before storing it;
+/// `body` is the batch's JSON, uncompressed, as received.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TelemetryBatch {
+    /// The device (from its certificate, never from the body).
+    pub device_id: String,
+    /// The device's sequence number for the batch; each must be greater than the last.
+    pub sequence: i64,
+    /// When the server accepted it.
+    pub received_at_ms: i64,
+    /// How many events it holds.
+    pub events: i64,
+    /// The address it came from.
+    pub source: String,
+    /// The batch (JSON).
+    pub body: Vec<u8>,
+}
+
 /// What an operator says about a device: the inventory fields medsec does not learn itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
@@ -353,6 +382,18 @@ pub trait Store: Send + Sync + Clone + 'static {
         &self,
         report: &VersionReport,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a telemetry batch if its sequence number is greater than the device's last
+    /// accepted one (`Replayed` otherwise), advances that number and the device's last-seen
+    /// time, all in one transaction: a batch acknowledged is a batch stored.
+    fn record_telemetry(&self, batch: &TelemetryBatch) -> impl Future<Output = Result<()>> + Send;
+    /// A device's telemetry batches received at or after `since_ms`, newest first, at most
+    /// `limit`.
+    fn telemetry(
+        &self,
+        device_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<TelemetryBatch>>> + Send;
     /// A device's version reports, newest first, at most `limit`.
     fn version_reports(
         &self,
@@ -533,6 +574,17 @@ impl Store for AnyStore {
     }
     async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {
         dispatch!(self, s => s.version_reports(device_id, limit))
+    }
+    async fn record_telemetry(&self, batch: &TelemetryBatch) -> Result<()> {
+        dispatch!(self, s => s.record_telemetry(batch))
+    }
+    async fn telemetry(
+        &self,
+        device_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TelemetryBatch>> {
+        dispatch!(self, s => s.telemetry(device_id, since_ms, limit))
     }
     async fn create_campaign(&self, campaign: &CampaignRow, devices: &[String]) -> Result<()> {
         dispatch!(self, s => s.create_campaign(campaign, devices))

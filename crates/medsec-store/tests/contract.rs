@@ -12,13 +12,15 @@
 
 use medsec_store::{
     AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, DirectorMetadata, DirectorTimestamp,
-    EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, SqliteStore, Store, VersionReport,
+    EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, SqliteStore, Store, TelemetryBatch,
+    VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
     devices(store).await;
     inventory(store).await;
     version_reports(store).await;
+    telemetry(store).await;
     campaigns(store).await;
     director(store).await;
     poll(store).await;
@@ -169,6 +171,45 @@ async fn inventory<S: Store>(s: &S) {
 
 /// Nonces are single-use, per device, expire, and are bounded per device; a report consumes its
 /// nonce and sets the installed version in the same transaction.
+async fn telemetry<S: Store>(s: &S) {
+    s.register_device("tel-1", "pump", 1).await.unwrap();
+    s.register_device("tel-2", "pump", 1).await.unwrap();
+    let batch = |device: &str, sequence: i64, at: i64| TelemetryBatch {
+        device_id: device.into(),
+        sequence,
+        received_at_ms: at,
+        events: 2,
+        source: "127.0.0.1:5000".into(),
+        body: format!(r#"{{"sequence":{sequence}}}"#).into_bytes(),
+    };
+    s.record_telemetry(&batch("tel-1", 1, 100)).await.unwrap();
+    s.record_telemetry(&batch("tel-1", 5, 200)).await.unwrap();
+    // Another device's sequence numbers are its own.
+    s.record_telemetry(&batch("tel-2", 1, 150)).await.unwrap();
+    // A replay, and a batch older than the last accepted, are refused and change nothing.
+    for (sequence, at) in [(5, 300), (3, 300)] {
+        match s.record_telemetry(&batch("tel-1", sequence, at)).await {
+            Err(Error::Replayed {
+                device,
+                sequence: got,
+                last,
+            }) => assert_eq!((device.as_str(), got, last), ("tel-1", sequence, 5)),
+            other => panic!("batch {sequence}: {other:?}"),
+        }
+    }
+    let stored = s.telemetry("tel-1", 0, 10).await.unwrap();
+    assert_eq!(stored, vec![batch("tel-1", 5, 200), batch("tel-1", 1, 100)]);
+    assert_eq!(s.telemetry("tel-1", 150, 10).await.unwrap().len(), 1);
+    assert_eq!(s.telemetry("tel-1", 0, 1).await.unwrap().len(), 1);
+    assert_eq!(s.device("tel-1").await.unwrap().last_seen_ms, Some(200));
+    // A batch of an unknown device is refused by the database.
+    assert!(
+        s.record_telemetry(&batch("tel-nobody", 1, 100))
+            .await
+            .is_err()
+    );
+}
+
 async fn version_reports<S: Store>(s: &S) {
     s.register_device("rep-1", "pump", 1).await.unwrap();
     s.register_device("rep-2", "pump", 1).await.unwrap();

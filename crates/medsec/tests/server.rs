@@ -2175,3 +2175,122 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
         (Some("1.2.0"), Some(12))
     );
 }
+
+#[test]
+fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(
+        tmp.path(),
+        &[("MEDSEC_LIMITS__TELEMETRY_MAX_BATCH_BYTES", "4096")],
+        &[],
+    );
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-t");
+    s.enrol("pump-u");
+    let batch = |sequence: i64| {
+        format!(
+            r#"{{"sequence": {sequence}, "events": [
+              {{"kind": "metric", "at_ms": 1764748800000, "name": "bytes_out", "value": 18230}},
+              {{"kind": "flow", "at_ms": 1764748802000, "remote": "10.0.1.150", "remote_port": 1111,
+                "protocol": "tcp", "bytes_out": 496, "bytes_in": 186, "packets_out": 4,
+                "packets_in": 3, "duration_ms": 12.3}}]}}"#
+        )
+    };
+    let send = |as_device: &str, for_device: &str, extra: &[&str]| {
+        let mut args: Vec<String> = s.as_device(as_device).into();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args.extend([
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            s.device_url(&format!("/api/v1/devices/{for_device}/telemetry")),
+        ]);
+        s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let b1 = batch(1);
+    let r = send("pump-t", "pump-t", &["--data-binary", &b1]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.body).unwrap(),
+        serde_json::json!({"accepted": 1, "events": 2})
+    );
+    // The same batch again is a replay: refused, named, nothing stored twice.
+    let r = send("pump-t", "pump-t", &["--data-binary", &b1]);
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(
+        r.body
+            .contains("batch 1 is not after the last accepted batch, 1"),
+        "{r:?}"
+    );
+    assert!(r.body.contains("send 2 next"), "{r:?}");
+    // Compressed: gzip, as a device on a slow link sends it.
+    let gz = tmp.path().join("b2.json.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut enc, batch(2).as_bytes()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let at_gz = format!("@{}", gz.display());
+    let r = send(
+        "pump-t",
+        "pump-t",
+        &["-H", "Content-Encoding: gzip", "--data-binary", &at_gz],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    // Another device may not send about pump-t, even with a well-formed batch.
+    let r = send("pump-u", "pump-t", &["--data-binary", &batch(3)]);
+    assert_eq!(r.status, 403, "{r:?}");
+    // A patient identifier has no place in a batch; neither does a device id.
+    let with_patient = r#"{"sequence": 3, "events": [{"kind": "clinical", "at_ms": 1, "signal": "spo2", "value": 97, "patient": "Jane Doe"}]}"#;
+    let r = send("pump-t", "pump-t", &["--data-binary", with_patient]);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("unknown field `patient`"), "{r:?}");
+    // A gzip bomb stops at limits.telemetry_max_batch_bytes; unknown encodings are named.
+    let bomb = tmp.path().join("bomb.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut enc, &vec![b' '; 1 << 20]).unwrap();
+    std::fs::write(&bomb, enc.finish().unwrap()).unwrap();
+    let at_bomb = format!("@{}", bomb.display());
+    let r = send(
+        "pump-t",
+        "pump-t",
+        &["-H", "Content-Encoding: gzip", "--data-binary", &at_bomb],
+    );
+    assert_eq!(r.status, 413, "{r:?}");
+    let r = send(
+        "pump-t",
+        "pump-t",
+        &["-H", "Content-Encoding: br", "--data-binary", &batch(3)],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("\\\"br\\\" is not accepted"), "{r:?}");
+
+    // Operators read what was stored, newest first; the batch is kept as sent.
+    let bearer = format!("Authorization: Bearer {admin}");
+    let r = s.curl(&[
+        "-H",
+        &bearer,
+        &s.operator_url("/api/v1/devices/pump-t/telemetry"),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let stored: Value = serde_json::from_str(&r.body).unwrap();
+    let sequences: Vec<i64> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sequences, vec![2, 1]);
+    assert_eq!(stored[0]["batch"]["events"][1]["remote"], "10.0.1.150");
+    // Every refusal is in the audit log, with its reason.
+    s.audited(&admin, "the replay", |e| {
+        field(e, "action") == "telemetry.send"
+            && field(e, "decision") == "deny"
+            && has(e, "detail", "replayed or reordered")
+    });
+    s.audited(&admin, "the cross-device batch", |e| {
+        field(e, "action") == "telemetry.send"
+            && field(e, "decision") == "deny"
+            && field(e, "principal").contains("pump-u")
+    });
+    s.audited(&admin, "the patient field", |e| {
+        field(e, "action") == "telemetry.send" && has(e, "detail", "unknown field `patient`")
+    });
+}

@@ -1,0 +1,180 @@
+//! Device telemetry over HTTPS on the device port: `POST /api/v1/devices/{id}/telemetry`.
+//!
+//! - The device is the one the mutual-TLS certificate names; Cedar's `telemetry.send` lets a
+//!   device send only about itself, and quarantine does not stop it (a quarantined device must
+//!   stay visible).
+//! - The body is a [`medsec_defender::telemetry::Batch`], plain or `Content-Encoding: gzip`.
+//!   Its compressed size is bounded by `limits.max_body_bytes`, its decoded size by
+//!   `limits.telemetry_max_batch_bytes`, its events by `limits.telemetry_max_events`.
+//! - Each batch carries the device's next sequence number; one not after the last accepted is a
+//!   replay (or reordering) and is refused with 409, audited, and changes nothing.
+//! - The answer (200) comes only after the batch is committed: an acknowledged batch is stored,
+//!   and a device that got no answer sends the same batch again, which is then either stored or
+//!   refused as already stored.
+
+use std::io::Read as _;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use medsec_defender::telemetry::Batch;
+use medsec_store::{Store as _, TelemetryBatch};
+
+use crate::audit_log::event;
+use crate::authz::Target;
+use crate::http::{ApiError, AppState, Conn, authorize, caller, device_id, now_ms};
+
+/// The Cedar action.
+pub(crate) const ACTION: &str = "telemetry.send";
+
+/// Decodes the body as its `Content-Encoding` says, refusing more than `max` decoded bytes.
+fn decode(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| {
+        v.to_str()
+            .unwrap_or("(not text)")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    let decoded = match encoding.as_deref() {
+        None | Some("identity") => body.to_vec(),
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .take(max as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::BadRequest(format!("the gzip body does not decode: {e}")))?;
+            out
+        }
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "Content-Encoding {other:?} is not accepted: send the batch as gzip or unencoded"
+            )));
+        }
+    };
+    if decoded.len() > max {
+        return Err(ApiError::TooLarge(max));
+    }
+    Ok(decoded)
+}
+
+/// `POST /api/v1/devices/{id}/telemetry`.
+pub(crate) async fn post_telemetry(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, ACTION, &target).await?;
+    authorize(&state, &conn, &who, ACTION, &target).await?;
+    let limits = &state.config.limits;
+    // A refused batch is audited: malformed or replayed telemetry from an authenticated
+    // device is itself worth an investigator's look.
+    let refuse = |reason: String| {
+        let mut e = event(
+            "telemetry",
+            &who.subject.label(),
+            ACTION,
+            &target.label(),
+            "deny",
+        );
+        e.source = conn.addr.to_string();
+        e.detail = reason;
+        e
+    };
+    let json = match decode(&headers, &body, limits.telemetry_max_batch_bytes) {
+        Ok(json) => json,
+        Err(err) => {
+            state.audit(refuse(format!("{err:?}"))).await?;
+            return Err(err);
+        }
+    };
+    let batch = match Batch::parse(&json, limits.telemetry_max_events) {
+        Ok(batch) => batch,
+        Err(e) => {
+            state.audit(refuse(e.to_string())).await?;
+            return Err(ApiError::BadRequest(e.to_string()));
+        }
+    };
+    let stored = TelemetryBatch {
+        device_id: id.as_str().to_owned(),
+        sequence: batch.sequence,
+        received_at_ms: now_ms(),
+        events: i64::try_from(batch.events.len()).unwrap_or(i64::MAX),
+        source: conn.addr.to_string(),
+        body: json,
+    };
+    match state.store.record_telemetry(&stored).await {
+        Ok(()) => {}
+        Err(medsec_store::Error::Replayed { sequence, last, .. }) => {
+            let reason = format!(
+                "batch {sequence} is not after the last accepted batch, {last}: a replayed or \
+                 reordered batch is refused (send {} next)",
+                last.saturating_add(1)
+            );
+            state.audit(refuse(reason.clone())).await?;
+            return Err(ApiError::Conflict(reason));
+        }
+        Err(other) => return Err(other.into()),
+    }
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({
+            "accepted": batch.sequence,
+            "events": batch.events.len(),
+        })),
+    )
+        .into_response())
+}
+
+/// Query of `GET /api/v1/devices/{id}/telemetry` (operator port).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TelemetryQuery {
+    /// Batches received at or after this time (Unix ms; default: all).
+    since_ms: Option<i64>,
+    /// At most this many (1 to 1000, default 100).
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/devices/{id}/telemetry`: the device's stored batches, newest first.
+pub(crate) async fn list_telemetry(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TelemetryQuery>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
+    authorize(&state, &conn, &who, "device.read", &target).await?;
+    state.store.device(id.as_str()).await?;
+    let batches = state
+        .store
+        .telemetry(
+            id.as_str(),
+            q.since_ms.unwrap_or(0),
+            q.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    let shown: Vec<serde_json::Value> = batches
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "sequence": b.sequence,
+                "received_at_ms": b.received_at_ms,
+                "events": b.events,
+                "source": b.source,
+                "batch": serde_json::from_slice::<serde_json::Value>(&b.body)
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(shown).into_response())
+}

@@ -1,0 +1,20 @@
+-- Device telemetry (Defender): batches as devices sent them, each acknowledged only once this
+-- transaction committed. A device's batches carry growing sequence numbers; the cursor holds
+-- the last accepted one, so a replayed or reordered batch is refused, across replicas too
+-- (the cursor moves only forward, under a conditional upsert).
+CREATE TABLE telemetry_cursors (
+    device_id     TEXT PRIMARY KEY NOT NULL REFERENCES devices (id),
+    last_sequence BIGINT NOT NULL
+);
+
+CREATE TABLE telemetry_batches (
+    device_id      TEXT NOT NULL REFERENCES devices (id),
+    sequence       BIGINT NOT NULL,
+    received_at_ms BIGINT NOT NULL,
+    events         BIGINT NOT NULL,
+    source         TEXT NOT NULL,
+    body           BYTEA NOT NULL,
+    PRIMARY KEY (device_id, sequence)
+);
+
+CREATE INDEX telemetry_batches_received ON telemetry_batches (device_id, received_at_ms);
