@@ -28,6 +28,7 @@ const TOP_KEYS: &[&str] = &[
     "image_repository",
     "image_root",
     "director_expiry_hours",
+    "defender_policy",
     "limits",
 ];
 
@@ -69,6 +70,10 @@ pub struct Config {
     pub image_root: Option<PathBuf>,
     /// Lifetime of the director's per-device metadata, in hours; re-signed at half of it.
     pub director_expiry_hours: u64,
+    /// The Defender's rule policy (JSON: allowlists and thresholds per device model; see
+    /// docs/defender.md). Default: the rules that need no profile (implausible clinical
+    /// readings, failed attestation, logging turned off, bursts of failed logins).
+    pub defender_policy: Option<PathBuf>,
     /// Limits.
     pub limits: Limits,
 }
@@ -169,6 +174,7 @@ impl Default for Config {
             image_repository: None,
             image_root: None,
             director_expiry_hours: 24,
+            defender_policy: None,
             limits: Limits::default(),
         }
     }

@@ -78,6 +78,8 @@ pub struct AppState {
     pub director: Director,
     /// Counts of repeated allowed routine decisions not yet logged.
     repeats: crate::repeats::Repeats,
+    /// The Defender's rules, applied to every telemetry batch.
+    pub defender: medsec_defender::rules::Policy,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -115,7 +117,15 @@ impl AppState {
             cacerts: tokio::sync::OnceCell::new(),
             director,
             repeats,
+            defender: medsec_defender::rules::Policy::default(),
         }
+    }
+
+    /// Applies the Defender's rule policy (default: the rules that need no profile).
+    #[must_use]
+    pub fn with_defender(mut self, policy: medsec_defender::rules::Policy) -> Self {
+        self.defender = policy;
+        self
     }
 
     /// Appends to the audit log and waits until the entry is durable.
@@ -302,6 +312,11 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             "/api/v1/devices/{id}/telemetry",
             get(crate::telemetry::list_telemetry),
         )
+        .route(
+            "/api/v1/devices/{id}/alerts",
+            get(crate::telemetry::device_alerts),
+        )
+        .route("/api/v1/alerts", get(crate::telemetry::fleet_alerts))
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
         .route("/api/v1/enrolment-tokens", post(create_enrolment_token))

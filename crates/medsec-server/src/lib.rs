@@ -272,15 +272,29 @@ impl Server {
             Duration::from_secs(config.director_expiry_hours * 3600),
             image,
         )?;
-        let state = Arc::new(http::AppState::new(
-            store,
-            policies,
-            audit,
-            ca,
-            device_tls.clone(),
-            config.clone(),
-            director,
-        ));
+        let defender = match &config.defender_policy {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+                    reason: format!("defender_policy {}: {e}", path.display()),
+                })?;
+                medsec_defender::rules::Policy::from_json(&text).map_err(|e| Error::Config {
+                    reason: format!("defender_policy {}: {e}", path.display()),
+                })?
+            }
+            None => medsec_defender::rules::Policy::default(),
+        };
+        let state = Arc::new(
+            http::AppState::new(
+                store,
+                policies,
+                audit,
+                ca,
+                device_tls.clone(),
+                config.clone(),
+                director,
+            )
+            .with_defender(defender),
+        );
         state
             .audit(audit_log::event(
                 "config",

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use medsec_defender::telemetry::Batch;
-use medsec_store::{Store as _, TelemetryBatch};
+use medsec_store::{AlertRow, Store as _, TelemetryBatch};
 
 use crate::audit_log::event;
 use crate::authz::Target;
@@ -101,15 +101,38 @@ pub(crate) async fn post_telemetry(
             return Err(ApiError::BadRequest(e.to_string()));
         }
     };
+    let model = match &who.record {
+        Some(own) => own.model.clone(),
+        None => state.store.device(id.as_str()).await?.model,
+    };
+    let received_at_ms = now_ms();
+    // The device learns nothing of what its batch raised.
+    let alerts: Vec<AlertRow> =
+        medsec_defender::rules::evaluate(state.defender.class(&model), &batch)
+            .into_iter()
+            .map(|a| AlertRow {
+                id: 0,
+                device_id: id.as_str().to_owned(),
+                sequence: batch.sequence,
+                at_ms: a.at_ms,
+                raised_at_ms: received_at_ms,
+                rule: a.rule.clone(),
+                severity: serde_json::to_value(a.severity)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                body: serde_json::to_string(&a).unwrap_or_default(),
+            })
+            .collect();
     let stored = TelemetryBatch {
         device_id: id.as_str().to_owned(),
         sequence: batch.sequence,
-        received_at_ms: now_ms(),
+        received_at_ms,
         events: i64::try_from(batch.events.len()).unwrap_or(i64::MAX),
         source: conn.addr.to_string(),
         body: json,
     };
-    match state.store.record_telemetry(&stored).await {
+    match state.store.record_telemetry(&stored, &alerts).await {
         Ok(()) => {}
         Err(medsec_store::Error::Replayed { sequence, last, .. }) => {
             let reason = format!(
@@ -177,4 +200,75 @@ pub(crate) async fn list_telemetry(
         })
         .collect();
     Ok(Json(shown).into_response())
+}
+
+/// Query of the alert lists (operator port).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertQuery {
+    /// Alerts raised at or after this time (Unix ms; default: all).
+    since_ms: Option<i64>,
+    /// At most this many (1 to 1000, default 100).
+    limit: Option<u32>,
+}
+
+fn alerts_json(rows: &[AlertRow]) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|a| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&a.body).unwrap_or(serde_json::Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("id".into(), a.id.into());
+                o.insert("device".into(), a.device_id.clone().into());
+                o.insert("sequence".into(), a.sequence.into());
+                o.insert("raised_at_ms".into(), a.raised_at_ms.into());
+            }
+            v
+        })
+        .collect()
+}
+
+/// `GET /api/v1/devices/{id}/alerts`: the device's alerts, newest first (`device.read`).
+pub(crate) async fn device_alerts(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<AlertQuery>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
+    authorize(&state, &conn, &who, "device.read", &target).await?;
+    state.store.device(id.as_str()).await?;
+    let rows = state
+        .store
+        .alerts(
+            Some(id.as_str()),
+            q.since_ms.unwrap_or(0),
+            q.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    Ok(Json(alerts_json(&rows)).into_response())
+}
+
+/// `GET /api/v1/alerts`: the fleet's alerts, newest first (`device.list`).
+pub(crate) async fn fleet_alerts(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<AlertQuery>,
+) -> Result<Response, ApiError> {
+    let target = Target::Fleet;
+    let who = caller(&state, &conn, &headers, "device.list", &target).await?;
+    authorize(&state, &conn, &who, "device.list", &target).await?;
+    let rows = state
+        .store
+        .alerts(
+            None,
+            q.since_ms.unwrap_or(0),
+            q.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    Ok(Json(alerts_json(&rows)).into_response())
 }

@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AuditRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery, DirectorMetadata,
+    AlertRow, AuditRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery, DirectorMetadata,
     DirectorTimestamp, EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, Result, Store,
     TelemetryBatch, VersionReport, mask_password,
 };
@@ -486,7 +486,7 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn record_telemetry(&self, b: &TelemetryBatch) -> Result<()> {
+            async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow]) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 // The cursor moves only forward: a batch not after it changes no row.
                 let moved = sqlx::query(
@@ -524,6 +524,21 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(conflict("telemetry batch", b.sequence.to_string()))?;
+                for a in alerts {
+                    sqlx::query(
+                        "INSERT INTO alerts (device_id, sequence, at_ms, raised_at_ms, rule, severity, body) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&b.device_id)
+                    .bind(b.sequence)
+                    .bind(a.at_ms)
+                    .bind(a.raised_at_ms)
+                    .bind(&a.rule)
+                    .bind(&a.severity)
+                    .bind(&a.body)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 sqlx::query("UPDATE devices SET last_seen_ms = $2 WHERE id = $1 AND (last_seen_ms IS NULL OR last_seen_ms < $2)")
                     .bind(&b.device_id)
                     .bind(b.received_at_ms)
@@ -556,6 +571,38 @@ macro_rules! impl_store {
                             received_at_ms: row.try_get("received_at_ms")?,
                             events: row.try_get("events")?,
                             source: row.try_get("source")?,
+                            body: row.try_get("body")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn alerts(
+                &self,
+                device_id: Option<&str>,
+                since_ms: i64,
+                limit: u32,
+            ) -> Result<Vec<AlertRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, device_id, sequence, at_ms, raised_at_ms, rule, severity, body FROM alerts \
+                     WHERE ($1 IS NULL OR device_id = $1) AND raised_at_ms >= $2 \
+                     ORDER BY raised_at_ms DESC, id DESC LIMIT $3",
+                )
+                .bind(device_id)
+                .bind(since_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(AlertRow {
+                            id: row.try_get("id")?,
+                            device_id: row.try_get("device_id")?,
+                            sequence: row.try_get("sequence")?,
+                            at_ms: row.try_get("at_ms")?,
+                            raised_at_ms: row.try_get("raised_at_ms")?,
+                            rule: row.try_get("rule")?,
+                            severity: row.try_get("severity")?,
                             body: row.try_get("body")?,
                         })
                     })

@@ -234,6 +234,27 @@ pub struct TelemetryBatch {
     pub body: Vec<u8>,
 }
 
+/// An alert the Defender raised on a device's telemetry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlertRow {
+    /// Assigned by the store (0 when not stored yet).
+    pub id: i64,
+    /// The device.
+    pub device_id: String,
+    /// The telemetry batch it was raised on.
+    pub sequence: i64,
+    /// When the event that raised it happened (device clock, Unix ms).
+    pub at_ms: i64,
+    /// When the server raised it.
+    pub raised_at_ms: i64,
+    /// The rule.
+    pub rule: String,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// The whole alert (JSON: technique, summary, evidence).
+    pub body: String,
+}
+
 /// What an operator says about a device: the inventory fields medsec does not learn itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
@@ -382,10 +403,22 @@ pub trait Store: Send + Sync + Clone + 'static {
         &self,
         report: &VersionReport,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Stores a telemetry batch if its sequence number is greater than the device's last
-    /// accepted one (`Replayed` otherwise), advances that number and the device's last-seen
-    /// time, all in one transaction: a batch acknowledged is a batch stored.
-    fn record_telemetry(&self, batch: &TelemetryBatch) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a telemetry batch and the alerts raised on it if its sequence number is greater
+    /// than the device's last accepted one (`Replayed` otherwise), advances that number and the
+    /// device's last-seen time, all in one transaction: a batch acknowledged is a batch stored.
+    fn record_telemetry(
+        &self,
+        batch: &TelemetryBatch,
+        alerts: &[AlertRow],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Alerts raised at or after `since_ms`, of one device or of all, newest first, at most
+    /// `limit`.
+    fn alerts(
+        &self,
+        device_id: Option<&str>,
+        since_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AlertRow>>> + Send;
     /// A device's telemetry batches received at or after `since_ms`, newest first, at most
     /// `limit`.
     fn telemetry(
@@ -575,8 +608,16 @@ impl Store for AnyStore {
     async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {
         dispatch!(self, s => s.version_reports(device_id, limit))
     }
-    async fn record_telemetry(&self, batch: &TelemetryBatch) -> Result<()> {
-        dispatch!(self, s => s.record_telemetry(batch))
+    async fn record_telemetry(&self, batch: &TelemetryBatch, alerts: &[AlertRow]) -> Result<()> {
+        dispatch!(self, s => s.record_telemetry(batch, alerts))
+    }
+    async fn alerts(
+        &self,
+        device_id: Option<&str>,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<AlertRow>> {
+        dispatch!(self, s => s.alerts(device_id, since_ms, limit))
     }
     async fn telemetry(
         &self,

@@ -11,9 +11,9 @@
 )]
 
 use medsec_store::{
-    AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, DirectorMetadata, DirectorTimestamp,
-    EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, SqliteStore, Store, TelemetryBatch,
-    VersionReport,
+    AlertRow, AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, DirectorMetadata,
+    DirectorTimestamp, EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, SqliteStore,
+    Store, TelemetryBatch, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
@@ -182,13 +182,32 @@ async fn telemetry<S: Store>(s: &S) {
         source: "127.0.0.1:5000".into(),
         body: format!(r#"{{"sequence":{sequence}}}"#).into_bytes(),
     };
-    s.record_telemetry(&batch("tel-1", 1, 100)).await.unwrap();
-    s.record_telemetry(&batch("tel-1", 5, 200)).await.unwrap();
+    let alert = |rule: &str, at: i64| AlertRow {
+        id: 0,
+        device_id: "tel-1".into(),
+        sequence: 1,
+        at_ms: at - 5,
+        raised_at_ms: at,
+        rule: rule.into(),
+        severity: "high".into(),
+        body: format!(r#"{{"rule":"{rule}"}}"#),
+    };
+    s.record_telemetry(&batch("tel-1", 1, 100), &[alert("a", 100), alert("b", 100)])
+        .await
+        .unwrap();
+    s.record_telemetry(&batch("tel-1", 5, 200), &[])
+        .await
+        .unwrap();
     // Another device's sequence numbers are its own.
-    s.record_telemetry(&batch("tel-2", 1, 150)).await.unwrap();
+    s.record_telemetry(&batch("tel-2", 1, 150), &[])
+        .await
+        .unwrap();
     // A replay, and a batch older than the last accepted, are refused and change nothing.
     for (sequence, at) in [(5, 300), (3, 300)] {
-        match s.record_telemetry(&batch("tel-1", sequence, at)).await {
+        match s
+            .record_telemetry(&batch("tel-1", sequence, at), &[alert("replayed", at)])
+            .await
+        {
             Err(Error::Replayed {
                 device,
                 sequence: got,
@@ -204,10 +223,22 @@ async fn telemetry<S: Store>(s: &S) {
     assert_eq!(s.device("tel-1").await.unwrap().last_seen_ms, Some(200));
     // A batch of an unknown device is refused by the database.
     assert!(
-        s.record_telemetry(&batch("tel-nobody", 1, 100))
+        s.record_telemetry(&batch("tel-nobody", 1, 100), &[])
             .await
             .is_err()
     );
+    // Alerts came with their batch, and none with the refused replays.
+    let alerts = s.alerts(Some("tel-1"), 0, 10).await.unwrap();
+    let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+    assert_eq!(rules, vec!["b", "a"]);
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.id > 0 && a.sequence == 1 && a.at_ms == 95)
+    );
+    assert_eq!(s.alerts(None, 0, 10).await.unwrap().len(), 2);
+    assert!(s.alerts(Some("tel-2"), 0, 10).await.unwrap().is_empty());
+    assert!(s.alerts(None, 101, 10).await.unwrap().is_empty());
 }
 
 async fn version_reports<S: Store>(s: &S) {

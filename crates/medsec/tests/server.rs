@@ -2179,9 +2179,20 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
 #[test]
 fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
     let tmp = tempfile::tempdir().unwrap();
+    // Pumps talk to their gateway subnet on port 1111 and nothing else.
+    let policy = tmp.path().join("defender.json");
+    std::fs::write(
+        &policy,
+        r#"{"classes": {"pump": {"destinations": ["10.0.1.0/24"], "remote_ports": [1111]}}}"#,
+    )
+    .unwrap();
+    let policy_env = policy.display().to_string();
     let s = start(
         tmp.path(),
-        &[("MEDSEC_LIMITS__TELEMETRY_MAX_BATCH_BYTES", "4096")],
+        &[
+            ("MEDSEC_LIMITS__TELEMETRY_MAX_BATCH_BYTES", "4096"),
+            ("MEDSEC_DEFENDER_POLICY", &policy_env),
+        ],
         &[],
     );
     let admin = s.operator_token("alice", "admin", "1h");
@@ -2293,4 +2304,83 @@ fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
     s.audited(&admin, "the patient field", |e| {
         field(e, "action") == "telemetry.send" && has(e, "detail", "unknown field `patient`")
     });
+
+    // So far everything was within the pump policy: no alert.
+    let alerts = |path: &str, token: &str| {
+        let r = s.curl(&[
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &s.operator_url(path),
+        ]);
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_str::<Value>(&r.body).unwrap()
+    };
+    assert_eq!(
+        alerts("/api/v1/devices/pump-t/alerts", &admin),
+        serde_json::json!([])
+    );
+    // A pump sends 90 kB to an outside address, and a reading no patient can have: each raises
+    // an explained alert, and the pump is told nothing about it.
+    let attack = r#"{"sequence": 3, "events": [
+        {"kind": "flow", "at_ms": 1764748900000, "remote": "203.0.113.9", "remote_port": 443,
+         "protocol": "tcp", "bytes_out": 90000, "bytes_in": 300, "packets_out": 70,
+         "packets_in": 5, "duration_ms": 800},
+        {"kind": "clinical", "at_ms": 1764748901000, "signal": "spo2", "value": 140}]}"#;
+    let r = send("pump-t", "pump-t", &["--data-binary", attack]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(!r.body.contains("alert"), "{r:?}");
+    let viewer = s.operator_token("vic", "viewer", "1h");
+    let fleet = alerts("/api/v1/alerts", &viewer);
+    let by_rule = |rule: &str| {
+        fleet
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule"] == rule)
+            .unwrap_or_else(|| panic!("no {rule} in {fleet}"))
+            .clone()
+    };
+    let exfil = by_rule("destination-not-allowed");
+    assert_eq!(exfil["device"], "pump-t");
+    assert_eq!(exfil["sequence"], 3);
+    assert_eq!(exfil["severity"], "high");
+    assert_eq!(exfil["technique"]["id"], "T0882");
+    assert_eq!(exfil["evidence"][0]["observed"], "203.0.113.9");
+    assert_eq!(exfil["evidence"][0]["expected"], "10.0.1.0/24");
+    assert_eq!(exfil["evidence"][1]["feature"], "remote_port");
+    let reading = by_rule("clinical-implausible");
+    assert_eq!(reading["severity"], "critical");
+    assert_eq!(reading["technique"]["id"], "T0832");
+    assert_eq!(fleet.as_array().unwrap().len(), 2, "{fleet}");
+    assert_eq!(
+        alerts("/api/v1/devices/pump-u/alerts", &admin),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn a_defender_policy_that_does_not_parse_stops_the_server_with_its_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("defender.json");
+    std::fs::write(
+        &policy,
+        r#"{"classes": {"pump": {"destinations": ["10.0.1.0/40"]}}}"#,
+    )
+    .unwrap();
+    let err = fails(
+        medsec()
+            .args([
+                "server",
+                "--device-listen",
+                "127.0.0.1:0",
+                "--operator-listen",
+            ])
+            .args(["127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .env("MEDSEC_DEFENDER_POLICY", &policy),
+    );
+    assert!(
+        err.contains("defender_policy") && err.contains("class pump") && err.contains("0 to 32"),
+        "{err}"
+    );
 }

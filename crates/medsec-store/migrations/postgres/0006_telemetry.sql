@@ -18,3 +18,19 @@ CREATE TABLE telemetry_batches (
 );
 
 CREATE INDEX telemetry_batches_received ON telemetry_batches (device_id, received_at_ms);
+
+-- Alerts raised by the Defender's rules on a batch, stored in the batch's transaction: a batch
+-- acknowledged has had its alerts recorded.
+CREATE TABLE alerts (
+    id             BIGSERIAL PRIMARY KEY,
+    device_id      TEXT NOT NULL REFERENCES devices (id),
+    sequence       BIGINT NOT NULL,
+    at_ms          BIGINT NOT NULL,
+    raised_at_ms   BIGINT NOT NULL,
+    rule           TEXT NOT NULL,
+    severity       TEXT NOT NULL,
+    body           TEXT NOT NULL
+);
+
+CREATE INDEX alerts_device ON alerts (device_id, raised_at_ms);
+CREATE INDEX alerts_raised ON alerts (raised_at_ms);

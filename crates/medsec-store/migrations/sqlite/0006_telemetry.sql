@@ -18,3 +18,19 @@ CREATE TABLE telemetry_batches (
 ) STRICT;
 
 CREATE INDEX telemetry_batches_received ON telemetry_batches (device_id, received_at_ms);
+
+-- Alerts raised by the Defender's rules on a batch, stored in the batch's transaction: a batch
+-- acknowledged has had its alerts recorded.
+CREATE TABLE alerts (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id      TEXT NOT NULL REFERENCES devices (id),
+    sequence       INTEGER NOT NULL,
+    at_ms          INTEGER NOT NULL,
+    raised_at_ms   INTEGER NOT NULL,
+    rule           TEXT NOT NULL,
+    severity       TEXT NOT NULL,
+    body           TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX alerts_device ON alerts (device_id, raised_at_ms);
+CREATE INDEX alerts_raised ON alerts (raised_at_ms);

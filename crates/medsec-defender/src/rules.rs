@@ -1,0 +1,573 @@
+//! Rules evaluated on every telemetry batch as it arrives, per device class (model): the
+//! microsegmentation allowlists, metric thresholds, security events that are alerts by
+//! themselves, bursts of failed logins, and implausible clinical readings. Every alert names its
+//! rule, a MITRE ATT&CK for ICS technique, and the evidence: what was observed against what the
+//! policy allows.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::telemetry::{Batch, Event, MetricName, SecurityEvent};
+
+/// How bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth a look.
+    Low,
+    /// Investigate.
+    Medium,
+    /// Act now.
+    High,
+    /// Patient safety may be at stake.
+    Critical,
+}
+
+/// A MITRE ATT&CK for ICS technique.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Technique {
+    /// Its id (`T0882`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+fn technique(id: &str, name: &str) -> Technique {
+    Technique {
+        id: id.into(),
+        name: name.into(),
+    }
+}
+
+/// One piece of evidence: what was seen, against what is allowed or usual.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The feature or field.
+    pub feature: String,
+    /// What was seen.
+    pub observed: String,
+    /// What the policy allows or the baseline holds.
+    pub expected: String,
+}
+
+/// An alert raised by a rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// When the event that raised it happened (Unix ms, the device's clock).
+    pub at_ms: i64,
+    /// The rule.
+    pub rule: String,
+    /// How bad.
+    pub severity: Severity,
+    /// The technique it points to.
+    pub technique: Technique,
+    /// One line for a person.
+    pub summary: String,
+    /// Why.
+    pub evidence: Vec<Evidence>,
+}
+
+/// A metric threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// The metric.
+    pub metric: MetricName,
+    /// Alert when a reported value is above this.
+    pub above: f64,
+    /// Severity (default medium).
+    #[serde(default = "medium")]
+    pub severity: Severity,
+}
+
+fn medium() -> Severity {
+    Severity::Medium
+}
+
+fn default_login_burst() -> usize {
+    5
+}
+
+/// What one device class may do. An empty allowlist allows everything of its kind (the class
+/// has not been profiled); a profiled class lists what it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassPolicy {
+    /// Remote networks flows may reach (`10.0.1.0/24`, `10.0.1.150`, `fd00::/8`).
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    /// Remote ports flows may reach.
+    #[serde(default)]
+    pub remote_ports: Vec<u16>,
+    /// TCP ports the device may listen on.
+    #[serde(default)]
+    pub listening_tcp_ports: Vec<u16>,
+    /// Metric thresholds.
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+    /// Failed logins in one batch that make a burst.
+    #[serde(default = "default_login_burst")]
+    pub login_failure_burst: usize,
+}
+
+impl Default for ClassPolicy {
+    fn default() -> Self {
+        Self {
+            destinations: Vec::new(),
+            remote_ports: Vec::new(),
+            listening_tcp_ports: Vec::new(),
+            thresholds: Vec::new(),
+            login_failure_burst: default_login_burst(),
+        }
+    }
+}
+
+/// The rule policy: one class policy per model, and a default for the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// For models not listed.
+    #[serde(default)]
+    pub default: ClassPolicy,
+    /// By model.
+    #[serde(default)]
+    pub classes: BTreeMap<String, ClassPolicy>,
+}
+
+/// A network (address and prefix length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Net {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    fn parse(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address or network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |a: IpAddr| -> u128 {
+            match a {
+                IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
+                IpAddr::V6(v) => u128::from(v),
+            }
+        };
+        if self.addr.is_ipv4() != ip.is_ipv4() {
+            return false;
+        }
+        if self.prefix == 0 {
+            return true;
+        }
+        // Both kinds sit at the top of 128 bits, so a prefix is always the top `prefix` bits.
+        let shift = 128 - u32::from(self.prefix);
+        (bits(self.addr) >> shift) == (bits(ip) >> shift)
+    }
+}
+
+impl Policy {
+    /// Reads a policy (JSON) and checks every network in it.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let policy: Policy = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        for (name, class) in std::iter::once(("default", &policy.default))
+            .chain(policy.classes.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            for net in &class.destinations {
+                Net::parse(net).map_err(|e| format!("class {name}: {e}"))?;
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The policy of a model.
+    pub fn class(&self, model: &str) -> &ClassPolicy {
+        self.classes.get(model).unwrap_or(&self.default)
+    }
+}
+
+fn allowed(nets: &[String], ip: IpAddr) -> bool {
+    nets.iter()
+        .filter_map(|n| Net::parse(n).ok())
+        .any(|n| n.contains(ip))
+}
+
+/// Evaluates `class` on `batch`: the alerts it raises, in event order.
+pub fn evaluate(class: &ClassPolicy, batch: &Batch) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    let mut login_failures: Vec<i64> = Vec::new();
+    for event in &batch.events {
+        match event {
+            Event::Flow {
+                at_ms,
+                remote,
+                remote_port,
+                bytes_out,
+                ..
+            } => {
+                let net_ok = class.destinations.is_empty() || allowed(&class.destinations, *remote);
+                let port_ok =
+                    class.remote_ports.is_empty() || class.remote_ports.contains(remote_port);
+                if !(net_ok && port_ok) {
+                    let mut evidence = Vec::new();
+                    if !net_ok {
+                        evidence.push(Evidence {
+                            feature: "remote".into(),
+                            observed: remote.to_string(),
+                            expected: class.destinations.join(", "),
+                        });
+                    }
+                    if !port_ok {
+                        evidence.push(Evidence {
+                            feature: "remote_port".into(),
+                            observed: remote_port.to_string(),
+                            expected: join(&class.remote_ports),
+                        });
+                    }
+                    evidence.push(Evidence {
+                        feature: "bytes_out".into(),
+                        observed: bytes_out.to_string(),
+                        expected: "0 (no flow allowed)".into(),
+                    });
+                    alerts.push(Alert {
+                        at_ms: *at_ms,
+                        rule: "destination-not-allowed".into(),
+                        severity: Severity::High,
+                        technique: technique("T0882", "Theft of Operational Information"),
+                        summary: format!(
+                            "a flow to {remote}:{remote_port} ({bytes_out} bytes out), outside the class's allowed destinations"
+                        ),
+                        evidence,
+                    });
+                }
+            }
+            Event::Metric {
+                at_ms,
+                name,
+                value,
+                values,
+            } => {
+                if *name == MetricName::ListeningTcpPorts && !class.listening_tcp_ports.is_empty() {
+                    let extra: Vec<&String> = values
+                        .iter()
+                        .filter(|p| {
+                            p.parse::<u16>()
+                                .is_ok_and(|p| !class.listening_tcp_ports.contains(&p))
+                        })
+                        .collect();
+                    if !extra.is_empty() {
+                        alerts.push(Alert {
+                            at_ms: *at_ms,
+                            rule: "listening-port-not-allowed".into(),
+                            severity: Severity::High,
+                            technique: technique("T0822", "External Remote Services"),
+                            summary: format!(
+                                "listening on TCP port(s) {} that the class does not use",
+                                extra
+                                    .iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            evidence: vec![Evidence {
+                                feature: "listening_tcp_ports".into(),
+                                observed: values.join(", "),
+                                expected: join(&class.listening_tcp_ports),
+                            }],
+                        });
+                    }
+                }
+                if let Some(v) = value {
+                    for t in class.thresholds.iter().filter(|t| t.metric == *name) {
+                        if *v > t.above {
+                            let metric = serde_json::to_value(name)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default();
+                            let tech = match name {
+                                MetricName::AuthorizationFailures
+                                | MetricName::ConnectionAttempts => {
+                                    technique("T0859", "Valid Accounts")
+                                }
+                                MetricName::BytesOut | MetricName::PacketsOut => {
+                                    technique("T0882", "Theft of Operational Information")
+                                }
+                                _ => technique("T0814", "Denial of Service"),
+                            };
+                            alerts.push(Alert {
+                                at_ms: *at_ms,
+                                rule: format!("threshold:{metric}"),
+                                severity: t.severity,
+                                technique: tech,
+                                summary: format!("{metric} {v} is above {}", t.above),
+                                evidence: vec![Evidence {
+                                    feature: metric,
+                                    observed: v.to_string(),
+                                    expected: format!("<= {}", t.above),
+                                }],
+                            });
+                        }
+                    }
+                }
+            }
+            Event::Security {
+                at_ms,
+                event,
+                detail,
+            } => {
+                let raised = match event {
+                    SecurityEvent::LoginFailed => {
+                        login_failures.push(*at_ms);
+                        None
+                    }
+                    SecurityEvent::AttestationFailed => Some((
+                        "attestation-failed",
+                        Severity::Critical,
+                        technique("T0857", "System Firmware"),
+                        "the device failed attestation: it may run firmware nobody signed",
+                    )),
+                    SecurityEvent::LoggingDisabled => Some((
+                        "logging-disabled",
+                        Severity::High,
+                        technique("T0872", "Indicator Removal on Host"),
+                        "logging was turned off on the device",
+                    )),
+                    _ => None,
+                };
+                if let Some((rule, severity, technique, summary)) = raised {
+                    alerts.push(Alert {
+                        at_ms: *at_ms,
+                        rule: rule.into(),
+                        severity,
+                        technique,
+                        summary: summary.into(),
+                        evidence: vec![Evidence {
+                            feature: "security_event".into(),
+                            observed: format!("{event:?} {detail}").trim().to_owned(),
+                            expected: "none".into(),
+                        }],
+                    });
+                }
+            }
+            Event::Clinical {
+                at_ms,
+                signal,
+                value,
+            } => {
+                let range = signal.plausible();
+                if !range.contains(value) {
+                    let name = serde_json::to_value(signal)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    alerts.push(Alert {
+                        at_ms: *at_ms,
+                        rule: "clinical-implausible".into(),
+                        severity: Severity::Critical,
+                        technique: technique("T0832", "Manipulation of View"),
+                        summary: format!(
+                            "{name} reading {value} is physiologically implausible: a failing sensor or altered data"
+                        ),
+                        evidence: vec![Evidence {
+                            feature: name,
+                            observed: value.to_string(),
+                            expected: format!("{} to {}", range.start(), range.end()),
+                        }],
+                    });
+                }
+            }
+        }
+    }
+    if class.login_failure_burst > 0 && login_failures.len() >= class.login_failure_burst {
+        alerts.push(Alert {
+            at_ms: login_failures.last().copied().unwrap_or(0),
+            rule: "login-failure-burst".into(),
+            severity: Severity::High,
+            technique: technique("T0859", "Valid Accounts"),
+            summary: format!(
+                "{} failed local logins in one batch: someone is guessing credentials",
+                login_failures.len()
+            ),
+            evidence: vec![Evidence {
+                feature: "login_failed".into(),
+                observed: login_failures.len().to_string(),
+                expected: format!("< {}", class.login_failure_burst),
+            }],
+        });
+    }
+    alerts
+}
+
+fn join(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a failed test"
+)]
+mod tests {
+    use super::*;
+
+    fn pump() -> ClassPolicy {
+        Policy::from_json(
+            r#"{"classes": {"infusion-pump": {
+                "destinations": ["10.0.1.0/24"], "remote_ports": [1111, 443],
+                "listening_tcp_ports": [443],
+                "thresholds": [{"metric": "authorization_failures", "above": 3, "severity": "high"}],
+                "login_failure_burst": 3}}}"#,
+        )
+        .unwrap()
+        .class("infusion-pump")
+        .clone()
+    }
+
+    fn batch(events: &str) -> Batch {
+        Batch::parse(
+            format!(r#"{{"sequence": 1, "events": [{events}]}}"#).as_bytes(),
+            100,
+        )
+        .unwrap()
+    }
+
+    fn flow(remote: &str, port: u16) -> String {
+        format!(
+            r#"{{"kind": "flow", "at_ms": 5, "remote": "{remote}", "remote_port": {port}, "protocol": "tcp",
+                "bytes_out": 90000, "bytes_in": 10, "packets_out": 70, "packets_in": 3, "duration_ms": 800}}"#
+        )
+    }
+
+    /// Normal traffic of the class: nothing fires.
+    const NORMAL: &str = r#"
+        {"kind": "flow", "at_ms": 1, "remote": "10.0.1.150", "remote_port": 1111, "protocol": "tcp",
+         "bytes_out": 496, "bytes_in": 186, "packets_out": 4, "packets_in": 3, "duration_ms": 12},
+        {"kind": "metric", "at_ms": 1, "name": "listening_tcp_ports", "values": ["443"]},
+        {"kind": "metric", "at_ms": 1, "name": "authorization_failures", "value": 1},
+        {"kind": "security", "at_ms": 1, "event": "login_failed"},
+        {"kind": "security", "at_ms": 2, "event": "boot", "detail": "slot A 1.2.0"},
+        {"kind": "clinical", "at_ms": 1, "signal": "spo2", "value": 97},
+        {"kind": "clinical", "at_ms": 1, "signal": "infusion_rate", "value": 125}"#;
+
+    #[test]
+    fn normal_traffic_raises_nothing() {
+        assert_eq!(evaluate(&pump(), &batch(NORMAL)), vec![]);
+        // An unprofiled class (empty allowlists) raises nothing on the same traffic either.
+        assert_eq!(evaluate(&ClassPolicy::default(), &batch(NORMAL)), vec![]);
+    }
+
+    #[test]
+    fn each_rule_fires_on_its_crafted_case_with_its_evidence() {
+        let p = pump();
+        let one = |events: &str| {
+            let a = evaluate(&p, &batch(events));
+            assert_eq!(a.len(), 1, "{events}: {a:?}");
+            a.into_iter().next().unwrap()
+        };
+        let a = one(&flow("203.0.113.9", 443));
+        assert_eq!(
+            (a.rule.as_str(), a.technique.id.as_str()),
+            ("destination-not-allowed", "T0882")
+        );
+        assert_eq!(a.evidence[0].observed, "203.0.113.9");
+        assert_eq!(a.evidence[0].expected, "10.0.1.0/24");
+        let a = one(&flow("10.0.1.150", 22));
+        assert_eq!(a.evidence[0].feature, "remote_port");
+        let a = one(
+            r#"{"kind": "metric", "at_ms": 1, "name": "listening_tcp_ports", "values": ["443", "23"]}"#,
+        );
+        assert_eq!(
+            (a.rule.as_str(), a.technique.id.as_str()),
+            ("listening-port-not-allowed", "T0822")
+        );
+        assert!(
+            a.summary.contains("23") && !a.summary.contains("443"),
+            "{}",
+            a.summary
+        );
+        let a =
+            one(r#"{"kind": "metric", "at_ms": 1, "name": "authorization_failures", "value": 9}"#);
+        assert_eq!(
+            (a.rule.as_str(), a.severity),
+            ("threshold:authorization_failures", Severity::High)
+        );
+        let a = one(
+            r#"{"kind": "security", "at_ms": 1, "event": "attestation_failed", "detail": "PCR 7"}"#,
+        );
+        assert_eq!(
+            (a.rule.as_str(), a.severity),
+            ("attestation-failed", Severity::Critical)
+        );
+        let a = one(r#"{"kind": "security", "at_ms": 1, "event": "logging_disabled"}"#);
+        assert_eq!(a.technique.id, "T0872");
+        let a = one(r#"{"kind": "clinical", "at_ms": 1, "signal": "spo2", "value": 140}"#);
+        assert_eq!(
+            (a.rule.as_str(), a.technique.id.as_str()),
+            ("clinical-implausible", "T0832")
+        );
+        assert_eq!(a.evidence[0].expected, "50 to 100");
+        let failed = r#"{"kind": "security", "at_ms": 1, "event": "login_failed"}"#;
+        let a = one(&[failed, failed, failed].join(","));
+        assert_eq!(a.rule, "login-failure-burst");
+    }
+
+    #[test]
+    fn networks_match_by_prefix_and_bad_ones_are_refused() {
+        let n = Net::parse("10.0.1.0/24").unwrap();
+        assert!(n.contains("10.0.1.7".parse().unwrap()));
+        assert!(!n.contains("10.0.2.7".parse().unwrap()));
+        assert!(!n.contains("::1".parse().unwrap()));
+        assert!(
+            Net::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Net::parse("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        assert!(
+            Net::parse("10.0.1.9")
+                .unwrap()
+                .contains("10.0.1.9".parse().unwrap())
+        );
+        assert!(
+            !Net::parse("10.0.1.9")
+                .unwrap()
+                .contains("10.0.1.8".parse().unwrap())
+        );
+        let err =
+            Policy::from_json(r#"{"default": {"destinations": ["10.0.0.0/33"]}}"#).unwrap_err();
+        assert!(
+            err.contains("class default") && err.contains("0 to 32"),
+            "{err}"
+        );
+        let err = Policy::from_json(r#"{"default": {"destination": []}}"#).unwrap_err();
+        assert!(err.contains("unknown field `destination`"), "{err}");
+    }
+}
