@@ -27,6 +27,7 @@ use crate::boot::{Booted, Bootloader, SlotImage, Slots, TRIES};
 use crate::keys::KeyStore;
 use crate::net::{self, Session};
 use crate::record::Record;
+use crate::telemetry::Telemetry;
 
 /// What enrolment wrote: who the device is and where it talks to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,10 @@ pub struct Options {
     pub max_download_rate: Option<u64>,
     /// Renew the certificate when less than this fraction of its lifetime is left.
     pub renew_at: f64,
+    /// Send telemetry (security events, network metrics) at each poll.
+    pub telemetry: bool,
+    /// Most telemetry batches kept while the server cannot be reached.
+    pub telemetry_max_queued: usize,
 }
 
 impl Default for Options {
@@ -74,6 +79,8 @@ impl Default for Options {
             reboot_command: None,
             max_download_rate: None,
             renew_at: 1.0 / 3.0,
+            telemetry: true,
+            telemetry_max_queued: crate::telemetry::DEFAULT_MAX_QUEUED,
         }
     }
 }
@@ -190,6 +197,7 @@ pub struct Agent {
     record: Record<State>,
     state: State,
     session: Option<Session>,
+    telemetry: Telemetry,
 }
 
 impl std::fmt::Debug for Agent {
@@ -227,7 +235,8 @@ impl Agent {
         let booted = boot.boot()?;
         let mut record = Record::new(dir, "state");
         let state = record.load().unwrap_or_default();
-        Ok(Self {
+        let telemetry = Telemetry::open(dir, options.telemetry_max_queued)?;
+        let mut agent = Self {
             dir: dir.to_owned(),
             config,
             options,
@@ -236,7 +245,10 @@ impl Agent {
             record,
             state,
             session: None,
-        })
+            telemetry,
+        };
+        agent.boot_event()?;
+        Ok(agent)
     }
 
     /// What runs.
@@ -286,7 +298,23 @@ impl Agent {
         }
         self.boot = Bootloader::open(&self.dir, self.boot.slots.clone())?;
         self.booted = self.boot.boot()?;
-        Ok(())
+        self.boot_event()
+    }
+
+    /// Queues the telemetry event of a boot: which slot, which image, on trial or not.
+    fn boot_event(&mut self) -> Result<(), Error> {
+        if !self.options.telemetry {
+            return Ok(());
+        }
+        let b = &self.booted;
+        let detail = format!(
+            "slot {}: {} {}{}",
+            ["A", "B"].get(b.slot).unwrap_or(&"?"),
+            b.image.target,
+            b.image.version,
+            if b.on_trial { " (on trial)" } else { "" }
+        );
+        self.telemetry.security("boot", &detail)
     }
 
     fn in_clinical_use(&self) -> bool {
@@ -442,6 +470,20 @@ impl Agent {
         }
         self.session()?.report(fields)?;
         crate::fault::point("reported");
+        if self.options.telemetry
+            && let Some(o) = &outcome
+        {
+            let event = match o.outcome.as_str() {
+                "succeeded" => Some("update_installed"),
+                "failed" => Some("update_failed"),
+                _ => None,
+            };
+            if let Some(event) = event {
+                let detail = format!("{}: {}", o.target, o.reason);
+                self.telemetry
+                    .security(event, detail.trim_end_matches([':', ' ']))?;
+            }
+        }
         if let Some(o) = outcome
             && o.outcome == "failed"
             && !self.state.given_up.contains(&o.target)
@@ -646,6 +688,25 @@ impl Agent {
         Ok(Step::Continue)
     }
 
+    /// Seals and sends telemetry. A server that cannot be reached or refuses is no reason to
+    /// stop updating: the batches wait in the outbox for the next poll.
+    fn send_telemetry(&mut self) {
+        let result = self
+            .telemetry
+            .seal()
+            .and_then(|()| self.session().map(|_| ()))
+            .and_then(|()| {
+                let session = self
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| Error::State("no session".into()))?;
+                self.telemetry.send(|body| session.post_telemetry(body))
+            });
+        if let Err(e) = result {
+            eprintln!("medsec-agent: telemetry: {e}; the batches wait for the next poll");
+        }
+    }
+
     /// Renews the certificate (new key, EST simplereenroll) when less than `renew_at` of its
     /// lifetime is left.
     fn renew_if_due(&mut self) -> Result<(), Error> {
@@ -685,8 +746,17 @@ impl Agent {
         Ok(())
     }
 
-    /// Steps until there is nothing to do (then returns), rebooting when asked.
+    /// Steps until there is nothing to do (then returns), rebooting when asked; then, whatever
+    /// the outcome, seals and sends telemetry.
     pub fn run_until_idle(&mut self) -> Result<(), Error> {
+        let result = self.cycle();
+        if self.options.telemetry {
+            self.send_telemetry();
+        }
+        result
+    }
+
+    fn cycle(&mut self) -> Result<(), Error> {
         loop {
             match self.step()? {
                 Step::Continue => {}

@@ -112,6 +112,13 @@ pub struct RunArgs {
     /// Renew the certificate when less than this fraction of its lifetime is left (0 to 1).
     #[arg(long, default_value_t = 1.0 / 3.0)]
     pub renew_at: f64,
+    /// Send no telemetry (security events, network metrics).
+    #[arg(long)]
+    pub no_telemetry: bool,
+    /// Most telemetry batches kept while the server cannot be reached; past it the oldest
+    /// are dropped and counted.
+    #[arg(long, default_value_t = crate::telemetry::DEFAULT_MAX_QUEUED)]
+    pub telemetry_max_queued: usize,
 }
 
 impl RunArgs {
@@ -124,6 +131,8 @@ impl RunArgs {
             reboot_command: self.reboot_command.clone(),
             max_download_rate: self.max_download_rate,
             renew_at: self.renew_at.clamp(0.0, 1.0),
+            telemetry: !self.no_telemetry,
+            telemetry_max_queued: self.telemetry_max_queued.max(1),
         }
     }
 }
@@ -216,6 +225,19 @@ pub fn run(command: AgentCommand) -> Result<()> {
             println!(
                 "state: {}",
                 serde_json::to_string(&state).unwrap_or_default()
+            );
+            let telemetry =
+                crate::record::Record::<crate::telemetry::TelemetryState>::new(&dir, "telemetry")
+                    .load()
+                    .unwrap_or_default();
+            let queued = std::fs::read_dir(dir.join("telemetry"))
+                .map(|d| d.filter(|e| e.is_ok()).count())
+                .unwrap_or(0);
+            println!(
+                "telemetry: {queued} batch(es) waiting, {} event(s) not sealed, next sequence {}, {} batch(es) dropped (outbox full)",
+                telemetry.pending.len(),
+                telemetry.next_sequence.max(1),
+                telemetry.dropped
             );
             Ok(())
         }

@@ -21,6 +21,7 @@ pub mod fault;
 pub mod keys;
 pub mod net;
 pub mod record;
+pub mod telemetry;
 
 use std::path::Path;
 

@@ -266,6 +266,24 @@ impl Session {
         Ok(())
     }
 
+    /// POSTs a telemetry batch; returns the HTTP status and the answer's body.
+    pub fn post_telemetry(&self, body: &[u8]) -> Result<(u16, String), Error> {
+        let url = format!("{}/api/v1/devices/{}/telemetry", self.server, self.device);
+        let mut r = self
+            .agent()
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map_err(|e| net(&url, e))?;
+        let answer = r
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .map_err(|e| net(&url, e))?;
+        Ok((r.status().as_u16(), answer))
+    }
+
     /// Downloads `url` into `part`, resuming from what `part` holds (HTTP Range), up to
     /// `length` bytes, at most `max_rate` bytes per second. The caller verifies the result.
     /// Returns whether it resumed (a resumed file that fails verification may just hold a

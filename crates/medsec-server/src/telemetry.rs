@@ -7,7 +7,8 @@
 //!   Its compressed size is bounded by `limits.max_body_bytes`, its decoded size by
 //!   `limits.telemetry_max_batch_bytes`, its events by `limits.telemetry_max_events`.
 //! - Each batch carries the device's next sequence number; one not after the last accepted is a
-//!   replay (or reordering) and is refused with 409, audited, and changes nothing.
+//!   replay (or reordering) and is refused with 409 (`{"error", "last_sequence"}`), audited,
+//!   and changes nothing.
 //! - The answer (200) comes only after the batch is committed: an acknowledged batch is stored,
 //!   and a device that got no answer sends the same batch again, which is then either stored or
 //!   refused as already stored.
@@ -141,7 +142,14 @@ pub(crate) async fn post_telemetry(
                 last.saturating_add(1)
             );
             state.audit(refuse(reason.clone())).await?;
-            return Err(ApiError::Conflict(reason));
+            // The agent needs the number, not just the sentence: a batch equal to it was
+            // stored already (an acknowledgement lost), one below it was numbered from a lost
+            // state and goes again as the next number.
+            return Ok((
+                StatusCode::CONFLICT,
+                Json(serde_json::json!({ "error": reason, "last_sequence": last })),
+            )
+                .into_response());
         }
         Err(other) => return Err(other.into()),
     }

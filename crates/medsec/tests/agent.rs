@@ -144,6 +144,17 @@ impl Fleet {
         )
     }
 
+    /// Every telemetry event the server stored for `device`, oldest batch first.
+    fn telemetry_events(&self, device: &str) -> Vec<Value> {
+        let batches = self.api(&format!("/api/v1/devices/{device}/telemetry?limit=1000"));
+        let mut batches = batches.as_array().unwrap().clone();
+        batches.reverse();
+        batches
+            .iter()
+            .flat_map(|b| b["batch"]["events"].as_array().unwrap().clone())
+            .collect()
+    }
+
     fn status(&self, device: &str) -> String {
         ok(medsec()
             .args(["agent", "status", "--dir"])
@@ -283,6 +294,99 @@ fn the_agent_installs_rolls_back_defers_and_reports_through_the_server() {
         f.only_signed_images_booted(d);
     }
     let _ = other;
+
+    // Telemetry came along: every boot, the canary's failed 1.1.0 and its installed 1.2.0, in
+    // batches numbered 1, 2, … with the kernel's network metrics.
+    let events = f.telemetry_events(canary);
+    let security: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "security")
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event"].as_str().unwrap(),
+                e["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        security
+            .iter()
+            .any(|e| e.starts_with("boot slot B: pump-1.1.0.img 1.1.0 (on trial)")),
+        "{security:?}"
+    );
+    assert!(
+        security
+            .iter()
+            .any(|e| e.starts_with("update_failed pump-1.1.0.img: health check failed")),
+        "{security:?}"
+    );
+    assert!(
+        security
+            .iter()
+            .any(|e| e == "update_installed pump-1.2.0.img"),
+        "{security:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["name"] == "listening_tcp_ports"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn telemetry_waits_while_the_server_is_unreachable_and_then_goes_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fleet::new(tmp.path());
+    f.enrol("pump-o");
+    let config_path = f.dir("pump-o").join("device.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    // The server moves away (a closed port): the agent fails its poll, the batch waits.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = f.s.device_url("");
+    std::fs::write(
+        &config_path,
+        config.replace(&url, &format!("https://{closed}")),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let out = f.agent("pump-o", &[]).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("telemetry") && err.contains("wait for the next poll"),
+            "{err}"
+        );
+    }
+    let status = f.status("pump-o");
+    assert!(
+        status.contains("telemetry: 2 batch(es) waiting"),
+        "{status}"
+    );
+    // Back: both waiting batches go first, then the new one, in order.
+    std::fs::write(&config_path, &config).unwrap();
+    f.run("pump-o", &[]);
+    let batches = f.api("/api/v1/devices/pump-o/telemetry");
+    let sequences: Vec<i64> = batches
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(sequences, vec![3, 2, 1]);
+    let boots = f
+        .telemetry_events("pump-o")
+        .iter()
+        .filter(|e| e["event"] == "boot")
+        .count();
+    assert_eq!(boots, 3);
+    let status = f.status("pump-o");
+    assert!(
+        status.contains("telemetry: 0 batch(es) waiting"),
+        "{status}"
+    );
 }
 
 #[test]

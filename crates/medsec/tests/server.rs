@@ -2233,6 +2233,10 @@ fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
         "{r:?}"
     );
     assert!(r.body.contains("send 2 next"), "{r:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.body).unwrap()["last_sequence"],
+        1
+    );
     // Compressed: gzip, as a device on a slow link sends it.
     let gz = tmp.path().join("b2.json.gz");
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -1,0 +1,446 @@
+//! Telemetry from the device: security events the agent itself sees (boots, installs, rollbacks)
+//! and network metrics read from the kernel, sent in numbered batches to the server, and kept
+//! on disk while the server cannot be reached (store and forward).
+//!
+//! - Events wait in the telemetry record (two checksummed copies, like the agent's state).
+//! - At each poll, waiting events and fresh metrics are sealed into a batch file in `outbox/`,
+//!   named by its sequence number, and the record's next number moves on. A crash between the
+//!   two leaves the events in the record and the same number free, so the next seal rewrites
+//!   that file with a superset: nothing is lost and nothing is sent twice.
+//! - Batches go oldest first; each file is removed once the server answered 200. A 409 names
+//!   the server's last accepted number: equal to the batch's, the batch was stored and its
+//!   answer lost; above it, this device's numbering restarted (its record was lost), and the
+//!   batch goes again under the next number.
+//! - At most `max_queued` batches wait; past that the oldest are dropped and counted, and
+//!   `agent status` shows the count.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::record::Record;
+
+/// Most events sealed into one batch (the server takes up to 10,000 by default).
+pub const MAX_EVENTS_PER_BATCH: usize = 1_000;
+/// Default bound of the outbox, in batches.
+pub const DEFAULT_MAX_QUEUED: usize = 1_000;
+
+/// Interface counters, summed over every interface but loopback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Packets received.
+    pub packets_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+}
+
+/// What the telemetry record holds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryState {
+    /// The number the next sealed batch gets (from 1).
+    pub next_sequence: i64,
+    /// Events not sealed yet.
+    pub pending: Vec<Value>,
+    /// Counters at the last seal (metrics are the differences).
+    pub counters: Option<Counters>,
+    /// Batches dropped because the outbox was full.
+    pub dropped: u64,
+}
+
+/// Parses `/proc/net/dev`: the sum of every interface's counters but `lo`.
+pub fn parse_net_dev(text: &str) -> Option<Counters> {
+    let mut total = Counters::default();
+    let mut seen = false;
+    for line in text.lines().skip(2) {
+        let (name, rest) = line.split_once(':')?;
+        if name.trim() == "lo" {
+            continue;
+        }
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .map(|f| f.parse::<u64>())
+            .collect::<Result<_, _>>()
+            .ok()?;
+        // Receive: bytes packets errs drop fifo frame compressed multicast; then transmit.
+        let get = |i: usize| fields.get(i).copied();
+        total.bytes_in = total.bytes_in.saturating_add(get(0)?);
+        total.packets_in = total.packets_in.saturating_add(get(1)?);
+        total.bytes_out = total.bytes_out.saturating_add(get(8)?);
+        total.packets_out = total.packets_out.saturating_add(get(9)?);
+        seen = true;
+    }
+    seen.then_some(total)
+}
+
+/// Parses `/proc/net/tcp` or `tcp6`: the local ports in state LISTEN (`0A`), sorted, once each.
+pub fn parse_listening(text: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let local = f.nth(1)?;
+            let state = f.nth(1)?;
+            if state != "0A" {
+                return None;
+            }
+            u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The device's telemetry: its record and outbox.
+#[derive(Debug)]
+pub struct Telemetry {
+    outbox: PathBuf,
+    record: Record<TelemetryState>,
+    state: TelemetryState,
+    max_queued: usize,
+    /// Where the kernel's counters are read (`/proc`; a test points elsewhere).
+    proc_dir: PathBuf,
+}
+
+fn now_ms() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+impl Telemetry {
+    /// Opens the telemetry of the agent in `dir`.
+    pub fn open(dir: &Path, max_queued: usize) -> Result<Self, Error> {
+        let outbox = dir.join("telemetry");
+        std::fs::create_dir_all(&outbox).map_err(Error::io("creating", &outbox))?;
+        let mut record = Record::new(dir, "telemetry");
+        let mut state: TelemetryState = record.load().unwrap_or_default();
+        state.next_sequence = state.next_sequence.max(1);
+        Ok(Self {
+            outbox,
+            record,
+            state,
+            max_queued: max_queued.max(1),
+            proc_dir: PathBuf::from("/proc"),
+        })
+    }
+
+    /// The record (for `agent status`).
+    pub fn state(&self) -> &TelemetryState {
+        &self.state
+    }
+
+    /// Queues a security event (`boot`, `update_installed`, `update_failed`, …).
+    pub fn security(&mut self, event: &str, detail: &str) -> Result<(), Error> {
+        let detail: String = detail
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(256)
+            .collect();
+        self.state.pending.push(json!({
+            "kind": "security", "at_ms": now_ms(), "event": event, "detail": detail,
+        }));
+        // A device that cannot reach the server for long keeps only the newest events.
+        let excess = self
+            .state
+            .pending
+            .len()
+            .saturating_sub(MAX_EVENTS_PER_BATCH);
+        self.state.pending.drain(..excess);
+        self.record.save(&self.state)
+    }
+
+    fn metrics(&mut self) -> Vec<Value> {
+        let at_ms = now_ms();
+        let mut out = Vec::new();
+        let counters = std::fs::read_to_string(self.proc_dir.join("net/dev"))
+            .ok()
+            .and_then(|t| parse_net_dev(&t));
+        if let Some(now) = counters {
+            // Counters only grow; after a reboot they start again, and that interval is skipped.
+            if let Some(then) = self
+                .state
+                .counters
+                .filter(|t| t.bytes_in <= now.bytes_in && t.bytes_out <= now.bytes_out)
+            {
+                for (name, value) in [
+                    ("bytes_in", now.bytes_in - then.bytes_in),
+                    ("bytes_out", now.bytes_out - then.bytes_out),
+                    ("packets_in", now.packets_in.saturating_sub(then.packets_in)),
+                    (
+                        "packets_out",
+                        now.packets_out.saturating_sub(then.packets_out),
+                    ),
+                ] {
+                    out.push(
+                        json!({"kind": "metric", "at_ms": at_ms, "name": name, "value": value}),
+                    );
+                }
+            }
+            self.state.counters = Some(now);
+        }
+        let mut ports = Vec::new();
+        let mut read_any = false;
+        for file in ["net/tcp", "net/tcp6"] {
+            if let Ok(text) = std::fs::read_to_string(self.proc_dir.join(file)) {
+                read_any = true;
+                ports.extend(parse_listening(&text));
+            }
+        }
+        if read_any {
+            ports.sort_unstable();
+            ports.dedup();
+            let values: Vec<String> = ports.iter().map(u16::to_string).collect();
+            out.push(json!({
+                "kind": "metric", "at_ms": at_ms, "name": "listening_tcp_ports", "values": values,
+            }));
+        }
+        out
+    }
+
+    fn batch_path(&self, sequence: i64) -> PathBuf {
+        self.outbox.join(format!("{sequence:012}.json"))
+    }
+
+    /// Seals waiting events and fresh metrics into the next batch file.
+    pub fn seal(&mut self) -> Result<(), Error> {
+        let mut events = std::mem::take(&mut self.state.pending);
+        events.extend(self.metrics());
+        if events.is_empty() {
+            return self.record.save(&self.state);
+        }
+        let sequence = self.state.next_sequence;
+        let body = json!({"sequence": sequence, "events": events});
+        crate::write_atomic(
+            &self.batch_path(sequence),
+            body.to_string().as_bytes(),
+            false,
+        )?;
+        self.state.next_sequence = sequence.saturating_add(1);
+        self.record.save(&self.state)?;
+        self.trim()
+    }
+
+    /// The waiting batch files, oldest first.
+    fn queued(&self) -> Result<Vec<(i64, PathBuf)>, Error> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.outbox).map_err(Error::io("reading", &self.outbox))? {
+            let path = entry.map_err(Error::io("reading", &self.outbox))?.path();
+            let seq = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<i64>().ok());
+            if let Some(seq) = seq {
+                out.push((seq, path));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn trim(&mut self) -> Result<(), Error> {
+        let queued = self.queued()?;
+        let excess = queued.len().saturating_sub(self.max_queued);
+        for (_, path) in queued.iter().take(excess) {
+            std::fs::remove_file(path).map_err(Error::io("removing", path))?;
+            self.state.dropped = self.state.dropped.saturating_add(1);
+        }
+        if excess > 0 {
+            self.record.save(&self.state)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the waiting batches, oldest first, through `post` (which returns the HTTP status
+    /// and body). Stops at the first that does not go through; returns how many went.
+    pub fn send(
+        &mut self,
+        mut post: impl FnMut(&[u8]) -> Result<(u16, String), Error>,
+    ) -> Result<usize, Error> {
+        let mut sent = 0;
+        for (sequence, path) in self.queued()? {
+            let body = std::fs::read(&path).map_err(Error::io("reading", &path))?;
+            let (status, answer) = post(&body)?;
+            match status {
+                200 => {}
+                409 => {
+                    let last = serde_json::from_str::<Value>(&answer)
+                        .ok()
+                        .and_then(|v| v.get("last_sequence").and_then(Value::as_i64))
+                        .ok_or_else(|| {
+                            Error::Refused(format!(
+                                "telemetry batch {sequence}: HTTP 409: {answer}"
+                            ))
+                        })?;
+                    if last > sequence {
+                        // Numbered from a lost record: the events go again as the next batch.
+                        let mut batch: Value = serde_json::from_slice(&body)
+                            .map_err(|e| Error::State(format!("{}: {e}", path.display())))?;
+                        let next = last.saturating_add(1).max(self.state.next_sequence);
+                        if let Some(o) = batch.as_object_mut() {
+                            o.insert("sequence".into(), json!(next));
+                        }
+                        crate::write_atomic(
+                            &self.batch_path(next),
+                            batch.to_string().as_bytes(),
+                            false,
+                        )?;
+                        self.state.next_sequence = next.saturating_add(1);
+                        self.record.save(&self.state)?;
+                        std::fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+                        return Ok(sent);
+                    }
+                    // Stored already: the answer was lost.
+                }
+                other => {
+                    return Err(Error::Refused(format!(
+                        "telemetry batch {sequence}: HTTP {other}: {answer}"
+                    )));
+                }
+            }
+            std::fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+            sent += 1;
+        }
+        Ok(sent)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
+mod tests {
+    use super::*;
+
+    const NET_DEV: &str = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  123456     100    0    0    0     0          0         0   123456     100    0    0    0     0       0          0
+  eth0: 1000000    2000    0    0    0     0          0         0   500000    1500    0    0    0     0       0          0
+  wlan0:    10       1    0    0    0     0          0         0       20       2    0    0    0     0       0          0
+";
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:01BB 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
+   2: 0A00010F:C350 0A000196:0457 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 100 0 0 10 0
+";
+
+    #[test]
+    fn kernel_counters_and_listening_ports_parse() {
+        let c = parse_net_dev(NET_DEV).unwrap();
+        assert_eq!(
+            c,
+            Counters {
+                bytes_in: 1_000_010,
+                packets_in: 2_001,
+                bytes_out: 500_020,
+                packets_out: 1_502
+            }
+        );
+        // 0x01BB = 443 and 0x0016 = 22 listen; the established 0xC350 does not.
+        assert_eq!(parse_listening(TCP), vec![22, 443]);
+        assert_eq!(parse_net_dev("garbage"), None);
+        assert!(parse_listening("").is_empty());
+    }
+
+    fn fake_proc(dir: &Path, bytes_out: u64) -> PathBuf {
+        let p = dir.join("proc");
+        std::fs::create_dir_all(p.join("net")).unwrap();
+        std::fs::write(
+            p.join("net/dev"),
+            NET_DEV.replace("500000", &bytes_out.to_string()),
+        )
+        .unwrap();
+        std::fs::write(p.join("net/tcp"), TCP).unwrap();
+        p
+    }
+
+    #[test]
+    fn batches_survive_an_offline_server_and_go_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = Telemetry::open(tmp.path(), 10).unwrap();
+        t.proc_dir = fake_proc(tmp.path(), 500_000);
+        t.security("boot", "slot A 1.0.0").unwrap();
+        t.seal().unwrap();
+        t.proc_dir = fake_proc(tmp.path(), 590_000);
+        t.security("update_installed", "1.2.0").unwrap();
+        t.seal().unwrap();
+        // The server is down: nothing leaves, nothing is lost.
+        let err = t.send(|_| Err(Error::Network("connection refused".into())));
+        assert!(err.is_err());
+        assert_eq!(t.queued().unwrap().len(), 2);
+        // It is back: both go, oldest first; the second holds the 90,000 bytes sent between.
+        let mut seen = Vec::new();
+        let sent = t
+            .send(|body| {
+                seen.push(serde_json::from_slice::<Value>(body).unwrap());
+                Ok((200, "{}".into()))
+            })
+            .unwrap();
+        assert_eq!(sent, 2);
+        assert_eq!(seen[0]["sequence"], 1);
+        assert_eq!(seen[1]["sequence"], 2);
+        assert_eq!(seen[0]["events"][0]["event"], "boot");
+        let out = seen[1]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "bytes_out")
+            .unwrap();
+        assert_eq!(out["value"], 90_000);
+        assert!(t.queued().unwrap().is_empty());
+        // A reopened record goes on numbering.
+        let t2 = Telemetry::open(tmp.path(), 10).unwrap();
+        assert_eq!(t2.state().next_sequence, 3);
+    }
+
+    #[test]
+    fn a_lost_answer_is_not_sent_twice_and_a_lost_record_renumbers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = Telemetry::open(tmp.path(), 10).unwrap();
+        t.proc_dir = tmp.path().join("no-proc");
+        t.security("boot", "").unwrap();
+        t.seal().unwrap();
+        // The server stored batch 1 but the answer was lost: 409 with last 1 drops the file.
+        let n = t
+            .send(|_| Ok((409, r#"{"error":"…","last_sequence":1}"#.into())))
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(t.queued().unwrap().is_empty());
+        // The record is lost (numbering restarts at 1) while the server is at 40.
+        for copy in ["telemetry.0", "telemetry.1"] {
+            let _ = std::fs::remove_file(tmp.path().join(copy));
+        }
+        let mut t = Telemetry::open(tmp.path(), 10).unwrap();
+        t.proc_dir = tmp.path().join("no-proc");
+        t.security("boot", "").unwrap();
+        t.seal().unwrap();
+        t.send(|_| Ok((409, r#"{"error":"…","last_sequence":40}"#.into())))
+            .unwrap();
+        let q = t.queued().unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].0, 41);
+        assert_eq!(t.state().next_sequence, 42);
+        // A 409 without a number is an error, and the batch stays.
+        assert!(t.send(|_| Ok((409, "no".into()))).is_err());
+        assert_eq!(t.queued().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_full_outbox_drops_the_oldest_and_counts_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = Telemetry::open(tmp.path(), 2).unwrap();
+        t.proc_dir = tmp.path().join("no-proc");
+        for i in 0..5 {
+            t.security("boot", &format!("boot {i}")).unwrap();
+            t.seal().unwrap();
+        }
+        let q: Vec<i64> = t.queued().unwrap().iter().map(|q| q.0).collect();
+        assert_eq!(q, vec![4, 5]);
+        assert_eq!(t.state().dropped, 3);
+    }
+}
