@@ -15,12 +15,15 @@
 //!   flow from another is a deterministic finding, not a statistical one.
 //! - [`metrics`]: ROC-AUC, best F1, recall at a false-positive budget.
 //! - [`telemetry`]: the batch a device sends, and the checks it passes before it is stored.
+//! - [`incident`]: alerts grouped into incidents, the NIST SP 800-61 lifecycle, response
+//!   actions, and the EU CRA and HIPAA reporting clocks.
 //! - [`rules`]: what each device class may do (allowlists, thresholds), checked on every batch;
 //!   each alert names its rule, a MITRE ATT&CK for ICS technique and its evidence.
 
 mod baseline;
 mod binding;
 mod forest;
+pub mod incident;
 pub mod metrics;
 mod rng;
 pub mod rules;

@@ -585,6 +585,12 @@ mod tests {
             ("security", "campaign.create", false),
             ("viewer", "campaign.read", true),
             ("viewer", "campaign.stop", false),
+            ("security", "incident.manage", true),
+            ("security", "incident.read", true),
+            ("viewer", "incident.read", true),
+            ("viewer", "incident.manage", false),
+            ("release", "incident.manage", false),
+            ("enroller", "incident.read", false),
             ("enroller", "campaign.create", false),
         ] {
             let target = if action == "device.revoke" {

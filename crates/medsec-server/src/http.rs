@@ -317,6 +317,11 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             get(crate::telemetry::device_alerts),
         )
         .route("/api/v1/alerts", get(crate::telemetry::fleet_alerts))
+        .route("/api/v1/incidents", get(crate::incidents::list))
+        .route(
+            "/api/v1/incidents/{id}",
+            get(crate::incidents::get).post(crate::incidents::command),
+        )
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
         .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
@@ -1168,6 +1173,43 @@ struct RevokeRequest {
     reason: Option<String>,
 }
 
+/// Revokes every live certificate of `id` for `reason_name` (an RFC 5280 reason), re-signs the
+/// CRL, reloads the device port's TLS and marks the device revoked. Returns the serials.
+pub(crate) async fn revoke_certificates(
+    state: &AppState,
+    id: &DeviceId,
+    reason_name: &str,
+) -> Result<Vec<String>, ApiError> {
+    let reason = medsec_pki::reason_from_name(reason_name).ok_or_else(|| {
+        ApiError::BadRequest(format!("unknown revocation reason {reason_name:?}"))
+    })?;
+    state.store.device(id.as_str()).await?;
+    let serials = {
+        let mut ca = state.ca.lock().await;
+        ca.reload_state()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let live: Vec<String> = ca
+            .issued()
+            .iter()
+            .filter(|c| c.device_id == *id && c.revoked.is_none())
+            .map(|c| c.serial.clone())
+            .collect();
+        for serial in &live {
+            ca.revoke(serial, reason)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        ca.crl(state.config.crl_days)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        live
+    };
+    state
+        .tls
+        .reload()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.store.set_device_state(id.as_str(), "revoked").await?;
+    Ok(serials)
+}
+
 async fn revoke_device(
     State(state): State<Arc<AppState>>,
     Extension(conn): Extension<Conn>,
@@ -1185,34 +1227,13 @@ async fn revoke_device(
             .map_err(|e| ApiError::BadRequest(format!("revoke request: {e}")))?
     };
     let reason_name = req.reason.unwrap_or_else(|| "unspecified".into());
-    let reason = medsec_pki::reason_from_name(&reason_name).ok_or_else(|| {
-        ApiError::BadRequest(format!("unknown revocation reason {reason_name:?}"))
-    })?;
+    if medsec_pki::reason_from_name(&reason_name).is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "unknown revocation reason {reason_name:?}"
+        )));
+    }
     authorize(&state, &conn, &who, "device.revoke", &target).await?;
-    state.store.device(id.as_str()).await?;
-    let serials = {
-        let mut ca = state.ca.lock().await;
-        ca.reload_state()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let live: Vec<String> = ca
-            .issued()
-            .iter()
-            .filter(|c| c.device_id == id && c.revoked.is_none())
-            .map(|c| c.serial.clone())
-            .collect();
-        for serial in &live {
-            ca.revoke(serial, reason)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        ca.crl(state.config.crl_days)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        live
-    };
-    state
-        .tls
-        .reload()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.store.set_device_state(id.as_str(), "revoked").await?;
+    let serials = revoke_certificates(&state, &id, &reason_name).await?;
     let mut e = event(
         "revocation",
         &who.subject.label(),

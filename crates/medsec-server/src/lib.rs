@@ -19,6 +19,7 @@ pub mod campaigns;
 pub mod config;
 pub mod director;
 pub mod http;
+mod incidents;
 pub mod inventory;
 mod pkcs7;
 mod repeats;

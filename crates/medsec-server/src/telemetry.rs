@@ -21,6 +21,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use medsec_defender::incident::AlertRef;
 use medsec_defender::telemetry::Batch;
 use medsec_store::{AlertRow, Store as _, TelemetryBatch};
 
@@ -134,7 +135,20 @@ pub(crate) async fn post_telemetry(
         body: json,
     };
     match state.store.record_telemetry(&stored, &alerts).await {
-        Ok(()) => {}
+        Ok(ids) => {
+            let refs: Vec<AlertRef> = ids
+                .iter()
+                .zip(&alerts)
+                .map(|(id, a)| AlertRef {
+                    id: *id,
+                    device: a.device_id.clone(),
+                    rule: a.rule.clone(),
+                    severity: crate::incidents::severity(&a.severity),
+                    raised_at_ms: a.raised_at_ms,
+                })
+                .collect();
+            crate::incidents::group(&state, id.as_str(), refs, received_at_ms).await?;
+        }
         Err(medsec_store::Error::Replayed { sequence, last, .. }) => {
             let reason = format!(
                 "batch {sequence} is not after the last accepted batch, {last}: a replayed or \

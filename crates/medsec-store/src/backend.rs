@@ -13,8 +13,8 @@ use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
     AlertRow, AuditRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery, DirectorMetadata,
-    DirectorTimestamp, EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, Result, Store,
-    TelemetryBatch, VersionReport, mask_password,
+    DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory, OperatorToken,
+    Result, Store, TelemetryBatch, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -166,6 +166,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "telemetry",
         include_str!("../migrations/sqlite/0006_telemetry.sql"),
     ),
+    (
+        7,
+        "incidents",
+        include_str!("../migrations/sqlite/0007_incidents.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -197,6 +202,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         6,
         "telemetry",
         include_str!("../migrations/postgres/0006_telemetry.sql"),
+    ),
+    (
+        7,
+        "incidents",
+        include_str!("../migrations/postgres/0007_incidents.sql"),
     ),
 ];
 
@@ -233,6 +243,19 @@ fn not_found(what: &'static str, key: &str) -> Error {
         what,
         key: key.to_owned(),
     }
+}
+
+macro_rules! incident_from_row {
+    ($row:expr) => {
+        IncidentRow {
+            id: $row.try_get("id")?,
+            version: $row.try_get("version")?,
+            phase: $row.try_get("phase")?,
+            opened_at_ms: $row.try_get("opened_at_ms")?,
+            updated_at_ms: $row.try_get("updated_at_ms")?,
+            body: $row.try_get("body")?,
+        }
+    };
 }
 
 macro_rules! campaign_from_row {
@@ -486,7 +509,7 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow]) -> Result<()> {
+            async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow]) -> Result<Vec<i64>> {
                 let mut tx = self.pool.begin().await?;
                 // The cursor moves only forward: a batch not after it changes no row.
                 let moved = sqlx::query(
@@ -524,10 +547,11 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(conflict("telemetry batch", b.sequence.to_string()))?;
+                let mut ids = Vec::with_capacity(alerts.len());
                 for a in alerts {
-                    sqlx::query(
+                    let id: i64 = sqlx::query_scalar(
                         "INSERT INTO alerts (device_id, sequence, at_ms, raised_at_ms, rule, severity, body) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                     )
                     .bind(&b.device_id)
                     .bind(b.sequence)
@@ -536,8 +560,9 @@ macro_rules! impl_store {
                     .bind(&a.rule)
                     .bind(&a.severity)
                     .bind(&a.body)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
+                    ids.push(id);
                 }
                 sqlx::query("UPDATE devices SET last_seen_ms = $2 WHERE id = $1 AND (last_seen_ms IS NULL OR last_seen_ms < $2)")
                     .bind(&b.device_id)
@@ -545,7 +570,78 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                Ok(ids)
+            }
+
+            async fn set_device_quarantined(&self, id: &str, quarantined: bool) -> Result<()> {
+                let done = sqlx::query("UPDATE devices SET quarantined = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(quarantined)
+                    .execute(&self.pool)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(not_found("device", id));
+                }
                 Ok(())
+            }
+
+            async fn create_incident(&self, i: &IncidentRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO incidents (id, version, phase, opened_at_ms, updated_at_ms, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&i.id)
+                .bind(i.version)
+                .bind(&i.phase)
+                .bind(i.opened_at_ms)
+                .bind(i.updated_at_ms)
+                .bind(&i.body)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict("incident", i.id.clone()))?;
+                Ok(())
+            }
+
+            async fn incident(&self, id: &str) -> Result<IncidentRow> {
+                let row = sqlx::query(
+                    "SELECT id, version, phase, opened_at_ms, updated_at_ms, body FROM incidents WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| not_found("incident", id))?;
+                Ok(incident_from_row!(row))
+            }
+
+            async fn incidents(&self, open_only: bool, limit: u32) -> Result<Vec<IncidentRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, version, phase, opened_at_ms, updated_at_ms, body FROM incidents \
+                     WHERE ($1 = FALSE OR phase <> 'closed') ORDER BY updated_at_ms DESC, id LIMIT $2",
+                )
+                .bind(open_only)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok(incident_from_row!(row))).collect()
+            }
+
+            async fn update_incident(&self, i: &IncidentRow) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE incidents SET version = version + 1, phase = $3, updated_at_ms = $4, body = $5 \
+                     WHERE id = $1 AND version = $2",
+                )
+                .bind(&i.id)
+                .bind(i.version)
+                .bind(&i.phase)
+                .bind(i.updated_at_ms)
+                .bind(&i.body)
+                .execute(&self.pool)
+                .await?;
+                if done.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                self.incident(&i.id).await?;
+                Ok(false)
             }
 
             async fn telemetry(

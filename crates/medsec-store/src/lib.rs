@@ -255,6 +255,24 @@ pub struct AlertRow {
     pub body: String,
 }
 
+/// A Defender incident (`medsec_defender::incident::Incident` as JSON), with the fields queries
+/// need beside it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IncidentRow {
+    /// Its id.
+    pub id: String,
+    /// Incremented by every update (optimistic concurrency).
+    pub version: i64,
+    /// Its phase (`closed` ones are not open).
+    pub phase: String,
+    /// Opened.
+    pub opened_at_ms: i64,
+    /// Last change.
+    pub updated_at_ms: i64,
+    /// The incident.
+    pub body: String,
+}
+
 /// What an operator says about a device: the inventory fields medsec does not learn itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
@@ -406,11 +424,32 @@ pub trait Store: Send + Sync + Clone + 'static {
     /// Stores a telemetry batch and the alerts raised on it if its sequence number is greater
     /// than the device's last accepted one (`Replayed` otherwise), advances that number and the
     /// device's last-seen time, all in one transaction: a batch acknowledged is a batch stored.
+    /// Returns the ids given to the alerts, in order.
     fn record_telemetry(
         &self,
         batch: &TelemetryBatch,
         alerts: &[AlertRow],
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    /// Sets whether a device is quarantined (`NotFound` for an unknown device).
+    fn set_device_quarantined(
+        &self,
+        id: &str,
+        quarantined: bool,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a new incident (`Conflict` if the id exists).
+    fn create_incident(&self, incident: &IncidentRow) -> impl Future<Output = Result<()>> + Send;
+    /// One incident, or `NotFound`.
+    fn incident(&self, id: &str) -> impl Future<Output = Result<IncidentRow>> + Send;
+    /// Incidents, most recently changed first (open ones only if asked), at most `limit`.
+    fn incidents(
+        &self,
+        open_only: bool,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<IncidentRow>>> + Send;
+    /// Replaces an incident if its stored version is still `incident.version` (then the stored
+    /// version goes up by one); `false` when another writer came first, `NotFound` when it does
+    /// not exist.
+    fn update_incident(&self, incident: &IncidentRow) -> impl Future<Output = Result<bool>> + Send;
     /// Alerts raised at or after `since_ms`, of one device or of all, newest first, at most
     /// `limit`.
     fn alerts(
@@ -608,8 +647,27 @@ impl Store for AnyStore {
     async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {
         dispatch!(self, s => s.version_reports(device_id, limit))
     }
-    async fn record_telemetry(&self, batch: &TelemetryBatch, alerts: &[AlertRow]) -> Result<()> {
+    async fn record_telemetry(
+        &self,
+        batch: &TelemetryBatch,
+        alerts: &[AlertRow],
+    ) -> Result<Vec<i64>> {
         dispatch!(self, s => s.record_telemetry(batch, alerts))
+    }
+    async fn set_device_quarantined(&self, id: &str, quarantined: bool) -> Result<()> {
+        dispatch!(self, s => s.set_device_quarantined(id, quarantined))
+    }
+    async fn create_incident(&self, incident: &IncidentRow) -> Result<()> {
+        dispatch!(self, s => s.create_incident(incident))
+    }
+    async fn incident(&self, id: &str) -> Result<IncidentRow> {
+        dispatch!(self, s => s.incident(id))
+    }
+    async fn incidents(&self, open_only: bool, limit: u32) -> Result<Vec<IncidentRow>> {
+        dispatch!(self, s => s.incidents(open_only, limit))
+    }
+    async fn update_incident(&self, incident: &IncidentRow) -> Result<bool> {
+        dispatch!(self, s => s.update_incident(incident))
     }
     async fn alerts(
         &self,

@@ -12,8 +12,8 @@
 
 use medsec_store::{
     AlertRow, AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, DirectorMetadata,
-    DirectorTimestamp, EnrolmentToken, Error, HeadRow, Inventory, OperatorToken, SqliteStore,
-    Store, TelemetryBatch, VersionReport,
+    DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory, OperatorToken,
+    SqliteStore, Store, TelemetryBatch, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
@@ -21,6 +21,7 @@ async fn contract<S: Store>(store: &S) {
     inventory(store).await;
     version_reports(store).await;
     telemetry(store).await;
+    incidents(store).await;
     campaigns(store).await;
     director(store).await;
     poll(store).await;
@@ -192,9 +193,12 @@ async fn telemetry<S: Store>(s: &S) {
         severity: "high".into(),
         body: format!(r#"{{"rule":"{rule}"}}"#),
     };
-    s.record_telemetry(&batch("tel-1", 1, 100), &[alert("a", 100), alert("b", 100)])
+    let ids = s
+        .record_telemetry(&batch("tel-1", 1, 100), &[alert("a", 100), alert("b", 100)])
         .await
         .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] < ids[1], "{ids:?}");
     s.record_telemetry(&batch("tel-1", 5, 200), &[])
         .await
         .unwrap();
@@ -239,6 +243,73 @@ async fn telemetry<S: Store>(s: &S) {
     assert_eq!(s.alerts(None, 0, 10).await.unwrap().len(), 2);
     assert!(s.alerts(Some("tel-2"), 0, 10).await.unwrap().is_empty());
     assert!(s.alerts(None, 101, 10).await.unwrap().is_empty());
+}
+
+async fn incidents<S: Store>(s: &S) {
+    s.register_device("inc-dev", "pump", 1).await.unwrap();
+    // Quarantine is a device flag, set and cleared.
+    s.set_device_quarantined("inc-dev", true).await.unwrap();
+    assert!(s.device("inc-dev").await.unwrap().quarantined);
+    s.set_device_quarantined("inc-dev", false).await.unwrap();
+    assert!(!s.device("inc-dev").await.unwrap().quarantined);
+    assert!(matches!(
+        s.set_device_quarantined("inc-nobody", true).await,
+        Err(Error::NotFound { .. })
+    ));
+    let row = |id: &str, version: i64, phase: &str, at: i64| IncidentRow {
+        id: id.into(),
+        version,
+        phase: phase.into(),
+        opened_at_ms: 10,
+        updated_at_ms: at,
+        body: format!(r#"{{"phase":"{phase}"}}"#),
+    };
+    s.create_incident(&row("inc-a", 1, "detected", 10))
+        .await
+        .unwrap();
+    s.create_incident(&row("inc-b", 1, "detected", 20))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_incident(&row("inc-a", 1, "detected", 30)).await,
+        Err(Error::Conflict { .. })
+    ));
+    // Optimistic update: the holder of version 1 wins once; a stale writer loses.
+    assert!(
+        s.update_incident(&row("inc-a", 1, "closed", 40))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.update_incident(&row("inc-a", 1, "contained", 50))
+            .await
+            .unwrap()
+    );
+    let a = s.incident("inc-a").await.unwrap();
+    assert_eq!(
+        (a.version, a.phase.as_str(), a.updated_at_ms),
+        (2, "closed", 40)
+    );
+    assert!(matches!(
+        s.update_incident(&row("inc-zz", 1, "closed", 1)).await,
+        Err(Error::NotFound { .. })
+    ));
+    let all: Vec<String> = s
+        .incidents(false, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(all, vec!["inc-a", "inc-b"]);
+    let open: Vec<String> = s
+        .incidents(true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(open, vec!["inc-b"]);
 }
 
 async fn version_reports<S: Store>(s: &S) {

@@ -2388,3 +2388,195 @@ fn a_defender_policy_that_does_not_parse_stops_the_server_with_its_name() {
         "{err}"
     );
 }
+
+#[test]
+fn alerts_open_an_incident_whose_quarantine_is_reversible_and_whose_clocks_start_on_confirmation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("defender.json");
+    std::fs::write(
+        &policy,
+        r#"{"classes": {"pump": {"destinations": ["10.0.1.0/24"], "remote_ports": [1111]}}}"#,
+    )
+    .unwrap();
+    let policy_env = policy.display().to_string();
+    let s = start(tmp.path(), &[("MEDSEC_DEFENDER_POLICY", &policy_env)], &[]);
+    let security = s.operator_token("sam", "security", "1h");
+    let viewer = s.operator_token("vic", "viewer", "1h");
+    s.enrol("pump-q");
+    let as_pump = |extra: &[&str], path: &str| {
+        let mut args: Vec<String> = s.as_device("pump-q").into();
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args.push(s.device_url(path));
+        s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let telemetry = |sequence: i64, remote: &str| {
+        let body = format!(
+            r#"{{"sequence": {sequence}, "events": [{{"kind": "flow", "at_ms": 1764748900000,
+              "remote": "{remote}", "remote_port": 443, "protocol": "tcp", "bytes_out": 90000,
+              "bytes_in": 300, "packets_out": 70, "packets_in": 5, "duration_ms": 800}}]}}"#
+        );
+        as_pump(
+            &[
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &body,
+            ],
+            "/api/v1/devices/pump-q/telemetry",
+        )
+    };
+    let write_status = || {
+        as_pump(
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                r#"{"battery": 80}"#,
+            ],
+            "/api/v1/devices/pump-q/status",
+        )
+    };
+    let op = |token: &str, method: &str, path: &str, body: Option<&str>| {
+        let auth = format!("Authorization: Bearer {token}");
+        let url = s.operator_url(path);
+        let mut args = vec![
+            "-X",
+            method,
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+        ];
+        if let Some(b) = body {
+            args.extend(["--data-binary", b]);
+        }
+        args.push(&url);
+        s.curl(&args)
+    };
+    assert_eq!(write_status().status, 204);
+
+    // Two exfiltration batches: one incident, two alerts.
+    assert_eq!(telemetry(1, "203.0.113.9").status, 200);
+    assert_eq!(telemetry(2, "203.0.113.10").status, 200);
+    let r = op(&viewer, "GET", "/api/v1/incidents?open=true", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let list: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let incident = &list[0];
+    let id = incident["id"].as_str().unwrap().to_owned();
+    assert_eq!(incident["phase"], "detected");
+    assert_eq!(incident["devices"], serde_json::json!(["pump-q"]));
+    assert_eq!(incident["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        incident["clocks"],
+        serde_json::json!([]),
+        "no clock before confirmation"
+    );
+    let path = format!("/api/v1/incidents/{id}");
+
+    // A viewer may read but not act.
+    let quarantine = r#"{"action": "playbook", "playbook": "quarantine", "device": "pump-q"}"#;
+    assert_eq!(op(&viewer, "POST", &path, Some(quarantine)).status, 403);
+
+    // Confirmed as a severe incident touching patient data: CRA and HIPAA clocks start.
+    let before = now_ms();
+    let r = op(
+        &security,
+        "POST",
+        &path,
+        Some(r#"{"action": "confirm", "cra": "severe_incident", "personal_data": true}"#),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let confirmed: Value = serde_json::from_str(&r.body).unwrap();
+    let clocks = confirmed["clocks"].as_array().unwrap();
+    let reports: Vec<&str> = clocks
+        .iter()
+        .map(|c| c["report"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reports,
+        [
+            "early warning",
+            "notification",
+            "final report",
+            "breach notification to individuals"
+        ]
+    );
+    let due = |i: usize| clocks[i]["due_at_ms"].as_i64().unwrap();
+    assert!((before + 24 * 3_600_000..=now_ms() + 24 * 3_600_000).contains(&due(0)));
+    assert_eq!(due(1) - due(0), 48 * 3_600_000);
+    assert_eq!(due(3) - due(0), 59 * 24 * 3_600_000);
+
+    // Quarantine: the pump keeps telemetry and version reports, loses every other write.
+    let r = op(&security, "POST", &path, Some(quarantine));
+    assert_eq!(r.status, 200, "{r:?}");
+    let contained: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(contained["phase"], "contained");
+    let d: Value =
+        serde_json::from_str(&op(&viewer, "GET", "/api/v1/devices/pump-q", None).body).unwrap();
+    assert_eq!(d["quarantined"], true, "{d}");
+    assert_eq!(telemetry(3, "10.0.1.150").status, 200);
+    assert_eq!(s.report_nonce("pump-q", "pump-q").status, 201);
+    assert_eq!(write_status().status, 403);
+    // Phases only move forward.
+    let r = op(
+        &security,
+        "POST",
+        &path,
+        Some(r#"{"action": "phase", "phase": "detected"}"#),
+    );
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(r.body.contains("cannot move back"), "{r:?}");
+    // Release undoes it.
+    let release = r#"{"action": "playbook", "playbook": "release", "device": "pump-q"}"#;
+    assert_eq!(op(&security, "POST", &path, Some(release)).status, 200);
+    assert_eq!(write_status().status, 204);
+    assert_eq!(op(&security, "POST", &path, Some(release)).status, 409);
+    // A device outside the incident, and an unknown playbook, are named.
+    let r = op(
+        &security,
+        "POST",
+        &path,
+        Some(r#"{"action": "playbook", "playbook": "quarantine", "device": "pump-zz"}"#),
+    );
+    assert!(
+        r.status == 400 && r.body.contains("not part of incident"),
+        "{r:?}"
+    );
+    let r = op(
+        &security,
+        "POST",
+        &path,
+        Some(r#"{"action": "playbook", "playbook": "wipe", "device": "pump-q"}"#),
+    );
+    assert!(
+        r.status == 400 && r.body.contains("unknown playbook"),
+        "{r:?}"
+    );
+    // Revoke: the pump's certificate no longer opens a connection.
+    let r = op(
+        &security,
+        "POST",
+        &path,
+        Some(r#"{"action": "playbook", "playbook": "revoke", "device": "pump-q"}"#),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_ne!(telemetry(4, "10.0.1.150").status, 200);
+    let done: Value = serde_json::from_str(&op(&viewer, "GET", &path, None).body).unwrap();
+    let playbooks: Vec<&str> = done["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["playbook"].as_str().unwrap())
+        .collect();
+    assert_eq!(playbooks, ["quarantine", "release", "revoke"]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.audited(&admin, "the quarantine", |e| {
+        field(e, "action") == "incident.manage" && has(e, "detail", "quarantine pump-q")
+    });
+    s.audited(&admin, "the incident opening", |e| {
+        field(e, "action") == "incident.open" && has(e, "detail", "pump-q")
+    });
+}

@@ -456,3 +456,11 @@ pub fn progress_of(campaign: &Value, device: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
