@@ -317,6 +317,10 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             get(crate::telemetry::device_alerts),
         )
         .route("/api/v1/alerts", get(crate::telemetry::fleet_alerts))
+        .route(
+            "/api/v1/devices/{id}/timeline",
+            get(crate::telemetry::device_timeline),
+        )
         .route("/api/v1/incidents", get(crate::incidents::list))
         .route(
             "/api/v1/incidents/{id}",

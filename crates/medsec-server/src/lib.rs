@@ -25,6 +25,7 @@ mod pkcs7;
 mod repeats;
 mod serve;
 mod telemetry;
+pub mod timeline;
 pub mod tls;
 pub mod tokens;
 mod updates;

@@ -294,3 +294,58 @@ pub(crate) async fn fleet_alerts(
         .await?;
     Ok(Json(alerts_json(&rows)).into_response())
 }
+
+/// Query of `GET /api/v1/devices/{id}/timeline`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimelineQuery {
+    /// From (Unix ms; default: the beginning).
+    since_ms: Option<i64>,
+    /// To (Unix ms; default: now).
+    until_ms: Option<i64>,
+    /// Comma-separated kinds (default: all).
+    kind: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+    /// Most entries read from each source (1 to 10000, default 1000).
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/devices/{id}/timeline`: Investigator's view of one device. It includes policy
+/// decisions from the audit log, so it needs `audit.read` as well as `device.read`.
+pub(crate) async fn device_timeline(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TimelineQuery>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
+    authorize(&state, &conn, &who, "device.read", &target).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let filter = crate::timeline::Filter {
+        since_ms: q.since_ms.unwrap_or(0),
+        until_ms: q.until_ms.unwrap_or(i64::MAX),
+        kinds: crate::timeline::Filter::kinds(q.kind.as_deref().unwrap_or(""))
+            .map_err(ApiError::BadRequest)?,
+        per_source: q.limit.unwrap_or(1000).clamp(1, 10_000),
+    };
+    let entries = crate::timeline::build(&state.store, id.as_str(), &filter).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(entries).into_response()),
+        "csv" => {
+            let text = crate::timeline::to_csv(&entries).map_err(ApiError::Internal)?;
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                text,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::BadRequest(format!(
+            "format {other:?}: use json or csv"
+        ))),
+    }
+}

@@ -1085,6 +1085,30 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn audit_entries_mentioning(&self, text: &str, limit: u32) -> Result<Vec<AuditRow>> {
+                // LIKE with every wildcard of the text escaped: a plain substring search on both
+                // backends.
+                let mut pattern = String::with_capacity(text.len() + 2);
+                pattern.push('%');
+                for c in text.chars() {
+                    if matches!(c, '%' | '_' | '\\') {
+                        pattern.push('\\');
+                    }
+                    pattern.push(c);
+                }
+                pattern.push('%');
+                let rows = sqlx::query(
+                    "SELECT seq, entry FROM audit_entries WHERE entry LIKE $1 ESCAPE '\\' ORDER BY seq DESC LIMIT $2",
+                )
+                .bind(pattern)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok(AuditRow { seq: r.try_get("seq")?, entry: r.try_get("entry")? }))
+                    .collect()
+            }
+
             async fn audit_heads(&self) -> Result<Vec<HeadRow>> {
                 let rows = sqlx::query("SELECT tree_size, head FROM audit_heads ORDER BY tree_size")
                     .fetch_all(&self.pool)

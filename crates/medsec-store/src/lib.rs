@@ -553,6 +553,13 @@ pub trait Store: Send + Sync + Clone + 'static {
         from: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<AuditRow>>> + Send;
+    /// Audit entries whose text contains `text` (a plain substring), newest first, at most
+    /// `limit`. A scan of the log: meant for investigations, not for hot paths.
+    fn audit_entries_mentioning(
+        &self,
+        text: &str,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditRow>>> + Send;
     /// Every signed tree head, smallest first.
     fn audit_heads(&self) -> impl Future<Output = Result<Vec<HeadRow>>> + Send;
 }
@@ -742,6 +749,9 @@ impl Store for AnyStore {
     }
     async fn audit_entries(&self, from: i64, limit: u32) -> Result<Vec<AuditRow>> {
         dispatch!(self, s => s.audit_entries(from, limit))
+    }
+    async fn audit_entries_mentioning(&self, text: &str, limit: u32) -> Result<Vec<AuditRow>> {
+        dispatch!(self, s => s.audit_entries_mentioning(text, limit))
     }
     async fn audit_heads(&self) -> Result<Vec<HeadRow>> {
         dispatch!(self, s => s.audit_heads())

@@ -758,10 +758,51 @@ async fn audit<S: Store>(s: &S) {
     );
     assert_eq!(page[2].entry, "new");
     assert_eq!(s.audit_entries(0, 3).await.unwrap()[1].entry, "{\"n\":1}");
+    // Substring search, newest first; the wildcards of LIKE are plain characters here.
+    let about = [
+        (5001, r#"{"principal":"Device::\"a_b\"","n":1}"#),
+        (5002, r#"{"principal":"Device::\"axb\"","n":2}"#),
+        (5003, r#"{"resource":"Device::\"a_b\"","n":3} 100%"#),
+    ];
+    let rows: Vec<AuditRow> = about
+        .iter()
+        .map(|(seq, entry)| AuditRow {
+            seq: *seq,
+            entry: (*entry).into(),
+        })
+        .collect();
+    s.append_audit(
+        &rows,
+        &HeadRow {
+            tree_size: 5004,
+            head: "h3".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let found: Vec<i64> = s
+        .audit_entries_mentioning(r#"Device::\"a_b\""#, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(found, [5003, 5001]);
+    assert_eq!(
+        s.audit_entries_mentioning("100%", 10).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        s.audit_entries_mentioning(r#"Device::\"a_b\""#, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let heads = s.audit_heads().await.unwrap();
     assert_eq!(
         heads.iter().map(|h| h.tree_size).collect::<Vec<_>>(),
-        [5000, 5001]
+        [5000, 5001, 5004]
     );
 }
 
@@ -791,7 +832,7 @@ fn sqlite_backend_meets_the_contract() {
 }
 
 async fn contract_is_idempotent_on_reads<S: Store>(s: &S) {
-    assert_eq!(s.audit_heads().await.unwrap().len(), 2);
+    assert_eq!(s.audit_heads().await.unwrap().len(), 3);
     assert_eq!(s.device_keys("pump-1").await.unwrap().len(), 2);
 }
 

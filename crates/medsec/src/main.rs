@@ -8,6 +8,7 @@ mod campaign;
 mod defender;
 mod demo;
 mod fleet_demo;
+mod investigate;
 mod keys;
 mod progress;
 mod repo;
@@ -86,6 +87,9 @@ enum Command {
     /// The Defender's detectors: evaluate them on labelled flow data.
     #[command(subcommand)]
     Defender(defender::DefenderCommand),
+    /// Investigator: one device's timeline (telemetry, security events, alerts, incidents,
+    /// installs, certificates, policy decisions), as a table, JSON or CSV.
+    Investigate(Box<investigate::InvestigateArgs>),
 }
 
 #[derive(Args)]
@@ -552,6 +556,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => server::run_audit(cmd),
         Command::Policy(cmd) => server::run_policy(cmd),
         Command::Defender(cmd) => defender::run(cmd),
+        Command::Investigate(args) => investigate::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

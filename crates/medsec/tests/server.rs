@@ -2579,4 +2579,91 @@ fn alerts_open_an_incident_whose_quarantine_is_reversible_and_whose_clocks_start
     s.audited(&admin, "the incident opening", |e| {
         field(e, "action") == "incident.open" && has(e, "detail", "pump-q")
     });
+
+    // Investigator: one timeline, in time order, over every source.
+    let r = op(&security, "GET", "/api/v1/devices/pump-q/timeline", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let timeline: Value = serde_json::from_str(&r.body).unwrap();
+    let entries = timeline.as_array().unwrap();
+    let kinds: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in ["telemetry", "alert", "incident", "certificate", "decision"] {
+        assert!(kinds.contains(k), "no {k} in {timeline}");
+    }
+    let times: Vec<i64> = entries
+        .iter()
+        .map(|e| e["at_ms"].as_i64().unwrap())
+        .collect();
+    let summaries: Vec<&str> = entries
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.contains("destination-not-allowed (T0882)")),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.contains("quarantine by Operator::\"sam\"")),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.starts_with("deny device.write Device::\"pump-q\"")),
+        "{summaries:?}"
+    );
+    // Filters and CSV.
+    let r = op(
+        &security,
+        "GET",
+        "/api/v1/devices/pump-q/timeline?kind=alert&format=csv",
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut lines = r.body.lines();
+    assert_eq!(lines.next(), Some("at_ms,time_utc,kind,summary"));
+    let rows: Vec<&str> = lines.collect();
+    // Three alerts: the two exfiltration flows, and the quarantined pump's flow to its gateway
+    // on a port its class does not use.
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|l| l.contains(",alert,")), "{rows:?}");
+    let r = op(
+        &security,
+        "GET",
+        "/api/v1/devices/pump-q/timeline?kind=gossip",
+        None,
+    );
+    assert!(r.status == 400 && r.body.contains("unknown kind"), "{r:?}");
+    // The timeline holds audit decisions: a viewer, who may not read the audit log, may not.
+    assert_eq!(
+        op(&viewer, "GET", "/api/v1/devices/pump-q/timeline", None).status,
+        403
+    );
+    // The same from the command line, and the read is audited.
+    let out = ok(medsec()
+        .args([
+            "investigate",
+            "pump-q",
+            "--kind",
+            "incident",
+            "--format",
+            "json",
+        ])
+        .args(s.location()));
+    let cli: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cli.as_array().unwrap().len(), 4, "{cli}");
+    let out = ok(medsec()
+        .args(["investigate", "pump-q", "--since", "1h"])
+        .args(s.location()));
+    assert!(out.contains("alert") && out.contains("incident"), "{out}");
+    s.audited(&admin, "the command-line read", |e| {
+        field(e, "kind") == "investigate" && has(e, "detail", "timeline read")
+    });
 }
