@@ -301,6 +301,12 @@ impl Agent {
         self.boot_event()
     }
 
+    /// Queues a telemetry event from the device's own integration (flow summaries, clinical
+    /// signals); it goes with the next batch. See [`Telemetry::queue`].
+    pub fn queue_telemetry(&mut self, event: Value) -> Result<(), Error> {
+        self.telemetry.queue(event)
+    }
+
     /// Queues the telemetry event of a boot: which slot, which image, on trial or not.
     fn boot_event(&mut self) -> Result<(), Error> {
         if !self.options.telemetry {

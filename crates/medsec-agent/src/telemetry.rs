@@ -142,9 +142,17 @@ impl Telemetry {
             .filter(|c| !c.is_control())
             .take(256)
             .collect();
-        self.state.pending.push(json!({
+        self.queue(json!({
             "kind": "security", "at_ms": now_ms(), "event": event, "detail": detail,
-        }));
+        }))
+    }
+
+    /// Queues any event of the telemetry form (docs/defender.md): how a device maker's
+    /// integration feeds flow summaries and clinical-data integrity signals. The server checks
+    /// the form; a malformed event makes its whole batch refused, so integrations should test
+    /// theirs.
+    pub fn queue(&mut self, event: Value) -> Result<(), Error> {
+        self.state.pending.push(event);
         // A device that cannot reach the server for long keeps only the newest events.
         let excess = self
             .state

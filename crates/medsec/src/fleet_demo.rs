@@ -2,7 +2,9 @@
 //! release engineer signs firmware, `medsec server` starts in a temporary directory, a simulated
 //! fleet of infusion pumps and patient monitors on two sites enrols with the real agent, a
 //! broken 1.1.0 is caught by its canaries (health check fails, they roll back, the campaign
-//! halts), and 1.2.0 completes while pumps in clinical use defer until therapy ends.
+//! halts), and 1.2.0 completes while pumps in clinical use defer until therapy ends. Then one
+//! pump starts exfiltrating and one monitor's readings are altered: the Defender's rules raise
+//! explained alerts, incidents open, and the pump is quarantined.
 //!
 //! Everything goes through the public interfaces: the operator API over TLS with a token, the
 //! device port over mutual TLS with EST-issued certificates, the agent library that `medsec
@@ -28,7 +30,7 @@ const MONITOR_HW: &str = "monitor-m2";
 const IMAGE_BYTES: usize = 256 * 1024;
 
 fn step(n: u32, text: &str) {
-    println!("\n[{n}/6] {text}");
+    println!("\n[{n}/7] {text}");
 }
 
 fn image(path: &Path, version: &str) -> Result<()> {
@@ -244,6 +246,15 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         "medsec server starts: fleet CA, EST, mutual TLS 1.3 (X25519MLKEM768), Cedar, audit log, director",
     );
     let data = base.join("server");
+    // The microsegmentation profile of the two device classes: the hospital's device network.
+    let defender_policy = base.join("defender.json");
+    std::fs::write(
+        &defender_policy,
+        serde_json::to_string_pretty(&json!({"classes": {
+            "infusion-pump": {"destinations": ["10.20.0.0/16", "127.0.0.0/8"], "remote_ports": [8443, 1111]},
+            "patient-monitor": {"destinations": ["10.20.0.0/16", "127.0.0.0/8"], "remote_ports": [8443, 2575]},
+        }}))?,
+    )?;
     let config = medsec_server::Config {
         data_dir: data.clone(),
         device_listen: "127.0.0.1:0".parse()?,
@@ -251,6 +262,7 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         ca_passphrase_file: Some(pass_file),
         image_repository: Some(www.clone()),
         image_root: Some(repo.meta_dir().join("1.root.json")),
+        defender_policy: Some(defender_policy.clone()),
         limits: medsec_server::Limits {
             // One operator polls progress for the whole fleet.
             requests_per_second: 1000,
@@ -264,11 +276,12 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
     std::fs::write(
         &config_file,
         format!(
-            "data_dir = {:?}\nca_passphrase_file = {:?}\nimage_repository = {:?}\nimage_root = {:?}\n",
+            "data_dir = {:?}\nca_passphrase_file = {:?}\nimage_repository = {:?}\nimage_root = {:?}\ndefender_policy = {:?}\n",
             data.display().to_string(),
             base.join("passphrase.txt").display().to_string(),
             www.display().to_string(),
             repo.meta_dir().join("1.root.json").display().to_string(),
+            defender_policy.display().to_string(),
         ),
     )?;
     let rt = crate::server::runtime()?;
@@ -437,7 +450,13 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         deferred_seen
     );
 
-    step(6, "summary");
+    step(
+        6,
+        "an attack: a pump sends data to an unknown address, a monitor's readings are altered",
+    );
+    let (attack, incidents) = attack(&op, &devices)?;
+
+    step(7, "summary");
     let list = op.call("GET", "/api/v1/devices?limit=1000", None)?;
     let mut versions = std::collections::BTreeMap::new();
     for d in list.as_array().into_iter().flatten() {
@@ -467,6 +486,10 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
             "NOT INTACT"
         }
     );
+    println!(
+        "      defender: {} alert(s), {} incident(s); {} quarantined (it still reports, sends telemetry and fetches updates)",
+        attack.alerts, incidents, attack.pump
+    );
     println!("      took {:.1} s", started.elapsed().as_secs_f64());
     ensure!(
         at(&c11, "/status/status") == "halted" && at(&c12, "/status/status") == "completed",
@@ -485,13 +508,142 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         println!("\nwhere to look next:");
     }
     println!("      medsec campaign status fw-1.2 --devices {location}");
+    println!("      medsec investigate {} {location}", attack.pump);
     println!("      medsec audit verify {location}");
     println!(
         "      medsec agent status --dir {}",
         base.join("devices").join("pump-000").display()
     );
-    println!("      docs/campaigns.md, docs/agent.md, docs/updates.md");
+    println!("      docs/campaigns.md, docs/agent.md, docs/updates.md, docs/defender.md");
     drop(server);
     rt.shutdown_timeout(Duration::from_secs(2));
     Ok(())
+}
+
+/// What the attack step did.
+struct Attack {
+    pump: String,
+    alerts: usize,
+}
+
+/// One pump's integration reports flows to an address outside its class profile, and one
+/// monitor reports readings no patient can have (its data is being altered on the way). The
+/// agents send them with their next telemetry; the rules raise alerts, incidents open, and the
+/// security operator confirms the pump's incident and quarantines the pump.
+fn attack(op: &Operator, devices: &[Device]) -> Result<(Attack, usize)> {
+    let pump = devices
+        .iter()
+        .find(|d| d.id.starts_with("pump-") && d.clinical_flag.is_none())
+        .context("the fleet has no pump")?;
+    let monitor = devices
+        .iter()
+        .find(|d| d.id.starts_with("monitor-"))
+        .context("the fleet has no monitor")?;
+    let now = crate::server::now_ms();
+    {
+        let mut a = pump
+            .agent
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a device thread panicked"))?;
+        for (i, bytes) in [48_000u64, 260_000, 1_900_000].iter().enumerate() {
+            a.queue_telemetry(json!({
+                "kind": "flow", "at_ms": now + i as i64 * 1000, "remote": "203.0.113.77",
+                "remote_port": 443, "protocol": "tcp", "bytes_out": bytes, "bytes_in": 900,
+                "packets_out": bytes / 1200, "packets_in": 12, "duration_ms": 4000.0,
+            }))?;
+        }
+    }
+    {
+        let mut a = monitor
+            .agent
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a device thread panicked"))?;
+        for (i, (signal, value)) in [("spo2", 97.0), ("spo2", 12.0), ("heart_rate", 410.0)]
+            .iter()
+            .enumerate()
+        {
+            a.queue_telemetry(json!({
+                "kind": "clinical", "at_ms": now + i as i64 * 1000, "signal": signal, "value": value,
+            }))?;
+        }
+    }
+    round(devices);
+    let alerts = op.call("GET", "/api/v1/alerts?limit=1000", None)?;
+    let alerts = alerts.as_array().cloned().unwrap_or_default();
+    for a in &alerts {
+        let evidence = at(a, "/evidence/0");
+        println!(
+            "      alert {} {} on {}: {} {} — {} observed {}, allowed {}",
+            at(a, "/severity").as_str().unwrap_or("?"),
+            at(a, "/rule").as_str().unwrap_or("?"),
+            at(a, "/device").as_str().unwrap_or("?"),
+            at(a, "/technique/id").as_str().unwrap_or("?"),
+            at(a, "/technique/name").as_str().unwrap_or("?"),
+            at(evidence, "/feature").as_str().unwrap_or("?"),
+            at(evidence, "/observed").as_str().unwrap_or("?"),
+            at(evidence, "/expected").as_str().unwrap_or("?"),
+        );
+    }
+    let incidents = op.call("GET", "/api/v1/incidents?open=true", None)?;
+    let incidents = incidents.as_array().cloned().unwrap_or_default();
+    let pump_incident = incidents
+        .iter()
+        .find(|i| {
+            at(i, "/devices")
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d == pump.id.as_str()))
+        })
+        .context("no incident opened on the pump's alerts")?;
+    let id = at(pump_incident, "/id")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    op.call(
+        "POST",
+        &format!("/api/v1/incidents/{id}"),
+        Some(json!({"action": "confirm", "cra": "severe_incident", "personal_data": false})),
+    )?;
+    let contained = op.call(
+        "POST",
+        &format!("/api/v1/incidents/{id}"),
+        Some(json!({"action": "playbook", "playbook": "quarantine", "device": pump.id})),
+    )?;
+    println!(
+        "      incident {id} on {}: confirmed, {} — pump quarantined",
+        pump.id,
+        at(&contained, "/phase").as_str().unwrap_or("?")
+    );
+    for c in at(&contained, "/clocks").as_array().into_iter().flatten() {
+        let hours = at(c, "/remaining_ms").as_i64().unwrap_or(0) as f64 / 3_600_000.0;
+        let due = if hours > 72.0 {
+            format!("{:.0} days", hours / 24.0)
+        } else {
+            format!("{hours:.0} h")
+        };
+        println!(
+            "        {} due in {due} ({})",
+            at(c, "/report").as_str().unwrap_or("?"),
+            at(c, "/basis").as_str().unwrap_or("?")
+        );
+    }
+    let device = op.call("GET", &format!("/api/v1/devices/{}", pump.id), None)?;
+    ensure!(
+        at(&device, "/quarantined") == true,
+        "the pump is not quarantined: {device}"
+    );
+    let rules: Vec<&str> = alerts
+        .iter()
+        .filter_map(|a| at(a, "/rule").as_str())
+        .collect();
+    ensure!(
+        rules.contains(&"destination-not-allowed") && rules.contains(&"clinical-implausible"),
+        "the attack raised {rules:?}"
+    );
+    Ok((
+        Attack {
+            pump: pump.id.clone(),
+            alerts: alerts.len(),
+        },
+        incidents.len(),
+    ))
 }

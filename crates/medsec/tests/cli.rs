@@ -416,6 +416,26 @@ fn the_fleet_demo_halts_the_broken_build_and_completes_the_fix() {
         .args(["campaign", "status", "fw-1.1", "--config"])
         .arg(dir.path().join("medsec.toml")));
     assert!(status.contains("halted"), "{status}");
+    // The attack: explained alerts on the pump and the monitor, the pump quarantined.
+    assert!(
+        out.contains("destination-not-allowed on pump-000: T0882")
+            && out.contains("remote observed 203.0.113.77"),
+        "{out}"
+    );
+    assert!(out.contains("clinical-implausible on monitor-"), "{out}");
+    assert!(out.contains("pump quarantined"), "{out}");
+    assert!(out.contains("early warning due in 24 h"), "{out}");
+    // And Investigator shows it afterwards from the kept directory.
+    let timeline = ok(medsec()
+        .args([
+            "investigate",
+            "pump-000",
+            "--kind",
+            "alert,incident",
+            "--config",
+        ])
+        .arg(dir.path().join("medsec.toml")));
+    assert!(timeline.contains("quarantine by"), "{timeline}");
 }
 
 #[test]
