@@ -221,6 +221,36 @@ impl Policies {
         &self.texts
     }
 
+    /// Permits that grant too much, with the reason: open to any principal (authenticated or
+    /// not), or to any device with no condition (devices are scoped with `principal ==
+    /// resource`).
+    pub fn permissive(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for p in self.set.policies() {
+            if p.effect() != cedar_policy::Effect::Permit {
+                continue;
+            }
+            let reason = match p.principal_constraint() {
+                cedar_policy::PrincipalConstraint::Any => Some(if p.has_non_scope_constraint() {
+                    "permits any principal (only its condition limits it)"
+                } else {
+                    "permits any principal, with no condition at all"
+                }),
+                cedar_policy::PrincipalConstraint::Is(t)
+                    if t.basename() == "Device" && !p.has_non_scope_constraint() =>
+                {
+                    Some("permits every device with no condition: no `principal == resource`")
+                }
+                _ => None,
+            };
+            if let Some(r) = reason {
+                out.push((p.id().to_string(), r.to_owned()));
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Decides one request.
     pub fn decide(
         &self,

@@ -318,6 +318,10 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/alerts", get(crate::telemetry::fleet_alerts))
         .route(
+            "/api/v1/defender/audit",
+            get(crate::telemetry::audit_checks),
+        )
+        .route(
             "/api/v1/devices/{id}/timeline",
             get(crate::telemetry::device_timeline),
         )

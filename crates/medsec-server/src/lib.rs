@@ -17,6 +17,7 @@ pub mod audit_log;
 pub mod authz;
 pub mod campaigns;
 pub mod config;
+pub mod defender_audit;
 pub mod director;
 pub mod http;
 mod incidents;

@@ -349,3 +349,42 @@ pub(crate) async fn device_timeline(
         ))),
     }
 }
+
+/// Query of `GET /api/v1/defender/audit`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditChecksQuery {
+    /// Report device certificates expiring within this many days (default 7).
+    cert_days: Option<i64>,
+    /// Report enrolled devices not seen for this many hours (default 24).
+    silent_hours: Option<i64>,
+}
+
+/// `GET /api/v1/defender/audit`: the audit checks now (`audit.read`).
+pub(crate) async fn audit_checks(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<AuditChecksQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let defaults = crate::defender_audit::Thresholds::default();
+    let thresholds = crate::defender_audit::Thresholds {
+        cert_days: q.cert_days.unwrap_or(defaults.cert_days).clamp(0, 3650),
+        silent_hours: q
+            .silent_hours
+            .unwrap_or(defaults.silent_hours)
+            .clamp(1, 87_600),
+    };
+    let findings = crate::defender_audit::run(
+        &state.store,
+        &state.config,
+        &state.policies,
+        thresholds,
+        now_ms(),
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(findings).into_response())
+}

@@ -17,6 +17,25 @@ use serde::Serialize;
 
 #[derive(Subcommand)]
 pub enum DefenderCommand {
+    /// Run the audit checks (certificates, trust anchors, policies, silent or quarantined
+    /// devices, logging, audit-log integrity) on the server's data; exits 1 when a finding is at
+    /// or above --fail-on.
+    Audit {
+        #[command(flatten)]
+        location: crate::server::Location,
+        /// Report device certificates expiring within this many days.
+        #[arg(long, default_value_t = 7)]
+        cert_days: i64,
+        /// Report enrolled devices not seen for this many hours.
+        #[arg(long, default_value_t = 24)]
+        silent_hours: i64,
+        /// Exit 1 when a finding is at least this severe (low, medium, high, critical).
+        #[arg(long, default_value = "high")]
+        fail_on: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Train the detectors on normal rows only and report ROC-AUC, best F1 and recall per attack
     /// class at a 1 % false-positive budget, over several seeds.
     Evaluate {
@@ -391,6 +410,62 @@ pub fn table(results: &[ModelResult], fpr: f64) -> String {
 /// Runs one command.
 pub fn run(command: DefenderCommand) -> Result<()> {
     match command {
+        DefenderCommand::Audit {
+            location,
+            cert_days,
+            silent_hours,
+            fail_on,
+            json,
+        } => {
+            let fail_on: medsec_defender::rules::Severity =
+                serde_json::from_value(serde_json::json!(fail_on)).map_err(|_| {
+                    anyhow::anyhow!("--fail-on {fail_on:?}: use low, medium, high or critical")
+                })?;
+            let config = location.load(None, None)?;
+            let policies = match &config.policy_dir {
+                Some(dir) => medsec_server::authz::Policies::from_dir(dir)?,
+                None => medsec_server::authz::Policies::shipped()?,
+            };
+            let findings = crate::server::runtime()?.block_on(async {
+                let store = medsec_server::open_store(&config).await?;
+                anyhow::Ok(
+                    medsec_server::defender_audit::run(
+                        &store,
+                        &config,
+                        &policies,
+                        medsec_server::defender_audit::Thresholds {
+                            cert_days,
+                            silent_hours,
+                        },
+                        crate::server::now_ms(),
+                    )
+                    .await?,
+                )
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&findings)?);
+            } else if findings.is_empty() {
+                println!("no findings");
+            } else {
+                for f in &findings {
+                    println!(
+                        "{:<8}  {:<28}  {}: {}",
+                        serde_json::to_value(f.severity)?.as_str().unwrap_or("?"),
+                        f.check,
+                        f.resource,
+                        f.detail
+                    );
+                }
+            }
+            if findings.iter().any(|f| f.severity >= fail_on) {
+                bail!(
+                    "{} finding(s) at or above {:?}",
+                    findings.iter().filter(|f| f.severity >= fail_on).count(),
+                    fail_on
+                );
+            }
+            Ok(())
+        }
         DefenderCommand::Evaluate {
             data,
             seeds,

@@ -2360,6 +2360,11 @@ fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
         alerts("/api/v1/devices/pump-u/alerts", &admin),
         serde_json::json!([])
     );
+    // On this ordinary server the audit checks find nothing.
+    assert_eq!(
+        alerts("/api/v1/defender/audit", &admin),
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -2666,4 +2671,238 @@ fn alerts_open_an_incident_whose_quarantine_is_reversible_and_whose_clocks_start
     s.audited(&admin, "the command-line read", |e| {
         field(e, "kind") == "investigate" && has(e, "detail", "timeline read")
     });
+}
+
+#[test]
+fn each_audit_check_fires_on_its_crafted_case() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The shipped policies plus one that lets any operator or device read every device.
+    let policies = tmp.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    for f in ["medsec.cedarschema", "default.cedar"] {
+        std::fs::copy(shipped.join(f), policies.join(f)).unwrap();
+    }
+    std::fs::write(
+        policies.join("extra.cedar"),
+        "@id(\"too-open\")\npermit (principal, action == Medsec::Action::\"device.read\", resource);\n",
+    )
+    .unwrap();
+    let defender = tmp.path().join("defender.json");
+    std::fs::write(
+        &defender,
+        r#"{"classes": {"pump": {"destinations": ["10.0.1.0/24"]}}}"#,
+    )
+    .unwrap();
+    let env = [
+        ("MEDSEC_POLICY_DIR", policies.display().to_string()),
+        ("MEDSEC_DEFENDER_POLICY", defender.display().to_string()),
+        // One-day certificates: inside the 7-day renewal check from the start.
+        ("MEDSEC_DEVICE_CERT_DAYS", "1".to_owned()),
+    ];
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = start(tmp.path(), &env_ref, &[]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-w");
+    let send = |body: &str| {
+        let mut args: Vec<String> = s.as_device("pump-w").into();
+        args.extend([
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            "--data-binary".into(),
+            body.into(),
+            s.device_url("/api/v1/devices/pump-w/telemetry"),
+        ]);
+        let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(r.status, 200, "{r:?}");
+    };
+    let op = |method: &str, path: &str, body: Option<&str>| {
+        let auth = format!("Authorization: Bearer {admin}");
+        let url = s.operator_url(path);
+        let mut args = vec![
+            "-X",
+            method,
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+        ];
+        if let Some(b) = body {
+            args.extend(["--data-binary", b]);
+        }
+        args.push(&url);
+        let r = s.curl(&args);
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_str::<Value>(&r.body).unwrap()
+    };
+    // An exfiltration flow opens an incident; the pump is quarantined; the incident is closed
+    // with the quarantine left on. Then the pump reports its logging turned off.
+    send(
+        r#"{"sequence": 1, "events": [{"kind": "flow", "at_ms": 1, "remote": "203.0.113.9",
+            "remote_port": 443, "protocol": "tcp", "bytes_out": 1, "bytes_in": 1,
+            "packets_out": 1, "packets_in": 1, "duration_ms": 1}]}"#,
+    );
+    let incidents = op("GET", "/api/v1/incidents", None);
+    let path = format!("/api/v1/incidents/{}", incidents[0]["id"].as_str().unwrap());
+    op(
+        "POST",
+        &path,
+        Some(r#"{"action": "playbook", "playbook": "quarantine", "device": "pump-w"}"#),
+    );
+    op(
+        "POST",
+        &path,
+        Some(r#"{"action": "phase", "phase": "closed"}"#),
+    );
+    send(
+        r#"{"sequence": 2, "events": [{"kind": "security", "at_ms": 2, "event": "logging_disabled"}]}"#,
+    );
+
+    let findings = op("GET", "/api/v1/defender/audit?cert_days=7", None);
+    let checks: std::collections::BTreeSet<(String, String)> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_owned(),
+                f["resource"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let pump = "Device::\"pump-w\"".to_owned();
+    for expected in [
+        ("device-certificate-expiring".to_owned(), pump.clone()),
+        ("quarantine-without-incident".to_owned(), pump.clone()),
+        ("logging-disabled".to_owned(), pump.clone()),
+        (
+            "overly-permissive-policy".to_owned(),
+            "policy too-open".to_owned(),
+        ),
+    ] {
+        assert!(checks.contains(&expected), "{expected:?} not in {findings}");
+    }
+    assert!(
+        !checks
+            .iter()
+            .any(|(c, _)| c == "audit-log-integrity" || c == "device-silent"),
+        "{findings}"
+    );
+    let silent = op("GET", "/api/v1/defender/audit?silent_hours=1", None);
+    assert!(
+        !silent
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "device-silent"),
+        "the pump was just seen: {silent}"
+    );
+    // The command line: the same findings, and a non-zero exit at the chosen severity.
+    let cli = |fail_on: &str| {
+        let mut c = medsec();
+        c.args(["defender", "audit", "--fail-on", fail_on])
+            .args(s.location())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        c
+    };
+    let err = fails(&mut cli("high"));
+    assert!(
+        err.contains("overly-permissive-policy") && err.contains("at or above High"),
+        "{err}"
+    );
+    let out = ok(&mut cli("critical"));
+    assert!(out.contains("quarantine-without-incident"), "{out}");
+
+    // The remaining checks, on crafted state read by the command line.
+    // A manufacturer CA that expires tomorrow is still trusted.
+    openssl(
+        &s.work,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "mca.key",
+            "-out",
+            "mca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=Acme IDevID CA",
+        ],
+    );
+    // And one that expired last year.
+    let mut old_ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    old_ca
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Retired IDevID CA");
+    old_ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    old_ca.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(800);
+    old_ca.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(400);
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(
+        s.work.join("old-ca.pem"),
+        old_ca.self_signed(&key).unwrap().pem(),
+    )
+    .unwrap();
+    let config = s.work.join("audit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "manufacturer_cas = [{:?}, {:?}]\n",
+            s.work.join("mca.pem").display().to_string(),
+            s.work.join("old-ca.pem").display().to_string()
+        ),
+    )
+    .unwrap();
+    // The pump has not been seen for a long time, and an audit entry was edited.
+    let url = format!("sqlite://{}", s.data.join("medsec.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = medsec_store::AnyStore::open(&url, 1).await.unwrap();
+        let medsec_store::AnyStore::Sqlite(db) = &store else {
+            panic!("the test server uses SQLite")
+        };
+        for sql in [
+            "UPDATE devices SET last_seen_ms = 1000 WHERE id = 'pump-w'",
+            "UPDATE audit_entries SET entry = entry || ' ' WHERE seq = 4",
+        ] {
+            sqlx::query(sql).execute(db.pool()).await.unwrap();
+        }
+        store.close().await;
+    });
+    let mut c = cli("critical");
+    c.arg("--config").arg(&config).arg("--json");
+    let out = c.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a critical finding fails the run"
+    );
+    let findings: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<&str> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for check in [
+        "ca-certificate-expiring",
+        "expired-ca-still-trusted",
+        "device-silent",
+        "audit-log-integrity",
+    ] {
+        assert!(found.contains(&check), "{check} not in {findings}");
+    }
+    assert_eq!(
+        found[0], "audit-log-integrity",
+        "the most severe comes first"
+    );
 }
