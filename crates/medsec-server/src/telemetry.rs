@@ -147,7 +147,12 @@ pub(crate) async fn post_telemetry(
                     raised_at_ms: a.raised_at_ms,
                 })
                 .collect();
-            crate::incidents::group(&state, id.as_str(), refs, received_at_ms).await?;
+            // The batch and its alerts are stored: a failure to group them must not make the
+            // device send the batch again. The alerts stay listed under the device.
+            if let Err(e) = crate::incidents::group(&state, id.as_str(), refs, received_at_ms).await
+            {
+                tracing::error!(device = id.as_str(), error = ?e, "grouping alerts into an incident");
+            }
         }
         Err(medsec_store::Error::Replayed { sequence, last, .. }) => {
             let reason = format!(
@@ -177,6 +182,22 @@ pub(crate) async fn post_telemetry(
         .into_response())
 }
 
+/// The operator-port preamble of the per-device read routes: the device id, checked; the
+/// caller, authorised for `device.read` on it; the device, known.
+async fn readable_device(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(medsec_pki::DeviceId, crate::http::Caller), ApiError> {
+    let id = device_id(id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(state, conn, headers, "device.read", &target).await?;
+    authorize(state, conn, &who, "device.read", &target).await?;
+    state.store.device(id.as_str()).await?;
+    Ok((id, who))
+}
+
 /// Query of `GET /api/v1/devices/{id}/telemetry` (operator port).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,11 +216,7 @@ pub(crate) async fn list_telemetry(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<TelemetryQuery>,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
-    let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
-    authorize(&state, &conn, &who, "device.read", &target).await?;
-    state.store.device(id.as_str()).await?;
+    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
     let batches = state
         .store
         .telemetry(
@@ -258,11 +275,7 @@ pub(crate) async fn device_alerts(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<AlertQuery>,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
-    let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
-    authorize(&state, &conn, &who, "device.read", &target).await?;
-    state.store.device(id.as_str()).await?;
+    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
     let rows = state
         .store
         .alerts(
@@ -320,10 +333,7 @@ pub(crate) async fn device_timeline(
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<TimelineQuery>,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
-    let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
-    authorize(&state, &conn, &who, "device.read", &target).await?;
+    let (id, who) = readable_device(&state, &conn, &headers, &id).await?;
     authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
     let filter = crate::timeline::Filter {
         since_ms: q.since_ms.unwrap_or(0),

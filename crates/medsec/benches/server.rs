@@ -55,6 +55,11 @@ impl Drop for Killed {
 
 /// Starts `medsec server` with limits raised out of the way and returns (device addr, process).
 fn start_medsec(work: &Path) -> (String, Killed) {
+    std::fs::write(
+        work.join("defender.json"),
+        r#"{"classes": {"infusion-pump": {"destinations": ["10.20.0.0/16"], "remote_ports": [1111, 8443]}}}"#,
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_medsec"))
         .args(["server", "--data-dir", "data"])
         .args([
@@ -72,6 +77,9 @@ fn start_medsec(work: &Path) -> (String, Killed) {
         )
         .env("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "1000000000")
         .env("MEDSEC_LIMITS__REQUEST_BURST", "1000000000")
+        // The telemetry row's devices are pumps on a profiled network: every flow is checked
+        // against the allowlist.
+        .env("MEDSEC_DEFENDER_POLICY", work.join("defender.json"))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -609,6 +617,110 @@ async fn director_polls(
     }
 }
 
+/// Telemetry ingestion: each device of `fleet` sends gzip batches of `per_batch` events (flows
+/// to its profiled network and metrics, each checked by the rules) on its own kept-alive
+/// connection, one batch at a time (closed loop), until `secs` pass or its prepared batches run
+/// out. Batches are compressed before the clock starts, so the client's gzip does not compete
+/// with the server for the 2 cores.
+async fn telemetry_ingest(
+    addr: &str,
+    fleet: &[(String, Arc<rustls::ClientConfig>)],
+    per_batch: usize,
+    batches: usize,
+    secs: u64,
+) {
+    use std::io::Write as _;
+    let mut prepared = Vec::new();
+    let mut wire_bytes = 0usize;
+    for (id, _) in fleet {
+        let mut mine = Vec::with_capacity(batches);
+        for seq in 1..=batches {
+            let mut events = Vec::with_capacity(per_batch);
+            for e in 0..per_batch {
+                let at = 1_764_748_800_000i64 + (seq * per_batch + e) as i64;
+                events.push(if e % 10 == 9 {
+                    format!(r#"{{"kind":"metric","at_ms":{at},"name":"bytes_out","value":{}}}"#, 4000 + e)
+                } else {
+                    format!(
+                        r#"{{"kind":"flow","at_ms":{at},"remote":"10.20.{}.{}","remote_port":1111,"protocol":"tcp","bytes_out":{},"bytes_in":186,"packets_out":4,"packets_in":3,"duration_ms":12.5}}"#,
+                        e % 7,
+                        e % 250,
+                        400 + e % 300
+                    )
+                });
+            }
+            let json = format!(r#"{{"sequence":{seq},"events":[{}]}}"#, events.join(","));
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(json.as_bytes()).unwrap();
+            let body = gz.finish().unwrap();
+            wire_bytes = body.len();
+            let mut request = format!(
+                "POST /api/v1/devices/{id}/telemetry HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                 Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(&body);
+            mine.push(request);
+        }
+        prepared.push(mine);
+    }
+    let begin = Instant::now();
+    let deadline = begin + Duration::from_secs(secs);
+    let mut joins = Vec::new();
+    for ((id, config), mine) in fleet.iter().zip(prepared) {
+        let (addr, config, id) = (addr.to_owned(), config.clone(), id.clone());
+        joins.push(tokio::spawn(async move {
+            let mut s = tokio::io::BufReader::new(connect(&addr, &config).await.unwrap());
+            let (mut lat, mut errors, mut sent) = (Vec::new(), 0u64, 0usize);
+            for request in mine {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let t = Instant::now();
+                s.get_mut().write_all(&request).await.unwrap();
+                match read_response(&mut s).await {
+                    Ok(200) => {
+                        lat.push(t.elapsed());
+                        sent += 1;
+                    }
+                    Ok(status) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("{id}: telemetry status {status}");
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        eprintln!("{id}: {e}");
+                        break;
+                    }
+                }
+            }
+            (lat, errors, sent)
+        }));
+    }
+    let (mut all, mut errors, mut sent) = (Vec::new(), 0, 0);
+    for j in joins {
+        let (l, e, n) = j.await.unwrap();
+        all.extend(l);
+        errors += e;
+        sent += n;
+    }
+    let elapsed = begin.elapsed().min(Duration::from_secs(secs));
+    let m = summarise(all, errors, elapsed, "X25519MLKEM768".into());
+    row(
+        "medsec",
+        &format!(
+            "telemetry ingest: gzip batches of {per_batch} events (~{wire_bytes} bytes), parsed, \
+             rule-checked and stored before the answer; {} devices; {:.0} events/s",
+            fleet.len(),
+            (sent * per_batch) as f64 / elapsed.as_secs_f64()
+        ),
+        &m,
+    );
+}
+
 fn row(server: &str, what: &str, m: &Measured) {
     println!(
         "| {server} | {what} | {} | {:.0} | {:.2} | {:.2} | {} |",
@@ -934,6 +1046,19 @@ fn main() {
             .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
             .unwrap_or_else(|| vec![1_000.0, 2_000.0, 3_300.0]);
         runtime.block_on(director_polls(&medsec_addr, &fleet, &rates, secs));
+    }
+    let label = "telemetry ingest";
+    if wanted(label) {
+        let devices: usize = std::env::var("BENCH_TELEMETRY_DEVICES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(16);
+        let per_batch: usize = std::env::var("BENCH_TELEMETRY_EVENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000);
+        let fleet = runtime.block_on(fleet(&work, devices));
+        runtime.block_on(telemetry_ingest(&medsec_addr, &fleet, per_batch, 400, secs));
     }
     if wanted("cedar") {
         cedar();
