@@ -63,7 +63,7 @@ pub struct Options {
     pub max_download_rate: Option<u64>,
     /// Renew the certificate when less than this fraction of its lifetime is left.
     pub renew_at: f64,
-    /// Send telemetry (security events, network metrics) at each poll.
+    /// Send telemetry (security events, network metrics) at the end of each cycle.
     pub telemetry: bool,
     /// Most telemetry batches kept while the server cannot be reached.
     pub telemetry_max_queued: usize,

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Actions whose repeated allowed decisions are summarised.
-pub(crate) const ROUTINE: &[&str] = &["update.fetch"];
+pub(crate) const ROUTINE: &[&str] = &["update.fetch", "telemetry.send"];
 
 /// What to do with one allowed routine decision.
 #[derive(Debug, PartialEq, Eq)]
