@@ -25,6 +25,25 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// Its name, as JSON writes it (`low`, `medium`, `high`, `critical`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
+    /// The severity of a name, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Low, Self::Medium, Self::High, Self::Critical]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
 /// A MITRE ATT&CK for ICS technique.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Technique {
@@ -533,6 +552,20 @@ mod tests {
         let failed = r#"{"kind": "security", "at_ms": 1, "event": "login_failed"}"#;
         let a = one(&[failed, failed, failed].join(","));
         assert_eq!(a.rule, "login-failure-burst");
+    }
+
+    #[test]
+    fn severity_names_round_trip_as_json_writes_them() {
+        for s in [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.name());
+            assert_eq!(Severity::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Severity::from_name("severe"), None);
     }
 
     #[test]

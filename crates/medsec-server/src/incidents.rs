@@ -14,7 +14,6 @@ use axum::{Extension, Json};
 use medsec_defender::incident::{
     Action, AlertRef, Confirmation, CraKind, Incident, IncidentError, Phase,
 };
-use medsec_defender::rules::Severity;
 use medsec_store::{IncidentRow, Store as _};
 use serde::Deserialize;
 
@@ -340,14 +339,4 @@ pub(crate) async fn command(
     Err(ApiError::Conflict(
         "the incident kept changing under this update; try again".into(),
     ))
-}
-
-/// The severity an alert row names.
-pub(crate) fn severity(name: &str) -> Severity {
-    match name {
-        "critical" => Severity::Critical,
-        "high" => Severity::High,
-        "medium" => Severity::Medium,
-        _ => Severity::Low,
-    }
 }

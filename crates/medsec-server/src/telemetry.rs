@@ -22,6 +22,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use medsec_defender::incident::AlertRef;
+use medsec_defender::rules::Severity;
 use medsec_defender::telemetry::Batch;
 use medsec_store::{AlertRow, Store as _, TelemetryBatch};
 
@@ -119,10 +120,7 @@ pub(crate) async fn post_telemetry(
                 at_ms: a.at_ms,
                 raised_at_ms: received_at_ms,
                 rule: a.rule.clone(),
-                severity: serde_json::to_value(a.severity)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                severity: a.severity.name().to_owned(),
                 body: serde_json::to_string(&a).unwrap_or_default(),
             })
             .collect();
@@ -143,7 +141,7 @@ pub(crate) async fn post_telemetry(
                     id: *id,
                     device: a.device_id.clone(),
                     rule: a.rule.clone(),
-                    severity: crate::incidents::severity(&a.severity),
+                    severity: Severity::from_name(&a.severity).unwrap_or(Severity::Low),
                     raised_at_ms: a.raised_at_ms,
                 })
                 .collect();
@@ -198,11 +196,11 @@ async fn readable_device(
     Ok((id, who))
 }
 
-/// Query of `GET /api/v1/devices/{id}/telemetry` (operator port).
+/// Query of the telemetry and alert lists (operator port).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TelemetryQuery {
-    /// Batches received at or after this time (Unix ms; default: all).
+pub(crate) struct SinceQuery {
+    /// Received or raised at or after this time (Unix ms; default: all).
     since_ms: Option<i64>,
     /// At most this many (1 to 1000, default 100).
     limit: Option<u32>,
@@ -214,7 +212,7 @@ pub(crate) async fn list_telemetry(
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<TelemetryQuery>,
+    axum::extract::Query(q): axum::extract::Query<SinceQuery>,
 ) -> Result<Response, ApiError> {
     let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
     let batches = state
@@ -241,16 +239,6 @@ pub(crate) async fn list_telemetry(
     Ok(Json(shown).into_response())
 }
 
-/// Query of the alert lists (operator port).
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AlertQuery {
-    /// Alerts raised at or after this time (Unix ms; default: all).
-    since_ms: Option<i64>,
-    /// At most this many (1 to 1000, default 100).
-    limit: Option<u32>,
-}
-
 fn alerts_json(rows: &[AlertRow]) -> Vec<serde_json::Value> {
     rows.iter()
         .map(|a| {
@@ -273,7 +261,7 @@ pub(crate) async fn device_alerts(
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    axum::extract::Query(q): axum::extract::Query<AlertQuery>,
+    axum::extract::Query(q): axum::extract::Query<SinceQuery>,
 ) -> Result<Response, ApiError> {
     let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
     let rows = state
@@ -292,7 +280,7 @@ pub(crate) async fn fleet_alerts(
     State(state): State<Arc<AppState>>,
     Extension(conn): Extension<Conn>,
     headers: HeaderMap,
-    axum::extract::Query(q): axum::extract::Query<AlertQuery>,
+    axum::extract::Query(q): axum::extract::Query<SinceQuery>,
 ) -> Result<Response, ApiError> {
     let target = Target::Fleet;
     let who = caller(&state, &conn, &headers, "device.list", &target).await?;

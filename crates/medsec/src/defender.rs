@@ -417,8 +417,8 @@ pub fn run(command: DefenderCommand) -> Result<()> {
             fail_on,
             json,
         } => {
-            let fail_on: medsec_defender::rules::Severity =
-                serde_json::from_value(serde_json::json!(fail_on)).map_err(|_| {
+            let fail_on =
+                medsec_defender::rules::Severity::from_name(&fail_on).ok_or_else(|| {
                     anyhow::anyhow!("--fail-on {fail_on:?}: use low, medium, high or critical")
                 })?;
             let config = location.load(None, None)?;
@@ -450,7 +450,7 @@ pub fn run(command: DefenderCommand) -> Result<()> {
                 for f in &findings {
                     println!(
                         "{:<8}  {:<28}  {}: {}",
-                        serde_json::to_value(f.severity)?.as_str().unwrap_or("?"),
+                        f.severity.name(),
                         f.check,
                         f.resource,
                         f.detail
