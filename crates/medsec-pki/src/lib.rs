@@ -680,34 +680,68 @@ impl FleetCa {
         hostnames: &[String],
         days: i64,
     ) -> Result<(String, String), Error> {
-        if !(1..=397).contains(&days) {
-            return Err(Error::BadValidity {
-                days,
-                reason: "server certificates live 1 to 397 days",
-            });
-        }
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(
-            DnType::CommonName,
-            hostnames
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "medsec".into()),
-        );
-        dn.push(DnType::OrganizationName, self.state.name.clone());
-        params.distinguished_name = dn;
-        params.subject_alt_names = hostnames
+        let cn = hostnames
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "medsec".into());
+        let sans = hostnames
             .iter()
             .map(|h| match h.parse::<std::net::IpAddr>() {
                 Ok(ip) => Ok(SanType::IpAddress(ip)),
                 Err(_) => h.clone().try_into().map(SanType::DnsName),
             })
             .collect::<Result<_, _>>()?;
+        self.issue_service(&cn, sans, ExtendedKeyUsagePurpose::ServerAuth, days)
+    }
+
+    /// Issues a TLS client certificate for one of medsec's own services (the MQTT ingestion
+    /// client, say) under the issuing CA, with a new ECDSA P-256 key. The CN must hold a
+    /// character no [`DeviceId`] may hold (`:`), so a service can never pass for a device where
+    /// the CN is the identity (a broker's `use_identity_as_username`). Returns (certificate
+    /// chain PEM, private key PEM).
+    pub fn issue_service_client(
+        &mut self,
+        common_name: &str,
+        days: i64,
+    ) -> Result<(String, String), Error> {
+        if !common_name.contains(':') || DeviceId::new(common_name).is_ok() {
+            return Err(Error::BadDeviceId {
+                id: format!(
+                    "{common_name} (a service CN must contain ':' so that it can never name a device)"
+                ),
+            });
+        }
+        self.issue_service(
+            common_name,
+            Vec::new(),
+            ExtendedKeyUsagePurpose::ClientAuth,
+            days,
+        )
+    }
+
+    fn issue_service(
+        &mut self,
+        common_name: &str,
+        sans: Vec<SanType>,
+        usage: ExtendedKeyUsagePurpose,
+        days: i64,
+    ) -> Result<(String, String), Error> {
+        if !(1..=397).contains(&days) {
+            return Err(Error::BadValidity {
+                days,
+                reason: "service certificates live 1 to 397 days",
+            });
+        }
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        dn.push(DnType::OrganizationName, self.state.name.clone());
+        params.distinguished_name = dn;
+        params.subject_alt_names = sans;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = vec![usage];
         params.use_authority_key_identifier_extension = true;
         params.key_identifier_method = KeyIdMethod::Sha256;
         let now = OffsetDateTime::now_utc();

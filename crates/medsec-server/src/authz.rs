@@ -620,10 +620,13 @@ mod tests {
             ("viewer", "incident.read", true),
             ("viewer", "incident.manage", false),
             ("release", "incident.manage", false),
+            ("security", "device.force_update", true),
+            ("release", "device.force_update", false),
+            ("viewer", "device.force_update", false),
             ("enroller", "incident.read", false),
             ("enroller", "campaign.create", false),
         ] {
-            let target = if action == "device.revoke" {
+            let target = if action == "device.revoke" || action == "device.force_update" {
                 pump.clone()
             } else {
                 Target::Fleet

@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "image_root",
     "director_expiry_hours",
     "defender_policy",
+    "mqtt",
     "limits",
 ];
 
@@ -74,8 +75,60 @@ pub struct Config {
     /// docs/defender.md). Default: the rules that need no profile (implausible clinical
     /// readings, failed attestation, logging turned off, bursts of failed logins).
     pub defender_policy: Option<PathBuf>,
+    /// Telemetry ingestion through an MQTT broker (scale-out; docs/defender.md). Off unless
+    /// `mqtt.broker` is set.
+    pub mqtt: Mqtt,
     /// Limits.
     pub limits: Limits,
+}
+
+/// Telemetry through an MQTT broker: devices publish their batches to
+/// `<topic_prefix>/<device id>/telemetry` with their fleet certificate (the broker takes the
+/// device id from the certificate and lets each device publish only under its own id: see
+/// `medsec mqtt broker-config`), and every server replica subscribes to the shared subscription
+/// `$share/<group>/<topic_prefix>/+/telemetry`, so the replicas split the load.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mqtt {
+    /// The broker, `host:port` (TLS only). Unset: no MQTT ingestion.
+    pub broker: Option<String>,
+    /// The name in the broker's certificate; default: the host part of `broker`.
+    pub server_name: Option<String>,
+    /// PEM trust anchors for the broker's certificate; default: the fleet CA chain (the broker
+    /// certificate made by `medsec mqtt broker-config`).
+    pub ca_file: Option<PathBuf>,
+    /// This replica's MQTT client id prefix; each connection adds `-<n>`. Must be unique per
+    /// replica: the broker keeps each id's unacknowledged messages for it.
+    pub client_id: String,
+    /// The shared-subscription group all replicas join.
+    pub group: String,
+    /// Topic prefix; a device publishes to `<topic_prefix>/<id>/telemetry`.
+    pub topic_prefix: String,
+    /// Connections (shared-subscription members) this replica opens (1 to 64).
+    pub connections: usize,
+    /// Batches a device may commit out of order (0 to 1024): a device's batches can reach two
+    /// replicas, or two connections, and commit in either order, so a batch up to this many
+    /// below the device's newest is accepted if it was never stored (an anti-replay window, as
+    /// IPsec's); a batch stored already, or older than the window, is a replay.
+    pub reorder_window: i64,
+    /// Keep-alive interval, seconds (5 to 3600).
+    pub keep_alive_secs: u64,
+}
+
+impl Default for Mqtt {
+    fn default() -> Self {
+        Self {
+            broker: None,
+            server_name: None,
+            ca_file: None,
+            client_id: "medsec-ingest".into(),
+            group: "medsec".into(),
+            topic_prefix: "medsec/devices".into(),
+            connections: 2,
+            reorder_window: 64,
+            keep_alive_secs: 30,
+        }
+    }
 }
 
 /// Every bound the server enforces.
@@ -175,6 +228,7 @@ impl Default for Config {
             image_root: None,
             director_expiry_hours: 24,
             defender_policy: None,
+            mqtt: Mqtt::default(),
             limits: Limits::default(),
         }
     }
@@ -265,7 +319,7 @@ impl Config {
         if self.hostnames.is_empty() {
             return bad("hostnames must name at least one host");
         }
-        Ok(())
+        self.mqtt.check()
     }
 
     /// The database URL in effect.
@@ -273,6 +327,50 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("medsec.db").display()))
+    }
+}
+
+impl Mqtt {
+    fn check(&self) -> Result<(), Error> {
+        let bad = |reason: String| Err(Error::Config { reason });
+        if let Some(broker) = &self.broker {
+            let port = broker.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+            if !matches!(port, Some(Ok(p)) if p > 0) {
+                return bad(format!("mqtt.broker {broker:?} must be host:port"));
+            }
+        }
+        if !(1..=64).contains(&self.connections) {
+            return bad("mqtt.connections must be 1 to 64".into());
+        }
+        if !(0..=1024).contains(&self.reorder_window) {
+            return bad("mqtt.reorder_window must be 0 to 1024".into());
+        }
+        if !(5..=3600).contains(&self.keep_alive_secs) {
+            return bad("mqtt.keep_alive_secs must be 5 to 3600".into());
+        }
+        let topic_ok = |s: &str| {
+            !s.is_empty()
+                && !s.starts_with('$')
+                && !s.ends_with('/')
+                && !s.contains(['+', '#', '\0'])
+        };
+        if !topic_ok(&self.topic_prefix) {
+            return bad(format!(
+                "mqtt.topic_prefix {:?} must be a topic without wildcards, not starting with $ or ending with /",
+                self.topic_prefix
+            ));
+        }
+        if !topic_ok(&self.group) || self.group.contains('/') {
+            return bad(format!(
+                "mqtt.group {:?} must be one topic level without wildcards",
+                self.group
+            ));
+        }
+        if self.client_id.is_empty() || self.client_id.len() > 20 {
+            // MQTT 3.1.1 brokers must accept ids of 1 to 23 bytes; `-NN` is added.
+            return bad("mqtt.client_id must be 1 to 20 bytes".into());
+        }
+        Ok(())
     }
 }
 

@@ -58,6 +58,20 @@ pub struct Conn {
     pub certificate: Option<Arc<[u8]>>,
     /// Whether this is the operator port.
     pub operator_port: bool,
+    /// The MQTT broker the message came through (then `addr` is the broker's address, and the
+    /// broker verified the device certificate).
+    pub broker: Option<Arc<str>>,
+}
+
+impl Conn {
+    /// Where a request came from, as stored beside telemetry: the peer's address, or
+    /// `mqtt://<broker>/<client id>` for a message relayed by a broker.
+    pub fn source_label(&self) -> String {
+        match &self.broker {
+            Some(broker) => format!("mqtt://{broker}"),
+            None => self.addr.to_string(),
+        }
+    }
 }
 
 /// Shared by both ports.
@@ -67,7 +81,7 @@ pub struct AppState {
     /// Cedar policies.
     pub policies: Policies,
     audit_log: AuditLog,
-    ca: tokio::sync::Mutex<FleetCa>,
+    pub(crate) ca: tokio::sync::Mutex<FleetCa>,
     tls: Arc<Reloadable>,
     /// The configuration in effect.
     pub config: Config,

@@ -1,8 +1,8 @@
 //! Incidents on the operator port: alerts grouped per device as they are raised, the NIST SP
 //! 800-61 phases, confirmation with its reporting clocks, and the response playbooks
-//! (quarantine, release, revoke). Every change is audited; playbooks act through the device
-//! record that Cedar reads, so a quarantined device keeps only what policy leaves it (reports,
-//! telemetry, update fetches).
+//! (quarantine, release, revoke, force_update, cancel_update). Every change is audited;
+//! playbooks act through the device record that Cedar reads, so a quarantined device keeps only
+//! what policy leaves it (reports, telemetry, update fetches).
 
 use std::sync::Arc;
 
@@ -198,15 +198,78 @@ pub(crate) enum Command {
     FixAvailable,
     /// Run a playbook on one of the incident's devices.
     Playbook {
-        /// `quarantine`, `release` or `revoke`.
+        /// `quarantine`, `release`, `revoke`, `force_update` or `cancel_update`.
         playbook: String,
         /// The device.
         device: String,
+        /// The release `force_update` installs.
+        #[serde(default)]
+        release: Option<medsec_campaign::Release>,
     },
 }
 
 fn refused(e: IncidentError) -> ApiError {
     ApiError::Conflict(e.to_string())
+}
+
+/// The name of the campaign an incident's `force_update` makes: readable when it fits the 64
+/// characters a campaign name may have, else with the device hashed.
+fn forced_campaign(incident: &str, device: &str, counter: i64) -> String {
+    let name = format!("force-{incident}-{device}-{counter}");
+    if name.len() <= 64 {
+        return name;
+    }
+    let digest = hex::encode(medsec_crypto::digest::sha256(device.as_bytes()));
+    format!(
+        "force-{incident}-{}-{counter}",
+        digest.get(..16).unwrap_or_default()
+    )
+}
+
+/// The `force_update` playbook: a one-device campaign of `release`, started at once. It goes
+/// through the same checks as any campaign (the image repository signs the release for the
+/// device's hardware id; anti-rollback on the device), and the device keeps its clinical-use
+/// deferral: a forced update never interrupts therapy. Returns the action's detail, whose second
+/// word is the campaign (`cancel_update` reads it).
+async fn force_update(
+    state: &AppState,
+    incident: &str,
+    device: &medsec_pki::DeviceId,
+    release: medsec_campaign::Release,
+    by: &str,
+    now: i64,
+) -> Result<String, ApiError> {
+    let name = forced_campaign(incident, device.as_str(), release.release_counter);
+    let mut spec = medsec_campaign::Spec::new(&name, release.clone());
+    spec.canary = medsec_campaign::WaveSize::Count(1);
+    let selection = crate::campaigns::Selection {
+        devices: vec![device.as_str().to_owned()],
+        ..crate::campaigns::Selection::default()
+    };
+    let as_config = |e: crate::Error| match e {
+        crate::Error::Config { reason } => ApiError::BadRequest(reason),
+        crate::Error::Store(s) => s.into(),
+        other => ApiError::Internal(other.to_string()),
+    };
+    crate::campaigns::create(
+        &state.store,
+        state.director.image(),
+        spec,
+        &selection,
+        1,
+        by,
+        now,
+    )
+    .await
+    .map_err(as_config)?;
+    crate::campaigns::control(&state.store, &name, crate::campaigns::Control::Start, now)
+        .await
+        .map_err(as_config)?;
+    Ok(format!(
+        "campaign {name} started: {} (version {}, release counter {}) is offered at the \
+         device's next poll; clinical-use deferral still applies",
+        release.target, release.version, release.release_counter
+    ))
 }
 
 /// `POST /api/v1/incidents/{id}`: one command (`{"action": "phase" | "confirm" |
@@ -257,7 +320,11 @@ pub(crate) async fn command(
                 incident.fix_available(now);
                 "a corrective measure is available".into()
             }
-            Command::Playbook { playbook, device } => {
+            Command::Playbook {
+                playbook,
+                device,
+                release,
+            } => {
                 if incident.phase == Phase::Closed {
                     return Err(refused(IncidentError::Closed));
                 }
@@ -300,9 +367,50 @@ pub(crate) async fn command(
                                 serials.join(", ")
                             )
                         }
+                        "force_update" => {
+                            let release = release.clone().ok_or_else(|| {
+                                ApiError::BadRequest(
+                                    "force_update needs \"release\": {\"version\", \
+                                     \"release_counter\", \"target\"}"
+                                        .into(),
+                                )
+                            })?;
+                            let on = Target::Device(dev.as_str().to_owned());
+                            authorize(&state, &conn, &who, "device.force_update", &on).await?;
+                            force_update(&state, &id, &dev, release, &by, now).await?
+                        }
+                        "cancel_update" => {
+                            let name = incident
+                                .actions
+                                .iter()
+                                .rev()
+                                .find(|a| a.device == *device && a.playbook == "force_update")
+                                .and_then(|a| a.detail.split_whitespace().nth(1))
+                                .ok_or_else(|| {
+                                    ApiError::Conflict(format!(
+                                        "this incident forced no update on {device}"
+                                    ))
+                                })?
+                                .to_owned();
+                            let on = Target::Device(dev.as_str().to_owned());
+                            authorize(&state, &conn, &who, "device.force_update", &on).await?;
+                            crate::campaigns::control(
+                                &state.store,
+                                &name,
+                                crate::campaigns::Control::Abort,
+                                now,
+                            )
+                            .await
+                            .map_err(|e| ApiError::Conflict(e.to_string()))?;
+                            format!(
+                                "campaign {name} aborted: nothing more is offered; an image \
+                                 already installed stays (anti-rollback forbids going back)"
+                            )
+                        }
                         other => {
                             return Err(ApiError::BadRequest(format!(
-                                "unknown playbook {other:?}: use quarantine, release or revoke"
+                                "unknown playbook {other:?}: use quarantine, release, revoke, \
+                                 force_update or cancel_update"
                             )));
                         }
                     },

@@ -22,6 +22,7 @@ pub mod director;
 pub mod http;
 mod incidents;
 pub mod inventory;
+pub mod mqtt;
 mod pkcs7;
 mod repeats;
 mod serve;
@@ -327,6 +328,7 @@ impl Server {
         let device_addr = device
             .local_addr()
             .map_err(Error::io("reading", Path::new("device socket")))?;
+        mqtt::start(&state)?;
         let operator_addr = operator
             .local_addr()
             .map_err(Error::io("reading", Path::new("operator socket")))?;

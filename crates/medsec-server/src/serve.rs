@@ -94,6 +94,7 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                 peer,
                 certificate,
                 operator_port: device_tls.is_none(),
+                broker: None,
             };
             // hyper's header timeout also bounds the idle wait between requests on a kept-alive
             // connection. An enrolled device proved its fleet certificate in the handshake, so

@@ -28,19 +28,15 @@ use medsec_store::{AlertRow, Store as _, TelemetryBatch};
 
 use crate::audit_log::event;
 use crate::authz::Target;
-use crate::http::{ApiError, AppState, Conn, authorize, caller, device_id, now_ms};
+use crate::http::{ApiError, AppState, Caller, Conn, authorize, caller, device_id, now_ms};
 
 /// The Cedar action.
 pub(crate) const ACTION: &str = "telemetry.send";
 
-/// Decodes the body as its `Content-Encoding` says, refusing more than `max` decoded bytes.
-fn decode(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
-    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| {
-        v.to_str()
-            .unwrap_or("(not text)")
-            .trim()
-            .to_ascii_lowercase()
-    });
+/// Decodes the body as `encoding` (its `Content-Encoding`) says, refusing more than `max`
+/// decoded bytes.
+fn decode(encoding: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+    let encoding = encoding.map(|v| v.trim().to_ascii_lowercase());
     let decoded = match encoding.as_deref() {
         None | Some("identity") => body.to_vec(),
         Some("gzip") => {
@@ -63,18 +59,39 @@ fn decode(headers: &HeaderMap, body: &[u8], max: usize) -> Result<Vec<u8>, ApiEr
     Ok(decoded)
 }
 
-/// `POST /api/v1/devices/{id}/telemetry`.
-pub(crate) async fn post_telemetry(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
-    let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, ACTION, &target).await?;
-    authorize(&state, &conn, &who, ACTION, &target).await?;
+/// What became of a batch that was authorised.
+pub(crate) enum Ingested {
+    /// Stored, with its alerts.
+    Accepted {
+        /// Its sequence number.
+        sequence: i64,
+        /// Its events.
+        events: usize,
+    },
+    /// Refused as a replay; the device's newest stored number is `last`.
+    Replayed {
+        /// Why, for the device.
+        reason: String,
+        /// The newest stored batch's number.
+        last: i64,
+    },
+}
+
+/// One authorised batch, on any transport: decodes it, checks it, runs the rules, and stores it
+/// with its alerts in one transaction (then groups the alerts into incidents). A malformed or
+/// replayed batch is audited; a malformed one is an error naming the problem.
+pub(crate) async fn ingest(
+    state: &AppState,
+    conn: &Conn,
+    who: &Caller,
+    target: &Target,
+    encoding: Option<&str>,
+    body: &[u8],
+    reorder_window: i64,
+) -> Result<Ingested, ApiError> {
+    let Target::Device(id) = target else {
+        return Err(ApiError::Internal("telemetry targets a device".into()));
+    };
     let limits = &state.config.limits;
     // A refused batch is audited: malformed or replayed telemetry from an authenticated
     // device is itself worth an investigator's look.
@@ -90,7 +107,7 @@ pub(crate) async fn post_telemetry(
         e.detail = reason;
         e
     };
-    let json = match decode(&headers, &body, limits.telemetry_max_batch_bytes) {
+    let json = match decode(encoding, body, limits.telemetry_max_batch_bytes) {
         Ok(json) => json,
         Err(err) => {
             state.audit(refuse(format!("{err:?}"))).await?;
@@ -106,7 +123,7 @@ pub(crate) async fn post_telemetry(
     };
     let model = match &who.record {
         Some(own) => own.model.clone(),
-        None => state.store.device(id.as_str()).await?.model,
+        None => state.store.device(id).await?.model,
     };
     let received_at_ms = now_ms();
     // The device learns nothing of what its batch raised.
@@ -115,7 +132,7 @@ pub(crate) async fn post_telemetry(
             .into_iter()
             .map(|a| AlertRow {
                 id: 0,
-                device_id: id.as_str().to_owned(),
+                device_id: id.clone(),
                 sequence: batch.sequence,
                 at_ms: a.at_ms,
                 raised_at_ms: received_at_ms,
@@ -125,14 +142,18 @@ pub(crate) async fn post_telemetry(
             })
             .collect();
     let stored = TelemetryBatch {
-        device_id: id.as_str().to_owned(),
+        device_id: id.clone(),
         sequence: batch.sequence,
         received_at_ms,
         events: i64::try_from(batch.events.len()).unwrap_or(i64::MAX),
-        source: conn.addr.to_string(),
+        source: conn.source_label(),
         body: json,
     };
-    match state.store.record_telemetry(&stored, &alerts).await {
+    match state
+        .store
+        .record_telemetry(&stored, &alerts, reorder_window)
+        .await
+    {
         Ok(ids) => {
             let refs: Vec<AlertRef> = ids
                 .iter()
@@ -147,37 +168,58 @@ pub(crate) async fn post_telemetry(
                 .collect();
             // The batch and its alerts are stored: a failure to group them must not make the
             // device send the batch again. The alerts stay listed under the device.
-            if let Err(e) = crate::incidents::group(&state, id.as_str(), refs, received_at_ms).await
-            {
+            if let Err(e) = crate::incidents::group(state, id, refs, received_at_ms).await {
                 tracing::error!(device = id.as_str(), error = ?e, "grouping alerts into an incident");
             }
+            Ok(Ingested::Accepted {
+                sequence: batch.sequence,
+                events: batch.events.len(),
+            })
         }
         Err(medsec_store::Error::Replayed { sequence, last, .. }) => {
             let reason = format!(
-                "batch {sequence} is not after the last accepted batch, {last}: a replayed or \
-                 reordered batch is refused (send {} next)",
+                "batch {sequence} is not after the last accepted batch, {last}, or was stored \
+                 already: a replayed or reordered batch is refused (send {} next)",
                 last.saturating_add(1)
             );
             state.audit(refuse(reason.clone())).await?;
-            // The agent needs the number, not just the sentence: a batch equal to it was
-            // stored already (an acknowledgement lost), one below it was numbered from a lost
-            // state and goes again as the next number.
-            return Ok((
-                StatusCode::CONFLICT,
-                Json(serde_json::json!({ "error": reason, "last_sequence": last })),
-            )
-                .into_response());
+            Ok(Ingested::Replayed { reason, last })
         }
-        Err(other) => return Err(other.into()),
+        Err(other) => Err(other.into()),
     }
-    Ok((
-        StatusCode::OK,
-        Json(serde_json::json!({
-            "accepted": batch.sequence,
-            "events": batch.events.len(),
-        })),
-    )
-        .into_response())
+}
+
+/// `POST /api/v1/devices/{id}/telemetry`.
+pub(crate) async fn post_telemetry(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, ACTION, &target).await?;
+    authorize(&state, &conn, &who, ACTION, &target).await?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    // Over HTTPS a device's batches arrive in order on one connection: no reorder window.
+    match ingest(&state, &conn, &who, &target, encoding, &body, 0).await? {
+        Ingested::Accepted { sequence, events } => Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({ "accepted": sequence, "events": events })),
+        )
+            .into_response()),
+        // The agent needs the number, not just the sentence: a batch equal to it was stored
+        // already (an acknowledgement lost), one below it was numbered from a lost state and
+        // goes again as the next number.
+        Ingested::Replayed { reason, last } => Ok((
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({ "error": reason, "last_sequence": last })),
+        )
+            .into_response()),
+    }
 }
 
 /// The operator-port preamble of the per-device read routes: the device id, checked; the

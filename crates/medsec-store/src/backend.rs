@@ -509,7 +509,7 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow]) -> Result<Vec<i64>> {
+            async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow], reorder_window: i64) -> Result<Vec<i64>> {
                 let mut tx = self.pool.begin().await?;
                 // The cursor moves only forward: a batch not after it changes no row.
                 let moved = sqlx::query(
@@ -521,22 +521,28 @@ macro_rules! impl_store {
                 .bind(b.sequence)
                 .execute(&mut *tx)
                 .await?;
+                let mut last = None;
                 if moved.rows_affected() == 0 {
-                    let last: i64 = sqlx::query_scalar(
+                    let newest: i64 = sqlx::query_scalar(
                         "SELECT last_sequence FROM telemetry_cursors WHERE device_id = $1",
                     )
                     .bind(&b.device_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                    return Err(Error::Replayed {
-                        device: b.device_id.clone(),
-                        sequence: b.sequence,
-                        last,
-                    });
+                    // Inside the reorder window a batch never stored is late, not replayed;
+                    // one stored already inserts no row below.
+                    if b.sequence <= newest.saturating_sub(reorder_window.max(0)) {
+                        return Err(Error::Replayed {
+                            device: b.device_id.clone(),
+                            sequence: b.sequence,
+                            last: newest,
+                        });
+                    }
+                    last = Some(newest);
                 }
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO telemetry_batches (device_id, sequence, received_at_ms, events, source, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, sequence) DO NOTHING",
                 )
                 .bind(&b.device_id)
                 .bind(b.sequence)
@@ -545,8 +551,14 @@ macro_rules! impl_store {
                 .bind(&b.source)
                 .bind(&b.body)
                 .execute(&mut *tx)
-                .await
-                .map_err(conflict("telemetry batch", b.sequence.to_string()))?;
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    return Err(Error::Replayed {
+                        device: b.device_id.clone(),
+                        sequence: b.sequence,
+                        last: last.unwrap_or(b.sequence),
+                    });
+                }
                 let mut ids = Vec::with_capacity(alerts.len());
                 for a in alerts {
                     let id: i64 = sqlx::query_scalar(

@@ -422,13 +422,15 @@ pub trait Store: Send + Sync + Clone + 'static {
         report: &VersionReport,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Stores a telemetry batch and the alerts raised on it if its sequence number is greater
-    /// than the device's last accepted one (`Replayed` otherwise), advances that number and the
-    /// device's last-seen time, all in one transaction: a batch acknowledged is a batch stored.
-    /// Returns the ids given to the alerts, in order.
+    /// than the device's last accepted one, or at most `reorder_window` below it and not stored
+    /// yet (`Replayed` otherwise); advances that number and the device's last-seen time, all in
+    /// one transaction: a batch acknowledged is a batch stored. Returns the ids given to the
+    /// alerts, in order.
     fn record_telemetry(
         &self,
         batch: &TelemetryBatch,
         alerts: &[AlertRow],
+        reorder_window: i64,
     ) -> impl Future<Output = Result<Vec<i64>>> + Send;
     /// Sets whether a device is quarantined (`NotFound` for an unknown device).
     fn set_device_quarantined(
@@ -658,8 +660,9 @@ impl Store for AnyStore {
         &self,
         batch: &TelemetryBatch,
         alerts: &[AlertRow],
+        reorder_window: i64,
     ) -> Result<Vec<i64>> {
-        dispatch!(self, s => s.record_telemetry(batch, alerts))
+        dispatch!(self, s => s.record_telemetry(batch, alerts, reorder_window))
     }
     async fn set_device_quarantined(&self, id: &str, quarantined: bool) -> Result<()> {
         dispatch!(self, s => s.set_device_quarantined(id, quarantined))

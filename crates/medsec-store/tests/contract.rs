@@ -194,22 +194,26 @@ async fn telemetry<S: Store>(s: &S) {
         body: format!(r#"{{"rule":"{rule}"}}"#),
     };
     let ids = s
-        .record_telemetry(&batch("tel-1", 1, 100), &[alert("a", 100), alert("b", 100)])
+        .record_telemetry(
+            &batch("tel-1", 1, 100),
+            &[alert("a", 100), alert("b", 100)],
+            0,
+        )
         .await
         .unwrap();
     assert_eq!(ids.len(), 2);
     assert!(ids[0] < ids[1], "{ids:?}");
-    s.record_telemetry(&batch("tel-1", 5, 200), &[])
+    s.record_telemetry(&batch("tel-1", 5, 200), &[], 0)
         .await
         .unwrap();
     // Another device's sequence numbers are its own.
-    s.record_telemetry(&batch("tel-2", 1, 150), &[])
+    s.record_telemetry(&batch("tel-2", 1, 150), &[], 0)
         .await
         .unwrap();
     // A replay, and a batch older than the last accepted, are refused and change nothing.
     for (sequence, at) in [(5, 300), (3, 300)] {
         match s
-            .record_telemetry(&batch("tel-1", sequence, at), &[alert("replayed", at)])
+            .record_telemetry(&batch("tel-1", sequence, at), &[alert("replayed", at)], 0)
             .await
         {
             Err(Error::Replayed {
@@ -220,6 +224,35 @@ async fn telemetry<S: Store>(s: &S) {
             other => panic!("batch {sequence}: {other:?}"),
         }
     }
+    // With a reorder window (batches split over broker replicas), a late batch never stored is
+    // accepted and does not move the cursor back; a stored one, and one older than the window,
+    // are still replays.
+    s.record_telemetry(&batch("tel-2", 10, 160), &[], 4)
+        .await
+        .unwrap();
+    s.record_telemetry(&batch("tel-2", 7, 170), &[], 4)
+        .await
+        .unwrap();
+    for sequence in [7, 10, 6, 1] {
+        match s
+            .record_telemetry(&batch("tel-2", sequence, 180), &[], 4)
+            .await
+        {
+            Err(Error::Replayed { last, .. }) => assert_eq!(last, 10),
+            other => panic!("window batch {sequence}: {other:?}"),
+        }
+    }
+    let late: Vec<i64> = s
+        .telemetry("tel-2", 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.sequence)
+        .collect();
+    assert_eq!(late.len(), 3, "{late:?}");
+    s.record_telemetry(&batch("tel-2", 11, 190), &[], 0)
+        .await
+        .unwrap();
     let stored = s.telemetry("tel-1", 0, 10).await.unwrap();
     assert_eq!(stored, vec![batch("tel-1", 5, 200), batch("tel-1", 1, 100)]);
     assert_eq!(s.telemetry("tel-1", 150, 10).await.unwrap().len(), 1);
@@ -227,7 +260,7 @@ async fn telemetry<S: Store>(s: &S) {
     assert_eq!(s.device("tel-1").await.unwrap().last_seen_ms, Some(200));
     // A batch of an unknown device is refused by the database.
     assert!(
-        s.record_telemetry(&batch("tel-nobody", 1, 100), &[])
+        s.record_telemetry(&batch("tel-nobody", 1, 100), &[], 0)
             .await
             .is_err()
     );

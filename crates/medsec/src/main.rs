@@ -10,6 +10,7 @@ mod demo;
 mod fleet_demo;
 mod investigate;
 mod keys;
+mod mqtt;
 mod progress;
 mod repo;
 mod server;
@@ -87,6 +88,9 @@ enum Command {
     /// The Defender's detectors: evaluate them on labelled flow data.
     #[command(subcommand)]
     Defender(defender::DefenderCommand),
+    /// MQTT telemetry ingestion: the broker's configuration.
+    #[command(subcommand)]
+    Mqtt(mqtt::MqttCommand),
     /// Investigator: one device's timeline (telemetry, security events, alerts, incidents,
     /// installs, certificates, policy decisions), as a table, JSON or CSV.
     Investigate(Box<investigate::InvestigateArgs>),
@@ -557,6 +561,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => server::run_policy(cmd),
         Command::Defender(cmd) => defender::run(cmd),
         Command::Investigate(args) => investigate::run(*args),
+        Command::Mqtt(cmd) => mqtt::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -389,6 +389,116 @@ fn telemetry_waits_while_the_server_is_unreachable_and_then_goes_in_order() {
     );
 }
 
+/// The agent's own certificate and key (its `identity.pem` holds both) send a batch with curl.
+fn attestation_failure(f: &Fleet, device: &str) {
+    let identity = f.dir(device).join("identity.pem").display().to_string();
+    let body = r#"{"sequence": 1000000, "events": [{"kind": "security", "at_ms": 1764748900000,
+        "event": "attestation_failed", "detail": "PCR 7 does not match"}]}"#;
+    let r = f.s.curl(&[
+        "--cert",
+        &identity,
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+        &f.s.device_url(&format!("/api/v1/devices/{device}/telemetry")),
+    ]);
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn an_incident_forces_an_update_on_a_quarantined_pump_and_a_forced_update_can_be_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fleet::new(tmp.path());
+    for d in ["pump-f", "pump-g"] {
+        f.enrol(d);
+        f.run(d, &[]);
+        attestation_failure(&f, d);
+    }
+    let incidents = f.api("/api/v1/incidents?open=true");
+    let incident_of = |device: &str| {
+        let i = incidents
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["devices"] == serde_json::json!([device]))
+            .unwrap_or_else(|| panic!("no incident for {device}: {incidents}"));
+        format!("/api/v1/incidents/{}", i["id"].as_str().unwrap())
+    };
+    let playbook = |device: &str, name: &str, release: &str| {
+        format!(r#"{{"action": "playbook", "playbook": "{name}", "device": "{device}"{release}}}"#)
+    };
+    let fix =
+        r#", "release": {"version": "1.2.0", "release_counter": 12, "target": "pump-1.2.0.img"}"#;
+    let as_op = |token: &str, path: &str, body: &str| {
+        f.s.curl(&[
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &f.s.operator_url(path),
+        ])
+    };
+
+    // Refused by name: no release, a release the repository does not sign, a viewer, and
+    // cancelling what was never forced.
+    let pf = incident_of("pump-f");
+    let r = as_op(&f.admin, &pf, &playbook("pump-f", "force_update", ""));
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("force_update needs"), "{r:?}");
+    let r = as_op(
+        &f.admin,
+        &pf,
+        &playbook(
+            "pump-f",
+            "force_update",
+            r#", "release": {"version": "9.9.9", "release_counter": 99, "target": "pump-9.9.9.img"}"#,
+        ),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("not in the image repository"), "{r:?}");
+    let viewer = f.s.operator_token("vic", "viewer", "1h");
+    let r = as_op(&viewer, &pf, &playbook("pump-f", "force_update", fix));
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = as_op(&f.admin, &pf, &playbook("pump-f", "cancel_update", ""));
+    assert_eq!(r.status, 409, "{r:?}");
+
+    // pump-f is quarantined, then forced to the fixed release by a security officer: a
+    // quarantined device still fetches updates, and installs it at its next poll.
+    let security = f.s.operator_token("sam", "security", "1h");
+    let r = as_op(&security, &pf, &playbook("pump-f", "quarantine", ""));
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = as_op(&security, &pf, &playbook("pump-f", "force_update", fix));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("pump-1.2.0.img"), "{r:?}");
+    f.run("pump-f", &[]);
+    assert_eq!(f.installed("pump-f"), ("1.2.0".into(), 12));
+
+    // pump-g: forced, then cancelled before it polled: it installs nothing.
+    let pg = incident_of("pump-g");
+    assert_eq!(
+        as_op(&security, &pg, &playbook("pump-g", "force_update", fix)).status,
+        200
+    );
+    let r = as_op(&security, &pg, &playbook("pump-g", "cancel_update", ""));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("aborted"), "{r:?}");
+    f.run("pump-g", &[]);
+    assert_eq!(f.installed("pump-g"), ("1.0.0".into(), 10));
+
+    // Every step is in the audit log, the security officer's permission with it.
+    f.s.audited(&f.admin, "the forced update's decision", |e| {
+        field(e, "action") == "device.force_update"
+            && field(e, "decision") == "allow"
+            && field(e, "principal").contains("sam")
+    });
+    f.s.audited(&f.admin, "the playbook on the incident", |e| {
+        field(e, "action") == "incident.manage" && has(e, "detail", "force_update pump-f")
+    });
+}
+
 #[test]
 fn the_agent_renews_its_certificate_with_a_new_key() {
     let tmp = tempfile::tempdir().unwrap();
