@@ -8,6 +8,81 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::rules::{Alert, Evidence, Severity, technique};
+use crate::telemetry::{Batch, Event};
+
+/// The first MAC address a batch reports (`identity` events), lower-cased.
+pub fn reported_mac(batch: &Batch) -> Option<(i64, String)> {
+    batch.events.iter().find_map(|e| match e {
+        Event::Identity { at_ms, mac } => Some((*at_ms, mac.to_ascii_lowercase())),
+        _ => None,
+    })
+}
+
+/// The alerts of a batch whose `identity` events report a MAC address other than the one bound
+/// to the device (the first it ever reported): a cloned device, or a swapped board that needs
+/// re-binding. Comparison ignores case.
+pub fn mac_alerts(bound: &str, batch: &Batch) -> Vec<Alert> {
+    let bound = bound.to_ascii_lowercase();
+    let mut seen = BTreeSet::new();
+    batch
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Identity { at_ms, mac } => {
+                let mac = mac.to_ascii_lowercase();
+                (mac != bound && seen.insert(mac.clone())).then(|| Alert {
+                    at_ms: *at_ms,
+                    rule: "identity-mac-changed".into(),
+                    severity: Severity::Critical,
+                    technique: technique("T0849", "Masquerading"),
+                    summary: format!(
+                        "the device's certificate is used from MAC address {mac}, but the device \
+                         is bound to {bound}: a cloned device, or hardware swapped without re-binding"
+                    ),
+                    evidence: vec![Evidence {
+                        feature: "mac".into(),
+                        observed: mac,
+                        expected: bound.clone(),
+                    }],
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The alert when `current`, the address a batch came from, differs from the newest of
+/// `recent` (the addresses of the device's batches within the window, newest first) and is
+/// also among the older ones: the certificate is in use from two places, alternating, which a
+/// device that merely moved (a new DHCP lease) does not do.
+pub fn address_alert(
+    recent: &[std::net::IpAddr],
+    current: std::net::IpAddr,
+    at_ms: i64,
+    window_secs: u64,
+) -> Option<Alert> {
+    let newest = *recent.first()?;
+    if newest == current || !recent.iter().skip(1).any(|a| *a == current) {
+        return None;
+    }
+    Some(Alert {
+        at_ms,
+        rule: "identity-address-conflict".into(),
+        severity: Severity::Critical,
+        technique: technique("T0849", "Masquerading"),
+        summary: format!(
+            "the device's certificate is in use from {current} and {newest}, alternating within \
+             {window_secs} s: two devices hold one identity (a cloned certificate and key)"
+        ),
+        evidence: vec![Evidence {
+            feature: "source address".into(),
+            observed: current.to_string(),
+            expected: newest.to_string(),
+        }],
+    })
+}
+
 /// The identities bound to each device, by kind (`certificate`, `mac`, `address`, …).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityBinding {
@@ -78,6 +153,42 @@ impl IdentityBinding {
 #[allow(clippy::indexing_slicing, reason = "test code")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_mac_and_alternating_addresses_are_caught_and_a_move_is_not() {
+        let batch = Batch::parse(
+            br#"{"sequence": 1, "events": [
+              {"kind": "identity", "at_ms": 5, "mac": "02:00:00:AA:BB:CC"},
+              {"kind": "identity", "at_ms": 6, "mac": "02:00:00:aa:bb:cd"},
+              {"kind": "identity", "at_ms": 7, "mac": "02:00:00:aa:bb:cd"}]}"#,
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            reported_mac(&batch),
+            Some((5, "02:00:00:aa:bb:cc".to_owned()))
+        );
+        assert!(mac_alerts("02:00:00:aa:bb:cc", &batch).len() == 1);
+        let a = &mac_alerts("02:00:00:aa:bb:cc", &batch)[0];
+        assert_eq!(a.rule, "identity-mac-changed");
+        assert_eq!(a.evidence[0].observed, "02:00:00:aa:bb:cd");
+        assert!(mac_alerts("02:00:00:aa:bb:cd", &batch).len() == 1);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // A then B then A: two holders.
+        let alert = address_alert(&[ip("10.0.0.2"), ip("10.0.0.1")], ip("10.0.0.1"), 9, 600);
+        assert_eq!(alert.unwrap().evidence[0].expected, "10.0.0.2");
+        // A device that moved once, or stays, is not judged.
+        assert!(address_alert(&[ip("10.0.0.1"), ip("10.0.0.1")], ip("10.0.0.2"), 9, 600).is_none());
+        assert!(address_alert(&[ip("10.0.0.2"), ip("10.0.0.1")], ip("10.0.0.2"), 9, 600).is_none());
+        assert!(address_alert(&[], ip("10.0.0.2"), 9, 600).is_none());
+        // Bad MACs are refused at parse time, by name.
+        let e = Batch::parse(
+            br#"{"sequence": 1, "events": [{"kind": "identity", "at_ms": 5, "mac": "02:00:00:aa:bb"}]}"#,
+            10,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a MAC address"), "{e}");
+    }
 
     #[test]
     fn a_cloned_device_on_another_mac_is_caught_and_the_real_one_is_not() {

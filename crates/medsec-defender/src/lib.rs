@@ -21,7 +21,7 @@
 //!   each alert names its rule, a MITRE ATT&CK for ICS technique and its evidence.
 
 mod baseline;
-mod binding;
+pub mod binding;
 mod forest;
 pub mod incident;
 pub mod metrics;

@@ -53,7 +53,7 @@ pub struct Technique {
     pub name: String,
 }
 
-fn technique(id: &str, name: &str) -> Technique {
+pub(crate) fn technique(id: &str, name: &str) -> Technique {
     Technique {
         id: id.into(),
         name: name.into(),
@@ -143,10 +143,19 @@ impl Default for ClassPolicy {
     }
 }
 
+fn default_address_window() -> u64 {
+    600
+}
+
 /// The rule policy: one class policy per model, and a default for the rest.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// How far back, in seconds, a device's source addresses are compared: a certificate used
+    /// from an address, then another, then the first again within this time is in use on two
+    /// devices at once (default 600; 0 turns the check off).
+    #[serde(default = "default_address_window")]
+    pub address_window_secs: u64,
     /// For models not listed.
     #[serde(default)]
     pub default: ClassPolicy,
@@ -201,6 +210,16 @@ impl Net {
         // Both kinds sit at the top of 128 bits, so a prefix is always the top `prefix` bits.
         let shift = 128 - u32::from(self.prefix);
         (bits(self.addr) >> shift) == (bits(ip) >> shift)
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            address_window_secs: default_address_window(),
+            default: ClassPolicy::default(),
+            classes: BTreeMap::new(),
+        }
     }
 }
 
@@ -387,6 +406,9 @@ pub fn evaluate(class: &ClassPolicy, batch: &Batch) -> Vec<Alert> {
                     });
                 }
             }
+            // Judged against the device's stored binding by the server
+            // ([`crate::binding::mac_alerts`]): one batch alone cannot tell a changed MAC.
+            Event::Identity { .. } => {}
             Event::Clinical {
                 at_ms,
                 signal,

@@ -221,6 +221,23 @@ pub enum Event {
         /// Its value.
         value: f64,
     },
+    /// The device's own network identity, for identity binding: the MAC address of the
+    /// interface it talks to medsec through (`aa:bb:cc:dd:ee:ff`).
+    Identity {
+        /// When.
+        at_ms: i64,
+        /// The MAC address.
+        mac: String,
+    },
+}
+
+/// Whether `mac` is six hexadecimal octets separated by `:`.
+pub fn is_mac(mac: &str) -> bool {
+    let octets: Vec<&str> = mac.split(':').collect();
+    octets.len() == 6
+        && octets
+            .iter()
+            .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// A batch as sent.
@@ -274,7 +291,8 @@ impl Event {
             Self::Metric { at_ms, .. }
             | Self::Security { at_ms, .. }
             | Self::Flow { at_ms, .. }
-            | Self::Clinical { at_ms, .. } => *at_ms,
+            | Self::Clinical { at_ms, .. }
+            | Self::Identity { at_ms, .. } => *at_ms,
         }
     }
 
@@ -317,6 +335,13 @@ impl Event {
                     if !values.is_empty() {
                         return Err(format!("{name:?} is a number: give `value`, not `values`"));
                     }
+                }
+            }
+            Self::Identity { mac, .. } => {
+                if !is_mac(mac) {
+                    return Err(format!(
+                        "mac {mac:?} is not a MAC address (six hex octets separated by `:`)"
+                    ));
                 }
             }
             Self::Security { detail, .. } => {

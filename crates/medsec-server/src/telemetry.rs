@@ -59,6 +59,38 @@ fn decode(encoding: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, Ap
     Ok(decoded)
 }
 
+/// Identity binding: a MAC address other than the one the device first reported, and a
+/// certificate used from two addresses by turns within `address_window_secs` (HTTPS only:
+/// through a broker the device's address is not seen).
+async fn identity_alerts(
+    state: &AppState,
+    conn: &Conn,
+    id: &str,
+    batch: &Batch,
+    now: i64,
+) -> Result<Vec<medsec_defender::rules::Alert>, ApiError> {
+    use medsec_defender::binding::{address_alert, mac_alerts, reported_mac};
+    let mut alerts = Vec::new();
+    if let Some((_, mac)) = reported_mac(batch) {
+        let bound = state.store.bind_identity(id, "mac", &mac, now).await?;
+        alerts.extend(mac_alerts(&bound, batch));
+    }
+    let window = state.defender.address_window_secs;
+    if conn.broker.is_none() && window > 0 {
+        let since =
+            now.saturating_sub(i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX));
+        let recent: Vec<std::net::IpAddr> = state
+            .store
+            .telemetry_sources(id, since, 16)
+            .await?
+            .iter()
+            .filter_map(|s| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+            .collect();
+        alerts.extend(address_alert(&recent, conn.addr.ip(), now, window));
+    }
+    Ok(alerts)
+}
+
 /// What became of a batch that was authorised.
 pub(crate) enum Ingested {
     /// Stored, with its alerts.
@@ -126,21 +158,22 @@ pub(crate) async fn ingest(
         None => state.store.device(id).await?.model,
     };
     let received_at_ms = now_ms();
+    let mut raised = medsec_defender::rules::evaluate(state.defender.class(&model), &batch);
+    raised.extend(identity_alerts(state, conn, id, &batch, received_at_ms).await?);
     // The device learns nothing of what its batch raised.
-    let alerts: Vec<AlertRow> =
-        medsec_defender::rules::evaluate(state.defender.class(&model), &batch)
-            .into_iter()
-            .map(|a| AlertRow {
-                id: 0,
-                device_id: id.clone(),
-                sequence: batch.sequence,
-                at_ms: a.at_ms,
-                raised_at_ms: received_at_ms,
-                rule: a.rule.clone(),
-                severity: a.severity.name().to_owned(),
-                body: serde_json::to_string(&a).unwrap_or_default(),
-            })
-            .collect();
+    let alerts: Vec<AlertRow> = raised
+        .into_iter()
+        .map(|a| AlertRow {
+            id: 0,
+            device_id: id.clone(),
+            sequence: batch.sequence,
+            at_ms: a.at_ms,
+            raised_at_ms: received_at_ms,
+            rule: a.rule.clone(),
+            severity: a.severity.name().to_owned(),
+            body: serde_json::to_string(&a).unwrap_or_default(),
+        })
+        .collect();
     let stored = TelemetryBatch {
         device_id: id.clone(),
         sequence: batch.sequence,

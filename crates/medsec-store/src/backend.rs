@@ -171,6 +171,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "incidents",
         include_str!("../migrations/sqlite/0007_incidents.sql"),
     ),
+    (
+        8,
+        "identity_bindings",
+        include_str!("../migrations/sqlite/0008_identity_bindings.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -207,6 +212,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         7,
         "incidents",
         include_str!("../migrations/postgres/0007_incidents.sql"),
+    ),
+    (
+        8,
+        "identity_bindings",
+        include_str!("../migrations/postgres/0008_identity_bindings.sql"),
     ),
 ];
 
@@ -583,6 +593,38 @@ macro_rules! impl_store {
                     .await?;
                 tx.commit().await?;
                 Ok(ids)
+            }
+
+            async fn telemetry_sources(&self, device_id: &str, since_ms: i64, limit: u32) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT source FROM telemetry_batches WHERE device_id = $1 AND received_at_ms >= $2 \
+                     ORDER BY received_at_ms DESC, sequence DESC LIMIT $3",
+                )
+                .bind(device_id)
+                .bind(since_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn bind_identity(&self, device_id: &str, kind: &str, value: &str, now_ms: i64) -> Result<String> {
+                sqlx::query(
+                    "INSERT INTO identity_bindings (device_id, kind, value, bound_at_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, kind) DO NOTHING",
+                )
+                .bind(device_id)
+                .bind(kind)
+                .bind(value)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(sqlx::query_scalar(
+                    "SELECT value FROM identity_bindings WHERE device_id = $1 AND kind = $2",
+                )
+                .bind(device_id)
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await?)
             }
 
             async fn set_device_quarantined(&self, id: &str, quarantined: bool) -> Result<()> {

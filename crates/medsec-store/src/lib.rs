@@ -432,6 +432,23 @@ pub trait Store: Send + Sync + Clone + 'static {
         alerts: &[AlertRow],
         reorder_window: i64,
     ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    /// The source addresses of the device's newest `limit` telemetry batches received at or
+    /// after `since_ms`, newest first (identity binding; no bodies are read).
+    fn telemetry_sources(
+        &self,
+        device_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Binds `value` as the device's identity of `kind` (a MAC address) if none is bound yet,
+    /// and returns the bound value: `value` itself the first time, the earlier one after.
+    fn bind_identity(
+        &self,
+        device_id: &str,
+        kind: &str,
+        value: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<String>> + Send;
     /// Sets whether a device is quarantined (`NotFound` for an unknown device).
     fn set_device_quarantined(
         &self,
@@ -663,6 +680,23 @@ impl Store for AnyStore {
         reorder_window: i64,
     ) -> Result<Vec<i64>> {
         dispatch!(self, s => s.record_telemetry(batch, alerts, reorder_window))
+    }
+    async fn telemetry_sources(
+        &self,
+        device_id: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        dispatch!(self, s => s.telemetry_sources(device_id, since_ms, limit))
+    }
+    async fn bind_identity(
+        &self,
+        device_id: &str,
+        kind: &str,
+        value: &str,
+        now_ms: i64,
+    ) -> Result<String> {
+        dispatch!(self, s => s.bind_identity(device_id, kind, value, now_ms))
     }
     async fn set_device_quarantined(&self, id: &str, quarantined: bool) -> Result<()> {
         dispatch!(self, s => s.set_device_quarantined(id, quarantined))

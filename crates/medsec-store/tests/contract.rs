@@ -253,6 +253,30 @@ async fn telemetry<S: Store>(s: &S) {
     s.record_telemetry(&batch("tel-2", 11, 190), &[], 0)
         .await
         .unwrap();
+    assert_eq!(
+        s.telemetry_sources("tel-1", 0, 10).await.unwrap(),
+        vec!["127.0.0.1:5000", "127.0.0.1:5000"]
+    );
+    assert_eq!(
+        s.telemetry_sources("tel-1", 150, 10).await.unwrap().len(),
+        1
+    );
+    // The first MAC a device reports is its binding; a later one returns the first.
+    let mac = "02:00:00:aa:bb:cc";
+    assert_eq!(s.bind_identity("tel-1", "mac", mac, 10).await.unwrap(), mac);
+    assert_eq!(
+        s.bind_identity("tel-1", "mac", "02:00:00:aa:bb:cd", 20)
+            .await
+            .unwrap(),
+        mac
+    );
+    assert_eq!(
+        s.bind_identity("tel-2", "mac", "02:00:00:aa:bb:cd", 20)
+            .await
+            .unwrap(),
+        "02:00:00:aa:bb:cd"
+    );
+    assert!(s.bind_identity("tel-nobody", "mac", mac, 10).await.is_err());
     let stored = s.telemetry("tel-1", 0, 10).await.unwrap();
     assert_eq!(stored, vec![batch("tel-1", 5, 200), batch("tel-1", 1, 100)]);
     assert_eq!(s.telemetry("tel-1", 150, 10).await.unwrap().len(), 1);

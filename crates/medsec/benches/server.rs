@@ -55,6 +55,10 @@ impl Drop for Killed {
 
 /// Starts `medsec server` with limits raised out of the way and returns (device addr, process).
 fn start_medsec(work: &Path) -> (String, Killed) {
+    start_medsec_with(work, &[])
+}
+
+fn start_medsec_with(work: &Path, env: &[(&str, String)]) -> (String, Killed) {
     std::fs::write(
         work.join("defender.json"),
         r#"{"classes": {"infusion-pump": {"destinations": ["10.20.0.0/16"], "remote_ports": [1111, 8443]}}}"#,
@@ -80,6 +84,7 @@ fn start_medsec(work: &Path) -> (String, Killed) {
         // The telemetry row's devices are pumps on a profiled network: every flow is checked
         // against the allowlist.
         .env("MEDSEC_DEFENDER_POLICY", work.join("defender.json"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -617,6 +622,144 @@ async fn director_polls(
     }
 }
 
+/// One gzip telemetry batch of `per_batch` events: flows to the pumps' profiled network (each
+/// checked against the allowlist) and a metric in ten.
+fn gzip_batch(seq: usize, per_batch: usize) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut events = Vec::with_capacity(per_batch);
+    for e in 0..per_batch {
+        let at = 1_764_748_800_000i64 + (seq * per_batch + e) as i64;
+        events.push(if e % 10 == 9 {
+            format!(r#"{{"kind":"metric","at_ms":{at},"name":"bytes_out","value":{}}}"#, 4000 + e)
+        } else {
+            format!(
+                r#"{{"kind":"flow","at_ms":{at},"remote":"10.20.{}.{}","remote_port":1111,"protocol":"tcp","bytes_out":{},"bytes_in":186,"packets_out":4,"packets_in":3,"duration_ms":12.5}}"#,
+                e % 7,
+                e % 250,
+                400 + e % 300
+            )
+        });
+    }
+    let json = format!(r#"{{"sequence":{seq},"events":[{}]}}"#, events.join(","));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Telemetry through Mosquitto: a second medsec server (its own data directory) behind a
+/// broker configured by `medsec mqtt broker-config`; each device of a new fleet publishes its
+/// prepared gzip batches with QoS 1 over its own TLS connection (rumqttc), and the clock runs
+/// from the first publish until the store holds every batch (parsed, rule-checked, committed,
+/// then acknowledged to the broker). Needs `mosquitto`.
+fn mqtt_ingest(runtime: &tokio::runtime::Runtime, work: &Path, devices: usize, per_batch: usize) {
+    if Command::new("mosquitto").arg("-h").output().is_err() {
+        println!(
+            "| medsec | telemetry via MQTT: mosquitto is not installed (apt-get install mosquitto) | | | | | |"
+        );
+        return;
+    }
+    let dir = work.join("mqtt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let user = run(&dir, "id", &["-un"]).trim().to_owned();
+    let listen = format!("127.0.0.1:{port}");
+    run(
+        &dir,
+        env!("CARGO_BIN_EXE_medsec"),
+        &[
+            "mqtt",
+            "broker-config",
+            "--data-dir",
+            "data",
+            "--dir",
+            "broker",
+            "--listen",
+            &listen,
+            "--run-as",
+            &user,
+        ],
+    );
+    let _broker = Killed(
+        Command::new("mosquitto")
+            .args(["-c", "broker/mosquitto.conf"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _server = start_medsec_with(&dir, &[("MEDSEC_MQTT__BROKER", listen.clone())]);
+    let fleet = runtime.block_on(fleet(&dir, devices));
+    let batches: usize = std::env::var("BENCH_MQTT_BATCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let payloads: Vec<Vec<u8>> = (1..=batches)
+        .map(|seq| gzip_batch(seq, per_batch))
+        .collect();
+    let wire = payloads.first().map_or(0, Vec::len);
+    runtime.block_on(async {
+        use medsec_store::Store as _;
+        let store = medsec_store::AnyStore::open(
+            &format!("sqlite://{}", dir.join("data/medsec.db").display()),
+            1,
+        )
+        .await
+        .unwrap();
+        // Let the ingestion connections subscribe before anyone publishes.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let begin = Instant::now();
+        let mut clients = Vec::new();
+        for (id, config) in &fleet {
+            let mut o = rumqttc::MqttOptions::new(id.clone(), "127.0.0.1", port);
+            o.set_max_packet_size(1 << 20, 1 << 20).set_transport(
+                rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+                    config.clone(),
+                )),
+            );
+            let (client, mut events) = rumqttc::AsyncClient::new(o, batches + 8);
+            let topic = format!("medsec/devices/{id}/telemetry");
+            for p in &payloads {
+                client
+                    .publish(topic.clone(), rumqttc::QoS::AtLeastOnce, false, p.clone())
+                    .await
+                    .unwrap();
+            }
+            clients.push(client);
+            tokio::spawn(async move { while events.poll().await.is_ok() {} });
+        }
+        let total = fleet.len() * batches;
+        let deadline = begin + Duration::from_secs(300);
+        loop {
+            let mut stored = 0;
+            for (id, _) in &fleet {
+                stored += store.telemetry(id, 0, 1000).await.unwrap().len();
+            }
+            if stored >= total {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {stored} of {total} batches stored after 300 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let elapsed = begin.elapsed().as_secs_f64();
+        println!(
+            "| medsec | telemetry via MQTT (Mosquitto 2.0, TLS 1.3, QoS 1): {devices} devices x \
+             {batches} gzip batches of {per_batch} events (~{wire} bytes), parsed, rule-checked, \
+             stored, then acknowledged to the broker; 2 shared-subscription connections; \
+             {total} batches in {elapsed:.1} s | X25519 | {:.0} events/s | | | 0 |",
+            (total * per_batch) as f64 / elapsed
+        );
+        drop(clients);
+    });
+}
+
 /// Telemetry ingestion: each device of `fleet` sends gzip batches of `per_batch` events (flows
 /// to its profiled network and metrics, each checked by the rules) on its own kept-alive
 /// connection, one batch at a time (closed loop), until `secs` pass or its prepared batches run
@@ -629,30 +772,12 @@ async fn telemetry_ingest(
     batches: usize,
     secs: u64,
 ) {
-    use std::io::Write as _;
     let mut prepared = Vec::new();
     let mut wire_bytes = 0usize;
     for (id, _) in fleet {
         let mut mine = Vec::with_capacity(batches);
         for seq in 1..=batches {
-            let mut events = Vec::with_capacity(per_batch);
-            for e in 0..per_batch {
-                let at = 1_764_748_800_000i64 + (seq * per_batch + e) as i64;
-                events.push(if e % 10 == 9 {
-                    format!(r#"{{"kind":"metric","at_ms":{at},"name":"bytes_out","value":{}}}"#, 4000 + e)
-                } else {
-                    format!(
-                        r#"{{"kind":"flow","at_ms":{at},"remote":"10.20.{}.{}","remote_port":1111,"protocol":"tcp","bytes_out":{},"bytes_in":186,"packets_out":4,"packets_in":3,"duration_ms":12.5}}"#,
-                        e % 7,
-                        e % 250,
-                        400 + e % 300
-                    )
-                });
-            }
-            let json = format!(r#"{{"sequence":{seq},"events":[{}]}}"#, events.join(","));
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            gz.write_all(json.as_bytes()).unwrap();
-            let body = gz.finish().unwrap();
+            let body = gzip_batch(seq, per_batch);
             wire_bytes = body.len();
             let mut request = format!(
                 "POST /api/v1/devices/{id}/telemetry HTTP/1.1\r\nHost: 127.0.0.1\r\n\
@@ -1059,6 +1184,13 @@ fn main() {
             .unwrap_or(1_000);
         let fleet = runtime.block_on(fleet(&work, devices));
         runtime.block_on(telemetry_ingest(&medsec_addr, &fleet, per_batch, 400, secs));
+    }
+    if wanted("telemetry via MQTT") {
+        let per_batch: usize = std::env::var("BENCH_TELEMETRY_EVENTS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000);
+        mqtt_ingest(&runtime, &work, 16, per_batch);
     }
     if wanted("cedar") {
         cedar();

@@ -2177,6 +2177,80 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
 }
 
 #[test]
+fn a_cloned_identity_is_caught_by_its_alternating_address_and_its_changed_mac() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[], &[]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-i");
+    s.enrol("pump-j");
+    // `from` is the source address (any 127.x reaches the server on loopback).
+    let send = |device: &str, sequence: i64, from: &str, mac: &str| {
+        let body = format!(
+            r#"{{"sequence": {sequence}, "events": [
+              {{"kind": "identity", "at_ms": 1764748900000, "mac": "{mac}"}},
+              {{"kind": "metric", "at_ms": 1764748900000, "name": "bytes_out", "value": 100}}]}}"#
+        );
+        let mut args: Vec<String> = s.as_device(device).into();
+        args.extend([
+            "--interface".into(),
+            from.into(),
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            "--data-binary".into(),
+            body,
+            s.device_url(&format!("/api/v1/devices/{device}/telemetry")),
+        ]);
+        let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            r.status,
+            200,
+            "{r:?}\n{}",
+            std::fs::read_to_string(s.work.join("server.log")).unwrap_or_default()
+        );
+    };
+    let rules = |device: &str| -> Vec<String> {
+        let r = s.curl(&[
+            "-H",
+            &format!("Authorization: Bearer {admin}"),
+            &s.operator_url(&format!("/api/v1/devices/{device}/alerts")),
+        ]);
+        assert_eq!(r.status, 200, "{r:?}");
+        let list: Value = serde_json::from_str(&r.body).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["rule"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Normal: one address, one MAC; then a move to a new address (a new lease). No alert.
+    send("pump-j", 1, "127.0.0.1", "02:00:00:00:00:0a");
+    send("pump-j", 2, "127.0.0.1", "02:00:00:00:00:0A");
+    send("pump-i", 1, "127.0.0.1", "02:00:00:00:00:01");
+    send("pump-i", 2, "127.0.0.2", "02:00:00:00:00:01");
+    assert_eq!(rules("pump-i"), Vec::<String>::new());
+    assert_eq!(rules("pump-j"), Vec::<String>::new());
+    // Back to the first address while the second is in use: two holders of one certificate.
+    send("pump-i", 3, "127.0.0.1", "02:00:00:00:00:01");
+    assert_eq!(rules("pump-i"), vec!["identity-address-conflict"]);
+    // The clone reports its own MAC.
+    send("pump-i", 4, "127.0.0.1", "02:00:00:00:00:99");
+    assert_eq!(
+        rules("pump-i"),
+        vec!["identity-mac-changed", "identity-address-conflict"]
+    );
+    let r = s.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {admin}"),
+        &s.operator_url("/api/v1/devices/pump-i/alerts"),
+    ]);
+    assert!(
+        r.body.contains("02:00:00:00:00:99") && r.body.contains("T0849"),
+        "{r:?}"
+    );
+    assert_eq!(rules("pump-j"), Vec::<String>::new());
+}
+
+#[test]
 fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
     let tmp = tempfile::tempdir().unwrap();
     // Pumps talk to their gateway subnet on port 1111 and nothing else.
