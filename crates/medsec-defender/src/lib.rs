@@ -24,6 +24,7 @@ mod baseline;
 pub mod binding;
 mod forest;
 pub mod incident;
+pub mod learned;
 pub mod metrics;
 mod rng;
 pub mod rules;

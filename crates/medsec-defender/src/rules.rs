@@ -147,6 +147,10 @@ fn default_address_window() -> u64 {
     600
 }
 
+fn default_baseline_threshold() -> f64 {
+    8.0
+}
+
 /// The rule policy: one class policy per model, and a default for the rest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +160,10 @@ pub struct Policy {
     /// devices at once (default 600; 0 turns the check off).
     #[serde(default = "default_address_window")]
     pub address_window_secs: u64,
+    /// A flow or metric this many robust standard deviations from its class's learned baseline
+    /// raises an alert (default 8; see [`crate::learned`]).
+    #[serde(default = "default_baseline_threshold")]
+    pub baseline_threshold: f64,
     /// For models not listed.
     #[serde(default)]
     pub default: ClassPolicy,
@@ -217,6 +225,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             address_window_secs: default_address_window(),
+            baseline_threshold: default_baseline_threshold(),
             default: ClassPolicy::default(),
             classes: BTreeMap::new(),
         }
@@ -227,6 +236,12 @@ impl Policy {
     /// Reads a policy (JSON) and checks every network in it.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let policy: Policy = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if !(policy.baseline_threshold.is_finite() && policy.baseline_threshold > 0.0) {
+            return Err(format!(
+                "baseline_threshold must be a positive number, not {}",
+                policy.baseline_threshold
+            ));
+        }
         for (name, class) in std::iter::once(("default", &policy.default))
             .chain(policy.classes.iter().map(|(k, v)| (k.as_str(), v)))
         {

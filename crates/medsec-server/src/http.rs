@@ -94,6 +94,8 @@ pub struct AppState {
     repeats: crate::repeats::Repeats,
     /// The Defender's rules, applied to every telemetry batch.
     pub defender: medsec_defender::rules::Policy,
+    /// Learned baselines: the signing key and each model's loaded version.
+    pub baselines: crate::baselines::Baselines,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -104,6 +106,10 @@ pub(crate) fn now_ms() -> i64 {
 
 impl AppState {
     /// Assembles the state.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each part is required and of its own type; a builder would allow a half-made state"
+    )]
     pub fn new(
         store: AnyStore,
         policies: Policies,
@@ -112,6 +118,7 @@ impl AppState {
         tls: Arc<Reloadable>,
         config: Config,
         director: Director,
+        baseline_key: medsec_crypto::SigningKey,
     ) -> Self {
         let per_second =
             NonZeroU32::new(config.limits.requests_per_second).unwrap_or(NonZeroU32::MIN);
@@ -132,6 +139,7 @@ impl AppState {
             director,
             repeats,
             defender: medsec_defender::rules::Policy::default(),
+            baselines: crate::baselines::Baselines::new(baseline_key),
         }
     }
 
@@ -334,6 +342,10 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/defender/audit",
             get(crate::telemetry::audit_checks),
+        )
+        .route(
+            "/api/v1/defender/baselines/{model}",
+            get(crate::baselines::show).post(crate::baselines::train),
         )
         .route(
             "/api/v1/devices/{id}/timeline",

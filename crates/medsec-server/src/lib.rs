@@ -15,6 +15,7 @@
 
 pub mod audit_log;
 pub mod authz;
+pub mod baselines;
 pub mod campaigns;
 pub mod config;
 pub mod defender_audit;
@@ -296,6 +297,9 @@ impl Server {
                 device_tls.clone(),
                 config.clone(),
                 director,
+                // Baselines are signed with the log key: both are records the server vouches
+                // for, and the signed message is domain-separated (baselines.rs).
+                audit_log::load_or_create_key(dirs.root())?,
             )
             .with_defender(defender),
         );

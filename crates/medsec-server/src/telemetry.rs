@@ -160,6 +160,9 @@ pub(crate) async fn ingest(
     let received_at_ms = now_ms();
     let mut raised = medsec_defender::rules::evaluate(state.defender.class(&model), &batch);
     raised.extend(identity_alerts(state, conn, id, &batch, received_at_ms).await?);
+    if let Some((version, baseline)) = state.baselines.current(state, &model).await {
+        raised.extend(baseline.score(&batch, state.defender.baseline_threshold, version));
+    }
     // The device learns nothing of what its batch raised.
     let alerts: Vec<AlertRow> = raised
         .into_iter()

@@ -12,9 +12,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AlertRow, AuditRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery, DirectorMetadata,
-    DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory, OperatorToken,
-    Result, Store, TelemetryBatch, VersionReport, mask_password,
+    AlertRow, AuditRow, BaselineRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery,
+    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
+    OperatorToken, Result, Store, TelemetryBatch, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -176,6 +176,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "identity_bindings",
         include_str!("../migrations/sqlite/0008_identity_bindings.sql"),
     ),
+    (
+        9,
+        "defender_baselines",
+        include_str!("../migrations/sqlite/0009_defender_baselines.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -217,6 +222,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         8,
         "identity_bindings",
         include_str!("../migrations/postgres/0008_identity_bindings.sql"),
+    ),
+    (
+        9,
+        "defender_baselines",
+        include_str!("../migrations/postgres/0009_defender_baselines.sql"),
     ),
 ];
 
@@ -625,6 +635,44 @@ macro_rules! impl_store {
                 .bind(kind)
                 .fetch_one(&self.pool)
                 .await?)
+            }
+
+            async fn add_baseline(&self, b: &BaselineRow) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO defender_baselines (model, version, created_at_ms, created_by, body, signature) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&b.model)
+                .bind(b.version)
+                .bind(b.created_at_ms)
+                .bind(&b.created_by)
+                .bind(&b.body)
+                .bind(&b.signature)
+                .execute(&self.pool)
+                .await
+                .map_err(conflict("baseline version", format!("{} v{}", b.model, b.version)))?;
+                Ok(())
+            }
+
+            async fn latest_baseline(&self, model: &str) -> Result<Option<BaselineRow>> {
+                let row = sqlx::query(
+                    "SELECT model, version, created_at_ms, created_by, body, signature \
+                     FROM defender_baselines WHERE model = $1 ORDER BY version DESC LIMIT 1",
+                )
+                .bind(model)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(BaselineRow {
+                        model: r.try_get(0)?,
+                        version: r.try_get(1)?,
+                        created_at_ms: r.try_get(2)?,
+                        created_by: r.try_get(3)?,
+                        body: r.try_get(4)?,
+                        signature: r.try_get(5)?,
+                    })
+                })
+                .transpose()
             }
 
             async fn set_device_quarantined(&self, id: &str, quarantined: bool) -> Result<()> {

@@ -234,6 +234,23 @@ pub struct TelemetryBatch {
     pub body: Vec<u8>,
 }
 
+/// A learned baseline of a device model, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineRow {
+    /// The model.
+    pub model: String,
+    /// Its version (1, 2, …; the newest is in force).
+    pub version: i64,
+    /// When it was trained.
+    pub created_at_ms: i64,
+    /// Who asked for it.
+    pub created_by: String,
+    /// The baseline (JSON).
+    pub body: String,
+    /// The signature over it (hex).
+    pub signature: String,
+}
+
 /// An alert the Defender raised on a device's telemetry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlertRow {
@@ -440,6 +457,14 @@ pub trait Store: Send + Sync + Clone + 'static {
         since_ms: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Stores a new baseline version (`Conflict` if that version exists: another replica
+    /// trained at the same time).
+    fn add_baseline(&self, baseline: &BaselineRow) -> impl Future<Output = Result<()>> + Send;
+    /// The newest baseline of `model`, if any.
+    fn latest_baseline(
+        &self,
+        model: &str,
+    ) -> impl Future<Output = Result<Option<BaselineRow>>> + Send;
     /// Binds `value` as the device's identity of `kind` (a MAC address) if none is bound yet,
     /// and returns the bound value: `value` itself the first time, the earlier one after.
     fn bind_identity(
@@ -680,6 +705,12 @@ impl Store for AnyStore {
         reorder_window: i64,
     ) -> Result<Vec<i64>> {
         dispatch!(self, s => s.record_telemetry(batch, alerts, reorder_window))
+    }
+    async fn add_baseline(&self, baseline: &BaselineRow) -> Result<()> {
+        dispatch!(self, s => s.add_baseline(baseline))
+    }
+    async fn latest_baseline(&self, model: &str) -> Result<Option<BaselineRow>> {
+        dispatch!(self, s => s.latest_baseline(model))
     }
     async fn telemetry_sources(
         &self,

@@ -11,9 +11,9 @@
 )]
 
 use medsec_store::{
-    AlertRow, AnyStore, AuditRow, CampaignRow, DeviceKey, DeviceQuery, DirectorMetadata,
-    DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory, OperatorToken,
-    SqliteStore, Store, TelemetryBatch, VersionReport,
+    AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
+    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
+    OperatorToken, SqliteStore, Store, TelemetryBatch, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
@@ -260,6 +260,27 @@ async fn telemetry<S: Store>(s: &S) {
     assert_eq!(
         s.telemetry_sources("tel-1", 150, 10).await.unwrap().len(),
         1
+    );
+    // Baselines: versions per model, the newest in force, a version only once.
+    let baseline = |model: &str, version: i64| BaselineRow {
+        model: model.into(),
+        version,
+        created_at_ms: 10 * version,
+        created_by: "Operator::\"sam\"".into(),
+        body: format!(r#"{{"v":{version}}}"#),
+        signature: "00".into(),
+    };
+    assert_eq!(s.latest_baseline("pump").await.unwrap(), None);
+    s.add_baseline(&baseline("pump", 1)).await.unwrap();
+    s.add_baseline(&baseline("pump", 2)).await.unwrap();
+    s.add_baseline(&baseline("monitor", 1)).await.unwrap();
+    assert!(matches!(
+        s.add_baseline(&baseline("pump", 2)).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        s.latest_baseline("pump").await.unwrap(),
+        Some(baseline("pump", 2))
     );
     // The first MAC a device reports is its binding; a later one returns the first.
     let mac = "02:00:00:aa:bb:cc";

@@ -2251,6 +2251,148 @@ fn a_cloned_identity_is_caught_by_its_alternating_address_and_its_changed_mac() 
 }
 
 #[test]
+fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[], &[]);
+    let security = s.operator_token("sam", "security", "1h");
+    let viewer = s.operator_token("vic", "viewer", "1h");
+    let pumps = ["pump-b0", "pump-b1", "pump-b2"];
+    for p in pumps {
+        s.enrol(p);
+    }
+    // `flows` as (bytes out, duration ms); every pump talks to the same gateway.
+    let send = |device: &str, sequence: i64, flows: &[(u64, f64)]| {
+        let events: Vec<String> = flows
+            .iter()
+            .map(|(bytes, ms)| {
+                format!(
+                    r#"{{"kind": "flow", "at_ms": 1764748900000, "remote": "10.0.1.150",
+                      "remote_port": 1111, "protocol": "tcp", "bytes_out": {bytes},
+                      "bytes_in": 186, "packets_out": 4, "packets_in": 3, "duration_ms": {ms}}}"#
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"sequence": {sequence}, "events": [{}]}}"#,
+            events.join(",")
+        );
+        let mut args: Vec<String> = s.as_device(device).into();
+        args.extend([
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            "--data-binary".into(),
+            body,
+            s.device_url(&format!("/api/v1/devices/{device}/telemetry")),
+        ]);
+        let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(r.status, 200, "{r:?}");
+    };
+    let normal = |k: u64| -> Vec<(u64, f64)> {
+        (0..20)
+            .map(|i| (450 + (i * 37 + k * 11) % 100, 10.0 + ((i + k) % 5) as f64))
+            .collect()
+    };
+    let op = |token: &str, method: &str, path: &str, body: &str| {
+        s.curl(&[
+            "-X",
+            method,
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &s.operator_url(path),
+        ])
+    };
+    let alerts = |device: &str| -> Vec<Value> {
+        let r = s.curl(&[
+            "-H",
+            &format!("Authorization: Bearer {security}"),
+            &s.operator_url(&format!("/api/v1/devices/{device}/alerts")),
+        ]);
+        serde_json::from_str::<Value>(&r.body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    // Too little data is named; a viewer may not train.
+    let r = op(&security, "POST", "/api/v1/defender/baselines/pump", "");
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("not enough telemetry"), "{r:?}");
+    for (i, p) in pumps.iter().enumerate() {
+        send(p, 1, &normal(i as u64));
+        send(p, 2, &normal(i as u64 + 7));
+    }
+    let r = op(&viewer, "POST", "/api/v1/defender/baselines/pump", "");
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = op(&security, "POST", "/api/v1/defender/baselines/pump", "{}");
+    assert_eq!(r.status, 201, "{r:?}");
+    let trained: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(trained["version"], 1);
+    assert_eq!(trained["devices"], 3);
+    assert_eq!(trained["flow_rows"], 120);
+    let r = op(&viewer, "GET", "/api/v1/defender/baselines/pump", "");
+    let shown: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(shown["verified"], true, "{shown}");
+
+    // Normal traffic stays silent; an exfiltrating flow to the usual gateway (no allowlist
+    // rule can see it) is caught by its volume, explained against the baseline.
+    send("pump-b0", 3, &normal(3));
+    assert!(alerts("pump-b0").is_empty());
+    let mut exfil = normal(4);
+    exfil.push((4_000_000, 11.0));
+    send("pump-b0", 4, &exfil);
+    let raised = alerts("pump-b0");
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["rule"], "baseline:flow@v1");
+    assert_eq!(raised[0]["technique"]["id"], "T0882");
+    assert_eq!(raised[0]["evidence"][0]["feature"], "bytes_out");
+    assert_eq!(raised[0]["evidence"][0]["observed"], "4000000");
+
+    // Version 2 leaves the alerted batch out of its training.
+    let r = op(&security, "POST", "/api/v1/defender/baselines/pump", "");
+    assert_eq!(r.status, 201, "{r:?}");
+    let v2: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["alerted_batches_left_out"], 1, "{v2}");
+
+    // A baseline edited in the database no longer verifies.
+    let url = format!("sqlite://{}", s.data.join("medsec.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = medsec_store::AnyStore::open(&url, 1).await.unwrap();
+        let medsec_store::AnyStore::Sqlite(db) = &store else {
+            panic!("the test server uses SQLite")
+        };
+        sqlx::query(
+            "UPDATE defender_baselines SET body = replace(body, '\"devices\":3', '\"devices\":4')",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        store.close().await;
+    });
+    let r = op(&viewer, "GET", "/api/v1/defender/baselines/pump", "");
+    let shown: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(shown["verified"], false, "{shown}");
+    assert!(
+        shown["problem"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
+        "{shown}"
+    );
+    s.audited(&security, "the training", |e| {
+        field(e, "action") == "baseline.train" && has(e, "detail", "v2: ")
+    });
+}
+
+#[test]
 fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
     let tmp = tempfile::tempdir().unwrap();
     // Pumps talk to their gateway subnet on port 1111 and nothing else.
