@@ -37,6 +37,9 @@ use crate::config::Mqtt;
 use crate::http::{ApiError, AppState, Conn, Peer, authorize, device_caller};
 use crate::telemetry::{ACTION, Ingested, ingest};
 
+/// Acknowledgements that may wait to be sent (see `session`).
+const ACK_QUEUE: usize = 4_096;
+
 /// The CN of the ingestion client's certificate; the broker's ACL names it.
 pub const INGEST_IDENTITY: &str = "medsec:ingest";
 
@@ -156,7 +159,11 @@ async fn session(state: &Arc<AppState>, host: &str, port: u16, n: usize) -> Resu
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], port)));
     // Stored beside each batch as `mqtt://<broker>/<client id>`: which connection took it.
     let broker_label: Arc<str> = Arc::from(format!("{host}:{port}/{}-{n}", config.client_id));
-    let (client, mut events) = AsyncClient::new(options, 16);
+    // Acknowledgements wait in this channel until the event loop next writes to the network,
+    // which it does only once it has handed out every packet it already read: it must hold
+    // every message the broker may have unacknowledged at once (`max_inflight_messages`, 64 in
+    // the configuration medsec writes), or the loop would wait on itself.
+    let (client, mut events) = AsyncClient::new(options, ACK_QUEUE);
     let filter = format!(
         "$share/{}/{}/+/telemetry",
         config.group, config.topic_prefix
@@ -194,7 +201,15 @@ async fn session(state: &Arc<AppState>, host: &str, port: u16, n: usize) -> Resu
                         return Err("the store failed; the message goes back to the broker".into());
                     }
                     Outcome::Stored | Outcome::Refused => {
-                        client.ack(&publish).await.map_err(|e| e.to_string())?;
+                        // Never waits: a full queue means a broker sending more than
+                        // ACK_QUEUE unacknowledged messages; reconnecting makes it resend them
+                        // (the stored ones are then refused as replays).
+                        client.try_ack(&publish).map_err(|e| {
+                            format!(
+                                "more than {ACK_QUEUE} unacknowledged messages: lower the \
+                                 broker's max_inflight_messages ({e})"
+                            )
+                        })?;
                     }
                 }
             }

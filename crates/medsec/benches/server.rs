@@ -55,10 +55,12 @@ impl Drop for Killed {
 
 /// Starts `medsec server` with limits raised out of the way and returns (device addr, process).
 fn start_medsec(work: &Path) -> (String, Killed) {
-    start_medsec_with(work, &[])
+    let (device, _, server) = start_medsec_with(work, &[]);
+    (device, server)
 }
 
-fn start_medsec_with(work: &Path, env: &[(&str, String)]) -> (String, Killed) {
+/// As [`start_medsec`], with more environment; returns (device addr, operator addr, process).
+fn start_medsec_with(work: &Path, env: &[(&str, String)]) -> (String, String, Killed) {
     std::fs::write(
         work.join("defender.json"),
         r#"{"classes": {"infusion-pump": {"destinations": ["10.20.0.0/16"], "remote_ports": [1111, 8443]}}}"#,
@@ -92,13 +94,18 @@ fn start_medsec_with(work: &Path, env: &[(&str, String)]) -> (String, Killed) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let device = line
-        .split("device port https://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
-        .to_owned();
-    (device, Killed(child))
+    let addr = |label: &str| {
+        line.split(label)
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
+            .to_owned()
+    };
+    (
+        addr("device port https://"),
+        addr("operator port https://"),
+        Killed(child),
+    )
 }
 
 /// Enrols `pump-1` with openssl + curl, leaving `pump-1.key` and `pump-1.pem` in `work`.
@@ -692,29 +699,102 @@ fn mqtt_ingest(runtime: &tokio::runtime::Runtime, work: &Path, devices: usize, p
             .spawn()
             .unwrap(),
     );
-    let _server = start_medsec_with(&dir, &[("MEDSEC_MQTT__BROKER", listen.clone())]);
+    let (_, operator, _server) = start_medsec_with(
+        &dir,
+        &[
+            ("MEDSEC_MQTT__BROKER", listen.clone()),
+            ("MEDSEC_LOG", "error,medsec_server::mqtt=info".into()),
+        ],
+    );
     let fleet = runtime.block_on(fleet(&dir, devices));
     let batches: usize = std::env::var("BENCH_MQTT_BATCHES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let payloads: Vec<Vec<u8>> = (1..=batches)
+    // Let the ingestion connections subscribe before anyone publishes.
+    std::thread::sleep(Duration::from_secs(2));
+    let first = mqtt_timed(runtime, &dir, port, &fleet, 1, batches, per_batch);
+    println!(
+        "| medsec | telemetry via MQTT (Mosquitto 2.0, TLS 1.3, QoS 1): {devices} devices x \
+         {batches} gzip batches of {per_batch} events (~{} bytes), parsed, rule-checked, \
+         identity-checked, stored, then acknowledged to the broker; 2 shared-subscription \
+         connections; no baseline yet | X25519 | {:.0} events/s | | | 0 |",
+        first.0, first.1
+    );
+    // Train the pumps' baseline from what was just stored, then the same again, scored.
+    let token = run(
+        &dir,
+        env!("CARGO_BIN_EXE_medsec"),
+        &[
+            "operator",
+            "token",
+            "create",
+            "--data-dir",
+            "data",
+            "--name",
+            "bench",
+            "--role",
+            "admin",
+        ],
+    );
+    let trained = run(
+        &dir,
+        "curl",
+        &[
+            "-sSf",
+            "--cacert",
+            "data/ca/chain.pem",
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            &format!("https://{operator}/api/v1/defender/baselines/infusion-pump"),
+        ],
+    );
+    assert!(trained.contains("\"version\":1"), "{trained}");
+    // Baselines are re-read every 30 s: wait until the new one is in force.
+    std::thread::sleep(medsec_server::baselines::CACHE_TTL + Duration::from_secs(1));
+    let second = mqtt_timed(runtime, &dir, port, &fleet, batches + 1, batches, per_batch);
+    println!(
+        "| medsec | the same, each flow and metric also scored against the class's learned \
+         baseline (v1) | X25519 | {:.0} events/s | | | 0 |",
+        second.1
+    );
+}
+
+/// Publishes batches `first..first + batches` of every device of `fleet` (QoS 1, one TLS
+/// connection each) and waits until the store holds them all; returns (bytes per batch,
+/// events per second).
+fn mqtt_timed(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    port: u16,
+    fleet: &[(String, Arc<rustls::ClientConfig>)],
+    first: usize,
+    batches: usize,
+    per_batch: usize,
+) -> (usize, f64) {
+    let payloads: Vec<Vec<u8>> = (first..first + batches)
         .map(|seq| gzip_batch(seq, per_batch))
         .collect();
     let wire = payloads.first().map_or(0, Vec::len);
     runtime.block_on(async {
-        use medsec_store::Store as _;
-        let store = medsec_store::AnyStore::open(
-            &format!("sqlite://{}", dir.join("data/medsec.db").display()),
-            1,
-        )
-        .await
-        .unwrap();
-        // Let the ingestion connections subscribe before anyone publishes.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // A read-only connection of its own: the store's own pool would take the write lock
+        // the server needs (it opens read-write and runs migrations).
+        let db = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.join("data/medsec.db"))
+                    .read_only(true),
+            )
+            .await
+            .unwrap();
         let begin = Instant::now();
         let mut clients = Vec::new();
-        for (id, config) in &fleet {
+        // Set once every batch is stored: the publishers' connections then close quietly.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for (id, config) in fleet {
             let mut o = rumqttc::MqttOptions::new(id.clone(), "127.0.0.1", port);
             o.set_max_packet_size(1 << 20, 1 << 20).set_transport(
                 rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
@@ -730,34 +810,42 @@ fn mqtt_ingest(runtime: &tokio::runtime::Runtime, work: &Path, devices: usize, p
                     .unwrap();
             }
             clients.push(client);
-            tokio::spawn(async move { while events.poll().await.is_ok() {} });
+            let (id, done) = (id.clone(), done.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = events.poll().await {
+                        if done.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        eprintln!("{id}: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            });
         }
-        let total = fleet.len() * batches;
+        let total = fleet.len() * (first - 1 + batches);
         let deadline = begin + Duration::from_secs(300);
         loop {
-            let mut stored = 0;
-            for (id, _) in &fleet {
-                stored += store.telemetry(id, 0, 1000).await.unwrap().len();
-            }
-            if stored >= total {
+            let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM telemetry_batches")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            if stored as usize >= total {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
                 "only {stored} of {total} batches stored after 300 s"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let elapsed = begin.elapsed().as_secs_f64();
-        println!(
-            "| medsec | telemetry via MQTT (Mosquitto 2.0, TLS 1.3, QoS 1): {devices} devices x \
-             {batches} gzip batches of {per_batch} events (~{wire} bytes), parsed, rule-checked, \
-             stored, then acknowledged to the broker; 2 shared-subscription connections; \
-             {total} batches in {elapsed:.1} s | X25519 | {:.0} events/s | | | 0 |",
-            (total * per_batch) as f64 / elapsed
-        );
-        drop(clients);
-    });
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        for c in &clients {
+            let _ = c.disconnect().await;
+        }
+        (wire, (fleet.len() * batches * per_batch) as f64 / elapsed)
+    })
 }
 
 /// Telemetry ingestion: each device of `fleet` sends gzip batches of `per_batch` events (flows
