@@ -28,6 +28,7 @@ pub mod learned;
 pub mod metrics;
 mod rng;
 pub mod rules;
+pub mod sigma;
 pub mod telemetry;
 
 pub use baseline::{Contribution, FeatureSpec, Features, RobustBaseline, Scored, Tail};

@@ -29,6 +29,7 @@ const TOP_KEYS: &[&str] = &[
     "image_root",
     "director_expiry_hours",
     "defender_policy",
+    "defender_sigma_dir",
     "mqtt",
     "limits",
 ];
@@ -75,6 +76,9 @@ pub struct Config {
     /// docs/defender.md). Default: the rules that need no profile (implausible clinical
     /// readings, failed attestation, logging turned off, bursts of failed logins).
     pub defender_policy: Option<PathBuf>,
+    /// A directory of Sigma rules (`*.yml`, `*.yaml`, one rule per file) run on every telemetry
+    /// event at ingestion (docs/defender.md). A rule that does not parse stops the server.
+    pub defender_sigma_dir: Option<PathBuf>,
     /// Telemetry ingestion through an MQTT broker (scale-out; docs/defender.md). Off unless
     /// `mqtt.broker` is set.
     pub mqtt: Mqtt,
@@ -228,6 +232,7 @@ impl Default for Config {
             image_root: None,
             director_expiry_hours: 24,
             defender_policy: None,
+            defender_sigma_dir: None,
             mqtt: Mqtt::default(),
             limits: Limits::default(),
         }

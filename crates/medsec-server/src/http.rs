@@ -96,6 +96,8 @@ pub struct AppState {
     pub defender: medsec_defender::rules::Policy,
     /// Learned baselines: the signing key and each model's loaded version.
     pub baselines: crate::baselines::Baselines,
+    /// Sigma event rules (`defender_sigma_dir`).
+    pub sigma: medsec_defender::sigma::SigmaRules,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -140,6 +142,7 @@ impl AppState {
             repeats,
             defender: medsec_defender::rules::Policy::default(),
             baselines: crate::baselines::Baselines::new(baseline_key),
+            sigma: medsec_defender::sigma::SigmaRules::default(),
         }
     }
 
@@ -147,6 +150,13 @@ impl AppState {
     #[must_use]
     pub fn with_defender(mut self, policy: medsec_defender::rules::Policy) -> Self {
         self.defender = policy;
+        self
+    }
+
+    /// Applies the Sigma event rules.
+    #[must_use]
+    pub fn with_sigma(mut self, rules: medsec_defender::sigma::SigmaRules) -> Self {
+        self.sigma = rules;
         self
     }
 

@@ -243,6 +243,35 @@ pub struct Server {
     pub state: Arc<http::AppState>,
 }
 
+/// The Sigma rules of `dir` (`*.yml`, `*.yaml`), in file-name order; none without a directory.
+fn load_sigma(dir: Option<&Path>) -> Result<medsec_defender::sigma::SigmaRules, Error> {
+    let Some(dir) = dir else {
+        return Ok(medsec_defender::sigma::SigmaRules::default());
+    };
+    let bad = |reason: String| Error::Config {
+        reason: format!("defender_sigma_dir {}: {reason}", dir.display()),
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| bad(e.to_string()))? {
+        let path = entry.map_err(|e| bad(e.to_string()))?.path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        ) {
+            let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((name, text));
+        }
+    }
+    files.sort();
+    let rules = medsec_defender::sigma::SigmaRules::parse(&files).map_err(bad)?;
+    tracing::info!(dir = %dir.display(), rules = rules.len(), "Sigma rules loaded");
+    Ok(rules)
+}
+
 impl Server {
     /// Prepares the data directory, opens the store, loads policies and binds both ports.
     pub async fn start(config: Config) -> Result<Self, Error> {
@@ -301,7 +330,8 @@ impl Server {
                 // for, and the signed message is domain-separated (baselines.rs).
                 audit_log::load_or_create_key(dirs.root())?,
             )
-            .with_defender(defender),
+            .with_defender(defender)
+            .with_sigma(load_sigma(config.defender_sigma_dir.as_deref())?),
         );
         state
             .audit(audit_log::event(

@@ -159,6 +159,7 @@ pub(crate) async fn ingest(
     };
     let received_at_ms = now_ms();
     let mut raised = medsec_defender::rules::evaluate(state.defender.class(&model), &batch);
+    raised.extend(state.sigma.evaluate(&model, &batch));
     raised.extend(identity_alerts(state, conn, id, &batch, received_at_ms).await?);
     if let Some((version, baseline)) = state.baselines.current(state, &model).await {
         raised.extend(baseline.score(&batch, state.defender.baseline_threshold, version));

@@ -2177,6 +2177,87 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
 }
 
 #[test]
+fn sigma_rules_from_a_directory_run_on_every_batch_and_a_bad_rule_stops_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("sigma");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("service-login.yml"),
+        r#"title: Service console login on a pump
+id: medsec-0001
+description: The service console is for the manufacturer's engineers only
+logsource:
+    product: medsec
+    category: device_telemetry
+detection:
+    selection:
+        kind: security
+        event: login_succeeded
+        detail|contains: service console
+    condition: selection
+level: high
+tags:
+    - attack.t0859
+"#,
+    )
+    .unwrap();
+    std::fs::write(rules.join("README.txt"), "not a rule").unwrap();
+    let dir = rules.display().to_string();
+    let s = start(tmp.path(), &[("MEDSEC_DEFENDER_SIGMA_DIR", &dir)], &[]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-s");
+    let body = r#"{"sequence": 1, "events": [
+        {"kind": "security", "at_ms": 1764748900000, "event": "login_succeeded", "detail": "clinician badge"},
+        {"kind": "security", "at_ms": 1764748901000, "event": "login_succeeded", "detail": "service console"}]}"#;
+    let mut args: Vec<String> = s.as_device("pump-s").into();
+    args.extend([
+        "-H".into(),
+        "Content-Type: application/json".into(),
+        "--data-binary".into(),
+        body.into(),
+        s.device_url("/api/v1/devices/pump-s/telemetry"),
+    ]);
+    let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = s.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {admin}"),
+        &s.operator_url("/api/v1/devices/pump-s/alerts"),
+    ]);
+    let alerts: Value = serde_json::from_str(&r.body).unwrap();
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["rule"], "sigma:medsec-0001");
+    assert_eq!(alerts[0]["severity"], "high");
+    assert_eq!(alerts[0]["technique"]["id"], "T0859");
+    assert!(
+        alerts[0]["evidence"][0]["observed"]
+            .as_str()
+            .unwrap()
+            .contains("service console")
+    );
+    drop(s);
+
+    // A rule that does not parse stops the server, naming the file.
+    std::fs::write(rules.join("broken.yaml"), "title: [unclosed").unwrap();
+    let out = medsec()
+        .args(["server", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .args([
+            "--device-listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+        ])
+        .env("MEDSEC_DEFENDER_SIGMA_DIR", &dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.yaml"), "{err}");
+}
+
+#[test]
 fn a_cloned_identity_is_caught_by_its_alternating_address_and_its_changed_mac() {
     let tmp = tempfile::tempdir().unwrap();
     let s = start(tmp.path(), &[], &[]);
