@@ -105,6 +105,112 @@ fn medium() -> Severity {
     Severity::Medium
 }
 
+/// What a window rule adds up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum Counted {
+    /// The values of a numeric metric.
+    Metric(crate::telemetry::MetricName),
+    /// Security events of one kind.
+    Security(crate::telemetry::SecurityEvent),
+}
+
+/// A threshold over a time window longer than one batch: the total over the device's batches
+/// received within `window_secs` (the current one included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowRule {
+    /// What is added up.
+    pub count: Counted,
+    /// The window, in seconds (1 to 86,400).
+    pub window_secs: u64,
+    /// Alert when the total rises above this (once per crossing, not on every batch after).
+    pub above: f64,
+    /// Severity (default medium).
+    #[serde(default = "medium")]
+    pub severity: Severity,
+}
+
+impl WindowRule {
+    /// What `batch` adds to the total.
+    pub fn total(&self, batch: &Batch) -> f64 {
+        batch
+            .events
+            .iter()
+            .map(|e| match (self.count, e) {
+                (Counted::Metric(m), Event::Metric { name, value, .. }) if *name == m => {
+                    value.unwrap_or(0.0)
+                }
+                (Counted::Security(k), Event::Security { event, .. }) if *event == k => 1.0,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    /// Its name in alerts (`window:login_failed`).
+    pub fn name(&self) -> String {
+        let inner = match self.count {
+            Counted::Metric(m) => serde_json::to_value(m),
+            Counted::Security(k) => serde_json::to_value(k),
+        };
+        let inner = inner
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        format!("window:{inner}")
+    }
+}
+
+/// The window rules of `class` on `batch`, given the device's earlier batches as (received at,
+/// batch) and the current batch's receipt time `now_ms`: an alert when a window's total
+/// crosses its threshold with this batch.
+pub fn evaluate_windows(
+    class: &ClassPolicy,
+    batch: &Batch,
+    earlier: &[(i64, Batch)],
+    now_ms: i64,
+) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for rule in &class.windows {
+        let since = now_ms.saturating_sub(i64::try_from(rule.window_secs).unwrap_or(0) * 1000);
+        let before: f64 = earlier
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, b)| rule.total(b))
+            .sum();
+        let now = before + rule.total(batch);
+        if now > rule.above && before <= rule.above {
+            let name = rule.name();
+            let technique = match rule.count {
+                Counted::Security(SecurityEvent::LoginFailed)
+                | Counted::Metric(
+                    MetricName::AuthorizationFailures | MetricName::ConnectionAttempts,
+                ) => technique("T0859", "Valid Accounts"),
+                Counted::Metric(MetricName::BytesOut | MetricName::PacketsOut) => {
+                    technique("T0882", "Theft of Operational Information")
+                }
+                _ => technique("T0814", "Denial of Service"),
+            };
+            alerts.push(Alert {
+                at_ms: batch.events.last().map_or(now_ms, Event::at_ms),
+                rule: name.clone(),
+                severity: rule.severity,
+                technique,
+                summary: format!(
+                    "{name}: {now} within {} s, above the class's {}",
+                    rule.window_secs, rule.above
+                ),
+                evidence: vec![Evidence {
+                    feature: name.trim_start_matches("window:").to_owned(),
+                    observed: format!("{now} in {} s", rule.window_secs),
+                    expected: format!("at most {}", rule.above),
+                }],
+            });
+        }
+    }
+    alerts
+}
+
 fn default_login_burst() -> usize {
     5
 }
@@ -129,6 +235,9 @@ pub struct ClassPolicy {
     /// Failed logins in one batch that make a burst.
     #[serde(default = "default_login_burst")]
     pub login_failure_burst: usize,
+    /// Thresholds over windows longer than one batch.
+    #[serde(default)]
+    pub windows: Vec<WindowRule>,
 }
 
 impl Default for ClassPolicy {
@@ -139,6 +248,7 @@ impl Default for ClassPolicy {
             listening_tcp_ports: Vec::new(),
             thresholds: Vec::new(),
             login_failure_burst: default_login_burst(),
+            windows: Vec::new(),
         }
     }
 }
@@ -232,6 +342,17 @@ impl Default for Policy {
     }
 }
 
+impl ClassPolicy {
+    /// The longest window of its window rules, in seconds (0 without any).
+    pub fn longest_window_secs(&self) -> u64 {
+        self.windows
+            .iter()
+            .map(|w| w.window_secs)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 impl Policy {
     /// Reads a policy (JSON) and checks every network in it.
     pub fn from_json(text: &str) -> Result<Self, String> {
@@ -247,6 +368,14 @@ impl Policy {
         {
             for net in &class.destinations {
                 Net::parse(net).map_err(|e| format!("class {name}: {e}"))?;
+            }
+            for w in &class.windows {
+                if !(1..=86_400).contains(&w.window_secs) || !w.above.is_finite() {
+                    return Err(format!(
+                        "class {name}: window rule {}: window_secs must be 1 to 86400 and above a number",
+                        w.name()
+                    ));
+                }
             }
         }
         Ok(policy)
@@ -589,6 +718,57 @@ mod tests {
         let failed = r#"{"kind": "security", "at_ms": 1, "event": "login_failed"}"#;
         let a = one(&[failed, failed, failed].join(","));
         assert_eq!(a.rule, "login-failure-burst");
+    }
+
+    #[test]
+    fn window_rules_fire_once_when_their_total_crosses_the_threshold() {
+        let policy = Policy::from_json(
+            r#"{"classes": {"pump": {"windows": [
+              {"count": {"kind": "security", "name": "login_failed"}, "window_secs": 600, "above": 5, "severity": "high"},
+              {"count": {"kind": "metric", "name": "bytes_out"}, "window_secs": 60, "above": 1000}]}}}"#,
+        )
+        .unwrap();
+        let class = policy.class("pump");
+        let fails = |n: usize| {
+            let events: Vec<String> = (0..n)
+                .map(|_| r#"{"kind": "security", "at_ms": 5, "event": "login_failed"}"#.to_owned())
+                .collect();
+            batch(&events.join(","))
+        };
+        let bytes = |v: u32| {
+            batch(&format!(
+                r#"{{"kind": "metric", "at_ms": 5, "name": "bytes_out", "value": {v}}}"#
+            ))
+        };
+        let now = 1_000_000;
+        // Two fails a batch: 2, 4 stay at or below 5; 6 crosses; 8 does not fire again.
+        let mut earlier: Vec<(i64, Batch)> = Vec::new();
+        let mut fired = Vec::new();
+        for i in 0..4 {
+            let b = fails(2);
+            fired.push(evaluate_windows(class, &b, &earlier, now + i).len());
+            earlier.push((now + i, b));
+        }
+        assert_eq!(fired, vec![0, 0, 1, 0]);
+        let a = &evaluate_windows(class, &fails(6), &[], now)[0];
+        assert_eq!(
+            (a.rule.as_str(), a.severity),
+            ("window:login_failed", Severity::High)
+        );
+        assert_eq!(a.technique.id, "T0859");
+        // Outside the window, earlier batches no longer count.
+        let old = vec![(now - 61_000, bytes(900))];
+        assert!(evaluate_windows(class, &bytes(500), &old, now).is_empty());
+        let recent = vec![(now - 30_000, bytes(900))];
+        let a = evaluate_windows(class, &bytes(500), &recent, now);
+        assert_eq!(a[0].rule, "window:bytes_out");
+        assert_eq!(a[0].evidence[0].observed, "1400 in 60 s");
+        // A bad window is named.
+        let e = Policy::from_json(
+            r#"{"default": {"windows": [{"count": {"kind": "metric", "name": "bytes_out"}, "window_secs": 0, "above": 1}]}}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("window_secs"), "{e}");
     }
 
     #[test]

@@ -158,7 +158,27 @@ pub(crate) async fn ingest(
         None => state.store.device(id).await?.model,
     };
     let received_at_ms = now_ms();
-    let mut raised = medsec_defender::rules::evaluate(state.defender.class(&model), &batch);
+    let class = state.defender.class(&model);
+    let mut raised = medsec_defender::rules::evaluate(class, &batch);
+    if class.longest_window_secs() > 0 {
+        // Window rules read the device's earlier batches back from the store (so every
+        // replica sees them all); only classes that have such rules pay for it.
+        let since = received_at_ms
+            .saturating_sub(i64::try_from(class.longest_window_secs()).unwrap_or(0) * 1000);
+        let earlier: Vec<(i64, Batch)> = state
+            .store
+            .telemetry(id, since, 1000)
+            .await?
+            .iter()
+            .filter_map(|b| Some((b.received_at_ms, Batch::parse(&b.body, usize::MAX).ok()?)))
+            .collect();
+        raised.extend(medsec_defender::rules::evaluate_windows(
+            class,
+            &batch,
+            &earlier,
+            received_at_ms,
+        ));
+    }
     raised.extend(state.sigma.evaluate(&model, &batch));
     raised.extend(identity_alerts(state, conn, id, &batch, received_at_ms).await?);
     if let Some((version, baseline)) = state.baselines.current(state, &model).await {

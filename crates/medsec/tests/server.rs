@@ -2177,6 +2177,59 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
 }
 
 #[test]
+fn a_window_rule_adds_up_failed_logins_across_batches_and_fires_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("defender.json");
+    std::fs::write(
+        &policy,
+        r#"{"classes": {"pump": {"login_failure_burst": 0, "windows": [
+          {"count": {"kind": "security", "name": "login_failed"}, "window_secs": 600, "above": 3, "severity": "high"}]}}}"#,
+    )
+    .unwrap();
+    let policy_env = policy.display().to_string();
+    let s = start(tmp.path(), &[("MEDSEC_DEFENDER_POLICY", &policy_env)], &[]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-w2");
+    let send = |sequence: i64| {
+        let body = format!(
+            r#"{{"sequence": {sequence}, "events": [
+              {{"kind": "security", "at_ms": 1764748900000, "event": "login_failed"}},
+              {{"kind": "security", "at_ms": 1764748901000, "event": "login_failed"}}]}}"#
+        );
+        let mut args: Vec<String> = s.as_device("pump-w2").into();
+        args.extend([
+            "-H".into(),
+            "Content-Type: application/json".into(),
+            "--data-binary".into(),
+            body,
+            s.device_url("/api/v1/devices/pump-w2/telemetry"),
+        ]);
+        let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(r.status, 200, "{r:?}");
+    };
+    let rules = || -> Vec<String> {
+        let r = s.curl(&[
+            "-H",
+            &format!("Authorization: Bearer {admin}"),
+            &s.operator_url("/api/v1/devices/pump-w2/alerts"),
+        ]);
+        serde_json::from_str::<Value>(&r.body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["rule"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    send(1);
+    assert!(rules().is_empty(), "2 failed logins are not above 3");
+    send(2);
+    assert_eq!(rules(), vec!["window:login_failed"]);
+    send(3);
+    assert_eq!(rules(), vec!["window:login_failed"], "fires once per crossing");
+}
+
+#[test]
 fn sigma_rules_from_a_directory_run_on_every_batch_and_a_bad_rule_stops_the_server() {
     let tmp = tempfile::tempdir().unwrap();
     let rules = tmp.path().join("sigma");
