@@ -192,6 +192,15 @@ impl Trainer {
     }
 }
 
+/// Medium past the threshold, high past twice it.
+fn severity(deviation: f64, threshold: f64) -> Severity {
+    if deviation >= 2.0 * threshold {
+        Severity::High
+    } else {
+        Severity::Medium
+    }
+}
+
 /// The ATT&CK for ICS technique an unusual feature points to.
 fn technique_of(feature: &str) -> crate::rules::Technique {
     match feature {
@@ -230,11 +239,7 @@ impl ClassBaseline {
                 alerts.push(Alert {
                     at_ms,
                     rule: format!("baseline:flow@v{version}"),
-                    severity: if d >= 2.0 * threshold {
-                        Severity::High
-                    } else {
-                        Severity::Medium
-                    },
+                    severity: severity(d, threshold),
                     technique: technique_of(&top),
                     summary: format!(
                         "{over} of {flows} flows deviate from the {} class baseline (v{version}) \
@@ -279,11 +284,7 @@ impl ClassBaseline {
             alerts.push(Alert {
                 at_ms,
                 rule: format!("baseline:{name}@v{version}"),
-                severity: if d >= 2.0 * threshold {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                },
+                severity: severity(d, threshold),
                 technique: technique_of(name),
                 summary: format!(
                     "{name} {v} deviates from the {} class baseline (v{version}) by {d:.1} robust \

@@ -394,15 +394,8 @@ fn attestation_failure(f: &Fleet, device: &str) {
     let identity = f.dir(device).join("identity.pem").display().to_string();
     let body = r#"{"sequence": 1000000, "events": [{"kind": "security", "at_ms": 1764748900000,
         "event": "attestation_failed", "detail": "PCR 7 does not match"}]}"#;
-    let r = f.s.curl(&[
-        "--cert",
-        &identity,
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        body,
-        &f.s.device_url(&format!("/api/v1/devices/{device}/telemetry")),
-    ]);
+    let r =
+        f.s.telemetry(&["--cert".into(), identity], device, body, &[]);
     assert_eq!(r.status, 200, "{r:?}");
 }
 

@@ -2196,15 +2196,7 @@ fn a_window_rule_adds_up_failed_logins_across_batches_and_fires_once() {
               {{"kind": "security", "at_ms": 1764748900000, "event": "login_failed"}},
               {{"kind": "security", "at_ms": 1764748901000, "event": "login_failed"}}]}}"#
         );
-        let mut args: Vec<String> = s.as_device("pump-w2").into();
-        args.extend([
-            "-H".into(),
-            "Content-Type: application/json".into(),
-            "--data-binary".into(),
-            body,
-            s.device_url("/api/v1/devices/pump-w2/telemetry"),
-        ]);
-        let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let r = s.telemetry(&s.as_device("pump-w2"), "pump-w2", &body, &[]);
         assert_eq!(r.status, 200, "{r:?}");
     };
     let rules = || -> Vec<String> {
@@ -2226,7 +2218,11 @@ fn a_window_rule_adds_up_failed_logins_across_batches_and_fires_once() {
     send(2);
     assert_eq!(rules(), vec!["window:login_failed"]);
     send(3);
-    assert_eq!(rules(), vec!["window:login_failed"], "fires once per crossing");
+    assert_eq!(
+        rules(),
+        vec!["window:login_failed"],
+        "fires once per crossing"
+    );
 }
 
 #[test]
@@ -2262,15 +2258,7 @@ tags:
     let body = r#"{"sequence": 1, "events": [
         {"kind": "security", "at_ms": 1764748900000, "event": "login_succeeded", "detail": "clinician badge"},
         {"kind": "security", "at_ms": 1764748901000, "event": "login_succeeded", "detail": "service console"}]}"#;
-    let mut args: Vec<String> = s.as_device("pump-s").into();
-    args.extend([
-        "-H".into(),
-        "Content-Type: application/json".into(),
-        "--data-binary".into(),
-        body.into(),
-        s.device_url("/api/v1/devices/pump-s/telemetry"),
-    ]);
-    let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let r = s.telemetry(&s.as_device("pump-s"), "pump-s", body, &[]);
     assert_eq!(r.status, 200, "{r:?}");
     let r = s.curl(&[
         "-H",
@@ -2324,17 +2312,7 @@ fn a_cloned_identity_is_caught_by_its_alternating_address_and_its_changed_mac() 
               {{"kind": "identity", "at_ms": 1764748900000, "mac": "{mac}"}},
               {{"kind": "metric", "at_ms": 1764748900000, "name": "bytes_out", "value": 100}}]}}"#
         );
-        let mut args: Vec<String> = s.as_device(device).into();
-        args.extend([
-            "--interface".into(),
-            from.into(),
-            "-H".into(),
-            "Content-Type: application/json".into(),
-            "--data-binary".into(),
-            body,
-            s.device_url(&format!("/api/v1/devices/{device}/telemetry")),
-        ]);
-        let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let r = s.telemetry(&s.as_device(device), device, &body, &["--interface", from]);
         assert_eq!(
             r.status,
             200,
@@ -2410,15 +2388,7 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
             r#"{{"sequence": {sequence}, "events": [{}]}}"#,
             events.join(",")
         );
-        let mut args: Vec<String> = s.as_device(device).into();
-        args.extend([
-            "-H".into(),
-            "Content-Type: application/json".into(),
-            "--data-binary".into(),
-            body,
-            s.device_url(&format!("/api/v1/devices/{device}/telemetry")),
-        ]);
-        let r = s.curl(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let r = s.telemetry(&s.as_device(device), device, &body, &[]);
         assert_eq!(r.status, 200, "{r:?}");
     };
     let normal = |k: u64| -> Vec<(u64, f64)> {

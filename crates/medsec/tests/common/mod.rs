@@ -272,6 +272,23 @@ impl Running {
         reply
     }
 
+    /// POSTs a telemetry batch for `device` over mutual TLS with the client-certificate
+    /// arguments `cert` (`as_device(…)`, or `--cert identity.pem`) and any `extra` curl
+    /// arguments.
+    pub fn telemetry(&self, cert: &[String], device: &str, body: &str, extra: &[&str]) -> Reply {
+        let url = self.device_url(&format!("/api/v1/devices/{device}/telemetry"));
+        let mut args: Vec<&str> = cert.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
+        args.extend([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            body,
+            &url,
+        ]);
+        self.curl(&args)
+    }
+
     pub fn as_device(&self, name: &str) -> [String; 4] {
         [
             "--cert".into(),
