@@ -30,6 +30,7 @@ const TOP_KEYS: &[&str] = &[
     "director_expiry_hours",
     "defender_policy",
     "defender_sigma_dir",
+    "defender_audit_interval_secs",
     "mqtt",
     "limits",
 ];
@@ -79,6 +80,9 @@ pub struct Config {
     /// A directory of Sigma rules (`*.yml`, `*.yaml`, one rule per file) run on every telemetry
     /// event at ingestion (docs/defender.md). A rule that does not parse stops the server.
     pub defender_sigma_dir: Option<PathBuf>,
+    /// How often the Defender's audit checks run on their own, in seconds (default 3600; 0
+    /// turns the schedule off). New findings go to the audit log (docs/defender.md).
+    pub defender_audit_interval_secs: u64,
     /// Telemetry ingestion through an MQTT broker (scale-out; docs/defender.md). Off unless
     /// `mqtt.broker` is set.
     pub mqtt: Mqtt,
@@ -233,6 +237,7 @@ impl Default for Config {
             director_expiry_hours: 24,
             defender_policy: None,
             defender_sigma_dir: None,
+            defender_audit_interval_secs: 3_600,
             mqtt: Mqtt::default(),
             limits: Limits::default(),
         }
@@ -323,6 +328,11 @@ impl Config {
         }
         if self.hostnames.is_empty() {
             return bad("hostnames must name at least one host");
+        }
+        if self.defender_audit_interval_secs > 7 * 86_400 {
+            return bad(
+                "defender_audit_interval_secs must be at most 604800 (a week); 0 turns it off",
+            );
         }
         self.mqtt.check()
     }

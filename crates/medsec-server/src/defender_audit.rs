@@ -82,6 +82,55 @@ fn certificates(path: &Path) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// The scheduled run (`defender_audit_interval_secs`): every check with the default
+/// thresholds, each finding not reported by the previous run written to the audit log (its
+/// severity as the decision), and one summary entry per run. `reported` carries the findings
+/// of the previous run, so a condition left as it was is not written again every hour; one
+/// that clears and comes back is.
+pub(crate) async fn scheduled(
+    state: &crate::http::AppState,
+    reported: &mut std::collections::BTreeSet<(String, String)>,
+) -> Result<usize, crate::Error> {
+    let now = crate::http::now_ms();
+    let findings = run(
+        &state.store,
+        &state.config,
+        &state.policies,
+        Thresholds::default(),
+        now,
+    )
+    .await?;
+    let audit_err = |e: crate::http::ApiError| crate::Error::Config {
+        reason: format!("writing the audit log: {e:?}"),
+    };
+    let mut current = std::collections::BTreeSet::new();
+    let mut new = 0;
+    for f in &findings {
+        let key = (f.check.clone(), f.resource.clone());
+        if !reported.contains(&key) {
+            let mut e = crate::audit_log::event(
+                "defender",
+                "system",
+                "defender.audit",
+                &f.resource,
+                f.severity.name(),
+            );
+            e.detail = format!("{}: {}", f.check, f.detail);
+            state.audit(e).await.map_err(audit_err)?;
+            new += 1;
+        }
+        current.insert(key);
+    }
+    let mut e = crate::audit_log::event("defender", "system", "defender.audit", "Fleet", "info");
+    e.detail = format!(
+        "scheduled audit checks: {} findings, {new} new since the last run",
+        findings.len()
+    );
+    state.audit(e).await.map_err(audit_err)?;
+    *reported = current;
+    Ok(findings.len())
+}
+
 /// Runs every check at `now`.
 pub async fn run(
     store: &AnyStore,

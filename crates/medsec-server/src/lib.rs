@@ -388,6 +388,20 @@ impl Server {
                 }
             }
         });
+        // The Defender's audit checks, on their own schedule.
+        let every = config.defender_audit_interval_secs;
+        if every > 0 {
+            let audits = state.clone();
+            tokio::spawn(async move {
+                let mut reported = std::collections::BTreeSet::new();
+                loop {
+                    tokio::time::sleep(Duration::from_secs(every)).await;
+                    if let Err(e) = defender_audit::scheduled(&audits, &mut reported).await {
+                        tracing::error!(error = %e, "scheduled audit checks failed; they run again at the next interval");
+                    }
+                }
+            });
+        }
         // Devices that were offered a release and never reported count as failed.
         let timeouts = state.clone();
         tokio::spawn(async move {

@@ -2177,6 +2177,45 @@ fn the_director_offers_campaign_releases_that_devices_verify_against_the_image_r
 }
 
 #[test]
+fn the_audit_checks_run_on_their_own_schedule_and_log_each_new_finding_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Device certificates of 3 days: inside the 7-day warning of the expiry check.
+    let s = start(
+        tmp.path(),
+        &[
+            ("MEDSEC_DEFENDER_AUDIT_INTERVAL_SECS", "1"),
+            ("MEDSEC_DEVICE_CERT_DAYS", "3"),
+        ],
+        &[],
+    );
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-x");
+    let expiring = |e: &Value| {
+        field(e, "action") == "defender.audit"
+            && field(e, "resource").contains("pump-x")
+            && has(e, "detail", "device-certificate-expiring")
+    };
+    s.audited(&admin, "the scheduled finding", expiring);
+    // Later runs summarise, and do not log the unchanged finding again.
+    let runs = |log: &[Value]| {
+        log.iter()
+            .filter(|e| {
+                field(&e["event"], "action") == "defender.audit"
+                    && has(&e["event"], "detail", "scheduled audit checks")
+            })
+            .count()
+    };
+    let before = runs(&s.audit(&admin));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while runs(&s.audit(&admin)) < before + 2 {
+        assert!(std::time::Instant::now() < deadline, "the schedule stopped");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = s.audit(&admin);
+    assert_eq!(log.iter().filter(|e| expiring(&e["event"])).count(), 1);
+}
+
+#[test]
 fn a_window_rule_adds_up_failed_logins_across_batches_and_fires_once() {
     let tmp = tempfile::tempdir().unwrap();
     let policy = tmp.path().join("defender.json");
