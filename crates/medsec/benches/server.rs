@@ -779,8 +779,8 @@ fn mqtt_timed(
         .collect();
     let wire = payloads.first().map_or(0, Vec::len);
     runtime.block_on(async {
-        // A read-only connection of its own: the store's own pool would take the write lock
-        // the server needs (it opens read-write and runs migrations).
+        // A read-only connection of its own: the bench only counts, and must neither run
+        // migrations on nor write to the server's database.
         let db = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
