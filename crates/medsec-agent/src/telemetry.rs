@@ -98,6 +98,28 @@ pub fn parse_listening(text: &str) -> Vec<u16> {
     ports
 }
 
+/// Parses `/proc/net/route`: the interface of the default route (destination 0.0.0.0).
+pub fn parse_default_interface(text: &str) -> Option<String> {
+    text.lines().skip(1).find_map(|line| {
+        let mut cols = line.split_whitespace();
+        let iface = cols.next()?;
+        (cols.next()? == "00000000").then(|| iface.to_owned())
+    })
+}
+
+/// A MAC address as `/sys/class/net/<if>/address` holds it, if it is one and not all zeros
+/// (tunnels and loopback have none worth binding).
+fn usable_mac(text: &str) -> Option<String> {
+    let mac = text.trim().to_ascii_lowercase();
+    let octets: Vec<&str> = mac.split(':').collect();
+    let ok = octets.len() == 6
+        && octets
+            .iter()
+            .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()))
+        && octets.iter().any(|o| *o != "00");
+    ok.then_some(mac)
+}
+
 /// The device's telemetry: its record and outbox.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -107,6 +129,8 @@ pub struct Telemetry {
     max_queued: usize,
     /// Where the kernel's counters are read (`/proc`; a test points elsewhere).
     proc_dir: PathBuf,
+    /// Where interface addresses are read (`/sys`; a test points elsewhere).
+    sys_dir: PathBuf,
 }
 
 fn now_ms() -> i64 {
@@ -127,6 +151,7 @@ impl Telemetry {
             state,
             max_queued: max_queued.max(1),
             proc_dir: PathBuf::from("/proc"),
+            sys_dir: PathBuf::from("/sys"),
         })
     }
 
@@ -199,6 +224,19 @@ impl Telemetry {
                 read_any = true;
                 ports.extend(parse_listening(&text));
             }
+        }
+        // The MAC of the interface the device reaches the network through, which the server
+        // binds to the device on first sight (identity binding, docs/defender.md).
+        let mac = std::fs::read_to_string(self.proc_dir.join("net/route"))
+            .ok()
+            .and_then(|t| parse_default_interface(&t))
+            .filter(|i| !i.contains(['/', '.']))
+            .and_then(|i| {
+                std::fs::read_to_string(self.sys_dir.join("class/net").join(i).join("address")).ok()
+            })
+            .and_then(|t| usable_mac(&t));
+        if let Some(mac) = mac {
+            out.push(json!({"kind": "identity", "at_ms": at_ms, "mac": mac}));
         }
         if read_any {
             ports.sort_unstable();
@@ -353,6 +391,41 @@ mod tests {
         assert_eq!(parse_listening(TCP), vec![22, 443]);
         assert_eq!(parse_net_dev("garbage"), None);
         assert!(parse_listening("").is_empty());
+        let route = "Iface\tDestination\tGateway\tFlags\n\
+                     eth1\t0A000000\t00000000\t0001\n\
+                     eth0\t00000000\t0100000A\t0003\n";
+        assert_eq!(parse_default_interface(route).as_deref(), Some("eth0"));
+        assert_eq!(parse_default_interface("Iface\tDestination\n"), None);
+        assert_eq!(
+            usable_mac("02:42:AC:11:00:02\n").as_deref(),
+            Some("02:42:ac:11:00:02")
+        );
+        assert_eq!(usable_mac("00:00:00:00:00:00"), None);
+        assert_eq!(usable_mac("not a mac"), None);
+    }
+
+    #[test]
+    fn the_default_interface_mac_is_reported_for_identity_binding() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc_dir = fake_proc(tmp.path(), 1);
+        std::fs::write(
+            proc_dir.join("net/route"),
+            "Iface\tDestination\tGateway\neth0\t00000000\t0100000A\n",
+        )
+        .unwrap();
+        let sys = tmp.path().join("sys");
+        std::fs::create_dir_all(sys.join("class/net/eth0")).unwrap();
+        std::fs::write(sys.join("class/net/eth0/address"), "02:00:00:aa:bb:cc\n").unwrap();
+        let mut t = Telemetry::open(tmp.path(), 10).unwrap();
+        t.proc_dir = proc_dir;
+        t.sys_dir = sys;
+        let events = t.metrics();
+        assert!(
+            events
+                .iter()
+                .any(|e| e["kind"] == "identity" && e["mac"] == "02:00:00:aa:bb:cc"),
+            "{events:?}"
+        );
     }
 
     fn fake_proc(dir: &Path, bytes_out: u64) -> PathBuf {

@@ -382,6 +382,33 @@ fn telemetry_waits_while_the_server_is_unreachable_and_then_goes_in_order() {
         .filter(|e| e["event"] == "boot")
         .count();
     assert_eq!(boots, 3);
+    // The agent reports the MAC of its default-route interface, read as the kernel shows it
+    // here (a machine with no default route has none to report).
+    let host_mac = std::fs::read_to_string("/proc/net/route")
+        .ok()
+        .and_then(|t| {
+            t.lines().skip(1).find_map(|l| {
+                let c: Vec<&str> = l.split_whitespace().collect();
+                (c.get(1) == Some(&"00000000")).then(|| c[0].to_owned())
+            })
+        })
+        .and_then(|i| std::fs::read_to_string(format!("/sys/class/net/{i}/address")).ok())
+        .map(|m| m.trim().to_ascii_lowercase());
+    let macs: Vec<String> = f
+        .telemetry_events("pump-o")
+        .iter()
+        .filter(|e| e["kind"] == "identity")
+        .map(|e| e["mac"].as_str().unwrap().to_owned())
+        .collect();
+    match host_mac {
+        Some(mac) if mac != "00:00:00:00:00:00" => {
+            assert!(
+                !macs.is_empty() && macs.iter().all(|m| *m == mac),
+                "{macs:?} vs {mac}"
+            );
+        }
+        _ => eprintln!("no default-route MAC on this machine: the identity event is not checked"),
+    }
     let status = f.status("pump-o");
     assert!(
         status.contains("telemetry: 0 batch(es) waiting"),
