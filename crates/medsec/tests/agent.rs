@@ -386,12 +386,7 @@ fn telemetry_waits_while_the_server_is_unreachable_and_then_goes_in_order() {
     // here (a machine with no default route has none to report).
     let host_mac = std::fs::read_to_string("/proc/net/route")
         .ok()
-        .and_then(|t| {
-            t.lines().skip(1).find_map(|l| {
-                let c: Vec<&str> = l.split_whitespace().collect();
-                (c.get(1) == Some(&"00000000")).then(|| c[0].to_owned())
-            })
-        })
+        .and_then(|t| medsec_agent::telemetry::parse_default_interface(&t))
         .and_then(|i| std::fs::read_to_string(format!("/sys/class/net/{i}/address")).ok())
         .map(|m| m.trim().to_ascii_lowercase());
     let macs: Vec<String> = f
