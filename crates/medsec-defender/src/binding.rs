@@ -53,8 +53,8 @@ pub fn mac_alerts(bound: &str, batch: &Batch) -> Vec<Alert> {
 }
 
 /// The alert when `current`, the address a batch came from, differs from the newest of
-/// `recent` (the addresses of the device's batches within the window, newest first) and is
-/// also among the older ones: the certificate is in use from two places, alternating, which a
+/// `recent` of its family (the addresses of the device's batches within the window, newest
+/// first) and is also among the older ones: the certificate is in use from two places, alternating, which a
 /// device that merely moved (a new DHCP lease) does not do.
 pub fn address_alert(
     recent: &[std::net::IpAddr],
@@ -62,8 +62,15 @@ pub fn address_alert(
     at_ms: i64,
     window_secs: u64,
 ) -> Option<Alert> {
-    let newest = *recent.first()?;
-    if newest == current || !recent.iter().skip(1).any(|a| *a == current) {
+    // Only addresses of the current one's family count: a dual-stack device may reach the
+    // server over IPv4 and IPv6 by turns (happy eyeballs), which is one device, not two.
+    let same: Vec<std::net::IpAddr> = recent
+        .iter()
+        .copied()
+        .filter(|a| a.is_ipv4() == current.is_ipv4())
+        .collect();
+    let newest = *same.first()?;
+    if newest == current || !same.iter().skip(1).any(|a| *a == current) {
         return None;
     }
     Some(Alert {
@@ -181,6 +188,17 @@ mod tests {
         assert!(address_alert(&[ip("10.0.0.1"), ip("10.0.0.1")], ip("10.0.0.2"), 9, 600).is_none());
         assert!(address_alert(&[ip("10.0.0.2"), ip("10.0.0.1")], ip("10.0.0.2"), 9, 600).is_none());
         assert!(address_alert(&[], ip("10.0.0.2"), 9, 600).is_none());
+        // A dual-stack device alternating between its IPv4 and IPv6 addresses is one device.
+        assert!(address_alert(&[ip("fd00::5"), ip("10.0.0.1")], ip("10.0.0.1"), 9, 600).is_none());
+        assert!(
+            address_alert(
+                &[ip("fd00::5"), ip("10.0.0.2"), ip("10.0.0.1")],
+                ip("10.0.0.1"),
+                9,
+                600
+            )
+            .is_some()
+        );
         // Bad MACs are refused at parse time, by name.
         let e = Batch::parse(
             br#"{"sequence": 1, "events": [{"kind": "identity", "at_ms": 5, "mac": "02:00:00:aa:bb"}]}"#,
