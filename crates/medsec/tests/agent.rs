@@ -445,17 +445,7 @@ fn an_incident_forces_an_update_on_a_quarantined_pump_and_a_forced_update_can_be
     };
     let fix =
         r#", "release": {"version": "1.2.0", "release_counter": 12, "target": "pump-1.2.0.img"}"#;
-    let as_op = |token: &str, path: &str, body: &str| {
-        f.s.curl(&[
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            body,
-            &f.s.operator_url(path),
-        ])
-    };
+    let as_op = |token: &str, path: &str, body: &str| f.s.operator(token, "POST", path, Some(body));
 
     // Refused by name: no release, a release the repository does not sign, a viewer, and
     // cancelling what was never forced.

@@ -2436,17 +2436,7 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
             .collect()
     };
     let op = |token: &str, method: &str, path: &str, body: &str| {
-        s.curl(&[
-            "-X",
-            method,
-            "-H",
-            &format!("Authorization: Bearer {token}"),
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            body,
-            &s.operator_url(path),
-        ])
+        s.operator(token, method, path, Some(body).filter(|b| !b.is_empty()))
     };
     let alerts = |device: &str| -> Vec<Value> {
         let r = s.curl(&[
@@ -2803,21 +2793,7 @@ fn alerts_open_an_incident_whose_quarantine_is_reversible_and_whose_clocks_start
         )
     };
     let op = |token: &str, method: &str, path: &str, body: Option<&str>| {
-        let auth = format!("Authorization: Bearer {token}");
-        let url = s.operator_url(path);
-        let mut args = vec![
-            "-X",
-            method,
-            "-H",
-            &auth,
-            "-H",
-            "Content-Type: application/json",
-        ];
-        if let Some(b) = body {
-            args.extend(["--data-binary", b]);
-        }
-        args.push(&url);
-        s.curl(&args)
+        s.operator(token, method, path, body)
     };
     assert_eq!(write_status().status, 204);
 
@@ -3076,21 +3052,7 @@ fn each_audit_check_fires_on_its_crafted_case() {
         assert_eq!(r.status, 200, "{r:?}");
     };
     let op = |method: &str, path: &str, body: Option<&str>| {
-        let auth = format!("Authorization: Bearer {admin}");
-        let url = s.operator_url(path);
-        let mut args = vec![
-            "-X",
-            method,
-            "-H",
-            &auth,
-            "-H",
-            "Content-Type: application/json",
-        ];
-        if let Some(b) = body {
-            args.extend(["--data-binary", b]);
-        }
-        args.push(&url);
-        let r = s.curl(&args);
+        let r = s.operator(&admin, method, path, body);
         assert_eq!(r.status, 200, "{r:?}");
         serde_json::from_str::<Value>(&r.body).unwrap()
     };

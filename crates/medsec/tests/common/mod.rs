@@ -272,6 +272,25 @@ impl Running {
         reply
     }
 
+    /// Calls the operator API as `token`: `method` on `path`, with a JSON `body` if given.
+    pub fn operator(&self, token: &str, method: &str, path: &str, body: Option<&str>) -> Reply {
+        let auth = format!("Authorization: Bearer {token}");
+        let url = self.operator_url(path);
+        let mut args = vec![
+            "-X",
+            method,
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+        ];
+        if let Some(b) = body {
+            args.extend(["--data-binary", b]);
+        }
+        args.push(&url);
+        self.curl(&args)
+    }
+
     /// POSTs a telemetry batch for `device` over mutual TLS with the client-certificate
     /// arguments `cert` (`as_device(…)`, or `--cert identity.pem`) and any `extra` curl
     /// arguments.
