@@ -234,12 +234,29 @@ impl RobustBaseline {
 
     /// Scores `row` and explains the score with its `top` largest contributions.
     pub fn score(&self, row: &[f64], top: usize) -> Result<Scored, Error> {
+        self.score_against(&self.baselines, row, top)
+    }
+
+    /// Scores `row` against other medians and scales for the same features (a device's own,
+    /// beside its class's); `Width` if `baselines` does not have one per feature.
+    pub fn score_against(
+        &self,
+        baselines: &[FeatureBaseline],
+        row: &[f64],
+        top: usize,
+    ) -> Result<Scored, Error> {
+        if baselines.len() != self.baselines.len() {
+            return Err(Error::Width {
+                expected: self.baselines.len(),
+                got: baselines.len(),
+            });
+        }
         let t = self.features.transform(row)?;
         let mut parts: Vec<(usize, f64)> = Vec::with_capacity(t.len());
         let mut sum = 0.0;
         for (j, ((x, b), spec)) in t
             .iter()
-            .zip(&self.baselines)
+            .zip(baselines)
             .zip(self.features.specs())
             .enumerate()
         {
@@ -260,7 +277,7 @@ impl RobustBaseline {
             .filter(|(_, d)| *d > 0.0)
             .filter_map(|&(j, d)| {
                 let spec = self.features.specs().get(j)?;
-                let b = self.baselines.get(j)?;
+                let b = baselines.get(j)?;
                 Some(Contribution {
                     feature: spec.name.clone(),
                     observed: *row.get(j)?,

@@ -39,9 +39,9 @@ enum Node {
         left: u32,
         right: u32,
     },
-    Leaf {
-        size: u32,
-    },
+    /// A leaf holds its depth-independent part of the path length, `c(size)`, computed once
+    /// when the tree is grown: scoring then costs one addition per tree, not a logarithm.
+    Leaf { size: u32, adjust: f64 },
 }
 
 /// A trained forest over a [`Features`] list.
@@ -152,6 +152,7 @@ fn grow(
     let at = nodes.len() as u32;
     let leaf = Node::Leaf {
         size: rows.len() as u32,
+        adjust: c(rows.len()),
     };
     if depth >= limit || rows.len() <= 1 {
         nodes.push(leaf);
@@ -228,7 +229,7 @@ fn path_length(tree: &[Node], x: &[f64]) -> f64 {
                 at = if v < *value { *left } else { *right } as usize;
                 depth += 1.0;
             }
-            Some(Node::Leaf { size }) => return depth + c(*size as usize),
+            Some(Node::Leaf { adjust, .. }) => return depth + adjust,
             None => return depth,
         }
     }

@@ -31,7 +31,9 @@ pub mod rules;
 pub mod sigma;
 pub mod telemetry;
 
-pub use baseline::{Contribution, FeatureSpec, Features, RobustBaseline, Scored, Tail};
+pub use baseline::{
+    Contribution, FeatureBaseline, FeatureSpec, Features, RobustBaseline, Scored, Tail,
+};
 pub use binding::{BindingViolation, IdentityBinding};
 pub use forest::{ForestOptions, IsolationForest};
 pub use rng::SplitMix64;

@@ -621,6 +621,10 @@ mod tests {
             ("viewer", "incident.manage", false),
             ("release", "incident.manage", false),
             ("security", "device.force_update", true),
+            ("security", "device.rebind", true),
+            ("release", "device.rebind", false),
+            ("viewer", "device.rebind", false),
+            ("enroller", "device.rebind", false),
             ("security", "baseline.train", true),
             ("viewer", "baseline.train", false),
             ("release", "baseline.train", false),
@@ -629,11 +633,12 @@ mod tests {
             ("enroller", "incident.read", false),
             ("enroller", "campaign.create", false),
         ] {
-            let target = if action == "device.revoke" || action == "device.force_update" {
-                pump.clone()
-            } else {
-                Target::Fleet
-            };
+            let target =
+                if ["device.revoke", "device.force_update", "device.rebind"].contains(&action) {
+                    pump.clone()
+                } else {
+                    Target::Fleet
+                };
             let d = p.decide(&operator(&[role]), action, &target, &op).unwrap();
             assert_eq!(d.allowed, allowed, "{role} {action}");
         }

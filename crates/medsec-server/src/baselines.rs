@@ -4,7 +4,8 @@
 //!
 //! - `POST /api/v1/defender/baselines/{model}` (`baseline.train`): trains a new version from
 //!   the model's telemetry since `since_ms` (default: the last hour), leaving out batches that
-//!   raised an alert, with each device's share capped.
+//!   raised an alert, with each device's share capped: the class's baselines, each device's
+//!   own, and the class's isolation forest over flows.
 //! - `GET /api/v1/defender/baselines/{model}` (`incident.read`): the version in force, its
 //!   signature, and whether it verifies.
 //! - The baseline's JSON is signed with the server's log key (domain-separated). A replica
@@ -22,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use medsec_crypto::{KeySource as _, SigningKey};
-use medsec_defender::learned::{ClassBaseline, Trainer};
+use medsec_defender::learned::{ClassBaseline, DEFAULT_FOREST_TREES, Trainer};
 use medsec_defender::telemetry::Batch;
 use medsec_store::{BaselineRow, DeviceQuery, Store as _};
 use serde::Deserialize;
@@ -115,7 +116,13 @@ struct TrainRequest {
     since_ms: Option<i64>,
     /// Most rows (flows, or readings of one metric) a device contributes (default 5,000).
     max_rows_per_device: Option<usize>,
+    /// Trees in the class's isolation forest (default 100; 0 for none; at most
+    /// [`MAX_FOREST_TREES`]).
+    forest_trees: Option<usize>,
 }
+
+/// The most trees a forest may have: each costs a walk per flow at ingestion.
+pub const MAX_FOREST_TREES: usize = 500;
 
 fn check_model(model: &str) -> Result<(), ApiError> {
     if model.is_empty()
@@ -148,9 +155,22 @@ pub(crate) async fn train(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("baseline request: {e}")))?
     };
+    let trees = req.forest_trees.unwrap_or(DEFAULT_FOREST_TREES);
+    if trees > MAX_FOREST_TREES {
+        return Err(ApiError::BadRequest(format!(
+            "forest_trees {trees} is over the limit of {MAX_FOREST_TREES}"
+        )));
+    }
     let now = now_ms();
     let since = req.since_ms.unwrap_or(now - 3_600_000);
-    let mut trainer = Trainer::new(req.max_rows_per_device.unwrap_or(5_000));
+    let version = state
+        .store
+        .latest_baseline(&model)
+        .await?
+        .map_or(1, |b| b.version + 1);
+    // Seeded by the version: the same data and version grow the same forest.
+    let mut trainer = Trainer::new(req.max_rows_per_device.unwrap_or(5_000))
+        .with_forest(trees, u64::try_from(version).unwrap_or(0));
     let (mut after, mut skipped) = (None, 0usize);
     loop {
         let page = state
@@ -197,11 +217,6 @@ pub(crate) async fn train(
             "not enough telemetry from {model} devices since {since} to learn a baseline: {e}"
         ))
     })?;
-    let version = state
-        .store
-        .latest_baseline(&model)
-        .await?
-        .map_or(1, |b| b.version + 1);
     let body = serde_json::to_string(&baseline)
         .map_err(|e| ApiError::Internal(format!("baseline does not serialise: {e}")))?;
     let signature = state
@@ -233,8 +248,12 @@ pub(crate) async fn train(
     e.source = conn.addr.to_string();
     e.detail = format!(
         "v{version}: {} flows and metrics {metrics:?} from {} devices since {since} \
-         ({skipped} alerted batches left out)",
-        baseline.flow_rows, baseline.devices
+         ({skipped} alerted batches left out); {} devices with their own baseline; forest of \
+         {} trees",
+        baseline.flow_rows,
+        baseline.devices,
+        baseline.per_device.len(),
+        baseline.forest.as_ref().map_or(0, |_| trees)
     );
     state.audit(e).await?;
     Ok((
@@ -245,6 +264,11 @@ pub(crate) async fn train(
             "devices": baseline.devices,
             "flow_rows": baseline.flow_rows,
             "metrics": metrics,
+            "devices_with_own_baseline": baseline.per_device.len(),
+            "forest": baseline.forest.as_ref().map(|f| serde_json::json!({
+                "trees": trees,
+                "cut": f.cut,
+            })),
             "trained_from_ms": since,
             "trained_to_ms": now,
             "alerted_batches_left_out": skipped,

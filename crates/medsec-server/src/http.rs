@@ -348,6 +348,14 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             "/api/v1/devices/{id}/alerts",
             get(crate::telemetry::device_alerts),
         )
+        .route(
+            "/api/v1/devices/{id}/identity",
+            get(crate::telemetry::identity),
+        )
+        .route(
+            "/api/v1/devices/{id}/identity/rebind",
+            post(crate::telemetry::rebind),
+        )
         .route("/api/v1/alerts", get(crate::telemetry::fleet_alerts))
         .route(
             "/api/v1/defender/audit",

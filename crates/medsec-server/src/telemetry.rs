@@ -182,7 +182,7 @@ pub(crate) async fn ingest(
     raised.extend(state.sigma.evaluate(&model, &batch));
     raised.extend(identity_alerts(state, conn, id, &batch, received_at_ms).await?);
     if let Some((version, baseline)) = state.baselines.current(state, &model).await {
-        raised.extend(baseline.score(&batch, state.defender.baseline_threshold, version));
+        raised.extend(baseline.score(id, &batch, state.defender.baseline_threshold, version));
     }
     // The device learns nothing of what its batch raised.
     let alerts: Vec<AlertRow> = raised
@@ -484,4 +484,87 @@ pub(crate) async fn audit_checks(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(findings).into_response())
+}
+
+/// `GET /api/v1/devices/{id}/identity`: the identities the device is bound to (`device.read`).
+pub(crate) async fn identity(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
+    let bindings = state.store.identity_bindings(id.as_str()).await?;
+    Ok(Json(serde_json::json!({ "device": id.as_str(), "bindings": bindings })).into_response())
+}
+
+/// The longest reason a re-bind may give.
+const MAX_REASON_BYTES: usize = 500;
+
+/// The body of a re-bind.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RebindRequest {
+    /// The device's new MAC address.
+    mac: String,
+    /// Why (a repair's work order, say); required, and audited.
+    reason: String,
+}
+
+/// `POST /api/v1/devices/{id}/identity/rebind` (`device.rebind`): binds the device to the MAC
+/// address of its new network interface after a repair. The new address is given explicitly
+/// (read off the device), never taken from the next batch, so the re-bind opens no window in
+/// which a clone's MAC would be bound. The old and new addresses and the reason are audited.
+pub(crate) async fn rebind(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.rebind", &target).await?;
+    let req: RebindRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("re-bind request: {e}")))?;
+    let mac = req.mac.trim().to_ascii_lowercase();
+    if !medsec_defender::telemetry::is_mac(&mac) {
+        return Err(ApiError::BadRequest(format!(
+            "mac {:?} is not a MAC address (six hex octets separated by `:`)",
+            req.mac
+        )));
+    }
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.len() > MAX_REASON_BYTES || reason.chars().any(char::is_control)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "reason must be 1 to {MAX_REASON_BYTES} bytes of text on one line"
+        )));
+    }
+    authorize(&state, &conn, &who, "device.rebind", &target).await?;
+    state.store.device(id.as_str()).await?;
+    let previous = state
+        .store
+        .rebind_identity(id.as_str(), "mac", &mac, now_ms())
+        .await?;
+    let mut e = event(
+        "defender",
+        &who.subject.label(),
+        "device.rebind",
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "mac {} -> {mac}: {reason}",
+        previous.as_deref().unwrap_or("(none)")
+    );
+    state.audit(e).await?;
+    Ok(Json(serde_json::json!({
+        "device": id.as_str(),
+        "kind": "mac",
+        "value": mac,
+        "previous": previous,
+    }))
+    .into_response())
 }

@@ -13,8 +13,9 @@ use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
     AlertRow, AuditRow, BaselineRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery,
-    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
-    OperatorToken, Result, Store, TelemetryBatch, VersionReport, mask_password,
+    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow,
+    IncidentRow, Inventory, OperatorToken, Result, Store, TelemetryBatch, VersionReport,
+    mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -635,6 +636,44 @@ macro_rules! impl_store {
                 .bind(kind)
                 .fetch_one(&self.pool)
                 .await?)
+            }
+
+            async fn rebind_identity(&self, device_id: &str, kind: &str, value: &str, now_ms: i64) -> Result<Option<String>> {
+                let mut tx = self.pool.begin().await?;
+                let before: Option<String> = sqlx::query_scalar(
+                    "SELECT value FROM identity_bindings WHERE device_id = $1 AND kind = $2",
+                )
+                .bind(device_id)
+                .bind(kind)
+                .fetch_optional(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO identity_bindings (device_id, kind, value, bound_at_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, kind) \
+                     DO UPDATE SET value = excluded.value, bound_at_ms = excluded.bound_at_ms",
+                )
+                .bind(device_id)
+                .bind(kind)
+                .bind(value)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(before)
+            }
+
+            async fn identity_bindings(&self, device_id: &str) -> Result<Vec<IdentityBindingRow>> {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT kind, value, bound_at_ms FROM identity_bindings WHERE device_id = $1 \
+                     ORDER BY kind",
+                )
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(kind, value, bound_at_ms)| IdentityBindingRow { kind, value, bound_at_ms })
+                    .collect())
             }
 
             async fn add_baseline(&self, b: &BaselineRow) -> Result<()> {

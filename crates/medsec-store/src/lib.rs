@@ -251,6 +251,17 @@ pub struct BaselineRow {
     pub signature: String,
 }
 
+/// An identity a device is bound to (its MAC address).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdentityBindingRow {
+    /// What kind of identity (`mac`).
+    pub kind: String,
+    /// The bound value.
+    pub value: String,
+    /// When it was bound (first reported, or re-bound by an operator).
+    pub bound_at_ms: i64,
+}
+
 /// An alert the Defender raised on a device's telemetry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlertRow {
@@ -474,6 +485,20 @@ pub trait Store: Send + Sync + Clone + 'static {
         value: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<String>> + Send;
+    /// Replaces the device's identity of `kind` with `value` (an operator's re-bind after a
+    /// repair) and returns the value it replaces, if one was bound.
+    fn rebind_identity(
+        &self,
+        device_id: &str,
+        kind: &str,
+        value: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// The identities the device is bound to, by kind.
+    fn identity_bindings(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Vec<IdentityBindingRow>>> + Send;
     /// Sets whether a device is quarantined (`NotFound` for an unknown device).
     fn set_device_quarantined(
         &self,
@@ -728,6 +753,18 @@ impl Store for AnyStore {
         now_ms: i64,
     ) -> Result<String> {
         dispatch!(self, s => s.bind_identity(device_id, kind, value, now_ms))
+    }
+    async fn rebind_identity(
+        &self,
+        device_id: &str,
+        kind: &str,
+        value: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>> {
+        dispatch!(self, s => s.rebind_identity(device_id, kind, value, now_ms))
+    }
+    async fn identity_bindings(&self, device_id: &str) -> Result<Vec<IdentityBindingRow>> {
+        dispatch!(self, s => s.identity_bindings(device_id))
     }
     async fn set_device_quarantined(&self, id: &str, quarantined: bool) -> Result<()> {
         dispatch!(self, s => s.set_device_quarantined(id, quarantined))

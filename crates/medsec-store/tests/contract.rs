@@ -298,6 +298,39 @@ async fn telemetry<S: Store>(s: &S) {
         "02:00:00:aa:bb:cd"
     );
     assert!(s.bind_identity("tel-nobody", "mac", mac, 10).await.is_err());
+    // An operator's re-bind replaces it, and says what it replaced.
+    let repaired = "02:00:00:aa:bb:ee";
+    assert_eq!(
+        s.rebind_identity("tel-1", "mac", repaired, 30)
+            .await
+            .unwrap(),
+        Some(mac.to_owned())
+    );
+    assert_eq!(
+        s.bind_identity("tel-1", "mac", mac, 40).await.unwrap(),
+        repaired
+    );
+    assert_eq!(
+        s.identity_bindings("tel-1").await.unwrap(),
+        vec![medsec_store::IdentityBindingRow {
+            kind: "mac".into(),
+            value: repaired.into(),
+            bound_at_ms: 30,
+        }]
+    );
+    s.register_device("tel-3", "pump", 1).await.unwrap();
+    assert_eq!(
+        s.rebind_identity("tel-3", "mac", repaired, 30)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        s.rebind_identity("tel-nobody", "mac", mac, 10)
+            .await
+            .is_err()
+    );
+    assert!(s.identity_bindings("tel-nobody").await.unwrap().is_empty());
     let stored = s.telemetry("tel-1", 0, 10).await.unwrap();
     assert_eq!(stored, vec![batch("tel-1", 5, 200), batch("tel-1", 1, 100)]);
     assert_eq!(s.telemetry("tel-1", 150, 10).await.unwrap().len(), 1);

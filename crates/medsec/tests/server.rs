@@ -2399,6 +2399,71 @@ fn a_cloned_identity_is_caught_by_its_alternating_address_and_its_changed_mac() 
         "{r:?}"
     );
     assert_eq!(rules("pump-j"), Vec::<String>::new());
+
+    // pump-j's network card is replaced. Only a security officer (or an admin) may re-bind it,
+    // naming the new MAC and a reason; after that the new MAC is silent and the old one is not.
+    let security = s.operator_token("sam", "security", "1h");
+    let viewer = s.operator_token("vic", "viewer", "1h");
+    let rebind = |token: &str, body: &str| {
+        s.operator(
+            token,
+            "POST",
+            "/api/v1/devices/pump-j/identity/rebind",
+            Some(body),
+        )
+    };
+    let good = r#"{"mac": "02:00:00:00:00:0B", "reason": "work order 4711: NIC replaced"}"#;
+    let r = rebind(&viewer, good);
+    assert_eq!(r.status, 403, "{r:?}");
+    for (bad, named) in [
+        (
+            r#"{"mac": "02:00:00:00:00", "reason": "x"}"#,
+            "not a MAC address",
+        ),
+        (
+            r#"{"mac": "02:00:00:00:00:0b", "reason": " "}"#,
+            "reason must be",
+        ),
+        (r#"{"mac": "02:00:00:00:00:0b"}"#, "missing field `reason`"),
+        (
+            r#"{"mac": "02:00:00:00:00:0b", "reason": "x", "by": "me"}"#,
+            "unknown field",
+        ),
+    ] {
+        let r = rebind(&security, bad);
+        assert_eq!(r.status, 400, "{bad}: {r:?}");
+        assert!(r.body.contains(named), "{bad}: {r:?}");
+    }
+    let r = s.operator(
+        &security,
+        "POST",
+        "/api/v1/devices/pump-none/identity/rebind",
+        Some(good),
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    let r = rebind(&security, good);
+    assert_eq!(r.status, 200, "{r:?}");
+    let answer: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(answer["value"], "02:00:00:00:00:0b");
+    assert_eq!(answer["previous"], "02:00:00:00:00:0a");
+    let r = s.operator(&viewer, "GET", "/api/v1/devices/pump-j/identity", None);
+    let shown: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        shown["bindings"][0]["value"], "02:00:00:00:00:0b",
+        "{shown}"
+    );
+    send("pump-j", 3, "127.0.0.1", "02:00:00:00:00:0b");
+    assert_eq!(rules("pump-j"), Vec::<String>::new());
+    send("pump-j", 4, "127.0.0.1", "02:00:00:00:00:0a");
+    assert_eq!(rules("pump-j"), vec!["identity-mac-changed"]);
+    s.audited(&security, "the re-bind", |e| {
+        field(e, "action") == "device.rebind"
+            && has(
+                e,
+                "detail",
+                "02:00:00:00:00:0a -> 02:00:00:00:00:0b: work order 4711",
+            )
+    });
 }
 
 #[test]
@@ -2407,7 +2472,8 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
     let s = start(tmp.path(), &[], &[]);
     let security = s.operator_token("sam", "security", "1h");
     let viewer = s.operator_token("vic", "viewer", "1h");
-    let pumps = ["pump-b0", "pump-b1", "pump-b2"];
+    // Two pumps send about 500 bytes a flow and two about 5,000: the class spans both.
+    let pumps = ["pump-b0", "pump-b1", "pump-b2", "pump-b3"];
     for p in pumps {
         s.enrol(p);
     }
@@ -2430,11 +2496,17 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
         let r = s.telemetry(&s.as_device(device), device, &body, &[]);
         assert_eq!(r.status, 200, "{r:?}");
     };
-    let normal = |k: u64| -> Vec<(u64, f64)> {
+    let normal = |k: u64, factor: u64| -> Vec<(u64, f64)> {
         (0..20)
-            .map(|i| (450 + (i * 37 + k * 11) % 100, 10.0 + ((i + k) % 5) as f64))
+            .map(|i| {
+                (
+                    (450 + (i * 37 + k * 11) % 100) * factor,
+                    10.0 + ((i + k) % 5) as f64,
+                )
+            })
             .collect()
     };
+    let factor = |i: usize| if i < 2 { 1 } else { 10 };
     let op = |token: &str, method: &str, path: &str, body: &str| {
         s.operator(token, method, path, Some(body).filter(|b| !b.is_empty()))
     };
@@ -2455,41 +2527,63 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.body.contains("not enough telemetry"), "{r:?}");
     for (i, p) in pumps.iter().enumerate() {
-        send(p, 1, &normal(i as u64));
-        send(p, 2, &normal(i as u64 + 7));
+        send(p, 1, &normal(i as u64, factor(i)));
+        send(p, 2, &normal(i as u64 + 7, factor(i)));
     }
     let r = op(&viewer, "POST", "/api/v1/defender/baselines/pump", "");
     assert_eq!(r.status, 403, "{r:?}");
+    let r = op(
+        &security,
+        "POST",
+        "/api/v1/defender/baselines/pump",
+        r#"{"forest_trees": 501}"#,
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("forest_trees 501"), "{r:?}");
     let r = op(&security, "POST", "/api/v1/defender/baselines/pump", "{}");
     assert_eq!(r.status, 201, "{r:?}");
     let trained: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(trained["version"], 1);
-    assert_eq!(trained["devices"], 3);
-    assert_eq!(trained["flow_rows"], 120);
+    assert_eq!(trained["devices"], 4);
+    assert_eq!(trained["flow_rows"], 160);
+    assert_eq!(trained["devices_with_own_baseline"], 4, "{trained}");
+    assert_eq!(trained["forest"]["trees"], 100, "{trained}");
     let r = op(&viewer, "GET", "/api/v1/defender/baselines/pump", "");
     let shown: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(shown["verified"], true, "{shown}");
 
-    // Normal traffic stays silent; an exfiltrating flow to the usual gateway (no allowlist
-    // rule can see it) is caught by its volume, explained against the baseline.
-    send("pump-b0", 3, &normal(3));
+    // Normal traffic stays silent.
+    send("pump-b0", 3, &normal(3, 1));
+    send("pump-b2", 3, &normal(3, 10));
     assert!(alerts("pump-b0").is_empty());
-    let mut exfil = normal(4);
-    exfil.push((4_000_000, 11.0));
-    send("pump-b0", 4, &exfil);
+    assert!(alerts("pump-b2").is_empty());
+    // Sending tenfold to the usual gateway (no allowlist rule can see it) is normal for the
+    // class, and for pump-b2, but not for pump-b0: its own baseline explains it.
+    send("pump-b2", 4, &normal(4, 10));
+    assert!(alerts("pump-b2").is_empty());
+    send("pump-b0", 4, &normal(4, 10));
     let raised = alerts("pump-b0");
     assert_eq!(raised.len(), 1, "{raised:?}");
-    assert_eq!(raised[0]["rule"], "baseline:flow@v1");
+    assert_eq!(raised[0]["rule"], "baseline:device:flow@v1");
     assert_eq!(raised[0]["technique"]["id"], "T0882");
     assert_eq!(raised[0]["evidence"][0]["feature"], "bytes_out");
-    assert_eq!(raised[0]["evidence"][0]["observed"], "4000000");
+    // A flow slowed by an interceptor departs from the whole class.
+    let mut slowed = normal(5, 1);
+    slowed.push((500, 900.0));
+    send("pump-b1", 4, &slowed);
+    let raised = alerts("pump-b1");
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(raised[0]["rule"], "baseline:flow@v1");
+    assert_eq!(raised[0]["technique"]["id"], "T0830");
+    assert_eq!(raised[0]["evidence"][0]["feature"], "duration_ms");
+    assert_eq!(raised[0]["evidence"][0]["observed"], "900");
 
     // Version 2 leaves the alerted batch out of its training.
     let r = op(&security, "POST", "/api/v1/defender/baselines/pump", "");
     assert_eq!(r.status, 201, "{r:?}");
     let v2: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v2["version"], 2);
-    assert_eq!(v2["alerted_batches_left_out"], 1, "{v2}");
+    assert_eq!(v2["alerted_batches_left_out"], 2, "{v2}");
 
     // A baseline edited in the database no longer verifies.
     let url = format!("sqlite://{}", s.data.join("medsec.db").display());
@@ -2503,7 +2597,7 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
             panic!("the test server uses SQLite")
         };
         sqlx::query(
-            "UPDATE defender_baselines SET body = replace(body, '\"devices\":3', '\"devices\":4')",
+            "UPDATE defender_baselines SET body = replace(body, '\"devices\":4', '\"devices\":5')",
         )
         .execute(db.pool())
         .await
