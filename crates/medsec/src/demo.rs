@@ -105,7 +105,7 @@ pub fn run(dir: Option<PathBuf>, image_mib: u64) -> Result<()> {
         hardware_ids: vec!["acme-ip200-rev3".into()],
         version: "1.1.0".into(),
         release_counter: 11,
-        sbom_sha256: None,
+        sbom: None,
     };
     let first_key = [repo.keys_dir().join("targets-1.key")];
     let (_, info) = repo.add_target(

@@ -222,7 +222,7 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
             hardware_ids: vec![PUMP_HW.into(), MONITOR_HW.into()],
             version: version.into(),
             release_counter: counter,
-            sbom_sha256: None,
+            sbom: None,
         };
         let name = format!("fleet-fw-{version}.img");
         repo.add_target(

@@ -13,6 +13,7 @@ mod keys;
 mod mqtt;
 mod progress;
 mod repo;
+mod risk;
 mod server;
 
 use std::path::PathBuf;
@@ -91,6 +92,9 @@ enum Command {
     /// MQTT telemetry ingestion: the broker's configuration.
     #[command(subcommand)]
     Mqtt(mqtt::MqttCommand),
+    /// Risk and compliance: check SBOMs, score CVSS vectors.
+    #[command(subcommand)]
+    Risk(risk::RiskCommand),
     /// Investigator: one device's timeline (telemetry, security events, alerts, incidents,
     /// installs, certificates, policy decisions), as a table, JSON or CSV.
     Investigate(Box<investigate::InvestigateArgs>),
@@ -165,9 +169,13 @@ enum RepoCommand {
         /// Anti-rollback release counter.
         #[arg(long)]
         release_counter: u64,
-        /// SHA-256 of the release's SBOM.
-        #[arg(long)]
+        /// SHA-256 of the release's SBOM (prefer --sbom, which also checks it).
+        #[arg(long, conflicts_with = "sbom")]
         sbom_sha256: Option<String>,
+        /// The release's SBOM (CycloneDX or SPDX JSON): validated, and its SHA-256, format and
+        /// component count go into the target's signed custom metadata.
+        #[arg(long)]
+        sbom: Option<PathBuf>,
         /// Lifetime of the new role metadata (e.g. 90d).
         #[arg(long, value_parser = repo::parse_duration)]
         expires: Option<time::Duration>,
@@ -338,10 +346,26 @@ fn run_repo(cmd: RepoCommand) -> Result<()> {
             fw_version,
             release_counter,
             sbom_sha256,
+            sbom,
             expires,
             keys: k,
         } => {
             let r = repo::Repo::open(&dir)?;
+            let sbom = match sbom {
+                Some(f) => {
+                    let (bytes, parsed) = risk::read_sbom(&f)?;
+                    Some(repo::SbomRef {
+                        sha256: hex::encode(medsec_crypto::digest::sha256(&bytes)),
+                        format: Some(parsed.format),
+                        components: Some(parsed.components.len()),
+                    })
+                }
+                None => sbom_sha256.map(|sha256| repo::SbomRef {
+                    sha256,
+                    format: None,
+                    components: None,
+                }),
+            };
             let path = match path {
                 Some(p) => p,
                 None => file
@@ -354,7 +378,7 @@ fn run_repo(cmd: RepoCommand) -> Result<()> {
                 hardware_ids,
                 version: fw_version,
                 release_counter,
-                sbom_sha256,
+                sbom,
             };
             let (role, info) = r.add_target(
                 &file,
@@ -562,6 +586,7 @@ fn main() -> ExitCode {
         Command::Defender(cmd) => defender::run(cmd),
         Command::Investigate(args) => investigate::run(*args),
         Command::Mqtt(cmd) => mqtt::run(cmd),
+        Command::Risk(cmd) => risk::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -82,12 +82,22 @@ pub struct InitOptions {
     pub plaintext_keys: bool,
 }
 
+/// The release's SBOM, as the target's custom metadata records it.
+pub struct SbomRef {
+    /// SHA-256 of the SBOM file, hex.
+    pub sha256: String,
+    /// `CycloneDX 1.6`, `SPDX 2.3`, … when the SBOM itself was given and checked.
+    pub format: Option<String>,
+    /// Its component count, likewise.
+    pub components: Option<usize>,
+}
+
 /// medsec's custom metadata for a firmware target.
 pub struct TargetCustom {
     pub hardware_ids: Vec<String>,
     pub version: String,
     pub release_counter: u64,
-    pub sbom_sha256: Option<String>,
+    pub sbom: Option<SbomRef>,
 }
 
 impl TargetCustom {
@@ -110,12 +120,19 @@ impl TargetCustom {
         if let Value::Object(m) = core {
             medsec.extend(m);
         }
-        if let Some(sbom) = &self.sbom_sha256 {
+        if let Some(sbom) = &self.sbom {
             ensure!(
-                sbom.len() == 64 && sbom.bytes().all(|b| b.is_ascii_hexdigit()),
+                sbom.sha256.len() == 64 && sbom.sha256.bytes().all(|b| b.is_ascii_hexdigit()),
                 "--sbom-sha256 must be 64 hex digits"
             );
-            medsec.insert("sbom".into(), json!({"sha256": sbom.to_ascii_lowercase()}));
+            let sha256 = sbom.sha256.to_ascii_lowercase();
+            let entry = match (&sbom.format, sbom.components) {
+                (Some(format), Some(components)) => {
+                    json!({"sha256": sha256, "format": format, "components": components})
+                }
+                _ => json!({ "sha256": sha256 }),
+            };
+            medsec.insert("sbom".into(), entry);
         }
         Ok(json!({ "medsec": medsec }))
     }

@@ -181,6 +181,123 @@ fn release_lifecycle_through_the_command_line() {
     );
 }
 
+/// A firmware SBOM: OpenSSL with a purl and full FDA fields, BusyBox with a CPE only, and a
+/// vendor blob with neither.
+const FIRMWARE_SBOM: &str = r#"{
+  "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+  "metadata": {"timestamp": "2026-11-01T00:00:00Z", "authors": [{"name": "Acme PSIRT"}],
+               "component": {"type": "firmware", "name": "acme-ip200", "version": "1.2.0",
+                             "bom-ref": "fw"}},
+  "components": [
+    {"type": "library", "name": "openssl", "version": "3.0.2", "bom-ref": "openssl",
+     "supplier": {"name": "OpenSSL Project"}, "purl": "pkg:generic/openssl@3.0.2",
+     "hashes": [{"alg": "SHA-256",
+                 "content": "3b4c6e2f0a9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b"}],
+     "properties": [{"name": "medsec:level-of-support", "value": "actively maintained"},
+                    {"name": "medsec:end-of-support", "value": "2026-09-07"}]},
+    {"type": "application", "name": "busybox", "version": "1.35.0", "bom-ref": "busybox",
+     "cpe": "cpe:2.3:a:busybox:busybox:1.35.0:*:*:*:*:*:*:*"},
+    {"type": "library", "name": "vendor-blob", "bom-ref": "blob"}
+  ],
+  "dependencies": [{"ref": "fw", "dependsOn": ["openssl", "busybox", "blob"]}]
+}"#;
+
+#[test]
+fn an_sbom_is_checked_scored_and_its_digest_signed_into_the_release() {
+    let s = Setup::new();
+    let sbom = s.image("acme-ip200-1.2.0.cdx.json", FIRMWARE_SBOM.as_bytes());
+    let out = ok(medsec().args(["risk", "sbom"]).arg(&sbom));
+    assert!(
+        out.contains("CycloneDX 1.6: acme-ip200 1.2.0, 3 components"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| vendor-blob | - | unidentifiable (no purl or CPE) |"),
+        "{out}"
+    );
+    assert!(out.contains("completeness 66.7 / 100"), "{out}");
+    assert!(out.contains("missing on: busybox, vendor-blob"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(medsec().args(["risk", "sbom", "--json"]).arg(&sbom))).unwrap();
+    assert_eq!(
+        json["sbom"]["components"][1]["cpe"],
+        "cpe:2.3:a:busybox:busybox:1.35.0:*:*:*:*:*:*:*"
+    );
+    assert_eq!(json["completeness"]["score"], 66.7);
+    let out = fails(
+        medsec()
+            .args(["risk", "sbom", "--min-completeness", "90"])
+            .arg(&sbom),
+    );
+    assert!(
+        stderr(&out).contains("completeness 66.7 is under"),
+        "{}",
+        stderr(&out)
+    );
+    // A document that breaks the schema is refused, naming where.
+    let broken = s.image(
+        "broken.cdx.json",
+        FIRMWARE_SBOM
+            .replace(r#""type": "application", "#, "")
+            .as_bytes(),
+    );
+    let out = fails(medsec().args(["risk", "sbom"]).arg(&broken));
+    assert!(
+        stderr(&out).contains("is not a valid CycloneDX 1.6 document")
+            && stderr(&out).contains("/components/1"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The release carries the SBOM's digest, format and size in its signed metadata.
+    ok(medsec().args(["repo", "init"]).arg(s.repo()));
+    let img = s.image("pump.img", &[7u8; 1000]);
+    let out = fails(
+        medsec()
+            .args(["repo", "add-target"])
+            .arg(s.repo())
+            .arg(&img)
+            .args(["--hardware-id", "acme-ip200", "--version", "1.2.0"])
+            .args(["--release-counter", "12", "--sbom"])
+            .arg(&broken),
+    );
+    assert!(stderr(&out).contains("/components/1"), "{}", stderr(&out));
+    s.add_target(
+        &img,
+        "pump/pump-1.2.0.img",
+        &["--sbom", sbom.to_str().unwrap()],
+    );
+    let targets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.repo().join("metadata/targets.json")).unwrap())
+            .unwrap();
+    let custom = &targets["signed"]["targets"]["pump/pump-1.2.0.img"]["custom"]["medsec"]["sbom"];
+    let digest = hex::encode(medsec_crypto::digest::sha256(FIRMWARE_SBOM.as_bytes()));
+    assert_eq!(custom["sha256"], digest.as_str(), "{targets}");
+    assert_eq!(custom["format"], "CycloneDX 1.6");
+    assert_eq!(custom["components"], 3);
+    ok(medsec().args(["repo", "timestamp"]).arg(s.repo()));
+    let verify = ok(medsec().args(["repo", "verify"]).arg(s.repo()));
+    assert!(verify.contains("repository verifies"), "{verify}");
+}
+
+#[test]
+fn cvss_vectors_are_scored_and_bad_ones_named() {
+    let out = ok(medsec().args([
+        "risk",
+        "cvss",
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N/E:P/RL:W/RC:C",
+        "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+    ]));
+    assert!(out.contains("| 3.1 | 6.1 | 5.6 | 5.6 | medium |"), "{out}");
+    assert!(out.contains("| 4.0 | 9.3 | - | - | critical |"), "{out}");
+    let out = fails(medsec().args(["risk", "cvss", "CVSS:3.1/AV:N/AC:L"]));
+    assert!(
+        stderr(&out).contains("base metric(s) missing: PR, UI, S, C, I, A"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

@@ -1,0 +1,39 @@
+//! Risk and compliance for medsec, with no IO: CVSS scores ([`cvss`]) and SBOMs
+//! ([`sbom`]: CycloneDX and SPDX, validated against their official schemas, reduced to the
+//! components a release is made of, with a completeness score).
+
+pub mod cvss;
+pub mod sbom;
+
+/// Why an input was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A CVSS vector that does not parse.
+    #[error("CVSS vector {vector:?} is not valid: {reason}")]
+    Cvss {
+        /// The vector.
+        vector: String,
+        /// Why.
+        reason: String,
+    },
+    /// A document that is not JSON, or not an SBOM format medsec reads.
+    #[error("{0}")]
+    Format(String),
+    /// A document that breaks its format's schema.
+    #[error("the {format} document breaks its schema in {} place(s); first: {}", problems.len(), problems.first().map_or("", String::as_str))]
+    Schema {
+        /// CycloneDX or SPDX, and version.
+        format: String,
+        /// Each problem: where (JSON pointer) and what.
+        problems: Vec<String>,
+    },
+    /// A document that passes the schema but breaks a rule the schema cannot express.
+    #[error("the {format} document is not consistent: {reason}")]
+    Consistency {
+        /// CycloneDX or SPDX.
+        format: String,
+        /// What is wrong.
+        reason: String,
+    },
+}

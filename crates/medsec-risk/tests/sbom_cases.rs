@@ -1,0 +1,159 @@
+//! The 70 official CycloneDX 1.6 test cases behave as labelled (`valid-*` read, `invalid-*`
+//! refused), and the SPDX 2.3 example and the CycloneDX examples read.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a failed test"
+)]
+
+use std::path::PathBuf;
+
+use medsec_risk::sbom::Sbom;
+
+fn data(sub: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/risk")
+        .join(sub);
+    if dir.exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: CI must have ../shared",
+        dir.display()
+    );
+    eprintln!("SKIPPED: {} is not here", dir.display());
+    None
+}
+
+#[test]
+fn cyclonedx_test_cases_behave_as_labelled() {
+    let Some(dir) = data("cyclonedx/spec/testcases-1.6") else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut wrong = Vec::new();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let got = Sbom::parse(&std::fs::read(f).unwrap());
+        match (name.starts_with("valid-"), &got) {
+            (true, Ok(_)) | (false, Err(_)) => {}
+            (true, Err(e)) => wrong.push(format!("{name}: refused: {e}")),
+            (false, Ok(_)) => wrong.push(format!("{name}: read, but it is invalid")),
+        }
+    }
+    assert_eq!(files.len(), 70);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_spdx_example_reads_with_its_packages_and_identifiers() {
+    let Some(f) = data("spdx/2.3/examples/SPDXJSONExample-v2.3.spdx.json") else {
+        return;
+    };
+    let sbom = Sbom::parse(&std::fs::read(f).unwrap()).unwrap();
+    assert_eq!(sbom.format, "SPDX 2.3");
+    assert_eq!(sbom.components.len(), 4, "{:#?}", sbom.components);
+    let glibc = sbom.components.iter().find(|c| c.name == "glibc").unwrap();
+    assert_eq!(glibc.version.as_deref(), Some("2.11.1"));
+    assert_eq!(
+        glibc.supplier.as_deref(),
+        Some("Jane Doe (jane.doe@example.com)")
+    );
+    assert!(
+        glibc
+            .cpe
+            .as_deref()
+            .unwrap()
+            .starts_with("cpe:2.3:a:pivotal_software:spring")
+    );
+    assert!(glibc.hashes.iter().any(|h| h.starts_with("sha1:")));
+    assert_eq!(
+        glibc.end_of_support.as_deref(),
+        Some("2014-01-29T18:30:22Z")
+    );
+    assert!(sbom.relationships > 0);
+    let c = sbom.completeness();
+    assert!(c.score > 0.0 && c.score < 100.0, "{c:?}");
+}
+
+#[test]
+fn broken_documents_are_refused_by_name_and_place() {
+    let e = Sbom::parse(b"{").unwrap_err().to_string();
+    assert!(e.contains("not JSON"), "{e}");
+    let e = Sbom::parse(br#"{"hello": 1}"#).unwrap_err().to_string();
+    assert!(e.contains("neither CycloneDX"), "{e}");
+    let e = Sbom::parse(br#"{"bomFormat": "CycloneDX", "specVersion": "1.2"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("1.2"), "{e}");
+    let e = Sbom::parse(
+        br#"{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [{"name": "x"}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("/components/0") && e.contains("type"), "{e}");
+    let e = Sbom::parse(
+        br#"{"bomFormat": "CycloneDX", "specVersion": "1.6",
+             "components": [{"type": "library", "name": "a", "bom-ref": "a"}],
+             "dependencies": [{"ref": "a", "dependsOn": ["b"]}]}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("\"b\" names no component"), "{e}");
+}
+
+#[test]
+fn fda_fields_and_completeness_of_a_firmware_sbom() {
+    let doc = br#"{
+      "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+      "metadata": {"timestamp": "2026-11-01T00:00:00Z",
+                   "authors": [{"name": "Pump Co PSIRT"}],
+                   "component": {"type": "firmware", "name": "pump-fw", "version": "1.2.0",
+                                 "bom-ref": "fw"}},
+      "components": [
+        {"type": "library", "name": "openssl", "version": "3.0.2", "bom-ref": "openssl",
+         "supplier": {"name": "OpenSSL Project"},
+         "purl": "pkg:generic/openssl@3.0.2",
+         "hashes": [{"alg": "SHA-256", "content": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}],
+         "properties": [{"name": "medsec:level-of-support", "value": "actively maintained"},
+                        {"name": "medsec:end-of-support", "value": "2026-09-07"}]},
+        {"type": "application", "name": "busybox", "version": "1.35.0", "bom-ref": "busybox",
+         "cpe": "cpe:2.3:a:busybox:busybox:1.35.0:*:*:*:*:*:*:*"},
+        {"type": "library", "name": "vendor-blob", "bom-ref": "blob"}
+      ],
+      "dependencies": [{"ref": "fw", "dependsOn": ["openssl", "busybox", "blob"]}]
+    }"#;
+    let sbom = Sbom::parse(doc).unwrap();
+    assert_eq!(sbom.format, "CycloneDX 1.5");
+    assert_eq!(sbom.subject.as_deref(), Some("pump-fw"));
+    let openssl = &sbom.components[0];
+    assert_eq!(
+        openssl.level_of_support.as_deref(),
+        Some("actively maintained")
+    );
+    assert_eq!(openssl.end_of_support.as_deref(), Some("2026-09-07"));
+    assert!(sbom.components[1].identifiable());
+    assert!(!sbom.components[2].identifiable());
+    let c = sbom.completeness();
+    let id = c
+        .elements
+        .iter()
+        .find(|e| e.element.starts_with("unique"))
+        .unwrap();
+    assert_eq!(
+        (id.have, id.of, id.missing.clone()),
+        (2, 3, vec!["vendor-blob".to_owned()])
+    );
+    // 6 component elements at 1/3 (supplier, hash, support x2), 2/3 (version, identifier);
+    // 4 document elements present: (4 x 1/3 + 2 x 2/3 + 4) / 10.
+    assert!((c.score - 66.7).abs() < 0.05, "{c:?}");
+}
