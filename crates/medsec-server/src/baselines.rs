@@ -9,9 +9,10 @@
 //! - `GET /api/v1/defender/baselines/{model}` (`incident.read`): the version in force, its
 //!   signature, and whether it verifies.
 //! - The baseline's JSON is signed with the server's log key (domain-separated). A replica
-//!   loads the newest version, verifies it, and keeps it for [`CACHE_TTL`]; one that does not
-//!   verify is not scored (and logged): a baseline edited in the database cannot silence the
-//!   Defender, nor make it raise alerts of the editor's choosing.
+//!   loads the newest version, verifies it, and keeps it for [`CACHE_TTL`], then reloads it only
+//!   if a newer version exists; one that does not verify is not scored (and logged): a
+//!   baseline edited in the database cannot silence the Defender, nor make it raise alerts of
+//!   the editor's choosing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -73,12 +74,29 @@ impl Baselines {
     }
 
     /// The baseline in force for `model` (version and model), from the cache or the store.
+    ///
+    /// After [`CACHE_TTL`] only the newest version number is read; the body (which holds every
+    /// device's own baseline, megabytes for a large class) is read and verified again only
+    /// when a newer version exists.
     pub(crate) async fn current(&self, state: &AppState, model: &str) -> Loaded {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((at, loaded)) = cache.get(model)
-            && at.elapsed() < CACHE_TTL
-        {
-            return loaded.clone();
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(model).cloned());
+        if let Some((at, loaded)) = &cached {
+            if at.elapsed() < CACHE_TTL {
+                return loaded.clone();
+            }
+            if let Some((version, _)) = loaded
+                && let Ok(latest) = state.store.latest_baseline_version(model).await
+                && latest == Some(*version)
+            {
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.insert(model.to_owned(), (Instant::now(), loaded.clone()));
+                }
+                return loaded.clone();
+            }
         }
         let loaded = match state.store.latest_baseline(model).await {
             Ok(Some(row)) => match self.verify(&row) {

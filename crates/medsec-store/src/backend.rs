@@ -693,6 +693,15 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn latest_baseline_version(&self, model: &str) -> Result<Option<i64>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT MAX(version) FROM defender_baselines WHERE model = $1",
+                )
+                .bind(model)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
             async fn latest_baseline(&self, model: &str) -> Result<Option<BaselineRow>> {
                 let row = sqlx::query(
                     "SELECT model, version, created_at_ms, created_by, body, signature \

@@ -471,6 +471,11 @@ pub trait Store: Send + Sync + Clone + 'static {
     /// Stores a new baseline version (`Conflict` if that version exists: another replica
     /// trained at the same time).
     fn add_baseline(&self, baseline: &BaselineRow) -> impl Future<Output = Result<()>> + Send;
+    /// The newest baseline version of `model`, if any, without reading the baseline.
+    fn latest_baseline_version(
+        &self,
+        model: &str,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
     /// The newest baseline of `model`, if any.
     fn latest_baseline(
         &self,
@@ -733,6 +738,9 @@ impl Store for AnyStore {
     }
     async fn add_baseline(&self, baseline: &BaselineRow) -> Result<()> {
         dispatch!(self, s => s.add_baseline(baseline))
+    }
+    async fn latest_baseline_version(&self, model: &str) -> Result<Option<i64>> {
+        dispatch!(self, s => s.latest_baseline_version(model))
     }
     async fn latest_baseline(&self, model: &str) -> Result<Option<BaselineRow>> {
         dispatch!(self, s => s.latest_baseline(model))

@@ -282,6 +282,8 @@ async fn telemetry<S: Store>(s: &S) {
         s.latest_baseline("pump").await.unwrap(),
         Some(baseline("pump", 2))
     );
+    assert_eq!(s.latest_baseline_version("pump").await.unwrap(), Some(2));
+    assert_eq!(s.latest_baseline_version("nobody").await.unwrap(), None);
     // The first MAC a device reports is its binding; a later one returns the first.
     let mac = "02:00:00:aa:bb:cc";
     assert_eq!(s.bind_identity("tel-1", "mac", mac, 10).await.unwrap(), mac);
