@@ -9,22 +9,7 @@
     reason = "test code: a panic is a failed test"
 )]
 
-use std::path::PathBuf;
-
-fn data() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/risk/cvss/redhat-vectors");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: CI must have ../shared",
-        dir.display()
-    );
-    eprintln!("SKIPPED: {} is not here", dir.display());
-    None
-}
+mod common;
 
 /// `None` / `-0.0` / `5` / `5.0` as an expected score.
 fn expected(s: &str) -> Option<f64> {
@@ -34,7 +19,9 @@ fn expected(s: &str) -> Option<f64> {
 
 #[test]
 fn all_reference_vectors_agree() {
-    let Some(dir) = data() else { return };
+    let Some(dir) = common::shared("cvss/redhat-vectors") else {
+        return;
+    };
     let (mut checked, mut wrong) = (0usize, Vec::new());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -13,21 +13,8 @@ use std::path::PathBuf;
 
 use medsec_risk::sbom::Sbom;
 
-fn data(sub: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/risk")
-        .join(sub);
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: CI must have ../shared",
-        dir.display()
-    );
-    eprintln!("SKIPPED: {} is not here", dir.display());
-    None
-}
+mod common;
+use common::shared as data;
 
 #[test]
 fn cyclonedx_test_cases_behave_as_labelled() {
@@ -113,28 +100,12 @@ fn broken_documents_are_refused_by_name_and_place() {
 
 #[test]
 fn fda_fields_and_completeness_of_a_firmware_sbom() {
-    let doc = br#"{
-      "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
-      "metadata": {"timestamp": "2026-11-01T00:00:00Z",
-                   "authors": [{"name": "Pump Co PSIRT"}],
-                   "component": {"type": "firmware", "name": "pump-fw", "version": "1.2.0",
-                                 "bom-ref": "fw"}},
-      "components": [
-        {"type": "library", "name": "openssl", "version": "3.0.2", "bom-ref": "openssl",
-         "supplier": {"name": "OpenSSL Project"},
-         "purl": "pkg:generic/openssl@3.0.2",
-         "hashes": [{"alg": "SHA-256", "content": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}],
-         "properties": [{"name": "medsec:level-of-support", "value": "actively maintained"},
-                        {"name": "medsec:end-of-support", "value": "2026-09-07"}]},
-        {"type": "application", "name": "busybox", "version": "1.35.0", "bom-ref": "busybox",
-         "cpe": "cpe:2.3:a:busybox:busybox:1.35.0:*:*:*:*:*:*:*"},
-        {"type": "library", "name": "vendor-blob", "bom-ref": "blob"}
-      ],
-      "dependencies": [{"ref": "fw", "dependsOn": ["openssl", "busybox", "blob"]}]
-    }"#;
-    let sbom = Sbom::parse(doc).unwrap();
+    // The firmware SBOM of the CLI test, as CycloneDX 1.5.
+    let doc = include_str!("data/firmware-1.2.0.cdx.json")
+        .replace(r#""specVersion": "1.6""#, r#""specVersion": "1.5""#);
+    let sbom = Sbom::parse(doc.as_bytes()).unwrap();
     assert_eq!(sbom.format, "CycloneDX 1.5");
-    assert_eq!(sbom.subject.as_deref(), Some("pump-fw"));
+    assert_eq!(sbom.subject.as_deref(), Some("acme-ip200"));
     let openssl = &sbom.components[0];
     assert_eq!(
         openssl.level_of_support.as_deref(),

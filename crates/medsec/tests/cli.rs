@@ -182,25 +182,8 @@ fn release_lifecycle_through_the_command_line() {
 }
 
 /// A firmware SBOM: OpenSSL with a purl and full FDA fields, BusyBox with a CPE only, and a
-/// vendor blob with neither.
-const FIRMWARE_SBOM: &str = r#"{
-  "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
-  "metadata": {"timestamp": "2026-11-01T00:00:00Z", "authors": [{"name": "Acme PSIRT"}],
-               "component": {"type": "firmware", "name": "acme-ip200", "version": "1.2.0",
-                             "bom-ref": "fw"}},
-  "components": [
-    {"type": "library", "name": "openssl", "version": "3.0.2", "bom-ref": "openssl",
-     "supplier": {"name": "OpenSSL Project"}, "purl": "pkg:generic/openssl@3.0.2",
-     "hashes": [{"alg": "SHA-256",
-                 "content": "3b4c6e2f0a9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b"}],
-     "properties": [{"name": "medsec:level-of-support", "value": "actively maintained"},
-                    {"name": "medsec:end-of-support", "value": "2026-09-07"}]},
-    {"type": "application", "name": "busybox", "version": "1.35.0", "bom-ref": "busybox",
-     "cpe": "cpe:2.3:a:busybox:busybox:1.35.0:*:*:*:*:*:*:*"},
-    {"type": "library", "name": "vendor-blob", "bom-ref": "blob"}
-  ],
-  "dependencies": [{"ref": "fw", "dependsOn": ["openssl", "busybox", "blob"]}]
-}"#;
+/// vendor blob with neither (shared with medsec-risk's tests).
+const FIRMWARE_SBOM: &str = include_str!("../../medsec-risk/tests/data/firmware-1.2.0.cdx.json");
 
 #[test]
 fn an_sbom_is_checked_scored_and_its_digest_signed_into_the_release() {
@@ -271,7 +254,9 @@ fn an_sbom_is_checked_scored_and_its_digest_signed_into_the_release() {
         serde_json::from_slice(&std::fs::read(s.repo().join("metadata/targets.json")).unwrap())
             .unwrap();
     let custom = &targets["signed"]["targets"]["pump/pump-1.2.0.img"]["custom"]["medsec"]["sbom"];
-    let digest = hex::encode(medsec_crypto::digest::sha256(FIRMWARE_SBOM.as_bytes()));
+    let digest = hex::encode(medsec_crypto::digest::sha256(
+        &std::fs::read(&sbom).unwrap(),
+    ));
     assert_eq!(custom["sha256"], digest.as_str(), "{targets}");
     assert_eq!(custom["format"], "CycloneDX 1.6");
     assert_eq!(custom["components"], 3);
