@@ -9,10 +9,10 @@
 //! - `GET /api/v1/defender/baselines/{model}` (`incident.read`): the version in force, its
 //!   signature, and whether it verifies.
 //! - The baseline's JSON is signed with the server's log key (domain-separated). A replica
-//!   loads the newest version, verifies it, and keeps it for [`CACHE_TTL`], then reloads it only
-//!   if a newer version exists; one that does not verify is not scored (and logged): a
-//!   baseline edited in the database cannot silence the Defender, nor make it raise alerts of
-//!   the editor's choosing.
+//!   loads the newest version, verifies it, and keeps it for `defender_baseline_reload_secs`;
+//!   then it reloads it only if a newer version exists. One that does not verify is not
+//!   scored (and logged): a baseline edited in the database cannot silence the Defender, nor
+//!   make it raise alerts of the editor's choosing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -33,9 +33,6 @@ use crate::audit_log::event;
 use crate::authz::Target;
 use crate::http::{ApiError, AppState, Conn, authorize, caller, now_ms};
 
-/// How long a replica keeps the baseline it loaded before looking for a newer one.
-pub const CACHE_TTL: Duration = Duration::from_secs(30);
-
 /// What is signed: a domain tag, then the baseline's JSON.
 const DOMAIN: &[u8] = b"medsec-defender-baseline-v1\n";
 
@@ -47,6 +44,9 @@ type Loaded = Option<(i64, Arc<ClassBaseline>)>;
 /// The signing key and each model's loaded baseline.
 pub struct Baselines {
     key: SigningKey,
+    /// How long a loaded baseline is kept before the store is asked for a newer version
+    /// (`defender_baseline_reload_secs`).
+    reload: Duration,
     cache: Mutex<HashMap<String, (Instant, Loaded)>>,
 }
 
@@ -55,10 +55,11 @@ fn message(body: &str) -> Vec<u8> {
 }
 
 impl Baselines {
-    /// Signs with `key` (the server's log key).
-    pub fn new(key: SigningKey) -> Self {
+    /// Signs with `key` (the server's log key); looks for a newer version every `reload`.
+    pub fn new(key: SigningKey, reload: Duration) -> Self {
         Self {
             key,
+            reload,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -75,7 +76,7 @@ impl Baselines {
 
     /// The baseline in force for `model` (version and model), from the cache or the store.
     ///
-    /// After [`CACHE_TTL`] only the newest version number is read; the body (which holds every
+    /// After `reload` only the newest version number is read; the body (which holds every
     /// device's own baseline, megabytes for a large class) is read and verified again only
     /// when a newer version exists.
     pub(crate) async fn current(&self, state: &AppState, model: &str) -> Loaded {
@@ -85,7 +86,7 @@ impl Baselines {
             .ok()
             .and_then(|cache| cache.get(model).cloned());
         if let Some((at, loaded)) = &cached {
-            if at.elapsed() < CACHE_TTL {
+            if at.elapsed() < self.reload {
                 return loaded.clone();
             }
             if let Some((version, _)) = loaded

@@ -31,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "defender_policy",
     "defender_sigma_dir",
     "defender_audit_interval_secs",
+    "defender_baseline_reload_secs",
     "mqtt",
     "limits",
 ];
@@ -83,6 +84,10 @@ pub struct Config {
     /// How often the Defender's audit checks run on their own, in seconds (default 3600; 0
     /// turns the schedule off). New findings go to the audit log (docs/defender.md).
     pub defender_audit_interval_secs: u64,
+    /// How long a replica keeps the learned baseline it loaded before it checks for a newer
+    /// version, in seconds (default 30, 1 to 3600). Only a newer version is read and verified
+    /// again (docs/defender.md).
+    pub defender_baseline_reload_secs: u64,
     /// Telemetry ingestion through an MQTT broker (scale-out; docs/defender.md). Off unless
     /// `mqtt.broker` is set.
     pub mqtt: Mqtt,
@@ -238,6 +243,7 @@ impl Default for Config {
             defender_policy: None,
             defender_sigma_dir: None,
             defender_audit_interval_secs: 3_600,
+            defender_baseline_reload_secs: 30,
             mqtt: Mqtt::default(),
             limits: Limits::default(),
         }
@@ -333,6 +339,9 @@ impl Config {
             return bad(
                 "defender_audit_interval_secs must be at most 604800 (a week); 0 turns it off",
             );
+        }
+        if !(1..=3_600).contains(&self.defender_baseline_reload_secs) {
+            return bad("defender_baseline_reload_secs must be between 1 and 3600");
         }
         self.mqtt.check()
     }

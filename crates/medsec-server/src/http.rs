@@ -125,6 +125,7 @@ impl AppState {
         let per_second =
             NonZeroU32::new(config.limits.requests_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.request_burst).unwrap_or(NonZeroU32::MIN);
+        let reload = std::time::Duration::from_secs(config.defender_baseline_reload_secs);
         let repeats = crate::repeats::Repeats::new(
             config.limits.audit_repeat_window_secs,
             config.limits.audit_repeat_streams,
@@ -141,7 +142,7 @@ impl AppState {
             director,
             repeats,
             defender: medsec_defender::rules::Policy::default(),
-            baselines: crate::baselines::Baselines::new(baseline_key),
+            baselines: crate::baselines::Baselines::new(baseline_key, reload),
             sigma: medsec_defender::sigma::SigmaRules::default(),
         }
     }

@@ -2469,7 +2469,12 @@ fn a_cloned_identity_is_caught_by_its_alternating_address_and_its_changed_mac() 
 #[test]
 fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_from_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = start(tmp.path(), &[], &[]);
+    // The server looks for a newer baseline version every second.
+    let s = start(
+        tmp.path(),
+        &[("MEDSEC_DEFENDER_BASELINE_RELOAD_SECS", "1")],
+        &[],
+    );
     let security = s.operator_token("sam", "security", "1h");
     let viewer = s.operator_token("vic", "viewer", "1h");
     // Two pumps send about 500 bytes a flow and two about 5,000: the class spans both.
@@ -2584,26 +2589,43 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
     let v2: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["alerted_batches_left_out"], 2, "{v2}");
+    let baseline_rules = |device: &str| -> Vec<String> {
+        alerts(device)
+            .iter()
+            .filter_map(|a| a["rule"].as_str())
+            .filter(|r| r.starts_with("baseline:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    // v2 is loaded (and verified) by the next batch.
+    send("pump-b1", 5, &slowed);
+    assert_eq!(
+        baseline_rules("pump-b1"),
+        ["baseline:flow@v2", "baseline:flow@v1"]
+    );
 
     // A baseline edited in the database no longer verifies.
     let url = format!("sqlite://{}", s.data.join("medsec.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = medsec_store::AnyStore::open(&url, 1).await.unwrap();
-        let medsec_store::AnyStore::Sqlite(db) = &store else {
-            panic!("the test server uses SQLite")
-        };
-        sqlx::query(
-            "UPDATE defender_baselines SET body = replace(body, '\"devices\":4', '\"devices\":5')",
-        )
-        .execute(db.pool())
-        .await
-        .unwrap();
-        store.close().await;
-    });
+    let tamper = || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = medsec_store::AnyStore::open(&url, 1).await.unwrap();
+            let medsec_store::AnyStore::Sqlite(db) = &store else {
+                panic!("the test server uses SQLite")
+            };
+            sqlx::query(
+                "UPDATE defender_baselines SET body = replace(body, '\"devices\":4', '\"devices\":5')",
+            )
+            .execute(db.pool())
+            .await
+            .unwrap();
+            store.close().await;
+        });
+    };
+    tamper();
     let r = op(&viewer, "GET", "/api/v1/defender/baselines/pump", "");
     let shown: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(shown["verified"], false, "{shown}");
@@ -2614,6 +2636,25 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
             .contains("does not verify"),
         "{shown}"
     );
+    // The replica keeps the v2 it verified: after the reload interval it reads only the
+    // version number, which has not changed, so the edited body is never used.
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    send("pump-b1", 6, &slowed);
+    assert_eq!(baseline_rules("pump-b1").len(), 3);
+    assert_eq!(baseline_rules("pump-b1")[0], "baseline:flow@v2");
+    // A new version edited before any replica loaded it is refused: not scored at all.
+    let r = op(&security, "POST", "/api/v1/defender/baselines/pump", "");
+    assert_eq!(r.status, 201, "{r:?}");
+    tamper();
+    send("pump-b1", 7, &slowed);
+    assert_eq!(
+        baseline_rules("pump-b1").len(),
+        3,
+        "{:?}",
+        baseline_rules("pump-b1")
+    );
+    let log = std::fs::read_to_string(s.work.join("server.log")).unwrap();
+    assert!(log.contains("stored baseline refused"), "{log}");
     s.audited(&security, "the training", |e| {
         field(e, "action") == "baseline.train" && has(e, "detail", "v2: ")
     });
