@@ -395,14 +395,14 @@ fn technique_of(feature: &str) -> crate::rules::Technique {
 }
 
 /// The worst of a batch's flows against `baselines` (the class's, or a device's own), as one
-/// alert if any deviates by `threshold` or more.
+/// alert if any deviates by `threshold` or more. `label` gives the alert's rule and what it
+/// deviates from; it is called only when there is an alert, as most batches raise none.
 fn flow_alert(
     model: &RobustBaseline,
     baselines: &[FeatureBaseline],
     batch: &Batch,
     threshold: f64,
-    rule: String,
-    against: &str,
+    label: impl FnOnce() -> (String, String),
 ) -> Option<Alert> {
     let (mut flows, mut over, mut worst) = (0usize, 0usize, None::<(f64, i64, Vec<f64>)>);
     for e in &batch.events {
@@ -422,6 +422,7 @@ fn flow_alert(
     let (d, at_ms, row) = worst?;
     let s = model.score_against(baselines, &row, 3).ok()?;
     let top = s.top.first().map(|c| c.feature.clone()).unwrap_or_default();
+    let (rule, against) = label();
     Some(Alert {
         at_ms,
         rule,
@@ -460,24 +461,20 @@ impl ClassBaseline {
         let mut alerts = Vec::new();
         let own = self.per_device.get(device);
         if let Some(flow) = &self.flow {
-            let class = flow_alert(
-                flow,
-                flow.baselines(),
-                batch,
-                threshold,
-                format!("baseline:flow@v{version}"),
-                &format!("the {} class baseline (v{version})", self.model),
-            );
+            let class = flow_alert(flow, flow.baselines(), batch, threshold, || {
+                (
+                    format!("baseline:flow@v{version}"),
+                    format!("the {} class baseline (v{version})", self.model),
+                )
+            });
             alerts.extend(class.or_else(|| {
                 let own = own.filter(|o| !o.flow.is_empty())?;
-                flow_alert(
-                    flow,
-                    &own.flow,
-                    batch,
-                    threshold,
-                    format!("baseline:device:flow@v{version}"),
-                    &format!("{device}'s own baseline (v{version})"),
-                )
+                flow_alert(flow, &own.flow, batch, threshold, || {
+                    (
+                        format!("baseline:device:flow@v{version}"),
+                        format!("{device}'s own baseline (v{version})"),
+                    )
+                })
             }));
             if let Some(forest) = &self.forest {
                 alerts.extend(forest.alert(flow, batch, &self.model, version));

@@ -184,9 +184,9 @@ pub(crate) async fn train(
     let since = req.since_ms.unwrap_or(now - 3_600_000);
     let version = state
         .store
-        .latest_baseline(&model)
+        .latest_baseline_version(&model)
         .await?
-        .map_or(1, |b| b.version + 1);
+        .map_or(1, |v| v + 1);
     // Seeded by the version: the same data and version grow the same forest.
     let mut trainer = Trainer::new(req.max_rows_per_device.unwrap_or(5_000))
         .with_forest(trees, u64::try_from(version).unwrap_or(0));
