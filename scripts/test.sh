@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every medsec test: the whole workspace, including the interop tests against python-tuf.
-# On first use it creates .venv/ with python-tuf (pinned in scripts/requirements-interop.txt).
+# On first use it creates .venv/ with python-tuf and univers (pinned in scripts/requirements-interop.txt).
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! .venv/bin/python -c "import tuf, securesystemslib.signer" 2>/dev/null; then
-  echo "setting up .venv with python-tuf for the interop tests"
+if ! .venv/bin/python -c "import tuf, securesystemslib.signer, univers" 2>/dev/null; then
+  echo "setting up .venv with python-tuf and univers for the interop tests"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-interop.txt
 fi

@@ -1,9 +1,19 @@
-//! Risk and compliance for medsec, with no IO: CVSS scores ([`cvss`]) and SBOMs
-//! ([`sbom`]: CycloneDX and SPDX, validated against their official schemas, reduced to the
-//! components a release is made of, with a completeness score).
+//! Risk and compliance for medsec, with no IO: CVSS scores ([`cvss`]); SBOMs ([`sbom`]:
+//! CycloneDX and SPDX, validated against their official schemas, reduced to the components
+//! a release is made of, with a completeness score); advisories ([`advisory`]: OSV, CSAF
+//! 2.0, CISA KEV) and matching components against them ([`matching`]), in each
+//! ecosystem's version order ([`version`], [`range`]).
 
+pub mod advisory;
+mod csaf_rules;
 pub mod cvss;
+pub mod ident;
+pub mod matching;
+pub mod range;
 pub mod sbom;
+mod schema;
+pub mod version;
+pub mod vex;
 
 /// Why an input was refused.
 #[derive(Debug, thiserror::Error)]

@@ -14,21 +14,18 @@
 //!   author, timestamp and dependency relationships, each as the share that has it.
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::Error;
+use crate::schema::{Doc, array, text, validate};
 
 /// The CycloneDX property holding a component's level of support (FDA premarket guidance:
 /// e.g. `actively maintained`, `no longer maintained`, `abandoned`).
 pub const LEVEL_OF_SUPPORT: &str = "medsec:level-of-support";
 /// The CycloneDX property holding a component's end-of-support date (ISO 8601).
 pub const END_OF_SUPPORT: &str = "medsec:end-of-support";
-
-/// The most schema problems reported for one document.
-const MAX_PROBLEMS: usize = 20;
 
 /// One component of a release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +68,10 @@ pub struct Sbom {
     pub subject: Option<String>,
     /// The subject's version, where given.
     pub subject_version: Option<String>,
+    /// Names a VEX statement may give the subject (the product) by: its purl, CPE and
+    /// bom-ref, and the BOM-Link `urn:cdx:SERIAL/VERSION` (CycloneDX); the document
+    /// namespace and the described packages' purls (SPDX).
+    pub product_ids: Vec<String>,
     /// When it was made.
     pub timestamp: Option<String>,
     /// Who or what made it (authors, tools, SPDX creators).
@@ -103,81 +104,6 @@ pub struct Completeness {
     pub elements: Vec<Coverage>,
 }
 
-struct Bundled;
-
-impl jsonschema::Retrieve for Bundled {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let text = match uri.as_str().rsplit('/').next() {
-            Some("spdx.schema.json") => include_str!("../schemas/spdx.schema.json"),
-            Some("jsf-0.82.schema.json") => include_str!("../schemas/jsf-0.82.schema.json"),
-            _ => {
-                return Err(
-                    format!("{} is not bundled (medsec fetches no schema)", uri.as_str()).into(),
-                );
-            }
-        };
-        Ok(serde_json::from_str(text)?)
-    }
-}
-
-type Compiled = Result<jsonschema::Validator, String>;
-
-fn compile(schema: &str) -> Compiled {
-    let schema: Value = serde_json::from_str(schema).map_err(|e| format!("bundled schema: {e}"))?;
-    jsonschema::options()
-        .with_retriever(Bundled)
-        .should_validate_formats(true)
-        .build(&schema)
-        .map_err(|e| format!("bundled schema does not compile: {e}"))
-}
-
-fn validator(format: &str) -> Result<&'static jsonschema::Validator, Error> {
-    static CYCLONEDX: OnceLock<Compiled> = OnceLock::new();
-    static SPDX: OnceLock<Compiled> = OnceLock::new();
-    let compiled = if format == "CycloneDX" {
-        CYCLONEDX.get_or_init(|| compile(include_str!("../schemas/bom-1.6.schema.json")))
-    } else {
-        SPDX.get_or_init(|| compile(include_str!("../schemas/spdx-2.3.schema.json")))
-    };
-    compiled.as_ref().map_err(|e| Error::Format(e.clone()))
-}
-
-fn validate(format: &str, label: &str, doc: &Value) -> Result<(), Error> {
-    let problems: Vec<String> = validator(format)?
-        .iter_errors(doc)
-        .take(MAX_PROBLEMS)
-        .map(|e| {
-            let at = e.instance_path().to_string();
-            format!("{}: {e}", if at.is_empty() { "/" } else { &at })
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Schema {
-            format: label.to_owned(),
-            problems,
-        })
-    }
-}
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
-fn array<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
 impl Sbom {
     /// Reads a CycloneDX or SPDX JSON document: the format is told by `bomFormat` or
     /// `spdxVersion`.
@@ -205,7 +131,7 @@ impl Sbom {
             )));
         }
         let label = format!("CycloneDX {spec}");
-        validate("CycloneDX", &label, doc)?;
+        validate(Doc::CycloneDx, &label, doc)?;
         // Every `bom-ref` in the document (components, services, their nested ones, the
         // subject, formulation, …) is unique, and dependencies name one of them.
         let mut refs = BTreeSet::new();
@@ -257,6 +183,18 @@ impl Sbom {
             format: label,
             subject: subject.and_then(|c| text(c, "name")),
             subject_version: subject.and_then(|c| text(c, "version")),
+            product_ids: subject
+                .iter()
+                .flat_map(|c| ["purl", "cpe", "bom-ref"].map(|k| text(c, k)))
+                .flatten()
+                .chain(text(doc, "serialNumber").map(|serial| {
+                    format!(
+                        "urn:cdx:{}/{}",
+                        serial.trim_start_matches("urn:uuid:"),
+                        doc.get("version").and_then(Value::as_u64).unwrap_or(1)
+                    )
+                }))
+                .collect(),
             timestamp: text(metadata, "timestamp"),
             authors,
             components,
@@ -275,7 +213,7 @@ impl Sbom {
             )));
         }
         let label = "SPDX 2.3".to_owned();
-        validate("SPDX", &label, doc)?;
+        validate(Doc::Spdx, &label, doc)?;
         let mut ids = BTreeSet::new();
         if let Some(id) = text(doc, "SPDXID") {
             ids.insert(id);
@@ -362,6 +300,20 @@ impl Sbom {
             format: label,
             subject: text(doc, "name"),
             subject_version: None,
+            product_ids: text(doc, "documentNamespace")
+                .into_iter()
+                .chain(
+                    array(doc, "documentDescribes")
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .filter_map(|id| {
+                            components
+                                .iter()
+                                .find(|c| c.reference.as_deref() == Some(id))
+                        })
+                        .filter_map(|c| c.purl.clone()),
+                )
+                .collect(),
             timestamp: text(creation, "created"),
             authors: array(creation, "creators")
                 .iter()

@@ -6,6 +6,8 @@
     reason = "test code: a panic is a failed test"
 )]
 
+use medsec_risk::version::Scheme;
+use medsec_risk::vex::{self, Format, Meta, Statement, Status};
 use proptest::prelude::*;
 
 /// A CVSS v3.1 vector from the base and temporal metric grid.
@@ -74,4 +76,91 @@ proptest! {
         let c = sbom.completeness();
         prop_assert!((0.0..=100.0).contains(&c.score));
     }
+
+    #[test]
+    fn every_scheme_orders_totally(a in "[0-9a-z~^.+:-]{1,12}", b in "[0-9a-z~^.+:-]{1,12}", c in "[0-9a-z~^.+:-]{1,12}") {
+        use std::cmp::Ordering;
+        for s in [Scheme::Generic, Scheme::Deb, Scheme::Rpm] {
+            let (Ok(x), Ok(y), Ok(z)) = (s.parse(&a), s.parse(&b), s.parse(&c)) else { continue };
+            let xy = x.compare(&y).unwrap();
+            prop_assert_eq!(xy.reverse(), y.compare(&x).unwrap(), "{:?} {} {}", s, a, b);
+            prop_assert_eq!(x.compare(&x), Some(Ordering::Equal));
+            if xy.is_le() && y.compare(&z).unwrap().is_le() {
+                prop_assert!(x.compare(&z).unwrap().is_le(), "{:?}: {} <= {} <= {} but not {} <= {}", s, a, b, c, a, c);
+            }
+        }
+    }
+
+    #[test]
+    fn any_text_as_a_range_advisory_or_vex_never_panics(s in ".{0,200}") {
+        let _ = medsec_risk::range::Vers::parse(&s);
+        let _ = medsec_risk::range::Vers::parse(&format!("vers:generic/{s}"));
+        let _ = medsec_risk::advisory::parse(s.as_bytes());
+        let _ = medsec_risk::vex::parse(s.as_bytes());
+    }
+
+    #[test]
+    fn vex_statements_survive_every_format(list in proptest::collection::vec(statement(), 1..8)) {
+        let meta = Meta {
+            author: "Acme PSIRT".into(),
+            timestamp: "2026-12-03T00:00:00Z".into(),
+            id: "ACME-1".into(),
+            namespace: "https://acme.example".into(),
+        };
+        let mut want = list.clone();
+        want.sort();
+        want.dedup_by(|a, b| (&a.vulnerability, &a.product, &a.component) == (&b.vulnerability, &b.product, &b.component));
+        for format in [Format::CycloneDx, Format::OpenVex, Format::Csaf] {
+            let text = vex::export(&want, format, &meta).unwrap();
+            let mut back = vex::parse(text.as_bytes()).unwrap().1;
+            for s in &mut back {
+                // Statements made here have no CycloneDX analysis; CycloneDX gives one.
+                s.cyclonedx = None;
+            }
+            back.sort();
+            prop_assert_eq!(&back, &want, "{:?}\n{}", format, text);
+        }
+    }
+}
+
+/// A VEX statement with any status, a justification where it may have one, and free text.
+fn statement() -> impl Strategy<Value = Statement> {
+    let id = prop_oneof![
+        "[a-z]{1,8}".prop_map(|n| format!("pkg:generic/{n}@1.{}", n.len())),
+        "[a-z]{1,8}".prop_map(|n| format!("cpe:2.3:a:{n}:{n}:2.0:*:*:*:*:*:*:*")),
+        "[A-Za-z0-9_#|<>-]{1,8}( [A-Za-z0-9_#|<>.-]{1,8})?",
+    ];
+    (
+        "CVE-20[0-9]{2}-[0-9]{4,6}",
+        id.clone(),
+        proptest::option::of(id),
+        0usize..4,
+        proptest::sample::select(&vex::JUSTIFICATIONS[..]),
+        proptest::option::of("[ -~]{1,40}"),
+        proptest::option::of("[ -~]{1,40}"),
+    )
+        .prop_map(
+            |(vulnerability, product, component, status, j, impact, action)| {
+                let status = [
+                    Status::NotAffected,
+                    Status::Affected,
+                    Status::Fixed,
+                    Status::UnderInvestigation,
+                ][status];
+                Statement {
+                    vulnerability,
+                    product,
+                    component,
+                    status,
+                    justification: (status == Status::NotAffected).then(|| j.to_owned()),
+                    impact_statement: impact
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty()),
+                    action_statement: action
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty()),
+                    cyclonedx: None,
+                }
+            },
+        )
 }

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod advisories;
 mod ca;
 mod campaign;
 mod defender;
@@ -92,7 +93,8 @@ enum Command {
     /// MQTT telemetry ingestion: the broker's configuration.
     #[command(subcommand)]
     Mqtt(mqtt::MqttCommand),
-    /// Risk and compliance: check SBOMs, score CVSS vectors.
+    /// Risk and compliance: check SBOMs, score CVSS vectors, match components against
+    /// advisories.
     #[command(subcommand)]
     Risk(risk::RiskCommand),
     /// Investigator: one device's timeline (telemetry, security events, alerts, incidents,

@@ -1,11 +1,66 @@
-//! `medsec risk`: read and check SBOMs (CycloneDX, SPDX) and score CVSS vectors.
+//! `medsec risk`: read and check SBOMs (CycloneDX, SPDX), score CVSS vectors, and match an
+//! SBOM's components against advisories (OSV, CSAF 2.0, CISA KEV).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
+use medsec_risk::matching::{ComponentMatch, Status};
 use medsec_risk::sbom::Sbom;
+
+use crate::advisories;
+
+/// A VEX format to write.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum VexFormat {
+    /// CycloneDX 1.6 VEX.
+    Cyclonedx,
+    /// OpenVEX 0.2.0.
+    Openvex,
+    /// CSAF 2.0, profile csaf_vex.
+    Csaf,
+}
+
+/// Reads a VEX document.
+fn read_vex(
+    file: &std::path::Path,
+) -> Result<(medsec_risk::vex::Format, Vec<medsec_risk::vex::Statement>)> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    medsec_risk::vex::parse(&bytes).map_err(|e| match e {
+        medsec_risk::Error::Schema { format, problems } => anyhow::anyhow!(
+            "{} is not a valid {format} document:\n  {}",
+            file.display(),
+            problems.join("\n  ")
+        ),
+        other => anyhow::anyhow!("{}: {other}", file.display()),
+    })
+}
+
+/// The lowest severity that makes `risk match` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum FailOn {
+    /// Any finding, certain or not.
+    Any,
+    /// A certain finding scored low or above.
+    Low,
+    /// Medium or above.
+    Medium,
+    /// High or above.
+    High,
+    /// Critical.
+    Critical,
+}
+
+fn rank(severity: Option<&str>) -> FailOn {
+    match severity {
+        Some("critical") => FailOn::Critical,
+        Some("high") => FailOn::High,
+        Some("medium") => FailOn::Medium,
+        Some("low") => FailOn::Low,
+        _ => FailOn::Any,
+    }
+}
 
 #[derive(Subcommand)]
 pub enum RiskCommand {
@@ -22,6 +77,63 @@ pub enum RiskCommand {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
+    },
+    /// Match an SBOM's components against advisories: OSV records, CSAF 2.0 documents and
+    /// CISA's Known Exploited Vulnerabilities catalogue, as files, directories or zip
+    /// archives (read offline). Each component is matched (with its findings), clean, or
+    /// unidentifiable (no purl or CPE); a match that cannot be decided is reported as
+    /// undetermined. Exits 1 when --fail-on is met.
+    Match {
+        /// The SBOM file (CycloneDX or SPDX JSON).
+        sbom: PathBuf,
+        /// Advisory files, directories or zip archives (repeatable).
+        #[arg(long = "advisories", required = true)]
+        advisories: Vec<PathBuf>,
+        /// VEX documents (CycloneDX, OpenVEX or CSAF; repeatable): a statement about this
+        /// SBOM's product, and the component or the whole product, is shown with the
+        /// finding, and a finding VEX says is not affected or fixed no longer counts.
+        #[arg(long)]
+        vex: Vec<PathBuf>,
+        /// Exit 1 when an open finding reaches this severity (`any` includes undetermined
+        /// ones).
+        #[arg(long, value_enum)]
+        fail_on: Option<FailOn>,
+        /// Refuse the whole load when one advisory file is refused (else it is named and
+        /// skipped).
+        #[arg(long)]
+        strict: bool,
+        /// The largest one advisory file may be.
+        #[arg(long, default_value_t = 16 << 20)]
+        max_file_bytes: u64,
+        /// The most one zip archive may unpack to.
+        #[arg(long, default_value_t = 8 << 30)]
+        max_total_bytes: u64,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a VEX document between CycloneDX, OpenVEX and CSAF 2.0 VEX. Statuses,
+    /// justifications, impact and action statements, products and components are kept;
+    /// CycloneDX's own analysis too (in a note the other formats carry). The output is the
+    /// same bytes for the same input and options.
+    Vex {
+        /// The VEX document.
+        file: PathBuf,
+        /// The format to write.
+        #[arg(long, value_enum)]
+        to: VexFormat,
+        /// Who states it (OpenVEX author, CSAF publisher, CycloneDX author).
+        #[arg(long)]
+        author: String,
+        /// The document id (CSAF tracking id; seeds the OpenVEX @id and CycloneDX serial).
+        #[arg(long)]
+        id: String,
+        /// The author's web address (CSAF publisher namespace).
+        #[arg(long, default_value = "https://example.invalid")]
+        namespace: String,
+        /// The document's timestamp (RFC 3339).
+        #[arg(long)]
+        timestamp: String,
     },
     /// Score CVSS vectors (v2.0, v3.0, v3.1, v4.0): base, temporal and environmental scores
     /// and severity. Exits 1 if any vector is invalid.
@@ -126,6 +238,95 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
                 );
             }
         }
+        RiskCommand::Match {
+            sbom,
+            advisories,
+            vex,
+            fail_on,
+            strict,
+            max_file_bytes,
+            max_total_bytes,
+            json,
+        } => {
+            let (_, parsed) = read_sbom(&sbom)?;
+            let loaded = advisories::load(
+                &advisories,
+                advisories::Limits {
+                    max_file_bytes,
+                    max_total_bytes,
+                },
+                strict,
+            )?;
+            for (name, why) in &loaded.refused {
+                eprintln!("refused {name}: {why}");
+            }
+            let mut matches = loaded.db.index().components(&parsed.components);
+            let mut statements = Vec::new();
+            for file in &vex {
+                statements.extend(read_vex(file)?.1);
+            }
+            medsec_risk::matching::apply_vex(
+                &mut matches,
+                &statements,
+                &parsed.product_ids,
+                parsed.subject_version.as_deref(),
+            );
+            if json {
+                let refused: Vec<_> = loaded
+                    .refused
+                    .iter()
+                    .map(|(file, why)| serde_json::json!({"file": file, "why": why}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "sbom": {"format": parsed.format, "subject": parsed.subject,
+                                 "version": parsed.subject_version},
+                        "advisories": {"files": loaded.files, "held": loaded.db.len(),
+                                       "imported": loaded.imported, "refused": refused},
+                        "components": matches,
+                    }))?
+                );
+            } else {
+                print!("{}", match_table(&parsed, &loaded, &matches)?);
+            }
+            if let Some(level) = fail_on {
+                let hit = matches
+                    .iter()
+                    .flat_map(|m| &m.findings)
+                    .filter(|f| f.open())
+                    .find(|f| level == FailOn::Any || (f.certain && rank(f.severity) >= level));
+                if let Some(f) = hit {
+                    bail!(
+                        "{} ({}) reaches --fail-on {level:?}",
+                        f.advisory,
+                        f.severity.unwrap_or("unscored")
+                    );
+                }
+            }
+        }
+        RiskCommand::Vex {
+            file,
+            to,
+            author,
+            id,
+            namespace,
+            timestamp,
+        } => {
+            let (_, statements) = read_vex(&file)?;
+            let format = match to {
+                VexFormat::Cyclonedx => medsec_risk::vex::Format::CycloneDx,
+                VexFormat::Openvex => medsec_risk::vex::Format::OpenVex,
+                VexFormat::Csaf => medsec_risk::vex::Format::Csaf,
+            };
+            let meta = medsec_risk::vex::Meta {
+                author,
+                timestamp,
+                id,
+                namespace,
+            };
+            println!("{}", medsec_risk::vex::export(&statements, format, &meta)?);
+        }
         RiskCommand::Cvss { vectors, json } => {
             let mut rows = Vec::new();
             let mut bad = Vec::new();
@@ -162,4 +363,85 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn match_table(
+    sbom: &Sbom,
+    loaded: &advisories::Loaded,
+    matches: &[ComponentMatch],
+) -> Result<String> {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{}: {} {}, {} components; {} advisories from {} files ({} refused), {} KEV entries",
+        sbom.format,
+        or_dash(sbom.subject.as_ref()),
+        or_dash(sbom.subject_version.as_ref()),
+        sbom.components.len(),
+        loaded.db.len(),
+        loaded.files,
+        loaded.refused.len(),
+        loaded.imported.kev
+    )?;
+    writeln!(
+        out,
+        "\n| component | version | status | advisory | severity | score | known exploited | fixed in | VEX | why |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---:|---|---|---|---|")?;
+    let count = |s: Status| matches.iter().filter(|m| m.status == s).count();
+    for m in matches {
+        let version = or_dash(m.version.as_ref());
+        if m.findings.is_empty() {
+            let status = match m.status {
+                Status::Unidentifiable => "unidentifiable (no purl or CPE)",
+                _ => "clean",
+            };
+            writeln!(
+                out,
+                "| {} | {version} | {status} | | | | | | | |",
+                m.component
+            )?;
+        }
+        for f in &m.findings {
+            writeln!(
+                out,
+                "| {} | {version} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                m.component,
+                if f.certain { "matched" } else { "undetermined" },
+                f.advisory,
+                f.severity.unwrap_or("-"),
+                f.score.map_or("-".to_owned(), |s| format!("{s:.1}")),
+                f.known_exploited
+                    .as_ref()
+                    .map_or("-".to_owned(), |k| format!("KEV since {}", k.date_added)),
+                or_dash(f.fixed_in.as_ref()),
+                f.vex
+                    .as_ref()
+                    .map_or("-".to_owned(), |v| match &v.justification {
+                        Some(j) => format!("{} ({j})", v.status.name()),
+                        None => v.status.name().to_owned(),
+                    }),
+                f.reason
+            )?;
+        }
+    }
+    let findings: usize = matches.iter().map(|m| m.findings.len()).sum();
+    let undetermined = matches
+        .iter()
+        .flat_map(|m| &m.findings)
+        .filter(|f| !f.certain)
+        .count();
+    let open = matches
+        .iter()
+        .flat_map(|m| &m.findings)
+        .filter(|f| f.open())
+        .count();
+    writeln!(
+        out,
+        "\n{} matched, {} clean, {} unidentifiable; {findings} findings ({undetermined} undetermined), {open} open after VEX",
+        count(Status::Matched),
+        count(Status::Clean),
+        count(Status::Unidentifiable)
+    )?;
+    Ok(out)
 }

@@ -283,6 +283,247 @@ fn cvss_vectors_are_scored_and_bad_ones_named() {
     );
 }
 
+/// A firmware release's SBOM: OpenSSL by purl, BusyBox by CPE only, a blob with neither.
+fn firmware_sbom(product: &str, version: &str, openssl: &str, busybox: &str) -> String {
+    serde_json::json!({
+        "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+        "metadata": {"component": {"type": "firmware", "name": product, "version": version,
+                                   "bom-ref": "fw", "purl": format!("pkg:generic/acme/{product}@{version}")}},
+        "components": [
+            {"type": "library", "name": "openssl", "version": openssl, "bom-ref": "openssl",
+             "purl": format!("pkg:generic/openssl@{openssl}")},
+            {"type": "application", "name": "busybox", "version": busybox, "bom-ref": "busybox",
+             "cpe": format!("cpe:2.3:a:busybox:busybox:{busybox}:*:*:*:*:*:*:*")},
+            {"type": "library", "name": "vendor-blob", "bom-ref": "blob"}
+        ]
+    })
+    .to_string()
+}
+
+/// Advisories as a manufacturer's feed would hold them: an OSV record for OpenSSL (by purl,
+/// an ECOSYSTEM range), a CSAF advisory for BusyBox (by CPE, a vers range) and the KEV
+/// catalogue. The vulnerabilities are real; the KEV entry is made up for the test.
+fn firmware_advisories(dir: &Path) {
+    std::fs::create_dir_all(dir.join("osv")).unwrap();
+    let osv = serde_json::json!({
+        "schema_version": "1.6.0", "id": "CVE-2022-3602", "modified": "2026-11-01T00:00:00Z",
+        "summary": "X.509 email address 4-byte buffer overflow",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
+        "affected": [{"package": {"ecosystem": "OSS-Fuzz", "name": "openssl", "purl": "pkg:generic/openssl"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "3.0.0"}, {"fixed": "3.0.7"}]}]}]
+    });
+    std::fs::write(dir.join("osv/CVE-2022-3602.json"), osv.to_string()).unwrap();
+    let csaf = serde_json::json!({
+        "document": {
+            "category": "csaf_security_advisory", "csaf_version": "2.0",
+            "publisher": {"category": "vendor", "name": "BusyBox maintainers", "namespace": "https://busybox.net"},
+            "title": "BusyBox netstat escape sequences",
+            "tracking": {"id": "BB-2022-0001", "status": "final", "version": "1",
+                         "initial_release_date": "2022-04-03T00:00:00Z", "current_release_date": "2022-04-03T00:00:00Z",
+                         "revision_history": [{"date": "2022-04-03T00:00:00Z", "number": "1", "summary": "Initial"}]}
+        },
+        "product_tree": {"branches": [{"category": "vendor", "name": "BusyBox", "branches": [
+            {"category": "product_name", "name": "BusyBox", "branches": [
+                {"category": "product_version_range", "name": "vers:generic/<1.36.0",
+                 "product": {"product_id": "BB-OLD", "name": "BusyBox before 1.36.0",
+                             "product_identification_helper": {"cpe": "cpe:2.3:a:busybox:busybox:*:*:*:*:*:*:*:*"}}},
+                {"category": "product_version", "name": "1.36.0",
+                 "product": {"product_id": "BB-1.36.0", "name": "BusyBox 1.36.0",
+                             "product_identification_helper": {"cpe": "cpe:2.3:a:busybox:busybox:1.36.0:*:*:*:*:*:*:*"}}}
+            ]}]}]},
+        "vulnerabilities": [{
+            "cve": "CVE-2022-28391",
+            "product_status": {"known_affected": ["BB-OLD"], "fixed": ["BB-1.36.0"]},
+            "scores": [{"products": ["BB-OLD"], "cvss_v3": {"version": "3.1",
+                "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:H/I:H/A:H",
+                "baseScore": 8.8, "baseSeverity": "HIGH"}}],
+            "remediations": [{"category": "vendor_fix", "details": "Upgrade to 1.36.0", "product_ids": ["BB-OLD"]}]
+        }]
+    });
+    std::fs::write(dir.join("bb-2022-0001.json"), csaf.to_string()).unwrap();
+    let kev = serde_json::json!({"catalogVersion": "2026.11.30", "count": 1, "vulnerabilities": [
+        {"cveID": "CVE-2022-3602", "dateAdded": "2026-11-30", "dueDate": "2026-12-21",
+         "knownRansomwareCampaignUse": "Unknown"}]});
+    std::fs::write(dir.join("kev.json"), kev.to_string()).unwrap();
+}
+
+#[test]
+fn firmware_components_are_matched_and_vex_applies_per_product() {
+    let s = Setup::new();
+    let feed = s.tmp.path().join("feed");
+    firmware_advisories(&feed);
+    let v120 = s.image(
+        "ip200-1.2.0.cdx.json",
+        firmware_sbom("acme-ip200", "1.2.0", "3.0.2", "1.35.0").as_bytes(),
+    );
+    let v130 = s.image(
+        "ip200-1.3.0.cdx.json",
+        firmware_sbom("acme-ip200", "1.3.0", "3.0.7", "1.36.0").as_bytes(),
+    );
+    let other = s.image(
+        "ip300-2.0.0.cdx.json",
+        firmware_sbom("acme-ip300", "2.0.0", "3.0.7", "1.35.0").as_bytes(),
+    );
+    // The manufacturer states ip200 1.2.0 does not run the vulnerable netstat code.
+    let vex = s.image(
+        "ip200.openvex.json",
+        serde_json::json!({
+            "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://acme.example/vex/1",
+            "author": "Acme PSIRT", "timestamp": "2026-12-01T00:00:00Z", "version": 1,
+            "statements": [{"vulnerability": {"name": "CVE-2022-28391"},
+                            "products": [{"@id": "pkg:generic/acme/acme-ip200@1.2.0",
+                                          "subcomponents": [{"@id": "cpe:2.3:a:busybox:busybox:1.35.0:*:*:*:*:*:*:*"}]}],
+                            "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"}]
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let run = |sbom: &Path, extra: &[&str]| {
+        let mut c = medsec();
+        c.args(["risk", "match"])
+            .arg(sbom)
+            .arg("--advisories")
+            .arg(&feed)
+            .arg("--vex")
+            .arg(&vex);
+        c.args(extra);
+        c
+    };
+    let out = ok(&mut run(&v120, &[]));
+    assert!(
+        out.contains("2 advisories from 3 files (0 refused), 1 KEV entries"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| openssl | 3.0.2 | matched | CVE-2022-3602 | high | 7.5 | KEV since 2026-11-30 | 3.0.7 | - | 3.0.2 is in the generic range [introduced 3.0.0, fixed 3.0.7] |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| busybox | 1.35.0 | matched | CVE-2022-28391 | high | 8.8 | - | 1.36.0 | not_affected (vulnerable_code_not_in_execute_path) | 1.35.0 is in vers:generic/<1.36.0 |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| vendor-blob | - | unidentifiable (no purl or CPE) |"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "2 matched, 0 clean, 1 unidentifiable; 2 findings (0 undetermined), 1 open after VEX"
+        ),
+        "{out}"
+    );
+    // Release gate: the open high finding fails it; VEX took BusyBox's out.
+    let e = stderr(&fails(&mut run(&v120, &["--fail-on", "high"])));
+    assert!(
+        e.contains("CVE-2022-3602 (high) reaches --fail-on High"),
+        "{e}"
+    );
+    // The fixed release is clean.
+    let out = ok(&mut run(&v130, &["--fail-on", "low"]));
+    assert!(
+        out.contains("0 matched, 2 clean, 1 unidentifiable"),
+        "{out}"
+    );
+    // The same BusyBox in another product: ip200's VEX does not speak for it.
+    let out = ok(&mut run(&other, &["--json"]));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let busybox = &json["components"][1];
+    assert_eq!(busybox["status"], "matched");
+    assert_eq!(busybox["findings"][0]["advisory"], "CVE-2022-28391");
+    assert!(busybox["findings"][0]["vex"].is_null(), "{busybox}");
+    assert!(stderr(&fails(&mut run(&other, &["--fail-on", "high"]))).contains("CVE-2022-28391"));
+
+    // The VEX converted to CSAF and CycloneDX says the same.
+    for (to, name) in [
+        ("csaf", "ip200.csaf.json"),
+        ("cyclonedx", "ip200.cdx-vex.json"),
+    ] {
+        let converted = ok(medsec()
+            .args(["risk", "vex"])
+            .arg(&vex)
+            .args(["--to", to, "--author", "Acme PSIRT", "--id", "ACME-VEX-1"])
+            .args(["--timestamp", "2026-12-01T00:00:00Z"]));
+        let again = ok(medsec()
+            .args(["risk", "vex"])
+            .arg(&vex)
+            .args(["--to", to, "--author", "Acme PSIRT", "--id", "ACME-VEX-1"])
+            .args(["--timestamp", "2026-12-01T00:00:00Z"]));
+        assert_eq!(converted, again, "the same input gives the same bytes");
+        let file = s.image(name, converted.as_bytes());
+        let mut c = medsec();
+        c.args(["risk", "match"])
+            .arg(&v120)
+            .arg("--advisories")
+            .arg(&feed)
+            .arg("--vex")
+            .arg(&file);
+        let out = ok(&mut c);
+        assert!(out.contains("1 open after VEX"), "{to}: {out}");
+    }
+
+    // Advisories in a zip archive read the same; a bad file is named and skipped, or
+    // refuses the load with --strict; a zip entry over the size limit stops the load.
+    std::fs::write(feed.join("broken.json"), "{\"id\": \"CVE-1\"}").unwrap();
+    // Zips the feed with Python's zipfile; `bomb` adds a 3 MiB entry of spaces.
+    let make_zip = |name: &str, bomb: bool| {
+        let zip = s.tmp.path().join(name);
+        let script = "import sys, zipfile, pathlib\n\
+                      root = pathlib.Path(sys.argv[1])\n\
+                      with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:\n    \
+                      [z.write(p, p.relative_to(root)) for p in sorted(root.rglob('*.json'))]\n    \
+                      if len(sys.argv) > 3: z.writestr('huge.json', ' ' * (3 << 20))";
+        let mut c = Command::new("python3");
+        c.args(["-c", script]).arg(&feed).arg(&zip);
+        if bomb {
+            c.arg("bomb");
+        }
+        assert!(c.status().unwrap().success());
+        zip
+    };
+    let zip = make_zip("feed.zip", false);
+    let mut c = medsec();
+    c.args(["risk", "match"])
+        .arg(&v120)
+        .arg("--advisories")
+        .arg(&zip);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (text, e) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        text.contains("2 advisories from 4 files (1 refused)"),
+        "{text}"
+    );
+    assert!(
+        e.contains("feed.zip:broken.json") && e.contains("neither OSV"),
+        "{e}"
+    );
+    let e = stderr(&fails(
+        medsec()
+            .args(["risk", "match"])
+            .arg(&v120)
+            .arg("--advisories")
+            .arg(&zip)
+            .arg("--strict"),
+    ));
+    assert!(
+        e.contains("1 of 4 advisory files refused (--strict)"),
+        "{e}"
+    );
+    let bomb = make_zip("bomb.zip", true);
+    let e = stderr(&fails(
+        medsec()
+            .args(["risk", "match"])
+            .arg(&v120)
+            .arg("--advisories")
+            .arg(&bomb)
+            .args(["--max-file-bytes", "1048576"]),
+    ));
+    assert!(
+        e.contains("bomb.zip:huge.json unpacks to over 1048576 bytes (--max-file-bytes)"),
+        "{e}"
+    );
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

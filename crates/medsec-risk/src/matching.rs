@@ -1,0 +1,458 @@
+//! Matching SBOM components against advisories. Every component ends in one of three
+//! classes: matched (with its findings), clean, or unidentifiable (no purl and no CPE, so
+//! nothing can be said of it). None is dropped, and a match that cannot be decided (no
+//! version, a version the scheme cannot read, a commit range) is reported as an
+//! undetermined finding, never as clean.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::advisory::{Advisory, Affected, Constraint, Document, KevEntry, Source};
+use crate::ident::{self, Ident};
+use crate::sbom::Component;
+use crate::version::Version;
+
+/// Advisories and the KEV catalogue, kept up to date by re-import.
+#[derive(Debug, Default)]
+pub struct Database {
+    /// By identity (`osv:ID` or `csaf:DOCUMENT:ID`).
+    advisories: BTreeMap<String, Advisory>,
+    kev: BTreeMap<String, KevEntry>,
+}
+
+/// What an import changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Imported {
+    /// New advisories.
+    pub added: usize,
+    /// Advisories replaced by a version with another `modified` date.
+    pub updated: usize,
+    /// Advisories read again unchanged.
+    pub unchanged: usize,
+    /// Advisories (new or updated) that are withdrawn.
+    pub withdrawn: usize,
+    /// KEV entries read.
+    pub kev: usize,
+}
+
+fn identity(a: &Advisory) -> String {
+    match (&a.source, &a.document) {
+        (Source::Csaf, Some(d)) => format!("csaf:{d}:{}", a.id),
+        _ => format!("osv:{}", a.id),
+    }
+}
+
+impl Database {
+    /// An empty database.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds what a document holds; an advisory already held is replaced when its
+    /// `modified` date differs.
+    pub fn import(&mut self, doc: Document) -> Imported {
+        let mut n = Imported::default();
+        match doc {
+            Document::Kev(list) => {
+                n.kev = list.len();
+                for e in list {
+                    self.kev.insert(e.cve.clone(), e);
+                }
+            }
+            Document::Advisories(list) => {
+                for a in list {
+                    let key = identity(&a);
+                    match self.advisories.get(&key) {
+                        Some(old) if old.modified == a.modified => {
+                            n.unchanged += 1;
+                            continue;
+                        }
+                        Some(_) => n.updated += 1,
+                        None => n.added += 1,
+                    }
+                    if a.withdrawn {
+                        n.withdrawn += 1;
+                    }
+                    self.advisories.insert(key, a);
+                }
+            }
+        }
+        n
+    }
+
+    /// How many advisories are held.
+    pub fn len(&self) -> usize {
+        self.advisories.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.advisories.is_empty()
+    }
+
+    /// The advisories.
+    pub fn advisories(&self) -> impl Iterator<Item = &Advisory> {
+        self.advisories.values()
+    }
+
+    /// The KEV entry for any of the advisory's names.
+    pub fn known_exploited(&self, a: &Advisory) -> Option<&KevEntry> {
+        a.names().find_map(|n| self.kev.get(n))
+    }
+
+    /// An index by package key, for matching many components.
+    pub fn index(&self) -> Index<'_> {
+        let mut by_key: HashMap<&str, Vec<(&Advisory, &Affected)>> = HashMap::new();
+        for a in self.advisories.values().filter(|a| !a.withdrawn) {
+            for aff in &a.affected {
+                by_key.entry(aff.key.as_str()).or_default().push((a, aff));
+            }
+        }
+        Index { db: self, by_key }
+    }
+}
+
+/// Advisories by package key.
+pub struct Index<'a> {
+    db: &'a Database,
+    by_key: HashMap<&'a str, Vec<(&'a Advisory, &'a Affected)>>,
+}
+
+/// A component's class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// At least one advisory applies (or may: see [`Finding::certain`]).
+    Matched,
+    /// Identified, and no advisory applies.
+    Clean,
+    /// No purl or CPE: it cannot be matched.
+    Unidentifiable,
+}
+
+/// One advisory that applies to one component.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The advisory's id.
+    pub advisory: String,
+    /// Its other names.
+    pub aliases: Vec<String>,
+    /// OSV or CSAF.
+    pub source: Source,
+    /// For CSAF, the document.
+    pub document: Option<String>,
+    /// One line.
+    pub summary: String,
+    /// The package key it matched on (a purl or CPE key).
+    pub via: String,
+    /// False when medsec could not decide and reports it to be safe.
+    pub certain: bool,
+    /// Why it applies (the range or listed version that holds the component's version), or
+    /// why it could not be decided.
+    pub reason: String,
+    /// The lowest fixed version above the component's, when the advisory gives one.
+    pub fixed_in: Option<String>,
+    /// The highest-scoring CVSS vector, its score and severity.
+    pub cvss: Option<String>,
+    /// That vector's score (environmental where given).
+    pub score: Option<f64>,
+    /// That score's severity.
+    pub severity: Option<&'static str>,
+    /// CISA KEV entry, when the vulnerability is known to be exploited.
+    pub known_exploited: Option<KevEntry>,
+    /// CSAF's exploit status text.
+    pub exploit_status: Option<String>,
+    /// The VEX statement that applies to this product and component, if any.
+    pub vex: Option<crate::vex::Statement>,
+}
+
+impl Finding {
+    /// Whether it still needs action: no VEX statement says not affected or fixed.
+    pub fn open(&self) -> bool {
+        !self.vex.as_ref().is_some_and(|v| {
+            matches!(
+                v.status,
+                crate::vex::Status::NotAffected | crate::vex::Status::Fixed
+            )
+        })
+    }
+}
+
+/// Attaches to each finding the VEX statement about it: same vulnerability (by the
+/// advisory's id or any alias), same product (the SBOM's subject, `product_ids`, at
+/// `product_version`), and the same component or the product as a whole. A statement about
+/// the component wins over one about the whole product; among equals, the later one.
+pub fn apply_vex(
+    matches: &mut [ComponentMatch],
+    statements: &[crate::vex::Statement],
+    product_ids: &[String],
+    product_version: Option<&str>,
+) {
+    let relevant: Vec<&crate::vex::Statement> = statements
+        .iter()
+        .filter(|s| s.about_product(product_ids, product_version))
+        .collect();
+    for m in matches {
+        let ids: Vec<&str> = [&m.purl, &m.cpe, &m.reference]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        for f in &mut m.findings {
+            let best = relevant
+                .iter()
+                .filter(|s| {
+                    (s.vulnerability == f.advisory || f.aliases.contains(&s.vulnerability))
+                        && s.about_component(&ids)
+                })
+                .max_by_key(|s| s.component.is_some());
+            // max_by_key keeps the last of equals: the later statement.
+            f.vex = best.map(|s| (*s).clone());
+        }
+    }
+}
+
+/// A component and its class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentMatch {
+    /// The component's name.
+    pub component: String,
+    /// Its version.
+    pub version: Option<String>,
+    /// Its bom-ref or SPDXID.
+    pub reference: Option<String>,
+    /// Its purl.
+    pub purl: Option<String>,
+    /// Its CPE.
+    pub cpe: Option<String>,
+    /// Matched, clean or unidentifiable.
+    pub status: Status,
+    /// The advisories that apply.
+    pub findings: Vec<Finding>,
+    /// Advisories whose vendor states this package is not affected (CSAF
+    /// `known_not_affected`).
+    pub vendor_not_affected: Vec<String>,
+}
+
+/// How one affected entry judges one version.
+enum Verdict {
+    Affected(String),
+    Undetermined(String),
+    NotAffected,
+}
+
+fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<String>) {
+    let Some(text) = version else {
+        return (
+            Verdict::Undetermined("the component has no version".into()),
+            None,
+        );
+    };
+    let v = match aff.scheme.parse(text) {
+        Ok(v) => v,
+        Err(e) => return (Verdict::Undetermined(e.to_string()), None),
+    };
+    let same = |x: &str| {
+        x == text
+            || aff
+                .scheme
+                .parse(x)
+                .ok()
+                .and_then(|x| x.compare(&v))
+                .is_some_and(Ordering::is_eq)
+    };
+    let fixed_in = lowest_fix(aff, &v);
+    if aff.versions.iter().any(|x| same(x)) {
+        return (
+            Verdict::Affected(format!("{text} is listed as affected")),
+            fixed_in,
+        );
+    }
+    let mut undetermined = None;
+    for c in &aff.constraints {
+        match c {
+            Constraint::Events(r) if r.contains(&v) => {
+                return (
+                    Verdict::Affected(format!(
+                        "{text} is in the {} range [{}]",
+                        r.scheme().name(),
+                        r.text()
+                    )),
+                    fixed_in,
+                );
+            }
+            Constraint::Vers(r) if r.contains(&v) => {
+                return (
+                    Verdict::Affected(format!("{text} is in {}", r.text())),
+                    fixed_in,
+                );
+            }
+            Constraint::Exact(x) if same(x) => {
+                return (
+                    Verdict::Affected(format!("{text} is the affected version")),
+                    fixed_in,
+                );
+            }
+            Constraint::Any => {
+                return (
+                    Verdict::Affected("every version is affected".into()),
+                    fixed_in,
+                );
+            }
+            Constraint::Git(repo) if aff.versions.is_empty() => {
+                undetermined = Some(format!(
+                    "the advisory gives only a commit range in {repo}, which a version number \
+                     cannot be placed in"
+                ));
+            }
+            Constraint::Unreadable(range) => {
+                undetermined = Some(format!(
+                    "the advisory's range {range:?} is not a vers range"
+                ));
+            }
+            _ => {}
+        }
+    }
+    match undetermined {
+        Some(why) => (Verdict::Undetermined(why), fixed_in),
+        None => (Verdict::NotAffected, None),
+    }
+}
+
+fn lowest_fix(aff: &Affected, v: &Version) -> Option<String> {
+    let mut candidates: Vec<(Version, String)> = Vec::new();
+    for c in &aff.constraints {
+        if let Constraint::Events(r) = c
+            && let Some(x) = r.fixed_after(v)
+        {
+            candidates.push((x.clone(), display(x)));
+        }
+    }
+    for f in &aff.fixed {
+        if let Ok(x) = aff.scheme.parse(f)
+            && v.compare(&x) == Some(Ordering::Less)
+        {
+            candidates.push((x, f.clone()));
+        }
+    }
+    candidates
+        .into_iter()
+        .min_by(|a, b| a.0.compare(&b.0).unwrap_or(Ordering::Equal))
+        .map(|(_, text)| text)
+}
+
+fn display(v: &Version) -> String {
+    match v {
+        Version::Semver(s) => s.to_string(),
+        Version::Pypi(p) => p.to_string(),
+        Version::Deb(e) | Version::Rpm(e) => e.to_string(),
+        Version::Generic(g) => g.clone(),
+    }
+}
+
+impl Index<'_> {
+    /// Classifies one component.
+    pub fn component(&self, c: &Component) -> ComponentMatch {
+        let idents: Vec<Ident> = c
+            .purl
+            .as_deref()
+            .and_then(ident::purl)
+            .into_iter()
+            .chain(c.cpe.as_deref().and_then(ident::cpe))
+            .collect();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut vendor_not_affected = Vec::new();
+        for id in &idents {
+            let version = id.version.as_deref().or(c.version.as_deref());
+            for (a, aff) in self.by_key.get(id.key.as_str()).into_iter().flatten() {
+                let (verdict, fixed_in) = judge(aff, version);
+                let (certain, reason) = match verdict {
+                    Verdict::Affected(r) => (true, r),
+                    Verdict::Undetermined(r) => (false, r),
+                    Verdict::NotAffected => continue,
+                };
+                if let Some(old) = findings.iter_mut().find(|f| f.advisory == a.id) {
+                    // The same advisory through the purl and the CPE: keep the surer one.
+                    if certain && !old.certain {
+                        old.certain = true;
+                        old.reason = reason;
+                        old.via.clone_from(&aff.key);
+                    }
+                    continue;
+                }
+                findings.push(self.finding(a, aff, certain, reason, fixed_in));
+            }
+            for a in self.db.advisories.values() {
+                if a.not_affected.contains(&id.key) && !vendor_not_affected.contains(&a.id) {
+                    vendor_not_affected.push(a.id.clone());
+                }
+            }
+        }
+        findings.sort_by(|a, b| {
+            b.score
+                .partial_cmp(&a.score)
+                .unwrap_or(Ordering::Equal)
+                .then_with(|| a.advisory.cmp(&b.advisory))
+        });
+        let status = if idents.is_empty() {
+            Status::Unidentifiable
+        } else if findings.is_empty() {
+            Status::Clean
+        } else {
+            Status::Matched
+        };
+        ComponentMatch {
+            component: c.name.clone(),
+            version: c.version.clone(),
+            reference: c.reference.clone(),
+            purl: c.purl.clone(),
+            cpe: c.cpe.clone(),
+            status,
+            findings,
+            vendor_not_affected,
+        }
+    }
+
+    fn finding(
+        &self,
+        a: &Advisory,
+        aff: &Affected,
+        certain: bool,
+        reason: String,
+        fixed_in: Option<String>,
+    ) -> Finding {
+        let best = a
+            .cvss
+            .iter()
+            .filter_map(|v| crate::cvss::score(v).ok().map(|s| (v, s)))
+            .max_by(|x, y| {
+                x.1.effective()
+                    .partial_cmp(&y.1.effective())
+                    .unwrap_or(Ordering::Equal)
+            });
+        Finding {
+            advisory: a.id.clone(),
+            aliases: a.aliases.clone(),
+            source: a.source,
+            document: a.document.clone(),
+            summary: a.summary.clone(),
+            via: aff.key.clone(),
+            certain,
+            reason,
+            fixed_in,
+            cvss: best.as_ref().map(|(v, _)| (*v).clone()),
+            score: best.as_ref().map(|(_, s)| s.effective()),
+            severity: best.as_ref().map(|(_, s)| s.severity),
+            known_exploited: self.db.known_exploited(a).cloned(),
+            exploit_status: a.exploit_status.clone(),
+            vex: None,
+        }
+    }
+
+    /// Classifies every component.
+    pub fn components(&self, components: &[Component]) -> Vec<ComponentMatch> {
+        components.iter().map(|c| self.component(c)).collect()
+    }
+}

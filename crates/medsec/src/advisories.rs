@@ -1,0 +1,157 @@
+//! Reading advisories from disk: files, directories (recursively) and zip archives (such as
+//! OSV's per-ecosystem `all.zip`), each JSON file an OSV record, a CSAF 2.0 document or
+//! CISA's KEV catalogue. Offline: medsec fetches nothing.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use medsec_risk::advisory;
+use medsec_risk::matching::{Database, Imported};
+
+/// Size limits for reading advisories.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest one JSON file may be.
+    pub max_file_bytes: u64,
+    /// The most a zip archive may unpack to, in all.
+    pub max_total_bytes: u64,
+}
+
+/// What a load read.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The advisories.
+    pub db: Database,
+    /// Sums of what each file added.
+    pub imported: Imported,
+    /// How many JSON files were read.
+    pub files: usize,
+    /// Files refused, with why (the load goes on without them unless strict).
+    pub refused: Vec<(String, String)>,
+}
+
+impl Loaded {
+    fn take(&mut self, name: String, bytes: &[u8]) {
+        self.files += 1;
+        match advisory::parse(bytes) {
+            Ok(doc) => {
+                let n = self.db.import(doc);
+                self.imported.added += n.added;
+                self.imported.updated += n.updated;
+                self.imported.unchanged += n.unchanged;
+                self.imported.withdrawn += n.withdrawn;
+                self.imported.kev += n.kev;
+            }
+            Err(e) => self.refused.push((name, e.to_string())),
+        }
+    }
+}
+
+fn is_json(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".json")
+}
+
+/// Loads advisories from `paths` (files, directories, zip archives).
+pub fn load(paths: &[PathBuf], limits: Limits, strict: bool) -> Result<Loaded> {
+    let mut out = Loaded::default();
+    for path in paths {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.is_dir() {
+            let mut files = Vec::new();
+            walk(path, &mut files)?;
+            files.sort();
+            for f in files {
+                let bytes = read_file(&f, limits.max_file_bytes)?;
+                out.take(f.display().to_string(), &bytes);
+            }
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+        {
+            read_zip(path, limits, &mut out)?;
+        } else {
+            let bytes = read_file(path, limits.max_file_bytes)?;
+            out.take(path.display().to_string(), &bytes);
+        }
+    }
+    if strict && let Some((name, why)) = out.refused.first() {
+        bail!(
+            "{} of {} advisory files refused (--strict); first: {name}: {why}",
+            out.refused.len(),
+            out.files
+        );
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let e = e?;
+        let path = e.path();
+        if e.file_type()?.is_dir() {
+            walk(&path, out)?;
+        } else if is_json(&path.to_string_lossy()) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if len > max {
+        bail!(
+            "{} is {len} bytes, over the limit of {max} (--max-file-bytes)",
+            path.display()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn read_zip(path: &Path, limits: Limits, out: &mut Loaded) -> Result<()> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .with_context(|| format!("{} is not a zip archive", path.display()))?;
+    let mut total: u64 = 0;
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .with_context(|| format!("{}: entry {i} cannot be read", path.display()))?;
+        let inner = entry
+            .name()
+            .with_context(|| format!("{}: entry {i} has no readable name", path.display()))?
+            .into_owned();
+        if entry.is_dir() || !is_json(&inner) {
+            continue;
+        }
+        let name = format!("{}:{inner}", path.display());
+        // The sizes in a zip's headers are the archive's word; the reads below are capped
+        // whatever they say, so a zip bomb stops at the limit.
+        let mut bytes = Vec::new();
+        (&mut entry)
+            .take(limits.max_file_bytes + 1)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("{name} cannot be unpacked"))?;
+        if bytes.len() as u64 > limits.max_file_bytes {
+            bail!(
+                "{name} unpacks to over {} bytes (--max-file-bytes)",
+                limits.max_file_bytes
+            );
+        }
+        total += bytes.len() as u64;
+        if total > limits.max_total_bytes {
+            bail!(
+                "{} unpacks to over {} bytes (--max-total-bytes)",
+                path.display(),
+                limits.max_total_bytes
+            );
+        }
+        out.take(name, &bytes);
+    }
+    Ok(())
+}

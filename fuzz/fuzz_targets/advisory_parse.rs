@@ -1,0 +1,51 @@
+//! Any bytes as an advisory (OSV, CSAF 2.0, KEV) or a VEX document never panic the parsers,
+//! the matcher or the VEX export; any text as a version or a `vers` range never panics, and
+//! every scheme's order is antisymmetric on it.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use medsec_risk::version::Scheme;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(doc) = medsec_risk::advisory::parse(data) {
+        let mut db = medsec_risk::matching::Database::new();
+        db.import(doc);
+        let component = medsec_risk::sbom::Component {
+            reference: None,
+            name: "x".into(),
+            version: Some("1.0.0".into()),
+            supplier: None,
+            purl: Some("pkg:npm/x@1.0.0".into()),
+            cpe: Some("cpe:2.3:a:x:x:1.0.0:*:*:*:*:*:*:*".into()),
+            hashes: Vec::new(),
+            licenses: Vec::new(),
+            level_of_support: None,
+            end_of_support: None,
+        };
+        let _ = db.index().component(&component);
+    }
+    if let Ok((_, statements)) = medsec_risk::vex::parse(data) {
+        let meta = medsec_risk::vex::Meta {
+            author: "fuzz".into(),
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            id: "FUZZ-1".into(),
+            namespace: "https://example.invalid".into(),
+        };
+        for f in [
+            medsec_risk::vex::Format::CycloneDx,
+            medsec_risk::vex::Format::OpenVex,
+            medsec_risk::vex::Format::Csaf,
+        ] {
+            let _ = medsec_risk::vex::export(&statements, f, &meta);
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = medsec_risk::range::Vers::parse(text);
+        let (a, b) = text.split_once('\n').unwrap_or((text, "1.0"));
+        for s in [Scheme::Semver, Scheme::Pypi, Scheme::Deb, Scheme::Rpm, Scheme::Generic] {
+            if let (Ok(x), Ok(y)) = (s.parse(a), s.parse(b)) {
+                assert_eq!(x.compare(&y).map(std::cmp::Ordering::reverse), y.compare(&x));
+            }
+        }
+    }
+});
