@@ -7,6 +7,7 @@
 pub mod advisory;
 mod csaf_rules;
 pub mod cvss;
+pub mod fleet;
 pub mod ident;
 pub mod matching;
 pub mod range;

@@ -105,12 +105,23 @@ impl Database {
     /// An index by package key, for matching many components.
     pub fn index(&self) -> Index<'_> {
         let mut by_key: HashMap<&str, Vec<(&Advisory, &Affected)>> = HashMap::new();
+        let mut not_affected: HashMap<&str, Vec<&str>> = HashMap::new();
         for a in self.advisories.values().filter(|a| !a.withdrawn) {
             for aff in &a.affected {
                 by_key.entry(aff.key.as_str()).or_default().push((a, aff));
             }
+            for key in &a.not_affected {
+                not_affected
+                    .entry(key.as_str())
+                    .or_default()
+                    .push(a.id.as_str());
+            }
         }
-        Index { db: self, by_key }
+        Index {
+            db: self,
+            by_key,
+            not_affected,
+        }
     }
 }
 
@@ -118,6 +129,8 @@ impl Database {
 pub struct Index<'a> {
     db: &'a Database,
     by_key: HashMap<&'a str, Vec<(&'a Advisory, &'a Affected)>>,
+    /// Package key -> advisories whose vendor states it is not affected.
+    not_affected: HashMap<&'a str, Vec<&'a str>>,
 }
 
 /// A component's class.
@@ -237,13 +250,14 @@ pub struct ComponentMatch {
 }
 
 /// How one affected entry judges one version.
-enum Verdict {
+pub(crate) enum Verdict {
     Affected(String),
     Undetermined(String),
     NotAffected,
 }
 
-fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<String>) {
+/// Judges one version against one affected entry; also the lowest fix above it.
+pub(crate) fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<String>) {
     let Some(text) = version else {
         return (
             Verdict::Undetermined("the component has no version".into()),
@@ -384,9 +398,9 @@ impl Index<'_> {
                 }
                 findings.push(self.finding(a, aff, certain, reason, fixed_in));
             }
-            for a in self.db.advisories.values() {
-                if a.not_affected.contains(&id.key) && !vendor_not_affected.contains(&a.id) {
-                    vendor_not_affected.push(a.id.clone());
+            for a in self.not_affected.get(id.key.as_str()).into_iter().flatten() {
+                if !vendor_not_affected.iter().any(|x: &String| x == a) {
+                    vendor_not_affected.push((*a).to_owned());
                 }
             }
         }

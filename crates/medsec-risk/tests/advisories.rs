@@ -323,3 +323,81 @@ fn bad_advisories_are_refused_by_name() {
         "{e}"
     );
 }
+
+#[test]
+fn the_release_index_finds_what_matching_finds() {
+    let Some(osv) = common::shared("osv/linter-testdata") else {
+        return;
+    };
+    let Some(csaf) = common::shared("csaf/2.0/examples") else {
+        return;
+    };
+    let Document::Advisories(mut alpine) = read(&osv.join("CVE-2018-5407.json")) else {
+        panic!("an advisory")
+    };
+    let Document::Advisories(mut conv) = read(&csaf.join("bsi-2022-0001.json")) else {
+        panic!("an advisory")
+    };
+    let (alpine, conv) = (alpine.remove(0), conv.remove(0));
+    let openssl = |v: &str| {
+        component(
+            "openssl",
+            v,
+            Some(&format!("pkg:apk/alpine/openssl@{v}")),
+            // Both identifiers on one key each: counted once per advisory.
+            Some(&format!("cpe:2.3:a:openssl:openssl:{v}:*:*:*:*:*:*:*")),
+        )
+    };
+    let converter = |v: &str| {
+        component(
+            "cvrf-csaf-converter",
+            v,
+            None,
+            Some(&format!(
+                "cpe:2.3:a:csaf-tools:cvrf-csaf-converter:{v}:*:*:*:*:*:*:*"
+            )),
+        )
+    };
+    let releases = [
+        ("1.0", vec![openssl("1.0.2p-r0"), converter("1.0.0-rc1")]),
+        ("2.0", vec![openssl("1.0.2q-r0"), converter("1.0.0-rc2")]),
+        (
+            "3.0",
+            vec![component("requests", "", Some("pkg:pypi/requests"), None)],
+        ),
+    ];
+    let mut inventory = medsec_risk::fleet::Inventory::new();
+    for (name, comps) in &releases {
+        inventory.add_release(name, comps);
+    }
+    assert_eq!(inventory.releases(), 3);
+    for advisory in [&alpine, &conv] {
+        let hits = inventory.affected(advisory);
+        let mut db = Database::new();
+        db.import(Document::Advisories(vec![(*advisory).clone()]));
+        let index = db.index();
+        let mut expected = Vec::new();
+        for (name, comps) in &releases {
+            for (i, c) in comps.iter().enumerate() {
+                if !index.component(c).findings.is_empty() {
+                    expected.push(((*name).to_owned(), i));
+                }
+            }
+        }
+        let got: Vec<_> = hits
+            .iter()
+            .map(|h| (h.release.clone(), h.component))
+            .collect();
+        assert_eq!(got, expected, "{}", advisory.id);
+        assert_eq!(
+            got.len(),
+            1,
+            "{}: only release 1.0 is affected",
+            advisory.id
+        );
+        assert!(hits.iter().all(|h| h.certain));
+    }
+    let mut withdrawn = alpine.clone();
+    withdrawn.withdrawn = true;
+    assert!(inventory.affected(&withdrawn).is_empty());
+}
