@@ -13,6 +13,7 @@ pub mod matching;
 pub mod range;
 pub mod sbom;
 mod schema;
+pub mod score;
 pub mod version;
 pub mod vex;
 

@@ -179,6 +179,8 @@ pub struct Finding {
     pub exploit_status: Option<String>,
     /// The VEX statement that applies to this product and component, if any.
     pub vex: Option<crate::vex::Statement>,
+    /// Its risk on a device, once [`score_findings`] has been given the device's context.
+    pub risk: Option<crate::score::Risk>,
 }
 
 impl Finding {
@@ -190,6 +192,22 @@ impl Finding {
                 crate::vex::Status::NotAffected | crate::vex::Status::Fixed
             )
         })
+    }
+}
+
+/// Scores every finding in a device's `context` (after [`apply_vex`]) and orders each
+/// component's findings by risk, highest first.
+pub fn score_findings(matches: &mut [ComponentMatch], context: &crate::score::Context) {
+    for m in matches {
+        for f in &mut m.findings {
+            f.risk = Some(crate::score::score(f, context));
+        }
+        m.findings.sort_by(|a, b| {
+            let s = |f: &Finding| f.risk.as_ref().map_or(0.0, |r| r.raw);
+            s(b).partial_cmp(&s(a))
+                .unwrap_or(Ordering::Equal)
+                .then_with(|| a.advisory.cmp(&b.advisory))
+        });
     }
 }
 
@@ -462,6 +480,7 @@ impl Index<'_> {
             known_exploited: self.db.known_exploited(a).cloned(),
             exploit_status: a.exploit_status.clone(),
             vex: None,
+            risk: None,
         }
     }
 

@@ -8,8 +8,35 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Subcommand, ValueEnum};
 use medsec_risk::matching::{ComponentMatch, Status};
 use medsec_risk::sbom::Sbom;
+use medsec_risk::score::{Clinical, Context, Controls, Exposure};
 
 use crate::advisories;
+
+/// A device's clinical impact class.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ClinicalArg {
+    /// Delivers therapy (infusion, insulin pumps, ventilators).
+    Therapy,
+    /// Informs diagnosis (imaging, laboratory).
+    Diagnostic,
+    /// Monitors patients.
+    Monitoring,
+    /// No clinical function.
+    NonClinical,
+}
+
+/// A device's network reach.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExposureArg {
+    /// From the internet.
+    Internet,
+    /// From the hospital network.
+    Network,
+    /// From its own segment only.
+    Adjacent,
+    /// No network service.
+    Local,
+}
 
 /// A VEX format to write.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -94,6 +121,19 @@ pub enum RiskCommand {
         /// finding, and a finding VEX says is not affected or fixed no longer counts.
         #[arg(long)]
         vex: Vec<PathBuf>,
+        /// The device's clinical impact class: with it, each finding gets a risk score
+        /// (0–100) with its explanation, and findings are ordered by it.
+        #[arg(long, value_enum)]
+        clinical: Option<ClinicalArg>,
+        /// The device's network reach per policy (with --clinical).
+        #[arg(long, value_enum, default_value = "network", requires = "clinical")]
+        exposure: ExposureArg,
+        /// The device is quarantined (a compensating control; with --clinical).
+        #[arg(long, requires = "clinical")]
+        quarantined: bool,
+        /// The device sits on a filtering segment (a compensating control; with --clinical).
+        #[arg(long, requires = "clinical")]
+        segmented: bool,
         /// Exit 1 when an open finding reaches this severity (`any` includes undetermined
         /// ones).
         #[arg(long, value_enum)]
@@ -242,6 +282,10 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
             sbom,
             advisories,
             vex,
+            clinical,
+            exposure,
+            quarantined,
+            segmented,
             fail_on,
             strict,
             max_file_bytes,
@@ -271,6 +315,27 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
                 &parsed.product_ids,
                 parsed.subject_version.as_deref(),
             );
+            if let Some(clinical) = clinical {
+                let context = Context {
+                    clinical: match clinical {
+                        ClinicalArg::Therapy => Clinical::Therapy,
+                        ClinicalArg::Diagnostic => Clinical::Diagnostic,
+                        ClinicalArg::Monitoring => Clinical::Monitoring,
+                        ClinicalArg::NonClinical => Clinical::NonClinical,
+                    },
+                    exposure: match exposure {
+                        ExposureArg::Internet => Exposure::Internet,
+                        ExposureArg::Network => Exposure::Network,
+                        ExposureArg::Adjacent => Exposure::Adjacent,
+                        ExposureArg::Local => Exposure::Local,
+                    },
+                    controls: Controls {
+                        quarantined,
+                        segmented,
+                    },
+                };
+                medsec_risk::matching::score_findings(&mut matches, &context);
+            }
             if json {
                 let refused: Vec<_> = loaded
                     .refused
@@ -385,9 +450,9 @@ fn match_table(
     )?;
     writeln!(
         out,
-        "\n| component | version | status | advisory | severity | score | known exploited | fixed in | VEX | why |"
+        "\n| component | version | status | advisory | severity | score | known exploited | fixed in | VEX | risk | why |"
     )?;
-    writeln!(out, "|---|---|---|---|---|---:|---|---|---|---|")?;
+    writeln!(out, "|---|---|---|---|---|---:|---|---|---|---|---|")?;
     let count = |s: Status| matches.iter().filter(|m| m.status == s).count();
     for m in matches {
         let version = or_dash(m.version.as_ref());
@@ -405,7 +470,7 @@ fn match_table(
         for f in &m.findings {
             writeln!(
                 out,
-                "| {} | {version} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {version} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.component,
                 if f.certain { "matched" } else { "undetermined" },
                 f.advisory,
@@ -421,6 +486,9 @@ fn match_table(
                         Some(j) => format!("{} ({j})", v.status.name()),
                         None => v.status.name().to_owned(),
                     }),
+                f.risk
+                    .as_ref()
+                    .map_or("-".to_owned(), |r| format!("{:.1} {}", r.score, r.priority)),
                 f.reason
             )?;
         }
@@ -436,6 +504,38 @@ fn match_table(
         .flat_map(|m| &m.findings)
         .filter(|f| f.open())
         .count();
+    let mut explained = false;
+    for m in matches {
+        for f in &m.findings {
+            let Some(r) = &f.risk else { continue };
+            if !explained {
+                writeln!(
+                    out,
+                    "\nrisk, explained (the score is the product of the factors, at most 100):"
+                )?;
+                explained = true;
+            }
+            let parts: Vec<String> = r
+                .factors
+                .iter()
+                .map(|x| format!("{} {} ({})", x.name, x.weight, x.why))
+                .collect();
+            let capped = if r.raw > r.score {
+                format!(" (capped from {:.1})", r.raw)
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "  {} in {}: {} = {:.1}{capped} {}",
+                f.advisory,
+                m.component,
+                parts.join(" × "),
+                r.score,
+                r.priority
+            )?;
+        }
+    }
     writeln!(
         out,
         "\n{} matched, {} clean, {} unidentifiable; {findings} findings ({undetermined} undetermined), {open} open after VEX",

@@ -395,11 +395,11 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
         "{out}"
     );
     assert!(
-        out.contains("| openssl | 3.0.2 | matched | CVE-2022-3602 | high | 7.5 | KEV since 2026-11-30 | 3.0.7 | - | 3.0.2 is in the generic range [introduced 3.0.0, fixed 3.0.7] |"),
+        out.contains("| openssl | 3.0.2 | matched | CVE-2022-3602 | high | 7.5 | KEV since 2026-11-30 | 3.0.7 | - | - | 3.0.2 is in the generic range [introduced 3.0.0, fixed 3.0.7] |"),
         "{out}"
     );
     assert!(
-        out.contains("| busybox | 1.35.0 | matched | CVE-2022-28391 | high | 8.8 | - | 1.36.0 | not_affected (vulnerable_code_not_in_execute_path) | 1.35.0 is in vers:generic/<1.36.0 |"),
+        out.contains("| busybox | 1.35.0 | matched | CVE-2022-28391 | high | 8.8 | - | 1.36.0 | not_affected (vulnerable_code_not_in_execute_path) | - | 1.35.0 is in vers:generic/<1.36.0 |"),
         "{out}"
     );
     assert!(
@@ -412,6 +412,40 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
         ),
         "{out}"
     );
+    // Risk on an infusion pump on the hospital network, on a filtering segment: the
+    // exploited OpenSSL flaw leads, BusyBox (not affected per VEX) scores nothing, and every
+    // factor is shown.
+    let out = ok(&mut run(
+        &v120,
+        &[
+            "--clinical",
+            "therapy",
+            "--exposure",
+            "network",
+            "--segmented",
+        ],
+    ));
+    assert!(
+        out.contains("| 93.6 critical |") && out.contains("| 0.0 none |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("CVE-2022-3602 in openssl: CVSS 75 (7.5 from CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H) × known exploitation 1.3 (in CISA KEV since 2026-11-30) × exposure 1 (reachable from the hospital network) × clinical impact 1.2 (delivers therapy: a compromise can injure) × compensating control 0.8 (on a filtering segment) × fix availability 1 (fixed in 3.0.7) = 93.6 critical"),
+        "{out}"
+    );
+    assert!(
+        out.contains("CVE-2022-28391 in busybox: VEX 0 (pkg:generic/acme/acme-ip200@1.2.0 says not_affected (vulnerable_code_not_in_execute_path)) = 0.0 none"),
+        "{out}"
+    );
+    let e = stderr(&fails(
+        medsec()
+            .args(["risk", "match"])
+            .arg(&v120)
+            .arg("--advisories")
+            .arg(&feed)
+            .arg("--segmented"),
+    ));
+    assert!(e.contains("--clinical"), "{e}");
     // Release gate: the open high finding fails it; VEX took BusyBox's out.
     let e = stderr(&fails(&mut run(&v120, &["--fail-on", "high"])));
     assert!(
