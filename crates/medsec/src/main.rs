@@ -97,6 +97,9 @@ enum Command {
     /// advisories.
     #[command(subcommand)]
     Risk(risk::RiskCommand),
+    /// Release gates: `release check` fails a release with open critical findings.
+    #[command(subcommand)]
+    Release(risk::ReleaseCommand),
     /// Investigator: one device's timeline (telemetry, security events, alerts, incidents,
     /// installs, certificates, policy decisions), as a table, JSON or CSV.
     Investigate(Box<investigate::InvestigateArgs>),
@@ -589,6 +592,7 @@ fn main() -> ExitCode {
         Command::Investigate(args) => investigate::run(*args),
         Command::Mqtt(cmd) => mqtt::run(cmd),
         Command::Risk(cmd) => risk::run(cmd),
+        Command::Release(cmd) => risk::run_release(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

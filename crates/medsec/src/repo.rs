@@ -155,6 +155,8 @@ pub struct Report {
     pub ok: Vec<String>,
     pub problems: Vec<String>,
     pub warnings: Vec<String>,
+    /// Every target, as the verified metadata gives it (path -> its signed entry).
+    pub targets: BTreeMap<String, medsec_tuf::TargetFile>,
 }
 
 fn role_file(role: &str) -> String {
@@ -915,6 +917,10 @@ impl Repo {
                     let t = t.clone();
                     let mut bad = 0;
                     for (path, info) in &t.targets {
+                        report
+                            .targets
+                            .entry(path.clone())
+                            .or_insert_with(|| info.clone());
                         if let Err(e) = check_artifact(&self.targets_dir().join(path), info) {
                             report
                                 .problems

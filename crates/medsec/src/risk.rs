@@ -12,6 +12,162 @@ use medsec_risk::score::{Clinical, Context, Controls, Exposure};
 
 use crate::advisories;
 
+/// Where advisories and VEX come from, and the limits on reading them.
+#[derive(Debug, clap::Args)]
+pub struct MatchInputs {
+    /// Advisory files, directories or zip archives (repeatable): OSV, CSAF 2.0, CISA KEV.
+    #[arg(long = "advisories", required = true)]
+    advisories: Vec<PathBuf>,
+    /// VEX documents (CycloneDX, OpenVEX or CSAF; repeatable): a statement about this
+    /// SBOM's product, and the component or the whole product, is shown with the finding,
+    /// and a finding VEX says is not affected or fixed no longer counts.
+    #[arg(long)]
+    vex: Vec<PathBuf>,
+    /// Refuse the whole load when one advisory file is refused (else it is named and
+    /// skipped).
+    #[arg(long)]
+    strict: bool,
+    /// The largest one advisory file may be.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_file_bytes: u64,
+    /// The most one zip archive may unpack to.
+    #[arg(long, default_value_t = 8 << 30)]
+    max_total_bytes: u64,
+}
+
+/// Loads the advisories and VEX, matches the SBOM's components and applies the VEX.
+fn match_sbom(
+    sbom: &Sbom,
+    inputs: &MatchInputs,
+) -> Result<(advisories::Loaded, Vec<ComponentMatch>)> {
+    let loaded = advisories::load(
+        &inputs.advisories,
+        advisories::Limits {
+            max_file_bytes: inputs.max_file_bytes,
+            max_total_bytes: inputs.max_total_bytes,
+        },
+        inputs.strict,
+    )?;
+    for (name, why) in &loaded.refused {
+        eprintln!("refused {name}: {why}");
+    }
+    let mut matches = loaded.db.index().components(&sbom.components);
+    let mut statements = Vec::new();
+    for file in &inputs.vex {
+        statements.extend(read_vex(file)?.1);
+    }
+    medsec_risk::matching::apply_vex(
+        &mut matches,
+        &statements,
+        &sbom.product_ids,
+        sbom.subject_version.as_deref(),
+    );
+    Ok((loaded, matches))
+}
+
+/// `medsec release`.
+#[derive(Subcommand)]
+pub enum ReleaseCommand {
+    /// Gate a release on its vulnerabilities: verify the repository, check that the SBOM
+    /// is the one whose digest is signed into TARGET's metadata, match it against the
+    /// advisories with the VEX applied, and exit 1 when an open finding (not resolved by
+    /// VEX, undetermined ones included) reaches --fail-on (default critical).
+    Check {
+        /// The repository directory.
+        repo: PathBuf,
+        /// The target path in the repository (e.g. pump/pump-1.2.0.img).
+        target: String,
+        /// The release's SBOM (its SHA-256 must be the one signed into the target).
+        #[arg(long)]
+        sbom: PathBuf,
+        #[command(flatten)]
+        inputs: MatchInputs,
+        /// The lowest severity that fails the release.
+        #[arg(long, value_enum, default_value = "critical")]
+        fail_on: FailOn,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `medsec release`.
+pub fn run_release(cmd: ReleaseCommand) -> Result<()> {
+    let ReleaseCommand::Check {
+        repo,
+        target,
+        sbom,
+        inputs,
+        fail_on,
+        json,
+    } = cmd;
+    let report = crate::repo::Repo::open(&repo)?.verify(time::OffsetDateTime::now_utc())?;
+    anyhow::ensure!(
+        report.problems.is_empty(),
+        "{} does not verify, so nothing it signs can be trusted:\n  {}",
+        repo.display(),
+        report.problems.join("\n  ")
+    );
+    let entry = report
+        .targets
+        .get(&target)
+        .with_context(|| format!("{target:?} is not a target of {}", repo.display()))?;
+    let signed = entry
+        .custom
+        .as_ref()
+        .and_then(|c| c.pointer("/medsec/sbom/sha256"))
+        .and_then(serde_json::Value::as_str)
+        .with_context(|| {
+            format!("{target:?} has no SBOM digest in its signed metadata (repo add-target --sbom)")
+        })?;
+    let (bytes, parsed) = read_sbom(&sbom)?;
+    let digest = hex::encode(medsec_crypto::digest::sha256(&bytes));
+    anyhow::ensure!(
+        digest.eq_ignore_ascii_case(signed),
+        "{} is not the SBOM signed into {target:?}: its SHA-256 is {digest}, the signed one {signed}",
+        sbom.display()
+    );
+    let (loaded, matches) = match_sbom(&parsed, &inputs)?;
+    let blocking: Vec<&medsec_risk::matching::Finding> = matches
+        .iter()
+        .flat_map(|m| &m.findings)
+        .filter(|f| f.open() && (fail_on == FailOn::Any || rank(f.severity) >= fail_on))
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "target": target, "sbom_sha256": digest,
+                "blocking": blocking.iter().map(|f| &f.advisory).collect::<Vec<_>>(),
+                "components": matches,
+            }))?
+        );
+    } else {
+        println!("{target}: the SBOM's SHA-256 {digest} is the one signed into the target");
+        print!("{}", match_table(&parsed, &loaded, &matches)?);
+    }
+    if !blocking.is_empty() {
+        let names: Vec<String> = blocking
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} ({}{})",
+                    f.advisory,
+                    f.severity.unwrap_or("unscored"),
+                    if f.certain { "" } else { ", undetermined" }
+                )
+            })
+            .collect();
+        bail!(
+            "{target} has {} open finding(s) at or above {fail_on:?} without a VEX statement resolving them: {}",
+            blocking.len(),
+            names.join(", ")
+        );
+    }
+    println!("{target}: no open finding at or above {fail_on:?}");
+    Ok(())
+}
+
 /// A device's clinical impact class.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ClinicalArg {
@@ -113,14 +269,8 @@ pub enum RiskCommand {
     Match {
         /// The SBOM file (CycloneDX or SPDX JSON).
         sbom: PathBuf,
-        /// Advisory files, directories or zip archives (repeatable).
-        #[arg(long = "advisories", required = true)]
-        advisories: Vec<PathBuf>,
-        /// VEX documents (CycloneDX, OpenVEX or CSAF; repeatable): a statement about this
-        /// SBOM's product, and the component or the whole product, is shown with the
-        /// finding, and a finding VEX says is not affected or fixed no longer counts.
-        #[arg(long)]
-        vex: Vec<PathBuf>,
+        #[command(flatten)]
+        inputs: MatchInputs,
         /// The device's clinical impact class: with it, each finding gets a risk score
         /// (0–100) with its explanation, and findings are ordered by it.
         #[arg(long, value_enum)]
@@ -138,16 +288,6 @@ pub enum RiskCommand {
         /// ones).
         #[arg(long, value_enum)]
         fail_on: Option<FailOn>,
-        /// Refuse the whole load when one advisory file is refused (else it is named and
-        /// skipped).
-        #[arg(long)]
-        strict: bool,
-        /// The largest one advisory file may be.
-        #[arg(long, default_value_t = 16 << 20)]
-        max_file_bytes: u64,
-        /// The most one zip archive may unpack to.
-        #[arg(long, default_value_t = 8 << 30)]
-        max_total_bytes: u64,
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
@@ -280,41 +420,16 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
         }
         RiskCommand::Match {
             sbom,
-            advisories,
-            vex,
+            inputs,
             clinical,
             exposure,
             quarantined,
             segmented,
             fail_on,
-            strict,
-            max_file_bytes,
-            max_total_bytes,
             json,
         } => {
             let (_, parsed) = read_sbom(&sbom)?;
-            let loaded = advisories::load(
-                &advisories,
-                advisories::Limits {
-                    max_file_bytes,
-                    max_total_bytes,
-                },
-                strict,
-            )?;
-            for (name, why) in &loaded.refused {
-                eprintln!("refused {name}: {why}");
-            }
-            let mut matches = loaded.db.index().components(&parsed.components);
-            let mut statements = Vec::new();
-            for file in &vex {
-                statements.extend(read_vex(file)?.1);
-            }
-            medsec_risk::matching::apply_vex(
-                &mut matches,
-                &statements,
-                &parsed.product_ids,
-                parsed.subject_version.as_deref(),
-            );
+            let (loaded, mut matches) = match_sbom(&parsed, &inputs)?;
             if let Some(clinical) = clinical {
                 let context = Context {
                     clinical: match clinical {

@@ -467,6 +467,71 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
     assert!(busybox["findings"][0]["vex"].is_null(), "{busybox}");
     assert!(stderr(&fails(&mut run(&other, &["--fail-on", "high"]))).contains("CVE-2022-28391"));
 
+    // The release gate: the SBOM must be the one signed into the target; critical open
+    // findings fail it, and VEX-resolved ones do not count.
+    ok(medsec().args(["repo", "init"]).arg(s.repo()));
+    let img = s.image("pump.img", &[7u8; 1000]);
+    s.add_target(
+        &img,
+        "pump/pump-1.2.0.img",
+        &["--sbom", v120.to_str().unwrap()],
+    );
+    s.add_target(&img, "pump/unsbomed.img", &[]);
+    ok(medsec().args(["repo", "timestamp"]).arg(s.repo()));
+    let check = |target: &str, sbom: &Path, extra: &[&str]| {
+        let mut c = medsec();
+        c.args(["release", "check"])
+            .arg(s.repo())
+            .arg(target)
+            .arg("--sbom")
+            .arg(sbom);
+        c.arg("--advisories")
+            .arg(&feed)
+            .arg("--vex")
+            .arg(&vex)
+            .args(extra);
+        c
+    };
+    let out = ok(&mut check("pump/pump-1.2.0.img", &v120, &[]));
+    assert!(out.contains("is the one signed into the target"), "{out}");
+    assert!(
+        out.contains("pump/pump-1.2.0.img: no open finding at or above Critical"),
+        "{out}"
+    );
+    let e = stderr(&fails(&mut check(
+        "pump/pump-1.2.0.img",
+        &v120,
+        &["--fail-on", "high"],
+    )));
+    assert!(
+        e.contains("pump/pump-1.2.0.img has 1 open finding(s) at or above High without a VEX statement resolving them: CVE-2022-3602 (high)"),
+        "{e}"
+    );
+    let e = stderr(&fails(&mut check("pump/pump-1.2.0.img", &v130, &[])));
+    assert!(
+        e.contains("is not the SBOM signed into \"pump/pump-1.2.0.img\""),
+        "{e}"
+    );
+    let e = stderr(&fails(&mut check("pump/unsbomed.img", &v120, &[])));
+    assert!(
+        e.contains("has no SBOM digest in its signed metadata"),
+        "{e}"
+    );
+    let e = stderr(&fails(&mut check("pump/nothing.img", &v120, &[])));
+    assert!(e.contains("is not a target of"), "{e}");
+    // An edited targets.json (the digest swapped for v130's) breaks the signature.
+    let targets = s.repo().join("metadata/targets.json");
+    let text = std::fs::read_to_string(&targets).unwrap();
+    let v130_digest = hex::encode(medsec_crypto::digest::sha256(
+        &std::fs::read(&v130).unwrap(),
+    ));
+    let v120_digest = hex::encode(medsec_crypto::digest::sha256(
+        &std::fs::read(&v120).unwrap(),
+    ));
+    std::fs::write(&targets, text.replace(&v120_digest, &v130_digest)).unwrap();
+    let e = stderr(&fails(&mut check("pump/pump-1.2.0.img", &v130, &[])));
+    assert!(e.contains("does not verify"), "{e}");
+
     // The VEX converted to CSAF and CycloneDX says the same.
     for (to, name) in [
         ("csaf", "ip200.csaf.json"),
