@@ -150,6 +150,9 @@ impl Default for Mqtt {
 pub struct Limits {
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest document uploaded to the risk routes (an SBOM, an advisory, the KEV catalogue,
+    /// a VEX document), in bytes (64 KiB to 256 MiB).
+    pub max_document_bytes: usize,
     /// Largest request head (request line and headers), in bytes; at least 8192 (hyper's floor).
     pub max_header_bytes: usize,
     /// Time allowed for a TLS handshake, in milliseconds.
@@ -201,6 +204,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            max_document_bytes: 16 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             handshake_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
@@ -305,6 +309,9 @@ impl Config {
         }
         if !(1..=crate::campaigns::MAX_DEVICES).contains(&l.max_campaign_devices) {
             return bad("limits.max_campaign_devices must be 1 to 200000");
+        }
+        if !(64 * 1024..=256 * 1024 * 1024).contains(&l.max_document_bytes) {
+            return bad("limits.max_document_bytes must be 65536 to 268435456 (256 MiB)");
         }
         if !(1024..=64 * 1024 * 1024).contains(&l.telemetry_max_batch_bytes) {
             return bad("limits.telemetry_max_batch_bytes must be 1024 to 67108864 (64 MiB)");

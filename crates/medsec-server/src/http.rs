@@ -98,6 +98,8 @@ pub struct AppState {
     pub baselines: crate::baselines::Baselines,
     /// Sigma event rules (`defender_sigma_dir`).
     pub sigma: medsec_defender::sigma::SigmaRules,
+    /// Release SBOMs, advisories and VEX as this replica parsed them.
+    pub risk: crate::risk::RiskCache,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -144,6 +146,7 @@ impl AppState {
             defender: medsec_defender::rules::Policy::default(),
             baselines: crate::baselines::Baselines::new(baseline_key, reload),
             sigma: medsec_defender::sigma::SigmaRules::default(),
+            risk: crate::risk::RiskCache::default(),
         }
     }
 
@@ -389,9 +392,36 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit/entries", get(audit_entries))
         .route("/api/v1/audit/proof/inclusion", get(audit_inclusion))
         .route("/api/v1/audit/proof/consistency", get(audit_consistency))
+        .route(
+            "/api/v1/devices/{id}/findings",
+            get(crate::risk::device_findings),
+        )
+        .route(
+            "/api/v1/risk/advisories/{id}/devices",
+            get(crate::risk::advisory_devices),
+        )
+        .merge(
+            // Documents (SBOMs, advisories, VEX) are larger than commands: their own limit.
+            Router::new()
+                .route("/api/v1/risk/sboms/{*target}", put(crate::risk::put_sbom))
+                .route("/api/v1/risk/advisories", post(crate::risk::post_advisory))
+                .route("/api/v1/risk/vex", post(crate::risk::post_vex))
+                .layer(DefaultBodyLimit::max(
+                    state.config.limits.max_document_bytes,
+                )),
+        )
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// The body limit of a request: documents on the risk upload routes, commands elsewhere.
+fn body_limit(state: &AppState, method: &axum::http::Method, path: &str) -> usize {
+    if method != axum::http::Method::GET && path.starts_with("/api/v1/risk/") {
+        state.config.limits.max_document_bytes
+    } else {
+        state.config.limits.max_body_bytes
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -426,8 +456,8 @@ async fn guard(
         e.detail = detail;
         e
     };
-    let limit = state.config.limits.max_body_bytes;
     let (parts, body) = request.into_parts();
+    let limit = body_limit(&state, &parts.method, parts.uri.path());
     if !state.rate_ok(&key) {
         state
             .audit(refuse(action(&parts), "rate limit exceeded".into()))

@@ -26,6 +26,7 @@ pub mod inventory;
 pub mod mqtt;
 mod pkcs7;
 mod repeats;
+pub mod risk;
 mod serve;
 mod telemetry;
 pub mod timeline;

@@ -14,8 +14,8 @@ use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 use crate::{
     AlertRow, AuditRow, BaselineRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery,
     DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow,
-    IncidentRow, Inventory, OperatorToken, Result, Store, TelemetryBatch, VersionReport,
-    mask_password,
+    IncidentRow, Inventory, OperatorToken, ReleaseSbomRow, Result, Store, TelemetryBatch,
+    VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -182,6 +182,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "defender_baselines",
         include_str!("../migrations/sqlite/0009_defender_baselines.sql"),
     ),
+    (
+        10,
+        "risk",
+        include_str!("../migrations/sqlite/0010_risk.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -228,6 +233,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         9,
         "defender_baselines",
         include_str!("../migrations/postgres/0009_defender_baselines.sql"),
+    ),
+    (
+        10,
+        "risk",
+        include_str!("../migrations/postgres/0010_risk.sql"),
     ),
 ];
 
@@ -721,6 +731,122 @@ macro_rules! impl_store {
                     })
                 })
                 .transpose()
+            }
+
+            async fn put_release_sbom(&self, rows: &[ReleaseSbomRow]) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for r in rows {
+                    sqlx::query(
+                        "INSERT INTO release_sboms (target, hardware_id, version, sha256, body, uploaded_at_ms) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (target, hardware_id) DO UPDATE SET \
+                         version = excluded.version, sha256 = excluded.sha256, body = excluded.body, \
+                         uploaded_at_ms = excluded.uploaded_at_ms",
+                    )
+                    .bind(&r.target)
+                    .bind(&r.hardware_id)
+                    .bind(&r.version)
+                    .bind(&r.sha256)
+                    .bind(&r.body)
+                    .bind(r.uploaded_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn release_sbom(&self, hardware_id: &str, version: &str) -> Result<Option<ReleaseSbomRow>> {
+                let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(
+                    "SELECT target, hardware_id, version, sha256, body, uploaded_at_ms FROM release_sboms \
+                     WHERE hardware_id = $1 AND version = $2 ORDER BY uploaded_at_ms DESC, target LIMIT 1",
+                )
+                .bind(hardware_id)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(target, hardware_id, version, sha256, body, uploaded_at_ms)| ReleaseSbomRow {
+                    target, hardware_id, version, sha256, body, uploaded_at_ms,
+                }))
+            }
+
+            async fn release_sboms(&self) -> Result<Vec<ReleaseSbomRow>> {
+                let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(
+                    "SELECT target, hardware_id, version, sha256, body, uploaded_at_ms FROM release_sboms \
+                     ORDER BY target, hardware_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(target, hardware_id, version, sha256, body, uploaded_at_ms)| ReleaseSbomRow {
+                        target, hardware_id, version, sha256, body, uploaded_at_ms,
+                    })
+                    .collect())
+            }
+
+            async fn put_advisory_doc(&self, identity: &str, modified: &str, body: &str, now_ms: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO advisory_docs (identity, modified, body, imported_at_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (identity) DO UPDATE SET modified = excluded.modified, body = excluded.body, \
+                     imported_at_ms = excluded.imported_at_ms WHERE advisory_docs.modified <> excluded.modified",
+                )
+                .bind(identity)
+                .bind(modified)
+                .bind(body)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn advisory_docs(&self) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT body FROM advisory_docs ORDER BY identity")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn put_vex_doc(&self, sha256: &str, body: &str, now_ms: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO vex_docs (sha256, body, imported_at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (sha256) DO NOTHING",
+                )
+                .bind(sha256)
+                .bind(body)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn vex_docs(&self) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar("SELECT body FROM vex_docs ORDER BY imported_at_ms, sha256")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn risk_generation(&self) -> Result<(i64, i64)> {
+                let (count, latest): (i64, i64) = sqlx::query_as(
+                    // Every insert adds a row and every replacement moves its time forward, so
+                    // the count and the sum of the import times change with any change.
+                    "SELECT (SELECT COUNT(*) FROM advisory_docs) + (SELECT COUNT(*) FROM vex_docs) \
+                     + (SELECT COUNT(*) FROM release_sboms), \
+                     CAST((SELECT COALESCE(SUM(imported_at_ms), 0) FROM advisory_docs) AS BIGINT) + \
+                     CAST((SELECT COALESCE(SUM(imported_at_ms), 0) FROM vex_docs) AS BIGINT) + \
+                     CAST((SELECT COALESCE(SUM(uploaded_at_ms), 0) FROM release_sboms) AS BIGINT)",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((count, latest))
+            }
+
+            async fn devices_running(&self, hardware_id: &str, version: &str) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT id FROM devices WHERE hardware_id = $1 AND installed_version = $2 ORDER BY id",
+                )
+                .bind(hardware_id)
+                .bind(version)
+                .fetch_all(&self.pool)
+                .await?)
             }
 
             async fn set_device_quarantined(&self, id: &str, quarantined: bool) -> Result<()> {

@@ -251,6 +251,23 @@ pub struct BaselineRow {
     pub signature: String,
 }
 
+/// A release's SBOM, for one hardware id the release is signed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseSbomRow {
+    /// The image repository target.
+    pub target: String,
+    /// A hardware id its signed metadata names.
+    pub hardware_id: String,
+    /// The release's version (as devices report it).
+    pub version: String,
+    /// The SBOM's SHA-256 (hex), as signed into the target.
+    pub sha256: String,
+    /// The SBOM (JSON).
+    pub body: String,
+    /// When it was uploaded.
+    pub uploaded_at_ms: i64,
+}
+
 /// An identity a device is bound to (its MAC address).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdentityBindingRow {
@@ -481,6 +498,45 @@ pub trait Store: Send + Sync + Clone + 'static {
         &self,
         model: &str,
     ) -> impl Future<Output = Result<Option<BaselineRow>>> + Send;
+    /// Stores a release's SBOM, one row per hardware id (replacing an earlier upload).
+    fn put_release_sbom(&self, rows: &[ReleaseSbomRow]) -> impl Future<Output = Result<()>> + Send;
+    /// The SBOM of the release a device with this hardware id and version runs.
+    fn release_sbom(
+        &self,
+        hardware_id: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<ReleaseSbomRow>>> + Send;
+    /// Every release SBOM.
+    fn release_sboms(&self) -> impl Future<Output = Result<Vec<ReleaseSbomRow>>> + Send;
+    /// Stores an advisory document under its identity; one already held is replaced only
+    /// when `modified` differs. Returns whether anything changed.
+    fn put_advisory_doc(
+        &self,
+        identity: &str,
+        modified: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Every advisory document.
+    fn advisory_docs(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Stores a VEX document under its SHA-256; returns false if it was already held.
+    fn put_vex_doc(
+        &self,
+        sha256: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Every VEX document, oldest first (a later statement wins over an earlier one).
+    fn vex_docs(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// A value that changes whenever a release SBOM, advisory or VEX document is added or
+    /// replaced, so a replica knows when to reload them.
+    fn risk_generation(&self) -> impl Future<Output = Result<(i64, i64)>> + Send;
+    /// The devices with this hardware id whose last signed version report named `version`.
+    fn devices_running(
+        &self,
+        hardware_id: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Binds `value` as the device's identity of `kind` (a MAC address) if none is bound yet,
     /// and returns the bound value: `value` itself the first time, the earlier one after.
     fn bind_identity(
@@ -744,6 +800,43 @@ impl Store for AnyStore {
     }
     async fn latest_baseline(&self, model: &str) -> Result<Option<BaselineRow>> {
         dispatch!(self, s => s.latest_baseline(model))
+    }
+    async fn put_release_sbom(&self, rows: &[ReleaseSbomRow]) -> Result<()> {
+        dispatch!(self, s => s.put_release_sbom(rows))
+    }
+    async fn release_sbom(
+        &self,
+        hardware_id: &str,
+        version: &str,
+    ) -> Result<Option<ReleaseSbomRow>> {
+        dispatch!(self, s => s.release_sbom(hardware_id, version))
+    }
+    async fn release_sboms(&self) -> Result<Vec<ReleaseSbomRow>> {
+        dispatch!(self, s => s.release_sboms())
+    }
+    async fn put_advisory_doc(
+        &self,
+        identity: &str,
+        modified: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.put_advisory_doc(identity, modified, body, now_ms))
+    }
+    async fn advisory_docs(&self) -> Result<Vec<String>> {
+        dispatch!(self, s => s.advisory_docs())
+    }
+    async fn put_vex_doc(&self, sha256: &str, body: &str, now_ms: i64) -> Result<bool> {
+        dispatch!(self, s => s.put_vex_doc(sha256, body, now_ms))
+    }
+    async fn vex_docs(&self) -> Result<Vec<String>> {
+        dispatch!(self, s => s.vex_docs())
+    }
+    async fn risk_generation(&self) -> Result<(i64, i64)> {
+        dispatch!(self, s => s.risk_generation())
+    }
+    async fn devices_running(&self, hardware_id: &str, version: &str) -> Result<Vec<String>> {
+        dispatch!(self, s => s.devices_running(hardware_id, version))
     }
     async fn telemetry_sources(
         &self,

@@ -13,7 +13,7 @@
 use medsec_store::{
     AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
     DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
-    OperatorToken, SqliteStore, Store, TelemetryBatch, VersionReport,
+    OperatorToken, ReleaseSbomRow, SqliteStore, Store, TelemetryBatch, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
@@ -29,6 +29,122 @@ async fn contract<S: Store>(store: &S) {
     enrolment_tokens(store).await;
     operator_tokens(store).await;
     audit(store).await;
+    risk(store).await;
+}
+
+async fn risk<S: Store>(s: &S) {
+    let row = |target: &str, hw: &str, version: &str, at: i64| ReleaseSbomRow {
+        target: target.into(),
+        hardware_id: hw.into(),
+        version: version.into(),
+        sha256: format!("{target}-digest"),
+        body: format!("{{\"sbom\": \"{target}\"}}"),
+        uploaded_at_ms: at,
+    };
+    assert_eq!(s.release_sbom("rk-hw", "1.0").await.unwrap(), None);
+    s.put_release_sbom(&[
+        row("fw-1.0.img", "rk-hw", "1.0", 10),
+        row("fw-1.0.img", "rk-hw2", "1.0", 10),
+    ])
+    .await
+    .unwrap();
+    s.put_release_sbom(&[row("fw-2.0.img", "rk-hw", "2.0", 11)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.release_sbom("rk-hw", "1.0").await.unwrap(),
+        Some(row("fw-1.0.img", "rk-hw", "1.0", 10))
+    );
+    assert_eq!(
+        s.release_sbom("rk-hw2", "1.0")
+            .await
+            .unwrap()
+            .unwrap()
+            .target,
+        "fw-1.0.img"
+    );
+    assert_eq!(s.release_sbom("rk-hw2", "2.0").await.unwrap(), None);
+    // Uploading again replaces.
+    let mut again = row("fw-2.0.img", "rk-hw", "2.0", 12);
+    again.body = "{}".into();
+    s.put_release_sbom(std::slice::from_ref(&again))
+        .await
+        .unwrap();
+    assert_eq!(s.release_sbom("rk-hw", "2.0").await.unwrap(), Some(again));
+    assert_eq!(s.release_sboms().await.unwrap().len(), 3);
+
+    let g0 = s.risk_generation().await.unwrap();
+    assert!(
+        s.put_advisory_doc("osv:CVE-1", "2026-01-01", "{\"a\": 1}", 100)
+            .await
+            .unwrap()
+    );
+    // The same modified date changes nothing; another replaces it.
+    assert!(
+        !s.put_advisory_doc("osv:CVE-1", "2026-01-01", "{\"a\": 2}", 101)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.advisory_docs().await.unwrap(),
+        vec!["{\"a\": 1}".to_owned()]
+    );
+    let g1 = s.risk_generation().await.unwrap();
+    assert_ne!(g0, g1);
+    assert!(
+        s.put_advisory_doc("osv:CVE-1", "2026-02-01", "{\"a\": 3}", 102)
+            .await
+            .unwrap()
+    );
+    let g2 = s.risk_generation().await.unwrap();
+    assert_ne!(g1, g2, "a replacement moves the generation");
+    assert_eq!(
+        s.advisory_docs().await.unwrap(),
+        vec!["{\"a\": 3}".to_owned()]
+    );
+    assert!(s.put_vex_doc("d1", "{\"v\": 1}", 103).await.unwrap());
+    assert!(!s.put_vex_doc("d1", "{\"v\": 1}", 104).await.unwrap());
+    assert!(s.put_vex_doc("d0", "{\"v\": 0}", 105).await.unwrap());
+    assert_eq!(
+        s.vex_docs().await.unwrap(),
+        vec!["{\"v\": 1}".to_owned(), "{\"v\": 0}".to_owned()]
+    );
+    assert_ne!(s.risk_generation().await.unwrap(), g2);
+
+    // Devices by the release their last signed report named.
+    for id in ["rk-a", "rk-b", "rk-c"] {
+        s.register_device(id, "pump", 1).await.unwrap();
+        s.set_device_inventory(
+            id,
+            &Inventory {
+                model: "pump".into(),
+                hardware_id: if id == "rk-c" { "other" } else { "rk-hw" }.into(),
+                site: String::new(),
+                groups: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+        let nonce = format!("{id}-n");
+        s.add_report_nonce(id, &nonce, 100, 200, 4).await.unwrap();
+        s.record_version_report(&VersionReport {
+            nonce,
+            device_id: id.into(),
+            received_at_ms: 150,
+            version: "1.0".into(),
+            release_counter: 1,
+            payload: b"p".to_vec(),
+            signature: vec![1],
+            certificate: vec![2],
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        s.devices_running("rk-hw", "1.0").await.unwrap(),
+        vec!["rk-a", "rk-b"]
+    );
+    assert!(s.devices_running("rk-hw", "2.0").await.unwrap().is_empty());
 }
 
 async fn devices<S: Store>(s: &S) {

@@ -11,6 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
+mod common;
+
 const PASS: &str = "correct horse battery staple";
 
 fn medsec() -> Command {
@@ -283,100 +285,27 @@ fn cvss_vectors_are_scored_and_bad_ones_named() {
     );
 }
 
-/// A firmware release's SBOM: OpenSSL by purl, BusyBox by CPE only, a blob with neither.
-fn firmware_sbom(product: &str, version: &str, openssl: &str, busybox: &str) -> String {
-    serde_json::json!({
-        "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
-        "metadata": {"component": {"type": "firmware", "name": product, "version": version,
-                                   "bom-ref": "fw", "purl": format!("pkg:generic/acme/{product}@{version}")}},
-        "components": [
-            {"type": "library", "name": "openssl", "version": openssl, "bom-ref": "openssl",
-             "purl": format!("pkg:generic/openssl@{openssl}")},
-            {"type": "application", "name": "busybox", "version": busybox, "bom-ref": "busybox",
-             "cpe": format!("cpe:2.3:a:busybox:busybox:{busybox}:*:*:*:*:*:*:*")},
-            {"type": "library", "name": "vendor-blob", "bom-ref": "blob"}
-        ]
-    })
-    .to_string()
-}
-
-/// Advisories as a manufacturer's feed would hold them: an OSV record for OpenSSL (by purl,
-/// an ECOSYSTEM range), a CSAF advisory for BusyBox (by CPE, a vers range) and the KEV
-/// catalogue. The vulnerabilities are real; the KEV entry is made up for the test.
-fn firmware_advisories(dir: &Path) {
-    std::fs::create_dir_all(dir.join("osv")).unwrap();
-    let osv = serde_json::json!({
-        "schema_version": "1.6.0", "id": "CVE-2022-3602", "modified": "2026-11-01T00:00:00Z",
-        "summary": "X.509 email address 4-byte buffer overflow",
-        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
-        "affected": [{"package": {"ecosystem": "OSS-Fuzz", "name": "openssl", "purl": "pkg:generic/openssl"},
-                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "3.0.0"}, {"fixed": "3.0.7"}]}]}]
-    });
-    std::fs::write(dir.join("osv/CVE-2022-3602.json"), osv.to_string()).unwrap();
-    let csaf = serde_json::json!({
-        "document": {
-            "category": "csaf_security_advisory", "csaf_version": "2.0",
-            "publisher": {"category": "vendor", "name": "BusyBox maintainers", "namespace": "https://busybox.net"},
-            "title": "BusyBox netstat escape sequences",
-            "tracking": {"id": "BB-2022-0001", "status": "final", "version": "1",
-                         "initial_release_date": "2022-04-03T00:00:00Z", "current_release_date": "2022-04-03T00:00:00Z",
-                         "revision_history": [{"date": "2022-04-03T00:00:00Z", "number": "1", "summary": "Initial"}]}
-        },
-        "product_tree": {"branches": [{"category": "vendor", "name": "BusyBox", "branches": [
-            {"category": "product_name", "name": "BusyBox", "branches": [
-                {"category": "product_version_range", "name": "vers:generic/<1.36.0",
-                 "product": {"product_id": "BB-OLD", "name": "BusyBox before 1.36.0",
-                             "product_identification_helper": {"cpe": "cpe:2.3:a:busybox:busybox:*:*:*:*:*:*:*:*"}}},
-                {"category": "product_version", "name": "1.36.0",
-                 "product": {"product_id": "BB-1.36.0", "name": "BusyBox 1.36.0",
-                             "product_identification_helper": {"cpe": "cpe:2.3:a:busybox:busybox:1.36.0:*:*:*:*:*:*:*"}}}
-            ]}]}]},
-        "vulnerabilities": [{
-            "cve": "CVE-2022-28391",
-            "product_status": {"known_affected": ["BB-OLD"], "fixed": ["BB-1.36.0"]},
-            "scores": [{"products": ["BB-OLD"], "cvss_v3": {"version": "3.1",
-                "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:H/I:H/A:H",
-                "baseScore": 8.8, "baseSeverity": "HIGH"}}],
-            "remediations": [{"category": "vendor_fix", "details": "Upgrade to 1.36.0", "product_ids": ["BB-OLD"]}]
-        }]
-    });
-    std::fs::write(dir.join("bb-2022-0001.json"), csaf.to_string()).unwrap();
-    let kev = serde_json::json!({"catalogVersion": "2026.11.30", "count": 1, "vulnerabilities": [
-        {"cveID": "CVE-2022-3602", "dateAdded": "2026-11-30", "dueDate": "2026-12-21",
-         "knownRansomwareCampaignUse": "Unknown"}]});
-    std::fs::write(dir.join("kev.json"), kev.to_string()).unwrap();
-}
-
 #[test]
 fn firmware_components_are_matched_and_vex_applies_per_product() {
     let s = Setup::new();
     let feed = s.tmp.path().join("feed");
-    firmware_advisories(&feed);
+    common::risk::firmware_advisories(&feed);
     let v120 = s.image(
         "ip200-1.2.0.cdx.json",
-        firmware_sbom("acme-ip200", "1.2.0", "3.0.2", "1.35.0").as_bytes(),
+        common::risk::firmware_sbom("acme-ip200", "1.2.0", "3.0.2", "1.35.0").as_bytes(),
     );
     let v130 = s.image(
         "ip200-1.3.0.cdx.json",
-        firmware_sbom("acme-ip200", "1.3.0", "3.0.7", "1.36.0").as_bytes(),
+        common::risk::firmware_sbom("acme-ip200", "1.3.0", "3.0.7", "1.36.0").as_bytes(),
     );
     let other = s.image(
         "ip300-2.0.0.cdx.json",
-        firmware_sbom("acme-ip300", "2.0.0", "3.0.7", "1.35.0").as_bytes(),
+        common::risk::firmware_sbom("acme-ip300", "2.0.0", "3.0.7", "1.35.0").as_bytes(),
     );
     // The manufacturer states ip200 1.2.0 does not run the vulnerable netstat code.
     let vex = s.image(
         "ip200.openvex.json",
-        serde_json::json!({
-            "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://acme.example/vex/1",
-            "author": "Acme PSIRT", "timestamp": "2026-12-01T00:00:00Z", "version": 1,
-            "statements": [{"vulnerability": {"name": "CVE-2022-28391"},
-                            "products": [{"@id": "pkg:generic/acme/acme-ip200@1.2.0",
-                                          "subcomponents": [{"@id": "cpe:2.3:a:busybox:busybox:1.35.0:*:*:*:*:*:*:*"}]}],
-                            "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path"}]
-        })
-        .to_string()
-        .as_bytes(),
+        common::risk::firmware_vex().as_bytes(),
     );
     let run = |sbom: &Path, extra: &[&str]| {
         let mut c = medsec();

@@ -3362,3 +3362,293 @@ fn each_audit_check_fires_on_its_crafted_case() {
         "the most severe comes first"
     );
 }
+
+/// Publishes an image repository with two releases of the ip200 pump (hardware id
+/// `pump-rev-b`), each with its SBOM's digest signed in, and writes `WORK/medsec.toml`.
+fn publish_pump_releases(work: &Path) -> (PathBuf, PathBuf) {
+    let repo = work.join("repo");
+    ok(medsec()
+        .args(["repo", "init", "--plaintext-keys"])
+        .arg(&repo));
+    let mut sboms = Vec::new();
+    for (version, counter, openssl, busybox) in [
+        ("1.2.0", "12", "3.0.2", "1.35.0"),
+        ("1.3.0", "13", "3.0.7", "1.36.0"),
+    ] {
+        let sbom = work.join(format!("ip200-{version}.cdx.json"));
+        std::fs::write(
+            &sbom,
+            common::risk::firmware_sbom("acme-ip200", version, openssl, busybox),
+        )
+        .unwrap();
+        let img = work.join(format!("pump-{version}.img"));
+        std::fs::write(&img, vec![counter.len() as u8; 50_000]).unwrap();
+        ok(medsec()
+            .args(["repo", "add-target"])
+            .arg(&repo)
+            .arg(&img)
+            .args([
+                "--path",
+                &format!("pump-{version}.img"),
+                "--hardware-id",
+                "pump-rev-b",
+            ])
+            .args(["--version", version, "--release-counter", counter, "--sbom"])
+            .arg(&sbom));
+        sboms.push(sbom);
+    }
+    ok(medsec().args(["repo", "timestamp"]).arg(&repo));
+    let www = work.join("www");
+    ok(medsec()
+        .args(["repo", "publish"])
+        .arg(&repo)
+        .arg("--out")
+        .arg(&www));
+    std::fs::write(
+        work.join("medsec.toml"),
+        format!(
+            "image_repository = {:?}\n[limits]\nmax_document_bytes = 65536\n",
+            www.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut it = sboms.into_iter();
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+#[test]
+fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_the_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sbom120, sbom130) = publish_pump_releases(tmp.path());
+    let json = |r: &Reply| -> Value { serde_json::from_str(&r.body).unwrap() };
+    let error = |r: &Reply| json(r)["error"].as_str().unwrap_or_default().to_owned();
+    let s = start(
+        tmp.path(),
+        &[],
+        &[
+            "--config",
+            &tmp.path().join("medsec.toml").display().to_string(),
+        ],
+    );
+    let admin = s.operator_token("alice", "admin", "1h");
+    let release = s.operator_token("rita", "release", "1h");
+    let viewer = s.operator_token("vic", "viewer", "1h");
+    let report = |device: &str, version: &str, counter: i64| {
+        let r = s.report_nonce(device, device);
+        assert_eq!(r.status, 201, "{r:?}");
+        let nonce = json(&r)["nonce"].as_str().unwrap().to_owned();
+        let payload = format!(
+            r#"{{"device":"{device}","nonce":"{nonce}","version":"{version}","release_counter":{counter}}}"#
+        );
+        let r = s.put_version(device, device, &s.sign_report(device, &payload));
+        assert_eq!(r.status, 204, "{r:?}");
+    };
+    for (device, version, counter) in [
+        ("pump-a", "1.2.0", 12),
+        ("pump-b", "1.2.0", 12),
+        ("pump-c", "1.3.0", 13),
+    ] {
+        s.enrol(device);
+        let r = s.operator(
+            &admin,
+            "PATCH",
+            &format!("/api/v1/devices/{device}"),
+            Some(r#"{"hardware_id":"pump-rev-b"}"#),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        report(device, version, counter);
+    }
+    let upload = |token: &str, path: &str, body: &str| {
+        let file = tmp.path().join("upload.json");
+        std::fs::write(&file, body).unwrap();
+        let url = s.operator_url(path);
+        let auth = format!("Authorization: Bearer {token}");
+        let data = format!("@{}", file.display());
+        let method = if path.contains("/sboms/") {
+            "PUT"
+        } else {
+            "POST"
+        };
+        s.curl(&[
+            "-X",
+            method,
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &data,
+            &url,
+        ])
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+
+    // SBOMs: only the one signed into the target is accepted, by a role allowed to.
+    let r = upload(
+        &release,
+        "/api/v1/risk/sboms/pump-1.2.0.img",
+        &read(&sbom130),
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        error(&r).contains("but the one signed into \"pump-1.2.0.img\" is"),
+        "{r:?}"
+    );
+    let r = upload(&release, "/api/v1/risk/sboms/pump-9.img", &read(&sbom120));
+    assert!(
+        r.status == 400 && error(&r).contains("is not a target of the image repository"),
+        "{r:?}"
+    );
+    let r = upload(
+        &viewer,
+        "/api/v1/risk/sboms/pump-1.2.0.img",
+        &read(&sbom120),
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    for (target, sbom) in [("pump-1.2.0.img", &sbom120), ("pump-1.3.0.img", &sbom130)] {
+        let r = upload(
+            &release,
+            &format!("/api/v1/risk/sboms/{target}"),
+            &read(sbom),
+        );
+        assert_eq!(r.status, 201, "{r:?}");
+        assert_eq!(json(&r)["hardware_ids"], serde_json::json!(["pump-rev-b"]));
+    }
+
+    // Advisories and VEX, as the CLI reads them.
+    let feed = tmp.path().join("feed");
+    common::risk::firmware_advisories(&feed);
+    for f in ["osv/CVE-2022-3602.json", "bb-2022-0001.json", "kev.json"] {
+        let r = upload(&admin, "/api/v1/risk/advisories", &read(&feed.join(f)));
+        assert_eq!(r.status, 201, "{f}: {r:?}");
+    }
+    let r = upload(
+        &admin,
+        "/api/v1/risk/advisories",
+        &read(&feed.join("kev.json")),
+    );
+    assert_eq!(
+        (r.status, json(&r)["changed"].as_bool()),
+        (200, Some(false)),
+        "re-import: {r:?}"
+    );
+    let r = upload(&admin, "/api/v1/risk/advisories", r#"{"id": "nope"}"#);
+    assert!(
+        r.status == 400 && error(&r).contains("neither OSV"),
+        "{r:?}"
+    );
+    let r = upload(
+        &admin,
+        "/api/v1/risk/advisories",
+        &format!("{{\"pad\": \"{}\"}}", "x".repeat(70_000)),
+    );
+    assert_eq!(r.status, 413, "over max_document_bytes: {r:?}");
+    let r = upload(&admin, "/api/v1/risk/vex", &common::risk::firmware_vex());
+    assert_eq!(r.status, 201, "{r:?}");
+
+    // pump-a runs 1.2.0: OpenSSL is open and leads; BusyBox is resolved by the VEX.
+    let findings = |device: &str, query: &str| {
+        let r = s.operator(
+            &viewer,
+            "GET",
+            &format!("/api/v1/devices/{device}/findings{query}"),
+            None,
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        json(&r)
+    };
+    let a = findings("pump-a", "?clinical=therapy&segmented=true");
+    assert_eq!(a["release"]["target"], "pump-1.2.0.img", "{a}");
+    assert_eq!(
+        a["summary"],
+        serde_json::json!({"matched": 2, "clean": 0, "unidentifiable": 1,
+        "findings": 2, "open": 1, "undetermined": 0}),
+        "{a}"
+    );
+    let openssl = &a["components"][0]["findings"][0];
+    assert_eq!(
+        (
+            openssl["advisory"].as_str(),
+            openssl["risk"]["score"].as_f64()
+        ),
+        (Some("CVE-2022-3602"), Some(93.6)),
+        "{a}"
+    );
+    assert_eq!(openssl["risk"]["priority"], "critical");
+    let busybox = &a["components"][1]["findings"][0];
+    assert_eq!(busybox["vex"]["status"], "not_affected", "{a}");
+    assert_eq!(busybox["risk"]["score"], 0.0);
+    let r = s.operator(
+        &viewer,
+        "GET",
+        "/api/v1/devices/pump-a/findings?clinical=surgery",
+        None,
+    );
+    assert!(
+        r.status == 400 && error(&r).contains("\"surgery\" is not therapy"),
+        "{r:?}"
+    );
+    // pump-c already runs the fixed 1.3.0.
+    let c = findings("pump-c", "");
+    assert_eq!(c["summary"]["findings"], 0, "{c}");
+    assert_eq!(c["summary"]["clean"], 2, "{c}");
+
+    // The devices one advisory affects: the two on 1.2.0.
+    let affected = |name: &str| {
+        let r = s.operator(
+            &viewer,
+            "GET",
+            &format!("/api/v1/risk/advisories/{name}/devices"),
+            None,
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        json(&r)
+    };
+    let v = affected("CVE-2022-3602");
+    assert_eq!(v["devices"], 2, "{v}");
+    assert_eq!(
+        v["releases"][0]["devices"],
+        serde_json::json!(["pump-a", "pump-b"]),
+        "{v}"
+    );
+    assert_eq!(
+        v["releases"][0]["components"],
+        serde_json::json!(["openssl"]),
+        "{v}"
+    );
+    assert_eq!(
+        s.operator(
+            &viewer,
+            "GET",
+            "/api/v1/risk/advisories/CVE-1999-0001/devices",
+            None
+        )
+        .status,
+        404
+    );
+
+    // pump-b is updated to 1.3.0: its findings close, and it leaves the affected list.
+    report("pump-b", "1.3.0", 13);
+    let b = findings("pump-b", "");
+    assert_eq!(
+        (
+            b["release"]["target"].as_str(),
+            b["summary"]["findings"].as_u64()
+        ),
+        (Some("pump-1.3.0.img"), Some(0)),
+        "{b}"
+    );
+    let v = affected("CVE-2022-3602");
+    assert_eq!(
+        v["releases"][0]["devices"],
+        serde_json::json!(["pump-a"]),
+        "{v}"
+    );
+
+    // Every write is in the audit log.
+    s.audited(&admin, "the SBOM upload", |e| {
+        field(e, "action") == "risk.write"
+            && field(e, "detail").contains("SBOM")
+            && field(e, "resource").contains("pump-1.2.0.img")
+    });
+}

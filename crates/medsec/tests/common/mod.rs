@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod risk;
+
 pub fn medsec() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_medsec"));
     c.env_remove("MEDSEC_PASSPHRASE").env("MEDSEC_LOG", "warn");

@@ -1,0 +1,517 @@
+//! Risk in the server: findings per device from the release its signed version report
+//! names ([`medsec_risk`]).
+//!
+//! - `PUT /api/v1/risk/sboms/{*target}` (`risk.write`): a release's SBOM. The target must be
+//!   in the image repository, and the SBOM's SHA-256 must be the one signed into its
+//!   metadata (`repo add-target --sbom`), so the SBOM a device runs is provable. Stored once
+//!   per hardware id the target is signed for, with the target's version.
+//! - `POST /api/v1/risk/advisories` (`risk.write`): one OSV record, CSAF 2.0 document or the
+//!   CISA KEV catalogue, checked as `medsec risk match` checks it. Re-importing one with the
+//!   same `modified` date changes nothing; another replaces it.
+//! - `POST /api/v1/risk/vex` (`risk.write`): a VEX document (CycloneDX, OpenVEX, CSAF).
+//! - `GET /api/v1/devices/{id}/findings` (`risk.read` on the device): the device's release
+//!   (hardware id and the version of its last signed report), its components matched, the
+//!   VEX applied, and each finding's risk in the device's context (its quarantine from the
+//!   fleet's state; `clinical`, `exposure` and `segmented` from the query).
+//! - `GET /api/v1/risk/advisories/{id}/devices` (`risk.read`): the releases and devices one
+//!   advisory (by id or alias) affects, through the release index.
+//!
+//! Documents are stored as received (after the checks), and each replica parses them once:
+//! it reloads when the store's risk generation (counts and import times) changes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use medsec_risk::advisory::{self, Document};
+use medsec_risk::fleet::Inventory;
+use medsec_risk::matching::{Database, Status};
+use medsec_risk::sbom::Sbom;
+use medsec_risk::score::{Clinical, Context, Controls, Exposure};
+use medsec_risk::vex::Statement;
+use medsec_store::{ReleaseSbomRow, Store as _};
+use serde::Deserialize;
+
+use crate::audit_log::event;
+use crate::authz::Target;
+use crate::http::{ApiError, AppState, Conn, authorize, caller, device_id, now_ms};
+
+/// A release as loaded: its row and its parsed SBOM.
+struct Release {
+    row: ReleaseSbomRow,
+    sbom: Sbom,
+}
+
+/// What a replica has parsed, and the generation it was parsed at.
+struct Loaded {
+    generation: (i64, i64),
+    db: Database,
+    vex: Vec<Statement>,
+    /// By (hardware id, version).
+    releases: BTreeMap<(String, String), Release>,
+    /// Index into `releases` order, for the affected-devices query.
+    inventory: Inventory,
+    keys: Vec<(String, String)>,
+}
+
+/// The parsed risk data of this replica.
+#[derive(Default)]
+pub struct RiskCache {
+    loaded: tokio::sync::Mutex<Option<Arc<Loaded>>>,
+}
+
+impl RiskCache {
+    async fn get(&self, state: &AppState) -> Result<Arc<Loaded>, ApiError> {
+        let generation = state.store.risk_generation().await?;
+        let mut slot = self.loaded.lock().await;
+        if let Some(l) = slot.as_ref()
+            && l.generation == generation
+        {
+            return Ok(l.clone());
+        }
+        let mut db = Database::new();
+        for body in state.store.advisory_docs().await? {
+            // Checked on the way in; a document that no longer reads (a newer medsec with
+            // stricter checks) is logged and left out, not fatal.
+            match advisory::parse(body.as_bytes()) {
+                Ok(doc) => {
+                    db.import(doc);
+                }
+                Err(e) => tracing::warn!(error = %e, "a stored advisory no longer reads"),
+            }
+        }
+        let mut vex = Vec::new();
+        for body in state.store.vex_docs().await? {
+            match medsec_risk::vex::parse(body.as_bytes()) {
+                Ok((_, list)) => vex.extend(list),
+                Err(e) => tracing::warn!(error = %e, "a stored VEX document no longer reads"),
+            }
+        }
+        let mut releases = BTreeMap::new();
+        for row in state.store.release_sboms().await? {
+            match Sbom::parse(row.body.as_bytes()) {
+                Ok(sbom) => {
+                    releases.insert(
+                        (row.hardware_id.clone(), row.version.clone()),
+                        Release { row, sbom },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, target = %row.target, "a stored SBOM no longer reads")
+                }
+            }
+        }
+        let mut inventory = Inventory::new();
+        let mut keys = Vec::new();
+        for (key, r) in &releases {
+            inventory.add_release(&keys.len().to_string(), &r.sbom.components);
+            keys.push(key.clone());
+        }
+        let loaded = Arc::new(Loaded {
+            generation,
+            db,
+            vex,
+            releases,
+            inventory,
+            keys,
+        });
+        *slot = Some(loaded.clone());
+        Ok(loaded)
+    }
+}
+
+fn audit_write(conn: &Conn, who: &str, resource: &str, detail: String) -> medsec_audit::Event {
+    let mut e = event("risk", who, "risk.write", resource, "info");
+    e.source = conn.addr.to_string();
+    e.detail = detail;
+    e
+}
+
+fn refused(e: &medsec_risk::Error) -> ApiError {
+    ApiError::BadRequest(match e {
+        medsec_risk::Error::Schema { format, problems } => {
+            format!("not a valid {format} document: {}", problems.join("; "))
+        }
+        other => other.to_string(),
+    })
+}
+
+/// `PUT /api/v1/risk/sboms/{*target}`.
+pub(crate) async fn put_sbom(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "risk.write", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "risk.write", &Target::Fleet).await?;
+    let image = state.director.image().ok_or_else(|| {
+        ApiError::Conflict(
+            "no image_repository is configured: an SBOM is accepted only for a signed target"
+                .into(),
+        )
+    })?;
+    let entry = crate::director::lookup(image, &target)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{target:?} is not a target of the image repository"
+            ))
+        })?;
+    let medsec = entry
+        .custom
+        .as_ref()
+        .and_then(|c| c.get("medsec"))
+        .cloned()
+        .unwrap_or_default();
+    let signed = medsec
+        .pointer("/sbom/sha256")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{target:?} has no SBOM digest in its signed metadata (repo add-target --sbom)"
+            ))
+        })?;
+    let digest = hex::encode(medsec_crypto::digest::sha256(&body));
+    if !digest.eq_ignore_ascii_case(signed) {
+        return Err(ApiError::BadRequest(format!(
+            "this SBOM's SHA-256 is {digest}, but the one signed into {target:?} is {signed}"
+        )));
+    }
+    let sbom = Sbom::parse(&body).map_err(|e| refused(&e))?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest("the SBOM is not UTF-8".into()))?;
+    let version = medsec
+        .get("version")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let hardware_ids: Vec<String> = medsec
+        .get("hardware_ids")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if version.is_empty() || hardware_ids.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "{target:?} names no version or hardware id in its signed metadata"
+        )));
+    }
+    let now = now_ms();
+    let rows: Vec<ReleaseSbomRow> = hardware_ids
+        .iter()
+        .map(|hw| ReleaseSbomRow {
+            target: target.clone(),
+            hardware_id: hw.clone(),
+            version: version.clone(),
+            sha256: digest.clone(),
+            body: text.clone(),
+            uploaded_at_ms: now,
+        })
+        .collect();
+    state.store.put_release_sbom(&rows).await?;
+    state
+        .audit(audit_write(
+            &conn,
+            &who.subject.label(),
+            &format!("Release::{target:?}"),
+            format!(
+                "SBOM {digest} ({}, {} components) for {} {version}",
+                sbom.format,
+                sbom.components.len(),
+                hardware_ids.join(", ")
+            ),
+        ))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "target": target, "sha256": digest, "format": sbom.format,
+            "components": sbom.components.len(), "hardware_ids": hardware_ids, "version": version,
+        })),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/risk/advisories`.
+pub(crate) async fn post_advisory(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "risk.write", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "risk.write", &Target::Fleet).await?;
+    let doc = advisory::parse(&body).map_err(|e| refused(&e))?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest("the advisory is not UTF-8".into()))?;
+    let digest = hex::encode(medsec_crypto::digest::sha256(&body));
+    let (identity, modified, count) = match &doc {
+        Document::Kev(list) => ("kev".to_owned(), digest, list.len()),
+        Document::Advisories(list) => {
+            let first = list.first();
+            let identity = match first.and_then(|a| a.document.as_ref()) {
+                Some(doc) => format!("csaf:{doc}"),
+                None => format!("osv:{}", first.map_or("", |a| a.id.as_str())),
+            };
+            let modified = first.map(|a| a.modified.clone()).unwrap_or_default();
+            if list.is_empty() {
+                // A CSAF document with no vulnerabilities: nothing to match, stored anyway
+                // under its digest so a re-import is recognised.
+                (format!("csaf-empty:{digest}"), digest, 0)
+            } else {
+                (identity, modified, list.len())
+            }
+        }
+    };
+    let changed = state
+        .store
+        .put_advisory_doc(&identity, &modified, &text, now_ms())
+        .await?;
+    if changed {
+        state
+            .audit(audit_write(
+                &conn,
+                &who.subject.label(),
+                &format!("Advisory::{identity:?}"),
+                format!("{count} entries, modified {modified}"),
+            ))
+            .await?;
+    }
+    Ok((
+        if changed {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(serde_json::json!({"identity": identity, "entries": count, "changed": changed})),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/risk/vex`.
+pub(crate) async fn post_vex(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "risk.write", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "risk.write", &Target::Fleet).await?;
+    let (format, statements) = medsec_risk::vex::parse(&body).map_err(|e| refused(&e))?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest("the VEX document is not UTF-8".into()))?;
+    let digest = hex::encode(medsec_crypto::digest::sha256(&body));
+    let new = state.store.put_vex_doc(&digest, &text, now_ms()).await?;
+    if new {
+        state
+            .audit(audit_write(
+                &conn,
+                &who.subject.label(),
+                &format!("Vex::{digest:?}"),
+                format!("{format:?}, {} statements", statements.len()),
+            ))
+            .await?;
+    }
+    Ok((
+        if new {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(serde_json::json!({"sha256": digest, "statements": statements.len(), "new": new})),
+    )
+        .into_response())
+}
+
+/// The query of `GET /api/v1/devices/{id}/findings`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FindingsQuery {
+    /// `therapy`, `diagnostic`, `monitoring` or `non-clinical`: with it, findings are scored.
+    clinical: Option<String>,
+    /// `internet`, `network` (default), `adjacent` or `local`.
+    exposure: Option<String>,
+    /// The device sits on a filtering segment.
+    segmented: Option<bool>,
+}
+
+fn context(q: &FindingsQuery, quarantined: bool) -> Result<Option<Context>, ApiError> {
+    let Some(c) = &q.clinical else {
+        return Ok(None);
+    };
+    let clinical = match c.as_str() {
+        "therapy" => Clinical::Therapy,
+        "diagnostic" => Clinical::Diagnostic,
+        "monitoring" => Clinical::Monitoring,
+        "non-clinical" => Clinical::NonClinical,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "clinical {other:?} is not therapy, diagnostic, monitoring or non-clinical"
+            )));
+        }
+    };
+    let exposure = match q.exposure.as_deref().unwrap_or("network") {
+        "internet" => Exposure::Internet,
+        "network" => Exposure::Network,
+        "adjacent" => Exposure::Adjacent,
+        "local" => Exposure::Local,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "exposure {other:?} is not internet, network, adjacent or local"
+            )));
+        }
+    };
+    Ok(Some(Context {
+        clinical,
+        exposure,
+        controls: Controls {
+            quarantined,
+            segmented: q.segmented.unwrap_or(false),
+        },
+    }))
+}
+
+/// `GET /api/v1/devices/{id}/findings`.
+pub(crate) async fn device_findings(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<FindingsQuery>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "risk.read", &target).await?;
+    authorize(&state, &conn, &who, "risk.read", &target).await?;
+    let device = state.store.device(id.as_str()).await?;
+    let ctx = context(&q, device.quarantined)?;
+    let unknown = |why: String| {
+        Json(serde_json::json!({
+            "device": device.id, "hardware_id": device.hardware_id,
+            "version": device.installed_version, "release": null, "why": why,
+        }))
+        .into_response()
+    };
+    if device.hardware_id.is_empty() || device.installed_version.is_empty() {
+        return Ok(unknown(
+            "the device has no hardware id, or has sent no signed version report".into(),
+        ));
+    }
+    let loaded = state.risk.get(&state).await?;
+    let Some(release) = loaded
+        .releases
+        .get(&(device.hardware_id.clone(), device.installed_version.clone()))
+    else {
+        return Ok(unknown(format!(
+            "no SBOM is stored for hardware id {} version {}",
+            device.hardware_id, device.installed_version
+        )));
+    };
+    let mut matches = loaded.db.index().components(&release.sbom.components);
+    medsec_risk::matching::apply_vex(
+        &mut matches,
+        &loaded.vex,
+        &release.sbom.product_ids,
+        release.sbom.subject_version.as_deref(),
+    );
+    if let Some(ctx) = &ctx {
+        medsec_risk::matching::score_findings(&mut matches, ctx);
+    }
+    let findings: Vec<&medsec_risk::matching::Finding> =
+        matches.iter().flat_map(|m| &m.findings).collect();
+    let count = |s: Status| matches.iter().filter(|m| m.status == s).count();
+    Ok(Json(serde_json::json!({
+        "device": device.id,
+        "hardware_id": device.hardware_id,
+        "version": device.installed_version,
+        "release": {"target": release.row.target, "sbom_sha256": release.row.sha256},
+        "summary": {
+            "matched": count(Status::Matched),
+            "clean": count(Status::Clean),
+            "unidentifiable": count(Status::Unidentifiable),
+            "findings": findings.len(),
+            "open": findings.iter().filter(|f| f.open()).count(),
+            "undetermined": findings.iter().filter(|f| !f.certain).count(),
+        },
+        "context": ctx,
+        "components": matches,
+    }))
+    .into_response())
+}
+
+/// `GET /api/v1/risk/advisories/{id}/devices`.
+pub(crate) async fn advisory_devices(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "risk.read", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "risk.read", &Target::Fleet).await?;
+    let loaded = state.risk.get(&state).await?;
+    let advisories: Vec<&medsec_risk::advisory::Advisory> = loaded
+        .db
+        .advisories()
+        .filter(|a| a.names().any(|n| n == name))
+        .collect();
+    if advisories.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    // Release index -> affected components (names), across every advisory of that name.
+    let mut by_release: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for a in &advisories {
+        for hit in loaded.inventory.affected(a) {
+            let Ok(i) = hit.release.parse::<usize>() else {
+                continue;
+            };
+            let Some(key) = loaded.keys.get(i) else {
+                continue;
+            };
+            let Some(r) = loaded.releases.get(key) else {
+                continue;
+            };
+            let name = r
+                .sbom
+                .components
+                .get(hit.component)
+                .map_or_else(String::new, |c| c.name.clone());
+            let list = by_release.entry(i).or_default();
+            if !list.contains(&name) {
+                list.push(name);
+            }
+        }
+    }
+    let mut releases = Vec::new();
+    let mut total = 0;
+    for (i, components) in by_release {
+        let Some((hw, version)) = loaded.keys.get(i) else {
+            continue;
+        };
+        let Some(r) = loaded.releases.get(&(hw.clone(), version.clone())) else {
+            continue;
+        };
+        let devices = state.store.devices_running(hw, version).await?;
+        total += devices.len();
+        releases.push(serde_json::json!({
+            "target": r.row.target, "hardware_id": hw, "version": version,
+            "components": components, "devices": devices,
+        }));
+    }
+    Ok(Json(serde_json::json!({
+        "advisory": name,
+        "ids": advisories.iter().map(|a| &a.id).collect::<Vec<_>>(),
+        "releases": releases,
+        "devices": total,
+    }))
+    .into_response())
+}
