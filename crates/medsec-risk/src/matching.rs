@@ -282,20 +282,20 @@ pub(crate) fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<S
             None,
         );
     };
-    let v = match aff.scheme.parse(text) {
-        Ok(v) => v,
-        Err(e) => return (Verdict::Undetermined(e.to_string()), None),
-    };
+    // The version in the package's own scheme; a range in another scheme reads it in its own
+    // (`parse_in`), so failing here decides nothing yet.
+    let own = aff.scheme.parse(text);
     let same = |x: &str| {
         x == text
-            || aff
-                .scheme
-                .parse(x)
-                .ok()
-                .and_then(|x| x.compare(&v))
-                .is_some_and(Ordering::is_eq)
+            || own.as_ref().is_ok_and(|v| {
+                aff.scheme
+                    .parse(x)
+                    .ok()
+                    .and_then(|x| x.compare(v))
+                    .is_some_and(Ordering::is_eq)
+            })
     };
-    let fixed_in = lowest_fix(aff, &v);
+    let fixed_in = own.as_ref().ok().and_then(|v| lowest_fix(aff, text, v));
     if aff.versions.iter().any(|x| same(x)) {
         return (
             Verdict::Affected(format!("{text} is listed as affected")),
@@ -303,29 +303,57 @@ pub(crate) fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<S
         );
     }
     let mut undetermined = None;
+    if let Err(e) = &own
+        && !aff.versions.is_empty()
+    {
+        // A listed version cannot be compared with one the scheme cannot read.
+        note(&mut undetermined, e.to_string());
+    }
+    // A range's versions may be in another scheme than the package's (an OSV `SEMVER` range
+    // of any ecosystem, a `vers:generic` range on a purl): the version is read in the range's
+    // own scheme, and one it cannot read there is undetermined, never silently clean.
+    let undecidable = |scheme: crate::version::Scheme, e: crate::Error| {
+        format!(
+            "{text} cannot be compared in the range's {} scheme: {e}",
+            scheme.name()
+        )
+    };
     for c in &aff.constraints {
         match c {
-            Constraint::Events(r) if r.contains(&v) => {
-                return (
-                    Verdict::Affected(format!(
-                        "{text} is in the {} range [{}]",
-                        r.scheme().name(),
-                        r.text()
-                    )),
-                    fixed_in,
-                );
-            }
-            Constraint::Vers(r) if r.contains(&v) => {
-                return (
-                    Verdict::Affected(format!("{text} is in {}", r.text())),
-                    fixed_in,
-                );
-            }
+            Constraint::Events(r) => match parse_in(r.scheme(), text, aff.scheme, &own) {
+                Ok(w) if r.contains(&w) => {
+                    return (
+                        Verdict::Affected(format!(
+                            "{text} is in the {} range [{}]",
+                            r.scheme().name(),
+                            r.text()
+                        )),
+                        fixed_in,
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => note(&mut undetermined, undecidable(r.scheme(), e)),
+            },
+            Constraint::Vers(r) => match parse_in(r.scheme(), text, aff.scheme, &own) {
+                Ok(w) if r.contains(&w) => {
+                    return (
+                        Verdict::Affected(format!("{text} is in {}", r.text())),
+                        fixed_in,
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => note(&mut undetermined, undecidable(r.scheme(), e)),
+            },
             Constraint::Exact(x) if same(x) => {
                 return (
                     Verdict::Affected(format!("{text} is the affected version")),
                     fixed_in,
                 );
+            }
+            Constraint::Exact(_) => {
+                if let Err(e) = &own {
+                    note(&mut undetermined, e.to_string());
+                }
             }
             Constraint::Any => {
                 return (
@@ -333,17 +361,17 @@ pub(crate) fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<S
                     fixed_in,
                 );
             }
-            Constraint::Git(repo) if aff.versions.is_empty() => {
-                undetermined = Some(format!(
+            Constraint::Git(repo) if aff.versions.is_empty() => note(
+                &mut undetermined,
+                format!(
                     "the advisory gives only a commit range in {repo}, which a version number \
                      cannot be placed in"
-                ));
-            }
-            Constraint::Unreadable(range) => {
-                undetermined = Some(format!(
-                    "the advisory's range {range:?} is not a vers range"
-                ));
-            }
+                ),
+            ),
+            Constraint::Unreadable(range) => note(
+                &mut undetermined,
+                format!("the advisory's range {range:?} is not a vers range"),
+            ),
             _ => {}
         }
     }
@@ -353,11 +381,30 @@ pub(crate) fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<S
     }
 }
 
-fn lowest_fix(aff: &Affected, v: &Version) -> Option<String> {
+/// Keeps the first reason a match could not be decided.
+fn note(slot: &mut Option<String>, why: String) {
+    slot.get_or_insert(why);
+}
+
+/// `text` as a version of `scheme`: `parsed` when that is the package's own scheme.
+fn parse_in(
+    scheme: crate::version::Scheme,
+    text: &str,
+    own: crate::version::Scheme,
+    parsed: &Result<Version, crate::Error>,
+) -> Result<Version, crate::Error> {
+    match parsed {
+        Ok(v) if scheme == own => Ok(v.clone()),
+        _ => scheme.parse(text),
+    }
+}
+
+fn lowest_fix(aff: &Affected, text: &str, v: &Version) -> Option<String> {
     let mut candidates: Vec<(Version, String)> = Vec::new();
     for c in &aff.constraints {
         if let Constraint::Events(r) = c
-            && let Some(x) = r.fixed_after(v)
+            && let Ok(w) = parse_in(r.scheme(), text, aff.scheme, &Ok(v.clone()))
+            && let Some(x) = r.fixed_after(&w)
         {
             candidates.push((x.clone(), display(x)));
         }
@@ -487,5 +534,40 @@ impl Index<'_> {
     /// Classifies every component.
     pub fn components(&self, components: &[Component]) -> Vec<ComponentMatch> {
         components.iter().map(|c| self.component(c)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::range::Vers;
+    use crate::version::Scheme;
+
+    fn affected(constraint: Constraint) -> Affected {
+        Affected {
+            key: "pkg:npm/x".into(),
+            scheme: Scheme::Semver,
+            versions: Vec::new(),
+            constraints: vec![constraint],
+            fixed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_range_in_another_scheme_reads_the_version_in_its_own() {
+        // A CSAF product with an npm purl and a vers:generic range: "1.1.1a" is no SemVer,
+        // but the generic range holds it.
+        let a = affected(Constraint::Vers(
+            Vers::parse("vers:generic/<1.1.1k").unwrap(),
+        ));
+        assert!(matches!(judge(&a, Some("1.1.1a")).0, Verdict::Affected(_)));
+        assert!(matches!(judge(&a, Some("1.1.1l")).0, Verdict::NotAffected));
+        // A version the range's scheme cannot read is undetermined, not clean.
+        let p = affected(Constraint::Vers(Vers::parse("vers:pypi/<2.0").unwrap()));
+        match judge(&p, Some("1.0~beta")).0 {
+            Verdict::Undetermined(why) => assert!(why.contains("pypi scheme"), "{why}"),
+            _ => panic!("a version pypi cannot read must be undetermined"),
+        }
+        assert!(matches!(judge(&p, Some("1.5.0")).0, Verdict::Affected(_)));
     }
 }

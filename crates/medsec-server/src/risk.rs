@@ -58,6 +58,66 @@ struct Loaded {
     keys: Vec<(String, String)>,
 }
 
+/// Parses what the store holds. Everything was checked on the way in; a document that no
+/// longer reads (a newer medsec with stricter checks) is logged and left out, not fatal.
+fn parse_all(
+    generation: (i64, i64),
+    advisories: &[String],
+    vex_docs: &[String],
+    sboms: Vec<ReleaseSbomRow>,
+) -> Loaded {
+    let mut db = Database::new();
+    for body in advisories {
+        match advisory::parse(body.as_bytes()) {
+            Ok(doc) => {
+                db.import(doc);
+            }
+            Err(e) => tracing::warn!(error = %e, "a stored advisory no longer reads"),
+        }
+    }
+    let mut vex = Vec::new();
+    for body in vex_docs {
+        match medsec_risk::vex::parse(body.as_bytes()) {
+            Ok((_, list)) => vex.extend(list),
+            Err(e) => tracing::warn!(error = %e, "a stored VEX document no longer reads"),
+        }
+    }
+    let mut releases: BTreeMap<(String, String), Release> = BTreeMap::new();
+    for row in sboms {
+        let key = (row.hardware_id.clone(), row.version.clone());
+        // Two targets for one hardware id and version: the newer upload counts, as in
+        // `Store::release_sbom`.
+        if releases
+            .get(&key)
+            .is_some_and(|r| r.row.uploaded_at_ms > row.uploaded_at_ms)
+        {
+            continue;
+        }
+        match Sbom::parse(row.body.as_bytes()) {
+            Ok(sbom) => {
+                releases.insert(key, Release { row, sbom });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, target = %row.target, "a stored SBOM no longer reads")
+            }
+        }
+    }
+    let mut inventory = Inventory::new();
+    let mut keys = Vec::new();
+    for (key, r) in &releases {
+        inventory.add_release(&keys.len().to_string(), &r.sbom.components);
+        keys.push(key.clone());
+    }
+    Loaded {
+        generation,
+        db,
+        vex,
+        releases,
+        inventory,
+        keys,
+    }
+}
+
 /// The parsed risk data of this replica.
 #[derive(Default)]
 pub struct RiskCache {
@@ -73,52 +133,15 @@ impl RiskCache {
         {
             return Ok(l.clone());
         }
-        let mut db = Database::new();
-        for body in state.store.advisory_docs().await? {
-            // Checked on the way in; a document that no longer reads (a newer medsec with
-            // stricter checks) is logged and left out, not fatal.
-            match advisory::parse(body.as_bytes()) {
-                Ok(doc) => {
-                    db.import(doc);
-                }
-                Err(e) => tracing::warn!(error = %e, "a stored advisory no longer reads"),
-            }
-        }
-        let mut vex = Vec::new();
-        for body in state.store.vex_docs().await? {
-            match medsec_risk::vex::parse(body.as_bytes()) {
-                Ok((_, list)) => vex.extend(list),
-                Err(e) => tracing::warn!(error = %e, "a stored VEX document no longer reads"),
-            }
-        }
-        let mut releases = BTreeMap::new();
-        for row in state.store.release_sboms().await? {
-            match Sbom::parse(row.body.as_bytes()) {
-                Ok(sbom) => {
-                    releases.insert(
-                        (row.hardware_id.clone(), row.version.clone()),
-                        Release { row, sbom },
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, target = %row.target, "a stored SBOM no longer reads")
-                }
-            }
-        }
-        let mut inventory = Inventory::new();
-        let mut keys = Vec::new();
-        for (key, r) in &releases {
-            inventory.add_release(&keys.len().to_string(), &r.sbom.components);
-            keys.push(key.clone());
-        }
-        let loaded = Arc::new(Loaded {
-            generation,
-            db,
-            vex,
-            releases,
-            inventory,
-            keys,
-        });
+        let advisories = state.store.advisory_docs().await?;
+        let vex_docs = state.store.vex_docs().await?;
+        let sboms = state.store.release_sboms().await?;
+        // Parsing (schemas, ranges) is CPU work: off the async workers.
+        let loaded = tokio::task::spawn_blocking(move || {
+            Arc::new(parse_all(generation, &advisories, &vex_docs, sboms))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("loading the risk data failed: {e}")))?;
         *slot = Some(loaded.clone());
         Ok(loaded)
     }
@@ -129,6 +152,23 @@ fn audit_write(conn: &Conn, who: &str, resource: &str, detail: String) -> medsec
     e.source = conn.addr.to_string();
     e.detail = detail;
     e
+}
+
+/// What every upload does first: the caller must hold `risk.write`, and the document must be
+/// UTF-8. Returns the caller's label, the text and its SHA-256 (hex).
+async fn upload(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+    body: &Bytes,
+    what: &str,
+) -> Result<(String, String, String), ApiError> {
+    let who = caller(state, conn, headers, "risk.write", &Target::Fleet).await?;
+    authorize(state, conn, &who, "risk.write", &Target::Fleet).await?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::BadRequest(format!("the {what} is not UTF-8")))?;
+    let digest = hex::encode(medsec_crypto::digest::sha256(body));
+    Ok((who.subject.label(), text, digest))
 }
 
 fn refused(e: &medsec_risk::Error) -> ApiError {
@@ -148,8 +188,7 @@ pub(crate) async fn put_sbom(
     Path(target): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "risk.write", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "risk.write", &Target::Fleet).await?;
+    let (who, text, digest) = upload(&state, &conn, &headers, &body, "SBOM").await?;
     let image = state.director.image().ok_or_else(|| {
         ApiError::Conflict(
             "no image_repository is configured: an SBOM is accepted only for a signed target"
@@ -178,15 +217,12 @@ pub(crate) async fn put_sbom(
                 "{target:?} has no SBOM digest in its signed metadata (repo add-target --sbom)"
             ))
         })?;
-    let digest = hex::encode(medsec_crypto::digest::sha256(&body));
     if !digest.eq_ignore_ascii_case(signed) {
         return Err(ApiError::BadRequest(format!(
             "this SBOM's SHA-256 is {digest}, but the one signed into {target:?} is {signed}"
         )));
     }
     let sbom = Sbom::parse(&body).map_err(|e| refused(&e))?;
-    let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::BadRequest("the SBOM is not UTF-8".into()))?;
     let version = medsec
         .get("version")
         .and_then(serde_json::Value::as_str)
@@ -222,7 +258,7 @@ pub(crate) async fn put_sbom(
     state
         .audit(audit_write(
             &conn,
-            &who.subject.label(),
+            &who,
             &format!("Release::{target:?}"),
             format!(
                 "SBOM {digest} ({}, {} components) for {} {version}",
@@ -249,12 +285,8 @@ pub(crate) async fn post_advisory(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "risk.write", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "risk.write", &Target::Fleet).await?;
+    let (who, text, digest) = upload(&state, &conn, &headers, &body, "advisory").await?;
     let doc = advisory::parse(&body).map_err(|e| refused(&e))?;
-    let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::BadRequest("the advisory is not UTF-8".into()))?;
-    let digest = hex::encode(medsec_crypto::digest::sha256(&body));
     let (identity, modified, count) = match &doc {
         Document::Kev(list) => ("kev".to_owned(), digest, list.len()),
         Document::Advisories(list) => {
@@ -281,7 +313,7 @@ pub(crate) async fn post_advisory(
         state
             .audit(audit_write(
                 &conn,
-                &who.subject.label(),
+                &who,
                 &format!("Advisory::{identity:?}"),
                 format!("{count} entries, modified {modified}"),
             ))
@@ -305,18 +337,14 @@ pub(crate) async fn post_vex(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "risk.write", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "risk.write", &Target::Fleet).await?;
+    let (who, text, digest) = upload(&state, &conn, &headers, &body, "VEX document").await?;
     let (format, statements) = medsec_risk::vex::parse(&body).map_err(|e| refused(&e))?;
-    let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::BadRequest("the VEX document is not UTF-8".into()))?;
-    let digest = hex::encode(medsec_crypto::digest::sha256(&body));
     let new = state.store.put_vex_doc(&digest, &text, now_ms()).await?;
     if new {
         state
             .audit(audit_write(
                 &conn,
-                &who.subject.label(),
+                &who,
                 &format!("Vex::{digest:?}"),
                 format!("{format:?}, {} statements", statements.len()),
             ))

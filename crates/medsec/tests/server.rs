@@ -3366,54 +3366,39 @@ fn each_audit_check_fires_on_its_crafted_case() {
 /// Publishes an image repository with two releases of the ip200 pump (hardware id
 /// `pump-rev-b`), each with its SBOM's digest signed in, and writes `WORK/medsec.toml`.
 fn publish_pump_releases(work: &Path) -> (PathBuf, PathBuf) {
-    let repo = work.join("repo");
-    ok(medsec()
-        .args(["repo", "init", "--plaintext-keys"])
-        .arg(&repo));
-    let mut sboms = Vec::new();
-    for (version, counter, openssl, busybox) in [
-        ("1.2.0", "12", "3.0.2", "1.35.0"),
-        ("1.3.0", "13", "3.0.7", "1.36.0"),
-    ] {
-        let sbom = work.join(format!("ip200-{version}.cdx.json"));
-        std::fs::write(
-            &sbom,
-            common::risk::firmware_sbom("acme-ip200", version, openssl, busybox),
-        )
-        .unwrap();
-        let img = work.join(format!("pump-{version}.img"));
-        std::fs::write(&img, vec![counter.len() as u8; 50_000]).unwrap();
-        ok(medsec()
-            .args(["repo", "add-target"])
-            .arg(&repo)
-            .arg(&img)
-            .args([
-                "--path",
-                &format!("pump-{version}.img"),
-                "--hardware-id",
+    let sbom = |version: &str, openssl: &str, busybox: &str| {
+        let path = work.join(format!("ip200-{version}.cdx.json"));
+        let text = common::risk::firmware_sbom("acme-ip200", version, openssl, busybox);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (old, new) = (
+        sbom("1.2.0", "3.0.2", "1.35.0"),
+        sbom("1.3.0", "3.0.7", "1.36.0"),
+    );
+    publish_releases(
+        work,
+        &[
+            (
+                "pump-1.2.0.img",
+                "1.2.0",
+                "12",
+                2,
                 "pump-rev-b",
-            ])
-            .args(["--version", version, "--release-counter", counter, "--sbom"])
-            .arg(&sbom));
-        sboms.push(sbom);
-    }
-    ok(medsec().args(["repo", "timestamp"]).arg(&repo));
-    let www = work.join("www");
-    ok(medsec()
-        .args(["repo", "publish"])
-        .arg(&repo)
-        .arg("--out")
-        .arg(&www));
-    std::fs::write(
-        work.join("medsec.toml"),
-        format!(
-            "image_repository = {:?}\n[limits]\nmax_document_bytes = 65536\n",
-            www.display().to_string()
-        ),
-    )
-    .unwrap();
-    let mut it = sboms.into_iter();
-    (it.next().unwrap(), it.next().unwrap())
+                Some(old.as_path()),
+            ),
+            (
+                "pump-1.3.0.img",
+                "1.3.0",
+                "13",
+                3,
+                "pump-rev-b",
+                Some(new.as_path()),
+            ),
+        ],
+        "[limits]\nmax_document_bytes = 65536\n",
+    );
+    (old, new)
 }
 
 #[test]

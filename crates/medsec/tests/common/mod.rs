@@ -435,24 +435,42 @@ impl Running {
 /// (hardware id `pump-rev-b`) and a monitor release (`mon-x`) into
 /// `WORK/www` and writes `WORK/medsec.toml` pointing the server at it.
 pub fn publish_image_repository(work: &Path) -> PathBuf {
+    publish_releases(
+        work,
+        &[
+            ("pump-1.1.0.img", "1.1.0", "11", 1u8, "pump-rev-b", None),
+            ("pump-1.2.0.img", "1.2.0", "12", 2, "pump-rev-b", None),
+            ("pump-1.0.0.img", "1.0.0", "10", 0, "pump-rev-b", None),
+            ("mon-2.0.0.img", "2.0.0", "20", 3, "mon-x", None),
+        ],
+        "",
+    )
+}
+
+/// One release: target name, version, release counter, the byte its image is filled with,
+/// hardware id, and the SBOM whose digest is signed in.
+pub type Release<'a> = (&'a str, &'a str, &'a str, u8, &'a str, Option<&'a Path>);
+
+/// Publishes an image repository with `releases` into `WORK/www` and writes
+/// `WORK/medsec.toml` pointing the server at it, followed by `extra_toml`.
+pub fn publish_releases(work: &Path, releases: &[Release<'_>], extra_toml: &str) -> PathBuf {
     let repo = work.join("repo");
     ok(medsec()
         .args(["repo", "init", "--plaintext-keys"])
         .arg(&repo));
-    for (name, version, counter, fill, hardware_id) in [
-        ("pump-1.1.0.img", "1.1.0", "11", 1u8, "pump-rev-b"),
-        ("pump-1.2.0.img", "1.2.0", "12", 2, "pump-rev-b"),
-        ("pump-1.0.0.img", "1.0.0", "10", 0, "pump-rev-b"),
-        ("mon-2.0.0.img", "2.0.0", "20", 3, "mon-x"),
-    ] {
+    for (name, version, counter, fill, hardware_id, sbom) in releases {
         let file = work.join(name);
-        std::fs::write(&file, vec![fill; 70_000]).unwrap();
-        ok(medsec()
-            .args(["repo", "add-target"])
+        std::fs::write(&file, vec![*fill; 70_000]).unwrap();
+        let mut c = medsec();
+        c.args(["repo", "add-target"])
             .arg(&repo)
             .arg(&file)
             .args(["--path", name, "--hardware-id", hardware_id])
-            .args(["--version", version, "--release-counter", counter]));
+            .args(["--version", version, "--release-counter", counter]);
+        if let Some(sbom) = sbom {
+            c.arg("--sbom").arg(sbom);
+        }
+        ok(&mut c);
     }
     ok(medsec().args(["repo", "timestamp"]).arg(&repo));
     let www = work.join("www");
@@ -463,7 +481,10 @@ pub fn publish_image_repository(work: &Path) -> PathBuf {
         .arg(&www));
     std::fs::write(
         work.join("medsec.toml"),
-        format!("image_repository = {:?}\n", www.display().to_string()),
+        format!(
+            "image_repository = {:?}\n{extra_toml}",
+            www.display().to_string()
+        ),
     )
     .unwrap();
     www
