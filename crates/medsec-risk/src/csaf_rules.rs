@@ -188,16 +188,7 @@ pub(crate) fn check(doc: &Value) -> Result<(), Error> {
             ));
         }
     }
-    let expand = |v: &Value| -> Vec<String> {
-        let mut ids: Vec<String> = array(v, "product_ids")
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect();
-        for g in array(v, "group_ids").iter().filter_map(Value::as_str) {
-            ids.extend(groups.get(g).into_iter().flatten().map(|s| (*s).to_owned()));
-        }
-        ids
-    };
+    let expand = |v: &Value| expand_groups(v, &groups);
     let mut cves = BTreeSet::new();
     for (n, v) in vulns.iter().enumerate() {
         // 6.1.23: one vulnerability item per CVE.
@@ -289,6 +280,28 @@ pub(crate) fn check(doc: &Value) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The product ids an item (flag, threat, remediation) names: its `product_ids` and the
+/// members of its `group_ids`.
+pub(crate) fn expand_groups<S: AsRef<str>>(
+    v: &Value,
+    groups: &BTreeMap<&str, Vec<S>>,
+) -> Vec<String> {
+    let mut ids: Vec<String> = array(v, "product_ids")
+        .iter()
+        .filter_map(|x| x.as_str().map(str::to_owned))
+        .collect();
+    for g in array(v, "group_ids").iter().filter_map(Value::as_str) {
+        ids.extend(
+            groups
+                .get(g)
+                .into_iter()
+                .flatten()
+                .map(|s| s.as_ref().to_owned()),
+        );
+    }
+    ids
 }
 
 fn severity_of(base: f64) -> Option<&'static str> {

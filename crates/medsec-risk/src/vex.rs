@@ -538,28 +538,19 @@ fn csaf(doc: &Value) -> Result<Vec<Statement>, Error> {
             pairs.insert(full, (product, Some(component)));
         }
     }
-    let groups: BTreeMap<String, Vec<String>> = array(tree, "product_groups")
+    let groups: BTreeMap<&str, Vec<&str>> = array(tree, "product_groups")
         .iter()
         .filter_map(|g| {
             Some((
-                text(g, "group_id")?,
+                g.get("group_id")?.as_str()?,
                 array(g, "product_ids")
                     .iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .filter_map(Value::as_str)
                     .collect(),
             ))
         })
         .collect();
-    let expand = |v: &Value| -> Vec<String> {
-        let mut ids: Vec<String> = array(v, "product_ids")
-            .iter()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect();
-        for g in array(v, "group_ids").iter().filter_map(Value::as_str) {
-            ids.extend(groups.get(g).into_iter().flatten().cloned());
-        }
-        ids
-    };
+    let expand = |v: &Value| crate::csaf_rules::expand_groups(v, &groups);
     let mut out = Vec::new();
     for (n, v) in array(doc, "vulnerabilities").iter().enumerate() {
         let vuln = text(v, "cve")
