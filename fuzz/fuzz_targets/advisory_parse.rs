@@ -1,4 +1,5 @@
-//! Any bytes as an advisory (OSV, CSAF 2.0, KEV) or a VEX document never panic the parsers,
+//! Any bytes as an advisory (OSV, CSAF 2.0, KEV), a VEX document, a model profile or a vendor
+//! record never panic the parsers,
 //! the matcher or the VEX export; any text as a version or a `vers` range never panics, and
 //! every scheme's order is antisymmetric on it.
 #![no_main]
@@ -7,6 +8,12 @@ use libfuzzer_sys::fuzz_target;
 use medsec_risk::version::Scheme;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(p) = medsec_risk::assets::ModelProfile::parse(data) {
+        let _ = medsec_risk::assets::support(&p, None, 20_000);
+    }
+    if let Ok(v) = medsec_risk::assets::Vendor::parse(data) {
+        let _ = v.missing_documents("m");
+    }
     if let Ok(doc) = medsec_risk::advisory::parse(data) {
         let mut db = medsec_risk::matching::Database::new();
         db.import(doc);

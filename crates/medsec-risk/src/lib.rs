@@ -5,6 +5,8 @@
 //! ecosystem's version order ([`version`], [`range`]).
 
 pub mod advisory;
+pub mod assets;
+pub mod compliance;
 mod csaf_rules;
 pub mod cvss;
 pub mod fleet;

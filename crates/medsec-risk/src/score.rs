@@ -8,13 +8,13 @@
 //! weights are medsec's defaults, stated in docs/risk.md; they order findings, they are not a
 //! probability.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::matching::Finding;
 use crate::vex::Status;
 
 /// What the device does for patients (FDA and IEC 80001 practice: harm follows function).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Clinical {
     /// Delivers therapy (infusion and insulin pumps, ventilators): a compromise can injure.
@@ -28,7 +28,7 @@ pub enum Clinical {
 }
 
 /// How far the network reaches the device, per policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Exposure {
     /// Reachable from the internet.
@@ -59,6 +59,8 @@ pub struct Context {
     pub exposure: Exposure,
     /// Controls in force.
     pub controls: Controls,
+    /// The vendor no longer ships updates for the device's model: no fix will reach it.
+    pub unsupported: bool,
 }
 
 /// One factor of a score.
@@ -201,6 +203,13 @@ pub fn score(finding: &Finding, context: &Context) -> Risk {
         });
     }
     factors.push(match &finding.fixed_in {
+        _ if context.unsupported => Factor {
+            name: "fix availability",
+            weight: 1.2,
+            why: "the vendor no longer ships updates for this model: no fix will reach it; \
+                  replace it or isolate it"
+                .to_owned(),
+        },
         Some(v) => Factor {
             name: "fix availability",
             weight: 1.0,
@@ -262,7 +271,20 @@ mod tests {
             clinical,
             exposure,
             controls,
+            unsupported: false,
         }
+    }
+
+    #[test]
+    fn a_model_without_vendor_support_scores_as_unfixable_even_with_a_fix_upstream() {
+        let mut c = ctx(Clinical::Therapy, Exposure::Network, Controls::default());
+        let supported = score(&finding(Some(NET), false, Some("2.0")), &c);
+        c.unsupported = true;
+        let r = score(&finding(Some(NET), false, Some("2.0")), &c);
+        assert!(r.score > supported.score, "{r:?} vs {supported:?}");
+        let f = r.factors.last().unwrap();
+        assert_eq!(f.weight, 1.2);
+        assert!(f.why.contains("no longer ships updates"), "{}", f.why);
     }
 
     #[test]

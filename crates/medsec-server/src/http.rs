@@ -400,6 +400,20 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             "/api/v1/risk/advisories/{id}/devices",
             get(crate::risk::advisory_devices),
         )
+        .route("/api/v1/inventory/models", get(crate::assets::list_models))
+        .route(
+            "/api/v1/inventory/models/{model}",
+            put(crate::assets::put_model),
+        )
+        .route(
+            "/api/v1/inventory/vendors",
+            get(crate::assets::list_vendors),
+        )
+        .route(
+            "/api/v1/inventory/vendors/{vendor}",
+            put(crate::assets::put_vendor),
+        )
+        .route("/api/v1/inventory/support", get(crate::assets::support))
         .merge(
             // Documents (SBOMs, advisories, VEX) are larger than commands: their own limit.
             Router::new()

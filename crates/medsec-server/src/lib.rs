@@ -13,10 +13,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assets;
 pub mod audit_log;
 pub mod authz;
 pub mod baselines;
 pub mod campaigns;
+pub mod compliance;
 pub mod config;
 pub mod defender_audit;
 pub mod director;

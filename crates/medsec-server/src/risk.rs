@@ -12,7 +12,9 @@
 //! - `GET /api/v1/devices/{id}/findings` (`risk.read` on the device): the device's release
 //!   (hardware id and the version of its last signed report), its components matched, the
 //!   VEX applied, and each finding's risk in the device's context (its quarantine from the
-//!   fleet's state; `clinical`, `exposure` and `segmented` from the query).
+//!   fleet's state; clinical class, exposure and segmentation from the model's profile
+//!   (`assets.rs`) unless the query names them; a model whose vendor no longer ships updates
+//!   scores as unfixable), with the model's support state.
 //! - `GET /api/v1/risk/advisories/{id}/devices` (`risk.read`): the releases and devices one
 //!   advisory (by id or alias) affects, through the release index.
 //!
@@ -28,6 +30,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use medsec_risk::advisory::{self, Document};
+use medsec_risk::assets::{ModelProfile, SupportState};
 use medsec_risk::fleet::Inventory;
 use medsec_risk::matching::{Database, Status};
 use medsec_risk::sbom::Sbom;
@@ -41,18 +44,18 @@ use crate::authz::Target;
 use crate::http::{ApiError, AppState, Conn, authorize, caller, device_id, now_ms};
 
 /// A release as loaded: its row and its parsed SBOM.
-struct Release {
-    row: ReleaseSbomRow,
-    sbom: Sbom,
+pub(crate) struct Release {
+    pub(crate) row: ReleaseSbomRow,
+    pub(crate) sbom: Sbom,
 }
 
 /// What a replica has parsed, and the generation it was parsed at.
-struct Loaded {
+pub(crate) struct Loaded {
     generation: (i64, i64),
-    db: Database,
-    vex: Vec<Statement>,
+    pub(crate) db: Database,
+    pub(crate) vex: Vec<Statement>,
     /// By (hardware id, version).
-    releases: BTreeMap<(String, String), Release>,
+    pub(crate) releases: BTreeMap<(String, String), Release>,
     /// Index into `releases` order, for the affected-devices query.
     inventory: Inventory,
     keys: Vec<(String, String)>,
@@ -60,7 +63,7 @@ struct Loaded {
 
 /// Parses what the store holds. Everything was checked on the way in; a document that no
 /// longer reads (a newer medsec with stricter checks) is logged and left out, not fatal.
-fn parse_all(
+pub(crate) fn parse_all(
     generation: (i64, i64),
     advisories: &[String],
     vex_docs: &[String],
@@ -147,7 +150,12 @@ impl RiskCache {
     }
 }
 
-fn audit_write(conn: &Conn, who: &str, resource: &str, detail: String) -> medsec_audit::Event {
+pub(crate) fn audit_write(
+    conn: &Conn,
+    who: &str,
+    resource: &str,
+    detail: String,
+) -> medsec_audit::Event {
     let mut e = event("risk", who, "risk.write", resource, "info");
     e.source = conn.addr.to_string();
     e.detail = detail;
@@ -156,7 +164,7 @@ fn audit_write(conn: &Conn, who: &str, resource: &str, detail: String) -> medsec
 
 /// What every upload does first: the caller must hold `risk.write`, and the document must be
 /// UTF-8. Returns the caller's label, the text and its SHA-256 (hex).
-async fn upload(
+pub(crate) async fn upload(
     state: &AppState,
     conn: &Conn,
     headers: &HeaderMap,
@@ -373,27 +381,38 @@ pub(crate) struct FindingsQuery {
     segmented: Option<bool>,
 }
 
-fn context(q: &FindingsQuery, quarantined: bool) -> Result<Option<Context>, ApiError> {
-    let Some(c) = &q.clinical else {
-        return Ok(None);
-    };
-    let clinical = match c.as_str() {
-        "therapy" => Clinical::Therapy,
-        "diagnostic" => Clinical::Diagnostic,
-        "monitoring" => Clinical::Monitoring,
-        "non-clinical" => Clinical::NonClinical,
-        other => {
+/// The device's context: each of clinical class, exposure and segmentation from the query if
+/// it names it, else from the model's profile; quarantine from the fleet; whether the vendor
+/// still ships updates from the profile and the vendor registry. No clinical class from
+/// either: findings are not scored.
+fn context(
+    q: &FindingsQuery,
+    quarantined: bool,
+    profile: Option<&ModelProfile>,
+    support: Option<&SupportState>,
+) -> Result<Option<Context>, ApiError> {
+    let clinical = match q.clinical.as_deref() {
+        None => match profile {
+            Some(p) => p.clinical,
+            None => return Ok(None),
+        },
+        Some("therapy") => Clinical::Therapy,
+        Some("diagnostic") => Clinical::Diagnostic,
+        Some("monitoring") => Clinical::Monitoring,
+        Some("non-clinical") => Clinical::NonClinical,
+        Some(other) => {
             return Err(ApiError::BadRequest(format!(
                 "clinical {other:?} is not therapy, diagnostic, monitoring or non-clinical"
             )));
         }
     };
-    let exposure = match q.exposure.as_deref().unwrap_or("network") {
-        "internet" => Exposure::Internet,
-        "network" => Exposure::Network,
-        "adjacent" => Exposure::Adjacent,
-        "local" => Exposure::Local,
-        other => {
+    let exposure = match q.exposure.as_deref() {
+        None => profile.map_or(Exposure::Network, |p| p.exposure),
+        Some("internet") => Exposure::Internet,
+        Some("network") => Exposure::Network,
+        Some("adjacent") => Exposure::Adjacent,
+        Some("local") => Exposure::Local,
+        Some(other) => {
             return Err(ApiError::BadRequest(format!(
                 "exposure {other:?} is not internet, network, adjacent or local"
             )));
@@ -404,8 +423,11 @@ fn context(q: &FindingsQuery, quarantined: bool) -> Result<Option<Context>, ApiE
         exposure,
         controls: Controls {
             quarantined,
-            segmented: q.segmented.unwrap_or(false),
+            segmented: q
+                .segmented
+                .unwrap_or_else(|| profile.is_some_and(|p| p.segmented)),
         },
+        unsupported: support.is_some_and(|s| s.replace),
     }))
 }
 
@@ -422,11 +444,15 @@ pub(crate) async fn device_findings(
     let who = caller(&state, &conn, &headers, "risk.read", &target).await?;
     authorize(&state, &conn, &who, "risk.read", &target).await?;
     let device = state.store.device(id.as_str()).await?;
-    let ctx = context(&q, device.quarantined)?;
+    let assets = crate::assets::Registry::load(&state).await?;
+    let profile = assets.models.get(&device.model);
+    let support = assets.support(&device.model, now_ms());
+    let ctx = context(&q, device.quarantined, profile, support.as_ref())?;
     let unknown = |why: String| {
         Json(serde_json::json!({
             "device": device.id, "hardware_id": device.hardware_id,
             "version": device.installed_version, "release": null, "why": why,
+            "support": support,
         }))
         .into_response()
     };
@@ -472,6 +498,7 @@ pub(crate) async fn device_findings(
             "undetermined": findings.iter().filter(|f| !f.certain).count(),
         },
         "context": ctx,
+        "support": support,
         "components": matches,
     }))
     .into_response())

@@ -12,10 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AlertRow, AuditRow, BaselineRow, CampaignRow, Device, DeviceKey, DevicePoll, DeviceQuery,
-    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow,
-    IncidentRow, Inventory, OperatorToken, ReleaseSbomRow, Result, Store, TelemetryBatch,
-    VersionReport, mask_password,
+    AlertRow, AssetKind, AuditRow, BaselineRow, CampaignRow, Device, DeviceKey, DevicePoll,
+    DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow,
+    IdentityBindingRow, IncidentRow, Inventory, OperatorToken, ReleaseSbomRow, Result, Store,
+    TelemetryBatch, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -187,6 +187,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "risk",
         include_str!("../migrations/sqlite/0010_risk.sql"),
     ),
+    (
+        11,
+        "assets",
+        include_str!("../migrations/sqlite/0011_assets.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -238,6 +243,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         10,
         "risk",
         include_str!("../migrations/postgres/0010_risk.sql"),
+    ),
+    (
+        11,
+        "assets",
+        include_str!("../migrations/postgres/0011_assets.sql"),
     ),
 ];
 
@@ -820,6 +830,28 @@ macro_rules! impl_store {
 
             async fn vex_docs(&self) -> Result<Vec<String>> {
                 Ok(sqlx::query_scalar("SELECT body FROM vex_docs ORDER BY imported_at_ms, sha256")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn put_asset(&self, kind: AssetKind, name: &str, body: &str, now_ms: i64) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO asset_records (kind, name, body, updated_at_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body, \
+                     updated_at_ms = excluded.updated_at_ms",
+                )
+                .bind(kind.as_str())
+                .bind(name)
+                .bind(body)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn assets(&self, kind: AssetKind) -> Result<Vec<(String, String)>> {
+                Ok(sqlx::query_as("SELECT name, body FROM asset_records WHERE kind = $1 ORDER BY name")
+                    .bind(kind.as_str())
                     .fetch_all(&self.pool)
                     .await?)
             }

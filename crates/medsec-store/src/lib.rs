@@ -251,6 +251,25 @@ pub struct BaselineRow {
     pub signature: String,
 }
 
+/// Which asset records: model profiles or vendor records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetKind {
+    /// A device model's profile.
+    Model,
+    /// A vendor's record.
+    Vendor,
+}
+
+impl AssetKind {
+    /// Its name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Vendor => "vendor",
+        }
+    }
+}
+
 /// A release's SBOM, for one hardware id the release is signed for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseSbomRow {
@@ -528,6 +547,17 @@ pub trait Store: Send + Sync + Clone + 'static {
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Every VEX document, oldest first (a later statement wins over an earlier one).
     fn vex_docs(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Stores (or replaces) an asset record: a model profile or a vendor's record, as JSON.
+    fn put_asset(
+        &self,
+        kind: AssetKind,
+        name: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Every asset record of a kind, as (name, JSON), by name.
+    fn assets(&self, kind: AssetKind)
+    -> impl Future<Output = Result<Vec<(String, String)>>> + Send;
     /// A value that changes whenever a release SBOM, advisory or VEX document is added or
     /// replaced, so a replica knows when to reload them.
     fn risk_generation(&self) -> impl Future<Output = Result<(i64, i64)>> + Send;
@@ -831,6 +861,12 @@ impl Store for AnyStore {
     }
     async fn vex_docs(&self) -> Result<Vec<String>> {
         dispatch!(self, s => s.vex_docs())
+    }
+    async fn put_asset(&self, kind: AssetKind, name: &str, body: &str, now_ms: i64) -> Result<()> {
+        dispatch!(self, s => s.put_asset(kind, name, body, now_ms))
+    }
+    async fn assets(&self, kind: AssetKind) -> Result<Vec<(String, String)>> {
+        dispatch!(self, s => s.assets(kind))
     }
     async fn risk_generation(&self) -> Result<(i64, i64)> {
         dispatch!(self, s => s.risk_generation())

@@ -11,7 +11,7 @@
 )]
 
 use medsec_store::{
-    AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
+    AlertRow, AnyStore, AssetKind, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
     DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
     OperatorToken, ReleaseSbomRow, SqliteStore, Store, TelemetryBatch, VersionReport,
 };
@@ -30,6 +30,35 @@ async fn contract<S: Store>(store: &S) {
     operator_tokens(store).await;
     audit(store).await;
     risk(store).await;
+    assets(store).await;
+}
+
+async fn assets<S: Store>(s: &S) {
+    assert!(s.assets(AssetKind::Model).await.unwrap().is_empty());
+    s.put_asset(AssetKind::Model, "ip200", "{\"v\":1}", 1)
+        .await
+        .unwrap();
+    s.put_asset(AssetKind::Model, "am100", "{}", 1)
+        .await
+        .unwrap();
+    s.put_asset(AssetKind::Vendor, "ip200", "{\"vendor\":1}", 1)
+        .await
+        .unwrap();
+    // Replacing keeps one row per kind and name.
+    s.put_asset(AssetKind::Model, "ip200", "{\"v\":2}", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.assets(AssetKind::Model).await.unwrap(),
+        vec![
+            ("am100".to_owned(), "{}".to_owned()),
+            ("ip200".to_owned(), "{\"v\":2}".to_owned())
+        ]
+    );
+    assert_eq!(
+        s.assets(AssetKind::Vendor).await.unwrap(),
+        vec![("ip200".to_owned(), "{\"vendor\":1}".to_owned())]
+    );
 }
 
 async fn risk<S: Store>(s: &S) {

@@ -511,10 +511,16 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
     println!("      medsec investigate {} {location}", attack.pump);
     println!("      medsec audit verify {location}");
     println!(
+        "      medsec report compliance {location} --out {}",
+        base.join("evidence").display()
+    );
+    println!(
         "      medsec agent status --dir {}",
         base.join("devices").join("pump-000").display()
     );
-    println!("      docs/campaigns.md, docs/agent.md, docs/updates.md, docs/defender.md");
+    println!(
+        "      docs/campaigns.md, docs/agent.md, docs/updates.md, docs/defender.md, docs/compliance.md"
+    );
     drop(server);
     rt.shutdown_timeout(Duration::from_secs(2));
     Ok(())

@@ -14,6 +14,7 @@ mod keys;
 mod mqtt;
 mod progress;
 mod repo;
+mod report;
 mod risk;
 mod server;
 
@@ -100,6 +101,10 @@ enum Command {
     /// Release gates: `release check` fails a release with open critical findings.
     #[command(subcommand)]
     Release(risk::ReleaseCommand),
+    /// Evidence reports: `report compliance` maps live fleet data to the controls of FDA,
+    /// EU MDR, IEC 81001-5-1, IEC 62304, NIST CSF 2.0, HIPAA and the EU CRA.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Investigator: one device's timeline (telemetry, security events, alerts, incidents,
     /// installs, certificates, policy decisions), as a table, JSON or CSV.
     Investigate(Box<investigate::InvestigateArgs>),
@@ -593,6 +598,7 @@ fn main() -> ExitCode {
         Command::Mqtt(cmd) => mqtt::run(cmd),
         Command::Risk(cmd) => risk::run(cmd),
         Command::Release(cmd) => risk::run_release(cmd),
+        Command::Report(cmd) => report::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -284,6 +284,10 @@ pub enum RiskCommand {
         /// The device sits on a filtering segment (a compensating control; with --clinical).
         #[arg(long, requires = "clinical")]
         segmented: bool,
+        /// The vendor no longer ships updates for the device's model: findings score as
+        /// unfixable (with --clinical).
+        #[arg(long, requires = "clinical")]
+        unsupported: bool,
         /// Exit 1 when an open finding reaches this severity (`any` includes undetermined
         /// ones).
         #[arg(long, value_enum)]
@@ -425,6 +429,7 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
             exposure,
             quarantined,
             segmented,
+            unsupported,
             fail_on,
             json,
         } => {
@@ -448,6 +453,7 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
                         quarantined,
                         segmented,
                     },
+                    unsupported,
                 };
                 medsec_risk::matching::score_findings(&mut matches, &context);
             }

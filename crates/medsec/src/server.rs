@@ -119,6 +119,21 @@ pub enum FleetCommand {
     /// The device inventory.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Model profiles: vendor, clinical class, network reach, vendor support, MDS2 answers.
+    #[command(subcommand)]
+    Model(crate::report::AssetCommand),
+    /// The vendor registry: security documents received, contract security terms.
+    #[command(subcommand)]
+    Vendor(crate::report::AssetCommand),
+    /// Devices whose vendor no longer ships updates (replace them), whose support ends
+    /// within 180 days, or whose model has no profile.
+    Support {
+        #[command(flatten)]
+        location: Location,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Inventory fields given on the command line; those left out keep their value.
@@ -266,6 +281,13 @@ pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
             device,
             inventory,
         }) => update_device(&location, &device, &inventory.patch()),
+        FleetCommand::Model(cmd) => {
+            crate::report::run_asset(medsec_server::assets::Record::Model, cmd)
+        }
+        FleetCommand::Vendor(cmd) => {
+            crate::report::run_asset(medsec_server::assets::Record::Vendor, cmd)
+        }
+        FleetCommand::Support { location, json } => crate::report::run_support(&location, json),
     }
 }
 

@@ -3573,6 +3573,123 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
         r.status == 400 && error(&r).contains("\"surgery\" is not therapy"),
         "{r:?}"
     );
+
+    // The model's profile gives the context the query gave: the same score without a query.
+    let put = |token: &str, path: &str, body: &str| {
+        let r = s.operator(token, "PUT", path, Some(body));
+        (r.status, r)
+    };
+    let profile = |status: &str, end: &str| {
+        format!(
+            r#"{{"vendor":"Acme Infusion","clinical":"therapy","exposure":"network","segmented":true,
+            "support":{{"status":"{status}","end_of_support":"{end}","level":"security patches within 30 days"}},
+            "mds2":{{"SBOM":{{"answer":"yes"}},"RMOT":{{"answer":"no","note":"no remote service"}}}}}}"#
+        )
+    };
+    let (status, r) = put(
+        &viewer,
+        "/api/v1/inventory/models/pump",
+        &profile("supported", "2030-12-31"),
+    );
+    assert_eq!(status, 403, "{r:?}");
+    let (status, r) = put(
+        &admin,
+        "/api/v1/inventory/models/pump",
+        &profile("supported", "2030-02-30"),
+    );
+    assert!(
+        status == 400 && error(&r).contains("support.end_of_support \"2030-02-30\" is not a date"),
+        "{r:?}"
+    );
+    let (status, r) = put(
+        &admin,
+        "/api/v1/inventory/models/pump",
+        &profile("eternal", "2030-12-31"),
+    );
+    assert!(status == 400 && error(&r).contains("eternal"), "{r:?}");
+    let (status, r) = put(
+        &admin,
+        "/api/v1/inventory/models/pump",
+        &profile("supported", "2030-12-31"),
+    );
+    assert_eq!(status, 200, "{r:?}");
+    let a = findings("pump-a", "");
+    assert_eq!(a["context"]["clinical"], "therapy", "{a}");
+    assert_eq!(a["context"]["controls"]["segmented"], true, "{a}");
+    assert_eq!(
+        a["components"][0]["findings"][0]["risk"]["score"], 93.6,
+        "{a}"
+    );
+    assert_eq!(a["support"]["ships_updates"], true, "{a}");
+    // The query still overrides the profile.
+    let a = findings("pump-a", "?clinical=non-clinical");
+    assert!(
+        a["components"][0]["findings"][0]["risk"]["score"]
+            .as_f64()
+            .unwrap()
+            < 93.6,
+        "{a}"
+    );
+    let (status, r) = put(
+        &admin,
+        "/api/v1/inventory/vendors/Acme%20Infusion",
+        r#"{"security_contact":"psirt@acme.example","documents":[{"kind":"sbom","received":"2026-11-02","model":"pump"}],
+            "contract":{"critical_patch_days":30,"vulnerability_notice_days":7,"sbom_per_release":true}}"#,
+    );
+    assert_eq!(status, 200, "{r:?}");
+    let r = s.operator(&viewer, "GET", "/api/v1/inventory/vendors", None);
+    assert_eq!(
+        json(&r)["vendors"][0]["missing_documents"]["pump"],
+        serde_json::json!(["mds2", "disclosure-policy"]),
+        "{r:?}"
+    );
+    // The vendor stops shipping updates: the device is flagged for replacement, and its
+    // findings score as unfixable although a fixed version exists upstream.
+    let (status, r) = put(
+        &admin,
+        "/api/v1/inventory/models/pump",
+        &profile("supported", "2026-01-31"),
+    );
+    assert_eq!(status, 200, "{r:?}");
+    let a = findings("pump-a", "");
+    assert_eq!(a["support"]["replace"], true, "{a}");
+    assert!(
+        a["support"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("2026-01-31, has passed"),
+        "{a}"
+    );
+    let factors = &a["components"][0]["findings"][0]["risk"]["factors"];
+    assert!(
+        factors
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["weight"] == 1.2
+                && f["why"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no longer ships updates")),
+        "{a}"
+    );
+    let r = s.operator(&viewer, "GET", "/api/v1/inventory/support", None);
+    let support = json(&r);
+    assert_eq!(
+        support["replace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["device"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["pump-a", "pump-b", "pump-c"],
+        "{support}"
+    );
+    let out = ok(medsec()
+        .args(["fleet", "support", "--json"])
+        .args(s.location()));
+    assert!(out.contains("\"pump-a\""), "{out}");
+
     // pump-c already runs the fixed 1.3.0.
     let c = findings("pump-c", "");
     assert_eq!(c["summary"]["findings"], 0, "{c}");
@@ -3636,4 +3753,150 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
             && field(e, "detail").contains("SBOM")
             && field(e, "resource").contains("pump-1.2.0.img")
     });
+    s.audited(&admin, "the model profile", |e| {
+        field(e, "action") == "risk.write" && field(e, "resource") == "Model::\"pump\""
+    });
+
+    // The evidence report, from the same live data; twice, byte for byte the same.
+    let compliance = |out: &Path| {
+        ok(medsec()
+            .args(["report", "compliance", "--out"])
+            .arg(out)
+            .args(s.location()))
+    };
+    let (one, two) = (tmp.path().join("report-1"), tmp.path().join("report-2"));
+    let printed = compliance(&one);
+    assert!(printed.contains("controls evidenced"), "{printed}");
+    compliance(&two);
+    let mut files = Vec::new();
+    for dir in ["", "bundle"] {
+        for e in std::fs::read_dir(one.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                let rel = p.strip_prefix(&one).unwrap().to_owned();
+                assert_eq!(
+                    std::fs::read(&p).unwrap(),
+                    std::fs::read(two.join(&rel)).unwrap(),
+                    "{} differs between runs",
+                    rel.display()
+                );
+                files.push(rel.display().to_string());
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "bundle/index.json",
+            "bundle/pump-1.2.0.img@pump-rev-b.sbom.json",
+            "bundle/pump-1.2.0.img@pump-rev-b.vex.cdx.json",
+            "bundle/pump-1.3.0.img@pump-rev-b.sbom.json",
+            "bundle/pump-1.3.0.img@pump-rev-b.vex.cdx.json",
+            "compliance.html",
+            "compliance.json"
+        ]
+    );
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(one.join("compliance.json")).unwrap())
+            .unwrap();
+    let control = |id: &str| {
+        report["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no control {id}"))["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let assessment = |kind: &str, list: &str| report["assessments"][kind][list].to_string();
+    // pump-a still runs 1.2.0 with the OpenSSL flaw in CISA KEV: §524B(b)(2) and CRA (2)(a)
+    // have a gap; BusyBox is resolved by VEX and named nowhere as open.
+    assert_eq!(control("fda-524b-b2"), "gap");
+    assert_eq!(control("cra-i-1-2a"), "gap");
+    let gaps = assessment("vulnerabilities", "gaps");
+    assert!(
+        gaps.contains(
+            "pump-1.2.0.img: 1 known exploited (CISA KEV) open finding(s): CVE-2022-3602 in pkg:"
+        ),
+        "{gaps}"
+    );
+    assert!(!gaps.contains("BB-"), "{gaps}");
+    // The SBOMs are held for both releases the devices run; the audit log verifies.
+    assert!(
+        assessment("sbom", "gaps") == "[]",
+        "{}",
+        assessment("sbom", "gaps")
+    );
+    assert_eq!(control("hipaa-b"), "evidenced");
+    assert!(
+        assessment("audit_log", "facts")
+            .contains("every entry and every signed tree head verifies")
+    );
+    // Vendor support ended: replacement is escalated; missing vendor documents are named.
+    assert!(
+        assessment("support", "gaps")
+            .contains("pump-a (pump: the vendor's end-of-support date, 2026-01-31, has passed)")
+    );
+    assert!(
+        assessment("vendors", "warnings")
+            .contains("Acme Infusion pump: not received: mds2, disclosure-policy")
+    );
+    assert_eq!(report["open_by_release"]["pump-1.2.0.img"]["high"], 1);
+    assert_eq!(report["open_by_release"]["pump-1.3.0.img"]["high"], 0);
+    let html = std::fs::read_to_string(one.join("compliance.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("§524B"),
+        "no chart or catalogue"
+    );
+    // The bundle's VEX reads as CycloneDX VEX, states the open flaw affected and keeps the
+    // manufacturer's not_affected.
+    let out = ok(medsec()
+        .args([
+            "risk",
+            "vex",
+            "--to",
+            "openvex",
+            "--author",
+            "t",
+            "--id",
+            "t",
+            "--timestamp",
+            "2026-12-03T00:00:00Z",
+        ])
+        .arg(one.join("bundle/pump-1.2.0.img@pump-rev-b.vex.cdx.json")));
+    let openvex: Value = serde_json::from_str(&out).unwrap();
+    let statuses: Vec<(String, String)> = openvex["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| {
+            (
+                st["vulnerability"]["name"].as_str().unwrap().to_owned(),
+                st["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.contains(&("CVE-2022-3602".into(), "affected".into())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().any(|(_, st)| st == "not_affected"),
+        "{statuses:?}"
+    );
+    // A bad --as-of is named.
+    let bad = medsec()
+        .args(["report", "compliance", "--as-of", "yesterday", "--out"])
+        .arg(tmp.path().join("report-3"))
+        .args(s.location())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("--as-of \"yesterday\" is not an RFC 3339 time")
+    );
 }

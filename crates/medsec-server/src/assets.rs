@@ -1,0 +1,350 @@
+//! The asset inventory's records that no device reports ([`medsec_risk::assets`]): model
+//! profiles (vendor, clinical class, network reach, vendor support, MDS2 answers) and the
+//! vendor registry (security documents received, contract security terms).
+//!
+//! - `PUT /api/v1/inventory/models/{model}` and `PUT /api/v1/inventory/vendors/{vendor}`
+//!   (`risk.write`): one record, checked, replacing the earlier one; audited.
+//! - `GET /api/v1/inventory/models` and `GET /api/v1/inventory/vendors` (`risk.read`): every
+//!   record, each model with its support state today and the devices of that model, each
+//!   vendor with the expected documents (SBOM, MDS2, disclosure policy) missing per model.
+//! - `GET /api/v1/inventory/support` (`risk.read`): the devices whose vendor no longer ships
+//!   updates (escalate replacement), those whose support ends within 180 days, and those whose
+//!   model has no profile.
+//!
+//! The CLI (`medsec fleet model|vendor|support`) goes through [`put`] and [`Registry`] too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use medsec_risk::assets::{self, ModelProfile, SupportState, Vendor};
+use medsec_store::{AssetKind, Device, DeviceQuery, Store};
+use serde::Serialize;
+
+use crate::Error;
+use crate::authz::Target;
+use crate::http::{ApiError, AppState, Conn, authorize, caller, now_ms};
+
+/// Every model profile and vendor record, parsed.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Profiles by model name.
+    pub models: BTreeMap<String, ModelProfile>,
+    /// Records by vendor name.
+    pub vendors: BTreeMap<String, Vendor>,
+}
+
+impl Registry {
+    /// Reads every record. They were checked on the way in; one that no longer reads is
+    /// logged and left out.
+    pub async fn read(store: &impl Store) -> Result<Self, Error> {
+        let mut out = Self::default();
+        for (name, body) in store.assets(AssetKind::Model).await? {
+            match ModelProfile::parse(body.as_bytes()) {
+                Ok(p) => {
+                    out.models.insert(name, p);
+                }
+                Err(e) => {
+                    tracing::warn!(model = %name, error = %e, "a stored model profile no longer reads")
+                }
+            }
+        }
+        for (name, body) in store.assets(AssetKind::Vendor).await? {
+            match Vendor::parse(body.as_bytes()) {
+                Ok(v) => {
+                    out.vendors.insert(name, v);
+                }
+                Err(e) => {
+                    tracing::warn!(vendor = %name, error = %e, "a stored vendor record no longer reads")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn load(state: &AppState) -> Result<Self, ApiError> {
+        Self::read(&state.store).await.map_err(|e| match e {
+            Error::Store(s) => ApiError::from(s),
+            other => ApiError::Internal(other.to_string()),
+        })
+    }
+
+    /// The support state of a model at `now_ms` (none without a profile).
+    pub fn support(&self, model: &str, now_ms: i64) -> Option<SupportState> {
+        let profile = self.models.get(model)?;
+        Some(assets::support(
+            profile,
+            self.vendors.get(&profile.vendor),
+            assets::day_of(now_ms),
+        ))
+    }
+}
+
+/// Which record `put` stores.
+#[derive(Debug, Clone, Copy)]
+pub enum Record {
+    /// A model profile.
+    Model,
+    /// A vendor record.
+    Vendor,
+}
+
+/// Checks a record and stores it under `name`, replacing an earlier one. Returns the record
+/// in its stored form.
+pub async fn put(
+    store: &impl Store,
+    record: Record,
+    name: &str,
+    body: &[u8],
+    now_ms: i64,
+) -> Result<String, Error> {
+    let bad = |reason: String| Error::Config { reason };
+    crate::inventory::InventoryPatch {
+        model: Some(name.to_owned()),
+        ..Default::default()
+    }
+    .check()
+    .map_err(|e| bad(e.to_string().replacen("inventory model", "name", 1)))?;
+    let (kind, text) = match record {
+        Record::Model => (
+            AssetKind::Model,
+            serde_json::to_string(&ModelProfile::parse(body).map_err(|e| bad(e.to_string()))?),
+        ),
+        Record::Vendor => (
+            AssetKind::Vendor,
+            serde_json::to_string(&Vendor::parse(body).map_err(|e| bad(e.to_string()))?),
+        ),
+    };
+    let text = text.map_err(|e| bad(e.to_string()))?;
+    store.put_asset(kind, name, &text, now_ms).await?;
+    Ok(text)
+}
+
+/// One device in the support listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceSupport {
+    /// The device.
+    pub device: String,
+    /// Its model.
+    pub model: String,
+    /// Its site.
+    pub site: String,
+    /// Its model's support state (none: the model has no profile).
+    pub support: Option<SupportState>,
+}
+
+/// The fleet's support listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct SupportReport {
+    /// The day it is about.
+    pub date: String,
+    /// Devices whose vendor no longer ships updates: replace them.
+    pub replace: Vec<DeviceSupport>,
+    /// Devices whose support ends within [`assets::ENDING_SOON_DAYS`].
+    pub ending_soon: Vec<DeviceSupport>,
+    /// Devices whose model has no profile: their support is unknown.
+    pub unknown: Vec<DeviceSupport>,
+    /// Devices that are supported.
+    pub supported: usize,
+}
+
+/// Every device, in id order.
+pub async fn all_devices(store: &impl Store) -> Result<Vec<Device>, Error> {
+    let mut query = DeviceQuery {
+        limit: 1000,
+        ..DeviceQuery::default()
+    };
+    let mut all = Vec::new();
+    loop {
+        let page = store.devices(&query).await?;
+        let full = page.len() == 1000;
+        query.after = page.last().map(|d| d.id.clone());
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+impl Registry {
+    /// Sorts `devices` by the support of their models at `now_ms`.
+    pub fn support_report(&self, devices: &[Device], now_ms: i64) -> SupportReport {
+        let mut out = SupportReport {
+            date: assets::format_date(assets::day_of(now_ms)),
+            replace: Vec::new(),
+            ending_soon: Vec::new(),
+            unknown: Vec::new(),
+            supported: 0,
+        };
+        for d in devices {
+            let support = self.support(&d.model, now_ms);
+            let entry = |support| DeviceSupport {
+                device: d.id.clone(),
+                model: d.model.clone(),
+                site: d.site.clone(),
+                support,
+            };
+            match &support {
+                None => out.unknown.push(entry(None)),
+                Some(s) if s.replace => out.replace.push(entry(support)),
+                Some(s) if s.days_left.is_some_and(|d| d <= assets::ENDING_SOON_DAYS) => {
+                    out.ending_soon.push(entry(support))
+                }
+                Some(_) => out.supported += 1,
+            }
+        }
+        out
+    }
+}
+
+async fn put_record(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+    body: &Bytes,
+    record: Record,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let what = match record {
+        Record::Model => "model profile",
+        Record::Vendor => "vendor record",
+    };
+    let (who, _, _) = crate::risk::upload(state, conn, headers, body, what).await?;
+    let stored = put(&state.store, record, name, body, now_ms())
+        .await
+        .map_err(|e| match e {
+            Error::Config { reason } => ApiError::BadRequest(reason),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let resource = match record {
+        Record::Model => format!("Model::{name:?}"),
+        Record::Vendor => format!("Vendor::{name:?}"),
+    };
+    state
+        .audit(crate::risk::audit_write(
+            conn,
+            &who,
+            &resource,
+            format!("{what} stored"),
+        ))
+        .await?;
+    let value: serde_json::Value =
+        serde_json::from_str(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((StatusCode::OK, Json(value)).into_response())
+}
+
+/// `PUT /api/v1/inventory/models/{model}`.
+pub(crate) async fn put_model(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    put_record(&state, &conn, &headers, &body, Record::Model, &name).await
+}
+
+/// `PUT /api/v1/inventory/vendors/{vendor}`.
+pub(crate) async fn put_vendor(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    put_record(&state, &conn, &headers, &body, Record::Vendor, &name).await
+}
+
+async fn read_prologue(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+) -> Result<(Registry, Vec<Device>), ApiError> {
+    let who = caller(state, conn, headers, "risk.read", &Target::Fleet).await?;
+    authorize(state, conn, &who, "risk.read", &Target::Fleet).await?;
+    let registry = Registry::load(state).await?;
+    let devices = all_devices(&state.store)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((registry, devices))
+}
+
+/// `GET /api/v1/inventory/models`.
+pub(crate) async fn list_models(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (registry, devices) = read_prologue(&state, &conn, &headers).await?;
+    let now = now_ms();
+    let models: Vec<serde_json::Value> = registry
+        .models
+        .iter()
+        .map(|(name, profile)| {
+            serde_json::json!({
+                "model": name,
+                "profile": profile,
+                "support": registry.support(name, now),
+                "devices": devices.iter().filter(|d| &d.model == name).count(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "models": models })).into_response())
+}
+
+/// `GET /api/v1/inventory/vendors`.
+pub(crate) async fn list_vendors(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (registry, _) = read_prologue(&state, &conn, &headers).await?;
+    Ok(Json(serde_json::json!({ "vendors": registry.vendor_view() })).into_response())
+}
+
+impl Registry {
+    /// Each vendor with its record and, per model of it, the expected documents not received.
+    /// A vendor that models name but the registry lacks is listed with no record.
+    pub fn vendor_view(&self) -> Vec<serde_json::Value> {
+        let mut names: Vec<&String> = self.vendors.keys().collect();
+        for p in self.models.values() {
+            if !names.contains(&&p.vendor) {
+                names.push(&p.vendor);
+            }
+        }
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| {
+                let record = self.vendors.get(name);
+                let missing: BTreeMap<&String, Vec<&str>> = self
+                    .models
+                    .iter()
+                    .filter(|(_, p)| &p.vendor == name)
+                    .map(|(model, _)| {
+                        let kinds = record.map_or_else(
+                            || assets::DocumentKind::EXPECTED.to_vec(),
+                            |r| r.missing_documents(model),
+                        );
+                        (model, kinds.into_iter().map(|k| k.name()).collect())
+                    })
+                    .collect();
+                serde_json::json!({"vendor": name, "record": record, "missing_documents": missing})
+            })
+            .collect()
+    }
+}
+
+/// `GET /api/v1/inventory/support`.
+pub(crate) async fn support(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (registry, devices) = read_prologue(&state, &conn, &headers).await?;
+    Ok(Json(registry.support_report(&devices, now_ms())).into_response())
+}
