@@ -211,6 +211,50 @@ pub fn score_findings(matches: &mut [ComponentMatch], context: &crate::score::Co
     }
 }
 
+/// A device's risk: the risk of its worst open finding (a device is as exposed as its
+/// weakest point), with the number of open findings to order devices that tie.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceRisk {
+    /// The worst open finding's score, 0 to 100 (0: no open finding).
+    pub score: f64,
+    /// Its score before the cap.
+    pub raw: f64,
+    /// Its priority (`none` without open findings).
+    pub priority: &'static str,
+    /// That finding's advisory.
+    pub advisory: Option<String>,
+    /// The component it is in.
+    pub component: Option<String>,
+    /// Open findings.
+    pub open: usize,
+}
+
+/// The device risk of scored matches ([`score_findings`] first).
+pub fn device_risk(matches: &[ComponentMatch]) -> DeviceRisk {
+    let mut out = DeviceRisk {
+        score: 0.0,
+        raw: 0.0,
+        priority: "none",
+        advisory: None,
+        component: None,
+        open: 0,
+    };
+    for m in matches {
+        for f in m.findings.iter().filter(|f| f.open()) {
+            out.open += 1;
+            let Some(r) = &f.risk else { continue };
+            if r.raw > out.raw || out.advisory.is_none() {
+                out.score = r.score;
+                out.raw = r.raw;
+                out.priority = r.priority;
+                out.advisory = Some(f.advisory.clone());
+                out.component = Some(m.component.clone());
+            }
+        }
+    }
+    out
+}
+
 /// Attaches to each finding the VEX statement about it: same vulnerability (by the
 /// advisory's id or any alias), same product (the SBOM's subject, `product_ids`, at
 /// `product_version`), and the same component or the product as a whole. A statement about

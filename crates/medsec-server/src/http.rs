@@ -414,6 +414,7 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             put(crate::assets::put_vendor),
         )
         .route("/api/v1/inventory/support", get(crate::assets::support))
+        .route("/api/v1/risk/devices", get(crate::risk::ranked_devices))
         .merge(
             // Documents (SBOMs, advisories, VEX) are larger than commands: their own limit.
             Router::new()

@@ -17,6 +17,8 @@
 //!   scores as unfixable), with the model's support state.
 //! - `GET /api/v1/risk/advisories/{id}/devices` (`risk.read`): the releases and devices one
 //!   advisory (by id or alias) affects, through the release index.
+//! - `GET /api/v1/risk/devices` (`risk.read`): the fleet ranked by device risk (the worst open
+//!   finding), each device in its model's context.
 //!
 //! Documents are stored as received (after the checks), and each replica parses them once:
 //! it reloads when the store's risk generation (counts and import times) changes.
@@ -497,6 +499,7 @@ pub(crate) async fn device_findings(
             "open": findings.iter().filter(|f| f.open()).count(),
             "undetermined": findings.iter().filter(|f| !f.certain).count(),
         },
+        "risk": ctx.map(|_| medsec_risk::matching::device_risk(&matches)),
         "context": ctx,
         "support": support,
         "components": matches,
@@ -567,6 +570,107 @@ pub(crate) async fn advisory_devices(
         "ids": advisories.iter().map(|a| &a.id).collect::<Vec<_>>(),
         "releases": releases,
         "devices": total,
+    }))
+    .into_response())
+}
+
+/// The query of `GET /api/v1/risk/devices`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RankQuery {
+    /// Most devices listed (default 100, at most [`MAX_RANKED`]).
+    limit: Option<usize>,
+}
+
+/// Most devices one ranking lists.
+const MAX_RANKED: usize = 10_000;
+
+/// `GET /api/v1/risk/devices`: the fleet ranked by device risk, each device scored in its
+/// model's context (profile, quarantine, vendor support). Findings are matched once per
+/// release and scored per device. Devices whose model has no profile cannot be scored and
+/// are counted, as are devices whose release has no SBOM or that never reported.
+pub(crate) async fn ranked_devices(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<RankQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "risk.read", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "risk.read", &Target::Fleet).await?;
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_RANKED {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} is not between 1 and {MAX_RANKED}"
+        )));
+    }
+    let loaded = state.risk.get(&state).await?;
+    let assets = crate::assets::Registry::load(&state).await?;
+    let devices = crate::assets::all_devices(&state.store)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = now_ms();
+    let index = loaded.db.index();
+    let mut per_release: BTreeMap<(String, String), Vec<medsec_risk::matching::ComponentMatch>> =
+        BTreeMap::new();
+    let mut ranked = Vec::new();
+    let (mut unscored, mut unknown_release) = (Vec::new(), 0usize);
+    for d in &devices {
+        let key = (d.hardware_id.clone(), d.installed_version.clone());
+        let Some(release) = loaded.releases.get(&key) else {
+            unknown_release += 1;
+            continue;
+        };
+        let profile = assets.models.get(&d.model);
+        let support = assets.support(&d.model, now);
+        let Some(ctx) = context(
+            &FindingsQuery::default(),
+            d.quarantined,
+            profile,
+            support.as_ref(),
+        )?
+        else {
+            unscored.push(d.id.clone());
+            continue;
+        };
+        let matches = per_release.entry(key).or_insert_with(|| {
+            let mut m = index.components(&release.sbom.components);
+            medsec_risk::matching::apply_vex(
+                &mut m,
+                &loaded.vex,
+                &release.sbom.product_ids,
+                release.sbom.subject_version.as_deref(),
+            );
+            m
+        });
+        let mut scored = matches.clone();
+        medsec_risk::matching::score_findings(&mut scored, &ctx);
+        let risk = medsec_risk::matching::device_risk(&scored);
+        ranked.push((d, release.row.target.clone(), risk, support));
+    }
+    ranked.sort_by(|a, b| {
+        b.2.raw
+            .partial_cmp(&a.2.raw)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| b.2.open.cmp(&a.2.open))
+            .then_with(|| a.0.id.cmp(&b.0.id))
+    });
+    let total = ranked.len();
+    let list: Vec<serde_json::Value> = ranked
+        .into_iter()
+        .take(limit)
+        .map(|(d, target, risk, support)| {
+            serde_json::json!({
+                "device": d.id, "model": d.model, "site": d.site, "release": target,
+                "quarantined": d.quarantined, "risk": risk,
+                "replace": support.is_some_and(|s| s.replace),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "devices": list,
+        "ranked": total,
+        "unscored_no_model_profile": unscored,
+        "no_release_sbom": unknown_release,
     }))
     .into_response())
 }

@@ -21,7 +21,8 @@ pub enum ReportCommand {
     Compliance {
         #[command(flatten)]
         location: Location,
-        /// Output directory (created if absent; the report's files in it are replaced).
+        /// Output directory (created if absent). The report's files in it are replaced, and
+        /// bundle files of releases no longer held are removed.
         #[arg(long)]
         out: PathBuf,
         /// The moment the report is about (RFC 3339). Default: the last recorded event (the
@@ -86,6 +87,18 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
     )?;
     for (name, bytes) in &output.bundle {
         write(&bundle.join(name), bytes)?;
+    }
+    // A release no longer held must not leave its files behind to be taken for evidence.
+    for entry in std::fs::read_dir(&bundle)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".json") && !output.bundle.iter().any(|(n, _)| n == name) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the stale {}", path.display()))?;
+        }
     }
     let r = &output.report;
     for c in r.controls.iter().filter(|c| c.status != "evidenced") {
@@ -157,7 +170,12 @@ pub fn run_asset(record: Record, cmd: AssetCommand) -> Result<()> {
                     log.record(e).await?;
                 }
                 store.close().await;
-                let stored = result.map_err(|e| anyhow!("{}: {e}", file.display()))?;
+                let stored = result.map_err(|e| match e {
+                    medsec_server::Error::Config { reason } => {
+                        anyhow!("{}: {reason}", file.display())
+                    }
+                    other => anyhow!("{}: {other}", file.display()),
+                })?;
                 println!("{stored}");
                 Ok(())
             })

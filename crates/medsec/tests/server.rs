@@ -3621,6 +3621,40 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
         "{a}"
     );
     assert_eq!(a["support"]["ships_updates"], true, "{a}");
+    assert_eq!(
+        a["risk"]["score"], 93.6,
+        "the device's risk is its worst open finding: {a}"
+    );
+    // The fleet in risk order: both devices on 1.2.0 carry the exploited flaw, pump-c none.
+    let r = s.operator(&viewer, "GET", "/api/v1/risk/devices", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let ranked = json(&r);
+    let order: Vec<(String, f64, String)> = ranked["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["device"].as_str().unwrap().to_owned(),
+                d["risk"]["score"].as_f64().unwrap(),
+                d["risk"]["advisory"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("pump-a".to_owned(), 93.6, "CVE-2022-3602".to_owned()),
+            ("pump-b".to_owned(), 93.6, "CVE-2022-3602".to_owned()),
+            ("pump-c".to_owned(), 0.0, "-".to_owned())
+        ],
+        "{ranked}"
+    );
+    let r = s.operator(&viewer, "GET", "/api/v1/risk/devices?limit=0", None);
+    assert!(
+        r.status == 400 && error(&r).contains("limit 0 is not between"),
+        "{r:?}"
+    );
     // The query still overrides the profile.
     let a = findings("pump-a", "?clinical=non-clinical");
     assert!(
@@ -3689,6 +3723,45 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
         .args(["fleet", "support", "--json"])
         .args(s.location()));
     assert!(out.contains("\"pump-a\""), "{out}");
+    // The same records through the CLI: a bad one is refused by name, a good one listed.
+    let file = tmp.path().join("monitor.json");
+    std::fs::write(
+        &file,
+        r#"{"vendor":"Acme Infusion","clinical":"monitoring","exposure":"adjacent","support":{"status":"security-only"},"mds2":{"NOPE":{"answer":"yes"}}}"#,
+    )
+    .unwrap();
+    let bad = medsec()
+        .args(["fleet", "model", "set", "monitor"])
+        .arg(&file)
+        .args(s.location())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success()
+            && stderr.contains("model profile is not valid")
+            && stderr.contains("NOPE"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &file,
+        r#"{"vendor":"Acme Infusion","clinical":"monitoring","exposure":"adjacent","support":{"status":"security-only"}}"#,
+    )
+    .unwrap();
+    ok(medsec()
+        .args(["fleet", "model", "set", "monitor"])
+        .arg(&file)
+        .args(s.location()));
+    let listed: Value = serde_json::from_str(&ok(medsec()
+        .args(["fleet", "model", "list"])
+        .args(s.location())))
+    .unwrap();
+    assert_eq!(listed[0]["model"], "monitor", "{listed}");
+    assert_eq!(
+        listed[0]["support"]["why"], "security updates only",
+        "{listed}"
+    );
+    assert_eq!(listed[1]["support"]["replace"], true, "{listed}");
 
     // pump-c already runs the fixed 1.3.0.
     let c = findings("pump-c", "");
