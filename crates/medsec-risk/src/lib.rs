@@ -5,6 +5,7 @@
 //! ecosystem's version order ([`version`], [`range`]).
 
 pub mod advisory;
+pub mod archive;
 pub mod assets;
 pub mod compliance;
 mod csaf_rules;

@@ -153,6 +153,9 @@ pub struct Limits {
     /// Largest document uploaded to the risk routes (an SBOM, an advisory, the KEV catalogue,
     /// a VEX document), in bytes (64 KiB to 256 MiB).
     pub max_document_bytes: usize,
+    /// Most a zip archive of advisories uploaded to `POST /api/v1/risk/advisories` may unpack
+    /// to, in bytes (1 MiB to 4 GiB); each file in it is held to `max_document_bytes`.
+    pub max_archive_bytes: u64,
     /// Largest request head (request line and headers), in bytes; at least 8192 (hyper's floor).
     pub max_header_bytes: usize,
     /// Time allowed for a TLS handshake, in milliseconds.
@@ -205,6 +208,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 64 * 1024,
             max_document_bytes: 16 * 1024 * 1024,
+            max_archive_bytes: 512 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             handshake_timeout_ms: 10_000,
             header_timeout_ms: 10_000,
@@ -312,6 +316,9 @@ impl Config {
         }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&l.max_document_bytes) {
             return bad("limits.max_document_bytes must be 65536 to 268435456 (256 MiB)");
+        }
+        if !(1 << 20..=4 << 30).contains(&l.max_archive_bytes) {
+            return bad("limits.max_archive_bytes must be 1048576 to 4294967296 (4 GiB)");
         }
         if !(1024..=64 * 1024 * 1024).contains(&l.telemetry_max_batch_bytes) {
             return bad("limits.telemetry_max_batch_bytes must be 1024 to 67108864 (64 MiB)");

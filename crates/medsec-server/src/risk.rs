@@ -38,7 +38,7 @@ use medsec_risk::matching::{Database, Status};
 use medsec_risk::sbom::Sbom;
 use medsec_risk::score::{Clinical, Context, Controls, Exposure};
 use medsec_risk::vex::Statement;
-use medsec_store::{ReleaseSbomRow, Store as _};
+use medsec_store::{AdvisoryDoc, ReleaseSbomRow, Store as _};
 use serde::Deserialize;
 
 use crate::audit_log::event;
@@ -181,13 +181,18 @@ pub(crate) async fn upload(
     Ok((who.subject.label(), text, digest))
 }
 
-fn refused(e: &medsec_risk::Error) -> ApiError {
-    ApiError::BadRequest(match e {
+/// Why a document was refused, in one line.
+fn refusal(e: &medsec_risk::Error) -> String {
+    match e {
         medsec_risk::Error::Schema { format, problems } => {
             format!("not a valid {format} document: {}", problems.join("; "))
         }
         other => other.to_string(),
-    })
+    }
+}
+
+fn refused(e: &medsec_risk::Error) -> ApiError {
+    ApiError::BadRequest(refusal(e))
 }
 
 /// `PUT /api/v1/risk/sboms/{*target}`.
@@ -288,17 +293,11 @@ pub(crate) async fn put_sbom(
         .into_response())
 }
 
-/// `POST /api/v1/risk/advisories`.
-pub(crate) async fn post_advisory(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let (who, text, digest) = upload(&state, &conn, &headers, &body, "advisory").await?;
-    let doc = advisory::parse(&body).map_err(|e| refused(&e))?;
-    let (identity, modified, count) = match &doc {
-        Document::Kev(list) => ("kev".to_owned(), digest, list.len()),
+/// The identity an advisory document is stored under, its `modified` date and how many
+/// advisories it holds.
+fn identity(doc: &Document, digest: &str) -> (String, String, usize) {
+    match doc {
+        Document::Kev(list) => ("kev".to_owned(), digest.to_owned(), list.len()),
         Document::Advisories(list) => {
             let first = list.first();
             let identity = match first.and_then(|a| a.document.as_ref()) {
@@ -309,12 +308,138 @@ pub(crate) async fn post_advisory(
             if list.is_empty() {
                 // A CSAF document with no vulnerabilities: nothing to match, stored anyway
                 // under its digest so a re-import is recognised.
-                (format!("csaf-empty:{digest}"), digest, 0)
+                (format!("csaf-empty:{digest}"), digest.to_owned(), 0)
             } else {
                 (identity, modified, list.len())
             }
         }
+    }
+}
+
+/// The query of `POST /api/v1/risk/advisories`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdvisoryQuery {
+    /// With a zip archive: refuse the whole archive if any file in it is refused.
+    strict: Option<bool>,
+}
+
+/// Refused files listed in an answer, at most.
+const MAX_REFUSED_LISTED: usize = 100;
+
+/// `POST /api/v1/risk/advisories` with `Content-Type: application/zip`: every JSON file of
+/// the archive (OSV's `all.zip`, a directory of CSAF documents) read as one upload would
+/// read it, and stored in one transaction. A refused file is named and skipped, or, with
+/// `strict=true`, refuses the archive with nothing stored.
+async fn post_advisory_zip(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+    strict: bool,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(state, conn, headers, "risk.write", &Target::Fleet).await?;
+    authorize(state, conn, &who, "risk.write", &Target::Fleet).await?;
+    let limits = medsec_risk::archive::Limits {
+        max_file_bytes: u64::try_from(state.config.limits.max_document_bytes).unwrap_or(u64::MAX),
+        max_total_bytes: state.config.limits.max_archive_bytes,
     };
+    type Parsed = (Vec<(AdvisoryDoc, usize)>, Vec<(String, String)>, usize);
+    let parsed: Result<Parsed, medsec_risk::archive::ArchiveError> =
+        tokio::task::spawn_blocking(move || {
+            let (mut docs, mut skipped, mut files) = (Vec::new(), Vec::new(), 0);
+            medsec_risk::archive::json_entries(
+                std::io::Cursor::new(body),
+                "the archive",
+                limits,
+                |name, bytes| {
+                    files += 1;
+                    let name = name.replacen("the archive:", "", 1);
+                    let text = match String::from_utf8(bytes) {
+                        Ok(t) => t,
+                        Err(_) => return skipped.push((name, "not UTF-8".to_owned())),
+                    };
+                    match advisory::parse(text.as_bytes()) {
+                        Ok(doc) => {
+                            let digest =
+                                hex::encode(medsec_crypto::digest::sha256(text.as_bytes()));
+                            let (identity, modified, n) = identity(&doc, &digest);
+                            docs.push((
+                                AdvisoryDoc {
+                                    identity,
+                                    modified,
+                                    body: text,
+                                },
+                                n,
+                            ));
+                        }
+                        Err(e) => skipped.push((name, refusal(&e))),
+                    }
+                },
+            )
+            .map(|()| (docs, skipped, files))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the archive failed: {e}")))?;
+    let (docs, refused_files, files) = parsed.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if strict && let Some((name, why)) = refused_files.first() {
+        return Err(ApiError::BadRequest(format!(
+            "{} of {files} files refused (strict); nothing stored; first: {name}: {why}",
+            refused_files.len()
+        )));
+    }
+    let entries: usize = docs.iter().map(|(_, n)| n).sum();
+    let rows: Vec<AdvisoryDoc> = docs.into_iter().map(|(d, _)| d).collect();
+    let changed = state.store.put_advisory_docs(&rows, now_ms()).await?;
+    state
+        .audit(audit_write(
+            conn,
+            &who.subject.label(),
+            "Advisory::\"zip\"",
+            format!(
+                "archive: {files} files, {} documents ({entries} entries), {changed} changed, {} refused",
+                rows.len(),
+                refused_files.len()
+            ),
+        ))
+        .await?;
+    let listed: Vec<serde_json::Value> = refused_files
+        .iter()
+        .take(MAX_REFUSED_LISTED)
+        .map(|(file, why)| serde_json::json!({"file": file, "why": why}))
+        .collect();
+    Ok((
+        if changed > 0 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(serde_json::json!({
+            "files": files, "documents": rows.len(), "entries": entries, "changed": changed,
+            "refused": refused_files.len(), "refused_files": listed,
+        })),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/risk/advisories`.
+pub(crate) async fn post_advisory(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<AdvisoryQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let zip = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/zip"));
+    if zip {
+        return post_advisory_zip(&state, &conn, &headers, q.strict.unwrap_or(false), body).await;
+    }
+    let (who, text, digest) = upload(&state, &conn, &headers, &body, "advisory").await?;
+    let doc = advisory::parse(&body).map_err(|e| refused(&e))?;
+    let (identity, modified, count) = identity(&doc, &digest);
     let changed = state
         .store
         .put_advisory_doc(&identity, &modified, &text, now_ms())

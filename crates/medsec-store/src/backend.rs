@@ -12,8 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AlertRow, AssetKind, AuditRow, BaselineRow, CampaignRow, Device, DeviceKey, DevicePoll,
-    DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow,
+    AdvisoryDoc, AlertRow, AssetKind, AuditRow, BaselineRow, CampaignRow, Device, DeviceKey,
+    DevicePoll, DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow,
     IdentityBindingRow, IncidentRow, Inventory, OperatorToken, ReleaseSbomRow, Result, Store,
     TelemetryBatch, VersionReport, mask_password,
 };
@@ -136,6 +136,11 @@ fn split_search_path(url: &str) -> (String, Option<String>) {
 /// Migrations as (version, description, SQL), embedded at build time. Listed by hand instead of
 /// with `sqlx::migrate!`, which needs sqlx's proc-macro stack (a second build of both drivers).
 type Migrations = &'static [(i64, &'static str, &'static str)];
+/// Stores an advisory document; one already held is replaced only when `modified` differs.
+const ADVISORY_UPSERT: &str = "INSERT INTO advisory_docs (identity, modified, body, imported_at_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (identity) DO UPDATE SET modified = excluded.modified, body = excluded.body, \
+                     imported_at_ms = excluded.imported_at_ms WHERE advisory_docs.modified <> excluded.modified";
+
 const SQLITE_MIGRATIONS: Migrations = &[
     (
         1,
@@ -795,18 +800,33 @@ macro_rules! impl_store {
             }
 
             async fn put_advisory_doc(&self, identity: &str, modified: &str, body: &str, now_ms: i64) -> Result<bool> {
-                let done = sqlx::query(
-                    "INSERT INTO advisory_docs (identity, modified, body, imported_at_ms) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (identity) DO UPDATE SET modified = excluded.modified, body = excluded.body, \
-                     imported_at_ms = excluded.imported_at_ms WHERE advisory_docs.modified <> excluded.modified",
-                )
-                .bind(identity)
-                .bind(modified)
-                .bind(body)
-                .bind(now_ms)
-                .execute(&self.pool)
-                .await?;
+                let done = sqlx::query(ADVISORY_UPSERT)
+                    .bind(identity)
+                    .bind(modified)
+                    .bind(body)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn put_advisory_docs(&self, docs: &[AdvisoryDoc], now_ms: i64) -> Result<usize> {
+                let mut tx = self.pool.begin().await?;
+                let mut changed = 0;
+                for d in docs {
+                    let done = sqlx::query(ADVISORY_UPSERT)
+                        .bind(&d.identity)
+                        .bind(&d.modified)
+                        .bind(&d.body)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    if done.rows_affected() > 0 {
+                        changed += 1;
+                    }
+                }
+                tx.commit().await?;
+                Ok(changed)
             }
 
             async fn advisory_docs(&self) -> Result<Vec<String>> {

@@ -251,6 +251,18 @@ pub struct BaselineRow {
     pub signature: String,
 }
 
+/// An advisory document to store: its identity (`osv:ID`, `csaf:TRACKING-ID`, `kev`), its
+/// `modified` date and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvisoryDoc {
+    /// Identity.
+    pub identity: String,
+    /// Modified date (a re-import with the same one changes nothing).
+    pub modified: String,
+    /// The document as received.
+    pub body: String,
+}
+
 /// Which asset records: model profiles or vendor records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssetKind {
@@ -536,6 +548,13 @@ pub trait Store: Send + Sync + Clone + 'static {
         body: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Stores many advisory documents in one transaction, each as `put_advisory_doc` does;
+    /// returns how many changed.
+    fn put_advisory_docs(
+        &self,
+        docs: &[AdvisoryDoc],
+        now_ms: i64,
+    ) -> impl Future<Output = Result<usize>> + Send;
     /// Every advisory document.
     fn advisory_docs(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Stores a VEX document under its SHA-256; returns false if it was already held.
@@ -852,6 +871,9 @@ impl Store for AnyStore {
         now_ms: i64,
     ) -> Result<bool> {
         dispatch!(self, s => s.put_advisory_doc(identity, modified, body, now_ms))
+    }
+    async fn put_advisory_docs(&self, docs: &[AdvisoryDoc], now_ms: i64) -> Result<usize> {
+        dispatch!(self, s => s.put_advisory_docs(docs, now_ms))
     }
     async fn advisory_docs(&self) -> Result<Vec<String>> {
         dispatch!(self, s => s.advisory_docs())

@@ -11,9 +11,9 @@
 )]
 
 use medsec_store::{
-    AlertRow, AnyStore, AssetKind, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
-    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
-    OperatorToken, ReleaseSbomRow, SqliteStore, Store, TelemetryBatch, VersionReport,
+    AdvisoryDoc, AlertRow, AnyStore, AssetKind, AuditRow, BaselineRow, CampaignRow, DeviceKey,
+    DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow,
+    Inventory, OperatorToken, ReleaseSbomRow, SqliteStore, Store, TelemetryBatch, VersionReport,
 };
 
 async fn contract<S: Store>(store: &S) {
@@ -131,6 +131,29 @@ async fn risk<S: Store>(s: &S) {
         s.advisory_docs().await.unwrap(),
         vec!["{\"a\": 3}".to_owned()]
     );
+    // Many in one transaction: the unchanged one is not counted.
+    let doc = |id: &str, modified: &str, body: &str| AdvisoryDoc {
+        identity: id.into(),
+        modified: modified.into(),
+        body: body.into(),
+    };
+    assert_eq!(
+        s.put_advisory_docs(
+            &[
+                doc("osv:CVE-1", "2026-02-01", "{\"a\": 4}"),
+                doc("osv:CVE-2", "2026-01-01", "{\"b\": 1}"),
+            ],
+            103
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.advisory_docs().await.unwrap(),
+        vec!["{\"a\": 3}".to_owned(), "{\"b\": 1}".to_owned()]
+    );
+    assert_ne!(s.risk_generation().await.unwrap(), g2);
     assert!(s.put_vex_doc("d1", "{\"v\": 1}", 103).await.unwrap());
     assert!(!s.put_vex_doc("d1", "{\"v\": 1}", 104).await.unwrap());
     assert!(s.put_vex_doc("d0", "{\"v\": 0}", 105).await.unwrap());

@@ -2,7 +2,6 @@
 //! OSV's per-ecosystem `all.zip`), each JSON file an OSV record, a CSAF 2.0 document or
 //! CISA's KEV catalogue. Offline: medsec fetches nothing.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -115,43 +114,25 @@ fn read_file(path: &Path, max: u64) -> Result<Vec<u8>> {
 fn read_zip(path: &Path, limits: Limits, out: &mut Loaded) -> Result<()> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .with_context(|| format!("{} is not a zip archive", path.display()))?;
-    let mut total: u64 = 0;
-    for i in 0..archive.len() {
-        let mut entry = archive
-            .by_index(i)
-            .with_context(|| format!("{}: entry {i} cannot be read", path.display()))?;
-        let inner = entry
-            .name()
-            .with_context(|| format!("{}: entry {i} has no readable name", path.display()))?
-            .into_owned();
-        if entry.is_dir() || !is_json(&inner) {
-            continue;
-        }
-        let name = format!("{}:{inner}", path.display());
-        // The sizes in a zip's headers are the archive's word; the reads below are capped
-        // whatever they say, so a zip bomb stops at the limit.
-        let mut bytes = Vec::new();
-        (&mut entry)
-            .take(limits.max_file_bytes + 1)
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("{name} cannot be unpacked"))?;
-        if bytes.len() as u64 > limits.max_file_bytes {
-            bail!(
-                "{name} unpacks to over {} bytes (--max-file-bytes)",
-                limits.max_file_bytes
-            );
-        }
-        total += bytes.len() as u64;
-        if total > limits.max_total_bytes {
-            bail!(
-                "{} unpacks to over {} bytes (--max-total-bytes)",
-                path.display(),
-                limits.max_total_bytes
-            );
-        }
-        out.take(name, &bytes);
-    }
-    Ok(())
+    let limits = medsec_risk::archive::Limits {
+        max_file_bytes: limits.max_file_bytes,
+        max_total_bytes: limits.max_total_bytes,
+    };
+    medsec_risk::archive::json_entries(
+        std::io::BufReader::new(file),
+        &path.display().to_string(),
+        limits,
+        |name, bytes| out.take(name, &bytes),
+    )
+    .map_err(|e| match e {
+        medsec_risk::archive::ArchiveError::TooLarge { name, limit, which } => anyhow::anyhow!(
+            "{name} unpacks to over {limit} bytes ({})",
+            if which.contains("file") {
+                "--max-file-bytes"
+            } else {
+                "--max-total-bytes"
+            }
+        ),
+        other => other.into(),
+    })
 }

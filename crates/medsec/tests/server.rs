@@ -3528,6 +3528,79 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
         &format!("{{\"pad\": \"{}\"}}", "x".repeat(70_000)),
     );
     assert_eq!(r.status, 413, "over max_document_bytes: {r:?}");
+    // The same feed as one zip archive (as OSV publishes it), with a broken file in it.
+    // A record the single uploads did not send (about a package the pump does not carry).
+    std::fs::write(feed.join("broken.json"), r#"{"id": "nope"}"#).unwrap();
+    let mut other: Value =
+        serde_json::from_str(&read(&feed.join("osv/CVE-2022-3602.json"))).unwrap();
+    other["id"] = "CVE-2099-0001".into();
+    other["affected"][0]["package"] = serde_json::json!({"ecosystem": "npm", "name": "left-pad"});
+    std::fs::write(feed.join("osv/CVE-2099-0001.json"), other.to_string()).unwrap();
+    let zip_of = |name: &str, bomb: bool| {
+        let zip = tmp.path().join(name);
+        let script = "import sys, zipfile, pathlib\n\
+                      root = pathlib.Path(sys.argv[1])\n\
+                      with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:\n    \
+                      [z.write(p, p.relative_to(root)) for p in sorted(root.rglob('*.json'))]\n    \
+                      if len(sys.argv) > 3: z.writestr('huge.json', ' ' * (3 << 20))";
+        let mut c = std::process::Command::new("python3");
+        c.args(["-c", script]).arg(&feed).arg(&zip);
+        if bomb {
+            c.arg("bomb");
+        }
+        assert!(c.status().unwrap().success());
+        zip
+    };
+    let post_zip = |zip: &Path, query: &str| {
+        let url = s.operator_url(&format!("/api/v1/risk/advisories{query}"));
+        let auth = format!("Authorization: Bearer {admin}");
+        let data = format!("@{}", zip.display());
+        s.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/zip",
+            "--data-binary",
+            &data,
+            &url,
+        ])
+    };
+    let feed_zip = zip_of("feed.zip", false);
+    let r = post_zip(&feed_zip, "");
+    assert_eq!(r.status, 201, "{r:?}");
+    let z = json(&r);
+    assert_eq!(
+        (
+            z["files"].as_u64(),
+            z["documents"].as_u64(),
+            z["changed"].as_u64(),
+            z["refused"].as_u64()
+        ),
+        (Some(5), Some(4), Some(1), Some(1)),
+        "only the new record changes anything: {z}"
+    );
+    let r = post_zip(&feed_zip, "");
+    assert_eq!(
+        (r.status, json(&r)["changed"].as_u64()),
+        (200, Some(0)),
+        "{r:?}"
+    );
+    assert_eq!(z["refused_files"][0]["file"], "broken.json", "{z}");
+    let r = post_zip(&feed_zip, "?strict=true");
+    assert!(
+        r.status == 400
+            && error(&r)
+                .contains("1 of 5 files refused (strict); nothing stored; first: broken.json"),
+        "{r:?}"
+    );
+    let r = post_zip(&zip_of("bomb.zip", true), "");
+    assert!(
+        r.status == 400
+            && error(&r).contains("huge.json unpacks to over 65536 bytes (the limit per file)"),
+        "{r:?}"
+    );
     let r = upload(&admin, "/api/v1/risk/vex", &common::risk::firmware_vex());
     assert_eq!(r.status, 201, "{r:?}");
 
