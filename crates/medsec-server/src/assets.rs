@@ -154,10 +154,17 @@ pub struct SupportReport {
 
 /// Every device, in id order.
 pub async fn all_devices(store: &impl Store) -> Result<Vec<Device>, Error> {
-    let mut query = DeviceQuery {
-        limit: 1000,
-        ..DeviceQuery::default()
-    };
+    devices_matching(store, DeviceQuery::default()).await
+}
+
+/// Every device `query`'s filters select, in id order, read a page of 1000 at a time (its
+/// `after` and `limit` are set here).
+pub async fn devices_matching(
+    store: &impl Store,
+    mut query: DeviceQuery,
+) -> Result<Vec<Device>, Error> {
+    query.after = None;
+    query.limit = 1000;
     let mut all = Vec::new();
     loop {
         let page = store.devices(&query).await?;
@@ -307,6 +314,26 @@ pub(crate) async fn list_vendors(
 }
 
 impl Registry {
+    /// Per model of `vendor`, the expected documents (SBOM, MDS2, disclosure policy) not
+    /// received; all of them when the registry has no record of the vendor.
+    pub fn missing_documents(&self, vendor: &str) -> BTreeMap<String, Vec<String>> {
+        let record = self.vendors.get(vendor);
+        self.models
+            .iter()
+            .filter(|(_, p)| p.vendor == vendor)
+            .map(|(model, _)| {
+                let kinds = record.map_or_else(
+                    || assets::DocumentKind::EXPECTED.to_vec(),
+                    |r| r.missing_documents(model),
+                );
+                (
+                    model.clone(),
+                    kinds.into_iter().map(|k| k.name().to_owned()).collect(),
+                )
+            })
+            .collect()
+    }
+
     /// Each vendor with its record and, per model of it, the expected documents not received.
     /// A vendor that models name but the registry lacks is listed with no record.
     pub fn vendor_view(&self) -> Vec<serde_json::Value> {
@@ -320,20 +347,10 @@ impl Registry {
         names
             .into_iter()
             .map(|name| {
-                let record = self.vendors.get(name);
-                let missing: BTreeMap<&String, Vec<&str>> = self
-                    .models
-                    .iter()
-                    .filter(|(_, p)| &p.vendor == name)
-                    .map(|(model, _)| {
-                        let kinds = record.map_or_else(
-                            || assets::DocumentKind::EXPECTED.to_vec(),
-                            |r| r.missing_documents(model),
-                        );
-                        (model, kinds.into_iter().map(|k| k.name()).collect())
-                    })
-                    .collect();
-                serde_json::json!({"vendor": name, "record": record, "missing_documents": missing})
+                serde_json::json!({
+                    "vendor": name, "record": self.vendors.get(name),
+                    "missing_documents": self.missing_documents(name),
+                })
             })
             .collect()
     }

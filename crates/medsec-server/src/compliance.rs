@@ -7,8 +7,6 @@
 //! the newest signed tree head (the last recorded event), so the same data gives the same
 //! report.
 
-use std::collections::BTreeMap;
-
 use medsec_campaign::{Campaign, DeviceState};
 use medsec_crypto::PublicKey;
 use medsec_risk::compliance::{
@@ -267,21 +265,7 @@ pub async fn gather(
         .into_iter()
         .map(|name| {
             let record = registry.vendors.get(name);
-            let missing_documents: BTreeMap<String, Vec<String>> = registry
-                .models
-                .iter()
-                .filter(|(_, p)| &p.vendor == name)
-                .map(|(model, _)| {
-                    let kinds = record.map_or_else(
-                        || medsec_risk::assets::DocumentKind::EXPECTED.to_vec(),
-                        |r| r.missing_documents(model),
-                    );
-                    (
-                        model.clone(),
-                        kinds.into_iter().map(|k| k.name().to_owned()).collect(),
-                    )
-                })
-                .collect();
+            let missing_documents = registry.missing_documents(name);
             VendorFacts {
                 vendor: name.clone(),
                 has_record: record.is_some(),

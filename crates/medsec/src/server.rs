@@ -298,29 +298,22 @@ fn list_devices(
     group: Option<String>,
     json: bool,
 ) -> Result<()> {
-    use medsec_store::Store as _;
     let config = location.load(None, None)?;
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;
         let store = medsec_server::open_store(&config).await?;
-        let mut query = medsec_store::DeviceQuery {
-            limit: 1000,
-            model,
-            site,
-            group,
-            ..medsec_store::DeviceQuery::default()
-        };
-        let mut all = Vec::new();
-        loop {
-            let page = store.devices(&query).await?;
-            let full = page.len() == 1000;
-            query.after = page.last().map(|d| d.id.clone());
-            all.extend(page);
-            if !full {
-                break;
-            }
-        }
+        let all = medsec_server::assets::devices_matching(
+            &store,
+            medsec_store::DeviceQuery {
+                model,
+                site,
+                group,
+                ..medsec_store::DeviceQuery::default()
+            },
+        )
+        .await;
         store.close().await;
+        let all = all?;
         if json {
             println!("{}", serde_json::to_string_pretty(&all)?);
             return Ok(());
