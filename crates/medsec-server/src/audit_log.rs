@@ -23,7 +23,7 @@ use crate::Error;
 /// Entries read per page when loading or verifying.
 const PAGE: u32 = 10_000;
 /// Retries after another writer took our positions.
-const CONFLICT_RETRIES: usize = 8;
+const CONFLICT_RETRIES: u32 = 16;
 
 type Pending = (Event, oneshot::Sender<Result<u64, String>>);
 
@@ -31,6 +31,20 @@ type Pending = (Event, oneshot::Sender<Result<u64, String>>);
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Pending>,
+}
+
+/// A random wait in [0, 2^attempt) ms, at most 64 ms.
+fn conflict_backoff(attempt: u32) -> std::time::Duration {
+    use aws_lc_rs::rand::SecureRandom as _;
+    let mut b = [0u8; 2];
+    // Without randomness the wait is the bound itself: still a backoff.
+    let r = if aws_lc_rs::rand::SystemRandom::new().fill(&mut b).is_ok() {
+        u64::from(u16::from_le_bytes(b))
+    } else {
+        u64::MAX
+    };
+    let bound = 1u64 << attempt.min(6);
+    std::time::Duration::from_millis(r % bound)
 }
 
 /// The log key files in a data directory: `audit.key` (private, PKCS#8 PEM, mode 0600) and
@@ -182,7 +196,7 @@ async fn write_batch<S: Store>(
     tail: &mut Tail,
     pending: &[Pending],
 ) -> Result<u64, Error> {
-    for _ in 0..CONFLICT_RETRIES {
+    for attempt in 0..CONFLICT_RETRIES {
         let mut frontier = tail.frontier.clone();
         let mut prev = tail.prev.clone();
         let first = frontier.size();
@@ -219,7 +233,9 @@ async fn write_batch<S: Store>(
                 return Ok(first);
             }
             Err(medsec_store::Error::Conflict { .. }) => {
-                // Another writer appended meanwhile: catch up and renumber.
+                // Another writer appended meanwhile: wait a random while, so that two writers
+                // retrying in step do not collide again and again, then catch up and renumber.
+                tokio::time::sleep(conflict_backoff(attempt)).await;
                 read_tail(store, tail).await?;
             }
             Err(e) => return Err(e.into()),
