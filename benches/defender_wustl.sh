@@ -4,12 +4,12 @@
 #
 #   bash benches/defender_wustl.sh [SEEDS]      # default 5; prints Markdown
 #
-# Needs ../shared/data/wustl-ehms-2020/ and python3 with venv; scikit-learn goes into
+# Reads testdata/wustl-ehms-2020/ (part of the repository); needs python3 with venv; scikit-learn goes into
 # .venv-defender/ (pinned in benches/requirements-defender.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-5}
-data=../shared/data/wustl-ehms-2020/wustl-ehms-2020_with_attacks_categories.csv
+data=testdata/wustl-ehms-2020/wustl-ehms-2020_with_attacks_categories.csv
 if ! .venv-defender/bin/python -c "import sklearn" 2>/dev/null; then
   python3 -m venv .venv-defender
   .venv-defender/bin/pip install --quiet --disable-pip-version-check -r benches/requirements-defender.txt

@@ -1,5 +1,5 @@
 //! Advisory import (OSV, CSAF 2.0, KEV) and matching, on the official examples and test
-//! cases in `../shared/data/risk/`.
+//! cases in `testdata/risk/`.
 
 #![allow(
     clippy::unwrap_used,
@@ -45,9 +45,7 @@ const IMPLEMENTED: [&str; 12] = [
 
 #[test]
 fn csaf_validator_test_cases_behave_as_labelled() {
-    let Some(dir) = common::shared("csaf/2.0/validator-testcases") else {
-        return;
-    };
+    let dir = common::fixture("csaf/2.0/validator-testcases");
     let cases: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("testcases.json")).unwrap()).unwrap();
     let (mut refused, mut accepted) = (0, 0);
@@ -91,9 +89,7 @@ fn every_official_example_reads() {
         "csaf/2.0/examples/csaf_vex",
         "crossformat/redhat-csaf-osv",
     ] {
-        let Some(dir) = common::shared(sub) else {
-            return;
-        };
+        let dir = common::fixture(sub);
         for e in std::fs::read_dir(dir).unwrap() {
             let path = e.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -116,12 +112,8 @@ fn every_official_example_reads() {
 
 #[test]
 fn components_match_by_purl_range_and_by_cpe() {
-    let Some(osv) = common::shared("osv") else {
-        return;
-    };
-    let Some(csaf) = common::shared("csaf/2.0/examples") else {
-        return;
-    };
+    let osv = common::fixture("osv");
+    let csaf = common::fixture("csaf/2.0/examples");
     let mut db = Database::new();
     for f in [
         "linter-testdata/CVE-2018-5407.json",
@@ -260,9 +252,7 @@ fn components_match_by_purl_range_and_by_cpe() {
 
 #[test]
 fn re_import_updates_and_kev_flags() {
-    let Some(osv) = common::shared("osv/linter-testdata") else {
-        return;
-    };
+    let osv = common::fixture("osv/linter-testdata");
     let bytes = std::fs::read(osv.join("CVE-2018-5407.json")).unwrap();
     let mut db = Database::new();
     let first = db.import(advisory::parse(&bytes).unwrap());
@@ -327,12 +317,8 @@ fn bad_advisories_are_refused_by_name() {
 
 #[test]
 fn the_release_index_finds_what_matching_finds() {
-    let Some(osv) = common::shared("osv/linter-testdata") else {
-        return;
-    };
-    let Some(csaf) = common::shared("csaf/2.0/examples") else {
-        return;
-    };
+    let osv = common::fixture("osv/linter-testdata");
+    let csaf = common::fixture("csaf/2.0/examples");
     let Document::Advisories(mut alpine) = read(&osv.join("CVE-2018-5407.json")) else {
         panic!("an advisory")
     };

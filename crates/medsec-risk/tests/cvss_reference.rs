@@ -1,4 +1,4 @@
-//! Every reference vector in `../shared/data/risk/cvss/redhat-vectors/` (Red Hat's cvss
+//! Every reference vector in `testdata/risk/cvss/redhat-vectors/` (Red Hat's cvss
 //! library test data: 7,667 vectors of v2, v3.0, v3.1 and v4.0 with their expected scores)
 //! scores as expected.
 
@@ -19,9 +19,7 @@ fn expected(s: &str) -> Option<f64> {
 
 #[test]
 fn all_reference_vectors_agree() {
-    let Some(dir) = common::shared("cvss/redhat-vectors") else {
-        return;
-    };
+    let dir = common::fixture("cvss/redhat-vectors");
     let (mut checked, mut wrong) = (0usize, Vec::new());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

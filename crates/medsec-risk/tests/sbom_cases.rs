@@ -14,13 +14,10 @@ use std::path::PathBuf;
 use medsec_risk::sbom::Sbom;
 
 mod common;
-use common::shared as data;
 
 #[test]
 fn cyclonedx_test_cases_behave_as_labelled() {
-    let Some(dir) = data("cyclonedx/spec/testcases-1.6") else {
-        return;
-    };
+    let dir = common::fixture("cyclonedx/spec/testcases-1.6");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -43,9 +40,7 @@ fn cyclonedx_test_cases_behave_as_labelled() {
 
 #[test]
 fn the_spdx_example_reads_with_its_packages_and_identifiers() {
-    let Some(f) = data("spdx/2.3/examples/SPDXJSONExample-v2.3.spdx.json") else {
-        return;
-    };
+    let f = common::fixture("spdx/2.3/examples/SPDXJSONExample-v2.3.spdx.json");
     let sbom = Sbom::parse(&std::fs::read(f).unwrap()).unwrap();
     assert_eq!(sbom.format, "SPDX 2.3");
     assert_eq!(sbom.components.len(), 4, "{:#?}", sbom.components);

@@ -1,5 +1,4 @@
-//! `medsec defender evaluate` on the real WUSTL-EHMS-2020 data in `../shared/data/` (required
-//! under `CI=true`; elsewhere the test says SKIPPED when the file is absent).
+//! `medsec defender evaluate` on the real WUSTL-EHMS-2020 data in `testdata/`.
 
 #![allow(
     clippy::unwrap_used,
@@ -16,26 +15,22 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::Value;
 
-fn wustl() -> Option<PathBuf> {
+/// The WUSTL-EHMS-2020 flows in `testdata/` (part of the repository; provenance and licence in
+/// `testdata/MANIFEST.tsv`).
+fn wustl() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/wustl-ehms-2020/wustl-ehms-2020_with_attacks_categories.csv");
-    if path.exists() {
-        return Some(path);
-    }
+        .join("../../testdata/wustl-ehms-2020/wustl-ehms-2020_with_attacks_categories.csv");
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{} is missing and CI=true: the evaluation must run in CI",
+        path.exists(),
+        "{} is missing: testdata/ is part of the repository",
         path.display()
     );
-    eprintln!("SKIPPED: {} is not here", path.display());
-    None
+    path
 }
 
 #[test]
 fn the_evaluation_uses_no_leaking_feature_and_identity_binding_catches_every_spoof() {
-    let Some(data) = wustl() else {
-        return;
-    };
+    let data = wustl();
     let split = tempfile::tempdir().unwrap();
     let out = ok(medsec()
         .args(["defender", "evaluate", "--seeds", "2", "--json", "--data"])

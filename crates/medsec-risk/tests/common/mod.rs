@@ -2,20 +2,17 @@
 
 use std::path::PathBuf;
 
-/// `../shared/data/risk/SUB`, if this checkout has it. CI must (it fails there without it);
-/// elsewhere the test says it skipped.
-pub fn shared(sub: &str) -> Option<PathBuf> {
+/// `testdata/risk/SUB` at the top of the repository: public test data copied from its upstream
+/// projects (provenance and licence of each file in `testdata/MANIFEST.tsv`). It is part of the
+/// repository, so a missing path is a broken checkout and fails the test.
+pub fn fixture(sub: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/risk")
+        .join("../../testdata/risk")
         .join(sub);
-    if path.exists() {
-        return Some(path);
-    }
     assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: CI must have ../shared",
+        path.exists(),
+        "{} is missing: testdata/ is part of the repository (scripts/refresh-testdata.sh copies it)",
         path.display()
     );
-    eprintln!("SKIPPED: {} is not here", path.display());
-    None
+    path
 }
