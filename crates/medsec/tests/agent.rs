@@ -550,7 +550,7 @@ impl SoftHsm {
         let Some(module) = module else {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "SoftHSM (libsofthsm2.so) is not installed and CI=true: .ci/run installs softhsm2"
+                "SoftHSM (libsofthsm2.so) is not installed and CI=true: scripts/install-test-deps.sh installs softhsm2"
             );
             eprintln!("SKIPPED: SoftHSM is not installed (apt-get install softhsm2)");
             return None;
