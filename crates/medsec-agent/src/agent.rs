@@ -22,12 +22,12 @@ use medsec_tuf::TargetFile;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::Error;
 use crate::boot::{Booted, Bootloader, SlotImage, Slots, TRIES};
 use crate::keys::KeyStore;
 use crate::net::{self, Session};
 use crate::record::Record;
 use crate::telemetry::Telemetry;
+use crate::{Access, Error};
 
 /// What enrolment wrote: who the device is and where it talks to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -777,7 +777,7 @@ fn write_atomic_identity(dir: &Path, chain: &str, key_pem: &str) -> Result<(), E
     crate::write_atomic(
         &identity_path(dir),
         format!("{chain}{key_pem}").as_bytes(),
-        true,
+        Access::Private,
     )
 }
 
@@ -867,7 +867,7 @@ pub fn enrol(dir: &Path, e: &Enrolment) -> Result<(), Error> {
     let transport = transport.map_err(|err| Error::Network(err.to_string()))?;
     let server = e.server.trim_end_matches('/');
     let chain = net::est(transport.agent(), server, "simpleenroll", &request, token)?;
-    crate::write_atomic(&ca_path(dir), &e.ca_pem, false)?;
+    crate::write_atomic(&ca_path(dir), &e.ca_pem, Access::Public)?;
     write_atomic_identity(dir, &chain, &key.stored)?;
     let slots = e
         .slots
@@ -921,6 +921,6 @@ pub fn enrol(dir: &Path, e: &Enrolment) -> Result<(), Error> {
     crate::write_atomic(
         &config_path(dir),
         &serde_json::to_vec_pretty(&config).map_err(|err| Error::State(err.to_string()))?,
-        false,
+        Access::Public,
     )
 }

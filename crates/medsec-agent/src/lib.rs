@@ -25,6 +25,8 @@ pub mod telemetry;
 
 use std::path::Path;
 
+pub(crate) use medsec_util::Access;
+
 /// What the agent can fail at.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,28 +70,21 @@ impl Error {
 
 /// Flushes the directory holding `path`, so a file just created or renamed survives power loss.
 pub(crate) fn sync_dir(path: &Path) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("flushing", dir))
+    Ok(medsec_util::fs::sync_dir(medsec_util::fs::parent(path))?)
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsync and rename (for files that are
-/// replaced whole: the identity, the device configuration).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), Error> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(if private { 0o600 } else { 0o644 })
-        .open(&tmp)
-        .map_err(Error::io("writing", &tmp))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(Error::io("writing", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::io("replacing", path))?;
-    sync_dir(path)
+/// Replaces `path` with `bytes` atomically and durably (medsec-util's one rule), for files that
+/// are replaced whole: the identity, the device configuration, telemetry batches.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), Error> {
+    Ok(medsec_util::write_atomic(path, bytes, access)?)
+}
+
+impl From<medsec_util::FsError> for Error {
+    fn from(e: medsec_util::FsError) -> Self {
+        Error::Io {
+            action: e.action,
+            path: e.path.display().to_string(),
+            source: e.source,
+        }
+    }
 }

@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::Error;
+use medsec_util::now_ms;
+
 use crate::record::Record;
+use crate::{Access, Error};
 
 /// Most events sealed into one batch (the server takes up to 10,000 by default).
 pub const MAX_EVENTS_PER_BATCH: usize = 1_000;
@@ -133,15 +135,13 @@ pub struct Telemetry {
     sys_dir: PathBuf,
 }
 
-fn now_ms() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
-}
-
 impl Telemetry {
     /// Opens the telemetry of the agent in `dir`.
     pub fn open(dir: &Path, max_queued: usize) -> Result<Self, Error> {
         let outbox = dir.join("telemetry");
         std::fs::create_dir_all(&outbox).map_err(Error::io("creating", &outbox))?;
+        // A batch torn by a crash never reached its name; its temporary file is dropped.
+        medsec_util::fs::remove_stale_temporaries(&outbox);
         let mut record = Record::new(dir, "telemetry");
         let mut state: TelemetryState = record.load().unwrap_or_default();
         state.next_sequence = state.next_sequence.max(1);
@@ -265,7 +265,7 @@ impl Telemetry {
         crate::write_atomic(
             &self.batch_path(sequence),
             body.to_string().as_bytes(),
-            false,
+            Access::Public,
         )?;
         self.state.next_sequence = sequence.saturating_add(1);
         self.record.save(&self.state)?;
@@ -335,7 +335,7 @@ impl Telemetry {
                         crate::write_atomic(
                             &self.batch_path(next),
                             batch.to_string().as_bytes(),
-                            false,
+                            Access::Public,
                         )?;
                         self.state.next_sequence = next.saturating_add(1);
                         self.record.save(&self.state)?;

@@ -1,8 +1,10 @@
 //! The few DER structures medsec reads and writes itself: SubjectPublicKeyInfo for ECDSA/RSA
-//! public keys in TUF metadata, and the PKCS#8 wrapper of the composite ML-DSA/Ed25519 key.
+//! public keys in TUF metadata, the PKCS#8 wrapper of the composite ML-DSA/Ed25519 key, the
+//! ECDSA signature a PKCS#11 token returns raw, and EST's certs-only PKCS#7. This is medsec's
+//! one DER writer: every other crate calls it.
 //!
-//! Written by hand because these are three fixed shapes; pulling the `der`/`spki`/`pkcs8` stack in
-//! for them would cost more build time than the forty lines below.
+//! Written by hand because these are a few fixed shapes; pulling the `der`/`spki`/`pkcs8`/`cms`
+//! stack in for them would cost more build time than the lines below.
 
 use crate::Error;
 
@@ -93,6 +95,36 @@ pub fn pkcs7_certificates(der: &[u8]) -> Option<Vec<Vec<u8>>> {
         certs = after;
     }
     Some(out)
+}
+
+/// id-data, 1.2.840.113549.1.7.1 (content only).
+const OID_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+
+/// DER of a certs-only PKCS#7 / CMS SignedData holding `certs` (each a DER certificate): no
+/// content, no signers (RFC 7030 section 4.1.3, RFC 5652 section 5), as EST answers carry the CA
+/// certificates and a newly issued one. The inverse of [`pkcs7_certificates`]; checked against
+/// `openssl pkcs7` in the server's EST tests.
+pub fn pkcs7_certs_only(certs: &[Vec<u8>]) -> Vec<u8> {
+    // DER sorts the elements of a SET OF by their encodings.
+    let mut sorted: Vec<&Vec<u8>> = certs.iter().collect();
+    sorted.sort();
+    let cert_set: Vec<u8> = sorted.into_iter().flatten().copied().collect();
+    let mut signed_data = Vec::new();
+    write_tlv(&mut signed_data, 0x02, &[0x01]); // version 1
+    write_tlv(&mut signed_data, 0x31, &[]); // digestAlgorithms: empty SET
+    let mut encap = Vec::new();
+    write_tlv(&mut encap, 0x06, OID_DATA);
+    write_tlv(&mut signed_data, 0x30, &encap); // encapContentInfo: id-data, no content
+    write_tlv(&mut signed_data, 0xa0, &cert_set); // certificates [0] IMPLICIT SET OF Certificate
+    write_tlv(&mut signed_data, 0x31, &[]); // signerInfos: empty SET
+    let mut sequence = Vec::new();
+    write_tlv(&mut sequence, 0x30, &signed_data);
+    let mut content_info = Vec::new();
+    write_tlv(&mut content_info, 0x06, OID_SIGNED_DATA);
+    write_tlv(&mut content_info, 0xa0, &sequence); // [0] EXPLICIT SignedData
+    let mut out = Vec::new();
+    write_tlv(&mut out, 0x30, &content_info);
+    out
 }
 
 fn write_len(out: &mut Vec<u8>, len: usize) {

@@ -29,7 +29,7 @@ mod mldsa;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
 
-pub use der::pkcs7_certificates;
+pub use der::{pkcs7_certificates, pkcs7_certs_only};
 pub use error::Error;
 pub use keys::{KeySource, PublicKey, Scheme, SigningKey};
 

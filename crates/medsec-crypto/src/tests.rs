@@ -275,31 +275,16 @@ mod pkcs7 {
         out
     }
 
-    /// A certs-only SignedData as RFC 7030 servers send it.
-    fn certs_only(certs: &[Vec<u8>]) -> Vec<u8> {
-        let id_data = [
-            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
-        ];
-        let signed_data = [
-            tlv(0x02, &[1]),
-            tlv(0x31, &[]),
-            tlv(0x30, &id_data),
-            tlv(0xa0, &certs.concat()),
-            tlv(0x31, &[]),
-        ]
-        .concat();
-        let oid = tlv(
-            0x06,
-            &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02],
-        );
-        tlv(0x30, &[oid, tlv(0xa0, &tlv(0x30, &signed_data))].concat())
-    }
+    use crate::pkcs7_certs_only as certs_only;
 
     proptest! {
         #[test]
         fn certificates_come_back_in_order(bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..4)) {
-            let certs: Vec<Vec<u8>> = bodies.iter().map(|b| tlv(0x30, b)).collect();
-            prop_assert_eq!(pkcs7_certificates(&certs_only(&certs)), Some(certs));
+            let mut certs: Vec<Vec<u8>> = bodies.iter().map(|b| tlv(0x30, b)).collect();
+            let der = certs_only(&certs);
+            // DER orders a SET OF by the elements' encodings.
+            certs.sort();
+            prop_assert_eq!(pkcs7_certificates(&der), Some(certs));
         }
 
         #[test]
@@ -309,6 +294,21 @@ mod pkcs7 {
             let cut = cut.min(whole.len());
             prop_assert_eq!(pkcs7_certificates(&whole[..whole.len() - cut]), None);
         }
+    }
+
+    #[test]
+    fn lengths_use_the_shortest_form() {
+        assert_eq!(tlv(0x04, &[1, 2]), [0x04, 2, 1, 2]);
+        assert_eq!(tlv(0x04, &[0; 200])[..3], [0x04, 0x81, 200]);
+        assert_eq!(tlv(0x04, &[0; 300])[..4], [0x04, 0x82, 0x01, 0x2c]);
+    }
+
+    #[test]
+    fn an_empty_bundle_is_well_formed() {
+        let der = certs_only(&[]);
+        assert_eq!(der[0], 0x30);
+        assert_eq!(usize::from(der[1]), der.len() - 2);
+        assert_eq!(pkcs7_certificates(&der), Some(Vec::new()));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use medsec_crypto::keyfile::{self, KdfCost, Protection};
+use medsec_util::Access;
 pub use rcgen::RevocationReason;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams,
@@ -280,37 +281,20 @@ fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
+/// Keys, certificates, the CRL and the state are replaced whole (medsec-util's atomic write); the
+/// CA's own files are readable by its owner only.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    write_file_atomic(path, bytes, false)
+    Ok(medsec_util::write_atomic(path, bytes, Access::Private)?)
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves the old or the new file, never a mix:
-/// temporary file, fsync, rename, fsync of the directory. The file is readable by its owner only
-/// unless `public` (then 0644). Used for every key, certificate and state file medsec writes.
-pub fn write_file_atomic(path: &Path, bytes: &[u8], public: bool) -> Result<(), Error> {
-    use std::io::Write as _;
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".medsec-tmp-")
-        .tempfile_in(dir)
-        .map_err(io("creating a temporary file in", dir))?;
-    if public {
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(io("setting permissions of", path))?;
+impl From<medsec_util::FsError> for Error {
+    fn from(e: medsec_util::FsError) -> Self {
+        Error::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
     }
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(io("writing", path))?;
-    tmp.persist(path).map_err(|e| Error::Io {
-        action: "replacing",
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("flushing", dir))
 }
 
 fn read_state(path: &Path) -> Result<CaState, Error> {

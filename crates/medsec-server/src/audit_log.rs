@@ -8,7 +8,6 @@
 //! a writer whose positions were taken meanwhile reads the new tail and retries.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use medsec_audit::{
     Entry, Event, Frontier, Hash, Report, SignedTreeHead, TreeHead, Verifier, leaf_hash,
@@ -60,9 +59,13 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<SigningKey, Error> {
         &key,
         medsec_crypto::keyfile::Protection::Plaintext,
     )?;
-    medsec_pki::write_file_atomic(&path, pem.as_bytes(), false)?;
+    medsec_util::write_atomic(&path, pem.as_bytes(), medsec_util::Access::Private)?;
     let public = public_key_json(key.public_key());
-    medsec_pki::write_file_atomic(&data_dir.join("audit.pub"), public.as_bytes(), true)?;
+    medsec_util::write_atomic(
+        &data_dir.join("audit.pub"),
+        public.as_bytes(),
+        medsec_util::Access::Public,
+    )?;
     Ok(key)
 }
 
@@ -95,10 +98,9 @@ pub fn read_public_key(path: &Path) -> Result<PublicKey, Error> {
     )?)
 }
 
+/// The wall clock as the log's entries record it (unsigned: a clock before 1970 reads 0).
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    u64::try_from(medsec_util::now_ms()).unwrap_or(0)
 }
 
 /// Where the writer stands: next position, the previous leaf, the tree's right edge.

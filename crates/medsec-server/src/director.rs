@@ -90,7 +90,11 @@ fn write_key(path: &Path, key: &SigningKey, passphrase: Option<&str>) -> Result<
         None => medsec_crypto::keyfile::Protection::Plaintext,
     };
     let pem = medsec_crypto::keyfile::encode_private(key, protection)?;
-    Ok(medsec_pki::write_file_atomic(path, pem.as_bytes(), false)?)
+    Ok(medsec_util::write_atomic(
+        path,
+        pem.as_bytes(),
+        medsec_util::Access::Private,
+    )?)
 }
 
 impl Director {
@@ -142,7 +146,7 @@ impl Director {
             write_key(&dir.join("root.key"), &root_key, passphrase)?;
             write_key(&online_path, &online, passphrase)?;
             write_key(&timestamp_path, &timestamp_key, passphrase)?;
-            medsec_pki::write_file_atomic(&root_path, &bytes, true)?;
+            medsec_util::write_atomic(&root_path, &bytes, medsec_util::Access::Public)?;
         }
         let mut roots = Vec::new();
         loop {

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -102,11 +102,7 @@ pub struct AppState {
     pub risk: crate::risk::RiskCache,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use medsec_util::now_ms;
 
 impl AppState {
     /// Assembles the state.
@@ -1548,7 +1544,7 @@ async fn est_cacerts(State(state): State<Arc<AppState>>) -> Result<Response, Api
             let pem = tokio::fs::read_to_string(&path)
                 .await
                 .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))?;
-            Ok::<_, ApiError>(Bytes::from(mime_base64(&crate::pkcs7::certs_only(
+            Ok::<_, ApiError>(Bytes::from(mime_base64(&medsec_crypto::pkcs7_certs_only(
                 &pem_certs(&pem)?,
             ))))
         })
@@ -1675,7 +1671,7 @@ async fn enrol(
     );
     state.audit(e).await?;
     Ok(pkcs7_response(Bytes::from(mime_base64(
-        &crate::pkcs7::certs_only(&pem_certs(&pem)?),
+        &medsec_crypto::pkcs7_certs_only(&pem_certs(&pem)?),
     ))))
 }
 

@@ -26,7 +26,6 @@ pub mod http;
 mod incidents;
 pub mod inventory;
 pub mod mqtt;
-mod pkcs7;
 mod repeats;
 pub mod risk;
 mod serve;
@@ -97,6 +96,16 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+}
+
+impl From<medsec_util::FsError> for Error {
+    fn from(e: medsec_util::FsError) -> Self {
+        Error::Io {
+            action: e.action,
+            path: e.path.display().to_string(),
+            source: e.source,
+        }
+    }
 }
 
 impl Error {
@@ -205,8 +214,16 @@ pub fn prepare_data_dir(config: &Config) -> Result<FleetCa, Error> {
     }
     if !dirs.server_chain().exists() || !dirs.server_key().exists() {
         let (chain, key) = ca.issue_server(&config.hostnames, 397)?;
-        medsec_pki::write_file_atomic(&dirs.server_key(), key.as_bytes(), false)?;
-        medsec_pki::write_file_atomic(&dirs.server_chain(), chain.as_bytes(), true)?;
+        medsec_util::write_atomic(
+            &dirs.server_key(),
+            key.as_bytes(),
+            medsec_util::Access::Private,
+        )?;
+        medsec_util::write_atomic(
+            &dirs.server_chain(),
+            chain.as_bytes(),
+            medsec_util::Access::Public,
+        )?;
     }
     audit_log::load_or_create_key(dirs.root())?;
     Ok(ca)

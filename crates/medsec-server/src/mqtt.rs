@@ -316,7 +316,15 @@ pub fn write_broker_config(
     let (chain, key) = ca.issue_server(hostnames, 397)?;
     let write = |name: &str, text: &str, public: bool| -> Result<PathBuf, crate::Error> {
         let path = dir.join(name);
-        medsec_pki::write_file_atomic(&path, text.as_bytes(), public)?;
+        medsec_util::write_atomic(
+            &path,
+            text.as_bytes(),
+            if public {
+                medsec_util::Access::Public
+            } else {
+                medsec_util::Access::Private
+            },
+        )?;
         Ok(path)
     };
     let cert = write("broker.pem", &chain, true)?;

@@ -60,3 +60,13 @@ impl Error {
         }
     }
 }
+
+impl From<medsec_util::FsError> for Error {
+    fn from(e: medsec_util::FsError) -> Self {
+        Self::Io {
+            action: e.action,
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -17,7 +17,6 @@
 #![forbid(unsafe_code)]
 
 mod error;
-mod persist;
 mod tls_identity;
 mod transport;
 mod updater;

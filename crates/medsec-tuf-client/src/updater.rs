@@ -12,9 +12,9 @@ use medsec_tuf::{Limits, TargetFile, Targets, TrustedSet};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
 
-use crate::persist::{self, write_atomic};
 use crate::transport::{AnyTransport, FileTransport, HttpTransport};
 use crate::{Error, Transport, TransportError};
+use medsec_util::fs::{self as persist, Access};
 
 /// Python's `urllib.parse.quote(name, safe="")`: everything but `A-Za-z0-9_.-~` is escaped.
 const QUOTE: &AsciiSet = &NON_ALPHANUMERIC
@@ -122,7 +122,11 @@ impl Updater {
         TrustedSet::new(trusted_root, OffsetDateTime::now_utc())?;
         std::fs::create_dir_all(metadata_dir)
             .map_err(|e| Error::io("creating", metadata_dir, e))?;
-        write_atomic(metadata_dir, "root.json", trusted_root)
+        Ok(persist::write_atomic(
+            &metadata_dir.join("root.json"),
+            trusted_root,
+            Access::Private,
+        )?)
     }
 
     /// The trusted metadata so far.
@@ -179,7 +183,11 @@ impl Updater {
     }
 
     fn persist(&self, role: &str, data: &[u8]) -> Result<(), Error> {
-        write_atomic(&self.metadata_dir, &format!("{}.json", quote(role)), data)
+        Ok(persist::write_atomic(
+            &self.metadata_dir.join(format!("{}.json", quote(role))),
+            data,
+            Access::Private,
+        )?)
     }
 
     /// 5.3: walk root versions forward until the repository has no next one, or the cap.

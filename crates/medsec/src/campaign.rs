@@ -84,7 +84,7 @@ pub struct CreateArgs {
     #[arg(long, default_value_t = 0.9)]
     advance_when_finished: f64,
     /// Time an offered device has to report (e.g. 2h).
-    #[arg(long, default_value = "2h", value_parser = crate::server::parse_duration)]
+    #[arg(long, default_value = "2h", value_parser = crate::server::parse_duration_secs)]
     report_timeout: i64,
     /// Maintenance window of a site: 'SITE|CRON|MINUTES|TIME ZONE', e.g.
     /// 'north|0 2 * * SAT,SUN|180|Europe/Berlin' (repeat for several sites).

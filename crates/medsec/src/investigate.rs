@@ -7,7 +7,9 @@ use clap::Args;
 use medsec_server::audit_log;
 use medsec_server::timeline::{self, Filter};
 
-use crate::server::{Location, cli_principal, now_ms, open_with_audit, parse_duration, runtime};
+use crate::server::{
+    Location, cli_principal, now_ms, open_with_audit, parse_duration_secs, runtime,
+};
 
 #[derive(Args)]
 pub struct InvestigateArgs {
@@ -42,7 +44,7 @@ fn parse_time(text: &str, now: i64) -> Result<i64> {
     {
         return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
     }
-    match parse_duration(text) {
+    match parse_duration_secs(text) {
         Ok(secs) => Ok(now - secs * 1000),
         Err(_) => bail!(
             "{text:?} is not a time: give RFC 3339 (2026-12-03T10:00:00Z), Unix milliseconds, \

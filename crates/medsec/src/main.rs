@@ -187,7 +187,7 @@ enum RepoCommand {
         #[arg(long)]
         sbom: Option<PathBuf>,
         /// Lifetime of the new role metadata (e.g. 90d).
-        #[arg(long, value_parser = repo::parse_duration)]
+        #[arg(long, value_parser = repo::parse_expiry)]
         expires: Option<time::Duration>,
         #[command(flatten)]
         keys: KeyArgs,
@@ -244,7 +244,7 @@ enum RepoCommand {
         /// Repository directory.
         dir: PathBuf,
         /// Lifetime of the timestamp (e.g. 1d, 6h).
-        #[arg(long, value_parser = repo::parse_duration)]
+        #[arg(long, value_parser = repo::parse_expiry)]
         expires: Option<time::Duration>,
         #[command(flatten)]
         keys: KeyArgs,
@@ -266,7 +266,7 @@ enum RepoCommand {
         #[arg(long)]
         threshold: Option<u64>,
         /// Lifetime of the new root.
-        #[arg(long, value_parser = repo::parse_duration)]
+        #[arg(long, value_parser = repo::parse_expiry)]
         expires: Option<time::Duration>,
         #[command(flatten)]
         keys: KeyArgs,

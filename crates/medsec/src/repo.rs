@@ -47,22 +47,10 @@ pub fn default_expiry(role: &str) -> time::Duration {
     }
 }
 
-/// Parses `30d`, `12h`, `90m` or `3600s`.
-pub fn parse_duration(s: &str) -> Result<time::Duration, String> {
-    let (num, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30d, 12h, 90m or 3600s"))?;
-    if n <= 0 {
-        return Err(format!("duration {s:?} must be positive"));
-    }
-    match unit {
-        "d" => Ok(time::Duration::days(n)),
-        "h" => Ok(time::Duration::hours(n)),
-        "m" => Ok(time::Duration::minutes(n)),
-        "s" => Ok(time::Duration::seconds(n)),
-        _ => Err(format!("{s:?}: the unit must be d, h, m or s")),
-    }
+/// A metadata lifetime: `30d`, `12h`, `90m` or `3600s` (medsec-util's one duration rule).
+pub fn parse_expiry(s: &str) -> Result<time::Duration, String> {
+    let d = medsec_util::parse_duration(s)?;
+    time::Duration::try_from(d).map_err(|_| format!("{s:?} is too long a duration"))
 }
 
 fn expires_in(d: time::Duration) -> Expires {
@@ -1048,18 +1036,13 @@ pub fn short(keyid: &str) -> &str {
     keyid.get(..12).unwrap_or(keyid)
 }
 
+/// Metadata is replaced whole (medsec-util's atomic write) and readable by all: it is published.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".medsec-tmp-")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // The rename is durable only once the directory is flushed too.
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(medsec_util::write_atomic(
+        path,
+        bytes,
+        medsec_util::Access::Public,
+    )?)
 }
 
 fn copy_atomic(src: &Path, dest: &Path) -> Result<()> {

@@ -4,7 +4,6 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
@@ -48,29 +47,12 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub(crate) use medsec_util::now_ms;
 
-/// Parses `90s`, `15m`, `24h`, `7d` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: i64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: use e.g. 90s, 15m, 24h, 7d"))?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("unknown unit in {s:?}: use s, m, h or d")),
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| format!("{s:?} is too long"))
+/// A duration (`90s`, `15m`, `24h`, `7d`; medsec-util's one rule) in whole seconds, as tokens'
+/// lifetimes and the campaign's report timeout are stored.
+pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
+    medsec_util::parse_duration(s).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Runs the server until interrupted.
@@ -213,7 +195,7 @@ pub enum TokenCommand {
         #[arg(long)]
         device: String,
         /// How long the token works (e.g. 1h, 24h, 7d).
-        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        #[arg(long, default_value = "24h", value_parser = parse_duration_secs)]
         ttl: i64,
         #[command(flatten)]
         inventory: InventoryArgs,
@@ -240,7 +222,7 @@ pub enum OperatorTokenCommand {
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         /// How long the token works.
-        #[arg(long, default_value = "8h", value_parser = parse_duration)]
+        #[arg(long, default_value = "8h", value_parser = parse_duration_secs)]
         ttl: i64,
     },
 }
@@ -648,16 +630,18 @@ pub fn run_policy(cmd: PolicyCommand) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::parse_duration_secs;
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90"), Ok(90));
-        assert_eq!(parse_duration("15m"), Ok(900));
-        assert_eq!(parse_duration("24h"), Ok(86_400));
-        assert_eq!(parse_duration("7d"), Ok(604_800));
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("h").is_err());
-        assert!(parse_duration("99999999999999999999d").is_err());
+    fn durations_come_in_whole_seconds_and_need_a_unit() {
+        assert_eq!(parse_duration_secs("90s"), Ok(90));
+        assert_eq!(parse_duration_secs("15m"), Ok(900));
+        assert_eq!(parse_duration_secs("24h"), Ok(86_400));
+        assert_eq!(parse_duration_secs("7d"), Ok(604_800));
+        let e = parse_duration_secs("90").unwrap_err();
+        assert!(e.contains("no unit"), "{e}");
+        assert!(parse_duration_secs("1w").is_err());
+        assert!(parse_duration_secs("h").is_err());
+        assert!(parse_duration_secs("99999999999999999999d").is_err());
     }
 }

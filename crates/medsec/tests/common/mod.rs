@@ -516,10 +516,7 @@ pub fn progress_of(campaign: &Value, device: &str) -> String {
         .to_owned()
 }
 
-/// Now, in Unix milliseconds.
+/// Now, in Unix milliseconds (as the server records time).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    medsec_util::now_ms()
 }
