@@ -26,8 +26,9 @@ use medsec_store::{AssetKind, Device, DeviceQuery, Store};
 use serde::Serialize;
 
 use crate::Error;
+use crate::api::{ApiError, authorize, caller};
 use crate::authz::Target;
-use crate::http::{ApiError, AppState, Conn, authorize, caller, now_ms};
+use crate::state::{AppState, Conn, now_ms};
 
 /// Every model profile and vendor record, parsed.
 #[derive(Debug, Default)]

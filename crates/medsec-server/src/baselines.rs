@@ -29,9 +29,10 @@ use medsec_defender::telemetry::Batch;
 use medsec_store::{BaselineRow, DeviceQuery, Store as _};
 use serde::Deserialize;
 
+use crate::api::{ApiError, authorize, caller};
 use crate::audit_log::event;
 use crate::authz::Target;
-use crate::http::{ApiError, AppState, Conn, authorize, caller, now_ms};
+use crate::state::{AppState, Conn, now_ms};
 
 /// What is signed: a domain tag, then the baseline's JSON.
 const DOMAIN: &[u8] = b"medsec-defender-baseline-v1\n";

@@ -88,10 +88,10 @@ fn certificates(path: &Path) -> Vec<(String, i64)> {
 /// of the previous run, so a condition left as it was is not written again every hour; one
 /// that clears and comes back is.
 pub(crate) async fn scheduled(
-    state: &crate::http::AppState,
+    state: &crate::state::AppState,
     reported: &mut std::collections::BTreeSet<(String, String)>,
 ) -> Result<usize, crate::Error> {
-    let now = crate::http::now_ms();
+    let now = crate::state::now_ms();
     let findings = run(
         &state.store,
         &state.config,
@@ -100,7 +100,7 @@ pub(crate) async fn scheduled(
         now,
     )
     .await?;
-    let audit_err = |e: crate::http::ApiError| crate::Error::Config {
+    let audit_err = |e: crate::api::ApiError| crate::Error::Config {
         reason: format!("writing the audit log: {e:?}"),
     };
     let mut current = std::collections::BTreeSet::new();

@@ -17,11 +17,10 @@ use medsec_defender::incident::{
 use medsec_store::{IncidentRow, Store as _};
 use serde::Deserialize;
 
+use crate::api::{ApiError, authorize, caller, device_id, revoke_certificates};
 use crate::audit_log::event;
 use crate::authz::Target;
-use crate::http::{
-    ApiError, AppState, Conn, authorize, caller, device_id, now_ms, revoke_certificates,
-};
+use crate::state::{AppState, Conn, now_ms};
 
 /// Tries of an optimistic update before giving up (another writer kept winning).
 const TRIES: usize = 5;

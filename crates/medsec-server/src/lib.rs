@@ -4,7 +4,7 @@
 //!
 //! [`Server::start`] opens the data directory (creating the fleet CA, server certificate and
 //! audit key on first start), binds both ports and returns where they listen. The routers are
-//! built by [`http::device_router`] and [`http::operator_router`]; the accept loop, handshake
+//! built by [`api::device_router`] and [`api::operator_router`]; the accept loop, handshake
 //! timeouts and connection limits are in `serve`.
 //!
 //! Never: trusts an identity from a header or a body (devices are who their certificate says;
@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod assets;
 pub mod audit_log;
 pub mod authz;
@@ -22,13 +23,13 @@ pub mod compliance;
 pub mod config;
 pub mod defender_audit;
 pub mod director;
-pub mod http;
 mod incidents;
 pub mod inventory;
 pub mod mqtt;
 mod repeats;
 pub mod risk;
 mod serve;
+pub mod state;
 mod telemetry;
 pub mod timeline;
 pub mod tls;
@@ -250,7 +251,7 @@ pub fn open_image_repository(
 /// How often campaigns are checked for devices that did not report in time.
 const REPORT_TIMEOUT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How often [`http::AppState::housekeeping`] runs.
+/// How often [`state::AppState::housekeeping`] runs.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(600);
 
 /// A running server.
@@ -260,7 +261,7 @@ pub struct Server {
     /// Where the operator port listens.
     pub operator_addr: SocketAddr,
     /// The state both ports share.
-    pub state: Arc<http::AppState>,
+    pub state: Arc<state::AppState>,
 }
 
 /// The Sigma rules of `dir` (`*.yml`, `*.yaml`), in file-name order; none without a directory.
@@ -338,7 +339,7 @@ impl Server {
             None => medsec_defender::rules::Policy::default(),
         };
         let state = Arc::new(
-            http::AppState::new(
+            state::AppState::new(
                 store,
                 policies,
                 audit,
@@ -389,13 +390,13 @@ impl Server {
         tokio::spawn(serve::accept_loop(
             device,
             serve::Port::Device(device_tls.clone()),
-            http::device_router(state.clone()),
+            api::device_router(state.clone()),
             state.clone(),
         ));
         tokio::spawn(serve::accept_loop(
             operator,
             serve::Port::Operator(operator_tls),
-            http::operator_router(state.clone()),
+            api::operator_router(state.clone()),
             state.clone(),
         ));
         // Hourly chores: re-sign the CRL before it goes stale, forget idle rate-limit keys.

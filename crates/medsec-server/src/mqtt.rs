@@ -32,9 +32,10 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Tr
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::api::{ApiError, authorize, device_caller};
 use crate::authz::Target;
 use crate::config::Mqtt;
-use crate::http::{ApiError, AppState, Conn, Peer, authorize, device_caller};
+use crate::state::{AppState, Conn, Peer};
 use crate::telemetry::{ACTION, Ingested, ingest};
 
 /// Acknowledgements that may wait to be sent (see `session`).

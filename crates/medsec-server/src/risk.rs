@@ -41,9 +41,10 @@ use medsec_risk::vex::Statement;
 use medsec_store::{AdvisoryDoc, ReleaseSbomRow, Store as _};
 use serde::Deserialize;
 
+use crate::api::{ApiError, authorize, caller, device_id};
 use crate::audit_log::event;
 use crate::authz::Target;
-use crate::http::{ApiError, AppState, Conn, authorize, caller, device_id, now_ms};
+use crate::state::{AppState, Conn, now_ms};
 
 /// A release as loaded: its row and its parsed SBOM.
 pub(crate) struct Release {

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
 use crate::audit_log::event;
-use crate::http::{AppState, Conn, Peer};
+use crate::state::{AppState, Conn, Peer};
 use crate::tls::Reloadable;
 
 /// Which port a loop serves.

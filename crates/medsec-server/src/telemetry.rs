@@ -26,9 +26,10 @@ use medsec_defender::rules::Severity;
 use medsec_defender::telemetry::Batch;
 use medsec_store::{AlertRow, Store as _, TelemetryBatch};
 
+use crate::api::{ApiError, Caller, authorize, caller, device_id};
 use crate::audit_log::event;
 use crate::authz::Target;
-use crate::http::{ApiError, AppState, Caller, Conn, authorize, caller, device_id, now_ms};
+use crate::state::{AppState, Conn, now_ms};
 
 /// The Cedar action.
 pub(crate) const ACTION: &str = "telemetry.send";
@@ -286,7 +287,7 @@ async fn readable_device(
     conn: &Conn,
     headers: &HeaderMap,
     id: &str,
-) -> Result<(medsec_pki::DeviceId, crate::http::Caller), ApiError> {
+) -> Result<(medsec_pki::DeviceId, crate::api::Caller), ApiError> {
     let id = device_id(id)?;
     let target = Target::Device(id.as_str().to_owned());
     let who = caller(state, conn, headers, "device.read", &target).await?;

@@ -13,12 +13,11 @@ use medsec_pki::DeviceId;
 use medsec_store::{DevicePoll, Store as _};
 use tower::ServiceExt as _;
 
+use crate::api::{ApiError, authorize, caller, device_caller, device_id};
 use crate::audit_log::event;
 use crate::authz::Target;
 use crate::director;
-use crate::http::{
-    ApiError, AppState, Conn, Peer, authorize, caller, device_caller, device_id, now_ms,
-};
+use crate::state::{AppState, Conn, Peer, now_ms};
 
 fn json(bytes: Vec<u8>) -> Response {
     let mut r = bytes.into_response();

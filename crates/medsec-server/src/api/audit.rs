@@ -1,0 +1,130 @@
+//! The audit log over the operator API: the signed head, a full verification, entries, and
+//! RFC 9162 inclusion and consistency proofs.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use medsec_store::Store as _;
+use serde::Deserialize;
+
+use crate::authz::Target;
+
+use super::auth::{authorize, caller};
+use super::error::ApiError;
+use crate::state::{AppState, Conn};
+
+pub(super) async fn audit_head(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let head = crate::audit_log::latest_head(&state.store)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(head).into_response())
+}
+
+pub(super) async fn audit_verify(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let key =
+        crate::audit_log::read_public_key(&crate::DataDir::new(&state.config.data_dir).audit_pub())
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let report = crate::audit_log::verify(&state.store, &key)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(report).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EntriesQuery {
+    #[serde(default)]
+    from: i64,
+    limit: Option<u32>,
+}
+
+/// A page of audit entries from sequence number `from`, oldest first, as stored (each entry is
+/// also returned parsed, or with `"unreadable": true` if a row no longer parses).
+pub(super) async fn audit_entries(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<EntriesQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let rows = state
+        .store
+        .audit_entries(q.from.max(0), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let entries: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.entry)
+                .unwrap_or_else(|_| serde_json::json!({ "seq": r.seq, "unreadable": true }))
+        })
+        .collect();
+    Ok(Json(entries).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InclusionQuery {
+    seq: u64,
+    tree_size: Option<u64>,
+}
+
+/// Inclusion proof of one entry in a signed head's tree (default: the latest head).
+pub(super) async fn audit_inclusion(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let proof = crate::audit_log::prove_inclusion(&state.store, q.seq, q.tree_size)
+        .await
+        .map_err(proof_error)?;
+    Ok(Json(proof).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConsistencyQuery {
+    from: u64,
+    to: Option<u64>,
+}
+
+/// Consistency proof between two signed heads (default `to`: the latest).
+pub(super) async fn audit_consistency(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let proof = crate::audit_log::prove_consistency(&state.store, q.from, q.to)
+        .await
+        .map_err(proof_error)?;
+    Ok(Json(proof).into_response())
+}
+
+/// A proof request that names no signed head or entry is the caller's mistake.
+fn proof_error(e: crate::Error) -> ApiError {
+    match e {
+        crate::Error::Audit { reason } => ApiError::BadRequest(reason),
+        other => ApiError::Internal(other.to_string()),
+    }
+}

@@ -1,0 +1,572 @@
+//! Devices: the record, status and signed version reports (device port), the inventory
+//! listing and edits, version history, enrolment tokens, revocation and reinstatement
+//! (operator port).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use medsec_pki::DeviceId;
+use medsec_store::{DeviceQuery, Store as _, VersionReport};
+use serde::Deserialize;
+
+use crate::audit_log::event;
+use crate::authz::Target;
+use crate::campaigns;
+use crate::inventory::{self, InventoryPatch};
+use crate::{tokens, version_report};
+
+use super::auth::{Caller, authorize, caller, device_id};
+use super::error::{ApiError, bad_request};
+use crate::state::{AppState, Conn, now_ms};
+
+pub(super) async fn get_device(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
+    authorize(&state, &conn, &who, "device.read", &target).await?;
+    // A device reading itself: the record read to authenticate it is the answer.
+    let device = match who.record {
+        Some(own) if own.id == id.as_str() => own,
+        _ => state.store.device(id.as_str()).await?,
+    };
+    Ok(Json(device).into_response())
+}
+
+pub(super) async fn put_status(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.write", &target).await?;
+    let status: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("status must be a JSON object: {e}")))?;
+    authorize(&state, &conn, &who, "device.write", &target).await?;
+    let text = serde_json::Value::Object(status).to_string();
+    state
+        .store
+        .set_device_status(id.as_str(), &text, now_ms())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Issues a single-use nonce for the device's next version report.
+pub(super) async fn report_nonce(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.report", &target).await?;
+    authorize(&state, &conn, &who, "device.report", &target).await?;
+    let nonce = tokens::nonce().map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = now_ms();
+    let lifetime_ms = i64::try_from(state.config.limits.report_nonce_secs)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let expires = now.saturating_add(lifetime_ms);
+    state
+        .store
+        .add_report_nonce(
+            id.as_str(),
+            &nonce,
+            now,
+            expires,
+            state.config.limits.report_nonces_per_device,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "nonce": nonce, "expires_at_ms": expires })),
+    )
+        .into_response())
+}
+
+/// Accepts a signed version report (see `version_report`), signed with the key of the
+/// certificate on this very connection and carrying a nonce issued to this device.
+pub(super) async fn put_version(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.report", &target).await?;
+    authorize(&state, &conn, &who, "device.report", &target).await?;
+    let refuse = |reason: String, status: fn(String) -> ApiError| {
+        let mut e = event(
+            "version-report",
+            &who.subject.label(),
+            "device.report",
+            &target.label(),
+            "deny",
+        );
+        e.source = conn.addr.to_string();
+        e.detail.clone_from(&reason);
+        (e, status(reason))
+    };
+    let certificate = conn
+        .certificate
+        .clone()
+        .ok_or_else(|| ApiError::Internal("a device peer without its certificate".into()))?;
+    let (payload, signature, report) = match version_report::open(&body, &certificate, id.as_str())
+    {
+        Ok(opened) => opened,
+        Err(refused) => {
+            let (e, err) = refuse(refused.0, ApiError::BadRequest);
+            state.audit(e).await?;
+            return Err(err);
+        }
+    };
+    let previous = match &who.record {
+        Some(own) => own.release_counter,
+        None => state.store.device(id.as_str()).await?.release_counter,
+    };
+    let stored = VersionReport {
+        nonce: report.nonce.clone(),
+        device_id: id.as_str().to_owned(),
+        received_at_ms: now_ms(),
+        version: report.version.clone(),
+        release_counter: report.release_counter,
+        payload,
+        signature,
+        certificate: certificate.to_vec(),
+    };
+    match state.store.record_version_report(&stored).await {
+        Ok(()) => {}
+        Err(medsec_store::Error::NonceRefused { nonce }) => {
+            let (e, err) = refuse(
+                format!(
+                    "nonce {nonce:?} was not issued to this device, was used already or expired: \
+                     ask for a new one (a replayed report is refused)"
+                ),
+                ApiError::Conflict,
+            );
+            state.audit(e).await?;
+            return Err(err);
+        }
+        Err(other) => return Err(other.into()),
+    }
+    let mut e = event(
+        "version-report",
+        &who.subject.label(),
+        "device.report",
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "runs {} (release counter {})",
+        report.version, report.release_counter
+    );
+    if report.release_counter < previous {
+        // What runs is what runs: the report is kept, and the fall is flagged for review.
+        e.detail = format!(
+            "{}; the release counter went DOWN from {previous}: rolled back?",
+            e.detail
+        );
+        tracing::warn!(
+            device = id.as_str(),
+            previous,
+            now = report.release_counter,
+            "release counter went down"
+        );
+    }
+    state.audit(e).await?;
+    if let Some(install) = &report.install {
+        campaign_report(&state, &conn, &who, id.as_str(), install, &report).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Applies the install outcome a version report carries to its campaign, and audits it. A
+/// report the campaign does not expect (a repeat after a crash, a campaign the device is not
+/// in) changes nothing and is audited as ignored; the version report itself stands.
+pub(super) async fn campaign_report(
+    state: &AppState,
+    conn: &Conn,
+    who: &Caller,
+    device: &str,
+    install: &version_report::Install,
+    report: &version_report::Payload,
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let before = state.store.campaign(&install.campaign).await;
+    let mut e = event(
+        "campaign",
+        &who.subject.label(),
+        "campaign.report",
+        &format!("Campaign::{:?}", install.campaign),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    let row = match before {
+        Ok(row) => row,
+        Err(medsec_store::Error::NotFound { .. }) => {
+            e.decision = "ignored".into();
+            e.detail = format!("{device}: no campaign {:?}", install.campaign);
+            state.audit(e).await?;
+            return Ok(());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let release = campaigns::load(&row)
+        .map_err(bad_request)?
+        .spec()
+        .release
+        .clone();
+    if release.target != install.target {
+        e.decision = "ignored".into();
+        e.detail = format!(
+            "{device}: reported target {:?}, the campaign installs {:?}",
+            install.target, release.target
+        );
+        state.audit(e).await?;
+        return Ok(());
+    }
+    let outcome = install.outcome(report, &release);
+    let status_before = row.status.clone();
+    let applied = campaigns::change(&state.store, &install.campaign, now, |c| {
+        c.report(device, outcome.clone(), now)
+    })
+    .await;
+    match applied {
+        Ok(c) => {
+            e.detail = format!(
+                "{device}: {}",
+                serde_json::to_string(&outcome).unwrap_or_default()
+            );
+            state.audit(e).await?;
+            if c.status().name() != status_before {
+                let mut s = event(
+                    "campaign",
+                    "system",
+                    "campaign.status",
+                    &format!("Campaign::{:?}", install.campaign),
+                    "warn",
+                );
+                s.detail = serde_json::to_string(c.status()).unwrap_or_default();
+                state.audit(s).await?;
+            }
+        }
+        Err(err) => {
+            e.decision = "ignored".into();
+            e.detail = format!("{device}: {err}");
+            state.audit(e).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VersionsQuery {
+    limit: Option<u32>,
+}
+
+/// A device's signed version reports, newest first, each with what is needed to check it again:
+/// `openssl` can verify `signature` over `"medsec version report v1\n" || payload` with the
+/// certificate's key.
+pub(super) async fn list_versions(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<VersionsQuery>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
+    authorize(&state, &conn, &who, "device.read", &target).await?;
+    state.store.device(id.as_str()).await?;
+    let reports = state
+        .store
+        .version_reports(id.as_str(), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    let shown: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "received_at_ms": r.received_at_ms,
+                "version": r.version,
+                "release_counter": r.release_counter,
+                "nonce": r.nonce,
+                "payload": STANDARD.encode(&r.payload),
+                "signature": STANDARD.encode(&r.signature),
+                "certificate": STANDARD.encode(&r.certificate),
+            })
+        })
+        .collect();
+    Ok(Json(shown).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+    model: Option<String>,
+    site: Option<String>,
+    group: Option<String>,
+}
+
+pub(super) async fn list_devices(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "device.list", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "device.list", &Target::Fleet).await?;
+    let query = DeviceQuery {
+        after: q.after,
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        model: q.model,
+        site: q.site,
+        group: q.group,
+    };
+    let devices = state.store.devices(&query).await?;
+    Ok(Json(devices).into_response())
+}
+
+/// Changes a device's inventory (model, hardware id, site, groups); fields left out keep their
+/// value. Answers with the device as stored.
+pub(super) async fn patch_device(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.update", &target).await?;
+    let patch: InventoryPatch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("inventory change: {e}")))?;
+    patch.check().map_err(bad_request)?;
+    authorize(&state, &conn, &who, "device.update", &target).await?;
+    let device = inventory::update(&state.store, id.as_str(), &patch)
+        .await
+        .map_err(bad_request)?;
+    let mut e = event(
+        "inventory",
+        &who.subject.label(),
+        "device.update",
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = patch.describe();
+    state.audit(e).await?;
+    Ok(Json(device).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TokenRequest {
+    device: String,
+    #[serde(default = "default_ttl")]
+    ttl_secs: i64,
+    // Inventory to set with the registration. Listed here rather than flattened from
+    // InventoryPatch: serde cannot combine `flatten` with `deny_unknown_fields`.
+    model: Option<String>,
+    hardware_id: Option<String>,
+    site: Option<String>,
+    groups: Option<Vec<String>>,
+}
+
+impl TokenRequest {
+    fn inventory(&self) -> InventoryPatch {
+        InventoryPatch {
+            model: self.model.clone(),
+            hardware_id: self.hardware_id.clone(),
+            site: self.site.clone(),
+            groups: self.groups.clone(),
+        }
+    }
+}
+
+fn default_ttl() -> i64 {
+    24 * 3600
+}
+
+pub(super) async fn create_enrolment_token(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "token.create", &Target::Fleet).await?;
+    let req: TokenRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("enrolment token request: {e}")))?;
+    let device = device_id(&req.device)?;
+    let inventory = req.inventory();
+    inventory.check().map_err(bad_request)?;
+    authorize(&state, &conn, &who, "token.create", &Target::Fleet).await?;
+    let token = tokens::create_enrolment_token(
+        &state.store,
+        &device,
+        &inventory,
+        &who.subject.label(),
+        now_ms(),
+        req.ttl_secs,
+    )
+    .await
+    .map_err(bad_request)?;
+    let mut e = event(
+        "token",
+        &who.subject.label(),
+        "token.create",
+        &format!("Device::{:?}", device.as_str()),
+        "info",
+    );
+    e.detail = format!("enrolment token valid {}s", req.ttl_secs);
+    if !inventory.is_empty() {
+        e.detail = format!("{}; {}", e.detail, inventory.describe());
+    }
+    state.audit(e).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "device": device.as_str(), "token": token, "ttl_secs": req.ttl_secs })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RevokeRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Revokes every live certificate of `id` for `reason_name` (an RFC 5280 reason), re-signs the
+/// CRL, reloads the device port's TLS and marks the device revoked. Returns the serials.
+pub(crate) async fn revoke_certificates(
+    state: &AppState,
+    id: &DeviceId,
+    reason_name: &str,
+) -> Result<Vec<String>, ApiError> {
+    let reason = medsec_pki::reason_from_name(reason_name).ok_or_else(|| {
+        ApiError::BadRequest(format!("unknown revocation reason {reason_name:?}"))
+    })?;
+    state.store.device(id.as_str()).await?;
+    let serials = {
+        let mut ca = state.ca.lock().await;
+        ca.reload_state()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let live: Vec<String> = ca
+            .issued()
+            .iter()
+            .filter(|c| c.device_id == *id && c.revoked.is_none())
+            .map(|c| c.serial.clone())
+            .collect();
+        for serial in &live {
+            ca.revoke(serial, reason)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        ca.crl(state.config.crl_days)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        live
+    };
+    state
+        .tls
+        .reload()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    state.store.set_device_state(id.as_str(), "revoked").await?;
+    Ok(serials)
+}
+
+pub(super) async fn revoke_device(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.revoke", &target).await?;
+    let req: RevokeRequest = if body.is_empty() {
+        RevokeRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("revoke request: {e}")))?
+    };
+    let reason_name = req.reason.unwrap_or_else(|| "unspecified".into());
+    if medsec_pki::reason_from_name(&reason_name).is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "unknown revocation reason {reason_name:?}"
+        )));
+    }
+    authorize(&state, &conn, &who, "device.revoke", &target).await?;
+    let serials = revoke_certificates(&state, &id, &reason_name).await?;
+    let mut e = event(
+        "revocation",
+        &who.subject.label(),
+        "device.revoke",
+        &target.label(),
+        "info",
+    );
+    e.detail = format!(
+        "revoked {} certificate(s) ({reason_name}): {}",
+        serials.len(),
+        serials.join(", ")
+    );
+    state.audit(e).await?;
+    Ok(Json(serde_json::json!({ "device": id.as_str(), "revoked": serials })).into_response())
+}
+
+/// Returns a revoked device to `registered`, so that it can enrol again with a new enrolment
+/// token (or its manufacturer certificate) and a new key; its revoked certificates stay revoked.
+pub(super) async fn reinstate_device(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.reinstate", &target).await?;
+    authorize(&state, &conn, &who, "device.reinstate", &target).await?;
+    let device = state.store.device(id.as_str()).await?;
+    if device.state != "revoked" {
+        return Err(ApiError::Conflict(format!(
+            "device {} is {}, not revoked",
+            id.as_str(),
+            device.state
+        )));
+    }
+    state
+        .store
+        .set_device_state(id.as_str(), "registered")
+        .await?;
+    let mut e = event(
+        "revocation",
+        &who.subject.label(),
+        "device.reinstate",
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = "reinstated: may enrol again with a new token and a new key".into();
+    state.audit(e).await?;
+    Ok(Json(serde_json::json!({ "device": id.as_str(), "state": "registered" })).into_response())
+}

@@ -1,0 +1,413 @@
+//! EST (RFC 7030): the CA certificates, enrolment with a one-time token or a manufacturer
+//! certificate, and re-enrolment with the device's own certificate.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use medsec_pki::DeviceId;
+use medsec_store::{DeviceKey, Store as _};
+
+use crate::audit_log::event;
+use crate::authz::Target;
+use crate::tokens;
+
+use super::auth::{Caller, authorize, caller, deny_event, device_id, device_subject};
+use super::error::ApiError;
+use super::guard::bearer;
+use crate::state::{AppState, Conn, Peer, now_ms};
+
+/// The base64 body of an EST answer, in lines of 64 characters ended by CRLF: RFC 7030 uses
+/// the MIME `base64` transfer encoding, whose lines may not pass 76 characters (RFC 2045 6.8),
+/// and strict decoders such as `openssl base64 -d` refuse one long line.
+fn mime_base64(der: &[u8]) -> String {
+    let text = STANDARD.encode(der);
+    let mut out = String::with_capacity(text.len() + text.len() / 32 + 2);
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn pkcs7_response(body: Bytes) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/pkcs7-mime; smime-type=certs-only",
+            ),
+            (
+                header::HeaderName::from_static("content-transfer-encoding"),
+                "base64",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn pem_certs(pem: &str) -> Result<Vec<Vec<u8>>, ApiError> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::Internal(format!("certificate PEM: {e}")))
+}
+
+pub(super) async fn est_cacerts(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    // The chain changes only when the CA is re-created, which needs a restart: build the answer
+    // once.
+    let body = state
+        .cacerts
+        .get_or_try_init(|| async {
+            let path = state.ca.lock().await.chain_path();
+            let pem = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| ApiError::Internal(format!("reading {}: {e}", path.display())))?;
+            Ok::<_, ApiError>(Bytes::from(mime_base64(&medsec_crypto::pkcs7_certs_only(
+                &pem_certs(&pem)?,
+            ))))
+        })
+        .await?;
+    Ok(pkcs7_response(body.clone()))
+}
+
+/// The request body: base64 of a DER PKCS#10 (whitespace allowed), returned as PEM.
+fn est_csr(body: &[u8]) -> Result<String, ApiError> {
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let der = STANDARD.decode(compact).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be a base64 DER PKCS#10 request: {e}"
+        ))
+    })?;
+    pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &der)
+        .map_err(|e| ApiError::BadRequest(format!("request: {e}")))
+}
+
+/// Refuses a request whose subject or alternative names claim any identity but `device`.
+fn check_claims(info: &medsec_pki::RequestInfo, device: &DeviceId) -> Result<(), String> {
+    if let Some(cn) = info.common_names.iter().find(|cn| *cn != device.as_str()) {
+        return Err(format!(
+            "the request's subject claims {cn:?}, but the credential is for {:?}",
+            device.as_str()
+        ));
+    }
+    let own = format!("URI({})", device.uri());
+    if let Some(name) = info.alt_names.iter().find(|n| **n != own) {
+        return Err(format!(
+            "the request asks for the name {name}, which the CA does not give to {:?}",
+            device.as_str()
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn enrol(
+    state: &AppState,
+    conn: &Conn,
+    caller: &Caller,
+    action: &str,
+    device: &DeviceId,
+    csr_pem: &str,
+    info: &medsec_pki::RequestInfo,
+) -> Result<Response, ApiError> {
+    let target = Target::Device(device.as_str().to_owned());
+    authorize(state, conn, caller, action, &target).await?;
+    let refuse = |detail: String| {
+        let mut e = event(
+            "enrolment",
+            &caller.subject.label(),
+            action,
+            &target.label(),
+            "deny",
+        );
+        e.source = conn.addr.to_string();
+        e.detail = detail;
+        e
+    };
+    if let Err(detail) = check_claims(info, device) {
+        state.audit(refuse(detail.clone())).await?;
+        return Err(ApiError::BadRequest(detail));
+    }
+    let days = state.config.device_cert_days;
+    let not_after_ms = now_ms().saturating_add(days.saturating_mul(86_400_000));
+    // The key is recorded after issuing, under a unique constraint: of two requests with one
+    // key, only one certificate is handed out (the other is revoked unseen).
+    let mut key = DeviceKey {
+        spki_sha256: info.spki_sha256.to_vec(),
+        device_id: device.as_str().to_owned(),
+        serial: "(pending)".into(),
+        not_after_ms,
+        created_at_ms: now_ms(),
+    };
+    let (issued, pem) = {
+        let mut ca = state.ca.lock().await;
+        ca.reload_state()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        match ca.issue(csr_pem, device, days) {
+            Ok(done) => done,
+            Err(e) => {
+                state.audit(refuse(e.to_string())).await?;
+                return Err(ApiError::BadRequest(e.to_string()));
+            }
+        }
+    };
+    key.serial = issued.serial.clone();
+    if let Err(e) = state.store.add_device_key(&key).await {
+        let detail = match e {
+            medsec_store::Error::Conflict { .. } => {
+                "this key was certified before: enrolment needs a new key pair".to_owned()
+            }
+            other => return Err(other.into()),
+        };
+        // The certificate was signed but is never handed out; revoke it so it cannot surface.
+        let mut ca = state.ca.lock().await;
+        if let Err(e) = ca.revoke(&issued.serial, medsec_pki::RevocationReason::Superseded) {
+            tracing::error!(serial = %issued.serial, error = %e, "could not revoke a certificate that was never handed out");
+        }
+        drop(ca);
+        state.audit(refuse(detail.clone())).await?;
+        return Err(ApiError::Conflict(detail));
+    }
+    state
+        .store
+        .set_device_state(device.as_str(), "enrolled")
+        .await?;
+    let mut e = event(
+        "issuance",
+        &caller.subject.label(),
+        action,
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "certificate {} valid until {}",
+        issued.serial, issued.not_after
+    );
+    state.audit(e).await?;
+    Ok(pkcs7_response(Bytes::from(mime_base64(
+        &medsec_crypto::pkcs7_certs_only(&pem_certs(&pem)?),
+    ))))
+}
+
+/// Parses and verifies the request before any credential is spent.
+pub(super) async fn parse_request(
+    state: &AppState,
+    conn: &Conn,
+    action: &str,
+    body: &[u8],
+) -> Result<(String, medsec_pki::RequestInfo), ApiError> {
+    let checked = est_csr(body).and_then(|pem| {
+        medsec_pki::inspect_request(&pem)
+            .map(|info| (pem, info))
+            .map_err(|e| ApiError::BadRequest(e.to_string()))
+    });
+    if let Err(ApiError::BadRequest(detail)) = &checked {
+        let mut e = event("enrolment", "anonymous", action, "-", "deny");
+        e.source = conn.addr.to_string();
+        e.detail = detail.clone();
+        state.audit(e).await?;
+    }
+    checked
+}
+
+fn basic_or_bearer_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = bearer(headers) {
+        return Some(t.to_owned());
+    }
+    // EST clients send HTTP Basic; the token is the password (RFC 7030 section 3.2.3).
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let decoded = STANDARD.decode(value.strip_prefix("Basic ")?.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
+}
+
+pub(super) async fn est_simpleenroll(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    const ACTION: &str = "est.enroll";
+    let (pem, info) = parse_request(&state, &conn, ACTION, &body).await?;
+    let (device, credential) = match (&conn.peer, basic_or_bearer_token(&headers)) {
+        (Peer::Manufacturer(id), _) => {
+            state
+                .store
+                .register_device(id.as_str(), "unspecified", now_ms())
+                .await?;
+            (id.clone(), "manufacturer-certificate")
+        }
+        (Peer::Device(id), _) => {
+            let mut e = deny_event(
+                &conn,
+                &format!("Device::{:?}", id.as_str()),
+                ACTION,
+                &Target::Device(id.as_str().to_owned()),
+                "an enrolled device renews with simplereenroll",
+            );
+            e.kind = "enrolment".into();
+            state.audit(e).await?;
+            return Err(ApiError::BadRequest(
+                "this device is enrolled: use /.well-known/est/simplereenroll".into(),
+            ));
+        }
+        (_, Some(token)) => match state
+            .store
+            .consume_enrolment_token(&tokens::hash(&token), now_ms())
+            .await
+        {
+            Ok(id) => (device_id(&id)?, "enrolment-token"),
+            Err(medsec_store::Error::TokenRefused { reason }) => {
+                state
+                    .audit(deny_event(
+                        &conn,
+                        "anonymous",
+                        ACTION,
+                        &Target::Fleet,
+                        reason,
+                    ))
+                    .await?;
+                return Err(ApiError::Unauthenticated(format!(
+                    "enrolment refused: {reason}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (_, None) => {
+            state
+                .audit(deny_event(
+                    &conn,
+                    "anonymous",
+                    ACTION,
+                    &Target::Fleet,
+                    "no enrolment token or manufacturer certificate",
+                ))
+                .await?;
+            return Err(ApiError::Unauthenticated(
+                "enrolment needs a token (Authorization: Bearer, or Basic with the token as password) or a manufacturer certificate".into(),
+            ));
+        }
+    };
+    let caller = Caller {
+        subject: device_subject(&state.store.device(device.as_str()).await?),
+        record: None,
+        credential,
+    };
+    enrol(&state, &conn, &caller, ACTION, &device, &pem, &info).await
+}
+
+pub(super) async fn est_simplereenroll(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    const ACTION: &str = "est.reenroll";
+    let (pem, info) = parse_request(&state, &conn, ACTION, &body).await?;
+    let target = match &conn.peer {
+        Peer::Device(id) => Target::Device(id.as_str().to_owned()),
+        _ => Target::Fleet,
+    };
+    let caller = caller(&state, &conn, &headers, ACTION, &target).await?;
+    let Peer::Device(device) = &conn.peer else {
+        return Err(ApiError::Unauthenticated(
+            "re-enrolment needs the device's certificate".into(),
+        ));
+    };
+    enrol(&state, &conn, &caller, ACTION, device, &pem, &info).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn claims_for_another_device_are_refused() {
+        let me = DeviceId::new("pump-1").unwrap();
+        let info = |cns: &[&str], sans: &[&str]| medsec_pki::RequestInfo {
+            spki_sha256: [0; 32],
+            common_names: cns.iter().map(|s| (*s).to_owned()).collect(),
+            alt_names: sans.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        assert!(check_claims(&info(&[], &[]), &me).is_ok());
+        assert!(check_claims(&info(&["pump-1"], &["URI(urn:medsec:device:pump-1)"]), &me).is_ok());
+        assert!(
+            check_claims(&info(&["pump-2"], &[]), &me)
+                .unwrap_err()
+                .contains("pump-2")
+        );
+        assert!(check_claims(&info(&["pump-1"], &["URI(urn:medsec:device:pump-2)"]), &me).is_err());
+        assert!(check_claims(&info(&[], &["DNSName(evil.example)"]), &me).is_err());
+    }
+
+    #[test]
+    fn est_bodies_are_base64_der_with_any_whitespace() {
+        assert!(est_csr(b"MIIB\n  AA==\r\n").is_ok());
+        assert!(matches!(
+            est_csr(b"not base64!"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn est_answers_are_mime_base64_lines() {
+        let der: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let text = mime_base64(&der);
+        assert!(text.split("\r\n").all(|l| l.len() <= 64));
+        assert!(text.ends_with("\r\n"));
+        let compact: String = text.split_whitespace().collect();
+        assert_eq!(STANDARD.decode(compact).unwrap(), der);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn est_bodies_survive_any_line_breaks(
+            der in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..600),
+            width in 1usize..100,
+            crlf in proptest::prelude::any::<bool>(),
+        ) {
+            let text = STANDARD.encode(&der);
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let wrapped: Vec<String> = text
+                .as_bytes()
+                .chunks(width)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            let pem = est_csr(wrapped.join(eol).as_bytes()).unwrap();
+            let (label, back) = pem_rfc7468::decode_vec(pem.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(label, "CERTIFICATE REQUEST");
+            proptest::prop_assert_eq!(back, der);
+        }
+    }
+
+    #[test]
+    fn basic_auth_carries_the_token_as_password() {
+        let mut h = HeaderMap::new();
+        let v = format!("Basic {}", STANDARD.encode("pump-1:medsec-enrol-abc"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).unwrap());
+        assert_eq!(
+            basic_or_bearer_token(&h).as_deref(),
+            Some("medsec-enrol-abc")
+        );
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer xyz"),
+        );
+        assert_eq!(basic_or_bearer_token(&h).as_deref(), Some("xyz"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The HTTP side: one router per port, each built by one function, sharing [`AppState`].
+//!
+//! Every route resolves its caller (a device from the connection's verified certificate, an
+//! operator from a bearer token), asks Cedar, writes the decision to the audit log, and only then
+//! acts. Refusals — no credential, an unknown or expired token, a denied request, a body over the
+//! limit, a burst over the rate limit — are audited too.
+//!
+//! This module holds the route tables; `error.rs` the error answers, `auth.rs` the caller and the
+//! Cedar call, `guard.rs` the limits, and one file per resource the handlers.
+
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod campaigns;
+pub(crate) mod devices;
+pub(crate) mod error;
+pub(crate) mod est;
+pub(crate) mod guard;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{self};
+use axum::routing::{get, post, put};
+
+use crate::updates;
+
+use crate::state::AppState;
+use audit::*;
+pub(crate) use auth::{Caller, authorize, caller, device_caller, device_id};
+use campaigns::*;
+pub(crate) use devices::revoke_certificates;
+use devices::*;
+pub use error::ApiError;
+use est::*;
+use guard::guard;
+
+/// The device port's routes: EST and the device API.
+pub fn device_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/.well-known/est/cacerts", get(est_cacerts))
+        .route("/.well-known/est/simpleenroll", post(est_simpleenroll))
+        .route("/.well-known/est/simplereenroll", post(est_simplereenroll))
+        .route("/api/v1/devices/{id}", get(get_device))
+        .route("/api/v1/devices/{id}/status", put(put_status))
+        .route("/api/v1/devices/{id}/report-nonce", post(report_nonce))
+        .route("/api/v1/devices/{id}/version", put(put_version))
+        .route(
+            "/api/v1/devices/{id}/telemetry",
+            post(crate::telemetry::post_telemetry),
+        )
+        .route("/director/{id}/{file}", get(updates::director_file))
+        .route("/repo/{*path}", get(updates::image_file))
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// The operator port's routes.
+pub fn operator_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/devices", get(list_devices))
+        .route("/api/v1/devices/{id}", get(get_device).patch(patch_device))
+        .route("/api/v1/devices/{id}/versions", get(list_versions))
+        .route(
+            "/api/v1/devices/{id}/telemetry",
+            get(crate::telemetry::list_telemetry),
+        )
+        .route(
+            "/api/v1/devices/{id}/alerts",
+            get(crate::telemetry::device_alerts),
+        )
+        .route(
+            "/api/v1/devices/{id}/identity",
+            get(crate::telemetry::identity),
+        )
+        .route(
+            "/api/v1/devices/{id}/identity/rebind",
+            post(crate::telemetry::rebind),
+        )
+        .route("/api/v1/alerts", get(crate::telemetry::fleet_alerts))
+        .route(
+            "/api/v1/defender/audit",
+            get(crate::telemetry::audit_checks),
+        )
+        .route(
+            "/api/v1/defender/baselines/{model}",
+            get(crate::baselines::show).post(crate::baselines::train),
+        )
+        .route(
+            "/api/v1/devices/{id}/timeline",
+            get(crate::telemetry::device_timeline),
+        )
+        .route("/api/v1/incidents", get(crate::incidents::list))
+        .route(
+            "/api/v1/incidents/{id}",
+            get(crate::incidents::get).post(crate::incidents::command),
+        )
+        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
+        .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
+        .route(
+            "/api/v1/campaigns",
+            get(list_campaigns).post(create_campaign),
+        )
+        .route("/api/v1/campaigns/{id}", get(get_campaign))
+        .route("/api/v1/campaigns/{id}/{control}", post(control_campaign))
+        .route("/api/v1/audit/head", get(audit_head))
+        .route("/api/v1/audit/verify", get(audit_verify))
+        .route("/api/v1/audit/entries", get(audit_entries))
+        .route("/api/v1/audit/proof/inclusion", get(audit_inclusion))
+        .route("/api/v1/audit/proof/consistency", get(audit_consistency))
+        .route(
+            "/api/v1/devices/{id}/findings",
+            get(crate::risk::device_findings),
+        )
+        .route(
+            "/api/v1/risk/advisories/{id}/devices",
+            get(crate::risk::advisory_devices),
+        )
+        .route("/api/v1/inventory/models", get(crate::assets::list_models))
+        .route(
+            "/api/v1/inventory/models/{model}",
+            put(crate::assets::put_model),
+        )
+        .route(
+            "/api/v1/inventory/vendors",
+            get(crate::assets::list_vendors),
+        )
+        .route(
+            "/api/v1/inventory/vendors/{vendor}",
+            put(crate::assets::put_vendor),
+        )
+        .route("/api/v1/inventory/support", get(crate::assets::support))
+        .route("/api/v1/risk/devices", get(crate::risk::ranked_devices))
+        .merge(
+            // Documents (SBOMs, advisories, VEX) are larger than commands: their own limit.
+            Router::new()
+                .route("/api/v1/risk/sboms/{*target}", put(crate::risk::put_sbom))
+                .route("/api/v1/risk/advisories", post(crate::risk::post_advisory))
+                .route("/api/v1/risk/vex", post(crate::risk::post_vex))
+                .layer(DefaultBodyLimit::max(
+                    state.config.limits.max_document_bytes,
+                )),
+        )
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}

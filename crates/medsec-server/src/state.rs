@@ -1,0 +1,229 @@
+//! What both ports share: the per-connection facts ([`Conn`], [`Peer`]) and the server's state
+//! ([`AppState`]): store, policies, audit writer, CA, limits, director, Defender, risk cache.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use medsec_audit::Event;
+use medsec_pki::{DeviceId, FleetCa};
+use medsec_store::AnyStore;
+
+use crate::Config;
+use crate::audit_log::{AuditLog, event};
+use crate::authz::Policies;
+use crate::campaigns;
+use crate::director::Director;
+use crate::tls::Reloadable;
+
+use crate::api::ApiError;
+pub(crate) use medsec_util::now_ms;
+
+/// Who is at the other end of a connection, from its verified certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// No client certificate (EST with a token, or the operator port).
+    None,
+    /// A fleet device certificate.
+    Device(DeviceId),
+    /// A manufacturer certificate (IDevID) vouching for this device id: enrolment only.
+    Manufacturer(DeviceId),
+    /// A verified certificate naming no device.
+    Unidentified,
+}
+
+/// Per-connection facts attached to each request.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Certificate identity.
+    pub peer: Peer,
+    /// The verified fleet certificate (DER) of a device peer.
+    pub certificate: Option<Arc<[u8]>>,
+    /// Whether this is the operator port.
+    pub operator_port: bool,
+    /// The MQTT broker the message came through (then `addr` is the broker's address, and the
+    /// broker verified the device certificate).
+    pub broker: Option<Arc<str>>,
+}
+
+impl Conn {
+    /// Where a request came from, as stored beside telemetry: the peer's address, or
+    /// `mqtt://<broker>/<client id>` for a message relayed by a broker.
+    pub fn source_label(&self) -> String {
+        match &self.broker {
+            Some(broker) => format!("mqtt://{broker}"),
+            None => self.addr.to_string(),
+        }
+    }
+}
+
+/// Shared by both ports.
+pub struct AppState {
+    /// Storage.
+    pub store: AnyStore,
+    /// Cedar policies.
+    pub policies: Policies,
+    audit_log: AuditLog,
+    pub(crate) ca: tokio::sync::Mutex<FleetCa>,
+    pub(crate) tls: Arc<Reloadable>,
+    /// The configuration in effect.
+    pub config: Config,
+    limiter: DefaultKeyedRateLimiter<String>,
+    /// The EST `cacerts` answer.
+    pub(crate) cacerts: tokio::sync::OnceCell<Bytes>,
+    /// The director (per-device update metadata) and the image repository.
+    pub director: Director,
+    /// Counts of repeated allowed routine decisions not yet logged.
+    pub(crate) repeats: crate::repeats::Repeats,
+    /// The Defender's rules, applied to every telemetry batch.
+    pub defender: medsec_defender::rules::Policy,
+    /// Learned baselines: the signing key and each model's loaded version.
+    pub baselines: crate::baselines::Baselines,
+    /// Sigma event rules (`defender_sigma_dir`).
+    pub sigma: medsec_defender::sigma::SigmaRules,
+    /// Release SBOMs, advisories and VEX as this replica parsed them.
+    pub risk: crate::risk::RiskCache,
+}
+
+impl AppState {
+    /// Assembles the state.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each part is required and of its own type; a builder would allow a half-made state"
+    )]
+    pub fn new(
+        store: AnyStore,
+        policies: Policies,
+        audit_log: AuditLog,
+        ca: FleetCa,
+        tls: Arc<Reloadable>,
+        config: Config,
+        director: Director,
+        baseline_key: medsec_crypto::SigningKey,
+    ) -> Self {
+        let per_second =
+            NonZeroU32::new(config.limits.requests_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.limits.request_burst).unwrap_or(NonZeroU32::MIN);
+        let reload = std::time::Duration::from_secs(config.defender_baseline_reload_secs);
+        let repeats = crate::repeats::Repeats::new(
+            config.limits.audit_repeat_window_secs,
+            config.limits.audit_repeat_streams,
+        );
+        Self {
+            store,
+            policies,
+            audit_log,
+            ca: tokio::sync::Mutex::new(ca),
+            tls,
+            config,
+            limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            cacerts: tokio::sync::OnceCell::new(),
+            director,
+            repeats,
+            defender: medsec_defender::rules::Policy::default(),
+            baselines: crate::baselines::Baselines::new(baseline_key, reload),
+            sigma: medsec_defender::sigma::SigmaRules::default(),
+            risk: crate::risk::RiskCache::default(),
+        }
+    }
+
+    /// Applies the Defender's rule policy (default: the rules that need no profile).
+    #[must_use]
+    pub fn with_defender(mut self, policy: medsec_defender::rules::Policy) -> Self {
+        self.defender = policy;
+        self
+    }
+
+    /// Applies the Sigma event rules.
+    #[must_use]
+    pub fn with_sigma(mut self, rules: medsec_defender::sigma::SigmaRules) -> Self {
+        self.sigma = rules;
+        self
+    }
+
+    /// Appends to the audit log and waits until the entry is durable.
+    pub async fn audit(&self, event: Event) -> Result<u64, ApiError> {
+        self.audit_log
+            .record(event)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// Takes one request from `key`'s allowance.
+    pub fn rate_ok(&self, key: &str) -> bool {
+        self.limiter.check_key(&key.to_owned()).is_ok()
+    }
+
+    /// Logs the summaries of repeated routine decisions whose window ended by `now_ms`.
+    pub async fn flush_repeats(&self, now_ms: i64) {
+        for e in self.repeats.sweep(now_ms) {
+            if let Err(err) = self.audit(e).await {
+                tracing::error!(error = ?err, "logging a summary of repeated decisions failed");
+            }
+        }
+    }
+
+    /// Logs the summaries of repeated routine decisions whose window ended, then fails campaign
+    /// devices whose report is overdue, and audits each change (errors are logged; the next
+    /// round tries again).
+    pub async fn expire_reports(&self) {
+        self.flush_repeats(now_ms()).await;
+        let changed = match campaigns::expire_reports(&self.store, now_ms()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "checking campaign report timeouts failed");
+                return;
+            }
+        };
+        for (id, late, status) in changed {
+            let mut e = event(
+                "campaign",
+                "system",
+                "campaign.timeout",
+                &format!("Campaign::{id:?}"),
+                "warn",
+            );
+            e.detail =
+                format!("{late} device(s) did not report in time: failed; campaign {status}");
+            if let Err(err) = self.audit(e).await {
+                tracing::error!(error = ?err, "auditing a campaign timeout failed");
+            }
+        }
+    }
+
+    /// Periodic chores: forgets the rate-limit state of idle principals, and re-signs the CRL
+    /// (and reloads TLS) once it is half its lifetime old, so relying parties never see a stale
+    /// one. Returns whether the CRL was re-signed.
+    pub async fn housekeeping(&self) -> Result<bool, ApiError> {
+        self.limiter.retain_recent();
+        let days = self.config.crl_days;
+        let path = self.ca.lock().await.crl_path();
+        let age = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        let half_life = Duration::from_secs(u64::try_from(days).unwrap_or(7) * 43_200);
+        if age.is_some_and(|a| a < half_life) {
+            return Ok(false);
+        }
+        {
+            let mut ca = self.ca.lock().await;
+            ca.reload_state()
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            ca.crl(days)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        self.tls
+            .reload()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut e = event("revocation", "system", "crl.sign", "Fleet", "info");
+        e.detail = format!("CRL re-signed, valid {days} days");
+        self.audit(e).await?;
+        Ok(true)
+    }
+}
