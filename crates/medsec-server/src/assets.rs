@@ -1,34 +1,17 @@
 //! The asset inventory's records that no device reports ([`medsec_risk::assets`]): model
 //! profiles (vendor, clinical class, network reach, vendor support, MDS2 answers) and the
-//! vendor registry (security documents received, contract security terms).
-//!
-//! - `PUT /api/v1/inventory/models/{model}` and `PUT /api/v1/inventory/vendors/{vendor}`
-//!   (`risk.write`): one record, checked, replacing the earlier one; audited.
-//! - `GET /api/v1/inventory/models` and `GET /api/v1/inventory/vendors` (`risk.read`): every
-//!   record, each model with its support state today and the devices of that model, each
-//!   vendor with the expected documents (SBOM, MDS2, disclosure policy) missing per model.
-//! - `GET /api/v1/inventory/support` (`risk.read`): the devices whose vendor no longer ships
-//!   updates (escalate replacement), those whose support ends within 180 days, and those whose
-//!   model has no profile.
-//!
-//! The CLI (`medsec fleet model|vendor|support`) goes through [`put`] and [`Registry`] too.
+//! vendor registry (security documents received, contract security terms): stored and checked
+//! through [`put`], read back as a [`Registry`] with each model's support state. The operator
+//! API (`api/inventory.rs`, `/api/v1/inventory/…`) and the CLI (`medsec fleet
+//! model|vendor|support`) both go through them.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use medsec_risk::assets::{self, ModelProfile, SupportState, Vendor};
 use medsec_store::{AssetKind, Device, DeviceQuery, Store};
 use serde::Serialize;
 
 use crate::Error;
-use crate::api::{ApiError, authorize, caller};
-use crate::authz::Target;
-use crate::state::{AppState, Conn, now_ms};
 
 /// Every model profile and vendor record, parsed.
 #[derive(Debug, Default)]
@@ -65,13 +48,6 @@ impl Registry {
             }
         }
         Ok(out)
-    }
-
-    pub(crate) async fn load(state: &AppState) -> Result<Self, ApiError> {
-        Self::read(&state.store).await.map_err(|e| match e {
-            Error::Store(s) => ApiError::from(s),
-            other => ApiError::Internal(other.to_string()),
-        })
     }
 
     /// The support state of a model at `now_ms` (none without a profile).
@@ -209,111 +185,6 @@ impl Registry {
     }
 }
 
-async fn put_record(
-    state: &AppState,
-    conn: &Conn,
-    headers: &HeaderMap,
-    body: &Bytes,
-    record: Record,
-    name: &str,
-) -> Result<Response, ApiError> {
-    let what = match record {
-        Record::Model => "model profile",
-        Record::Vendor => "vendor record",
-    };
-    let (who, _, _) = crate::risk::upload(state, conn, headers, body, what).await?;
-    let stored = put(&state.store, record, name, body, now_ms())
-        .await
-        .map_err(|e| match e {
-            Error::Config { reason } => ApiError::BadRequest(reason),
-            other => ApiError::Internal(other.to_string()),
-        })?;
-    let resource = match record {
-        Record::Model => format!("Model::{name:?}"),
-        Record::Vendor => format!("Vendor::{name:?}"),
-    };
-    state
-        .audit(crate::risk::audit_write(
-            conn,
-            &who,
-            &resource,
-            format!("{what} stored"),
-        ))
-        .await?;
-    let value: serde_json::Value =
-        serde_json::from_str(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((StatusCode::OK, Json(value)).into_response())
-}
-
-/// `PUT /api/v1/inventory/models/{model}`.
-pub(crate) async fn put_model(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    put_record(&state, &conn, &headers, &body, Record::Model, &name).await
-}
-
-/// `PUT /api/v1/inventory/vendors/{vendor}`.
-pub(crate) async fn put_vendor(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    put_record(&state, &conn, &headers, &body, Record::Vendor, &name).await
-}
-
-async fn read_prologue(
-    state: &AppState,
-    conn: &Conn,
-    headers: &HeaderMap,
-) -> Result<(Registry, Vec<Device>), ApiError> {
-    let who = caller(state, conn, headers, "risk.read", &Target::Fleet).await?;
-    authorize(state, conn, &who, "risk.read", &Target::Fleet).await?;
-    let registry = Registry::load(state).await?;
-    let devices = all_devices(&state.store)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok((registry, devices))
-}
-
-/// `GET /api/v1/inventory/models`.
-pub(crate) async fn list_models(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (registry, devices) = read_prologue(&state, &conn, &headers).await?;
-    let now = now_ms();
-    let models: Vec<serde_json::Value> = registry
-        .models
-        .iter()
-        .map(|(name, profile)| {
-            serde_json::json!({
-                "model": name,
-                "profile": profile,
-                "support": registry.support(name, now),
-                "devices": devices.iter().filter(|d| &d.model == name).count(),
-            })
-        })
-        .collect();
-    Ok(Json(serde_json::json!({ "models": models })).into_response())
-}
-
-/// `GET /api/v1/inventory/vendors`.
-pub(crate) async fn list_vendors(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (registry, _) = read_prologue(&state, &conn, &headers).await?;
-    Ok(Json(serde_json::json!({ "vendors": registry.vendor_view() })).into_response())
-}
-
 impl Registry {
     /// Per model of `vendor`, the expected documents (SBOM, MDS2, disclosure policy) not
     /// received; all of them when the registry has no record of the vendor.
@@ -355,14 +226,4 @@ impl Registry {
             })
             .collect()
     }
-}
-
-/// `GET /api/v1/inventory/support`.
-pub(crate) async fn support(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (registry, devices) = read_prologue(&state, &conn, &headers).await?;
-    Ok(Json(registry.support_report(&devices, now_ms())).into_response())
 }

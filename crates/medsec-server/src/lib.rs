@@ -34,7 +34,6 @@ mod telemetry;
 pub mod timeline;
 pub mod tls;
 pub mod tokens;
-mod updates;
 pub mod version_report;
 
 use std::net::SocketAddr;

@@ -572,7 +572,7 @@ pub(crate) async fn device_findings(
     let who = caller(&state, &conn, &headers, "risk.read", &target).await?;
     authorize(&state, &conn, &who, "risk.read", &target).await?;
     let device = state.store.device(id.as_str()).await?;
-    let assets = crate::assets::Registry::load(&state).await?;
+    let assets = crate::assets::Registry::read(&state.store).await?;
     let profile = assets.models.get(&device.model);
     let support = assets.support(&device.model, now_ms());
     let ctx = context(&q, device.quarantined, profile, support.as_ref())?;
@@ -730,7 +730,7 @@ pub(crate) async fn ranked_devices(
         )));
     }
     let loaded = state.risk.get(&state).await?;
-    let assets = crate::assets::Registry::load(&state).await?;
+    let assets = crate::assets::Registry::read(&state.store).await?;
     let devices = crate::assets::all_devices(&state.store)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -76,6 +76,18 @@ impl From<medsec_store::Error> for ApiError {
     }
 }
 
+/// A service's error, by default: storage errors keep their meaning (404, 409), anything else is
+/// internal (500, logged only). Where a service's `Config` error means the caller's input was
+/// refused, the handler says so with [`bad_request`].
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Store(s) => s.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 /// Refused input is a 400 naming the problem; a missing device a 404; anything else a 500.
 pub(crate) fn bad_request(e: crate::Error) -> ApiError {
     match e {

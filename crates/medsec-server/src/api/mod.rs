@@ -15,6 +15,8 @@ pub(crate) mod devices;
 pub(crate) mod error;
 pub(crate) mod est;
 pub(crate) mod guard;
+pub(crate) mod inventory;
+pub(crate) mod updates;
 
 use std::sync::Arc;
 
@@ -22,8 +24,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{self};
 use axum::routing::{get, post, put};
-
-use crate::updates;
 
 use crate::state::AppState;
 use audit::*;
@@ -118,20 +118,17 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             "/api/v1/risk/advisories/{id}/devices",
             get(crate::risk::advisory_devices),
         )
-        .route("/api/v1/inventory/models", get(crate::assets::list_models))
+        .route("/api/v1/inventory/models", get(inventory::list_models))
         .route(
             "/api/v1/inventory/models/{model}",
-            put(crate::assets::put_model),
+            put(inventory::put_model),
         )
-        .route(
-            "/api/v1/inventory/vendors",
-            get(crate::assets::list_vendors),
-        )
+        .route("/api/v1/inventory/vendors", get(inventory::list_vendors))
         .route(
             "/api/v1/inventory/vendors/{vendor}",
-            put(crate::assets::put_vendor),
+            put(inventory::put_vendor),
         )
-        .route("/api/v1/inventory/support", get(crate::assets::support))
+        .route("/api/v1/inventory/support", get(inventory::support))
         .route("/api/v1/risk/devices", get(crate::risk::ranked_devices))
         .merge(
             // Documents (SBOMs, advisories, VEX) are larger than commands: their own limit.

@@ -13,7 +13,8 @@ use medsec_pki::DeviceId;
 use medsec_store::{DevicePoll, Store as _};
 use tower::ServiceExt as _;
 
-use crate::api::{ApiError, authorize, caller, device_caller, device_id};
+use super::auth::{authorize, caller, device_caller, device_id};
+use super::error::ApiError;
 use crate::audit_log::event;
 use crate::authz::Target;
 use crate::director;

@@ -1,0 +1,141 @@
+//! The inventory's own records over the operator API (the service is `crate::assets`):
+//!
+//! - `PUT /api/v1/inventory/models/{model}` and `PUT /api/v1/inventory/vendors/{vendor}`
+//!   (`risk.write`): one record, checked, replacing the earlier one; audited.
+//! - `GET /api/v1/inventory/models` and `GET /api/v1/inventory/vendors` (`risk.read`): every
+//!   record, each model with its support state today and the devices of that model, each
+//!   vendor with the expected documents (SBOM, MDS2, disclosure policy) missing per model.
+//! - `GET /api/v1/inventory/support` (`risk.read`): the devices whose vendor no longer ships
+//!   updates (escalate replacement), those whose support ends within 180 days, and those whose
+//!   model has no profile.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use medsec_store::Device;
+
+use super::auth::{authorize, caller};
+use super::error::ApiError;
+use crate::Error;
+use crate::assets::{Record, Registry, all_devices, put};
+use crate::authz::Target;
+use crate::state::{AppState, Conn, now_ms};
+
+async fn put_record(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+    body: &Bytes,
+    record: Record,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let what = match record {
+        Record::Model => "model profile",
+        Record::Vendor => "vendor record",
+    };
+    let (who, _, _) = crate::risk::upload(state, conn, headers, body, what).await?;
+    let stored = put(&state.store, record, name, body, now_ms())
+        .await
+        .map_err(|e| match e {
+            Error::Config { reason } => ApiError::BadRequest(reason),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let resource = match record {
+        Record::Model => format!("Model::{name:?}"),
+        Record::Vendor => format!("Vendor::{name:?}"),
+    };
+    state
+        .audit(crate::risk::audit_write(
+            conn,
+            &who,
+            &resource,
+            format!("{what} stored"),
+        ))
+        .await?;
+    let value: serde_json::Value =
+        serde_json::from_str(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((StatusCode::OK, Json(value)).into_response())
+}
+
+/// `PUT /api/v1/inventory/models/{model}`.
+pub(super) async fn put_model(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    put_record(&state, &conn, &headers, &body, Record::Model, &name).await
+}
+
+/// `PUT /api/v1/inventory/vendors/{vendor}`.
+pub(super) async fn put_vendor(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    put_record(&state, &conn, &headers, &body, Record::Vendor, &name).await
+}
+
+async fn read_prologue(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+) -> Result<(Registry, Vec<Device>), ApiError> {
+    let who = caller(state, conn, headers, "risk.read", &Target::Fleet).await?;
+    authorize(state, conn, &who, "risk.read", &Target::Fleet).await?;
+    let registry = Registry::read(&state.store).await?;
+    let devices = all_devices(&state.store)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((registry, devices))
+}
+
+/// `GET /api/v1/inventory/models`.
+pub(super) async fn list_models(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (registry, devices) = read_prologue(&state, &conn, &headers).await?;
+    let now = now_ms();
+    let models: Vec<serde_json::Value> = registry
+        .models
+        .iter()
+        .map(|(name, profile)| {
+            serde_json::json!({
+                "model": name,
+                "profile": profile,
+                "support": registry.support(name, now),
+                "devices": devices.iter().filter(|d| &d.model == name).count(),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "models": models })).into_response())
+}
+
+/// `GET /api/v1/inventory/vendors`.
+pub(super) async fn list_vendors(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (registry, _) = read_prologue(&state, &conn, &headers).await?;
+    Ok(Json(serde_json::json!({ "vendors": registry.vendor_view() })).into_response())
+}
+
+/// `GET /api/v1/inventory/support`.
+pub(super) async fn support(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (registry, devices) = read_prologue(&state, &conn, &headers).await?;
+    Ok(Json(registry.support_report(&devices, now_ms())).into_response())
+}
