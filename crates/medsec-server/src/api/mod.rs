@@ -11,11 +11,13 @@
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod campaigns;
+pub(crate) mod defender;
 pub(crate) mod devices;
 pub(crate) mod error;
 pub(crate) mod est;
 pub(crate) mod guard;
 pub(crate) mod inventory;
+pub(crate) mod telemetry;
 pub(crate) mod updates;
 
 use std::sync::Arc;
@@ -47,7 +49,7 @@ pub fn device_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/devices/{id}/version", put(put_version))
         .route(
             "/api/v1/devices/{id}/telemetry",
-            post(crate::telemetry::post_telemetry),
+            post(telemetry::post_telemetry),
         )
         .route("/director/{id}/{file}", get(updates::director_file))
         .route("/repo/{*path}", get(updates::image_file))
@@ -64,32 +66,23 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/devices/{id}/versions", get(list_versions))
         .route(
             "/api/v1/devices/{id}/telemetry",
-            get(crate::telemetry::list_telemetry),
+            get(defender::list_telemetry),
         )
-        .route(
-            "/api/v1/devices/{id}/alerts",
-            get(crate::telemetry::device_alerts),
-        )
-        .route(
-            "/api/v1/devices/{id}/identity",
-            get(crate::telemetry::identity),
-        )
+        .route("/api/v1/devices/{id}/alerts", get(defender::device_alerts))
+        .route("/api/v1/devices/{id}/identity", get(defender::identity))
         .route(
             "/api/v1/devices/{id}/identity/rebind",
-            post(crate::telemetry::rebind),
+            post(defender::rebind),
         )
-        .route("/api/v1/alerts", get(crate::telemetry::fleet_alerts))
-        .route(
-            "/api/v1/defender/audit",
-            get(crate::telemetry::audit_checks),
-        )
+        .route("/api/v1/alerts", get(defender::fleet_alerts))
+        .route("/api/v1/defender/audit", get(defender::audit_checks))
         .route(
             "/api/v1/defender/baselines/{model}",
             get(crate::baselines::show).post(crate::baselines::train),
         )
         .route(
             "/api/v1/devices/{id}/timeline",
-            get(crate::telemetry::device_timeline),
+            get(defender::device_timeline),
         )
         .route("/api/v1/incidents", get(crate::incidents::list))
         .route(

@@ -1,0 +1,308 @@
+//! The Defender and the Investigator on the operator port: a device's telemetry, alerts and
+//! timeline, the fleet's alerts, the audit checks, and a device's identity binding with its
+//! audited re-binding after a repair.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use medsec_store::{AlertRow, Store as _};
+
+use super::auth::{authorize, caller, device_id};
+use super::error::ApiError;
+use crate::audit_log::event;
+use crate::authz::Target;
+use crate::state::{AppState, Conn, now_ms};
+
+/// The operator-port preamble of the per-device read routes: the device id, checked; the
+/// caller, authorised for `device.read` on it; the device, known.
+pub(super) async fn readable_device(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(medsec_pki::DeviceId, crate::api::Caller), ApiError> {
+    let id = device_id(id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(state, conn, headers, "device.read", &target).await?;
+    authorize(state, conn, &who, "device.read", &target).await?;
+    state.store.device(id.as_str()).await?;
+    Ok((id, who))
+}
+
+/// Query of the telemetry and alert lists (operator port).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SinceQuery {
+    /// Received or raised at or after this time (Unix ms; default: all).
+    since_ms: Option<i64>,
+    /// At most this many (1 to 1000, default 100).
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/devices/{id}/telemetry`: the device's stored batches, newest first.
+pub(super) async fn list_telemetry(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SinceQuery>,
+) -> Result<Response, ApiError> {
+    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
+    let batches = state
+        .store
+        .telemetry(
+            id.as_str(),
+            q.since_ms.unwrap_or(0),
+            q.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    let shown: Vec<serde_json::Value> = batches
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "sequence": b.sequence,
+                "received_at_ms": b.received_at_ms,
+                "events": b.events,
+                "source": b.source,
+                "batch": serde_json::from_slice::<serde_json::Value>(&b.body)
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(shown).into_response())
+}
+
+fn alerts_json(rows: &[AlertRow]) -> Vec<serde_json::Value> {
+    rows.iter()
+        .map(|a| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&a.body).unwrap_or(serde_json::Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("id".into(), a.id.into());
+                o.insert("device".into(), a.device_id.clone().into());
+                o.insert("sequence".into(), a.sequence.into());
+                o.insert("raised_at_ms".into(), a.raised_at_ms.into());
+            }
+            v
+        })
+        .collect()
+}
+
+/// `GET /api/v1/devices/{id}/alerts`: the device's alerts, newest first (`device.read`).
+pub(super) async fn device_alerts(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SinceQuery>,
+) -> Result<Response, ApiError> {
+    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
+    let rows = state
+        .store
+        .alerts(
+            Some(id.as_str()),
+            q.since_ms.unwrap_or(0),
+            q.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    Ok(Json(alerts_json(&rows)).into_response())
+}
+
+/// `GET /api/v1/alerts`: the fleet's alerts, newest first (`device.list`).
+pub(super) async fn fleet_alerts(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<SinceQuery>,
+) -> Result<Response, ApiError> {
+    let target = Target::Fleet;
+    let who = caller(&state, &conn, &headers, "device.list", &target).await?;
+    authorize(&state, &conn, &who, "device.list", &target).await?;
+    let rows = state
+        .store
+        .alerts(
+            None,
+            q.since_ms.unwrap_or(0),
+            q.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    Ok(Json(alerts_json(&rows)).into_response())
+}
+
+/// Query of `GET /api/v1/devices/{id}/timeline`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TimelineQuery {
+    /// From (Unix ms; default: the beginning).
+    since_ms: Option<i64>,
+    /// To (Unix ms; default: now).
+    until_ms: Option<i64>,
+    /// Comma-separated kinds (default: all).
+    kind: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+    /// Most entries read from each source (1 to 10000, default 1000).
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/devices/{id}/timeline`: Investigator's view of one device. It includes policy
+/// decisions from the audit log, so it needs `audit.read` as well as `device.read`.
+pub(super) async fn device_timeline(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TimelineQuery>,
+) -> Result<Response, ApiError> {
+    let (id, who) = readable_device(&state, &conn, &headers, &id).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let filter = crate::timeline::Filter {
+        since_ms: q.since_ms.unwrap_or(0),
+        until_ms: q.until_ms.unwrap_or(i64::MAX),
+        kinds: crate::timeline::Filter::kinds(q.kind.as_deref().unwrap_or(""))
+            .map_err(ApiError::BadRequest)?,
+        per_source: q.limit.unwrap_or(1000).clamp(1, 10_000),
+    };
+    let entries = crate::timeline::build(&state.store, id.as_str(), &filter).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(entries).into_response()),
+        "csv" => {
+            let text = crate::timeline::to_csv(&entries).map_err(ApiError::Internal)?;
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                text,
+            )
+                .into_response())
+        }
+        other => Err(ApiError::BadRequest(format!(
+            "format {other:?}: use json or csv"
+        ))),
+    }
+}
+
+/// Query of `GET /api/v1/defender/audit`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditChecksQuery {
+    /// Report device certificates expiring within this many days (default 7).
+    cert_days: Option<i64>,
+    /// Report enrolled devices not seen for this many hours (default 24).
+    silent_hours: Option<i64>,
+}
+
+/// `GET /api/v1/defender/audit`: the audit checks now (`audit.read`).
+pub(super) async fn audit_checks(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<AuditChecksQuery>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
+    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let defaults = crate::defender_audit::Thresholds::default();
+    let thresholds = crate::defender_audit::Thresholds {
+        cert_days: q.cert_days.unwrap_or(defaults.cert_days).clamp(0, 3650),
+        silent_hours: q
+            .silent_hours
+            .unwrap_or(defaults.silent_hours)
+            .clamp(1, 87_600),
+    };
+    let findings = crate::defender_audit::run(
+        &state.store,
+        &state.config,
+        &state.policies,
+        thresholds,
+        now_ms(),
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(findings).into_response())
+}
+
+/// `GET /api/v1/devices/{id}/identity`: the identities the device is bound to (`device.read`).
+pub(super) async fn identity(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
+    let bindings = state.store.identity_bindings(id.as_str()).await?;
+    Ok(Json(serde_json::json!({ "device": id.as_str(), "bindings": bindings })).into_response())
+}
+
+/// The longest reason a re-bind may give.
+const MAX_REASON_BYTES: usize = 500;
+
+/// The body of a re-bind.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RebindRequest {
+    /// The device's new MAC address.
+    mac: String,
+    /// Why (a repair's work order, say); required, and audited.
+    reason: String,
+}
+
+/// `POST /api/v1/devices/{id}/identity/rebind` (`device.rebind`): binds the device to the MAC
+/// address of its new network interface after a repair. The new address is given explicitly
+/// (read off the device), never taken from the next batch, so the re-bind opens no window in
+/// which a clone's MAC would be bound. The old and new addresses and the reason are audited.
+pub(super) async fn rebind(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_id(&id)?;
+    let target = Target::Device(id.as_str().to_owned());
+    let who = caller(&state, &conn, &headers, "device.rebind", &target).await?;
+    let req: RebindRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("re-bind request: {e}")))?;
+    let mac = req.mac.trim().to_ascii_lowercase();
+    if !medsec_defender::telemetry::is_mac(&mac) {
+        return Err(ApiError::BadRequest(format!(
+            "mac {:?} is not a MAC address (six hex octets separated by `:`)",
+            req.mac
+        )));
+    }
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.len() > MAX_REASON_BYTES || reason.chars().any(char::is_control)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "reason must be 1 to {MAX_REASON_BYTES} bytes of text on one line"
+        )));
+    }
+    authorize(&state, &conn, &who, "device.rebind", &target).await?;
+    state.store.device(id.as_str()).await?;
+    let previous = state
+        .store
+        .rebind_identity(id.as_str(), "mac", &mac, now_ms())
+        .await?;
+    let mut e = event(
+        "defender",
+        &who.subject.label(),
+        "device.rebind",
+        &target.label(),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "mac {} -> {mac}: {reason}",
+        previous.as_deref().unwrap_or("(none)")
+    );
+    state.audit(e).await?;
+    Ok(Json(serde_json::json!({
+        "device": id.as_str(),
+        "kind": "mac",
+        "value": mac,
+        "previous": previous,
+    }))
+    .into_response())
+}
