@@ -26,7 +26,7 @@ awk '
   /^error: test failed, to rerun pass/ { tf = 1 }
   /^error: [0-9]+ targets? failed:/ { tf = $2 }
   END {
-    if (tf > fb) { f += tf - fb; printf "%d test binaries failed without a summary line\n", tf - fb }
+    if (tf > fb) { f += tf - fb; printf "%d test binary(ies) died without a summary line: each counts as one failed test\n", tf - fb }
     printf "%d passed, %d failed\n", p, f
   }' "$log"
 if [ "$status" -ne 0 ] && ! grep -q '^test result:' "$log"; then
