@@ -86,6 +86,12 @@ pub enum Error {
     /// The audit mathematics refused something.
     #[error(transparent)]
     AuditMath(#[from] medsec_audit::Error),
+    /// A background task failed (it panicked or was cancelled).
+    #[error("{reason}")]
+    Task {
+        /// What failed.
+        reason: String,
+    },
     /// A file or socket operation failed.
     #[error("{action} {path}: {source}")]
     Io {

@@ -37,7 +37,7 @@ async fn put_record(
         Record::Model => "model profile",
         Record::Vendor => "vendor record",
     };
-    let (who, _, _) = crate::risk::upload(state, conn, headers, body, what).await?;
+    let (who, _, _) = super::risk::upload(state, conn, headers, body, what).await?;
     let stored = put(&state.store, record, name, body, now_ms())
         .await
         .map_err(|e| match e {
@@ -49,7 +49,7 @@ async fn put_record(
         Record::Vendor => format!("Vendor::{name:?}"),
     };
     state
-        .audit(crate::risk::audit_write(
+        .audit(super::risk::audit_write(
             conn,
             &who,
             &resource,

@@ -17,6 +17,7 @@ pub(crate) mod error;
 pub(crate) mod est;
 pub(crate) mod guard;
 pub(crate) mod inventory;
+pub(crate) mod risk;
 pub(crate) mod telemetry;
 pub(crate) mod updates;
 
@@ -103,13 +104,10 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit/entries", get(audit_entries))
         .route("/api/v1/audit/proof/inclusion", get(audit_inclusion))
         .route("/api/v1/audit/proof/consistency", get(audit_consistency))
-        .route(
-            "/api/v1/devices/{id}/findings",
-            get(crate::risk::device_findings),
-        )
+        .route("/api/v1/devices/{id}/findings", get(risk::device_findings))
         .route(
             "/api/v1/risk/advisories/{id}/devices",
-            get(crate::risk::advisory_devices),
+            get(risk::advisory_devices),
         )
         .route("/api/v1/inventory/models", get(inventory::list_models))
         .route(
@@ -122,13 +120,13 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             put(inventory::put_vendor),
         )
         .route("/api/v1/inventory/support", get(inventory::support))
-        .route("/api/v1/risk/devices", get(crate::risk::ranked_devices))
+        .route("/api/v1/risk/devices", get(risk::ranked_devices))
         .merge(
             // Documents (SBOMs, advisories, VEX) are larger than commands: their own limit.
             Router::new()
-                .route("/api/v1/risk/sboms/{*target}", put(crate::risk::put_sbom))
-                .route("/api/v1/risk/advisories", post(crate::risk::post_advisory))
-                .route("/api/v1/risk/vex", post(crate::risk::post_vex))
+                .route("/api/v1/risk/sboms/{*target}", put(risk::put_sbom))
+                .route("/api/v1/risk/advisories", post(risk::post_advisory))
+                .route("/api/v1/risk/vex", post(risk::post_vex))
                 .layer(DefaultBodyLimit::max(
                     state.config.limits.max_document_bytes,
                 )),
