@@ -100,9 +100,6 @@ pub(crate) async fn scheduled(
         now,
     )
     .await?;
-    let audit_err = |e: crate::api::ApiError| crate::Error::Config {
-        reason: format!("writing the audit log: {e:?}"),
-    };
     let mut current = std::collections::BTreeSet::new();
     let mut new = 0;
     for f in &findings {
@@ -116,7 +113,7 @@ pub(crate) async fn scheduled(
                 f.severity.name(),
             );
             e.detail = format!("{}: {}", f.check, f.detail);
-            state.audit(e).await.map_err(audit_err)?;
+            state.audit(e).await?;
             new += 1;
         }
         current.insert(key);
@@ -126,7 +123,7 @@ pub(crate) async fn scheduled(
         "scheduled audit checks: {} findings, {new} new since the last run",
         findings.len()
     );
-    state.audit(e).await.map_err(audit_err)?;
+    state.audit(e).await?;
     *reported = current;
     Ok(findings.len())
 }

@@ -19,7 +19,6 @@ use crate::campaigns;
 use crate::director::Director;
 use crate::tls::Reloadable;
 
-use crate::api::ApiError;
 pub(crate) use medsec_util::now_ms;
 
 /// Who is at the other end of a connection, from its verified certificate.
@@ -147,11 +146,8 @@ impl AppState {
     }
 
     /// Appends to the audit log and waits until the entry is durable.
-    pub async fn audit(&self, event: Event) -> Result<u64, ApiError> {
-        self.audit_log
-            .record(event)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))
+    pub async fn audit(&self, event: Event) -> Result<u64, crate::Error> {
+        self.audit_log.record(event).await
     }
 
     /// Takes one request from `key`'s allowance.
@@ -199,7 +195,7 @@ impl AppState {
     /// Periodic chores: forgets the rate-limit state of idle principals, and re-signs the CRL
     /// (and reloads TLS) once it is half its lifetime old, so relying parties never see a stale
     /// one. Returns whether the CRL was re-signed.
-    pub async fn housekeeping(&self) -> Result<bool, ApiError> {
+    pub async fn housekeeping(&self) -> Result<bool, crate::Error> {
         self.limiter.retain_recent();
         let days = self.config.crl_days;
         let path = self.ca.lock().await.crl_path();
@@ -213,14 +209,10 @@ impl AppState {
         }
         {
             let mut ca = self.ca.lock().await;
-            ca.reload_state()
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            ca.crl(days)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            ca.reload_state()?;
+            ca.crl(days)?;
         }
-        self.tls
-            .reload()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.tls.reload()?;
         let mut e = event("revocation", "system", "crl.sign", "Fleet", "info");
         e.detail = format!("CRL re-signed, valid {days} days");
         self.audit(e).await?;
