@@ -86,10 +86,16 @@ pub enum Error {
     /// The audit mathematics refused something.
     #[error(transparent)]
     AuditMath(#[from] medsec_audit::Error),
-    /// A background task failed (it panicked or was cancelled).
+    /// An internal step failed: a background task panicked, or stored data no longer reads.
     #[error("{reason}")]
-    Task {
+    Internal {
         /// What failed.
+        reason: String,
+    },
+    /// A record kept changing under an optimistic update; the caller may try again.
+    #[error("{reason}")]
+    Contended {
+        /// What kept changing.
         reason: String,
     },
     /// A file or socket operation failed.

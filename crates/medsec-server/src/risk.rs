@@ -117,7 +117,7 @@ impl RiskCache {
             Arc::new(parse_all(generation, &advisories, &vex_docs, sboms))
         })
         .await
-        .map_err(|e| crate::Error::Task {
+        .map_err(|e| crate::Error::Internal {
             reason: format!("loading the risk data failed: {e}"),
         })?;
         *slot = Some(loaded.clone());

@@ -76,13 +76,14 @@ impl From<medsec_store::Error> for ApiError {
     }
 }
 
-/// A service's error, by default: storage errors keep their meaning (404, 409), anything else is
-/// internal (500, logged only). Where a service's `Config` error means the caller's input was
+/// A service's error, by default: storage errors keep their meaning (404, 409), a contended
+/// update is a 409 too, anything else is internal (500, logged only). Where a service's `Config` error means the caller's input was
 /// refused, the handler says so with [`bad_request`].
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         match e {
             crate::Error::Store(s) => s.into(),
+            crate::Error::Contended { reason } => ApiError::Conflict(reason),
             other => ApiError::Internal(other.to_string()),
         }
     }

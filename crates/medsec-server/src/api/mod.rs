@@ -16,6 +16,7 @@ pub(crate) mod devices;
 pub(crate) mod error;
 pub(crate) mod est;
 pub(crate) mod guard;
+pub(crate) mod incidents;
 pub(crate) mod inventory;
 pub(crate) mod risk;
 pub(crate) mod telemetry;
@@ -30,9 +31,8 @@ use axum::routing::{get, post, put};
 
 use crate::state::AppState;
 use audit::*;
-pub(crate) use auth::{Caller, authorize, caller, device_caller, device_id};
+pub(crate) use auth::{Caller, authorize, caller, device_caller};
 use campaigns::*;
-pub(crate) use devices::revoke_certificates;
 use devices::*;
 pub use error::ApiError;
 use est::*;
@@ -85,10 +85,10 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             "/api/v1/devices/{id}/timeline",
             get(defender::device_timeline),
         )
-        .route("/api/v1/incidents", get(crate::incidents::list))
+        .route("/api/v1/incidents", get(incidents::list))
         .route(
             "/api/v1/incidents/{id}",
-            get(crate::incidents::get).post(crate::incidents::command),
+            get(incidents::get).post(incidents::command),
         )
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
