@@ -2,12 +2,10 @@
 //! operator's request, signed and versioned in the store, and scored on every batch at
 //! ingestion ([`medsec_defender::learned`]).
 //!
-//! - `POST /api/v1/defender/baselines/{model}` (`baseline.train`): trains a new version from
-//!   the model's telemetry since `since_ms` (default: the last hour), leaving out batches that
-//!   raised an alert, with each device's share capped: the class's baselines, each device's
-//!   own, and the class's isolation forest over flows.
-//! - `GET /api/v1/defender/baselines/{model}` (`incident.read`): the version in force, its
-//!   signature, and whether it verifies.
+//! - [`Baselines::train`] learns a new version from the model's telemetry since `since_ms`
+//!   (default: the last hour), leaving out batches that raised an alert, with each device's
+//!   share capped: the class's baselines, each device's own, and the class's isolation forest
+//!   over flows. The routes that train and show one are in `api/baselines.rs`.
 //! - The baseline's JSON is signed with the server's log key (domain-separated). A replica
 //!   loads the newest version, verifies it, and keeps it for `defender_baseline_reload_secs`;
 //!   then it reloads it only if a newer version exists. One that does not verify is not
@@ -18,21 +16,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use medsec_crypto::{KeySource as _, SigningKey};
 use medsec_defender::learned::{ClassBaseline, DEFAULT_FOREST_TREES, Trainer};
 use medsec_defender::telemetry::Batch;
-use medsec_store::{BaselineRow, DeviceQuery, Store as _};
+use medsec_store::{AnyStore, BaselineRow, DeviceQuery, Store as _};
 use serde::Deserialize;
 
-use crate::api::{ApiError, authorize, caller};
-use crate::audit_log::event;
-use crate::authz::Target;
-use crate::state::{AppState, Conn, now_ms};
+use crate::state::AppState;
 
 /// What is signed: a domain tag, then the baseline's JSON.
 const DOMAIN: &[u8] = b"medsec-defender-baseline-v1\n";
@@ -65,7 +55,8 @@ impl Baselines {
         }
     }
 
-    fn verify(&self, row: &BaselineRow) -> Result<ClassBaseline, String> {
+    /// The baseline a stored row holds, if its signature verifies under the log key.
+    pub(crate) fn verify(&self, row: &BaselineRow) -> Result<ClassBaseline, String> {
         let signature =
             hex::decode(&row.signature).map_err(|e| format!("the signature is not hex: {e}"))?;
         self.key
@@ -131,7 +122,7 @@ impl Baselines {
 /// The body of a training request (all optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TrainRequest {
+pub(crate) struct TrainRequest {
     /// Telemetry received at or after this time (Unix ms); default: an hour ago.
     since_ms: Option<i64>,
     /// Most rows (flows, or readings of one metric) a device contributes (default 5,000).
@@ -144,184 +135,126 @@ struct TrainRequest {
 /// The most trees a forest may have: each costs a walk per flow at ingestion.
 pub const MAX_FOREST_TREES: usize = 500;
 
-fn check_model(model: &str) -> Result<(), ApiError> {
+/// A model name as baselines are stored under: 1 to 64 of A-Z a-z 0-9 . _ -.
+pub(crate) fn check_model(model: &str) -> Result<(), crate::Error> {
     if model.is_empty()
         || model.len() > 64
         || !model
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        return Err(ApiError::BadRequest(format!(
-            "model {model:?} is not allowed: use 1 to 64 of A-Z a-z 0-9 . _ -"
-        )));
+        return Err(crate::Error::Config {
+            reason: format!("model {model:?} is not allowed: use 1 to 64 of A-Z a-z 0-9 . _ -"),
+        });
     }
     Ok(())
 }
 
-/// `POST /api/v1/defender/baselines/{model}`: trains, signs and stores the next version.
-pub(crate) async fn train(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(model): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "baseline.train", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "baseline.train", &Target::Fleet).await?;
-    check_model(&model)?;
-    let req: TrainRequest = if body.is_empty() {
-        TrainRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("baseline request: {e}")))?
-    };
-    let trees = req.forest_trees.unwrap_or(DEFAULT_FOREST_TREES);
-    if trees > MAX_FOREST_TREES {
-        return Err(ApiError::BadRequest(format!(
-            "forest_trees {trees} is over the limit of {MAX_FOREST_TREES}"
-        )));
-    }
-    let now = now_ms();
-    let since = req.since_ms.unwrap_or(now - 3_600_000);
-    let version = state
-        .store
-        .latest_baseline_version(&model)
-        .await?
-        .map_or(1, |v| v + 1);
-    // Seeded by the version: the same data and version grow the same forest.
-    let mut trainer = Trainer::new(req.max_rows_per_device.unwrap_or(5_000))
-        .with_forest(trees, u64::try_from(version).unwrap_or(0));
-    let (mut after, mut skipped) = (None, 0usize);
-    loop {
-        let page = state
-            .store
-            .devices(&DeviceQuery {
-                after: after.clone(),
-                limit: 1_000,
-                model: Some(model.clone()),
-                ..DeviceQuery::default()
-            })
-            .await?;
-        for d in &page {
-            // Traffic that already raised an alert is not normal: it is not learned.
-            let alerted: BTreeSet<i64> = state
-                .store
-                .alerts(Some(&d.id), since, 100_000)
-                .await?
-                .iter()
-                .map(|a| a.sequence)
-                .collect();
-            for b in state
-                .store
-                .telemetry(&d.id, since, BATCHES_PER_DEVICE)
-                .await?
-            {
-                if alerted.contains(&b.sequence) {
-                    skipped += 1;
-                    continue;
-                }
-                match Batch::parse(&b.body, usize::MAX) {
-                    Ok(batch) => trainer.add(&d.id, &batch),
-                    Err(e) => tracing::warn!(device = %d.id, sequence = b.sequence, error = %e,
-                        "a stored batch no longer parses; left out of training"),
-                }
-            }
-        }
-        match page.last() {
-            Some(last) if page.len() == 1_000 => after = Some(last.id.clone()),
-            _ => break,
-        }
-    }
-    let baseline = trainer.fit(&model, since, now).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "not enough telemetry from {model} devices since {since} to learn a baseline: {e}"
-        ))
-    })?;
-    let body = serde_json::to_string(&baseline)
-        .map_err(|e| ApiError::Internal(format!("baseline does not serialise: {e}")))?;
-    let signature = state
-        .baselines
-        .key
-        .sign(&message(&body))
-        .map_err(|e| ApiError::Internal(format!("signing the baseline: {e}")))?;
-    let by = who.subject.label();
-    state
-        .store
-        .add_baseline(&BaselineRow {
-            model: model.clone(),
-            version,
-            created_at_ms: now,
-            created_by: by.clone(),
-            body,
-            signature: hex::encode(&signature),
-        })
-        .await?;
-    state.baselines.forget(&model);
-    let metrics: Vec<&String> = baseline.metrics.keys().collect();
-    let mut e = event(
-        "defender",
-        &by,
-        "baseline.train",
-        &format!("Model::{model:?}"),
-        "info",
-    );
-    e.source = conn.addr.to_string();
-    e.detail = format!(
-        "v{version}: {} flows and metrics {metrics:?} from {} devices since {since} \
-         ({skipped} alerted batches left out); {} devices with their own baseline; forest of \
-         {} trees",
-        baseline.flow_rows,
-        baseline.devices,
-        baseline.per_device.len(),
-        baseline.forest.as_ref().map_or(0, |_| trees)
-    );
-    state.audit(e).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({
-            "model": model,
-            "version": version,
-            "devices": baseline.devices,
-            "flow_rows": baseline.flow_rows,
-            "metrics": metrics,
-            "devices_with_own_baseline": baseline.per_device.len(),
-            "forest": baseline.forest.as_ref().map(|f| serde_json::json!({
-                "trees": trees,
-                "cut": f.cut,
-            })),
-            "trained_from_ms": since,
-            "trained_to_ms": now,
-            "alerted_batches_left_out": skipped,
-        })),
-    )
-        .into_response())
+/// A baseline just trained, signed and stored.
+pub(crate) struct Trained {
+    /// Its version.
+    pub version: i64,
+    /// What was learned.
+    pub baseline: ClassBaseline,
+    /// Trees in its forest.
+    pub trees: usize,
+    /// The telemetry window it was learned from (Unix ms).
+    pub since: i64,
+    /// Batches left out because they raised an alert.
+    pub skipped: usize,
 }
 
-/// `GET /api/v1/defender/baselines/{model}`: the newest version, and whether it verifies.
-pub(crate) async fn show(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(model): Path<String>,
-) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "incident.read", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "incident.read", &Target::Fleet).await?;
-    check_model(&model)?;
-    let row = state
-        .store
-        .latest_baseline(&model)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let verified = state.baselines.verify(&row);
-    Ok(Json(serde_json::json!({
-        "model": row.model,
-        "version": row.version,
-        "created_at_ms": row.created_at_ms,
-        "created_by": row.created_by,
-        "signature": row.signature,
-        "verified": verified.is_ok(),
-        "problem": verified.as_ref().err(),
-        "baseline": serde_json::from_str::<serde_json::Value>(&row.body).ok(),
-    }))
-    .into_response())
+impl Baselines {
+    /// Trains the next version of `model`'s baseline from its devices' stored telemetry since
+    /// `req.since_ms` (default: the hour before `now`), leaving out batches that raised an
+    /// alert, then signs and stores it. Refused input (a bad model name, too many trees, too
+    /// little telemetry) is a `Config` error naming the problem.
+    pub(crate) async fn train(
+        &self,
+        store: &AnyStore,
+        model: &str,
+        req: &TrainRequest,
+        by: &str,
+        now: i64,
+    ) -> Result<Trained, crate::Error> {
+        check_model(model)?;
+        let trees = req.forest_trees.unwrap_or(DEFAULT_FOREST_TREES);
+        if trees > MAX_FOREST_TREES {
+            return Err(crate::Error::Config {
+                reason: format!("forest_trees {trees} is over the limit of {MAX_FOREST_TREES}"),
+            });
+        }
+        let since = req.since_ms.unwrap_or(now - 3_600_000);
+        let version = store
+            .latest_baseline_version(model)
+            .await?
+            .map_or(1, |v| v + 1);
+        // Seeded by the version: the same data and version grow the same forest.
+        let mut trainer = Trainer::new(req.max_rows_per_device.unwrap_or(5_000))
+            .with_forest(trees, u64::try_from(version).unwrap_or(0));
+        let (mut after, mut skipped) = (None, 0usize);
+        loop {
+            let page = store
+                .devices(&DeviceQuery {
+                    after: after.clone(),
+                    limit: 1_000,
+                    model: Some(model.to_owned()),
+                    ..DeviceQuery::default()
+                })
+                .await?;
+            for d in &page {
+                // Traffic that already raised an alert is not normal: it is not learned.
+                let alerted: BTreeSet<i64> = store
+                    .alerts(Some(&d.id), since, 100_000)
+                    .await?
+                    .iter()
+                    .map(|a| a.sequence)
+                    .collect();
+                for b in store.telemetry(&d.id, since, BATCHES_PER_DEVICE).await? {
+                    if alerted.contains(&b.sequence) {
+                        skipped += 1;
+                        continue;
+                    }
+                    match Batch::parse(&b.body, usize::MAX) {
+                        Ok(batch) => trainer.add(&d.id, &batch),
+                        Err(e) => tracing::warn!(device = %d.id, sequence = b.sequence, error = %e,
+                            "a stored batch no longer parses; left out of training"),
+                    }
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == 1_000 => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        let baseline = trainer
+            .fit(model, since, now)
+            .map_err(|e| crate::Error::Config {
+                reason: format!(
+                    "not enough telemetry from {model} devices since {since} to learn a baseline: {e}"
+                ),
+            })?;
+        let body = serde_json::to_string(&baseline).map_err(|e| crate::Error::Internal {
+            reason: format!("baseline does not serialise: {e}"),
+        })?;
+        let signature = self.key.sign(&message(&body))?;
+        store
+            .add_baseline(&BaselineRow {
+                model: model.to_owned(),
+                version,
+                created_at_ms: now,
+                created_by: by.to_owned(),
+                body,
+                signature: hex::encode(&signature),
+            })
+            .await?;
+        self.forget(model);
+        Ok(Trained {
+            version,
+            baseline,
+            trees,
+            since,
+            skipped,
+        })
+    }
 }

@@ -10,6 +10,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod baselines;
 pub(crate) mod campaigns;
 pub(crate) mod defender;
 pub(crate) mod devices;
@@ -31,7 +32,7 @@ use axum::routing::{get, post, put};
 
 use crate::state::AppState;
 use audit::*;
-pub(crate) use auth::{Caller, authorize, caller, device_caller};
+pub(crate) use auth::{Caller, authorize, device_caller};
 use campaigns::*;
 use devices::*;
 pub use error::ApiError;
@@ -79,7 +80,7 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/api/v1/defender/audit", get(defender::audit_checks))
         .route(
             "/api/v1/defender/baselines/{model}",
-            get(crate::baselines::show).post(crate::baselines::train),
+            get(baselines::show).post(baselines::train),
         )
         .route(
             "/api/v1/devices/{id}/timeline",

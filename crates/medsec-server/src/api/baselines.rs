@@ -1,0 +1,116 @@
+//! Learned baselines on the operator port (the service is `crate::baselines`):
+//!
+//! - `POST /api/v1/defender/baselines/{model}` (`baseline.train`): trains a new version from
+//!   the model's telemetry since `since_ms` (default: the last hour), leaving out batches that
+//!   raised an alert; audited.
+//! - `GET /api/v1/defender/baselines/{model}` (`incident.read`): the version in force, its
+//!   signature, and whether it verifies.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use medsec_store::Store as _;
+
+use super::auth::{authorize, caller};
+use super::error::{ApiError, bad_request};
+use crate::audit_log::event;
+use crate::authz::Target;
+use crate::baselines::{TrainRequest, check_model};
+use crate::state::{AppState, Conn, now_ms};
+
+/// `POST /api/v1/defender/baselines/{model}`: trains, signs and stores the next version.
+pub(super) async fn train(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "baseline.train", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "baseline.train", &Target::Fleet).await?;
+    let req: TrainRequest = if body.is_empty() {
+        TrainRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("baseline request: {e}")))?
+    };
+    let by = who.subject.label();
+    let t = state
+        .baselines
+        .train(&state.store, &model, &req, &by, now_ms())
+        .await
+        .map_err(bad_request)?;
+    let (baseline, version, since, skipped, trees) =
+        (&t.baseline, t.version, t.since, t.skipped, t.trees);
+    let metrics: Vec<&String> = baseline.metrics.keys().collect();
+    let mut e = event(
+        "defender",
+        &by,
+        "baseline.train",
+        &format!("Model::{model:?}"),
+        "info",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "v{version}: {} flows and metrics {metrics:?} from {} devices since {since} \
+         ({skipped} alerted batches left out); {} devices with their own baseline; forest of \
+         {} trees",
+        baseline.flow_rows,
+        baseline.devices,
+        baseline.per_device.len(),
+        baseline.forest.as_ref().map_or(0, |_| trees)
+    );
+    state.audit(e).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "model": model,
+            "version": version,
+            "devices": baseline.devices,
+            "flow_rows": baseline.flow_rows,
+            "metrics": metrics,
+            "devices_with_own_baseline": baseline.per_device.len(),
+            "forest": baseline.forest.as_ref().map(|f| serde_json::json!({
+                "trees": trees,
+                "cut": f.cut,
+            })),
+            "trained_from_ms": since,
+            "trained_to_ms": baseline.trained_to_ms,
+            "alerted_batches_left_out": skipped,
+        })),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/defender/baselines/{model}`: the newest version, and whether it verifies.
+pub(super) async fn show(
+    State(state): State<Arc<AppState>>,
+    Extension(conn): Extension<Conn>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &conn, &headers, "incident.read", &Target::Fleet).await?;
+    authorize(&state, &conn, &who, "incident.read", &Target::Fleet).await?;
+    check_model(&model).map_err(bad_request)?;
+    let row = state
+        .store
+        .latest_baseline(&model)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let verified = state.baselines.verify(&row);
+    Ok(Json(serde_json::json!({
+        "model": row.model,
+        "version": row.version,
+        "created_at_ms": row.created_at_ms,
+        "created_by": row.created_by,
+        "signature": row.signature,
+        "verified": verified.is_ok(),
+        "problem": verified.as_ref().err(),
+        "baseline": serde_json::from_str::<serde_json::Value>(&row.body).ok(),
+    }))
+    .into_response())
+}
