@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod assets;
 pub mod audit_log;
@@ -92,6 +93,27 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// The caller's input was refused; the reason names the problem.
+    #[error("{reason}")]
+    Refused {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Input over a size limit.
+    #[error("larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The caller presented no usable credential.
+    #[error("{reason}")]
+    Unauthenticated {
+        /// Which credential is missing or refused.
+        reason: String,
+    },
+    /// Policy does not permit the request.
+    #[error("not permitted by policy")]
+    Forbidden,
     /// A record kept changing under an optimistic update; the caller may try again.
     #[error("{reason}")]
     Contended {

@@ -32,7 +32,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Tr
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::api::{ApiError, authorize, device_caller};
+use crate::access::{authorize, device_caller};
 use crate::authz::Target;
 use crate::config::Mqtt;
 use crate::state::{AppState, Conn, Peer};
@@ -268,16 +268,33 @@ async fn handle(
     match result {
         Ok(Ingested::Accepted { .. }) => Outcome::Stored,
         Ok(Ingested::Replayed { .. }) => Outcome::Refused,
-        Err(ApiError::Internal(e)) => {
+        // Not acknowledged, so the broker delivers it again: what failed on medsec's side
+        // (storage, the audit log), not what the message is.
+        Err(e) if retryable(&e) => {
             tracing::error!(device = id.as_str(), error = %e, "MQTT telemetry not stored");
             Outcome::Retry
         }
-        Err(ApiError::Timeout) => Outcome::Retry,
         Err(e) => {
-            tracing::info!(device = id.as_str(), error = ?e, "MQTT telemetry refused");
+            tracing::info!(device = id.as_str(), error = %e, "MQTT telemetry refused");
             Outcome::Refused
         }
     }
+}
+
+/// Whether a message that failed should stay unacknowledged: everything but a refusal of the
+/// message or its sender (bad input, no record, policy, a conflict), as the HTTPS path answers
+/// 4xx for those and 500 for the rest.
+fn retryable(e: &crate::Error) -> bool {
+    use medsec_store::Error as Store;
+    !matches!(
+        e,
+        crate::Error::Refused { .. }
+            | crate::Error::TooLarge { .. }
+            | crate::Error::Unauthenticated { .. }
+            | crate::Error::Forbidden
+            | crate::Error::Contended { .. }
+            | crate::Error::Store(Store::NotFound { .. } | Store::Conflict { .. })
+    )
 }
 
 /// The files `medsec mqtt broker-config` writes for Mosquitto.

@@ -20,7 +20,8 @@ use medsec_defender::rules::Severity;
 use medsec_defender::telemetry::Batch;
 use medsec_store::{AlertRow, Store as _, TelemetryBatch};
 
-use crate::api::{ApiError, Caller};
+use crate::Error;
+use crate::access::Caller;
 use crate::audit_log::event;
 use crate::authz::Target;
 use crate::state::{AppState, Conn, now_ms};
@@ -30,7 +31,7 @@ pub(crate) const ACTION: &str = "telemetry.send";
 
 /// Decodes the body as `encoding` (its `Content-Encoding`) says, refusing more than `max`
 /// decoded bytes.
-fn decode(encoding: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, ApiError> {
+fn decode(encoding: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, Error> {
     let encoding = encoding.map(|v| v.trim().to_ascii_lowercase());
     let decoded = match encoding.as_deref() {
         None | Some("identity") => body.to_vec(),
@@ -39,17 +40,21 @@ fn decode(encoding: Option<&str>, body: &[u8], max: usize) -> Result<Vec<u8>, Ap
             flate2::read::GzDecoder::new(body)
                 .take(max as u64 + 1)
                 .read_to_end(&mut out)
-                .map_err(|e| ApiError::BadRequest(format!("the gzip body does not decode: {e}")))?;
+                .map_err(|e| Error::Refused {
+                    reason: format!("the gzip body does not decode: {e}"),
+                })?;
             out
         }
         Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "Content-Encoding {other:?} is not accepted: send the batch as gzip or unencoded"
-            )));
+            return Err(Error::Refused {
+                reason: format!(
+                    "Content-Encoding {other:?} is not accepted: send the batch as gzip or unencoded"
+                ),
+            });
         }
     };
     if decoded.len() > max {
-        return Err(ApiError::TooLarge(max));
+        return Err(Error::TooLarge { limit: max });
     }
     Ok(decoded)
 }
@@ -63,7 +68,7 @@ async fn identity_alerts(
     id: &str,
     batch: &Batch,
     now: i64,
-) -> Result<Vec<medsec_defender::rules::Alert>, ApiError> {
+) -> Result<Vec<medsec_defender::rules::Alert>, Error> {
     use medsec_defender::binding::{address_alert, mac_alerts, reported_mac};
     let mut alerts = Vec::new();
     if let Some((_, mac)) = reported_mac(batch) {
@@ -115,9 +120,11 @@ pub(crate) async fn ingest(
     encoding: Option<&str>,
     body: &[u8],
     reorder_window: i64,
-) -> Result<Ingested, ApiError> {
+) -> Result<Ingested, Error> {
     let Target::Device(id) = target else {
-        return Err(ApiError::Internal("telemetry targets a device".into()));
+        return Err(Error::Internal {
+            reason: "telemetry targets a device".into(),
+        });
     };
     let limits = &state.config.limits;
     // A refused batch is audited: malformed or replayed telemetry from an authenticated
@@ -137,7 +144,7 @@ pub(crate) async fn ingest(
     let json = match decode(encoding, body, limits.telemetry_max_batch_bytes) {
         Ok(json) => json,
         Err(err) => {
-            state.audit(refuse(format!("{err:?}"))).await?;
+            state.audit(refuse(err.to_string())).await?;
             return Err(err);
         }
     };
@@ -145,7 +152,9 @@ pub(crate) async fn ingest(
         Ok(batch) => batch,
         Err(e) => {
             state.audit(refuse(e.to_string())).await?;
-            return Err(ApiError::BadRequest(e.to_string()));
+            return Err(Error::Refused {
+                reason: e.to_string(),
+            });
         }
     };
     let model = match &who.record {

@@ -1,84 +1,19 @@
-//! Who is calling and whether they may: the principal comes from the verified certificate or
-//! the hashed token, never from the request; Cedar decides; the decision is audited before the
-//! handler acts.
+//! How an HTTP request names its caller: an operator's bearer token on the operator port, the
+//! connection's verified device certificate on the device port. Resolving the principal, asking
+//! Cedar and auditing the decision are `crate::access`, shared with MQTT.
 
 use axum::http::HeaderMap;
-use medsec_audit::Event;
-use medsec_pki::DeviceId;
 use medsec_store::Store as _;
 
-use crate::audit_log::event;
-use crate::authz::{RequestContext, Subject, Target};
-use crate::repeats::Verdict;
+pub(crate) use crate::access::{
+    Caller, authorize, deny_event, device_caller, device_id, device_subject,
+};
+use crate::authz::{Subject, Target};
 use crate::tokens;
 
 use super::error::ApiError;
 use super::guard::bearer;
 use crate::state::{AppState, Conn, Peer, now_ms};
-
-/// An authenticated caller.
-pub(crate) struct Caller {
-    pub(crate) subject: Subject,
-    pub(crate) credential: &'static str,
-    /// A device caller's own record, as read to build its principal.
-    pub(crate) record: Option<medsec_store::Device>,
-}
-
-pub(super) fn deny_event(
-    conn: &Conn,
-    principal: &str,
-    action: &str,
-    target: &Target,
-    detail: &str,
-) -> Event {
-    let mut e = event("authn", principal, action, &target.label(), "deny");
-    e.source = conn.addr.to_string();
-    e.detail = detail.to_owned();
-    e
-}
-
-/// A device's Cedar principal, from its record.
-pub(super) fn device_subject(d: &medsec_store::Device) -> Subject {
-    Subject::Device {
-        id: d.id.clone(),
-        model: d.model.clone(),
-        state: d.state.clone(),
-        quarantined: d.quarantined,
-    }
-}
-
-/// The caller behind a device certificate naming `id`, from its record as read (`NotFound`: the
-/// certificate names a device medsec has no record of, which is audited and refused).
-pub(crate) async fn device_caller(
-    state: &AppState,
-    conn: &Conn,
-    id: &DeviceId,
-    record: Result<medsec_store::Device, ApiError>,
-    action: &str,
-    target: &Target,
-) -> Result<Caller, ApiError> {
-    match record {
-        Ok(d) => Ok(Caller {
-            subject: device_subject(&d),
-            credential: "fleet-certificate",
-            record: Some(d),
-        }),
-        Err(ApiError::NotFound) => {
-            let label = format!("Device::{:?}", id.as_str());
-            state
-                .audit(deny_event(
-                    conn,
-                    &label,
-                    action,
-                    target,
-                    "certificate names a device medsec has no record of",
-                ))
-                .await?;
-            Err(ApiError::Forbidden)
-        }
-        Err(e) => Err(e),
-    }
-}
 
 /// Resolves the caller of a device-API or operator-API route, auditing refusals.
 pub(crate) async fn caller(
@@ -144,7 +79,7 @@ pub(crate) async fn caller(
     match &conn.peer {
         Peer::Device(id) => {
             let record = state.store.device(id.as_str()).await.map_err(Into::into);
-            device_caller(state, conn, id, record, action, target).await
+            Ok(device_caller(state, conn, id, record, action, target).await?)
         }
         other => {
             let detail = match other {
@@ -160,58 +95,4 @@ pub(crate) async fn caller(
             ))
         }
     }
-}
-
-/// Asks Cedar and audits the decision (repeated allowed routine decisions as counts, see
-/// [`crate::repeats`]); `Forbidden` unless allowed.
-pub(crate) async fn authorize(
-    state: &AppState,
-    conn: &Conn,
-    caller: &Caller,
-    action: &str,
-    target: &Target,
-) -> Result<(), ApiError> {
-    let context = RequestContext {
-        time: now_ms() / 1000,
-        source: conn.addr.ip(),
-        credential: caller.credential,
-    };
-    let decision = state
-        .policies
-        .decide(&caller.subject, action, target, &context)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut e = event(
-        "authz",
-        &caller.subject.label(),
-        action,
-        &target.label(),
-        if decision.allowed { "allow" } else { "deny" },
-    );
-    e.policies = decision.policies;
-    e.source = conn.addr.to_string();
-    e.detail = decision.errors.join("; ");
-    if decision.allowed {
-        match state.repeats.note(&e, conn.addr.ip(), now_ms()) {
-            Verdict::Count => return Ok(()),
-            Verdict::Log { skipped, since_ms } if skipped > 0 => {
-                let note = crate::repeats::preceded_by(skipped, since_ms);
-                e.detail = if e.detail.is_empty() {
-                    note
-                } else {
-                    format!("{}; {note}", e.detail)
-                };
-            }
-            Verdict::Log { .. } => {}
-        }
-    }
-    state.audit(e).await?;
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
-    }
-}
-
-pub(crate) fn device_id(id: &str) -> Result<DeviceId, ApiError> {
-    DeviceId::new(id).map_err(|e| ApiError::BadRequest(e.to_string()))
 }

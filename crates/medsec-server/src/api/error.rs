@@ -76,14 +76,19 @@ impl From<medsec_store::Error> for ApiError {
     }
 }
 
-/// A service's error, by default: storage errors keep their meaning (404, 409), a contended
-/// update is a 409 too, anything else is internal (500, logged only). Where a service's `Config` error means the caller's input was
+/// A service's error as an answer: storage errors keep their meaning (404, 409), a contended
+/// update is a 409, refused input a 400, an oversized one a 413, a missing credential a 401, a
+/// policy refusal a 403; anything else is internal (500, logged only). Where a service's `Config` error means the caller's input was
 /// refused, the handler says so with [`bad_request`].
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         match e {
             crate::Error::Store(s) => s.into(),
             crate::Error::Contended { reason } => ApiError::Conflict(reason),
+            crate::Error::Refused { reason } => ApiError::BadRequest(reason),
+            crate::Error::TooLarge { limit } => ApiError::TooLarge(limit),
+            crate::Error::Unauthenticated { reason } => ApiError::Unauthenticated(reason),
+            crate::Error::Forbidden => ApiError::Forbidden,
             other => ApiError::Internal(other.to_string()),
         }
     }
