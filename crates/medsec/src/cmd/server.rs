@@ -103,10 +103,10 @@ pub enum FleetCommand {
     Device(DeviceCommand),
     /// Model profiles: vendor, clinical class, network reach, vendor support, MDS2 answers.
     #[command(subcommand)]
-    Model(crate::report::AssetCommand),
+    Model(crate::cmd::report::AssetCommand),
     /// The vendor registry: security documents received, contract security terms.
     #[command(subcommand)]
-    Vendor(crate::report::AssetCommand),
+    Vendor(crate::cmd::report::AssetCommand),
     /// Devices whose vendor no longer ships updates (replace them), whose support ends
     /// within 180 days, or whose model has no profile.
     Support {
@@ -264,12 +264,14 @@ pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
             inventory,
         }) => update_device(&location, &device, &inventory.patch()),
         FleetCommand::Model(cmd) => {
-            crate::report::run_asset(medsec_server::assets::Record::Model, cmd)
+            crate::cmd::report::run_asset(medsec_server::assets::Record::Model, cmd)
         }
         FleetCommand::Vendor(cmd) => {
-            crate::report::run_asset(medsec_server::assets::Record::Vendor, cmd)
+            crate::cmd::report::run_asset(medsec_server::assets::Record::Vendor, cmd)
         }
-        FleetCommand::Support { location, json } => crate::report::run_support(&location, json),
+        FleetCommand::Support { location, json } => {
+            crate::cmd::report::run_support(&location, json)
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use medsec_server::DataDir;
 use medsec_server::assets::{Record, Registry, all_devices};
 use medsec_server::audit_log;
 
-use crate::server::{Location, cli_principal, now_ms, open_with_audit, runtime};
+use crate::cmd::server::{Location, cli_principal, now_ms, open_with_audit, runtime};
 
 #[derive(Subcommand)]
 pub enum ReportCommand {

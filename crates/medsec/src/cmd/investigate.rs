@@ -7,7 +7,7 @@ use clap::Args;
 use medsec_server::audit_log;
 use medsec_server::timeline::{self, Filter};
 
-use crate::server::{
+use crate::cmd::server::{
     Location, cli_principal, now_ms, open_with_audit, parse_duration_secs, runtime,
 };
 

@@ -22,7 +22,7 @@ pub enum DefenderCommand {
     /// or above --fail-on.
     Audit {
         #[command(flatten)]
-        location: crate::server::Location,
+        location: crate::cmd::server::Location,
         /// Report device certificates expiring within this many days.
         #[arg(long, default_value_t = 7)]
         cert_days: i64,
@@ -426,7 +426,7 @@ pub fn run(command: DefenderCommand) -> Result<()> {
                 Some(dir) => medsec_server::authz::Policies::from_dir(dir)?,
                 None => medsec_server::authz::Policies::shipped()?,
             };
-            let findings = crate::server::runtime()?.block_on(async {
+            let findings = crate::cmd::server::runtime()?.block_on(async {
                 let store = medsec_server::open_store(&config).await?;
                 anyhow::Ok(
                     medsec_server::defender_audit::run(
@@ -437,7 +437,7 @@ pub fn run(command: DefenderCommand) -> Result<()> {
                             cert_days,
                             silent_hours,
                         },
-                        crate::server::now_ms(),
+                        crate::cmd::server::now_ms(),
                     )
                     .await?,
                 )

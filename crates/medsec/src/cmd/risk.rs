@@ -10,7 +10,7 @@ use medsec_risk::matching::{ComponentMatch, Status};
 use medsec_risk::sbom::Sbom;
 use medsec_risk::score::{Clinical, Context, Controls, Exposure};
 
-use crate::advisories;
+use crate::cmd::advisories;
 
 /// Where advisories and VEX come from, and the limits on reading them.
 #[derive(Debug, clap::Args)]
@@ -101,7 +101,7 @@ pub fn run_release(cmd: ReleaseCommand) -> Result<()> {
         fail_on,
         json,
     } = cmd;
-    let report = crate::repo::Repo::open(&repo)?.verify(time::OffsetDateTime::now_utc())?;
+    let report = crate::editor::Repo::open(&repo)?.verify(time::OffsetDateTime::now_utc())?;
     anyhow::ensure!(
         report.problems.is_empty(),
         "{} does not verify, so nothing it signs can be trusted:\n  {}",

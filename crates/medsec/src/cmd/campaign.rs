@@ -8,7 +8,7 @@ use medsec_campaign::{Release, Spec, WaveSize, WindowSpec};
 use medsec_server::{audit_log, campaigns};
 use medsec_store::Store as _;
 
-use crate::server::{Location, cli_principal, now_ms, open_with_audit, runtime};
+use crate::cmd::server::{Location, cli_principal, now_ms, open_with_audit, runtime};
 
 #[derive(Subcommand)]
 pub enum CampaignCommand {
@@ -84,7 +84,7 @@ pub struct CreateArgs {
     #[arg(long, default_value_t = 0.9)]
     advance_when_finished: f64,
     /// Time an offered device has to report (e.g. 2h).
-    #[arg(long, default_value = "2h", value_parser = crate::server::parse_duration_secs)]
+    #[arg(long, default_value = "2h", value_parser = crate::cmd::server::parse_duration_secs)]
     report_timeout: i64,
     /// Maintenance window of a site: 'SITE|CRON|MINUTES|TIME ZONE', e.g.
     /// 'north|0 2 * * SAT,SUN|180|Europe/Berlin' (repeat for several sites).

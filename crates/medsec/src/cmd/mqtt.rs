@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Subcommand;
 
-use crate::server::Location;
+use crate::cmd::server::Location;
 
 /// MQTT telemetry ingestion (docs/defender.md).
 #[derive(Subcommand)]

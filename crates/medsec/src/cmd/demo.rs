@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result, ensure};
 use medsec_crypto::Scheme;
 use medsec_tuf_client::{Updater, UpdaterConfig};
 
+use crate::editor::{InitOptions, Repo, TargetCustom};
 use crate::keys::Passphrase;
-use crate::repo::{InitOptions, Repo, TargetCustom};
 
 fn step(n: u32, text: &str) {
     println!("\n[{n}/6] {text}");

@@ -19,8 +19,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use medsec_agent::agent::{Agent, Credential, Enrolment, Options};
 use serde_json::{Value, json};
 
+use crate::editor::TargetCustom;
 use crate::keys::Passphrase;
-use crate::repo::TargetCustom;
 
 /// Healthy unless the image is 1.1.0: its watchdog does not come up on this hardware.
 const HEALTH: &str = r#"test "$MEDSEC_VERSION" != 1.1.0"#;
@@ -198,7 +198,7 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         "--devices must be 4 to 500"
     );
     let keep = dir.clone();
-    let (_tmp, base) = crate::demo::work_dir(dir)?;
+    let (_tmp, base) = crate::cmd::demo::work_dir(dir)?;
     let started = Instant::now();
     println!("medsec demo — a fleet update, end to end, on embedded defaults");
     println!("working in {}", base.display());
@@ -210,7 +210,7 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
     let pass_file = base.join("passphrase.txt");
     std::fs::write(&pass_file, "demo passphrase — use your own")?;
     let passphrase = Passphrase::new(Some(pass_file.clone()));
-    let repo = crate::demo::demo_repository(&base.join("repository"), &passphrase)?;
+    let repo = crate::cmd::demo::demo_repository(&base.join("repository"), &passphrase)?;
     let targets_keys = [
         repo.keys_dir().join("targets-1.key"),
         repo.keys_dir().join("targets-2.key"),
@@ -284,7 +284,7 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
             defender_policy.display().to_string(),
         ),
     )?;
-    let rt = crate::server::runtime()?;
+    let rt = crate::cmd::server::runtime()?;
     let server = rt.block_on(medsec_server::Server::start(config))?;
     let device_url = format!("https://{}", server.device_addr);
     let ca_pem = std::fs::read(data.join("ca/chain.pem"))?;
@@ -292,7 +292,7 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         &server.state.store,
         "demo-operator",
         &["admin".to_owned()],
-        crate::server::now_ms(),
+        crate::cmd::server::now_ms(),
         3600,
     ))?;
     let op = Operator {
@@ -545,7 +545,7 @@ fn attack(op: &Operator, devices: &[Device]) -> Result<(Attack, usize)> {
         .iter()
         .find(|d| d.id.starts_with("monitor-"))
         .context("the fleet has no monitor")?;
-    let now = crate::server::now_ms();
+    let now = crate::cmd::server::now_ms();
     {
         let mut a = pump
             .agent

@@ -1,0 +1,14 @@
+//! One module per `medsec` subcommand (helpers that serve one of them sit beside it).
+
+pub mod advisories;
+pub mod ca;
+pub mod campaign;
+pub mod defender;
+pub mod demo;
+pub mod fleet_demo;
+pub mod investigate;
+pub mod mqtt;
+pub mod repo;
+pub mod report;
+pub mod risk;
+pub mod server;
