@@ -2,7 +2,7 @@
 //! panic's backtrace names file and line, but compressed: the linker writes the `.debug_*`
 //! sections zlib-compressed (ELF `SHF_COMPRESSED`), which the standard library's backtrace
 //! reader, gdb, addr2line and perf all read, and which are not loaded into memory when the
-//! program runs. That halves the binary (251 MB to 95 MB for `medsec`). The plain release profile
+//! program runs. That cuts `medsec` from 251 MB to 95 MB. The plain release profile
 //! has no debug info, so there is nothing to compress. Cargo has no profile setting for it, hence
 //! this script; the agent's package uses the same file.
 
