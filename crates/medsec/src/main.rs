@@ -1,5 +1,5 @@
 //! `medsec`: one binary for the medsec platform. This file parses arguments and dispatches; each
-//! subcommand is a module of `cmd/`, the work is in the library crates, and `editor.rs` edits a
+//! subcommand is a module of `cmd/`, the work is in the library crates, and `editor/` edits a
 //! TUF repository for `medsec repo`.
 
 #![forbid(unsafe_code)]

@@ -32,6 +32,10 @@ use time::OffsetDateTime;
 use crate::keys::{self, LoadedKey, Passphrase};
 use crate::progress;
 
+mod audit;
+mod delegation;
+mod signing;
+
 /// A repository directory.
 pub struct Repo {
     dir: PathBuf,
@@ -182,7 +186,6 @@ fn check_target_path(path: &str) -> Result<()> {
     );
     Ok(())
 }
-
 impl Repo {
     pub fn open(dir: &Path) -> Result<Self> {
         let repo = Self {
@@ -199,9 +202,11 @@ impl Repo {
     pub fn meta_dir(&self) -> PathBuf {
         self.dir.join("metadata")
     }
+
     pub fn targets_dir(&self) -> PathBuf {
         self.dir.join("targets")
     }
+
     pub fn keys_dir(&self) -> PathBuf {
         self.dir.join("keys")
     }
@@ -217,12 +222,15 @@ impl Repo {
     pub fn root(&self) -> Result<Root> {
         Ok(Root::from_envelope(&self.read("root")?.1)?)
     }
+
     fn targets(&self, role: &str) -> Result<Targets> {
         Ok(Targets::from_envelope(role, &self.read(role)?.1)?)
     }
+
     fn snapshot(&self) -> Result<Snapshot> {
         Ok(Snapshot::from_envelope(&self.read("snapshot")?.1)?)
     }
+
     fn timestamp_meta(&self) -> Result<Timestamp> {
         Ok(Timestamp::from_envelope(&self.read("timestamp")?.1)?)
     }
@@ -499,201 +507,6 @@ impl Repo {
         self.sign_and_write(role, &targets, targets.version, &keys, consistent)
     }
 
-    /// `repo delegate` with path patterns: creates role `name` with new keys (or the public keys
-    /// of the given key files) and lists it in `from`'s delegations.
-    #[expect(clippy::too_many_arguments, reason = "one CLI command's options")]
-    pub fn delegate(
-        &self,
-        from: &str,
-        name: &str,
-        paths: Vec<String>,
-        terminating: bool,
-        threshold: u64,
-        scheme: Scheme,
-        key_count: u64,
-        plaintext_keys: bool,
-        key_files: &[PathBuf],
-        passphrase: &Passphrase,
-    ) -> Result<Vec<KeyId>> {
-        ensure!(!paths.is_empty(), "give at least one --path pattern");
-        ensure!(
-            !medsec_tuf::TOP_LEVEL_ROLES.contains(&name),
-            "{name:?} is a top-level role name"
-        );
-        let mut parent = self.targets(from)?;
-        let mut delegations = parent.delegations.take().unwrap_or(Delegations {
-            keys: BTreeMap::new(),
-            roles: Some(vec![]),
-            succinct_roles: None,
-            unrecognized: BTreeMap::new(),
-        });
-        let roles = delegations.roles.as_mut().ok_or_else(|| {
-            anyhow!("{from:?} delegates to hash bins; it cannot also delegate by path")
-        })?;
-        ensure!(
-            roles.iter().all(|r| r.name != name),
-            "{from:?} already delegates {name:?}"
-        );
-        let pass = passphrase.protection(plaintext_keys)?;
-        let mut new_keys = Vec::new();
-        for n in 1..=key_count {
-            let path = self.keys_dir().join(format!("{}-{n}.key", quote(name)));
-            new_keys.push(keys::generate(&path, scheme, pass.as_deref())?);
-        }
-        ensure!(
-            threshold >= 1 && threshold <= new_keys.len() as u64,
-            "threshold must be between 1 and the number of keys"
-        );
-        let ids: Vec<KeyId> = new_keys.iter().map(|k| k.keyid.clone()).collect();
-        for k in &new_keys {
-            delegations
-                .keys
-                .insert(k.keyid.clone(), Key::from_public(k.key.public_key()));
-        }
-        if let Some(roles) = delegations.roles.as_mut() {
-            roles.push(DelegatedRole {
-                name: name.to_owned(),
-                keyids: ids.clone(),
-                threshold,
-                terminating,
-                paths: Some(paths),
-                path_hash_prefixes: None,
-                unrecognized: BTreeMap::new(),
-            });
-        }
-        parent.delegations = Some(delegations);
-        let consistent = self.root()?.consistent_snapshot;
-        let child = Targets::new(1, expires_in(default_expiry(name)));
-        self.sign_and_write(name, &child, 1, &new_keys, consistent)?;
-        self.resign_targets(from, parent, None, key_files, passphrase)?;
-        Ok(ids)
-    }
-
-    /// `repo delegate --hash-bins`: splits all of `targets` over 2^bits bins (TAP 15), moving the
-    /// targets it lists now into their bins.
-    pub fn delegate_hash_bins(
-        &self,
-        bits: u32,
-        prefix: &str,
-        scheme: Scheme,
-        plaintext_keys: bool,
-        key_files: &[PathBuf],
-        passphrase: &Passphrase,
-    ) -> Result<u64> {
-        ensure!((1..=16).contains(&bits), "--hash-bins must be 1 to 16 bits");
-        let mut top = self.targets("targets")?;
-        ensure!(
-            top.delegations.is_none(),
-            "targets already delegates; hash bins need a targets role without delegations"
-        );
-        let pass = passphrase.protection(plaintext_keys)?;
-        let key = keys::generate(
-            &self.keys_dir().join(format!("{}-1.key", quote(prefix))),
-            scheme,
-            pass.as_deref(),
-        )?;
-        let bins = SuccinctRoles {
-            keyids: vec![key.keyid.clone()],
-            threshold: 1,
-            bit_length: bits,
-            name_prefix: prefix.to_owned(),
-            unrecognized: BTreeMap::new(),
-        };
-        let mut per_bin: BTreeMap<String, Targets> = BTreeMap::new();
-        for n in 0..bins.bin_count() {
-            per_bin.insert(
-                bins.bin_name(n),
-                Targets::new(1, expires_in(default_expiry("bins"))),
-            );
-        }
-        for (path, info) in std::mem::take(&mut top.targets) {
-            if let Some(bin) = per_bin.get_mut(&bins.role_for_target(&path)) {
-                bin.targets.insert(path, info);
-            }
-        }
-        let consistent = self.root()?.consistent_snapshot;
-        let bar = progress::bar(bins.bin_count(), "signing hash bins");
-        for (name, bin) in &per_bin {
-            self.sign_and_write(name, bin, 1, std::slice::from_ref(&key), consistent)?;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        top.delegations = Some(Delegations {
-            keys: BTreeMap::from([(key.keyid.clone(), Key::from_public(key.key.public_key()))]),
-            roles: None,
-            succinct_roles: Some(bins.clone()),
-            unrecognized: BTreeMap::new(),
-        });
-        self.resign_targets("targets", top, None, key_files, passphrase)?;
-        Ok(bins.bin_count())
-    }
-
-    /// `repo sign`: adds one signature per key to `role`'s current metadata, without changing it.
-    pub fn sign(
-        &self,
-        role: &str,
-        key_files: &[PathBuf],
-        passphrase: &Passphrase,
-    ) -> Result<(u64, u64)> {
-        ensure!(
-            !key_files.is_empty(),
-            "give the key to sign with: --key FILE"
-        );
-        let (_, env) = self.read(role)?;
-        let (keymap, ids, threshold) = if role == "root" {
-            // A new root must be signed by its own keys and by the previous root's keys.
-            let root = Root::from_envelope(&env)?;
-            let mut ids = root
-                .role("root")
-                .map(|(i, _)| i.to_vec())
-                .unwrap_or_default();
-            let mut keymap = root.keys.clone();
-            if root.version > 1 {
-                let (_, prev_env) = self.read_versioned("root", root.version - 1)?;
-                let prev = Root::from_envelope(&prev_env)?;
-                ids.extend(
-                    prev.role("root")
-                        .map(|(i, _)| i.to_vec())
-                        .unwrap_or_default(),
-                );
-                keymap.extend(prev.keys);
-            }
-            let t = root.role("root").map_or(1, |(_, t)| t);
-            (keymap, ids, t)
-        } else {
-            self.role_keys(role)?
-        };
-        let mut sigs: Vec<Value> = env
-            .signatures
-            .iter()
-            .map(|s| json!({"keyid": s.keyid, "sig": s.sig}))
-            .collect();
-        for path in key_files {
-            let k = keys::load(path, passphrase)?;
-            ensure!(
-                ids.contains(&k.keyid),
-                "key {} (id {}) may not sign {role:?}",
-                path.display(),
-                short(&k.keyid)
-            );
-            ensure!(
-                env.signatures.iter().all(|s| s.keyid != k.keyid),
-                "{role:?} is already signed by key {}",
-                short(&k.keyid)
-            );
-            let sig = k.key.sign(&env.canonical)?;
-            sigs.push(json!({"keyid": k.keyid, "sig": hex::encode(sig)}));
-        }
-        let signed = env.signed_value()?;
-        let version = signed.get("version").and_then(Value::as_u64).unwrap_or(1);
-        let bytes = medsec_tuf::sign_raw(signed, sigs);
-        let consistent = self.root()?.consistent_snapshot || role == "root";
-        self.write(role, version, &bytes, consistent)?;
-        let env = Envelope::parse(role, &bytes)?;
-        let valid = count_valid(role, &keymap, &ids, &env);
-        Ok((valid, threshold))
-    }
-
     fn read_versioned(&self, role: &str, version: u64) -> Result<(Vec<u8>, Envelope)> {
         let path = self
             .meta_dir()
@@ -755,263 +568,6 @@ impl Repo {
             expiry.unwrap_or_else(|| default_expiry("timestamp")),
         )?;
         Ok((snapshot.version, version))
-    }
-
-    /// `repo rotate`: a new root version with keys added to or removed from a top-level role,
-    /// signed by the given keys (it needs the old root threshold *and* the new one: sign with
-    /// `--key` here, or later with `repo sign --role root`).
-    #[expect(clippy::too_many_arguments, reason = "one CLI command's options")]
-    pub fn rotate(
-        &self,
-        role: &str,
-        add: &[PathBuf],
-        remove: &[String],
-        threshold: Option<u64>,
-        expiry: Option<time::Duration>,
-        key_files: &[PathBuf],
-        passphrase: &Passphrase,
-    ) -> Result<(u64, u64, u64)> {
-        ensure!(
-            medsec_tuf::TOP_LEVEL_ROLES.contains(&role),
-            "rotate changes top-level roles (root, targets, snapshot, timestamp); {role:?} is not one"
-        );
-        let old = self.root()?;
-        let mut root = old.clone();
-        root.version += 1;
-        root.expires = expires_in(expiry.unwrap_or_else(|| default_expiry("root")));
-        let entry = root
-            .roles
-            .get_mut(role)
-            .ok_or_else(|| anyhow!("root has no role {role:?}"))?;
-        for prefix in remove {
-            let matching: Vec<KeyId> = entry
-                .keyids
-                .iter()
-                .filter(|k| k.starts_with(prefix.as_str()))
-                .cloned()
-                .collect();
-            ensure!(
-                matching.len() == 1,
-                "--remove-key {prefix:?} matches {} keys of {role:?}",
-                matching.len()
-            );
-            entry.keyids.retain(|k| !matching.contains(k));
-        }
-        for p in add {
-            let k = keys::load(p, passphrase)?;
-            if !entry.keyids.contains(&k.keyid) {
-                entry.keyids.push(k.keyid.clone());
-            }
-            root.keys
-                .insert(k.keyid.clone(), Key::from_public(k.key.public_key()));
-        }
-        if let Some(t) = threshold {
-            entry.threshold = t;
-        }
-        ensure!(
-            entry.threshold >= 1 && entry.threshold <= entry.keyids.len() as u64,
-            "threshold {} is not between 1 and the {} keys of {role:?}",
-            entry.threshold,
-            entry.keyids.len()
-        );
-        let used: BTreeSet<&KeyId> = root.roles.values().flat_map(|r| &r.keyids).collect();
-        root.keys.retain(|id, _| used.contains(id));
-        let mut signers = Vec::new();
-        let old_ids = old
-            .role("root")
-            .map(|(i, _)| i.to_vec())
-            .unwrap_or_default();
-        let new_ids = root
-            .role("root")
-            .map(|(i, _)| i.to_vec())
-            .unwrap_or_default();
-        if key_files.is_empty() {
-            let both: Vec<KeyId> = old_ids.iter().chain(&new_ids).cloned().collect();
-            signers = self.signing_keys("root", &both, &[], passphrase)?;
-        }
-        for p in key_files {
-            let k = keys::load(p, passphrase)?;
-            ensure!(
-                old_ids.contains(&k.keyid) || new_ids.contains(&k.keyid),
-                "key {} is neither an old nor a new root key",
-                p.display()
-            );
-            signers.push(k);
-        }
-        self.sign_and_write("root", &root, root.version, &signers, true)?;
-        let (_, env) = self.read("root")?;
-        let old_valid = count_valid("root", &old.keys, &old_ids, &env);
-        let new_valid = count_valid("root", &root.keys, &new_ids, &env);
-        Ok((root.version, old_valid, new_valid))
-    }
-
-    /// `repo verify`: checks the repository as a client would, from version 1 of root, at `now`.
-    pub fn verify(&self, now: OffsetDateTime) -> Result<Report> {
-        let mut report = Report::default();
-        let (first, _) = self.read_versioned("root", 1)?;
-        let mut trusted = match TrustedSet::new(&first, now) {
-            Ok(t) => t,
-            Err(e) => {
-                report.problems.push(format!("1.root.json: {e}"));
-                return Ok(report);
-            }
-        };
-        let latest = self.root()?.version;
-        for v in 2..=latest {
-            match self.read_versioned("root", v) {
-                Ok((bytes, _)) => {
-                    if let Err(e) = trusted.update_root(&bytes) {
-                        report.problems.push(format!("{v}.root.json: {e}"));
-                        return Ok(report);
-                    }
-                }
-                Err(e) => {
-                    report.problems.push(format!("{e}"));
-                    return Ok(report);
-                }
-            }
-        }
-        report.ok.push(format!("root chain 1..{latest} verifies (each version signed by the previous and its own threshold)"));
-        type Step<'a> = &'a dyn Fn(&mut TrustedSet) -> Result<()>;
-        let steps: [(&str, Step<'_>); 2] = [
-            ("timestamp", &|t| {
-                t.update_timestamp(&self.read("timestamp")?.0)?;
-                Ok(())
-            }),
-            ("snapshot", &|t| {
-                t.update_snapshot(&self.read("snapshot")?.0, false)?;
-                Ok(())
-            }),
-        ];
-        for (name, step) in steps {
-            match step(&mut trusted) {
-                Ok(()) => report.ok.push(format!("{name} verifies")),
-                Err(e) => {
-                    report.problems.push(format!("{name}: {e:#}"));
-                    return Ok(report);
-                }
-            }
-        }
-        let soon = now + time::Duration::days(1);
-        for (role, parent) in self.targets_roles()? {
-            let bytes = self.read(&role)?.0;
-            match trusted.update_delegated_targets(&bytes, &role, &parent) {
-                Ok(t) => {
-                    if t.expires.is_expired(soon) {
-                        report
-                            .warnings
-                            .push(format!("{role} expires within a day ({})", t.expires));
-                    }
-                    let t = t.clone();
-                    let mut bad = 0;
-                    for (path, info) in &t.targets {
-                        report
-                            .targets
-                            .entry(path.clone())
-                            .or_insert_with(|| info.clone());
-                        if let Err(e) = check_artifact(&self.targets_dir().join(path), info) {
-                            report
-                                .problems
-                                .push(format!("target {path:?} ({role}): {e}"));
-                            bad += 1;
-                        }
-                    }
-                    if bad == 0 {
-                        report.ok.push(format!(
-                            "{role} verifies ({} targets, all artifacts match)",
-                            t.targets.len()
-                        ));
-                    }
-                }
-                Err(e) => report.problems.push(format!("{role}: {e}")),
-            }
-        }
-        for role in ["timestamp", "snapshot"] {
-            let expires = if role == "timestamp" {
-                self.timestamp_meta()?.expires
-            } else {
-                self.snapshot()?.expires
-            };
-            if expires.is_expired(soon) {
-                report.warnings.push(format!(
-                    "{role} expires within a day ({expires}): run `medsec repo timestamp`"
-                ));
-            }
-        }
-        Ok(report)
-    }
-
-    /// `repo publish`: verifies, then writes `OUT/metadata/` and `OUT/targets/` (artifacts under
-    /// `HASH.NAME` for consistent snapshots, and under their plain names otherwise).
-    pub fn publish(&self, out: &Path) -> Result<(usize, usize)> {
-        let report = self.verify(OffsetDateTime::now_utc())?;
-        ensure!(
-            report.problems.is_empty(),
-            "the repository does not verify; nothing was published:\n  {}",
-            report.problems.join("\n  ")
-        );
-        let meta_out = out.join("metadata");
-        let targets_out = out.join("targets");
-        std::fs::create_dir_all(&meta_out)?;
-        std::fs::create_dir_all(&targets_out)?;
-        let mut meta_count = 0;
-        for entry in std::fs::read_dir(self.meta_dir())? {
-            let entry = entry?;
-            let temporary = entry.file_name().to_string_lossy().starts_with('.');
-            if entry.file_type()?.is_file() && !temporary {
-                copy_atomic(&entry.path(), &meta_out.join(entry.file_name()))?;
-                meta_count += 1;
-            }
-        }
-        let consistent = self.root()?.consistent_snapshot;
-        let mut target_count = 0;
-        for (role, _) in self.targets_roles()? {
-            for (path, info) in self.targets(&role)?.targets {
-                let src = self.targets_dir().join(&path);
-                let name = if consistent {
-                    let hash = info.hashes.get("sha256").cloned().unwrap_or_default();
-                    match path.rsplit_once('/') {
-                        Some((d, b)) => format!("{d}/{hash}.{b}"),
-                        None => format!("{hash}.{path}"),
-                    }
-                } else {
-                    path.clone()
-                };
-                let dest = targets_out.join(&name);
-                if let Some(parent) = dest.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                if !dest.exists() {
-                    copy_atomic(&src, &dest)?;
-                }
-                target_count += 1;
-            }
-        }
-        Ok((meta_count, target_count))
-    }
-
-    /// One line per role: version, expiry and signature status.
-    pub fn status(&self) -> Result<Vec<String>> {
-        let mut lines = Vec::new();
-        let mut roles: Vec<String> = vec!["root".into(), "timestamp".into(), "snapshot".into()];
-        roles.extend(self.targets_roles()?.into_iter().map(|(r, _)| r));
-        for role in roles {
-            let (_, env) = self.read(&role)?;
-            let (keymap, ids, threshold) = self.role_keys(&role)?;
-            let valid = count_valid(&role, &keymap, &ids, &env);
-            let signed = env.signed_value()?;
-            let version = signed.get("version").and_then(Value::as_u64).unwrap_or(0);
-            let expires = signed.get("expires").and_then(Value::as_str).unwrap_or("?");
-            lines.push(format!(
-                "{role:<12} v{version:<4} expires {expires}  signatures {valid}/{threshold}{}",
-                if valid >= threshold {
-                    ""
-                } else {
-                    "  (below threshold)"
-                }
-            ));
-        }
-        Ok(lines)
     }
 }
 
