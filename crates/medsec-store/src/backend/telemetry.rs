@@ -1,0 +1,200 @@
+//! The [`Store`](crate::Store) methods of telemetry: batches with their cursor and alerts, identity
+//! binding and learned baselines, for both backends: `impl_store!` expands this macro inside each
+//! backend's `impl Store`.
+
+macro_rules! store_telemetry {
+    () => {
+        async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow], reorder_window: i64) -> Result<Vec<i64>> {
+            let mut tx = self.pool.begin().await?;
+            // The cursor moves only forward: a batch not after it changes no row.
+            let moved = sqlx::query(
+                "INSERT INTO telemetry_cursors (device_id, last_sequence) VALUES ($1, $2) \
+                 ON CONFLICT (device_id) DO UPDATE SET last_sequence = excluded.last_sequence \
+                 WHERE telemetry_cursors.last_sequence < excluded.last_sequence",
+            )
+            .bind(&b.device_id)
+            .bind(b.sequence)
+            .execute(&mut *tx)
+            .await?;
+            let mut last = None;
+            if moved.rows_affected() == 0 {
+                let newest: i64 = sqlx::query_scalar(
+                    "SELECT last_sequence FROM telemetry_cursors WHERE device_id = $1",
+                )
+                .bind(&b.device_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                // Inside the reorder window a batch never stored is late, not replayed;
+                // one stored already inserts no row below.
+                if b.sequence <= newest.saturating_sub(reorder_window.max(0)) {
+                    return Err(Error::Replayed {
+                        device: b.device_id.clone(),
+                        sequence: b.sequence,
+                        last: newest,
+                    });
+                }
+                last = Some(newest);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO telemetry_batches (device_id, sequence, received_at_ms, events, source, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, sequence) DO NOTHING",
+            )
+            .bind(&b.device_id)
+            .bind(b.sequence)
+            .bind(b.received_at_ms)
+            .bind(b.events)
+            .bind(&b.source)
+            .bind(&b.body)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(Error::Replayed {
+                    device: b.device_id.clone(),
+                    sequence: b.sequence,
+                    last: last.unwrap_or(b.sequence),
+                });
+            }
+            let mut ids = Vec::with_capacity(alerts.len());
+            for a in alerts {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO alerts (device_id, sequence, at_ms, raised_at_ms, rule, severity, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(&b.device_id)
+                .bind(b.sequence)
+                .bind(a.at_ms)
+                .bind(a.raised_at_ms)
+                .bind(&a.rule)
+                .bind(&a.severity)
+                .bind(&a.body)
+                .fetch_one(&mut *tx)
+                .await?;
+                ids.push(id);
+            }
+            sqlx::query("UPDATE devices SET last_seen_ms = $2 WHERE id = $1 AND (last_seen_ms IS NULL OR last_seen_ms < $2)")
+                .bind(&b.device_id)
+                .bind(b.received_at_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(ids)
+        }
+
+        async fn telemetry_sources(&self, device_id: &str, since_ms: i64, limit: u32) -> Result<Vec<String>> {
+            Ok(sqlx::query_scalar(
+                "SELECT source FROM telemetry_batches WHERE device_id = $1 AND received_at_ms >= $2 \
+                 ORDER BY received_at_ms DESC, sequence DESC LIMIT $3",
+            )
+            .bind(device_id)
+            .bind(since_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn bind_identity(&self, device_id: &str, kind: &str, value: &str, now_ms: i64) -> Result<String> {
+            sqlx::query(
+                "INSERT INTO identity_bindings (device_id, kind, value, bound_at_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, kind) DO NOTHING",
+            )
+            .bind(device_id)
+            .bind(kind)
+            .bind(value)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(sqlx::query_scalar(
+                "SELECT value FROM identity_bindings WHERE device_id = $1 AND kind = $2",
+            )
+            .bind(device_id)
+            .bind(kind)
+            .fetch_one(&self.pool)
+            .await?)
+        }
+
+        async fn rebind_identity(&self, device_id: &str, kind: &str, value: &str, now_ms: i64) -> Result<Option<String>> {
+            let mut tx = self.pool.begin().await?;
+            let before: Option<String> = sqlx::query_scalar(
+                "SELECT value FROM identity_bindings WHERE device_id = $1 AND kind = $2",
+            )
+            .bind(device_id)
+            .bind(kind)
+            .fetch_optional(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO identity_bindings (device_id, kind, value, bound_at_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, kind) \
+                 DO UPDATE SET value = excluded.value, bound_at_ms = excluded.bound_at_ms",
+            )
+            .bind(device_id)
+            .bind(kind)
+            .bind(value)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(before)
+        }
+
+        async fn identity_bindings(&self, device_id: &str) -> Result<Vec<IdentityBindingRow>> {
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT kind, value, bound_at_ms FROM identity_bindings WHERE device_id = $1 \
+                 ORDER BY kind",
+            )
+            .bind(device_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(kind, value, bound_at_ms)| IdentityBindingRow { kind, value, bound_at_ms })
+                .collect())
+        }
+
+        async fn add_baseline(&self, b: &BaselineRow) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO defender_baselines (model, version, created_at_ms, created_by, body, signature) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&b.model)
+            .bind(b.version)
+            .bind(b.created_at_ms)
+            .bind(&b.created_by)
+            .bind(&b.body)
+            .bind(&b.signature)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict("baseline version", format!("{} v{}", b.model, b.version)))?;
+            Ok(())
+        }
+
+        async fn latest_baseline_version(&self, model: &str) -> Result<Option<i64>> {
+            Ok(sqlx::query_scalar(
+                "SELECT MAX(version) FROM defender_baselines WHERE model = $1",
+            )
+            .bind(model)
+            .fetch_one(&self.pool)
+            .await?)
+        }
+
+        async fn latest_baseline(&self, model: &str) -> Result<Option<BaselineRow>> {
+            let row = sqlx::query(
+                "SELECT model, version, created_at_ms, created_by, body, signature \
+                 FROM defender_baselines WHERE model = $1 ORDER BY version DESC LIMIT 1",
+            )
+            .bind(model)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|r| {
+                Ok(BaselineRow {
+                    model: r.try_get(0)?,
+                    version: r.try_get(1)?,
+                    created_at_ms: r.try_get(2)?,
+                    created_by: r.try_get(3)?,
+                    body: r.try_get(4)?,
+                    signature: r.try_get(5)?,
+                })
+            })
+            .transpose()
+        }
+    };
+}
