@@ -480,6 +480,22 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_torn_by_a_crash_is_dropped_on_open_and_the_sealed_ones_stay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = Telemetry::open(tmp.path(), 10).unwrap();
+        t.proc_dir = fake_proc(tmp.path(), 1_000);
+        t.security("boot", "slot A 1.0.0").unwrap();
+        t.seal().unwrap();
+        // A crash between writing a batch's temporary file and renaming it into place.
+        let outbox = tmp.path().join("telemetry");
+        let torn = outbox.join(format!("{}half", medsec_util::fs::TEMP_PREFIX));
+        std::fs::write(&torn, b"{\"sequence\": 2, \"ev").unwrap();
+        let t = Telemetry::open(tmp.path(), 10).unwrap();
+        assert!(!torn.exists(), "the torn temporary file is still there");
+        assert_eq!(t.queued().unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_lost_answer_is_not_sent_twice_and_a_lost_record_renumbers() {
         let tmp = tempfile::tempdir().unwrap();
         let mut t = Telemetry::open(tmp.path(), 10).unwrap();
