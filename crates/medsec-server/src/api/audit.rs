@@ -1,45 +1,32 @@
 //! The audit log over the operator API: the signed head, a full verification, entries, and
 //! RFC 9162 inclusion and consistency proofs.
 
-use std::sync::Arc;
-
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::Json;
+use axum::extract::Query;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use medsec_store::Store as _;
 use serde::Deserialize;
 
 use crate::authz::Target;
 
-use super::auth::{authorize, caller};
+use super::auth::Auth;
 use super::error::ApiError;
-use crate::state::{AppState, Conn};
 
-pub(super) async fn audit_head(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
-    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
-    let head = crate::audit_log::latest_head(&state.store)
+pub(super) async fn audit_head(auth: Auth) -> Result<Response, ApiError> {
+    let _who = auth.authorize("audit.read", &Target::AuditLog).await?;
+    let head = crate::audit_log::latest_head(&auth.state.store)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(head).into_response())
 }
 
-pub(super) async fn audit_verify(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
-    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
-    let key =
-        crate::audit_log::read_public_key(&crate::DataDir::new(&state.config.data_dir).audit_pub())
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let report = crate::audit_log::verify(&state.store, &key)
+pub(super) async fn audit_verify(auth: Auth) -> Result<Response, ApiError> {
+    let _who = auth.authorize("audit.read", &Target::AuditLog).await?;
+    let key = crate::audit_log::read_public_key(
+        &crate::DataDir::new(&auth.state.config.data_dir).audit_pub(),
+    )
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let report = crate::audit_log::verify(&auth.state.store, &key)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(report).into_response())
@@ -56,14 +43,12 @@ pub(super) struct EntriesQuery {
 /// A page of audit entries from sequence number `from`, oldest first, as stored (each entry is
 /// also returned parsed, or with `"unreadable": true` if a row no longer parses).
 pub(super) async fn audit_entries(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Query(q): Query<EntriesQuery>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
-    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
-    let rows = state
+    let _who = auth.authorize("audit.read", &Target::AuditLog).await?;
+    let rows = auth
+        .state
         .store
         .audit_entries(q.from.max(0), q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
@@ -86,14 +71,11 @@ pub(super) struct InclusionQuery {
 
 /// Inclusion proof of one entry in a signed head's tree (default: the latest head).
 pub(super) async fn audit_inclusion(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Query(q): Query<InclusionQuery>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
-    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
-    let proof = crate::audit_log::prove_inclusion(&state.store, q.seq, q.tree_size)
+    let _who = auth.authorize("audit.read", &Target::AuditLog).await?;
+    let proof = crate::audit_log::prove_inclusion(&auth.state.store, q.seq, q.tree_size)
         .await
         .map_err(proof_error)?;
     Ok(Json(proof).into_response())
@@ -108,14 +90,11 @@ pub(super) struct ConsistencyQuery {
 
 /// Consistency proof between two signed heads (default `to`: the latest).
 pub(super) async fn audit_consistency(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
-    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
-    let proof = crate::audit_log::prove_consistency(&state.store, q.from, q.to)
+    let _who = auth.authorize("audit.read", &Target::AuditLog).await?;
+    let proof = crate::audit_log::prove_consistency(&auth.state.store, q.from, q.to)
         .await
         .map_err(proof_error)?;
     Ok(Json(proof).into_response())

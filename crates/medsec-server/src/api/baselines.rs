@@ -6,32 +6,26 @@
 //! - `GET /api/v1/defender/baselines/{model}` (`incident.read`): the version in force, its
 //!   signature, and whether it verifies.
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use medsec_store::Store as _;
 
-use super::auth::{authorize, caller};
+use super::auth::Auth;
 use super::error::{ApiError, bad_request};
-use crate::audit_log::event;
 use crate::authz::Target;
 use crate::baselines::{TrainRequest, check_model};
-use crate::state::{AppState, Conn, now_ms};
+use crate::state::now_ms;
 
 /// `POST /api/v1/defender/baselines/{model}`: trains, signs and stores the next version.
 pub(super) async fn train(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Path(model): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "baseline.train", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "baseline.train", &Target::Fleet).await?;
+    let who = auth.authorize("baseline.train", &Target::Fleet).await?;
     let req: TrainRequest = if body.is_empty() {
         TrainRequest::default()
     } else {
@@ -39,22 +33,22 @@ pub(super) async fn train(
             .map_err(|e| ApiError::BadRequest(format!("baseline request: {e}")))?
     };
     let by = who.subject.label();
-    let t = state
+    let t = auth
+        .state
         .baselines
-        .train(&state.store, &model, &req, &by, now_ms())
+        .train(&auth.state.store, &model, &req, &by, now_ms())
         .await
         .map_err(bad_request)?;
     let (baseline, version, since, skipped, trees) =
         (&t.baseline, t.version, t.since, t.skipped, t.trees);
     let metrics: Vec<&String> = baseline.metrics.keys().collect();
-    let mut e = event(
+    let mut e = auth.event(
         "defender",
         &by,
         "baseline.train",
         &format!("Model::{model:?}"),
         "info",
     );
-    e.source = conn.addr.to_string();
     e.detail = format!(
         "v{version}: {} flows and metrics {metrics:?} from {} devices since {since} \
          ({skipped} alerted batches left out); {} devices with their own baseline; forest of \
@@ -64,7 +58,7 @@ pub(super) async fn train(
         baseline.per_device.len(),
         baseline.forest.as_ref().map_or(0, |_| trees)
     );
-    state.audit(e).await?;
+    auth.state.audit(e).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -87,21 +81,16 @@ pub(super) async fn train(
 }
 
 /// `GET /api/v1/defender/baselines/{model}`: the newest version, and whether it verifies.
-pub(super) async fn show(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(model): Path<String>,
-) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "incident.read", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "incident.read", &Target::Fleet).await?;
+pub(super) async fn show(auth: Auth, Path(model): Path<String>) -> Result<Response, ApiError> {
+    let _who = auth.authorize("incident.read", &Target::Fleet).await?;
     check_model(&model).map_err(bad_request)?;
-    let row = state
+    let row = auth
+        .state
         .store
         .latest_baseline(&model)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let verified = state.baselines.verify(&row);
+    let verified = auth.state.baselines.verify(&row);
     Ok(Json(serde_json::json!({
         "model": row.model,
         "version": row.version,

@@ -2,35 +2,23 @@
 //! timeline, the fleet's alerts, the audit checks, and a device's identity binding with its
 //! audited re-binding after a repair.
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use medsec_store::{AlertRow, Store as _};
 
-use super::auth::{authorize, caller, device_id};
+use super::auth::{Auth, Caller, DevicePath};
 use super::error::ApiError;
-use crate::audit_log::event;
 use crate::authz::Target;
-use crate::state::{AppState, Conn, now_ms};
+use crate::state::now_ms;
 
 /// The operator-port preamble of the per-device read routes: the device id, checked; the
 /// caller, authorised for `device.read` on it; the device, known.
-pub(super) async fn readable_device(
-    state: &AppState,
-    conn: &Conn,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<(medsec_pki::DeviceId, crate::api::Caller), ApiError> {
-    let id = device_id(id)?;
-    let target = Target::Device(id.as_str().to_owned());
-    let who = caller(state, conn, headers, "device.read", &target).await?;
-    authorize(state, conn, &who, "device.read", &target).await?;
-    state.store.device(id.as_str()).await?;
-    Ok((id, who))
+pub(super) async fn readable_device(auth: &Auth, id: &DevicePath) -> Result<Caller, ApiError> {
+    let who = auth.authorize("device.read", &id.target()).await?;
+    auth.state.store.device(id.as_str()).await?;
+    Ok(who)
 }
 
 /// Query of the telemetry and alert lists (operator port).
@@ -45,14 +33,13 @@ pub(super) struct SinceQuery {
 
 /// `GET /api/v1/devices/{id}/telemetry`: the device's stored batches, newest first.
 pub(super) async fn list_telemetry(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    id: DevicePath,
     axum::extract::Query(q): axum::extract::Query<SinceQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
-    let batches = state
+    readable_device(&auth, &id).await?;
+    let batches = auth
+        .state
         .store
         .telemetry(
             id.as_str(),
@@ -94,14 +81,13 @@ fn alerts_json(rows: &[AlertRow]) -> Vec<serde_json::Value> {
 
 /// `GET /api/v1/devices/{id}/alerts`: the device's alerts, newest first (`device.read`).
 pub(super) async fn device_alerts(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    id: DevicePath,
     axum::extract::Query(q): axum::extract::Query<SinceQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
-    let rows = state
+    readable_device(&auth, &id).await?;
+    let rows = auth
+        .state
         .store
         .alerts(
             Some(id.as_str()),
@@ -114,15 +100,13 @@ pub(super) async fn device_alerts(
 
 /// `GET /api/v1/alerts`: the fleet's alerts, newest first (`device.list`).
 pub(super) async fn fleet_alerts(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     axum::extract::Query(q): axum::extract::Query<SinceQuery>,
 ) -> Result<Response, ApiError> {
     let target = Target::Fleet;
-    let who = caller(&state, &conn, &headers, "device.list", &target).await?;
-    authorize(&state, &conn, &who, "device.list", &target).await?;
-    let rows = state
+    let _who = auth.authorize("device.list", &target).await?;
+    let rows = auth
+        .state
         .store
         .alerts(
             None,
@@ -152,14 +136,12 @@ pub(super) struct TimelineQuery {
 /// `GET /api/v1/devices/{id}/timeline`: Investigator's view of one device. It includes policy
 /// decisions from the audit log, so it needs `audit.read` as well as `device.read`.
 pub(super) async fn device_timeline(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    id: DevicePath,
     axum::extract::Query(q): axum::extract::Query<TimelineQuery>,
 ) -> Result<Response, ApiError> {
-    let (id, who) = readable_device(&state, &conn, &headers, &id).await?;
-    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let who = readable_device(&auth, &id).await?;
+    auth.check(&who, "audit.read", &Target::AuditLog).await?;
     let filter = crate::timeline::Filter {
         since_ms: q.since_ms.unwrap_or(0),
         until_ms: q.until_ms.unwrap_or(i64::MAX),
@@ -167,7 +149,7 @@ pub(super) async fn device_timeline(
             .map_err(ApiError::BadRequest)?,
         per_source: q.limit.unwrap_or(1000).clamp(1, 10_000),
     };
-    let entries = crate::timeline::build(&state.store, id.as_str(), &filter).await?;
+    let entries = crate::timeline::build(&auth.state.store, id.as_str(), &filter).await?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(entries).into_response()),
         "csv" => {
@@ -197,13 +179,10 @@ pub(super) struct AuditChecksQuery {
 
 /// `GET /api/v1/defender/audit`: the audit checks now (`audit.read`).
 pub(super) async fn audit_checks(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     axum::extract::Query(q): axum::extract::Query<AuditChecksQuery>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "audit.read", &Target::AuditLog).await?;
-    authorize(&state, &conn, &who, "audit.read", &Target::AuditLog).await?;
+    let _who = auth.authorize("audit.read", &Target::AuditLog).await?;
     let defaults = crate::defender_audit::Thresholds::default();
     let thresholds = crate::defender_audit::Thresholds {
         cert_days: q.cert_days.unwrap_or(defaults.cert_days).clamp(0, 3650),
@@ -213,9 +192,9 @@ pub(super) async fn audit_checks(
             .clamp(1, 87_600),
     };
     let findings = crate::defender_audit::run(
-        &state.store,
-        &state.config,
-        &state.policies,
+        &auth.state.store,
+        &auth.state.config,
+        &auth.state.policies,
         thresholds,
         now_ms(),
     )
@@ -225,14 +204,9 @@ pub(super) async fn audit_checks(
 }
 
 /// `GET /api/v1/devices/{id}/identity`: the identities the device is bound to (`device.read`).
-pub(super) async fn identity(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let (id, _) = readable_device(&state, &conn, &headers, &id).await?;
-    let bindings = state.store.identity_bindings(id.as_str()).await?;
+pub(super) async fn identity(auth: Auth, id: DevicePath) -> Result<Response, ApiError> {
+    readable_device(&auth, &id).await?;
+    let bindings = auth.state.store.identity_bindings(id.as_str()).await?;
     Ok(Json(serde_json::json!({ "device": id.as_str(), "bindings": bindings })).into_response())
 }
 
@@ -254,15 +228,12 @@ pub(super) struct RebindRequest {
 /// (read off the device), never taken from the next batch, so the re-bind opens no window in
 /// which a clone's MAC would be bound. The old and new addresses and the reason are audited.
 pub(super) async fn rebind(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.rebind", &target).await?;
+    let who = auth.caller("device.rebind", &target).await?;
     let req: RebindRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("re-bind request: {e}")))?;
     let mac = req.mac.trim().to_ascii_lowercase();
@@ -279,25 +250,25 @@ pub(super) async fn rebind(
             "reason must be 1 to {MAX_REASON_BYTES} bytes of text on one line"
         )));
     }
-    authorize(&state, &conn, &who, "device.rebind", &target).await?;
-    state.store.device(id.as_str()).await?;
-    let previous = state
+    auth.check(&who, "device.rebind", &target).await?;
+    auth.state.store.device(id.as_str()).await?;
+    let previous = auth
+        .state
         .store
         .rebind_identity(id.as_str(), "mac", &mac, now_ms())
         .await?;
-    let mut e = event(
+    let mut e = auth.event(
         "defender",
         &who.subject.label(),
         "device.rebind",
         &target.label(),
         "info",
     );
-    e.source = conn.addr.to_string();
     e.detail = format!(
         "mac {} -> {mac}: {reason}",
         previous.as_deref().unwrap_or("(none)")
     );
-    state.audit(e).await?;
+    auth.state.audit(e).await?;
     Ok(Json(serde_json::json!({
         "device": id.as_str(),
         "kind": "mac",

@@ -2,13 +2,11 @@
 //! listing and edits, version history, enrolment tokens, revocation and reinstatement
 //! (operator port).
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use medsec_pki::DeviceId;
@@ -21,43 +19,36 @@ use crate::campaigns;
 use crate::inventory::{self, InventoryPatch};
 use crate::{tokens, version_report};
 
-use super::auth::{Caller, authorize, caller, device_id};
+use super::auth::{Auth, Caller, DevicePath, device_id};
 use super::error::{ApiError, bad_request};
 use crate::state::{AppState, Conn, now_ms};
 
 pub(super) async fn get_device(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
-    authorize(&state, &conn, &who, "device.read", &target).await?;
+    let who = auth.authorize("device.read", &target).await?;
     // A device reading itself: the record read to authenticate it is the answer.
     let device = match who.record {
         Some(own) if own.id == id.as_str() => own,
-        _ => state.store.device(id.as_str()).await?,
+        _ => auth.state.store.device(id.as_str()).await?,
     };
     Ok(Json(device).into_response())
 }
 
 pub(super) async fn put_status(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.write", &target).await?;
+    let who = auth.caller("device.write", &target).await?;
     let status: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("status must be a JSON object: {e}")))?;
-    authorize(&state, &conn, &who, "device.write", &target).await?;
+    auth.check(&who, "device.write", &target).await?;
     let text = serde_json::Value::Object(status).to_string();
-    state
+    auth.state
         .store
         .set_device_status(id.as_str(), &text, now_ms())
         .await?;
@@ -66,29 +57,25 @@ pub(super) async fn put_status(
 
 /// Issues a single-use nonce for the device's next version report.
 pub(super) async fn report_nonce(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.report", &target).await?;
-    authorize(&state, &conn, &who, "device.report", &target).await?;
+    let _who = auth.authorize("device.report", &target).await?;
     let nonce = tokens::nonce().map_err(|e| ApiError::Internal(e.to_string()))?;
     let now = now_ms();
-    let lifetime_ms = i64::try_from(state.config.limits.report_nonce_secs)
+    let lifetime_ms = i64::try_from(auth.state.config.limits.report_nonce_secs)
         .unwrap_or(i64::MAX)
         .saturating_mul(1000);
     let expires = now.saturating_add(lifetime_ms);
-    state
+    auth.state
         .store
         .add_report_nonce(
             id.as_str(),
             &nonce,
             now,
             expires,
-            state.config.limits.report_nonces_per_device,
+            auth.state.config.limits.report_nonces_per_device,
         )
         .await?;
     Ok((
@@ -101,29 +88,25 @@ pub(super) async fn report_nonce(
 /// Accepts a signed version report (see `version_report`), signed with the key of the
 /// certificate on this very connection and carrying a nonce issued to this device.
 pub(super) async fn put_version(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.report", &target).await?;
-    authorize(&state, &conn, &who, "device.report", &target).await?;
+    let who = auth.authorize("device.report", &target).await?;
     let refuse = |reason: String, status: fn(String) -> ApiError| {
-        let mut e = event(
+        let mut e = auth.event(
             "version-report",
             &who.subject.label(),
             "device.report",
             &target.label(),
             "deny",
         );
-        e.source = conn.addr.to_string();
         e.detail.clone_from(&reason);
         (e, status(reason))
     };
-    let certificate = conn
+    let certificate = auth
+        .conn
         .certificate
         .clone()
         .ok_or_else(|| ApiError::Internal("a device peer without its certificate".into()))?;
@@ -132,13 +115,13 @@ pub(super) async fn put_version(
         Ok(opened) => opened,
         Err(refused) => {
             let (e, err) = refuse(refused.0, ApiError::BadRequest);
-            state.audit(e).await?;
+            auth.state.audit(e).await?;
             return Err(err);
         }
     };
     let previous = match &who.record {
         Some(own) => own.release_counter,
-        None => state.store.device(id.as_str()).await?.release_counter,
+        None => auth.state.store.device(id.as_str()).await?.release_counter,
     };
     let stored = VersionReport {
         nonce: report.nonce.clone(),
@@ -150,7 +133,7 @@ pub(super) async fn put_version(
         signature,
         certificate: certificate.to_vec(),
     };
-    match state.store.record_version_report(&stored).await {
+    match auth.state.store.record_version_report(&stored).await {
         Ok(()) => {}
         Err(medsec_store::Error::NonceRefused { nonce }) => {
             let (e, err) = refuse(
@@ -160,19 +143,18 @@ pub(super) async fn put_version(
                 ),
                 ApiError::Conflict,
             );
-            state.audit(e).await?;
+            auth.state.audit(e).await?;
             return Err(err);
         }
         Err(other) => return Err(other.into()),
     }
-    let mut e = event(
+    let mut e = auth.event(
         "version-report",
         &who.subject.label(),
         "device.report",
         &target.label(),
         "info",
     );
-    e.source = conn.addr.to_string();
     e.detail = format!(
         "runs {} (release counter {})",
         report.version, report.release_counter
@@ -190,9 +172,9 @@ pub(super) async fn put_version(
             "release counter went down"
         );
     }
-    state.audit(e).await?;
+    auth.state.audit(e).await?;
     if let Some(install) = &report.install {
-        campaign_report(&state, &conn, &who, id.as_str(), install, &report).await?;
+        campaign_report(&auth.state, &auth.conn, &who, id.as_str(), install, &report).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -286,18 +268,15 @@ pub(super) struct VersionsQuery {
 /// `openssl` can verify `signature` over `"medsec version report v1\n" || payload` with the
 /// certificate's key.
 pub(super) async fn list_versions(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
     Query(q): Query<VersionsQuery>,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.read", &target).await?;
-    authorize(&state, &conn, &who, "device.read", &target).await?;
-    state.store.device(id.as_str()).await?;
-    let reports = state
+    let _who = auth.authorize("device.read", &target).await?;
+    auth.state.store.device(id.as_str()).await?;
+    let reports = auth
+        .state
         .store
         .version_reports(id.as_str(), q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
@@ -329,13 +308,10 @@ pub(super) struct ListQuery {
 }
 
 pub(super) async fn list_devices(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "device.list", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "device.list", &Target::Fleet).await?;
+    let _who = auth.authorize("device.list", &Target::Fleet).await?;
     let query = DeviceQuery {
         after: q.after,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
@@ -343,39 +319,35 @@ pub(super) async fn list_devices(
         site: q.site,
         group: q.group,
     };
-    let devices = state.store.devices(&query).await?;
+    let devices = auth.state.store.devices(&query).await?;
     Ok(Json(devices).into_response())
 }
 
 /// Changes a device's inventory (model, hardware id, site, groups); fields left out keep their
 /// value. Answers with the device as stored.
 pub(super) async fn patch_device(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.update", &target).await?;
+    let who = auth.caller("device.update", &target).await?;
     let patch: InventoryPatch = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("inventory change: {e}")))?;
     patch.check().map_err(bad_request)?;
-    authorize(&state, &conn, &who, "device.update", &target).await?;
-    let device = inventory::update(&state.store, id.as_str(), &patch)
+    auth.check(&who, "device.update", &target).await?;
+    let device = inventory::update(&auth.state.store, id.as_str(), &patch)
         .await
         .map_err(bad_request)?;
-    let mut e = event(
+    let mut e = auth.event(
         "inventory",
         &who.subject.label(),
         "device.update",
         &target.label(),
         "info",
     );
-    e.source = conn.addr.to_string();
     e.detail = patch.describe();
-    state.audit(e).await?;
+    auth.state.audit(e).await?;
     Ok(Json(device).into_response())
 }
 
@@ -408,21 +380,16 @@ fn default_ttl() -> i64 {
     24 * 3600
 }
 
-pub(super) async fn create_enrolment_token(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "token.create", &Target::Fleet).await?;
+pub(super) async fn create_enrolment_token(auth: Auth, body: Bytes) -> Result<Response, ApiError> {
+    let who = auth.caller("token.create", &Target::Fleet).await?;
     let req: TokenRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("enrolment token request: {e}")))?;
     let device = device_id(&req.device)?;
     let inventory = req.inventory();
     inventory.check().map_err(bad_request)?;
-    authorize(&state, &conn, &who, "token.create", &Target::Fleet).await?;
+    auth.check(&who, "token.create", &Target::Fleet).await?;
     let token = tokens::create_enrolment_token(
-        &state.store,
+        &auth.state.store,
         &device,
         &inventory,
         &who.subject.label(),
@@ -442,7 +409,7 @@ pub(super) async fn create_enrolment_token(
     if !inventory.is_empty() {
         e.detail = format!("{}; {}", e.detail, inventory.describe());
     }
-    state.audit(e).await?;
+    auth.state.audit(e).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "device": device.as_str(), "token": token, "ttl_secs": req.ttl_secs })),
@@ -495,15 +462,12 @@ pub(crate) async fn revoke_certificates(
 }
 
 pub(super) async fn revoke_device(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.revoke", &target).await?;
+    let who = auth.caller("device.revoke", &target).await?;
     let req: RevokeRequest = if body.is_empty() {
         RevokeRequest::default()
     } else {
@@ -516,8 +480,8 @@ pub(super) async fn revoke_device(
             "unknown revocation reason {reason_name:?}"
         )));
     }
-    authorize(&state, &conn, &who, "device.revoke", &target).await?;
-    let serials = revoke_certificates(&state, &id, &reason_name).await?;
+    auth.check(&who, "device.revoke", &target).await?;
+    let serials = revoke_certificates(&auth.state, &id, &reason_name).await?;
     let mut e = event(
         "revocation",
         &who.subject.label(),
@@ -530,23 +494,19 @@ pub(super) async fn revoke_device(
         serials.len(),
         serials.join(", ")
     );
-    state.audit(e).await?;
+    auth.state.audit(e).await?;
     Ok(Json(serde_json::json!({ "device": id.as_str(), "revoked": serials })).into_response())
 }
 
 /// Returns a revoked device to `registered`, so that it can enrol again with a new enrolment
 /// token (or its manufacturer certificate) and a new key; its revoked certificates stay revoked.
 pub(super) async fn reinstate_device(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "device.reinstate", &target).await?;
-    authorize(&state, &conn, &who, "device.reinstate", &target).await?;
-    let device = state.store.device(id.as_str()).await?;
+    let who = auth.authorize("device.reinstate", &target).await?;
+    let device = auth.state.store.device(id.as_str()).await?;
     if device.state != "revoked" {
         return Err(ApiError::Conflict(format!(
             "device {} is {}, not revoked",
@@ -554,19 +514,18 @@ pub(super) async fn reinstate_device(
             device.state
         )));
     }
-    state
+    auth.state
         .store
         .set_device_state(id.as_str(), "registered")
         .await?;
-    let mut e = event(
+    let mut e = auth.event(
         "revocation",
         &who.subject.label(),
         "device.reinstate",
         &target.label(),
         "info",
     );
-    e.source = conn.addr.to_string();
     e.detail = "reinstated: may enrol again with a new token and a new key".into();
-    state.audit(e).await?;
+    auth.state.audit(e).await?;
     Ok(Json(serde_json::json!({ "device": id.as_str(), "state": "registered" })).into_response())
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -17,10 +16,10 @@ use crate::audit_log::event;
 use crate::authz::Target;
 use crate::tokens;
 
-use super::auth::{Caller, authorize, caller, deny_event, device_id, device_subject};
+use super::auth::{Auth, Caller, deny_event, device_id, device_subject};
 use super::error::ApiError;
 use super::guard::bearer;
-use crate::state::{AppState, Conn, Peer, now_ms};
+use crate::state::{AppState, Peer, now_ms};
 
 /// The base64 body of an EST answer, in lines of 64 characters ended by CRLF: RFC 7030 uses
 /// the MIME `base64` transfer encoding, whose lines may not pass 76 characters (RFC 2045 6.8),
@@ -113,16 +112,16 @@ fn check_claims(info: &medsec_pki::RequestInfo, device: &DeviceId) -> Result<(),
 }
 
 pub(super) async fn enrol(
-    state: &AppState,
-    conn: &Conn,
+    auth: &Auth,
     caller: &Caller,
     action: &str,
     device: &DeviceId,
     csr_pem: &str,
     info: &medsec_pki::RequestInfo,
 ) -> Result<Response, ApiError> {
+    let (state, conn) = (&*auth.state, &auth.conn);
     let target = Target::Device(device.as_str().to_owned());
-    authorize(state, conn, caller, action, &target).await?;
+    auth.check(caller, action, &target).await?;
     let refuse = |detail: String| {
         let mut e = event(
             "enrolment",
@@ -203,11 +202,11 @@ pub(super) async fn enrol(
 
 /// Parses and verifies the request before any credential is spent.
 pub(super) async fn parse_request(
-    state: &AppState,
-    conn: &Conn,
+    auth: &Auth,
     action: &str,
     body: &[u8],
 ) -> Result<(String, medsec_pki::RequestInfo), ApiError> {
+    let (state, conn) = (&*auth.state, &auth.conn);
     let checked = est_csr(body).and_then(|pem| {
         medsec_pki::inspect_request(&pem)
             .map(|info| (pem, info))
@@ -235,16 +234,15 @@ fn basic_or_bearer_token(headers: &HeaderMap) -> Option<String> {
 }
 
 pub(super) async fn est_simpleenroll(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
+    auth: Auth,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     const ACTION: &str = "est.enroll";
-    let (pem, info) = parse_request(&state, &conn, ACTION, &body).await?;
-    let (device, credential) = match (&conn.peer, basic_or_bearer_token(&headers)) {
+    let (pem, info) = parse_request(&auth, ACTION, &body).await?;
+    let (device, credential) = match (&auth.conn.peer, basic_or_bearer_token(&headers)) {
         (Peer::Manufacturer(id), _) => {
-            state
+            auth.state
                 .store
                 .register_device(id.as_str(), "unspecified", now_ms())
                 .await?;
@@ -252,28 +250,29 @@ pub(super) async fn est_simpleenroll(
         }
         (Peer::Device(id), _) => {
             let mut e = deny_event(
-                &conn,
+                &auth.conn,
                 &format!("Device::{:?}", id.as_str()),
                 ACTION,
                 &Target::Device(id.as_str().to_owned()),
                 "an enrolled device renews with simplereenroll",
             );
             e.kind = "enrolment".into();
-            state.audit(e).await?;
+            auth.state.audit(e).await?;
             return Err(ApiError::BadRequest(
                 "this device is enrolled: use /.well-known/est/simplereenroll".into(),
             ));
         }
-        (_, Some(token)) => match state
+        (_, Some(token)) => match auth
+            .state
             .store
             .consume_enrolment_token(&tokens::hash(&token), now_ms())
             .await
         {
             Ok(id) => (device_id(&id)?, "enrolment-token"),
             Err(medsec_store::Error::TokenRefused { reason }) => {
-                state
+                auth.state
                     .audit(deny_event(
-                        &conn,
+                        &auth.conn,
                         "anonymous",
                         ACTION,
                         &Target::Fleet,
@@ -287,9 +286,9 @@ pub(super) async fn est_simpleenroll(
             Err(e) => return Err(e.into()),
         },
         (_, None) => {
-            state
+            auth.state
                 .audit(deny_event(
-                    &conn,
+                    &auth.conn,
                     "anonymous",
                     ACTION,
                     &Target::Fleet,
@@ -302,32 +301,27 @@ pub(super) async fn est_simpleenroll(
         }
     };
     let caller = Caller {
-        subject: device_subject(&state.store.device(device.as_str()).await?),
+        subject: device_subject(&auth.state.store.device(device.as_str()).await?),
         record: None,
         credential,
     };
-    enrol(&state, &conn, &caller, ACTION, &device, &pem, &info).await
+    enrol(&auth, &caller, ACTION, &device, &pem, &info).await
 }
 
-pub(super) async fn est_simplereenroll(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+pub(super) async fn est_simplereenroll(auth: Auth, body: Bytes) -> Result<Response, ApiError> {
     const ACTION: &str = "est.reenroll";
-    let (pem, info) = parse_request(&state, &conn, ACTION, &body).await?;
-    let target = match &conn.peer {
+    let (pem, info) = parse_request(&auth, ACTION, &body).await?;
+    let target = match &auth.conn.peer {
         Peer::Device(id) => Target::Device(id.as_str().to_owned()),
         _ => Target::Fleet,
     };
-    let caller = caller(&state, &conn, &headers, ACTION, &target).await?;
-    let Peer::Device(device) = &conn.peer else {
+    let caller = auth.caller(ACTION, &target).await?;
+    let Peer::Device(device) = &auth.conn.peer else {
         return Err(ApiError::Unauthenticated(
             "re-enrolment needs the device's certificate".into(),
         ));
     };
-    enrol(&state, &conn, &caller, ACTION, device, &pem, &info).await
+    enrol(&auth, &caller, ACTION, device, &pem, &info).await
 }
 
 #[cfg(test)]

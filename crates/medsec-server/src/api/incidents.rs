@@ -4,24 +4,21 @@
 //! playbooks act through the device record that Cedar reads, so a quarantined device keeps only
 //! what policy leaves it (reports, telemetry, update fetches).
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use medsec_defender::incident::{Action, Confirmation, CraKind, Incident, IncidentError, Phase};
 use medsec_store::Store as _;
 use serde::Deserialize;
 
-use super::auth::{authorize, caller, device_id};
+use super::auth::{Auth, device_id};
 use super::devices::revoke_certificates;
 use super::error::ApiError;
-use crate::audit_log::event;
 use crate::authz::Target;
 use crate::incidents::{TRIES, from_row, phase_name, to_row};
-use crate::state::{AppState, Conn, now_ms};
+use crate::state::{AppState, now_ms};
 
 /// The incident as shown: the document, its version, and its clocks at `now`.
 fn shown(i: &Incident, version: i64, now: i64) -> serde_json::Value {
@@ -46,15 +43,10 @@ pub(super) struct ListQuery {
 }
 
 /// `GET /api/v1/incidents`.
-pub(super) async fn list(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "incident.read", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "incident.read", &Target::Fleet).await?;
-    let rows = state
+pub(super) async fn list(auth: Auth, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let _who = auth.authorize("incident.read", &Target::Fleet).await?;
+    let rows = auth
+        .state
         .store
         .incidents(
             q.open.unwrap_or(false),
@@ -70,15 +62,9 @@ pub(super) async fn list(
 }
 
 /// `GET /api/v1/incidents/{id}`.
-pub(super) async fn get(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "incident.read", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "incident.read", &Target::Fleet).await?;
-    let row = state.store.incident(&id).await?;
+pub(super) async fn get(auth: Auth, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let _who = auth.authorize("incident.read", &Target::Fleet).await?;
+    let row = auth.state.store.incident(&id).await?;
     Ok(Json(shown(&from_row(&row)?, row.version, now_ms())).into_response())
 }
 
@@ -181,21 +167,18 @@ async fn force_update(
 /// `POST /api/v1/incidents/{id}`: one command (`{"action": "phase" | "confirm" |
 /// "fix_available" | "playbook", …}`).
 pub(super) async fn command(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "incident.manage", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "incident.manage", &Target::Fleet).await?;
+    let who = auth.authorize("incident.manage", &Target::Fleet).await?;
     let cmd: Command = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("incident command: {e}")))?;
     let by = who.subject.label();
     // A playbook's effect happens once, even when the incident update is retried.
     let mut effect: Option<String> = None;
     for _ in 0..TRIES {
-        let row = state.store.incident(&id).await?;
+        let row = auth.state.store.incident(&id).await?;
         let mut incident = from_row(&row)?;
         let now = now_ms();
         let detail = match &cmd {
@@ -244,7 +227,7 @@ pub(super) async fn command(
                     (Some(done), _) => done.clone(),
                     (None, name) => match name {
                         "quarantine" => {
-                            state
+                            auth.state
                                 .store
                                 .set_device_quarantined(dev.as_str(), true)
                                 .await?;
@@ -258,7 +241,7 @@ pub(super) async fn command(
                                     "{device} is not quarantined by this incident"
                                 )));
                             }
-                            state
+                            auth.state
                                 .store
                                 .set_device_quarantined(dev.as_str(), false)
                                 .await?;
@@ -266,7 +249,7 @@ pub(super) async fn command(
                         }
                         "revoke" => {
                             let serials =
-                                revoke_certificates(&state, &dev, "key-compromise").await?;
+                                revoke_certificates(&auth.state, &dev, "key-compromise").await?;
                             format!(
                                 "revoked {} certificate(s) (key-compromise): {}",
                                 serials.len(),
@@ -282,8 +265,8 @@ pub(super) async fn command(
                                 )
                             })?;
                             let on = Target::Device(dev.as_str().to_owned());
-                            authorize(&state, &conn, &who, "device.force_update", &on).await?;
-                            force_update(&state, &id, &dev, release, &by, now).await?
+                            auth.check(&who, "device.force_update", &on).await?;
+                            force_update(&auth.state, &id, &dev, release, &by, now).await?
                         }
                         "cancel_update" => {
                             let name = incident
@@ -299,9 +282,9 @@ pub(super) async fn command(
                                 })?
                                 .to_owned();
                             let on = Target::Device(dev.as_str().to_owned());
-                            authorize(&state, &conn, &who, "device.force_update", &on).await?;
+                            auth.check(&who, "device.force_update", &on).await?;
                             crate::campaigns::control(
-                                &state.store,
+                                &auth.state.store,
                                 &name,
                                 crate::campaigns::Control::Abort,
                                 now,
@@ -336,15 +319,15 @@ pub(super) async fn command(
             }
         };
         incident.updated_at_ms = incident.updated_at_ms.max(now);
-        if state
+        if auth
+            .state
             .store
             .update_incident(&to_row(&incident, row.version)?)
             .await?
         {
-            let mut e = event("incident", &by, "incident.manage", &id, "info");
-            e.source = conn.addr.to_string();
+            let mut e = auth.event("incident", &by, "incident.manage", &id, "info");
             e.detail = detail;
-            state.audit(e).await?;
+            auth.state.audit(e).await?;
             return Ok(
                 (StatusCode::OK, Json(shown(&incident, row.version + 1, now))).into_response(),
             );

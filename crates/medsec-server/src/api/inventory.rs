@@ -9,35 +9,32 @@
 //!   updates (escalate replacement), those whose support ends within 180 days, and those whose
 //!   model has no profile.
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use medsec_store::Device;
 
-use super::auth::{authorize, caller};
+use super::auth::Auth;
 use super::error::ApiError;
 use crate::Error;
 use crate::assets::{Record, Registry, all_devices, put};
 use crate::authz::Target;
-use crate::state::{AppState, Conn, now_ms};
+use crate::state::now_ms;
 
 async fn put_record(
-    state: &AppState,
-    conn: &Conn,
-    headers: &HeaderMap,
+    auth: &Auth,
     body: &Bytes,
     record: Record,
     name: &str,
 ) -> Result<Response, ApiError> {
+    let (state, conn) = (&*auth.state, &auth.conn);
     let what = match record {
         Record::Model => "model profile",
         Record::Vendor => "vendor record",
     };
-    let (who, _, _) = super::risk::upload(state, conn, headers, body, what).await?;
+    let (who, _, _) = super::risk::upload(auth, body, what).await?;
     let stored = put(&state.store, record, name, body, now_ms())
         .await
         .map_err(|e| match e {
@@ -63,33 +60,25 @@ async fn put_record(
 
 /// `PUT /api/v1/inventory/models/{model}`.
 pub(super) async fn put_model(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    put_record(&state, &conn, &headers, &body, Record::Model, &name).await
+    put_record(&auth, &body, Record::Model, &name).await
 }
 
 /// `PUT /api/v1/inventory/vendors/{vendor}`.
 pub(super) async fn put_vendor(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    put_record(&state, &conn, &headers, &body, Record::Vendor, &name).await
+    put_record(&auth, &body, Record::Vendor, &name).await
 }
 
-async fn read_prologue(
-    state: &AppState,
-    conn: &Conn,
-    headers: &HeaderMap,
-) -> Result<(Registry, Vec<Device>), ApiError> {
-    let who = caller(state, conn, headers, "risk.read", &Target::Fleet).await?;
-    authorize(state, conn, &who, "risk.read", &Target::Fleet).await?;
+async fn read_prologue(auth: &Auth) -> Result<(Registry, Vec<Device>), ApiError> {
+    auth.authorize("risk.read", &Target::Fleet).await?;
+    let state = &auth.state;
     let registry = Registry::read(&state.store).await?;
     let devices = all_devices(&state.store)
         .await
@@ -98,12 +87,8 @@ async fn read_prologue(
 }
 
 /// `GET /api/v1/inventory/models`.
-pub(super) async fn list_models(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (registry, devices) = read_prologue(&state, &conn, &headers).await?;
+pub(super) async fn list_models(auth: Auth) -> Result<Response, ApiError> {
+    let (registry, devices) = read_prologue(&auth).await?;
     let now = now_ms();
     let models: Vec<serde_json::Value> = registry
         .models
@@ -121,21 +106,13 @@ pub(super) async fn list_models(
 }
 
 /// `GET /api/v1/inventory/vendors`.
-pub(super) async fn list_vendors(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (registry, _) = read_prologue(&state, &conn, &headers).await?;
+pub(super) async fn list_vendors(auth: Auth) -> Result<Response, ApiError> {
+    let (registry, _) = read_prologue(&auth).await?;
     Ok(Json(serde_json::json!({ "vendors": registry.vendor_view() })).into_response())
 }
 
 /// `GET /api/v1/inventory/support`.
-pub(super) async fn support(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (registry, devices) = read_prologue(&state, &conn, &headers).await?;
+pub(super) async fn support(auth: Auth) -> Result<Response, ApiError> {
+    let (registry, devices) = read_prologue(&auth).await?;
     Ok(Json(registry.support_report(&devices, now_ms())).into_response())
 }

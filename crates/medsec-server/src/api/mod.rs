@@ -32,7 +32,6 @@ use axum::routing::{get, post, put};
 
 use crate::state::AppState;
 use audit::*;
-pub(crate) use auth::Caller;
 use campaigns::*;
 use devices::*;
 pub use error::ApiError;

@@ -23,13 +23,12 @@
 //! The parsed documents come from `crate::risk::RiskCache`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use medsec_risk::advisory::{self, Document};
 use medsec_risk::assets::{ModelProfile, SupportState};
 use medsec_risk::matching::Status;
@@ -38,11 +37,11 @@ use medsec_risk::score::{Clinical, Context, Controls, Exposure};
 use medsec_store::{AdvisoryDoc, ReleaseSbomRow, Store as _};
 use serde::Deserialize;
 
-use super::auth::{authorize, caller, device_id};
+use super::auth::{Auth, DevicePath};
 use super::error::ApiError;
 use crate::audit_log::event;
 use crate::authz::Target;
-use crate::state::{AppState, Conn, now_ms};
+use crate::state::{Conn, now_ms};
 
 pub(crate) fn audit_write(
     conn: &Conn,
@@ -59,14 +58,11 @@ pub(crate) fn audit_write(
 /// What every upload does first: the caller must hold `risk.write`, and the document must be
 /// UTF-8. Returns the caller's label, the text and its SHA-256 (hex).
 pub(crate) async fn upload(
-    state: &AppState,
-    conn: &Conn,
-    headers: &HeaderMap,
+    auth: &Auth,
     body: &Bytes,
     what: &str,
 ) -> Result<(String, String, String), ApiError> {
-    let who = caller(state, conn, headers, "risk.write", &Target::Fleet).await?;
-    authorize(state, conn, &who, "risk.write", &Target::Fleet).await?;
+    let who = auth.authorize("risk.write", &Target::Fleet).await?;
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest(format!("the {what} is not UTF-8")))?;
     let digest = hex::encode(medsec_crypto::digest::sha256(body));
@@ -89,14 +85,12 @@ fn refused(e: &medsec_risk::Error) -> ApiError {
 
 /// `PUT /api/v1/risk/sboms/{*target}`.
 pub(crate) async fn put_sbom(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Path(target): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (who, text, digest) = upload(&state, &conn, &headers, &body, "SBOM").await?;
-    let image = state.director.image().ok_or_else(|| {
+    let (who, text, digest) = upload(&auth, &body, "SBOM").await?;
+    let image = auth.state.director.image().ok_or_else(|| {
         ApiError::Conflict(
             "no image_repository is configured: an SBOM is accepted only for a signed target"
                 .into(),
@@ -161,10 +155,10 @@ pub(crate) async fn put_sbom(
             uploaded_at_ms: now,
         })
         .collect();
-    state.store.put_release_sbom(&rows).await?;
-    state
+    auth.state.store.put_release_sbom(&rows).await?;
+    auth.state
         .audit(audit_write(
-            &conn,
+            &auth.conn,
             &who,
             &format!("Release::{target:?}"),
             format!(
@@ -223,15 +217,9 @@ const MAX_REFUSED_LISTED: usize = 100;
 /// the archive (OSV's `all.zip`, a directory of CSAF documents) read as one upload would
 /// read it, and stored in one transaction. A refused file is named and skipped, or, with
 /// `strict=true`, refuses the archive with nothing stored.
-async fn post_advisory_zip(
-    state: &AppState,
-    conn: &Conn,
-    headers: &HeaderMap,
-    strict: bool,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let who = caller(state, conn, headers, "risk.write", &Target::Fleet).await?;
-    authorize(state, conn, &who, "risk.write", &Target::Fleet).await?;
+async fn post_advisory_zip(auth: &Auth, strict: bool, body: Bytes) -> Result<Response, ApiError> {
+    let who = auth.authorize("risk.write", &Target::Fleet).await?;
+    let (state, conn) = (&*auth.state, &auth.conn);
     let limits = medsec_risk::archive::Limits {
         max_file_bytes: u64::try_from(state.config.limits.max_document_bytes).unwrap_or(u64::MAX),
         max_total_bytes: state.config.limits.max_archive_bytes,
@@ -316,8 +304,7 @@ async fn post_advisory_zip(
 
 /// `POST /api/v1/risk/advisories`.
 pub(crate) async fn post_advisory(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
+    auth: Auth,
     headers: HeaderMap,
     Query(q): Query<AdvisoryQuery>,
     body: Bytes,
@@ -327,19 +314,20 @@ pub(crate) async fn post_advisory(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/zip"));
     if zip {
-        return post_advisory_zip(&state, &conn, &headers, q.strict.unwrap_or(false), body).await;
+        return post_advisory_zip(&auth, q.strict.unwrap_or(false), body).await;
     }
-    let (who, text, digest) = upload(&state, &conn, &headers, &body, "advisory").await?;
+    let (who, text, digest) = upload(&auth, &body, "advisory").await?;
     let doc = advisory::parse(&body).map_err(|e| refused(&e))?;
     let (identity, modified, count) = identity(&doc, &digest);
-    let changed = state
+    let changed = auth
+        .state
         .store
         .put_advisory_doc(&identity, &modified, &text, now_ms())
         .await?;
     if changed {
-        state
+        auth.state
             .audit(audit_write(
-                &conn,
+                &auth.conn,
                 &who,
                 &format!("Advisory::{identity:?}"),
                 format!("{count} entries, modified {modified}"),
@@ -358,19 +346,18 @@ pub(crate) async fn post_advisory(
 }
 
 /// `POST /api/v1/risk/vex`.
-pub(crate) async fn post_vex(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let (who, text, digest) = upload(&state, &conn, &headers, &body, "VEX document").await?;
+pub(crate) async fn post_vex(auth: Auth, body: Bytes) -> Result<Response, ApiError> {
+    let (who, text, digest) = upload(&auth, &body, "VEX document").await?;
     let (format, statements) = medsec_risk::vex::parse(&body).map_err(|e| refused(&e))?;
-    let new = state.store.put_vex_doc(&digest, &text, now_ms()).await?;
+    let new = auth
+        .state
+        .store
+        .put_vex_doc(&digest, &text, now_ms())
+        .await?;
     if new {
-        state
+        auth.state
             .audit(audit_write(
-                &conn,
+                &auth.conn,
                 &who,
                 &format!("Vex::{digest:?}"),
                 format!("{format:?}, {} statements", statements.len()),
@@ -452,18 +439,14 @@ fn context(
 
 /// `GET /api/v1/devices/{id}/findings`.
 pub(crate) async fn device_findings(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
     Query(q): Query<FindingsQuery>,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, "risk.read", &target).await?;
-    authorize(&state, &conn, &who, "risk.read", &target).await?;
-    let device = state.store.device(id.as_str()).await?;
-    let assets = crate::assets::Registry::read(&state.store).await?;
+    let _who = auth.authorize("risk.read", &target).await?;
+    let device = auth.state.store.device(id.as_str()).await?;
+    let assets = crate::assets::Registry::read(&auth.state.store).await?;
     let profile = assets.models.get(&device.model);
     let support = assets.support(&device.model, now_ms());
     let ctx = context(&q, device.quarantined, profile, support.as_ref())?;
@@ -480,7 +463,7 @@ pub(crate) async fn device_findings(
             "the device has no hardware id, or has sent no signed version report".into(),
         ));
     }
-    let loaded = state.risk.get(&state.store).await?;
+    let loaded = auth.state.risk.get(&auth.state.store).await?;
     let Some(release) = loaded
         .releases
         .get(&(device.hardware_id.clone(), device.installed_version.clone()))
@@ -526,14 +509,11 @@ pub(crate) async fn device_findings(
 
 /// `GET /api/v1/risk/advisories/{id}/devices`.
 pub(crate) async fn advisory_devices(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "risk.read", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "risk.read", &Target::Fleet).await?;
-    let loaded = state.risk.get(&state.store).await?;
+    let _who = auth.authorize("risk.read", &Target::Fleet).await?;
+    let loaded = auth.state.risk.get(&auth.state.store).await?;
     let advisories: Vec<&medsec_risk::advisory::Advisory> = loaded
         .db
         .advisories()
@@ -575,7 +555,7 @@ pub(crate) async fn advisory_devices(
         let Some(r) = loaded.releases.get(&(hw.clone(), version.clone())) else {
             continue;
         };
-        let devices = state.store.devices_running(hw, version).await?;
+        let devices = auth.state.store.devices_running(hw, version).await?;
         total += devices.len();
         releases.push(serde_json::json!({
             "target": r.row.target, "hardware_id": hw, "version": version,
@@ -607,22 +587,19 @@ const MAX_RANKED: usize = 10_000;
 /// release and scored per device. Devices whose model has no profile cannot be scored and
 /// are counted, as are devices whose release has no SBOM or that never reported.
 pub(crate) async fn ranked_devices(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Query(q): Query<RankQuery>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &conn, &headers, "risk.read", &Target::Fleet).await?;
-    authorize(&state, &conn, &who, "risk.read", &Target::Fleet).await?;
+    let _who = auth.authorize("risk.read", &Target::Fleet).await?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_RANKED {
         return Err(ApiError::BadRequest(format!(
             "limit {limit} is not between 1 and {MAX_RANKED}"
         )));
     }
-    let loaded = state.risk.get(&state.store).await?;
-    let assets = crate::assets::Registry::read(&state.store).await?;
-    let devices = crate::assets::all_devices(&state.store)
+    let loaded = auth.state.risk.get(&auth.state.store).await?;
+    let assets = crate::assets::Registry::read(&auth.state.store).await?;
+    let devices = crate::assets::all_devices(&auth.state.store)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let now = now_ms();

@@ -2,37 +2,30 @@
 //! certificate names, and the answer comes only after `crate::telemetry::ingest` committed the
 //! batch (200), or refused it as a replay (409).
 
-use std::sync::Arc;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 
-use super::auth::{authorize, caller, device_id};
+use super::auth::{Auth, DevicePath};
 use super::error::ApiError;
 use crate::authz::Target;
-use crate::state::{AppState, Conn};
 use crate::telemetry::{ACTION, Ingested, ingest};
 
 /// `POST /api/v1/devices/{id}/telemetry`.
 pub(super) async fn post_telemetry(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
+    auth: Auth,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    DevicePath(id): DevicePath,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
-    let who = caller(&state, &conn, &headers, ACTION, &target).await?;
-    authorize(&state, &conn, &who, ACTION, &target).await?;
+    let who = auth.authorize(ACTION, &target).await?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("(not text)"));
     // Over HTTPS a device's batches arrive in order on one connection: no reorder window.
-    match ingest(&state, &conn, &who, &target, encoding, &body, 0).await? {
+    match ingest(&auth.state, &auth.conn, &who, &target, encoding, &body, 0).await? {
         Ingested::Accepted { sequence, events } => Ok((
             StatusCode::OK,
             Json(serde_json::json!({ "accepted": sequence, "events": events })),

@@ -3,22 +3,19 @@
 //! supported, so agents resume interrupted downloads). Both need Cedar's `update.fetch` on the
 //! device itself: a device reads only its own director metadata.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, http::HeaderMap};
 use medsec_pki::DeviceId;
 use medsec_store::{DevicePoll, Store as _};
 use tower::ServiceExt as _;
 
-use super::auth::{authorize, caller, device_caller, device_id};
+use super::auth::{Auth, DevicePath, device_caller};
 use super::error::ApiError;
 use crate::audit_log::event;
 use crate::authz::Target;
 use crate::director;
-use crate::state::{AppState, Conn, Peer, now_ms};
+use crate::state::{Peer, now_ms};
 
 fn json(bytes: Vec<u8>) -> Response {
     let mut r = bytes.into_response();
@@ -38,20 +35,18 @@ fn json(bytes: Vec<u8>) -> Response {
 /// with no change is that one request. Snapshot and targets are served as stored, so one
 /// refresh sees one version.
 pub(crate) async fn director_file(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
-    Path((id, file)): Path<(String, String)>,
+    auth: Auth,
+    DevicePath(id): DevicePath,
+    Path((_, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let id = device_id(&id)?;
     let target = Target::Device(id.as_str().to_owned());
     if file == "timestamp.json" {
-        return poll(&state, &conn, &headers, &id, &target).await;
+        return poll(&auth, &id, &target).await;
     }
-    let who = caller(&state, &conn, &headers, "update.fetch", &target).await?;
-    authorize(&state, &conn, &who, "update.fetch", &target).await?;
+    let _who = auth.authorize("update.fetch", &target).await?;
     if file == "root.json" {
-        return state
+        return auth
+            .state
             .director
             .root(None)
             .map(|r| json(r.to_vec()))
@@ -59,7 +54,8 @@ pub(crate) async fn director_file(
     }
     if let Some(v) = file.strip_suffix(".root.json") {
         let v: u64 = v.parse().map_err(|_| ApiError::NotFound)?;
-        return state
+        return auth
+            .state
             .director
             .root(Some(v))
             .map(|r| json(r.to_vec()))
@@ -67,7 +63,8 @@ pub(crate) async fn director_file(
     }
     match file.as_str() {
         "snapshot.json" | "targets.json" => {
-            let stored = state
+            let stored = auth
+                .state
                 .store
                 .director_metadata(id.as_str())
                 .await?
@@ -86,13 +83,8 @@ pub(crate) async fn director_file(
 /// real poll, one store query reads its record (for Cedar), its active campaigns and its stored
 /// timestamp; anyone else is authorised first, exactly as for the other files, and only then is
 /// the device read.
-async fn poll(
-    state: &AppState,
-    conn: &Conn,
-    headers: &HeaderMap,
-    id: &DeviceId,
-    target: &Target,
-) -> Result<Response, ApiError> {
+async fn poll(auth: &Auth, id: &DeviceId, target: &Target) -> Result<Response, ApiError> {
+    let (state, conn) = (&*auth.state, &auth.conn);
     let own = matches!(&conn.peer, Peer::Device(p) if p == id) && !conn.operator_port;
     let (who, read) = if own {
         let (record, rest) = match state.store.device_poll(id.as_str()).await {
@@ -102,12 +94,9 @@ async fn poll(
         let who = device_caller(state, conn, id, record, "update.fetch", target).await?;
         (who, rest)
     } else {
-        (
-            caller(state, conn, headers, "update.fetch", target).await?,
-            None,
-        )
+        (auth.caller("update.fetch", target).await?, None)
     };
-    authorize(state, conn, &who, "update.fetch", target).await?;
+    auth.check(&who, "update.fetch", target).await?;
     let polled = match (who.record, read) {
         (Some(device), Some((campaigns, director))) => DevicePoll {
             device,
@@ -142,20 +131,17 @@ async fn poll(
 
 /// A file of the published image repository (`metadata/…` or `targets/…`), with range support.
 pub(crate) async fn image_file(
-    State(state): State<Arc<AppState>>,
-    Extension(conn): Extension<Conn>,
-    headers: HeaderMap,
+    auth: Auth,
     Path(path): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
     // The image repository is read as the device itself (its own updates).
-    let target = match &conn.peer {
+    let target = match &auth.conn.peer {
         Peer::Device(id) => Target::Device(id.as_str().to_owned()),
         _ => Target::Device("-".into()),
     };
-    let who = caller(&state, &conn, &headers, "update.fetch", &target).await?;
-    authorize(&state, &conn, &who, "update.fetch", &target).await?;
-    let Some(image) = state.director.image() else {
+    let _who = auth.authorize("update.fetch", &target).await?;
+    let Some(image) = auth.state.director.image() else {
         return Err(ApiError::NotFound);
     };
     if !(path.starts_with("metadata/") || path.starts_with("targets/")) {
