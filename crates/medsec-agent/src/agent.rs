@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use medsec_api::report;
 use medsec_tuf::TargetFile;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::boot::{Booted, Bootloader, SlotImage, Slots, TRIES};
 use crate::keys::KeyStore;
@@ -456,25 +457,28 @@ impl Agent {
 
     fn report(&mut self, outcome: Option<Outcome>) -> Result<Step, Error> {
         let image = self.booted.image.clone();
-        let mut fields = serde_json::Map::new();
-        fields.insert("version".into(), json!(image.version));
-        fields.insert("release_counter".into(), json!(image.release_counter));
-        fields.insert("target".into(), json!(image.target));
-        if let Some(h) = image.hashes.get("sha256") {
-            fields.insert("sha256".into(), json!(h));
-        }
-        if let Some(o) = &outcome
-            && let Some(campaign) = &o.campaign
-        {
-            fields.insert(
-                "install".into(),
-                json!({
-                    "campaign": campaign, "target": o.target, "outcome": o.outcome,
-                    "reason": o.reason,
-                }),
-            );
-        }
-        self.session()?.report(fields)?;
+        let install = outcome.as_ref().and_then(|o| {
+            o.campaign.as_ref().map(|campaign| report::Install {
+                campaign: campaign.clone(),
+                target: o.target.clone(),
+                outcome: o.outcome.clone(),
+                reason: o.reason.clone(),
+            })
+        });
+        self.session()?.report(report::Payload {
+            device: String::new(),
+            nonce: String::new(),
+            version: image.version.clone(),
+            release_counter: i64::try_from(image.release_counter).map_err(|_| {
+                Error::State(format!(
+                    "release counter {} is beyond what a report can carry",
+                    image.release_counter
+                ))
+            })?,
+            target: Some(image.target.clone()),
+            sha256: image.hashes.get("sha256").cloned(),
+            install,
+        })?;
         crate::fault::point("reported");
         if self.options.telemetry
             && let Some(o) = &outcome

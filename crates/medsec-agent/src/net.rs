@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use medsec_api::report;
 use medsec_tuf_client::{HttpTransport, Transport, TransportError, Updater, UpdaterConfig};
-use serde_json::{Value, json};
 
 use crate::Error;
 
 /// Network timeout for every request.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Signed before a version report's payload (the server's `version_report::CONTEXT`).
-const REPORT_CONTEXT: &[u8] = b"medsec version report v1\n";
 
 /// A transport shared by several updaters (one TLS session for the whole poll).
 #[derive(Clone)]
@@ -215,8 +213,8 @@ impl Session {
     }
 
     /// Sends a signed version report: asks for a nonce, signs `CONTEXT || payload` with the
-    /// device key, and PUTs it. `fields` are the payload's other fields (version, counter, …).
-    pub fn report(&self, mut fields: serde_json::Map<String, Value>) -> Result<(), Error> {
+    /// device key, and PUTs it. The payload's `device` and `nonce` are filled in here.
+    pub fn report(&self, mut payload: report::Payload) -> Result<(), Error> {
         let url = format!(
             "{}/api/v1/devices/{}/report-nonce",
             self.server, self.device
@@ -233,28 +231,26 @@ impl Session {
                 r.status()
             )));
         }
-        let nonce: Value = serde_json::from_str(&body).map_err(|e| net(&url, e))?;
-        let nonce = nonce
-            .get("nonce")
-            .cloned()
-            .ok_or_else(|| net(&url, "the answer holds no nonce"))?;
-        fields.insert("device".into(), json!(self.device));
-        fields.insert("nonce".into(), nonce);
-        let payload = Value::Object(fields).to_string();
+        let nonce: report::Nonce = serde_json::from_str(&body).map_err(|e| net(&url, e))?;
+        payload.device.clone_from(&self.device);
+        payload.nonce = nonce.nonce;
+        let payload =
+            serde_json::to_vec(&payload).map_err(|e| Error::State(format!("the report: {e}")))?;
         let signature = self
             .key
-            .sign(&[REPORT_CONTEXT, payload.as_bytes()].concat())
+            .sign(&report::message(&payload))
             .map_err(|e| Error::State(format!("signing the report: {e}")))?;
-        let envelope = json!({
-            "payload": STANDARD.encode(payload.as_bytes()),
-            "signature": STANDARD.encode(signature),
-        });
+        let envelope = serde_json::to_string(&report::Envelope {
+            payload: STANDARD.encode(&payload),
+            signature: STANDARD.encode(signature),
+        })
+        .map_err(|e| Error::State(format!("the report: {e}")))?;
         let url = format!("{}/api/v1/devices/{}/version", self.server, self.device);
         let mut r = self
             .agent()
             .put(&url)
             .header("Content-Type", "application/json")
-            .send(envelope.to_string())
+            .send(envelope)
             .map_err(|e| net(&url, e))?;
         if r.status() != 204 {
             let body = r.body_mut().read_to_string().unwrap_or_default();

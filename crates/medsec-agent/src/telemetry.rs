@@ -316,10 +316,9 @@ impl Telemetry {
             match status {
                 200 => {}
                 409 => {
-                    let last = serde_json::from_str::<Value>(&answer)
-                        .ok()
-                        .and_then(|v| v.get("last_sequence").and_then(Value::as_i64))
-                        .ok_or_else(|| {
+                    let last = serde_json::from_str::<medsec_api::telemetry::Replayed>(&answer)
+                        .map(|r| r.last_sequence)
+                        .map_err(|_| {
                             Error::Refused(format!(
                                 "telemetry batch {sequence}: HTTP 409: {answer}"
                             ))

@@ -12,111 +12,49 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::{Deserialize, Serialize};
 
-/// Signed before the payload, so a version-report signature can never be taken for a signature
-/// over anything else the device key signs (EST requests, TLS handshakes).
-pub const CONTEXT: &[u8] = b"medsec version report v1\n";
+pub use medsec_api::report::{CONTEXT, Envelope, Install, Payload, message};
 
 /// Longest version string, in bytes.
 pub const MAX_VERSION_BYTES: usize = 64;
 
-/// What the device signs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Payload {
-    /// The device's id; must be the id its certificate names.
-    pub device: String,
-    /// The nonce the server issued for this report.
-    pub nonce: String,
-    /// The firmware version running.
-    pub version: String,
-    /// That firmware's release counter (anti-rollback).
-    pub release_counter: i64,
-    /// The installed image's target name, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// SHA-256 of the installed image (hex), if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    /// How the install a campaign asked for ended, when the report is about one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub install: Option<Install>,
-}
-
 /// Longest install reason, in bytes.
 pub const MAX_REASON_BYTES: usize = 512;
 
-/// The end of an install the director asked for (its target metadata names the campaign).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Install {
-    /// The campaign, as the director's target metadata named it.
-    pub campaign: String,
-    /// The target the director named.
-    pub target: String,
-    /// `succeeded` (installed, healthy, committed), `failed` (download, verification, install
-    /// or health check failed; rolled back) or `deferred` (in clinical use; installs when idle).
-    pub outcome: String,
-    /// Why, for failures and deferrals.
-    #[serde(default)]
-    pub reason: String,
-}
-
-impl Install {
-    /// The campaign outcome this report means, given what the device says it now runs.
-    /// A success claimed while running another version or release counter counts as a failure.
-    pub fn outcome(
-        &self,
-        report: &Payload,
-        release: &medsec_campaign::Release,
-    ) -> medsec_campaign::Outcome {
-        use medsec_campaign::Outcome;
-        match self.outcome.as_str() {
-            "succeeded"
-                if report.version == release.version
-                    && report.release_counter == release.release_counter =>
-            {
-                Outcome::Succeeded
-            }
-            "succeeded" => Outcome::Failed {
-                reason: format!(
-                    "reported success but runs {} (release counter {}), not {} ({})",
-                    report.version,
-                    report.release_counter,
-                    release.version,
-                    release.release_counter
-                ),
-            },
-            "deferred" => Outcome::Deferred {
-                reason: self.reason.clone(),
-            },
-            _ => Outcome::Failed {
-                reason: self.reason.clone(),
-            },
+/// The campaign outcome an install report means, given what the device says it now runs.
+/// A success claimed while running another version or release counter counts as a failure.
+pub fn outcome(
+    install: &Install,
+    report: &Payload,
+    release: &medsec_campaign::Release,
+) -> medsec_campaign::Outcome {
+    use medsec_campaign::Outcome;
+    match install.outcome.as_str() {
+        "succeeded"
+            if report.version == release.version
+                && report.release_counter == release.release_counter =>
+        {
+            Outcome::Succeeded
         }
+        "succeeded" => Outcome::Failed {
+            reason: format!(
+                "reported success but runs {} (release counter {}), not {} ({})",
+                report.version, report.release_counter, release.version, release.release_counter
+            ),
+        },
+        "deferred" => Outcome::Deferred {
+            reason: install.reason.clone(),
+        },
+        _ => Outcome::Failed {
+            reason: install.reason.clone(),
+        },
     }
-}
-
-/// What is sent: the payload exactly as signed and the signature, both base64.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Envelope {
-    /// Base64 of the payload bytes.
-    pub payload: String,
-    /// Base64 of the signature over `CONTEXT || payload`.
-    pub signature: String,
 }
 
 /// A report that was refused, and why (said to the device and written to the audit log).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
-
-/// The message a device signs for `payload`.
-pub fn message(payload: &[u8]) -> Vec<u8> {
-    [CONTEXT, payload].concat()
-}
 
 /// Decodes an envelope and checks the signature with `certificate_der`'s key and that the payload
 /// is well formed and names `device`. Returns the payload bytes, the signature and the payload.

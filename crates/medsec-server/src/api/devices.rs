@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use medsec_api::{devices, report};
 use medsec_pki::DeviceId;
 use medsec_store::{DeviceQuery, Store as _, VersionReport};
 use serde::Deserialize;
@@ -80,7 +81,10 @@ pub(super) async fn report_nonce(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "nonce": nonce, "expires_at_ms": expires })),
+        Json(report::Nonce {
+            nonce,
+            expires_at_ms: expires,
+        }),
     )
         .into_response())
 }
@@ -224,7 +228,7 @@ pub(super) async fn campaign_report(
         state.audit(e).await?;
         return Ok(());
     }
-    let outcome = install.outcome(report, &release);
+    let outcome = version_report::outcome(install, report, &release);
     let status_before = row.status.clone();
     let applied = campaigns::change(&state.store, &install.campaign, now, |c| {
         c.report(device, outcome.clone(), now)
@@ -280,18 +284,16 @@ pub(super) async fn list_versions(
         .store
         .version_reports(id.as_str(), q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
-    let shown: Vec<serde_json::Value> = reports
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "received_at_ms": r.received_at_ms,
-                "version": r.version,
-                "release_counter": r.release_counter,
-                "nonce": r.nonce,
-                "payload": STANDARD.encode(&r.payload),
-                "signature": STANDARD.encode(&r.signature),
-                "certificate": STANDARD.encode(&r.certificate),
-            })
+    let shown: Vec<report::Stored> = reports
+        .into_iter()
+        .map(|r| report::Stored {
+            received_at_ms: r.received_at_ms,
+            version: r.version,
+            release_counter: r.release_counter,
+            nonce: r.nonce,
+            payload: STANDARD.encode(&r.payload),
+            signature: STANDARD.encode(&r.signature),
+            certificate: STANDARD.encode(&r.certificate),
         })
         .collect();
     Ok(Json(shown).into_response())
@@ -412,7 +414,11 @@ pub(super) async fn create_enrolment_token(auth: Auth, body: Bytes) -> Result<Re
     auth.state.audit(e).await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({ "device": device.as_str(), "token": token, "ttl_secs": req.ttl_secs })),
+        Json(devices::EnrolmentToken {
+            device: device.as_str().to_owned(),
+            token,
+            ttl_secs: req.ttl_secs,
+        }),
     )
         .into_response())
 }
@@ -495,7 +501,11 @@ pub(super) async fn revoke_device(
         serials.join(", ")
     );
     auth.state.audit(e).await?;
-    Ok(Json(serde_json::json!({ "device": id.as_str(), "revoked": serials })).into_response())
+    Ok(Json(devices::Revoked {
+        device: id.as_str().to_owned(),
+        revoked: serials,
+    })
+    .into_response())
 }
 
 /// Returns a revoked device to `registered`, so that it can enrol again with a new enrolment
@@ -527,5 +537,9 @@ pub(super) async fn reinstate_device(
     );
     e.detail = "reinstated: may enrol again with a new token and a new key".into();
     auth.state.audit(e).await?;
-    Ok(Json(serde_json::json!({ "device": id.as_str(), "state": "registered" })).into_response())
+    Ok(Json(devices::Reinstated {
+        device: id.as_str().to_owned(),
+        state: "registered".into(),
+    })
+    .into_response())
 }

@@ -56,7 +56,7 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        let mut response = (status, Json(medsec_api::ErrorBody { error: message })).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
             response
                 .headers_mut()

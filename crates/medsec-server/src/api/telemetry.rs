@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use medsec_api::telemetry;
 
 use super::auth::{Auth, DevicePath};
 use super::error::ApiError;
@@ -28,7 +29,10 @@ pub(super) async fn post_telemetry(
     match ingest(&auth.state, &auth.conn, &who, &target, encoding, &body, 0).await? {
         Ingested::Accepted { sequence, events } => Ok((
             StatusCode::OK,
-            Json(serde_json::json!({ "accepted": sequence, "events": events })),
+            Json(telemetry::Accepted {
+                accepted: sequence,
+                events,
+            }),
         )
             .into_response()),
         // The agent needs the number, not just the sentence: a batch equal to it was stored
@@ -36,7 +40,10 @@ pub(super) async fn post_telemetry(
         // goes again as the next number.
         Ingested::Replayed { reason, last } => Ok((
             StatusCode::CONFLICT,
-            Json(serde_json::json!({ "error": reason, "last_sequence": last })),
+            Json(telemetry::Replayed {
+                error: reason,
+                last_sequence: last,
+            }),
         )
             .into_response()),
     }
