@@ -19,7 +19,6 @@
     reason = "a benchmark program: a panic is a failed run"
 )]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -54,58 +53,37 @@ impl Drop for Killed {
 }
 
 /// Starts `medsec server` with limits raised out of the way and returns (device addr, process).
-fn start_medsec(work: &Path) -> (String, Killed) {
+fn start_medsec(work: &Path) -> (String, medsec_testkit::Running) {
     let (device, _, server) = start_medsec_with(work, &[]);
     (device, server)
 }
 
 /// As [`start_medsec`], with more environment; returns (device addr, operator addr, process).
-fn start_medsec_with(work: &Path, env: &[(&str, String)]) -> (String, String, Killed) {
+fn start_medsec_with(
+    work: &Path,
+    env: &[(&str, String)],
+) -> (String, String, medsec_testkit::Running) {
     std::fs::write(
         work.join("defender.json"),
         r#"{"classes": {"infusion-pump": {"destinations": ["10.20.0.0/16"], "remote_ports": [1111, 8443]}}}"#,
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_medsec"))
-        .args(["server", "--data-dir", "data"])
-        .args([
-            "--device-listen",
-            "127.0.0.1:0",
-            "--operator-listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(work)
-        .env("MEDSEC_LOG", "error")
-        .envs(
-            std::env::var("BENCH_SERVER_DB_CONNECTIONS")
-                .ok()
-                .map(|n| ("MEDSEC_DATABASE_CONNECTIONS", n)),
-        )
-        .env("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "1000000000")
-        .env("MEDSEC_LIMITS__REQUEST_BURST", "1000000000")
+    let policy = work.join("defender.json").display().to_string();
+    let connections = std::env::var("BENCH_SERVER_DB_CONNECTIONS").ok();
+    let mut all: Vec<(&str, &str)> = vec![
+        ("MEDSEC_LOG", "error"),
+        ("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "1000000000"),
+        ("MEDSEC_LIMITS__REQUEST_BURST", "1000000000"),
         // The telemetry row's devices are pumps on a profiled network: every flow is checked
         // against the allowlist.
-        .env("MEDSEC_DEFENDER_POLICY", work.join("defender.json"))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = |label: &str| {
-        line.split(label)
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected banner {line:?}"))
-            .to_owned()
-    };
-    (
-        addr("device port https://"),
-        addr("operator port https://"),
-        Killed(child),
-    )
+        ("MEDSEC_DEFENDER_POLICY", &policy),
+    ];
+    if let Some(n) = &connections {
+        all.push(("MEDSEC_DATABASE_CONNECTIONS", n));
+    }
+    all.extend(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let server = medsec_testkit::start(work, &all, &[]);
+    (server.device.clone(), server.operator.clone(), server)
 }
 
 /// Enrols `pump-1` with openssl + curl, leaving `pump-1.key` and `pump-1.pem` in `work`.

@@ -1,17 +1,7 @@
 //! The `medsec` and `medsec-tuf-client` command lines end to end, and interop with python-tuf.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a panic is a failed test"
-)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-
-mod common;
 
 const PASS: &str = "correct horse battery staple";
 
@@ -185,7 +175,7 @@ fn release_lifecycle_through_the_command_line() {
 
 /// A firmware SBOM: OpenSSL with a purl and full FDA fields, BusyBox with a CPE only, and a
 /// vendor blob with neither (shared with medsec-risk's tests).
-const FIRMWARE_SBOM: &str = include_str!("../../medsec-risk/tests/data/firmware-1.2.0.cdx.json");
+const FIRMWARE_SBOM: &str = include_str!("../../../medsec-risk/tests/data/firmware-1.2.0.cdx.json");
 
 #[test]
 fn an_sbom_is_checked_scored_and_its_digest_signed_into_the_release() {
@@ -289,23 +279,23 @@ fn cvss_vectors_are_scored_and_bad_ones_named() {
 fn firmware_components_are_matched_and_vex_applies_per_product() {
     let s = Setup::new();
     let feed = s.tmp.path().join("feed");
-    common::risk::firmware_advisories(&feed);
+    medsec_testkit::risk::firmware_advisories(&feed);
     let v120 = s.image(
         "ip200-1.2.0.cdx.json",
-        common::risk::firmware_sbom("acme-ip200", "1.2.0", "3.0.2", "1.35.0").as_bytes(),
+        medsec_testkit::risk::firmware_sbom("acme-ip200", "1.2.0", "3.0.2", "1.35.0").as_bytes(),
     );
     let v130 = s.image(
         "ip200-1.3.0.cdx.json",
-        common::risk::firmware_sbom("acme-ip200", "1.3.0", "3.0.7", "1.36.0").as_bytes(),
+        medsec_testkit::risk::firmware_sbom("acme-ip200", "1.3.0", "3.0.7", "1.36.0").as_bytes(),
     );
     let other = s.image(
         "ip300-2.0.0.cdx.json",
-        common::risk::firmware_sbom("acme-ip300", "2.0.0", "3.0.7", "1.35.0").as_bytes(),
+        medsec_testkit::risk::firmware_sbom("acme-ip300", "2.0.0", "3.0.7", "1.35.0").as_bytes(),
     );
     // The manufacturer states ip200 1.2.0 does not run the vulnerable netstat code.
     let vex = s.image(
         "ip200.openvex.json",
-        common::risk::firmware_vex().as_bytes(),
+        medsec_testkit::risk::firmware_vex().as_bytes(),
     );
     let run = |sbom: &Path, extra: &[&str]| {
         let mut c = medsec();

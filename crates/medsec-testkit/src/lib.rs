@@ -1,13 +1,14 @@
-//! Shared by the end-to-end tests: a `medsec server` child process on ephemeral ports, curl and
+//! Shared by the end-to-end tests (`crates/medsec/tests/e2e`) and the server benchmark: a `medsec server` child process on ephemeral ports, curl and
 //! openssl as the device's and operator's tools, audit-log lookups, and a published image
 //! repository.
+
 #![allow(
-    dead_code,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
-    reason = "test code: a panic is a failed test; not every test file uses every helper"
+    clippy::missing_panics_doc,
+    reason = "test support: a panic is a failed test, with the command and its output"
 )]
 
 use std::io::{BufRead as _, BufReader};
@@ -19,13 +20,38 @@ use serde_json::Value;
 
 pub mod risk;
 
+/// The `medsec` binary of this build: `MEDSEC_BIN` if set, else the one cargo built beside the
+/// running test or bench executable (`target/<profile>/deps/NAME-HASH` → `target/<profile>/medsec`;
+/// cargo builds a package's binaries before its integration tests and benches).
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("MEDSEC_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the path of the running test executable");
+    let dir = exe.parent().expect("the test executable's folder");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    let bin = dir.join(format!("medsec{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is not built: run the tests with cargo test -p medsec, or set MEDSEC_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// `medsec`, with no passphrase in its environment and warnings-only logs.
 pub fn medsec() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_medsec"));
+    let mut c = Command::new(binary());
     c.env_remove("MEDSEC_PASSPHRASE").env("MEDSEC_LOG", "warn");
     c
 }
 
 #[track_caller]
+/// Runs `cmd`, which must succeed; returns its standard output.
 pub fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
@@ -49,17 +75,24 @@ pub fn fails(cmd: &mut Command) -> String {
     )
 }
 
+/// Runs `openssl ARGS` in `dir`, which must succeed; returns its standard output.
 pub fn openssl(dir: &Path, args: &[&str]) -> String {
     ok(Command::new("openssl").current_dir(dir).args(args))
 }
 
 /// A `medsec server` child process on two ephemeral ports.
 pub struct Running {
+    /// The server process (killed when this is dropped).
     pub child: Child,
+    /// Its standard output, kept open so the server never writes into a closed pipe.
     pub _stdout: BufReader<ChildStdout>,
+    /// The device port's address (`127.0.0.1:PORT`).
     pub device: String,
+    /// The operator port's address.
     pub operator: String,
+    /// The server's data directory (`WORK/data`).
     pub data: PathBuf,
+    /// The test's folder, where keys, requests and `server.log` are written.
     pub work: PathBuf,
 }
 
@@ -70,6 +103,8 @@ impl Drop for Running {
     }
 }
 
+/// Starts `medsec server` with its data in `WORK/data`, both ports on ephemeral ports, `env`
+/// added to its environment and `args` to its command line; its log goes to `WORK/server.log`.
 pub fn start(work: &Path, env: &[(&str, &str)], args: &[&str]) -> Running {
     let data = work.join("data");
     let log = std::fs::File::create(work.join("server.log")).unwrap();
@@ -120,17 +155,21 @@ pub fn start(work: &Path, env: &[(&str, &str)], args: &[&str]) -> Running {
 /// What curl got: the HTTP status (0 when no HTTP answer came) and the body.
 #[derive(Debug)]
 pub struct Reply {
+    /// The HTTP status (0 when no HTTP answer came).
     pub status: u16,
+    /// The body.
     pub body: String,
-    #[expect(dead_code, reason = "read through Debug in assertion messages")]
+    /// What curl said on standard error.
     pub stderr: String,
 }
 
 impl Running {
+    /// A file of the fleet CA (`chain.pem`, `crl.pem`, …).
     pub fn ca(&self, file: &str) -> PathBuf {
         self.data.join("ca").join(file)
     }
 
+    /// Runs curl in the test's folder, trusting the fleet chain, and returns status and body.
     pub fn curl(&self, args: &[&str]) -> Reply {
         let out = Command::new("curl")
             .current_dir(&self.work)
@@ -149,10 +188,12 @@ impl Running {
         }
     }
 
+    /// `https://DEVICE-PORT/PATH`.
     pub fn device_url(&self, path: &str) -> String {
         format!("https://{}{path}", self.device)
     }
 
+    /// `https://OPERATOR-PORT/PATH`.
     pub fn operator_url(&self, path: &str) -> String {
         format!("https://{}{path}", self.operator)
     }
@@ -167,6 +208,7 @@ impl Running {
         l
     }
 
+    /// A one-time enrolment token for `device` (model `pump`), from `medsec fleet token create`.
     pub fn enrolment_token(&self, device: &str) -> String {
         ok(medsec()
             .args([
@@ -177,6 +219,7 @@ impl Running {
         .to_owned()
     }
 
+    /// An operator token from `medsec operator token create`.
     pub fn operator_token(&self, name: &str, role: &str, ttl: &str) -> String {
         ok(medsec()
             .args([
@@ -193,6 +236,7 @@ impl Running {
         self.request_for_key(name, cn, true);
     }
 
+    /// A base64 DER request `NAME.b64` with subject `cn`, for the key `NAME.key` (new when `new_key`).
     pub fn request_for_key(&self, name: &str, cn: &str, new_key: bool) {
         let (key, csr, b64) = (
             format!("{name}.key"),
@@ -310,6 +354,7 @@ impl Running {
         self.curl(&args)
     }
 
+    /// curl's arguments to connect as `name` (`NAME.pem`, `NAME.key`).
     pub fn as_device(&self, name: &str) -> [String; 4] {
         [
             "--cert".into(),
@@ -362,10 +407,12 @@ impl Running {
     }
 }
 
+/// The text of field `name` of an audit entry (empty when absent).
 pub fn field<'v>(e: &'v Value, name: &str) -> &'v str {
     e[name].as_str().unwrap_or_default()
 }
 
+/// Whether field `name` of an audit entry contains `text`.
 pub fn has(e: &Value, name: &str, text: &str) -> bool {
     field(e, name).contains(text)
 }
@@ -394,8 +441,7 @@ impl Running {
     /// Signs `payload` with `KEY.key` (openssl, ECDSA P-256 SHA-256) as a version report and
     /// returns the envelope.
     pub fn sign_report(&self, key: &str, payload: &str) -> String {
-        let mut message = b"medsec version report v1\n".to_vec();
-        message.extend_from_slice(payload.as_bytes());
+        let message = medsec_api::report::message(payload.as_bytes());
         std::fs::write(self.work.join("report.msg"), &message).unwrap();
         openssl(
             &self.work,
@@ -416,6 +462,7 @@ impl Running {
             .to_string()
     }
 
+    /// `as_device` connects with `DEVICE.pem`/`DEVICE.key`: PUTs the version-report `envelope`.
     pub fn put_version(&self, as_device: &str, for_device: &str, envelope: &str) -> Reply {
         let mut args: Vec<String> = self.as_device(as_device).into();
         args.extend([

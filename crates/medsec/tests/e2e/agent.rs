@@ -3,20 +3,10 @@
 //! deferral, signed reports driving campaigns; then SIGKILL at every step of the install cycle
 //! and a randomised run of kills with torn writes.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a panic is a failed test"
-)]
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use medsec_testkit::*;
 use serde_json::Value;
 
 /// Healthy unless it is version 1.1.0: the broken build of these tests.
