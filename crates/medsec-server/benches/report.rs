@@ -24,9 +24,8 @@ use std::time::Instant;
 
 use medsec_crypto::KeySource as _;
 use medsec_server::audit_log;
-use medsec_store::{
-    AdvisoryDoc, AnyStore, DeviceKey, Inventory, ReleaseSbomRow, Store, VersionReport,
-};
+use medsec_store::prelude::*;
+use medsec_store::{AdvisoryDoc, AnyStore, DeviceKey, Inventory, ReleaseSbomRow, VersionReport};
 
 const RELEASES: usize = 20;
 const COMPONENTS: usize = 500;

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use medsec_crypto::{KeySource as _, SigningKey};
 use medsec_defender::learned::{ClassBaseline, DEFAULT_FOREST_TREES, Trainer};
 use medsec_defender::telemetry::Batch;
-use medsec_store::{AnyStore, BaselineRow, DeviceQuery, Store as _};
+use medsec_store::prelude::*;
+use medsec_store::{AnyStore, BaselineRow, DeviceQuery};
 use serde::Deserialize;
 
 use crate::state::AppState;

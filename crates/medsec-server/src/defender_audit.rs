@@ -18,7 +18,8 @@ use std::path::Path;
 
 use medsec_defender::incident::Incident;
 use medsec_defender::rules::Severity;
-use medsec_store::{AnyStore, DeviceQuery, Store as _};
+use medsec_store::prelude::*;
+use medsec_store::{AnyStore, DeviceQuery};
 use serde::Serialize;
 
 use crate::config::Config;

@@ -4,7 +4,8 @@
 //! (`api/incidents.rs`).
 
 use medsec_defender::incident::{AlertRef, Incident, Phase};
-use medsec_store::{IncidentRow, Store as _};
+use medsec_store::IncidentRow;
+use medsec_store::prelude::*;
 
 use crate::audit_log::event;
 use crate::state::AppState;

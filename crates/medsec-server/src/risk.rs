@@ -12,7 +12,8 @@ use medsec_risk::fleet::Inventory;
 use medsec_risk::matching::Database;
 use medsec_risk::sbom::Sbom;
 use medsec_risk::vex::Statement;
-use medsec_store::{AnyStore, ReleaseSbomRow, Store as _};
+use medsec_store::prelude::*;
+use medsec_store::{AnyStore, ReleaseSbomRow};
 
 /// A release as loaded: its row and its parsed SBOM.
 pub(crate) struct Release {

@@ -18,7 +18,8 @@ use std::io::Read as _;
 use medsec_defender::incident::AlertRef;
 use medsec_defender::rules::Severity;
 use medsec_defender::telemetry::Batch;
-use medsec_store::{AlertRow, Store as _, TelemetryBatch};
+use medsec_store::prelude::*;
+use medsec_store::{AlertRow, TelemetryBatch};
 
 use crate::Error;
 use crate::access::Caller;

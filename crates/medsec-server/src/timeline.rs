@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use medsec_store::Store as _;
+use medsec_store::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 

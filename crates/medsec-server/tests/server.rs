@@ -11,7 +11,7 @@
 use std::time::{Duration, SystemTime};
 
 use medsec_server::{Config, Server};
-use medsec_store::Store as _;
+use medsec_store::prelude::*;
 
 fn config(dir: &std::path::Path) -> Config {
     Config {

@@ -1,6 +1,8 @@
 //! One contract suite, run against every backend: SQLite always, PostgreSQL at
-//! `MEDSEC_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`). Each PostgreSQL run
-//! uses a fresh schema, dropped afterwards. Without a reachable PostgreSQL the PostgreSQL half fails
+//! `MEDSEC_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`), as one test per
+//! area and backend (`sqlite_meets_the_contract_of::audit`, ...) on a fresh store each, so one
+//! failing area does not hide the others. Each PostgreSQL test uses a fresh schema, dropped
+//! afterwards. Without a reachable PostgreSQL the PostgreSQL half fails
 //! under `CI=true` and says SKIPPED elsewhere.
 #![allow(
     clippy::unwrap_used,
@@ -10,28 +12,12 @@
     reason = "test code"
 )]
 
+use medsec_store::prelude::*;
 use medsec_store::{
     AdvisoryDoc, AlertRow, AnyStore, AssetKind, AuditRow, BaselineRow, CampaignRow, DeviceKey,
     DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow,
     Inventory, OperatorToken, ReleaseSbomRow, SqliteStore, Store, TelemetryBatch, VersionReport,
 };
-
-async fn contract<S: Store>(store: &S) {
-    devices(store).await;
-    inventory(store).await;
-    version_reports(store).await;
-    telemetry(store).await;
-    incidents(store).await;
-    campaigns(store).await;
-    director(store).await;
-    poll(store).await;
-    keys(store).await;
-    enrolment_tokens(store).await;
-    operator_tokens(store).await;
-    audit(store).await;
-    risk(store).await;
-    assets(store).await;
-}
 
 async fn assets<S: Store>(s: &S) {
     assert!(s.assets(AssetKind::Model).await.unwrap().is_empty());
@@ -1094,29 +1080,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-#[test]
-fn sqlite_backend_meets_the_contract() {
-    let dir = tempfile::tempdir().unwrap();
-    runtime().block_on(async {
-        let store = SqliteStore::open(&dir.path().join("medsec.db"), 4)
-            .await
-            .unwrap();
-        contract(&store).await;
-        // Reopening applies no migration twice and keeps the data.
-        store.close().await;
-        let url = format!("sqlite://{}", dir.path().join("medsec.db").display());
-        let again = AnyStore::open(&url, 2).await.unwrap();
-        assert_eq!(again.backend(), "sqlite");
-        assert_eq!(again.device("pump-1").await.unwrap().state, "enrolled");
-        contract_is_idempotent_on_reads(&again).await;
-    });
-}
-
-async fn contract_is_idempotent_on_reads<S: Store>(s: &S) {
-    assert_eq!(s.audit_heads().await.unwrap().len(), 3);
-    assert_eq!(s.device_keys("pump-1").await.unwrap().len(), 2);
-}
-
 /// The PostgreSQL URL the tests use, or `None` (with a SKIPPED line) when unreachable off CI.
 pub fn postgres_url() -> Option<String> {
     let url = std::env::var("MEDSEC_TEST_POSTGRES")
@@ -1139,25 +1102,101 @@ pub fn postgres_url() -> Option<String> {
     None
 }
 
-#[test]
-fn postgres_backend_meets_the_contract() {
+/// A fresh SQLite store in its own folder.
+async fn sqlite() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("medsec.db"), 4)
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+/// Runs `areas` on a fresh PostgreSQL schema of their own, dropped afterwards; nothing (after a
+/// SKIPPED line) when PostgreSQL is unreachable off CI.
+async fn on_postgres(name: &str, areas: impl AsyncFnOnce(&medsec_store::PostgresStore)) {
     let Some(url) = postgres_url() else { return };
-    let schema = format!("medsec_contract_{}", std::process::id());
+    let schema = format!("medsec_contract_{name}_{}", std::process::id());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let store = AnyStore::open(&format!("{url}{sep}search_path={schema}"), 4)
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), "postgres");
+    let AnyStore::Postgres(pg) = &store else {
+        unreachable!()
+    };
+    areas(pg).await;
+    pg.close().await;
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
+/// One test per area and backend, so that one failing area does not hide the others. An area
+/// that reads what another wrote names it after `after`, and runs on the same fresh store.
+macro_rules! contract {
+    ($($area:ident $(after $($before:ident),+)?;)*) => {
+        mod sqlite_meets_the_contract_of {
+            $(
+                #[test]
+                fn $area() {
+                    super::runtime().block_on(async {
+                        let (_dir, store) = super::sqlite().await;
+                        $($(super::$before(&store).await;)+)?
+                        super::$area(&store).await;
+                    });
+                }
+            )*
+        }
+
+        mod postgres_meets_the_contract_of {
+            $(
+                #[test]
+                fn $area() {
+                    super::runtime().block_on(super::on_postgres(stringify!($area), async |store| {
+                        $($(super::$before(store).await;)+)?
+                        super::$area(store).await;
+                    }));
+                }
+            )*
+        }
+    };
+}
+
+contract! {
+    devices;
+    inventory;
+    version_reports;
+    telemetry;
+    incidents;
+    campaigns;
+    director;
+    poll;
+    keys after devices;
+    enrolment_tokens after devices;
+    operator_tokens;
+    audit;
+    risk;
+    assets;
+}
+
+#[test]
+fn a_reopened_sqlite_store_applies_no_migration_twice_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
     runtime().block_on(async {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let store = AnyStore::open(&format!("{url}{sep}search_path={schema}"), 4)
+        let store = SqliteStore::open(&dir.path().join("medsec.db"), 4)
             .await
             .unwrap();
-        assert_eq!(store.backend(), "postgres");
-        let AnyStore::Postgres(pg) = &store else {
-            unreachable!()
-        };
-        contract(pg).await;
-        pg.close().await;
-        let admin = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(&admin)
-            .await
-            .unwrap();
+        devices(&store).await;
+        keys(&store).await;
+        audit(&store).await;
+        store.close().await;
+        let url = format!("sqlite://{}", dir.path().join("medsec.db").display());
+        let again = AnyStore::open(&url, 2).await.unwrap();
+        assert_eq!(again.backend(), "sqlite");
+        assert_eq!(again.device("pump-1").await.unwrap().state, "enrolled");
+        assert_eq!(again.audit_heads().await.unwrap().len(), 3);
+        assert_eq!(again.device_keys("pump-1").await.unwrap().len(), 2);
     });
 }

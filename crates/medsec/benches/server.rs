@@ -462,7 +462,7 @@ async fn read_counted(r: &mut tokio::io::BufReader<Tls>) -> std::io::Result<(u16
 /// store (the server's own data directory), with a client configuration each.
 async fn fleet(work: &Path, devices: usize) -> Vec<(String, Arc<rustls::ClientConfig>)> {
     let data = work.join("data");
-    use medsec_store::Store as _;
+    use medsec_store::prelude::*;
     let mut ca = medsec_pki::FleetCa::open(&data.join("ca"), || None).unwrap();
     let store =
         medsec_store::AnyStore::open(&format!("sqlite://{}", data.join("medsec.db").display()), 2)
@@ -1056,7 +1056,7 @@ async fn audit_appends() {
 /// What one campaign change (a device's first offer) costs as campaigns grow: the campaign is one
 /// stored document, read, parsed, changed, serialised and written durably on every change.
 async fn campaign_changes() {
-    use medsec_store::Store as _;
+    use medsec_store::prelude::*;
     println!(
         "\n| campaign devices | stored document | change (one offer), p50 ms | p99 ms | changes measured |\n|---:|---:|---:|---:|---:|"
     );

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::Query;
 use axum::response::{IntoResponse, Response};
-use medsec_store::Store as _;
+use medsec_store::prelude::*;
 use serde::Deserialize;
 
 use crate::authz::Target;

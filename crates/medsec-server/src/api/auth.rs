@@ -14,7 +14,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use medsec_audit::Event;
 use medsec_pki::DeviceId;
-use medsec_store::Store as _;
+use medsec_store::prelude::*;
 
 use crate::access::authorize;
 pub(crate) use crate::access::{Caller, deny_event, device_caller, device_id, device_subject};

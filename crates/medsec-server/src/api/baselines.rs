@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use medsec_store::Store as _;
+use medsec_store::prelude::*;
 
 use super::auth::Auth;
 use super::error::{ApiError, bad_request};

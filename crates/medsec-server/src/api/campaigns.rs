@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use medsec_store::Store as _;
+use medsec_store::prelude::*;
 use serde::Deserialize;
 
 use crate::authz::Target;

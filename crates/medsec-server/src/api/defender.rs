@@ -6,7 +6,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use medsec_store::{AlertRow, Store as _};
+use medsec_store::AlertRow;
+use medsec_store::prelude::*;
 
 use super::auth::{Auth, Caller, DevicePath};
 use super::error::ApiError;

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use medsec_api::{devices, report};
 use medsec_pki::DeviceId;
-use medsec_store::{DeviceQuery, Store as _, VersionReport};
+use medsec_store::prelude::*;
+use medsec_store::{DeviceQuery, VersionReport};
 use serde::Deserialize;
 
 use crate::audit_log::event;

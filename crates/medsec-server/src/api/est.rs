@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use medsec_pki::DeviceId;
-use medsec_store::{DeviceKey, Store as _};
+use medsec_store::DeviceKey;
+use medsec_store::prelude::*;
 
 use crate::audit_log::event;
 use crate::authz::Target;

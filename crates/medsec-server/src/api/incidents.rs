@@ -10,7 +10,7 @@ use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use medsec_defender::incident::{Action, Confirmation, CraKind, Incident, IncidentError, Phase};
-use medsec_store::Store as _;
+use medsec_store::prelude::*;
 use serde::Deserialize;
 
 use super::auth::{Auth, device_id};

@@ -34,7 +34,8 @@ use medsec_risk::assets::{ModelProfile, SupportState};
 use medsec_risk::matching::Status;
 use medsec_risk::sbom::Sbom;
 use medsec_risk::score::{Clinical, Context, Controls, Exposure};
-use medsec_store::{AdvisoryDoc, ReleaseSbomRow, Store as _};
+use medsec_store::prelude::*;
+use medsec_store::{AdvisoryDoc, ReleaseSbomRow};
 use serde::Deserialize;
 
 use super::auth::{Auth, DevicePath};

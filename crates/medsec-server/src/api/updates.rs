@@ -7,7 +7,8 @@ use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use medsec_pki::DeviceId;
-use medsec_store::{DevicePoll, Store as _};
+use medsec_store::DevicePoll;
+use medsec_store::prelude::*;
 use tower::ServiceExt as _;
 
 use super::auth::{Auth, DevicePath, device_caller};

@@ -208,5 +208,31 @@ macro_rules! store_devices {
             tx.commit().await?;
             Ok(())
         }
+
+        async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {
+            let rows = sqlx::query(
+                "SELECT nonce, device_id, received_at_ms, version, release_counter, payload, signature, \
+                 certificate FROM version_reports WHERE device_id = $1 \
+                 ORDER BY received_at_ms DESC, nonce LIMIT $2",
+            )
+            .bind(device_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(VersionReport {
+                        nonce: row.try_get("nonce")?,
+                        device_id: row.try_get("device_id")?,
+                        received_at_ms: row.try_get("received_at_ms")?,
+                        version: row.try_get("version")?,
+                        release_counter: row.try_get("release_counter")?,
+                        payload: row.try_get("payload")?,
+                        signature: row.try_get("signature")?,
+                        certificate: row.try_get("certificate")?,
+                    })
+                })
+                .collect()
+        }
     };
 }

@@ -12,10 +12,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AdvisoryDoc, AlertRow, AssetKind, AuditRow, BaselineRow, CampaignRow, Device, DeviceKey,
-    DevicePoll, DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow,
-    IdentityBindingRow, IncidentRow, Inventory, OperatorToken, ReleaseSbomRow, Result, Store,
-    TelemetryBatch, VersionReport, mask_password,
+    AdvisoryDoc, AlertRow, AssetKind, AuditRow, AuditStore, BaselineRow, CampaignRow,
+    CredentialStore, Device, DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata,
+    DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow,
+    IncidentStore, Inventory, OperatorToken, ReleaseSbomRow, Result, RiskStore, TelemetryBatch,
+    TelemetryStore, UpdateStore, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -347,7 +348,7 @@ macro_rules! device_from_row {
 
 /// `$agg` is the dialect's string aggregate taking (value, separator): the one SQL word the two
 /// backends spell differently.
-// The methods of `impl Store`, one file per area, each a macro expanded inside `impl_store!`.
+// The methods of each area trait, one file per area, each a macro expanded inside `impl_store!`.
 #[macro_use]
 mod devices;
 #[macro_use]
@@ -365,13 +366,25 @@ mod audit;
 
 macro_rules! impl_store {
     ($store:ty, $agg:literal) => {
-        impl Store for $store {
+        impl DeviceStore for $store {
             store_devices!();
+        }
+        impl TelemetryStore for $store {
             store_telemetry!();
+        }
+        impl RiskStore for $store {
             store_risk!();
+        }
+        impl IncidentStore for $store {
             store_incidents!();
+        }
+        impl UpdateStore for $store {
             store_updates!($agg);
+        }
+        impl CredentialStore for $store {
             store_credentials!();
+        }
+        impl AuditStore for $store {
             store_audit!();
         }
     };

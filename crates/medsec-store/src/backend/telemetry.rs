@@ -196,5 +196,66 @@ macro_rules! store_telemetry {
             })
             .transpose()
         }
+
+        async fn telemetry(
+            &self,
+            device_id: &str,
+            since_ms: i64,
+            limit: u32,
+        ) -> Result<Vec<TelemetryBatch>> {
+            let rows = sqlx::query(
+                "SELECT device_id, sequence, received_at_ms, events, source, body FROM telemetry_batches \
+                 WHERE device_id = $1 AND received_at_ms >= $2 ORDER BY sequence DESC LIMIT $3",
+            )
+            .bind(device_id)
+            .bind(since_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(TelemetryBatch {
+                        device_id: row.try_get("device_id")?,
+                        sequence: row.try_get("sequence")?,
+                        received_at_ms: row.try_get("received_at_ms")?,
+                        events: row.try_get("events")?,
+                        source: row.try_get("source")?,
+                        body: row.try_get("body")?,
+                    })
+                })
+                .collect()
+        }
+
+        async fn alerts(
+            &self,
+            device_id: Option<&str>,
+            since_ms: i64,
+            limit: u32,
+        ) -> Result<Vec<AlertRow>> {
+            let rows = sqlx::query(
+                "SELECT id, device_id, sequence, at_ms, raised_at_ms, rule, severity, body FROM alerts \
+                 WHERE ($1 IS NULL OR device_id = $1) AND raised_at_ms >= $2 \
+                 ORDER BY raised_at_ms DESC, id DESC LIMIT $3",
+            )
+            .bind(device_id)
+            .bind(since_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(AlertRow {
+                        id: row.try_get("id")?,
+                        device_id: row.try_get("device_id")?,
+                        sequence: row.try_get("sequence")?,
+                        at_ms: row.try_get("at_ms")?,
+                        raised_at_ms: row.try_get("raised_at_ms")?,
+                        rule: row.try_get("rule")?,
+                        severity: row.try_get("severity")?,
+                        body: row.try_get("body")?,
+                    })
+                })
+                .collect()
+        }
     };
 }

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
 use medsec_campaign::{Release, Spec, WaveSize, WindowSpec};
 use medsec_server::{audit_log, campaigns};
-use medsec_store::Store as _;
+use medsec_store::prelude::*;
 
 use crate::cmd::server::{Location, cli_principal, now_ms, open_with_audit, runtime};
 
