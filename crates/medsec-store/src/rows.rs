@@ -1,8 +1,9 @@
 //! The records the store reads and writes: one plain type per table or query answer. The
-//! callers build and read them; the store only moves them in and out of SQL.
+//! callers build and read them; the store only moves them in and out of SQL, reading a row into
+//! its type by column name (`sqlx::FromRow`, the field names are the column names).
 
 /// A device record.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Device {
     /// Stable device id.
     pub id: String,
@@ -22,7 +23,8 @@ pub struct Device {
     pub hardware_id: String,
     /// Where the device is (a hospital, ward or site name; empty until set).
     pub site: String,
-    /// Groups operators put it in, sorted.
+    /// Groups operators put it in, sorted (read by a query of their own).
+    #[sqlx(skip)]
     pub groups: Vec<String>,
     /// The firmware version its last signed version report named (empty until it reports).
     pub installed_version: String,
@@ -31,7 +33,7 @@ pub struct Device {
 }
 
 /// A stored campaign: its state machine as JSON, with a version for optimistic updates.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct CampaignRow {
     /// Campaign id (its name).
     pub id: String,
@@ -50,7 +52,7 @@ pub struct CampaignRow {
 }
 
 /// The director's signed TUF metadata for one device (one version of all three files).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DirectorMetadata {
     /// The device.
     pub device_id: String,
@@ -110,7 +112,7 @@ pub struct DevicePoll {
 
 /// A signed version report as received: what the device signed, its signature, and the
 /// certificate whose key verified it, so that it can be checked again later.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct VersionReport {
     /// The single-use nonce the server issued and the report carried.
     pub nonce: String,
@@ -132,7 +134,7 @@ pub struct VersionReport {
 
 /// A telemetry batch as a device sent it. The server checked its form before storing it;
 /// `body` is the batch's JSON, uncompressed, as received.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct TelemetryBatch {
     /// The device (from its certificate, never from the body).
     pub device_id: String,
@@ -149,7 +151,7 @@ pub struct TelemetryBatch {
 }
 
 /// A learned baseline of a device model, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct BaselineRow {
     /// The model.
     pub model: String,
@@ -225,7 +227,7 @@ pub struct IdentityBindingRow {
 }
 
 /// An alert the Defender raised on a device's telemetry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct AlertRow {
     /// Assigned by the store (0 when not stored yet).
     pub id: i64,
@@ -247,7 +249,7 @@ pub struct AlertRow {
 
 /// A Defender incident (`medsec_defender::incident::Incident` as JSON), with the fields queries
 /// need beside it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
 pub struct IncidentRow {
     /// Its id.
     pub id: String,
@@ -304,7 +306,7 @@ impl Default for DeviceQuery {
 }
 
 /// A key certified for a device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeviceKey {
     /// SHA-256 of the SubjectPublicKeyInfo DER.
     pub spki_sha256: Vec<u8>,
@@ -349,7 +351,7 @@ pub struct OperatorToken {
 }
 
 /// One stored audit entry: its position and its exact text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRow {
     /// Position, from 0.
     pub seq: i64,
@@ -358,7 +360,7 @@ pub struct AuditRow {
 }
 
 /// One stored signed tree head.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HeadRow {
     /// Entries covered.
     pub tree_size: i64,

@@ -28,14 +28,11 @@ macro_rules! store_audit {
         }
 
         async fn audit_entries(&self, from: i64, limit: u32) -> Result<Vec<AuditRow>> {
-            let rows = sqlx::query("SELECT seq, entry FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2")
+            Ok(sqlx::query_as::<_, AuditRow>("SELECT seq, entry FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2")
                 .bind(from)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok(AuditRow { seq: r.try_get("seq")?, entry: r.try_get("entry")? }))
-                .collect()
+                .await?)
         }
 
         async fn audit_entries_mentioning(&self, text: &str, limit: u32) -> Result<Vec<AuditRow>> {
@@ -50,25 +47,19 @@ macro_rules! store_audit {
                 pattern.push(c);
             }
             pattern.push('%');
-            let rows = sqlx::query(
+            Ok(sqlx::query_as::<_, AuditRow>(
                 "SELECT seq, entry FROM audit_entries WHERE entry LIKE $1 ESCAPE '\\' ORDER BY seq DESC LIMIT $2",
             )
             .bind(pattern)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| Ok(AuditRow { seq: r.try_get("seq")?, entry: r.try_get("entry")? }))
-                .collect()
+                .await?)
         }
 
         async fn audit_heads(&self) -> Result<Vec<HeadRow>> {
-            let rows = sqlx::query("SELECT tree_size, head FROM audit_heads ORDER BY tree_size")
+            Ok(sqlx::query_as::<_, HeadRow>("SELECT tree_size, head FROM audit_heads ORDER BY tree_size")
                 .fetch_all(&self.pool)
-                .await?;
-            rows.iter()
-                .map(|r| Ok(HeadRow { tree_size: r.try_get("tree_size")?, head: r.try_get("head")? }))
-                .collect()
+                .await?)
         }
     };
 }

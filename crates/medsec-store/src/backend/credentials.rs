@@ -20,24 +20,13 @@ macro_rules! store_credentials {
         }
 
         async fn device_keys(&self, device_id: &str) -> Result<Vec<DeviceKey>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as::<_, DeviceKey>(
                 "SELECT spki_sha256, device_id, serial, not_after_ms, created_at_ms FROM device_keys \
                  WHERE device_id = $1 ORDER BY created_at_ms, serial",
             )
             .bind(device_id)
             .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(DeviceKey {
-                        spki_sha256: r.try_get("spki_sha256")?,
-                        device_id: r.try_get("device_id")?,
-                        serial: r.try_get("serial")?,
-                        not_after_ms: r.try_get("not_after_ms")?,
-                        created_at_ms: r.try_get("created_at_ms")?,
-                    })
-                })
-                .collect()
+                .await?)
         }
 
         async fn create_enrolment_token(&self, token: &EnrolmentToken) -> Result<()> {

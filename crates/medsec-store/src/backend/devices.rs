@@ -18,23 +18,21 @@ macro_rules! store_devices {
         }
 
         async fn device(&self, id: &str) -> Result<Device> {
-            let row = sqlx::query(concat!(device_select!(), "WHERE id = $1"))
+            let mut device = sqlx::query_as::<_, Device>(concat!(device_select!(), "WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?
                 .ok_or_else(|| not_found("device", id))?;
-            let mut device = device_from_row!(row);
-            let groups = sqlx::query("SELECT name FROM device_groups WHERE device_id = $1 ORDER BY name")
+            device.groups = sqlx::query_scalar("SELECT name FROM device_groups WHERE device_id = $1 ORDER BY name")
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
-            device.groups = groups.iter().map(|r| r.try_get("name")).collect::<std::result::Result<_, _>>()?;
             Ok(device)
         }
 
         async fn devices(&self, q: &DeviceQuery) -> Result<Vec<Device>> {
             // One static statement: an empty filter value matches everything.
-            let rows = sqlx::query(concat!(
+            let mut devices = sqlx::query_as::<_, Device>(concat!(
                 device_select!(),
                 "WHERE id > $1 AND ($3 = '' OR model = $3) AND ($4 = '' OR site = $4) \
                  AND ($5 = '' OR EXISTS (SELECT 1 FROM device_groups g WHERE g.device_id = devices.id AND g.name = $5)) \
@@ -47,7 +45,6 @@ macro_rules! store_devices {
             .bind(q.group.as_deref().unwrap_or(""))
             .fetch_all(&self.pool)
             .await?;
-            let mut devices = rows.iter().map(|row| Ok(device_from_row!(row))).collect::<Result<Vec<Device>>>()?;
             // The groups of the page, in one range query over the primary key.
             if let (Some(first), Some(last)) = (devices.first(), devices.last()) {
                 let groups = sqlx::query(
@@ -210,7 +207,7 @@ macro_rules! store_devices {
         }
 
         async fn version_reports(&self, device_id: &str, limit: u32) -> Result<Vec<VersionReport>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as::<_, VersionReport>(
                 "SELECT nonce, device_id, received_at_ms, version, release_counter, payload, signature, \
                  certificate FROM version_reports WHERE device_id = $1 \
                  ORDER BY received_at_ms DESC, nonce LIMIT $2",
@@ -218,21 +215,7 @@ macro_rules! store_devices {
             .bind(device_id)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(VersionReport {
-                        nonce: row.try_get("nonce")?,
-                        device_id: row.try_get("device_id")?,
-                        received_at_ms: row.try_get("received_at_ms")?,
-                        version: row.try_get("version")?,
-                        release_counter: row.try_get("release_counter")?,
-                        payload: row.try_get("payload")?,
-                        signature: row.try_get("signature")?,
-                        certificate: row.try_get("certificate")?,
-                    })
-                })
-                .collect()
+            .await?)
         }
     };
 }

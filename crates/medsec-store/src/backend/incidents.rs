@@ -34,26 +34,24 @@ macro_rules! store_incidents {
         }
 
         async fn incident(&self, id: &str) -> Result<IncidentRow> {
-            let row = sqlx::query(
+            sqlx::query_as::<_, IncidentRow>(
                 "SELECT id, version, phase, opened_at_ms, updated_at_ms, body FROM incidents WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or_else(|| not_found("incident", id))?;
-            Ok(incident_from_row!(row))
+            .ok_or_else(|| not_found("incident", id))
         }
 
         async fn incidents(&self, open_only: bool, limit: u32) -> Result<Vec<IncidentRow>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as::<_, IncidentRow>(
                 "SELECT id, version, phase, opened_at_ms, updated_at_ms, body FROM incidents \
                  WHERE ($1 = FALSE OR phase <> 'closed') ORDER BY updated_at_ms DESC, id LIMIT $2",
             )
             .bind(open_only)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await?;
-            rows.iter().map(|row| Ok(incident_from_row!(row))).collect()
+            .await?)
         }
 
         async fn update_incident(&self, i: &IncidentRow) -> Result<bool> {

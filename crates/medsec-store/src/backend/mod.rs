@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, QueryBuilder, Row as _, SqlitePool};
+use sqlx::{FromRow as _, PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
     AdvisoryDoc, AlertRow, AssetKind, AuditRow, AuditStore, BaselineRow, CampaignRow,
@@ -292,57 +292,11 @@ fn not_found(what: &'static str, key: &str) -> Error {
     }
 }
 
-macro_rules! incident_from_row {
-    ($row:expr) => {
-        IncidentRow {
-            id: $row.try_get("id")?,
-            version: $row.try_get("version")?,
-            phase: $row.try_get("phase")?,
-            opened_at_ms: $row.try_get("opened_at_ms")?,
-            updated_at_ms: $row.try_get("updated_at_ms")?,
-            body: $row.try_get("body")?,
-        }
-    };
-}
-
-macro_rules! campaign_from_row {
-    ($row:expr) => {
-        CampaignRow {
-            id: $row.try_get("id")?,
-            status: $row.try_get("status")?,
-            state: $row.try_get("state")?,
-            version: $row.try_get("version")?,
-            created_by: $row.try_get("created_by")?,
-            created_at_ms: $row.try_get("created_at_ms")?,
-            updated_at_ms: $row.try_get("updated_at_ms")?,
-        }
-    };
-}
-
 /// The device columns, as a literal so queries stay constant strings.
 macro_rules! device_select {
     () => {
         "SELECT id, model, state, quarantined, status, created_at_ms, last_seen_ms, hardware_id, site, \
          installed_version, release_counter FROM devices "
-    };
-}
-
-macro_rules! device_from_row {
-    ($row:expr) => {
-        Device {
-            id: $row.try_get("id")?,
-            model: $row.try_get("model")?,
-            state: $row.try_get("state")?,
-            quarantined: $row.try_get("quarantined")?,
-            status: $row.try_get("status")?,
-            created_at_ms: $row.try_get("created_at_ms")?,
-            last_seen_ms: $row.try_get("last_seen_ms")?,
-            hardware_id: $row.try_get("hardware_id")?,
-            site: $row.try_get("site")?,
-            groups: Vec::new(),
-            installed_version: $row.try_get("installed_version")?,
-            release_counter: $row.try_get("release_counter")?,
-        }
     };
 }
 

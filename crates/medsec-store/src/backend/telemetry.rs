@@ -177,24 +177,13 @@ macro_rules! store_telemetry {
         }
 
         async fn latest_baseline(&self, model: &str) -> Result<Option<BaselineRow>> {
-            let row = sqlx::query(
+            Ok(sqlx::query_as::<_, BaselineRow>(
                 "SELECT model, version, created_at_ms, created_by, body, signature \
                  FROM defender_baselines WHERE model = $1 ORDER BY version DESC LIMIT 1",
             )
             .bind(model)
             .fetch_optional(&self.pool)
-            .await?;
-            row.map(|r| {
-                Ok(BaselineRow {
-                    model: r.try_get(0)?,
-                    version: r.try_get(1)?,
-                    created_at_ms: r.try_get(2)?,
-                    created_by: r.try_get(3)?,
-                    body: r.try_get(4)?,
-                    signature: r.try_get(5)?,
-                })
-            })
-            .transpose()
+            .await?)
         }
 
         async fn telemetry(
@@ -203,7 +192,7 @@ macro_rules! store_telemetry {
             since_ms: i64,
             limit: u32,
         ) -> Result<Vec<TelemetryBatch>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as::<_, TelemetryBatch>(
                 "SELECT device_id, sequence, received_at_ms, events, source, body FROM telemetry_batches \
                  WHERE device_id = $1 AND received_at_ms >= $2 ORDER BY sequence DESC LIMIT $3",
             )
@@ -211,19 +200,7 @@ macro_rules! store_telemetry {
             .bind(since_ms)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(TelemetryBatch {
-                        device_id: row.try_get("device_id")?,
-                        sequence: row.try_get("sequence")?,
-                        received_at_ms: row.try_get("received_at_ms")?,
-                        events: row.try_get("events")?,
-                        source: row.try_get("source")?,
-                        body: row.try_get("body")?,
-                    })
-                })
-                .collect()
+                .await?)
         }
 
         async fn alerts(
@@ -232,7 +209,7 @@ macro_rules! store_telemetry {
             since_ms: i64,
             limit: u32,
         ) -> Result<Vec<AlertRow>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as::<_, AlertRow>(
                 "SELECT id, device_id, sequence, at_ms, raised_at_ms, rule, severity, body FROM alerts \
                  WHERE ($1 IS NULL OR device_id = $1) AND raised_at_ms >= $2 \
                  ORDER BY raised_at_ms DESC, id DESC LIMIT $3",
@@ -241,21 +218,7 @@ macro_rules! store_telemetry {
             .bind(since_ms)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(AlertRow {
-                        id: row.try_get("id")?,
-                        device_id: row.try_get("device_id")?,
-                        sequence: row.try_get("sequence")?,
-                        at_ms: row.try_get("at_ms")?,
-                        raised_at_ms: row.try_get("raised_at_ms")?,
-                        rule: row.try_get("rule")?,
-                        severity: row.try_get("severity")?,
-                        body: row.try_get("body")?,
-                    })
-                })
-                .collect()
+                .await?)
         }
     };
 }

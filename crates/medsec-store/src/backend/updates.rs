@@ -34,24 +34,22 @@ macro_rules! store_updates {
         }
 
         async fn campaign(&self, id: &str) -> Result<CampaignRow> {
-            let row = sqlx::query(
+            sqlx::query_as::<_, CampaignRow>(
                 "SELECT id, status, state, version, created_by, created_at_ms, updated_at_ms FROM campaigns WHERE id = $1",
             )
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .ok_or_else(|| not_found("campaign", id))?;
-            Ok(campaign_from_row!(row))
+            .ok_or_else(|| not_found("campaign", id))
         }
 
         async fn campaigns(&self) -> Result<Vec<CampaignRow>> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as::<_, CampaignRow>(
                 "SELECT id, status, state, version, created_by, created_at_ms, updated_at_ms FROM campaigns \
                  ORDER BY created_at_ms DESC, id",
             )
             .fetch_all(&self.pool)
-            .await?;
-            rows.iter().map(|row| Ok(campaign_from_row!(row))).collect()
+            .await?)
         }
 
         async fn update_campaign(
@@ -115,7 +113,7 @@ macro_rules! store_updates {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| not_found("device", device_id))?;
-            let mut device = device_from_row!(row);
+            let mut device = Device::from_row(&row)?;
             let groups: Option<String> = row.try_get("groups")?;
             device.groups = groups.as_deref().unwrap_or("").lines().map(str::to_owned).collect();
             device.groups.sort();
@@ -164,26 +162,13 @@ macro_rules! store_updates {
         }
 
         async fn director_metadata(&self, device_id: &str) -> Result<Option<DirectorMetadata>> {
-            let row = sqlx::query(
+            Ok(sqlx::query_as::<_, DirectorMetadata>(
                 "SELECT device_id, version, assignment, targets, snapshot, timestamp, expires_at_ms, updated_at_ms \
                  FROM director_metadata WHERE device_id = $1",
             )
             .bind(device_id)
             .fetch_optional(&self.pool)
-            .await?;
-            row.map(|row| {
-                Ok(DirectorMetadata {
-                    device_id: row.try_get("device_id")?,
-                    version: row.try_get("version")?,
-                    assignment: row.try_get("assignment")?,
-                    targets: row.try_get("targets")?,
-                    snapshot: row.try_get("snapshot")?,
-                    timestamp: row.try_get("timestamp")?,
-                    expires_at_ms: row.try_get("expires_at_ms")?,
-                    updated_at_ms: row.try_get("updated_at_ms")?,
-                })
-            })
-            .transpose()
+            .await?)
         }
 
         async fn put_director_metadata(&self, m: &DirectorMetadata) -> Result<bool> {
