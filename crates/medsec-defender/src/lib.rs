@@ -22,6 +22,7 @@
 
 mod baseline;
 pub mod binding;
+pub mod evaluation;
 mod forest;
 pub mod incident;
 pub mod learned;

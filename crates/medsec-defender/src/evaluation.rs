@@ -1,0 +1,480 @@
+//! The detectors evaluated on labelled flow data (WUSTL-EHMS-2020): trained on normal rows
+//! only, identifier columns kept out, and a refusal to run when any feature used leaks the label
+//! on its own. No IO: the caller hands in the CSV as a reader and keeps (or writes) the training
+//! split it gets back; `medsec defender evaluate` is the command around it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::metrics::{best_f1, roc_auc, share_above, threshold_at_fpr};
+use crate::{
+    FeatureSpec, Features, ForestOptions, IdentityBinding, IsolationForest, RobustBaseline,
+    SplitMix64, Tail,
+};
+
+/// The features the detectors read, with the tail that is suspicious: flow timing (duration,
+/// inter-packet times, jitter) and loss only when high, as an interceptor adds delay; volumes,
+/// rates and patient readings either way. Identifier columns (`SrcAddr`, `DstAddr`, `Sport`,
+/// `Dport`, `SrcMac`, `DstMac`, `Packet_num`), `Dir` and `Flgs` (Argus state flags, which encode
+/// the capture rather than the device's behaviour) and the labels are never features.
+pub const WUSTL_FEATURES: &[(&str, Tail, bool)] = &[
+    ("SrcBytes", Tail::Both, true),
+    ("DstBytes", Tail::Both, true),
+    ("SrcLoad", Tail::Both, true),
+    ("DstLoad", Tail::Both, true),
+    ("SrcGap", Tail::Upper, true),
+    ("DstGap", Tail::Upper, true),
+    ("SIntPkt", Tail::Upper, true),
+    ("DIntPkt", Tail::Upper, true),
+    ("SIntPktAct", Tail::Upper, true),
+    ("DIntPktAct", Tail::Upper, true),
+    ("SrcJitter", Tail::Upper, true),
+    ("DstJitter", Tail::Upper, true),
+    ("sMaxPktSz", Tail::Both, true),
+    ("dMaxPktSz", Tail::Both, true),
+    ("sMinPktSz", Tail::Both, true),
+    ("dMinPktSz", Tail::Both, true),
+    ("Dur", Tail::Upper, true),
+    ("Trans", Tail::Both, true),
+    ("TotPkts", Tail::Both, true),
+    ("TotBytes", Tail::Both, true),
+    ("Load", Tail::Both, true),
+    ("Loss", Tail::Upper, true),
+    ("pLoss", Tail::Upper, true),
+    ("pSrcLoss", Tail::Upper, true),
+    ("pDstLoss", Tail::Upper, true),
+    ("Rate", Tail::Both, true),
+    ("Temp", Tail::Both, false),
+    ("SpO2", Tail::Both, false),
+    ("Pulse_Rate", Tail::Both, false),
+    ("SYS", Tail::Both, false),
+    ("DIA", Tail::Both, false),
+    ("Heart_rate", Tail::Both, false),
+    ("Resp_Rate", Tail::Both, false),
+    ("ST", Tail::Both, false),
+];
+
+/// A single feature reaching this ROC-AUC (either direction) separates the classes by itself:
+/// an identifier, not behaviour. The evaluation refuses to run with one.
+pub const LEAK_AUC: f64 = 0.99;
+
+/// Why data or parameters were refused; each names the problem (the caller adds the file).
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluationError {
+    /// The CSV could not be read (a row of the wrong width, bad UTF-8, an IO error).
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    /// A column the features or the labels need is missing.
+    #[error("no column {0:?}")]
+    MissingColumn(String),
+    /// A feature value is not a number.
+    #[error("row {row}: {feature} is not a number: {value:?}")]
+    NotANumber {
+        /// The row in the file (the header is row 1).
+        row: usize,
+        /// The column.
+        feature: String,
+        /// What it holds.
+        value: String,
+    },
+    /// The data holds only normal or only attack rows.
+    #[error("the data needs both normal and attack rows")]
+    OneClass,
+    /// Features that separate the classes on their own.
+    #[error(
+        "these features separate normal from attack rows on their own (ROC-AUC >= {LEAK_AUC}): {0}; \
+         they identify the capture, not behaviour, and would make any score meaningless"
+    )]
+    Leak(String),
+    /// A parameter out of its range.
+    #[error("{0}")]
+    Parameter(String),
+    /// A detector refused its training or test rows.
+    #[error(transparent)]
+    Detector(#[from] crate::Error),
+}
+
+/// One labelled flow.
+pub struct Flow {
+    /// Its row number in the file (0 = the first row after the header).
+    pub index: usize,
+    /// Feature values, in [`WUSTL_FEATURES`] order.
+    pub row: Vec<f64>,
+    /// Attack class (`normal` for normal rows).
+    pub class: String,
+    /// Source MAC (for identity binding only, never a feature).
+    pub src_mac: String,
+}
+
+impl Flow {
+    fn attack(&self) -> bool {
+        self.class != "normal"
+    }
+}
+
+/// Labelled flows.
+pub struct Dataset {
+    /// The flows, in file order.
+    pub flows: Vec<Flow>,
+}
+
+impl Dataset {
+    /// Reads WUSTL-EHMS-2020's CSV (Argus flows with patient readings).
+    pub fn from_csv(reader: impl std::io::Read) -> Result<Self, EvaluationError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(reader);
+        let header = reader.headers()?.clone();
+        let col = |name: &str| {
+            header
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| EvaluationError::MissingColumn(name.to_owned()))
+        };
+        let feature_cols: Vec<usize> = WUSTL_FEATURES
+            .iter()
+            .map(|(n, _, _)| col(n))
+            .collect::<Result<_, _>>()?;
+        let (class_col, mac_col) = (col("Attack Category")?, col("SrcMac")?);
+        let mut flows = Vec::new();
+        for (i, record) in reader.records().enumerate() {
+            let record = record?;
+            let field = |c: usize| record.get(c).unwrap_or_default();
+            let row = feature_cols
+                .iter()
+                .zip(WUSTL_FEATURES)
+                .map(|(&c, (name, _, _))| {
+                    field(c)
+                        .parse::<f64>()
+                        .map_err(|_| EvaluationError::NotANumber {
+                            row: i + 2,
+                            feature: (*name).to_owned(),
+                            value: field(c).to_owned(),
+                        })
+                })
+                .collect::<Result<Vec<f64>, _>>()?;
+            flows.push(Flow {
+                index: i,
+                row,
+                class: field(class_col).to_owned(),
+                src_mac: field(mac_col).to_owned(),
+            });
+        }
+        let data = Self { flows };
+        let attacks = data.flows.iter().filter(|f| f.attack()).count();
+        if attacks == 0 || attacks == data.flows.len() {
+            return Err(EvaluationError::OneClass);
+        }
+        Ok(data)
+    }
+
+    /// Whether each flow is an attack, in file order.
+    pub fn attack(&self) -> Vec<bool> {
+        self.flows.iter().map(Flow::attack).collect()
+    }
+}
+
+/// Each feature's ROC-AUC on its own (folded so 0.5 is chance and 1.0 perfect separation).
+pub fn single_feature_auc(data: &Dataset) -> Vec<(String, f64)> {
+    let labels = data.attack();
+    WUSTL_FEATURES
+        .iter()
+        .enumerate()
+        .map(|(j, (name, _, _))| {
+            let col: Vec<f64> = data
+                .flows
+                .iter()
+                .map(|f| f.row.get(j).copied().unwrap_or(0.0))
+                .collect();
+            let auc = roc_auc(&col, &labels).unwrap_or(0.5);
+            ((*name).to_owned(), auc.max(1.0 - auc))
+        })
+        .collect()
+}
+
+/// Refuses features that leak the label.
+pub fn check_leaks(aucs: &[(String, f64)]) -> Result<(), EvaluationError> {
+    let leaks: Vec<String> = aucs
+        .iter()
+        .filter(|(_, a)| *a >= LEAK_AUC)
+        .map(|(n, a)| format!("{n} ({a:.3})"))
+        .collect();
+    if leaks.is_empty() {
+        Ok(())
+    } else {
+        Err(EvaluationError::Leak(leaks.join(", ")))
+    }
+}
+
+/// One detector's results over the seeds.
+#[derive(Debug, Serialize)]
+pub struct ModelResult {
+    /// Detector.
+    pub model: String,
+    /// ROC-AUC per seed.
+    pub roc_auc: Vec<f64>,
+    /// Best F1 per seed.
+    pub best_f1: Vec<f64>,
+    /// Recall per attack class at the false-positive budget, mean over seeds.
+    pub recall_at_fpr: BTreeMap<String, f64>,
+    /// False-positive rate on the test's normal rows at that threshold, mean over seeds.
+    pub fpr: f64,
+}
+
+/// What an evaluation gives back: the results, and each seed's training rows (row numbers,
+/// sorted), so another tool can use exactly the same split.
+pub struct Evaluation {
+    /// Per detector.
+    pub results: Vec<ModelResult>,
+    /// Per seed, the training rows' [`Flow::index`]es.
+    pub training_rows: Vec<Vec<usize>>,
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn sd(v: &[f64]) -> f64 {
+    let m = mean(v);
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
+}
+
+/// Refuses parameters out of their range (before any data is read, where the caller wants).
+pub fn check_parameters(seeds: u64, train_share: f64, fpr: f64) -> Result<(), EvaluationError> {
+    if seeds == 0 {
+        return Err(EvaluationError::Parameter(
+            "--seeds must be at least 1".into(),
+        ));
+    }
+    if !(0.05..=0.95).contains(&train_share) {
+        return Err(EvaluationError::Parameter(format!(
+            "--train-share must be between 0.05 and 0.95, not {train_share}"
+        )));
+    }
+    if !(0.0..0.5).contains(&fpr) {
+        return Err(EvaluationError::Parameter(format!(
+            "--fpr must be in [0, 0.5), not {fpr}"
+        )));
+    }
+    Ok(())
+}
+
+/// The evaluation: per seed, a training sample of normal rows; test rows are the other normal
+/// rows and every attack row.
+pub fn evaluate(
+    data: &Dataset,
+    seeds: u64,
+    train_share: f64,
+    fpr: f64,
+) -> Result<Evaluation, EvaluationError> {
+    check_parameters(seeds, train_share, fpr)?;
+    let features = Features::new(
+        WUSTL_FEATURES
+            .iter()
+            .map(|(n, t, l)| FeatureSpec::new(n, *t, *l))
+            .collect(),
+    )?;
+    let classes: Vec<String> = {
+        let mut c: Vec<String> = data
+            .flows
+            .iter()
+            .filter(|f| f.attack())
+            .map(|f| f.class.clone())
+            .collect();
+        c.sort();
+        c.dedup();
+        c
+    };
+    let names = [
+        "robust baseline",
+        "isolation forest",
+        "identity binding (MAC)",
+    ];
+    let mut results: Vec<ModelResult> = names
+        .iter()
+        .map(|n| ModelResult {
+            model: (*n).to_owned(),
+            roc_auc: Vec::new(),
+            best_f1: Vec::new(),
+            recall_at_fpr: BTreeMap::new(),
+            fpr: 0.0,
+        })
+        .collect();
+    let mut training_rows = Vec::new();
+    for seed in 0..seeds {
+        let mut normal: Vec<&Flow> = data.flows.iter().filter(|f| !f.attack()).collect();
+        SplitMix64::new(seed).shuffle(&mut normal);
+        let n_train = ((normal.len() as f64) * train_share).round() as usize;
+        let (train, rest) = normal.split_at(n_train.min(normal.len()));
+        let test: Vec<&Flow> = rest
+            .iter()
+            .copied()
+            .chain(data.flows.iter().filter(|f| f.attack()))
+            .collect();
+        let mut sorted: Vec<usize> = train.iter().map(|f| f.index).collect();
+        sorted.sort_unstable();
+        training_rows.push(sorted);
+        let train_rows: Vec<Vec<f64>> = train.iter().map(|f| f.row.clone()).collect();
+        let baseline = RobustBaseline::fit(features.clone(), &train_rows)?;
+        let forest = IsolationForest::fit(
+            features.clone(),
+            &train_rows,
+            ForestOptions {
+                trees: 200,
+                sample_size: 256,
+                seed,
+            },
+        )?;
+        // The monitor's binding, learned from the training rows' source addresses.
+        let mut binding = IdentityBinding::new();
+        for f in train {
+            binding.bind("monitor", "mac", &f.src_mac);
+        }
+        let mut scores: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+        for f in &test {
+            let [baseline_scores, forest_scores, binding_scores] = &mut scores;
+            baseline_scores.push(baseline.score(&f.row, 0)?.score);
+            forest_scores.push(forest.score(&f.row)?);
+            let violated = !binding
+                .check("monitor", &[("mac", f.src_mac.as_str())])
+                .is_empty();
+            binding_scores.push(if violated { 1.0 } else { 0.0 });
+        }
+        let test_labels: Vec<bool> = test.iter().map(|f| f.attack()).collect();
+        for (result, s) in results.iter_mut().zip(&scores) {
+            result
+                .roc_auc
+                .push(roc_auc(s, &test_labels).ok_or(EvaluationError::OneClass)?);
+            result.best_f1.push(best_f1(s, &test_labels).0);
+            let normal_scores: Vec<f64> = s
+                .iter()
+                .zip(&test_labels)
+                .filter(|(_, l)| !**l)
+                .map(|(v, _)| *v)
+                .collect();
+            let t = threshold_at_fpr(&normal_scores, fpr);
+            result.fpr += share_above(&normal_scores, t) / seeds as f64;
+            for class in &classes {
+                let cs: Vec<f64> = s
+                    .iter()
+                    .zip(&test)
+                    .filter(|(_, f)| f.class == *class)
+                    .map(|(v, _)| *v)
+                    .collect();
+                *result.recall_at_fpr.entry(class.clone()).or_default() +=
+                    share_above(&cs, t) / seeds as f64;
+            }
+        }
+    }
+    Ok(Evaluation {
+        results,
+        training_rows,
+    })
+}
+
+/// A Markdown table of the results.
+pub fn table(results: &[ModelResult], fpr: f64) -> String {
+    let classes: Vec<&String> = results
+        .first()
+        .map(|r| r.recall_at_fpr.keys().collect())
+        .unwrap_or_default();
+    let mut out = String::from("| detector | ROC-AUC | best F1 |");
+    for c in &classes {
+        let _ = write!(out, " {c} recall at ≤ {:.0} % FP |", fpr * 100.0);
+    }
+    out.push_str(" FP rate |\n|---|---|---|");
+    for _ in &classes {
+        out.push_str("---|");
+    }
+    out.push_str("---|\n");
+    for r in results {
+        let _ = write!(
+            out,
+            "| {} | {:.3} ± {:.3} | {:.3} |",
+            r.model,
+            mean(&r.roc_auc),
+            sd(&r.roc_auc),
+            mean(&r.best_f1)
+        );
+        for c in &classes {
+            let _ = write!(
+                out,
+                " {:.3} |",
+                r.recall_at_fpr.get(*c).copied().unwrap_or(0.0)
+            );
+        }
+        let _ = writeln!(out, " {:.4} |", r.fpr);
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a failed test"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feature_that_separates_the_classes_is_refused_by_name() {
+        let aucs = vec![("Dur".to_owned(), 0.78), ("SrcMac".to_owned(), 1.0)];
+        let err = check_leaks(&aucs).unwrap_err().to_string();
+        assert!(
+            err.contains("SrcMac (1.000)") && !err.contains("Dur"),
+            "{err}"
+        );
+        assert!(check_leaks(&aucs[..1]).is_ok());
+    }
+
+    #[test]
+    fn identifier_columns_are_never_features() {
+        for id in [
+            "SrcAddr",
+            "DstAddr",
+            "Sport",
+            "Dport",
+            "SrcMac",
+            "DstMac",
+            "Packet_num",
+            "Dir",
+            "Flgs",
+            "Attack Category",
+            "Label",
+        ] {
+            assert!(WUSTL_FEATURES.iter().all(|(n, _, _)| *n != id), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_missing_column_and_a_bad_number_are_named() {
+        let err = Dataset::from_csv("Dur,Label\n0.1,0\n".as_bytes())
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "no column \"SrcBytes\"");
+        let mut header: Vec<&str> = WUSTL_FEATURES.iter().map(|(n, _, _)| *n).collect();
+        header.extend(["Attack Category", "SrcMac"]);
+        let mut row = vec!["1"; WUSTL_FEATURES.len()];
+        row[16] = "fast";
+        row.extend(["normal", "aa"]);
+        let text = format!("{}\n{}\n", header.join(","), row.join(","));
+        let err = Dataset::from_csv(text.as_bytes()).err().unwrap();
+        assert_eq!(err.to_string(), "row 2: Dur is not a number: \"fast\"");
+    }
+
+    #[test]
+    fn parameters_out_of_range_are_refused_before_any_work() {
+        let data = Dataset { flows: Vec::new() };
+        for (seeds, share, fpr, what) in [
+            (0, 0.7, 0.01, "--seeds"),
+            (1, 0.99, 0.01, "--train-share"),
+            (1, 0.7, 0.5, "--fpr"),
+        ] {
+            let err = evaluate(&data, seeds, share, fpr).err().unwrap();
+            assert!(err.to_string().starts_with(what), "{err}");
+        }
+    }
+}
