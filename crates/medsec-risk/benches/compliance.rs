@@ -19,11 +19,11 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use medsec_risk::assets::{SupportState, SupportStatus};
 use medsec_risk::compliance::{
     AccessFacts, AuditFacts, CampaignFacts, ClockFacts, DeviceFacts, Evidence, FindingFacts,
     IncidentFacts, ReleaseFacts, Report, catalogue,
 };
+use medsec_risk::inventory::{SupportState, SupportStatus};
 
 const DEVICES: usize = 100_000;
 const RELEASES: usize = 200;

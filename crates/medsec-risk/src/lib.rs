@@ -6,12 +6,12 @@
 
 pub mod advisory;
 pub mod archive;
-pub mod assets;
 pub mod compliance;
 mod csaf_rules;
 pub mod cvss;
 pub mod fleet;
 pub mod ident;
+pub mod inventory;
 pub mod matching;
 pub mod range;
 pub mod sbom;

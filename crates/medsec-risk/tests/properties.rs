@@ -101,14 +101,14 @@ proptest! {
 
     #[test]
     fn any_text_as_a_model_profile_or_vendor_record_never_panics(s in ".{0,200}") {
-        let today = medsec_risk::assets::parse_date("2026-12-03").unwrap();
-        if let Ok(p) = medsec_risk::assets::ModelProfile::parse(s.as_bytes()) {
-            let _ = medsec_risk::assets::support(&p, None, today);
+        let today = medsec_risk::inventory::parse_date("2026-12-03").unwrap();
+        if let Ok(p) = medsec_risk::inventory::ModelProfile::parse(s.as_bytes()) {
+            let _ = medsec_risk::inventory::support(&p, None, today);
         }
-        if let Ok(v) = medsec_risk::assets::Vendor::parse(s.as_bytes()) {
+        if let Ok(v) = medsec_risk::inventory::Vendor::parse(s.as_bytes()) {
             let _ = v.missing_documents(&s);
         }
-        let _ = medsec_risk::assets::parse_date(&s);
+        let _ = medsec_risk::inventory::parse_date(&s);
     }
 
     #[test]
@@ -117,17 +117,17 @@ proptest! {
         status in prop_oneof![Just("supported"), Just("security-only"), Just("end-of-support")],
         note in "[a-zA-Z0-9 .,]{0,40}",
     ) {
-        let end = medsec_risk::assets::format_date(days);
+        let end = medsec_risk::inventory::format_date(days);
         let body = serde_json::json!({
             "vendor": "Acme", "clinical": "diagnostic", "exposure": "adjacent",
             "support": {"status": status, "end_of_support": end},
             "mds2": {"AUTH": {"answer": "yes", "note": note}},
         });
-        let p = medsec_risk::assets::ModelProfile::parse(body.to_string().as_bytes()).unwrap();
-        let again = medsec_risk::assets::ModelProfile::parse(serde_json::to_string(&p).unwrap().as_bytes()).unwrap();
+        let p = medsec_risk::inventory::ModelProfile::parse(body.to_string().as_bytes()).unwrap();
+        let again = medsec_risk::inventory::ModelProfile::parse(serde_json::to_string(&p).unwrap().as_bytes()).unwrap();
         prop_assert_eq!(&p, &again);
-        prop_assert_eq!(medsec_risk::assets::parse_date(&end), Some(days));
-        let s = medsec_risk::assets::support(&p, None, days + 1);
+        prop_assert_eq!(medsec_risk::inventory::parse_date(&end), Some(days));
+        let s = medsec_risk::inventory::support(&p, None, days + 1);
         prop_assert!(s.replace, "the day after the end of support: {:?}", s);
     }
 

@@ -18,8 +18,8 @@ use medsec_risk::vex::{Format, Meta, Statement, Status};
 use medsec_store::Store;
 
 use crate::Error;
-use crate::assets::{Registry, all_devices};
 use crate::authz::Policies;
+use crate::inventory::records::{Registry, all_devices};
 
 /// Most version reports counted per device, and incidents read.
 const READ_LIMIT: u32 = 100_000;

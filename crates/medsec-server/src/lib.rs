@@ -15,7 +15,6 @@
 
 pub mod access;
 pub mod api;
-pub mod assets;
 pub mod audit_log;
 pub mod authz;
 pub mod baselines;

@@ -241,10 +241,10 @@ store_area! {
         async fn put_vex_doc(&self, sha256: &str, body: &str, now_ms: i64) -> Result<bool>;
         /// Every VEX document, oldest first (a later statement wins over an earlier one).
         async fn vex_docs(&self) -> Result<Vec<String>>;
-        /// Stores (or replaces) an asset record: a model profile or a vendor's record, as JSON.
-        async fn put_asset(&self, kind: AssetKind, name: &str, body: &str, now_ms: i64) -> Result<()>;
-        /// Every asset record of a kind, as (name, JSON), by name.
-        async fn assets(&self, kind: AssetKind) -> Result<Vec<(String, String)>>;
+        /// Stores (or replaces) an inventory record: a model profile or a vendor's record, as JSON.
+        async fn put_inventory_record(&self, kind: InventoryKind, name: &str, body: &str, now_ms: i64) -> Result<()>;
+        /// Every inventory record of a kind, as (name, JSON), by name.
+        async fn inventory_records(&self, kind: InventoryKind) -> Result<Vec<(String, String)>>;
         /// A value that changes whenever a release SBOM, advisory or VEX document is added or
         /// replaced, so a replica knows when to reload them.
         async fn risk_generation(&self) -> Result<(i64, i64)>;

@@ -179,16 +179,17 @@ pub struct AdvisoryDoc {
     pub body: String,
 }
 
-/// Which asset records: model profiles or vendor records.
+/// Which inventory records: model profiles or vendor records (table `asset_records`, its name
+/// from before the inventory had one name; renaming a table is a migration for no reader's gain).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AssetKind {
+pub enum InventoryKind {
     /// A device model's profile.
     Model,
     /// A vendor's record.
     Vendor,
 }
 
-impl AssetKind {
+impl InventoryKind {
     /// Its name in the store.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -14,35 +14,41 @@
 
 use medsec_store::prelude::*;
 use medsec_store::{
-    AdvisoryDoc, AlertRow, AnyStore, AssetKind, AuditRow, BaselineRow, CampaignRow, DeviceKey,
-    DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow,
-    Inventory, OperatorToken, ReleaseSbomRow, SqliteStore, Store, TelemetryBatch, VersionReport,
+    AdvisoryDoc, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
+    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
+    InventoryKind, OperatorToken, ReleaseSbomRow, SqliteStore, Store, TelemetryBatch,
+    VersionReport,
 };
 
 async fn assets<S: Store>(s: &S) {
-    assert!(s.assets(AssetKind::Model).await.unwrap().is_empty());
-    s.put_asset(AssetKind::Model, "ip200", "{\"v\":1}", 1)
+    assert!(
+        s.inventory_records(InventoryKind::Model)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.put_inventory_record(InventoryKind::Model, "ip200", "{\"v\":1}", 1)
         .await
         .unwrap();
-    s.put_asset(AssetKind::Model, "am100", "{}", 1)
+    s.put_inventory_record(InventoryKind::Model, "am100", "{}", 1)
         .await
         .unwrap();
-    s.put_asset(AssetKind::Vendor, "ip200", "{\"vendor\":1}", 1)
+    s.put_inventory_record(InventoryKind::Vendor, "ip200", "{\"vendor\":1}", 1)
         .await
         .unwrap();
     // Replacing keeps one row per kind and name.
-    s.put_asset(AssetKind::Model, "ip200", "{\"v\":2}", 2)
+    s.put_inventory_record(InventoryKind::Model, "ip200", "{\"v\":2}", 2)
         .await
         .unwrap();
     assert_eq!(
-        s.assets(AssetKind::Model).await.unwrap(),
+        s.inventory_records(InventoryKind::Model).await.unwrap(),
         vec![
             ("am100".to_owned(), "{}".to_owned()),
             ("ip200".to_owned(), "{\"v\":2}".to_owned())
         ]
     );
     assert_eq!(
-        s.assets(AssetKind::Vendor).await.unwrap(),
+        s.inventory_records(InventoryKind::Vendor).await.unwrap(),
         vec![("ip200".to_owned(), "{\"vendor\":1}".to_owned())]
     );
 }

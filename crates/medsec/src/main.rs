@@ -15,7 +15,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cmd::{
-    ca, campaign, defender, demo, fleet_demo, investigate, mqtt, repo, report, risk, server,
+    ca, campaign, defender, demo, fleet_demo, inventory, investigate, mqtt, repo, report, risk,
+    server,
 };
 
 #[derive(Parser)]
@@ -63,9 +64,14 @@ enum Command {
         #[arg(long)]
         operator_listen: Option<std::net::SocketAddr>,
     },
-    /// Devices: enrolment tokens.
+    /// Devices: enrolment tokens, each device's inventory fields (model, hardware id, site,
+    /// groups).
     #[command(subcommand)]
     Fleet(server::FleetCommand),
+    /// The inventory records no device reports: model profiles, the vendor registry, and the
+    /// devices whose vendor support has ended or ends soon.
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
     /// Update campaigns: waves, automatic halt, maintenance windows, clinical-use deferral.
     #[command(subcommand)]
     Campaign(campaign::CampaignCommand),
@@ -139,6 +145,7 @@ fn main() -> ExitCode {
             server::serve(&location, device_listen, operator_listen)
         }
         Command::Fleet(cmd) => server::run_fleet(cmd),
+        Command::Inventory(cmd) => inventory::run(cmd),
         Command::Campaign(cmd) => campaign::run(cmd),
         Command::Agent(cmd) => medsec_agent::cli::run(cmd),
         Command::Operator(cmd) => server::run_operator(cmd),

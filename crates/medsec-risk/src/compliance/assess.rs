@@ -9,7 +9,7 @@ pub fn rfc3339(ms: i64) -> String {
     let rest = ms.rem_euclid(DAY_MS) / 1000;
     format!(
         "{}T{:02}:{:02}:{:02}Z",
-        crate::assets::format_date(day),
+        crate::inventory::format_date(day),
         rest / 3600,
         rest % 3600 / 60,
         rest % 60
@@ -343,7 +343,7 @@ pub(super) fn support(e: &Evidence) -> Assessment {
             Some(s) if s.replace => replace.push(format!("{} ({}: {})", d.id, d.model, s.why)),
             Some(s)
                 if s.days_left
-                    .is_some_and(|n| n <= crate::assets::ENDING_SOON_DAYS) =>
+                    .is_some_and(|n| n <= crate::inventory::ENDING_SOON_DAYS) =>
             {
                 soon.push(format!("{} ({}: {})", d.id, d.model, s.why));
             }
@@ -355,7 +355,7 @@ pub(super) fn support(e: &Evidence) -> Assessment {
         e.devices.len(),
         e.devices.len() - replace.len() - soon.len() - unknown.len(),
         soon.len(),
-        crate::assets::ENDING_SOON_DAYS,
+        crate::inventory::ENDING_SOON_DAYS,
         replace.len(),
         unknown.len()
     ));

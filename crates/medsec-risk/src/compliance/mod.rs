@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assets::SupportState;
+use crate::inventory::SupportState;
 
 mod assess;
 mod html;

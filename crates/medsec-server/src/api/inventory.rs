@@ -19,8 +19,8 @@ use medsec_store::Device;
 use super::auth::Auth;
 use super::error::ApiError;
 use crate::Error;
-use crate::assets::{Record, Registry, all_devices, put};
 use crate::authz::Target;
+use crate::inventory::records::{Record, Registry, all_devices, put};
 use crate::state::now_ms;
 
 async fn put_record(

@@ -13,7 +13,7 @@
 //!   (hardware id and the version of its last signed report), its components matched, the
 //!   VEX applied, and each finding's risk in the device's context (its quarantine from the
 //!   fleet's state; clinical class, exposure and segmentation from the model's profile
-//!   (`assets.rs`) unless the query names them; a model whose vendor no longer ships updates
+//!   (`inventory/records.rs`) unless the query names them; a model whose vendor no longer ships updates
 //!   scores as unfixable), with the model's support state.
 //! - `GET /api/v1/risk/advisories/{id}/devices` (`risk.read`): the releases and devices one
 //!   advisory (by id or alias) affects, through the release index.
@@ -30,7 +30,7 @@ use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use medsec_risk::advisory::{self, Document};
-use medsec_risk::assets::{ModelProfile, SupportState};
+use medsec_risk::inventory::{ModelProfile, SupportState};
 use medsec_risk::matching::Status;
 use medsec_risk::sbom::Sbom;
 use medsec_risk::score::{Clinical, Context, Controls, Exposure};
@@ -447,7 +447,7 @@ pub(crate) async fn device_findings(
     let target = Target::Device(id.as_str().to_owned());
     let _who = auth.authorize("risk.read", &target).await?;
     let device = auth.state.store.device(id.as_str()).await?;
-    let assets = crate::assets::Registry::read(&auth.state.store).await?;
+    let assets = crate::inventory::records::Registry::read(&auth.state.store).await?;
     let profile = assets.models.get(&device.model);
     let support = assets.support(&device.model, now_ms());
     let ctx = context(&q, device.quarantined, profile, support.as_ref())?;
@@ -599,8 +599,8 @@ pub(crate) async fn ranked_devices(
         )));
     }
     let loaded = auth.state.risk.get(&auth.state.store).await?;
-    let assets = crate::assets::Registry::read(&auth.state.store).await?;
-    let devices = crate::assets::all_devices(&auth.state.store)
+    let assets = crate::inventory::records::Registry::read(&auth.state.store).await?;
+    let devices = crate::inventory::records::all_devices(&auth.state.store)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let now = now_ms();

@@ -12,10 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow as _, PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AdvisoryDoc, AlertRow, AssetKind, AuditRow, AuditStore, BaselineRow, CampaignRow,
-    CredentialStore, Device, DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata,
-    DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow,
-    IncidentStore, Inventory, OperatorToken, ReleaseSbomRow, Result, RiskStore, TelemetryBatch,
+    AdvisoryDoc, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow, CredentialStore, Device,
+    DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata, DirectorTimestamp,
+    EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow, IncidentStore, Inventory,
+    InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore, TelemetryBatch,
     TelemetryStore, UpdateStore, VersionReport, mask_password,
 };
 

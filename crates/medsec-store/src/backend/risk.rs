@@ -110,7 +110,7 @@ macro_rules! store_risk {
                 .await?)
         }
 
-        async fn put_asset(&self, kind: AssetKind, name: &str, body: &str, now_ms: i64) -> Result<()> {
+        async fn put_inventory_record(&self, kind: InventoryKind, name: &str, body: &str, now_ms: i64) -> Result<()> {
             sqlx::query(
                 "INSERT INTO asset_records (kind, name, body, updated_at_ms) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (kind, name) DO UPDATE SET body = excluded.body, \
@@ -125,7 +125,7 @@ macro_rules! store_risk {
             Ok(())
         }
 
-        async fn assets(&self, kind: AssetKind) -> Result<Vec<(String, String)>> {
+        async fn inventory_records(&self, kind: InventoryKind) -> Result<Vec<(String, String)>> {
             Ok(sqlx::query_as("SELECT name, body FROM asset_records WHERE kind = $1 ORDER BY name")
                 .bind(kind.as_str())
                 .fetch_all(&self.pool)

@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod defender;
 pub mod demo;
 pub mod fleet_demo;
+pub mod inventory;
 pub mod investigate;
 pub mod mqtt;
 pub mod repo;

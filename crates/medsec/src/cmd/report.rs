@@ -1,15 +1,14 @@
-//! `medsec report compliance` and the asset records behind it (`medsec fleet model|vendor|
-//! support`). Both read the store directly, like `medsec audit verify`; changes are audited.
+//! `medsec report compliance`: the evidence report from the store (read directly, like
+//! `medsec audit verify`), with the inventory records of `medsec inventory`.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use medsec_server::DataDir;
-use medsec_server::assets::{Record, Registry, all_devices};
 use medsec_server::audit_log;
 
-use crate::cmd::server::{Location, cli_principal, now_ms, open_with_audit, runtime};
+use crate::cmd::server::{Location, runtime};
 
 #[derive(Subcommand)]
 pub enum ReportCommand {
@@ -123,130 +122,4 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
         bail!("{} control(s) have a gap", count("gap"));
     }
     Ok(())
-}
-
-#[derive(Subcommand)]
-pub enum AssetCommand {
-    /// Store a record from a JSON file, replacing the earlier one (docs/risk.md gives the
-    /// fields).
-    Set {
-        #[command(flatten)]
-        location: Location,
-        /// The model or vendor name.
-        name: String,
-        /// The JSON file.
-        file: PathBuf,
-    },
-    /// Print every record as JSON, with each model's support state today and each vendor's
-    /// missing documents.
-    List {
-        #[command(flatten)]
-        location: Location,
-    },
-}
-
-pub fn run_asset(record: Record, cmd: AssetCommand) -> Result<()> {
-    match cmd {
-        AssetCommand::Set {
-            location,
-            name,
-            file,
-        } => {
-            let config = location.load(None, None)?;
-            let body =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            runtime()?.block_on(async move {
-                let (store, log) = open_with_audit(&config).await?;
-                let result =
-                    medsec_server::assets::put(&store, record, &name, &body, now_ms()).await;
-                if result.is_ok() {
-                    let (resource, what) = match record {
-                        Record::Model => (format!("Model::{name:?}"), "model profile"),
-                        Record::Vendor => (format!("Vendor::{name:?}"), "vendor record"),
-                    };
-                    let mut e =
-                        audit_log::event("risk", &cli_principal(), "risk.write", &resource, "info");
-                    e.detail = format!("{what} stored, on the command line");
-                    log.record(e).await?;
-                }
-                store.close().await;
-                let stored = result.map_err(|e| match e {
-                    medsec_server::Error::Config { reason } => {
-                        anyhow!("{}: {reason}", file.display())
-                    }
-                    other => anyhow!("{}: {other}", file.display()),
-                })?;
-                println!("{stored}");
-                Ok(())
-            })
-        }
-        AssetCommand::List { location } => {
-            let config = location.load(None, None)?;
-            runtime()?.block_on(async move {
-                let store = medsec_server::open_store(&config).await?;
-                let registry = Registry::read(&store).await;
-                store.close().await;
-                let registry = registry?;
-                let now = now_ms();
-                let value = match record {
-                    Record::Model => serde_json::json!(
-                        registry
-                            .models
-                            .iter()
-                            .map(|(name, p)| serde_json::json!({
-                                "model": name, "profile": p,
-                                "support": registry.support(name, now),
-                            }))
-                            .collect::<Vec<_>>()
-                    ),
-                    Record::Vendor => serde_json::json!(registry.vendor_view()),
-                };
-                println!("{}", serde_json::to_string_pretty(&value)?);
-                Ok(())
-            })
-        }
-    }
-}
-
-/// `medsec fleet support`: the devices whose vendor no longer ships updates, those whose
-/// support ends soon, and those with no model profile.
-pub fn run_support(location: &Location, json: bool) -> Result<()> {
-    let config = location.load(None, None)?;
-    runtime()?.block_on(async move {
-        let store = medsec_server::open_store(&config).await?;
-        let registry = Registry::read(&store).await;
-        let devices = all_devices(&store).await;
-        store.close().await;
-        let report = registry?.support_report(&devices?, now_ms());
-        if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            return Ok(());
-        }
-        for (label, list) in [
-            ("REPLACE", &report.replace),
-            ("ENDING", &report.ending_soon),
-            ("UNKNOWN", &report.unknown),
-        ] {
-            for d in list {
-                println!(
-                    "{label:<8} {:<24} {:<20} {:<14} {}",
-                    d.device,
-                    d.model,
-                    d.site,
-                    d.support
-                        .as_ref()
-                        .map_or("no model profile", |s| s.why.as_str())
-                );
-            }
-        }
-        eprintln!(
-            "{}: {} to replace, {} ending soon, {} unknown, {} supported",
-            report.date,
-            report.replace.len(),
-            report.ending_soon.len(),
-            report.unknown.len(),
-            report.supported
-        );
-        Ok(())
-    })
 }

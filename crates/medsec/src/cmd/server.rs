@@ -101,14 +101,14 @@ pub enum FleetCommand {
     /// The device inventory.
     #[command(subcommand)]
     Device(DeviceCommand),
-    /// Model profiles: vendor, clinical class, network reach, vendor support, MDS2 answers.
-    #[command(subcommand)]
-    Model(crate::cmd::report::AssetCommand),
-    /// The vendor registry: security documents received, contract security terms.
-    #[command(subcommand)]
-    Vendor(crate::cmd::report::AssetCommand),
-    /// Devices whose vendor no longer ships updates (replace them), whose support ends
-    /// within 180 days, or whose model has no profile.
+    /// `medsec inventory model`, under its old name.
+    #[command(subcommand, hide = true)]
+    Model(crate::cmd::inventory::RecordCommand),
+    /// `medsec inventory vendor`, under its old name.
+    #[command(subcommand, hide = true)]
+    Vendor(crate::cmd::inventory::RecordCommand),
+    /// `medsec inventory support`, under its old name.
+    #[command(hide = true)]
     Support {
         #[command(flatten)]
         location: Location,
@@ -264,13 +264,16 @@ pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
             inventory,
         }) => update_device(&location, &device, &inventory.patch()),
         FleetCommand::Model(cmd) => {
-            crate::cmd::report::run_asset(medsec_server::assets::Record::Model, cmd)
+            crate::cmd::inventory::run(crate::cmd::inventory::InventoryCommand::Model(cmd))
         }
         FleetCommand::Vendor(cmd) => {
-            crate::cmd::report::run_asset(medsec_server::assets::Record::Vendor, cmd)
+            crate::cmd::inventory::run(crate::cmd::inventory::InventoryCommand::Vendor(cmd))
         }
         FleetCommand::Support { location, json } => {
-            crate::cmd::report::run_support(&location, json)
+            crate::cmd::inventory::run(crate::cmd::inventory::InventoryCommand::Support {
+                location,
+                json,
+            })
         }
     }
 }
@@ -286,7 +289,7 @@ fn list_devices(
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;
         let store = medsec_server::open_store(&config).await?;
-        let all = medsec_server::assets::devices_matching(
+        let all = medsec_server::inventory::records::devices_matching(
             &store,
             medsec_store::DeviceQuery {
                 model,

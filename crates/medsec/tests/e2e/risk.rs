@@ -443,7 +443,7 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
         "{support}"
     );
     let out = ok(medsec()
-        .args(["fleet", "support", "--json"])
+        .args(["inventory", "support", "--json"])
         .args(s.location()));
     assert!(out.contains("\"pump-a\""), "{out}");
     // The same records through the CLI: a bad one is refused by name, a good one listed.
@@ -454,7 +454,7 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
     )
     .unwrap();
     let bad = medsec()
-        .args(["fleet", "model", "set", "monitor"])
+        .args(["inventory", "model", "set", "monitor"])
         .arg(&file)
         .args(s.location())
         .output()
@@ -471,12 +471,13 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
         r#"{"vendor":"Acme Infusion","clinical":"monitoring","exposure":"adjacent","support":{"status":"security-only"}}"#,
     )
     .unwrap();
+    // `fleet model` is the command's earlier name, kept (hidden) for scripts that use it.
     ok(medsec()
         .args(["fleet", "model", "set", "monitor"])
         .arg(&file)
         .args(s.location()));
     let listed: Value = serde_json::from_str(&ok(medsec()
-        .args(["fleet", "model", "list"])
+        .args(["inventory", "model", "list"])
         .args(s.location())))
     .unwrap();
     assert_eq!(listed[0]["model"], "monitor", "{listed}");

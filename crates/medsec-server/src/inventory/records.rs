@@ -1,14 +1,14 @@
-//! The asset inventory's records that no device reports ([`medsec_risk::assets`]): model
+//! The inventory's records that no device reports ([`medsec_risk::inventory`]): model
 //! profiles (vendor, clinical class, network reach, vendor support, MDS2 answers) and the
 //! vendor registry (security documents received, contract security terms): stored and checked
 //! through [`put`], read back as a [`Registry`] with each model's support state. The operator
-//! API (`api/inventory.rs`, `/api/v1/inventory/…`) and the CLI (`medsec fleet
+//! API (`api/inventory.rs`, `/api/v1/inventory/…`) and the CLI (`medsec inventory
 //! model|vendor|support`) both go through them.
 
 use std::collections::BTreeMap;
 
-use medsec_risk::assets::{self, ModelProfile, SupportState, Vendor};
-use medsec_store::{AssetKind, Device, DeviceQuery, Store};
+use medsec_risk::inventory::{self, ModelProfile, SupportState, Vendor};
+use medsec_store::{Device, DeviceQuery, InventoryKind, Store};
 use serde::Serialize;
 
 use crate::Error;
@@ -27,7 +27,7 @@ impl Registry {
     /// logged and left out.
     pub async fn read(store: &impl Store) -> Result<Self, Error> {
         let mut out = Self::default();
-        for (name, body) in store.assets(AssetKind::Model).await? {
+        for (name, body) in store.inventory_records(InventoryKind::Model).await? {
             match ModelProfile::parse(body.as_bytes()) {
                 Ok(p) => {
                     out.models.insert(name, p);
@@ -37,7 +37,7 @@ impl Registry {
                 }
             }
         }
-        for (name, body) in store.assets(AssetKind::Vendor).await? {
+        for (name, body) in store.inventory_records(InventoryKind::Vendor).await? {
             match Vendor::parse(body.as_bytes()) {
                 Ok(v) => {
                     out.vendors.insert(name, v);
@@ -53,10 +53,10 @@ impl Registry {
     /// The support state of a model at `now_ms` (none without a profile).
     pub fn support(&self, model: &str, now_ms: i64) -> Option<SupportState> {
         let profile = self.models.get(model)?;
-        Some(assets::support(
+        Some(inventory::support(
             profile,
             self.vendors.get(&profile.vendor),
-            assets::day_of(now_ms),
+            inventory::day_of(now_ms),
         ))
     }
 }
@@ -88,16 +88,18 @@ pub async fn put(
     .map_err(|e| bad(e.to_string().replacen("inventory model", "name", 1)))?;
     let (kind, text) = match record {
         Record::Model => (
-            AssetKind::Model,
+            InventoryKind::Model,
             serde_json::to_string(&ModelProfile::parse(body).map_err(|e| bad(e.to_string()))?),
         ),
         Record::Vendor => (
-            AssetKind::Vendor,
+            InventoryKind::Vendor,
             serde_json::to_string(&Vendor::parse(body).map_err(|e| bad(e.to_string()))?),
         ),
     };
     let text = text.map_err(|e| bad(e.to_string()))?;
-    store.put_asset(kind, name, &text, now_ms).await?;
+    store
+        .put_inventory_record(kind, name, &text, now_ms)
+        .await?;
     Ok(text)
 }
 
@@ -121,7 +123,7 @@ pub struct SupportReport {
     pub date: String,
     /// Devices whose vendor no longer ships updates: replace them.
     pub replace: Vec<DeviceSupport>,
-    /// Devices whose support ends within [`assets::ENDING_SOON_DAYS`].
+    /// Devices whose support ends within [`inventory::ENDING_SOON_DAYS`].
     pub ending_soon: Vec<DeviceSupport>,
     /// Devices whose model has no profile: their support is unknown.
     pub unknown: Vec<DeviceSupport>,
@@ -158,7 +160,7 @@ impl Registry {
     /// Sorts `devices` by the support of their models at `now_ms`.
     pub fn support_report(&self, devices: &[Device], now_ms: i64) -> SupportReport {
         let mut out = SupportReport {
-            date: assets::format_date(assets::day_of(now_ms)),
+            date: inventory::format_date(inventory::day_of(now_ms)),
             replace: Vec::new(),
             ending_soon: Vec::new(),
             unknown: Vec::new(),
@@ -175,7 +177,10 @@ impl Registry {
             match &support {
                 None => out.unknown.push(entry(None)),
                 Some(s) if s.replace => out.replace.push(entry(support)),
-                Some(s) if s.days_left.is_some_and(|d| d <= assets::ENDING_SOON_DAYS) => {
+                Some(s)
+                    if s.days_left
+                        .is_some_and(|d| d <= inventory::ENDING_SOON_DAYS) =>
+                {
                     out.ending_soon.push(entry(support))
                 }
                 Some(_) => out.supported += 1,
@@ -195,7 +200,7 @@ impl Registry {
             .filter(|(_, p)| p.vendor == vendor)
             .map(|(model, _)| {
                 let kinds = record.map_or_else(
-                    || assets::DocumentKind::EXPECTED.to_vec(),
+                    || inventory::DocumentKind::EXPECTED.to_vec(),
                     |r| r.missing_documents(model),
                 );
                 (

@@ -1,5 +1,9 @@
-//! Operator-set inventory fields (model, hardware id, site, groups): checked here once for the
-//! HTTP API and the CLI, then applied as a merge (fields left out keep their value).
+//! The inventory: what medsec knows about each device beyond what it reports. Here, the
+//! operator-set fields of a device (model, hardware id, site, groups), checked once for the HTTP
+//! API and the CLI, then applied as a merge (fields left out keep their value); in
+//! [`records`], the model profiles and vendor records no device reports.
+
+pub mod records;
 
 use medsec_store::{Device, Inventory, Store};
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! What the asset inventory knows about a device that the device cannot tell: its model's
+//! What the inventory knows about a device that the device cannot tell: its model's
 //! vendor, clinical impact class, network reach and vendor support (status, end-of-support
 //! date), the model's MDS2 security capability answers, and the vendor registry (security
 //! documents received, contract security terms).
