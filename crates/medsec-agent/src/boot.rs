@@ -256,7 +256,6 @@ impl Bootloader {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
     use super::*;
 
     fn image(data: &[u8], version: &str) -> SlotImage {

@@ -186,7 +186,6 @@ impl rcgen::SigningKey for RcgenKey<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 mod tests {
     use super::*;
 

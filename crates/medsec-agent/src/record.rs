@@ -102,7 +102,6 @@ impl<T: Serialize + DeserializeOwned> Record<T> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
     use proptest::prelude::*;
 
     use super::*;

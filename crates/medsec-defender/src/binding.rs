@@ -157,7 +157,6 @@ impl IdentityBinding {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "test code")]
 mod tests {
     use super::*;
 

@@ -236,11 +236,6 @@ fn path_length(tree: &[Node], x: &[f64]) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "test code: a panic is a failed test"
-)]
 mod tests {
     use super::*;
     use crate::{FeatureSpec, Tail};

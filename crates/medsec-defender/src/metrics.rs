@@ -85,7 +85,6 @@ pub fn share_above(scores: &[f64], threshold: f64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -41,7 +41,6 @@ impl SplitMix64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
 

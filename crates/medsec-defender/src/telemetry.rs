@@ -370,7 +370,6 @@ impl Event {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -142,7 +142,6 @@ pub fn score(vector: &str) -> Result<Scores, Error> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
 mod tests {
     use super::*;
 

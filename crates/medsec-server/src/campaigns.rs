@@ -352,7 +352,6 @@ pub fn view(row: &CampaignRow, c: &Campaign, with_devices: bool) -> serde_json::
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
     use medsec_store::CampaignRow;
     use medsec_store::prelude::*;
 

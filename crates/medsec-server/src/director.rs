@@ -589,7 +589,6 @@ pub async fn current<S: Store>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
 
     #[test]

@@ -114,7 +114,6 @@ pub fn open(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
 
     struct Device {

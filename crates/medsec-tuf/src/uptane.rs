@@ -225,7 +225,6 @@ pub fn agree(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
     use std::collections::BTreeMap;
 
     use serde_json::json;

@@ -146,7 +146,6 @@ pub async fn update<S: Store>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "test code")]
     use super::*;
 
     fn device() -> Device {

@@ -353,7 +353,6 @@ impl_store!(PostgresStore, "string_agg");
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
     use super::*;
 
     /// A database made by an older medsec (schema v1 only) is upgraded in place on open, and

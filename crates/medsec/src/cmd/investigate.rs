@@ -119,7 +119,6 @@ pub fn run(a: InvestigateArgs) -> Result<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
 
