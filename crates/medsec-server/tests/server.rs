@@ -1,5 +1,6 @@
 //! The server as a library: start-up on embedded defaults and its periodic chores. The wire
-//! behaviour is tested with real peers in `crates/medsec/tests/server.rs`.
+//! behaviour is tested with real peers in `crates/medsec/tests/e2e`, the API in process in
+//! `tests/api.rs`.
 
 #![allow(
     clippy::unwrap_used,
