@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
+use medsec_testkit::ok;
+
 const PASS: &str = "correct horse battery staple";
 
 fn medsec() -> Command {
@@ -19,18 +21,6 @@ fn tuf_client() -> Command {
         exe.display()
     );
     Command::new(exe)
-}
-
-#[track_caller]
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[track_caller]
