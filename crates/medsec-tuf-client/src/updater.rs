@@ -261,9 +261,11 @@ impl Updater {
         self.persist("snapshot", &data)
     }
 
-    /// 5.6 / 5.7: a targets role, from the local copy if it is still current, else fetched.
+    /// 5.6 / 5.7: a targets role as reached from `parent`, from the local copy if it is still
+    /// current, else fetched. A role already loaded is reused only if `parent` verified it: one
+    /// reached through another delegator is checked again with this one's keys.
     fn load_targets(&mut self, role: &str, parent: &str) -> Result<&Targets, Error> {
-        if self.trusted.targets(role).is_some() {
+        if self.trusted.targets_through(role, parent).is_some() {
             return self.trusted.targets(role).ok_or(Error::NotRefreshed);
         }
         if let Some(local) = self.load_local(role)

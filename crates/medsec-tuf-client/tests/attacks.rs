@@ -884,6 +884,35 @@ fn delegated_role_signed_by_the_wrong_key_is_refused() {
     assert!(matches!(err, TufError::ThresholdNotMet { .. }), "{err}");
 }
 
+/// A diamond: `release` is delegated by `parent-a` (for `team-a/*`, key A) and by `parent-b` (for
+/// `team-b/*`, key B), and signed with key A only. Reached through parent-a it is trusted; reached
+/// through parent-b, in the same process after it was loaded through parent-a, it must be
+/// checked against key B again, and refused, not reused.
+#[test]
+fn a_role_delegated_by_two_parents_is_checked_against_the_parent_on_each_path() {
+    let mut f = Fixture::new("delegation-diamond");
+    f.delegate("targets", "parent-a", &["team-a/*"], false);
+    f.delegate("targets", "parent-b", &["team-b/*"], false);
+    f.delegate("parent-a", "release", &["team-a/*"], false);
+    let key_a = f.delegated["release"].keys[0].to_pkcs8_der().unwrap();
+    f.delegate("parent-b", "release", &["team-b/*"], false);
+    f.delegated.get_mut("release").unwrap().keys =
+        vec![medsec_crypto::SigningKey::from_pkcs8_der(&key_a).unwrap()];
+    f.add_target("release", "team-a/x", b"team a's image");
+    f.add_target("release", "team-b/y", b"not team b's image");
+
+    let mut u = f.updater();
+    let a = u.get_target_info("team-a/x").unwrap();
+    assert_eq!(a.length, b"team a's image".len() as u64);
+    let err = tuf_err(u.get_target_info("team-b/y").unwrap_err());
+    assert!(matches!(err, TufError::ThresholdNotMet { .. }), "{err}");
+    // The refusal does not depend on what was loaded before.
+    let err = tuf_err(f.updater().get_target_info("team-b/y").unwrap_err());
+    assert!(matches!(err, TufError::ThresholdNotMet { .. }), "{err}");
+    // And team a's target is still trusted after it.
+    assert!(u.get_target_info("team-a/x").is_ok());
+}
+
 #[test]
 fn hash_bins_find_targets_in_their_bin_only() {
     let mut f = Fixture::new("hash-bins");

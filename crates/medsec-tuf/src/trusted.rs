@@ -14,7 +14,7 @@
 //! - **targets and delegated targets** (5.6, 5.7): length and hashes as snapshot gives them;
 //!   signed by the delegator's keys for that role; version equal to snapshot's; not expired.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use time::OffsetDateTime;
 
@@ -30,6 +30,9 @@ pub struct TrustedSet {
     timestamp: Option<Timestamp>,
     snapshot: Option<Snapshot>,
     targets: BTreeMap<String, Targets>,
+    /// Which delegators each loaded targets role was verified through: a role two delegators
+    /// delegate is trusted on a path only once the delegator on that path has checked it.
+    verified_through: BTreeMap<String, BTreeSet<String>>,
 }
 
 fn expired<T: SignedMetadata>(role: &str, m: &T, now: OffsetDateTime) -> Result<(), Error> {
@@ -56,6 +59,7 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: BTreeMap::new(),
+            verified_through: BTreeMap::new(),
         })
     }
 
@@ -78,6 +82,18 @@ impl TrustedSet {
     /// Trusted targets or delegated targets role.
     pub fn targets(&self, role: &str) -> Option<&Targets> {
         self.targets.get(role)
+    }
+
+    /// A loaded targets role, if `delegator` has verified it: the role as reached through
+    /// that delegator. A role delegated by several delegators (each with its own keys) must be
+    /// verified through each before it is trusted on that delegator's paths; `None` means
+    /// [`TrustedSet::update_delegated_targets`] must check it with `delegator`'s keys first.
+    pub fn targets_through(&self, role: &str, delegator: &str) -> Option<&Targets> {
+        self.verified_through
+            .get(role)
+            .is_some_and(|d| d.contains(delegator))
+            .then(|| self.targets.get(role))
+            .flatten()
     }
 
     /// Verifies a root one version newer than the trusted one (5.3.4–5.3.5).
@@ -280,7 +296,20 @@ impl TrustedSet {
             });
         }
         expired(role, &new, self.reference_time)?;
+        if self
+            .targets
+            .get(role)
+            .is_some_and(|old| old.version != new.version)
+        {
+            // Another version than the one verified through other delegators: only this
+            // delegator has checked it.
+            self.verified_through.remove(role);
+        }
         self.targets.insert(role.to_owned(), new);
+        self.verified_through
+            .entry(role.to_owned())
+            .or_default()
+            .insert(delegator.to_owned());
         self.targets.get(role).ok_or(Error::OutOfOrder {
             role: role.into(),
             reason: "just stored",
