@@ -67,7 +67,11 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
             let stream = match handshake {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    handshake_refused(&state, addr, &e.to_string()).await;
+                    let resource = match &*port {
+                        Port::Device(_) => "device-port",
+                        Port::Operator(_) => "operator-port",
+                    };
+                    handshake_refused(&state, addr, resource, &e.to_string()).await;
                     return;
                 }
                 Err(_) => {
@@ -148,13 +152,14 @@ fn classify(
     }
 }
 
-async fn handshake_refused(state: &AppState, addr: SocketAddr, reason: &str) {
+/// Audits a refused handshake on the port named `resource` (`device-port`, `operator-port`).
+async fn handshake_refused(state: &AppState, addr: SocketAddr, resource: &str, reason: &str) {
     // Scanners and clients that hang up produce handshake errors too; they are audited, but at
     // most at the per-address request rate so they cannot flood the log.
     if !state.rate_ok(&format!("tls:{}", addr.ip())) {
         return;
     }
-    let mut e = event("tls", "anonymous", "tls.handshake", "device-port", "deny");
+    let mut e = event("tls", "anonymous", "tls.handshake", resource, "deny");
     e.source = addr.to_string();
     e.detail = reason.to_owned();
     if let Err(err) = state.audit(e).await {

@@ -82,7 +82,22 @@ impl Api {
             operator_port: true,
             broker: None,
         };
+        let body = body.map(|b| ("application/json", b));
         call(&self.operator, conn, method, path, token, body).await
+    }
+
+    /// A POST on the device port from a connection without a client certificate (EST with a
+    /// token), with `content_type` if given.
+    async fn anonymous_post(&self, path: &str, content_type: Option<&str>, body: &str) -> Answer {
+        let conn = Conn {
+            addr: "127.0.0.1:40002".parse().unwrap(),
+            peer: Peer::None,
+            certificate: None,
+            operator_port: false,
+            broker: None,
+        };
+        let body = content_type.map_or(("", body), |t| (t, body));
+        call(&self.device, conn, "POST", path, None, Some(body)).await
     }
 
     /// A request on the device port from a connection whose verified certificate names
@@ -119,17 +134,19 @@ async fn call(
     method: &str,
     path: &str,
     token: Option<&str>,
-    body: Option<&str>,
+    body: Option<(&str, &str)>,
 ) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
     if let Some(t) = token {
         request = request.header("authorization", format!("Bearer {t}"));
     }
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
+    if let Some((content_type, _)) = body.filter(|(t, _)| !t.is_empty()) {
+        request = request.header("content-type", content_type);
     }
     let mut request = request
-        .body(Body::from(body.unwrap_or_default().to_owned()))
+        .body(Body::from(
+            body.map(|(_, b)| b).unwrap_or_default().to_owned(),
+        ))
         .unwrap();
     request.extensions_mut().insert(conn);
     let response = router.clone().oneshot(request).await.unwrap();
@@ -256,4 +273,57 @@ async fn a_device_reads_its_own_record_and_no_other() {
     assert!(api.audit().await.iter().any(|e| {
         e["kind"] == "authn" && e["detail"] == "certificate names a device medsec has no record of"
     }));
+}
+
+/// RFC 7030 section 4.2.1: an enrolment request is `application/pkcs10`. Anything else is
+/// refused with a 415 that names the expected type, before the body is read or a credential
+/// spent, and the refusal is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_est_request_that_is_not_application_pkcs10_is_refused_and_audited() {
+    let api = Api::start().await;
+    for (endpoint, content_type) in [
+        ("simpleenroll", Some("application/json")),
+        ("simpleenroll", None),
+        ("simplereenroll", Some("text/plain")),
+    ] {
+        let a = api
+            .anonymous_post(
+                &format!("/.well-known/est/{endpoint}"),
+                content_type,
+                "MIIB",
+            )
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{endpoint} {content_type:?}: {}",
+            a.body
+        );
+        assert!(error(&a).contains("application/pkcs10"), "{}", a.body);
+    }
+    let refusals = api
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| {
+            e["kind"] == "enrolment"
+                && e["decision"] == "deny"
+                && e["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("Content-Type")
+        })
+        .count();
+    assert_eq!(refusals, 3);
+    // With the right type (and a charset parameter), the same junk body gets past the type
+    // check and is refused for what it is.
+    let a = api
+        .anonymous_post(
+            "/.well-known/est/simpleenroll",
+            Some("application/pkcs10; charset=us-ascii"),
+            "not base64!",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    assert!(error(&a).contains("base64"), "{}", a.body);
 }

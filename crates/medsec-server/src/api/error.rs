@@ -20,6 +20,8 @@ pub enum ApiError {
     Conflict(String),
     /// 413.
     TooLarge(usize),
+    /// 415, with the media type expected.
+    UnsupportedMediaType(String),
     /// 429.
     RateLimited,
     /// 503: the request took too long.
@@ -40,6 +42,7 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body is larger than the limit of {limit} bytes"),
             ),
+            ApiError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::RateLimited => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate limit exceeded: slow down".to_owned(),

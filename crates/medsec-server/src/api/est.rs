@@ -201,19 +201,38 @@ pub(super) async fn enrol(
     ))))
 }
 
+/// Refuses a body that does not say it is a PKCS#10 request (RFC 7030 section 4.2.1:
+/// `application/pkcs10`; parameters such as a charset are ignored).
+fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let media = given.map(|t| t.split(';').next().unwrap_or_default().trim());
+    if media.is_some_and(|m| m.eq_ignore_ascii_case("application/pkcs10")) {
+        return Ok(());
+    }
+    Err(ApiError::UnsupportedMediaType(format!(
+        "an EST request's Content-Type is application/pkcs10 (RFC 7030 section 4.2.1), not {}",
+        given.map_or_else(|| "none".to_owned(), |t| format!("{t:?}"))
+    )))
+}
+
 /// Parses and verifies the request before any credential is spent.
 pub(super) async fn parse_request(
     auth: &Auth,
+    headers: &HeaderMap,
     action: &str,
     body: &[u8],
 ) -> Result<(String, medsec_pki::RequestInfo), ApiError> {
     let (state, conn) = (&*auth.state, &auth.conn);
-    let checked = est_csr(body).and_then(|pem| {
-        medsec_pki::inspect_request(&pem)
-            .map(|info| (pem, info))
-            .map_err(|e| ApiError::BadRequest(e.to_string()))
-    });
-    if let Err(ApiError::BadRequest(detail)) = &checked {
+    let checked = check_media_type(headers)
+        .and_then(|()| est_csr(body))
+        .and_then(|pem| {
+            medsec_pki::inspect_request(&pem)
+                .map(|info| (pem, info))
+                .map_err(|e| ApiError::BadRequest(e.to_string()))
+        });
+    if let Err(ApiError::BadRequest(detail) | ApiError::UnsupportedMediaType(detail)) = &checked {
         let mut e = event("enrolment", "anonymous", action, "-", "deny");
         e.source = conn.addr.to_string();
         e.detail = detail.clone();
@@ -240,7 +259,7 @@ pub(super) async fn est_simpleenroll(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     const ACTION: &str = "est.enroll";
-    let (pem, info) = parse_request(&auth, ACTION, &body).await?;
+    let (pem, info) = parse_request(&auth, &headers, ACTION, &body).await?;
     let (device, credential) = match (&auth.conn.peer, basic_or_bearer_token(&headers)) {
         (Peer::Manufacturer(id), _) => {
             auth.state
@@ -309,9 +328,13 @@ pub(super) async fn est_simpleenroll(
     enrol(&auth, &caller, ACTION, &device, &pem, &info).await
 }
 
-pub(super) async fn est_simplereenroll(auth: Auth, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn est_simplereenroll(
+    auth: Auth,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     const ACTION: &str = "est.reenroll";
-    let (pem, info) = parse_request(&auth, ACTION, &body).await?;
+    let (pem, info) = parse_request(&auth, &headers, ACTION, &body).await?;
     let target = match &auth.conn.peer {
         Peer::Device(id) => Target::Device(id.as_str().to_owned()),
         _ => Target::Fleet,

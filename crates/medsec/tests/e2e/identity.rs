@@ -277,6 +277,7 @@ fn enrolment_mtls_and_zero_trust_with_real_peers() {
     s.audited(&admin, "the rogue CA's certificate", |e| {
         field(e, "kind") == "tls"
             && field(e, "decision") == "deny"
+            && field(e, "resource") == "device-port"
             && (has(e, "detail", "BadSignature") || has(e, "detail", "UnknownIssuer"))
     });
 
@@ -286,6 +287,13 @@ fn enrolment_mtls_and_zero_trust_with_real_peers() {
     assert_eq!(r.status, 0, "the handshake must fail: {r:?}");
     s.audited(&admin, "the expired certificate", |e| {
         field(e, "kind") == "tls" && has(e, "detail", "certificate expired")
+    });
+
+    // --- TLS 1.2 on the operator port: refused in the handshake, and the log names that port.
+    let r = s.curl(&["--tls-max", "1.2", &s.operator_url("/api/v1/devices")]);
+    assert_eq!(r.status, 0, "the handshake must fail: {r:?}");
+    s.audited(&admin, "a TLS 1.2 handshake on the operator port", |e| {
+        field(e, "kind") == "tls" && field(e, "resource") == "operator-port"
     });
 
     // --- a CSR whose subject claims another device, with pump-2's token.
