@@ -203,14 +203,13 @@ pub async fn open_store(config: &Config) -> Result<AnyStore, Error> {
     Ok(AnyStore::open(&url, connections).await?)
 }
 
-/// Reads the CA passphrase from the configured file or `MEDSEC_PASSPHRASE`.
-fn ca_passphrase(config: &Config) -> Option<String> {
+/// Reads the CA passphrase from the configured file (which must be its owner's only) or
+/// `MEDSEC_PASSPHRASE`.
+fn ca_passphrase(config: &Config) -> Result<Option<String>, Error> {
     if let Some(file) = &config.ca_passphrase_file {
-        return std::fs::read_to_string(file)
-            .ok()
-            .map(|s| s.trim_end_matches(['\r', '\n']).to_owned());
+        return Ok(Some(medsec_util::read_secret(file)?));
     }
-    std::env::var("MEDSEC_PASSPHRASE").ok()
+    Ok(std::env::var("MEDSEC_PASSPHRASE").ok())
 }
 
 /// Opens the fleet CA, creating it (keys unencrypted unless a passphrase is configured) on first
@@ -218,7 +217,10 @@ fn ca_passphrase(config: &Config) -> Option<String> {
 pub fn prepare_data_dir(config: &Config) -> Result<FleetCa, Error> {
     let dirs = DataDir::new(&config.data_dir);
     std::fs::create_dir_all(dirs.root()).map_err(Error::io("creating", dirs.root()))?;
-    let passphrase = ca_passphrase(config);
+    // Clinical readings, incidents and the audit log live here: the owner's only, whatever
+    // the umask.
+    medsec_util::make_private(dirs.root())?;
+    let passphrase = ca_passphrase(config)?;
     let mut ca = if dirs.ca().join("state.json").exists() {
         FleetCa::open(&dirs.ca(), || passphrase.clone())?
     } else {
@@ -355,7 +357,7 @@ impl Server {
         let image = open_image_repository(&config)?;
         let director = director::Director::load_or_create(
             &dirs.director(),
-            ca_passphrase(&config).as_deref(),
+            ca_passphrase(&config)?.as_deref(),
             Duration::from_secs(config.director_expiry_hours * 3600),
             image,
         )?;

@@ -64,6 +64,9 @@ pub enum Error {
         /// The last sequence number accepted from the device.
         last: i64,
     },
+    /// The database file's permissions could not be made the owner's only.
+    #[error("database file: {0}")]
+    File(#[from] medsec_util::FsError),
     /// The database URL is not one medsec can use. The URL in the message has its password masked.
     #[error("database URL {url} is not usable: {reason}")]
     BadUrl {

@@ -41,6 +41,45 @@ fn fail<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error)
     }
 }
 
+/// Reads a secret (a passphrase file), refusing one that the group or others may read: a
+/// secret any local account can read protects nothing. The error names the file, its mode and
+/// the fix. A trailing line break is not part of the secret.
+pub fn read_secret(path: &Path) -> Result<String, FsError> {
+    let mode = std::fs::metadata(path)
+        .map_err(fail("reading", path))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(FsError {
+            action: "refusing",
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "the group or others may read it (mode {:04o}); make it the owner's only: \
+                     chmod 600 {}",
+                    mode & 0o7777,
+                    path.display()
+                ),
+            ),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(fail("reading", path))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Makes an existing file or directory its owner's only (0600 for a file, 0700 for a
+/// directory), whatever the umask gave it.
+pub fn make_private(path: &Path) -> Result<(), FsError> {
+    let meta = std::fs::metadata(path).map_err(fail("reading", path))?;
+    let mode = if meta.is_dir() { 0o700 } else { 0o600 };
+    if meta.permissions().mode() & 0o777 == mode {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(fail("setting permissions of", path))
+}
+
 /// Replaces `path` with `bytes` atomically and durably (see the module's contract).
 pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> Result<(), FsError> {
     let dir = parent(path);
@@ -105,6 +144,24 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect()
+    }
+
+    #[test]
+    fn a_secret_others_may_read_is_refused_by_name_and_an_owner_only_one_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pass.txt");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("pass.txt") && e.contains("0644") && e.contains("chmod 600"),
+            "{e}"
+        );
+        make_private(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(read_secret(&path).unwrap(), "s3cret");
+        make_private(dir.path()).unwrap();
+        assert_eq!(mode(dir.path()), 0o700);
     }
 
     fn mode(path: &Path) -> u32 {

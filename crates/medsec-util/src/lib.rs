@@ -15,4 +15,4 @@ pub mod fs;
 
 pub use clock::now_ms;
 pub use duration::parse_duration;
-pub use fs::{Access, FsError, write_atomic};
+pub use fs::{Access, FsError, make_private, read_secret, write_atomic};

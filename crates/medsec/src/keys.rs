@@ -20,11 +20,17 @@ pub struct Passphrase {
 }
 
 impl Passphrase {
-    pub fn new(file: Option<PathBuf>) -> Self {
-        Self {
+    /// A passphrase source; a file must be readable by its owner only (it is read here, once,
+    /// and refused by name otherwise).
+    pub fn new(file: Option<PathBuf>) -> Result<Self> {
+        let cached = match &file {
+            Some(path) => Some(medsec_util::read_secret(path)?),
+            None => None,
+        };
+        Ok(Self {
             file,
-            cached: RefCell::new(None),
-        }
+            cached: RefCell::new(cached),
+        })
     }
 
     /// The passphrase, or `None` when there is no way to get one.
@@ -32,10 +38,9 @@ impl Passphrase {
         if let Some(p) = self.cached.borrow().as_ref() {
             return Some(p.clone());
         }
-        let value = if let Some(file) = &self.file {
-            std::fs::read_to_string(file)
-                .ok()
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_owned())
+        let value = if self.file.is_some() {
+            // Read (and checked) by `new`.
+            None
         } else if let Ok(v) = std::env::var(PASSPHRASE_ENV) {
             Some(v)
         } else if std::io::stdin().is_terminal() {

@@ -34,6 +34,7 @@ pub struct PostgresStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and applies migrations.
     pub async fn open(path: &Path, max_connections: u32) -> Result<Self> {
+        private_database_files(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -342,6 +343,39 @@ macro_rules! impl_store {
             store_audit!();
         }
     };
+}
+
+/// The database holds clinical readings, incidents and the audit log: it and its WAL and
+/// shared-memory files are the owner's only (0600), whatever the umask. A new database file is
+/// created empty with that mode before SQLite opens it (SQLite gives its `-wal` and `-shm`
+/// files the database file's mode); an existing one is tightened.
+fn private_database_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(Error::File(medsec_util::FsError {
+                action: "creating",
+                path: path.to_owned(),
+                source,
+            }));
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = std::path::PathBuf::from(file);
+        if file.exists() {
+            medsec_util::make_private(&file)?;
+        }
+    }
+    Ok(())
 }
 
 fn hex_key(bytes: &[u8]) -> String {

@@ -103,7 +103,7 @@ fn parse_algorithm(s: &str) -> Result<CaAlgorithm, String> {
 }
 
 fn open(dir: &Path, passphrase_file: Option<PathBuf>) -> Result<FleetCa> {
-    let pass = Passphrase::new(passphrase_file);
+    let pass = Passphrase::new(passphrase_file)?;
     Ok(FleetCa::open(dir, || pass.get("the CA key"))?)
 }
 
@@ -118,7 +118,7 @@ pub fn run(cmd: CaCommand) -> Result<()> {
             plaintext_keys,
             passphrase_file,
         } => {
-            let pass = Passphrase::new(passphrase_file).protection(plaintext_keys)?;
+            let pass = Passphrase::new(passphrase_file)?.protection(plaintext_keys)?;
             let protection = match &pass {
                 Some(p) => Protection::Passphrase(p),
                 None => Protection::Plaintext,

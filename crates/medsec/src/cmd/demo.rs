@@ -85,8 +85,12 @@ pub fn run(dir: Option<PathBuf>, image_mib: u64) -> Result<()> {
         "release engineering creates a repository (root 2-of-3 and targets 2-of-2, ML-DSA-65 + Ed25519)",
     );
     let pass_file = base.join("passphrase.txt");
-    std::fs::write(&pass_file, "demo passphrase — use your own")?;
-    let passphrase = Passphrase::new(Some(pass_file));
+    medsec_util::write_atomic(
+        &pass_file,
+        "demo passphrase — use your own".as_bytes(),
+        medsec_util::Access::Private,
+    )?;
+    let passphrase = Passphrase::new(Some(pass_file))?;
     let repo_dir = base.join("repository");
     let repo = demo_repository(&repo_dir, &passphrase)?;
     println!(

@@ -208,8 +208,12 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         "release engineering signs firmware 1.0.0 (factory), 1.1.0 and 1.2.0 (TUF, hybrid ML-DSA-65 + Ed25519 keys, targets 2-of-2)",
     );
     let pass_file = base.join("passphrase.txt");
-    std::fs::write(&pass_file, "demo passphrase — use your own")?;
-    let passphrase = Passphrase::new(Some(pass_file.clone()));
+    medsec_util::write_atomic(
+        &pass_file,
+        "demo passphrase — use your own".as_bytes(),
+        medsec_util::Access::Private,
+    )?;
+    let passphrase = Passphrase::new(Some(pass_file.clone()))?;
     let repo = crate::cmd::demo::demo_repository(&base.join("repository"), &passphrase)?;
     let targets_keys = [
         repo.keys_dir().join("targets-1.key"),

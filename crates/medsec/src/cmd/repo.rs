@@ -233,7 +233,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
                 consistent_snapshot: !no_consistent_snapshot,
                 plaintext_keys,
             };
-            let r = repo::Repo::init(&dir, &opts, &keys::Passphrase::new(passphrase_file))?;
+            let r = repo::Repo::init(&dir, &opts, &keys::Passphrase::new(passphrase_file)?)?;
             println!("created repository {}", dir.display());
             println!(
                 "  root: {root_keys} {root_scheme} key(s), threshold {root_threshold}; targets: \
@@ -299,7 +299,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
                 &custom,
                 expires,
                 &k.keys,
-                &keys::Passphrase::new(k.passphrase_file),
+                &keys::Passphrase::new(k.passphrase_file)?,
             )?;
             println!(
                 "added {path} ({} bytes, sha256 {}) to role {role}",
@@ -326,7 +326,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
             keys: k,
         } => {
             let r = repo::Repo::open(&dir)?;
-            let pass = keys::Passphrase::new(k.passphrase_file);
+            let pass = keys::Passphrase::new(k.passphrase_file)?;
             if let Some(bits) = hash_bins {
                 let n = r.delegate_hash_bins(
                     bits,
@@ -361,7 +361,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
         RepoCommand::Sign { dir, role, keys: k } => {
             let r = repo::Repo::open(&dir)?;
             let (valid, threshold) =
-                r.sign(&role, &k.keys, &keys::Passphrase::new(k.passphrase_file))?;
+                r.sign(&role, &k.keys, &keys::Passphrase::new(k.passphrase_file)?)?;
             println!(
                 "{role}: {valid} of {threshold} required signature(s){}",
                 if valid >= threshold {
@@ -378,7 +378,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
         } => {
             let r = repo::Repo::open(&dir)?;
             let (s, t) =
-                r.timestamp(expires, &k.keys, &keys::Passphrase::new(k.passphrase_file))?;
+                r.timestamp(expires, &k.keys, &keys::Passphrase::new(k.passphrase_file)?)?;
             println!("snapshot v{s}, timestamp v{t}");
         }
         RepoCommand::Rotate {
@@ -398,7 +398,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
                 threshold,
                 expires,
                 &k.keys,
-                &keys::Passphrase::new(k.passphrase_file),
+                &keys::Passphrase::new(k.passphrase_file)?,
             )?;
             println!(
                 "root v{v} written: {old} signature(s) from the old root keys, {new} from the new ones"
@@ -414,7 +414,7 @@ pub fn run(cmd: RepoCommand) -> Result<()> {
             plaintext_keys,
             passphrase_file,
         } => {
-            let pass = keys::Passphrase::new(passphrase_file).protection(plaintext_keys)?;
+            let pass = keys::Passphrase::new(passphrase_file)?.protection(plaintext_keys)?;
             let k = keys::generate(&out, scheme, pass.as_deref())?;
             println!("{} key {} written to {}", scheme, k.keyid, out.display());
         }

@@ -892,3 +892,63 @@ fn enrolled_devices_keep_idle_connections_that_the_header_timeout_closes_for_oth
     assert_eq!(request_on(&mut device, &poll).unwrap(), 200);
     assert!(request_on(&mut operator, &list).is_err());
 }
+
+/// The data directory holds clinical readings, incidents, the audit log and keys: after a fresh
+/// start under the usual umask (022) it is the owner's only, and so is every database and key
+/// file in it. A passphrase file others may read is refused by name, by the server and the CLI.
+#[test]
+fn the_data_directory_and_its_secrets_are_the_owners_only_and_a_readable_passphrase_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[], &[]);
+    // A write, so that the WAL exists too.
+    s.operator_token("alice", "admin", "1h");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.data), 0o700, "{}", s.data.display());
+    let mut private = vec![
+        s.data.join("medsec.db"),
+        s.data.join("audit.key"),
+        s.data.join("server.key"),
+    ];
+    for extra in ["medsec.db-wal", "medsec.db-shm"] {
+        if s.data.join(extra).exists() {
+            private.push(s.data.join(extra));
+        }
+    }
+    for entry in std::fs::read_dir(s.data.join("ca")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "key") {
+            private.push(path);
+        }
+    }
+    assert!(private.len() >= 6, "{private:?}");
+    for p in &private {
+        assert_eq!(mode(p), 0o600, "{}", p.display());
+    }
+    drop(s);
+
+    let pass = tmp.path().join("pass.txt");
+    std::fs::write(&pass, "correct horse battery staple").unwrap();
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = fails(
+        medsec()
+            .args(["server", "--data-dir"])
+            .arg(tmp.path().join("other"))
+            .env("MEDSEC_CA_PASSPHRASE_FILE", &pass),
+    );
+    assert!(
+        err.contains("pass.txt") && err.contains("chmod 600"),
+        "the server must refuse the passphrase file by name: {err}"
+    );
+    let err = fails(
+        medsec()
+            .args(["ca", "init", "--passphrase-file"])
+            .arg(&pass)
+            .arg(tmp.path().join("ca")),
+    );
+    assert!(
+        err.contains("pass.txt") && err.contains("chmod 600"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("ca").exists(), "nothing was created");
+}
