@@ -9,7 +9,6 @@ use medsec_pki::DeviceId;
 
 use crate::audit_log::event;
 use crate::authz::{RequestContext, Subject, Target};
-use crate::repeats::Verdict;
 use crate::state::{AppState, Conn, now_ms};
 
 /// An authenticated caller.
@@ -105,23 +104,9 @@ pub(crate) async fn authorize(
     e.source = conn.addr.to_string();
     e.detail = decision.errors.join("; ");
     if decision.allowed {
-        match state.repeats.note(&e, conn.addr.ip(), now_ms()) {
-            Verdict::Count => return Ok(()),
-            Verdict::Log { skipped, since_ms } if skipped > 0 => {
-                let note = crate::repeats::preceded_by(skipped, since_ms);
-                e.detail = if e.detail.is_empty() {
-                    note
-                } else {
-                    format!("{}; {note}", e.detail)
-                };
-            }
-            Verdict::Log { .. } => {}
-        }
-    }
-    state.audit(e).await?;
-    if decision.allowed {
-        Ok(())
+        state.audit_or_count(e, conn.addr.ip()).await
     } else {
+        state.audit(e).await?;
         Err(crate::Error::Forbidden)
     }
 }

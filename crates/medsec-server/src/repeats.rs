@@ -8,8 +8,10 @@
 //! address; the requests in between are counted, and the count is logged either with the next
 //! logged decision or, when the stream stops, by [`Repeats::sweep`]: every request is in the log
 //! one by one or in a count. The counts live in memory until they are logged, so a crash loses at
-//! most one window of them; the decisions themselves are unaffected. Refusals, and every other
-//! action, are always logged one by one.
+//! most one window of them; the decisions themselves are unaffected. Rate-limit refusals are
+//! summarised the same way, per rate-limit key and source address, so a flood cannot grow the log
+//! faster than one entry per window per source. Every other refusal, and every other action, is
+//! logged one by one (their rate is what the rate limit lets through).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,6 +23,23 @@ use time::format_description::well_known::Rfc3339;
 
 /// Actions whose repeated allowed decisions are summarised.
 pub(crate) const ROUTINE: &[&str] = &["update.fetch", "telemetry.send"];
+
+/// The kind of the audit entries of rate-limit refusals, which are summarised too.
+pub(crate) const LIMIT_KIND: &str = "limit";
+
+/// Whether repeats of `event` are summarised.
+fn summarised(event: &Event) -> bool {
+    ROUTINE.contains(&event.action.as_str()) || event.kind == LIMIT_KIND
+}
+
+/// "allowed" or "refused", for the summary's sentence.
+fn outcome(event: &Event) -> &'static str {
+    if event.decision == "deny" {
+        "refused"
+    } else {
+        "allowed"
+    }
+}
 
 /// What to do with one allowed routine decision.
 #[derive(Debug, PartialEq, Eq)]
@@ -68,7 +87,7 @@ impl Repeats {
             skipped: 0,
             since_ms: now_ms,
         };
-        if self.window_ms == 0 || !ROUTINE.contains(&event.action.as_str()) {
+        if self.window_ms == 0 || !summarised(event) {
             return fresh;
         }
         let key = format!(
@@ -131,7 +150,7 @@ impl Repeats {
             }
             if s.skipped > 0 {
                 let mut e = s.template.clone();
-                e.detail = summary(s.skipped, s.first_ms, s.last_ms);
+                e.detail = summary(s.skipped, s.first_ms, s.last_ms, outcome(&e));
                 summaries.push(e);
             }
             false
@@ -141,18 +160,19 @@ impl Repeats {
 }
 
 /// The detail of a summary entry.
-pub(crate) fn summary(count: u64, first_ms: i64, last_ms: i64) -> String {
+pub(crate) fn summary(count: u64, first_ms: i64, last_ms: i64, outcome: &str) -> String {
     format!(
-        "{count} identical allowed request(s) from {} to {}, summarised instead of logged one by one",
+        "{count} identical {outcome} request(s) from {} to {}, summarised instead of logged one by one",
         rfc3339(first_ms),
         rfc3339(last_ms)
     )
 }
 
 /// What a logged decision says of the identical ones counted before it.
-pub(crate) fn preceded_by(count: u64, since_ms: i64) -> String {
+pub(crate) fn preceded_by(count: u64, since_ms: i64, event: &Event) -> String {
     format!(
-        "{count} identical allowed request(s) since {} were summarised into this entry",
+        "{count} identical {} request(s) since {} were summarised into this entry",
+        outcome(event),
         rfc3339(since_ms)
     )
 }

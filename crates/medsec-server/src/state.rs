@@ -150,6 +150,29 @@ impl AppState {
         self.audit_log.record(event).await
     }
 
+    /// Audits `event`, made for a request from `ip`, unless it repeats a summarised stream
+    /// (routine allowed decisions, rate-limit refusals: see [`crate::repeats`]), in which case it
+    /// is counted into the stream's next entry.
+    pub(crate) async fn audit_or_count(
+        &self,
+        mut event: Event,
+        ip: std::net::IpAddr,
+    ) -> Result<(), crate::Error> {
+        match self.repeats.note(&event, ip, now_ms()) {
+            crate::repeats::Verdict::Count => return Ok(()),
+            crate::repeats::Verdict::Log { skipped, since_ms } if skipped > 0 => {
+                let note = crate::repeats::preceded_by(skipped, since_ms, &event);
+                event.detail = if event.detail.is_empty() {
+                    note
+                } else {
+                    format!("{}; {note}", event.detail)
+                };
+            }
+            crate::repeats::Verdict::Log { .. } => {}
+        }
+        self.audit(event).await.map(|_| ())
+    }
+
     /// Takes one request from `key`'s allowance.
     pub fn rate_ok(&self, key: &str) -> bool {
         self.limiter.check_key(&key.to_owned()).is_ok()

@@ -327,3 +327,63 @@ async fn an_est_request_that_is_not_application_pkcs10_is_refused_and_audited() 
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
     assert!(error(&a).contains("base64"), "{}", a.body);
 }
+
+/// A flood of requests, each with a fresh random bearer token, from one address: the rate
+/// limit is keyed on the address (a token is not verified when the limit applies, so it cannot
+/// buy a fresh allowance), and its refusals are one audit entry per window with a count. The
+/// log grows by at most the burst, the refill, and one entry; before, every request got its own
+/// bucket and its own durable "unknown operator token" row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_random_token_flood_from_one_address_is_rate_limited_and_its_audit_growth_bounded() {
+    let api = Api::start().await;
+    let limits = &api.server.state.config.limits;
+    let (rate, burst) = (
+        u64::from(limits.requests_per_second),
+        u64::from(limits.request_burst),
+    );
+    let before = api.audit().await.len() as u64;
+    let started = std::time::Instant::now();
+    let (mut refused, mut limited, mut sent) = (0u64, 0u64, 0u64);
+    while started.elapsed() < std::time::Duration::from_secs(2) {
+        let token = format!("medsec-op-{sent:032x}");
+        let a = api
+            .operator("GET", "/api/v1/devices", Some(&token), None)
+            .await;
+        match a.status {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("{other}: {}", a.body),
+        }
+        sent += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rows = api.audit().await.len() as u64 - before;
+    eprintln!(
+        "flood: {sent} requests in {secs:.1} s ({:.0}/s); {refused} refused as unauthenticated, \
+         {limited} rate-limited; {rows} audit rows ({:.1} rows/s)",
+        sent as f64 / secs,
+        rows as f64 / secs
+    );
+    assert!(
+        limited > sent / 2,
+        "most of the flood is rate-limited: {limited} of {sent}"
+    );
+    let allowance = burst + rate * (secs.ceil() as u64);
+    assert!(
+        refused <= allowance,
+        "{refused} got past the limit, allowance {allowance}"
+    );
+    // One row per request let through, plus the first rate-limit refusal; the rest are counted.
+    assert!(
+        rows <= refused + 1,
+        "{rows} rows for {refused} requests let through"
+    );
+    let limit_rows: Vec<Value> = api
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "limit")
+        .collect();
+    assert_eq!(limit_rows.len(), 1, "{limit_rows:#?}");
+    assert_eq!(limit_rows[0]["principal"], "addr:127.0.0.1");
+}

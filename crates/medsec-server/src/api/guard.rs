@@ -1,6 +1,7 @@
 //! In front of every route: the rate limit, the body limit and the time limit, each refusal
 //! audited.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::audit_log::event;
-use crate::tokens;
 
 use super::error::ApiError;
 use crate::state::{AppState, Conn, Peer};
@@ -30,15 +30,28 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     value.strip_prefix("Bearer ").map(str::trim)
 }
 
-/// The rate-limit key of a request: its certificate identity or token, else its address.
-fn rate_key(conn: &Conn, headers: &HeaderMap) -> String {
-    match (&conn.peer, bearer(headers)) {
-        (Peer::Device(id), _) => format!("device:{}", id.as_str()),
-        (_, Some(token)) => format!(
-            "token:{}",
-            hex::encode(tokens::hash(token).get(..8).unwrap_or_default())
-        ),
-        _ => format!("addr:{}", conn.addr.ip()),
+/// The rate-limit key of a request: what the handshake verified (a device certificate), else
+/// the source address, an IPv6 address by its /64 (one host's usual allocation). Never a
+/// credential the request merely carries: a bearer token is checked only after this limit, so
+/// a key made from it would give every random token a fresh allowance.
+fn rate_key(conn: &Conn) -> String {
+    match &conn.peer {
+        Peer::Device(id) => format!("device:{}", id.as_str()),
+        _ => format!("addr:{}", address_block(conn.addr.ip())),
+    }
+}
+
+/// An IPv4 address as it is; an IPv6 address by its /64 (IPv4-mapped ones as IPv4).
+fn address_block(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -49,10 +62,10 @@ pub(super) async fn guard(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let key = rate_key(&conn, request.headers());
+    let key = rate_key(&conn);
     let action = |r: &axum::http::request::Parts| format!("{} {}", r.method, r.uri.path());
     let refuse = |action: String, detail: String| {
-        let mut e = event("limit", &key, &action, "-", "deny");
+        let mut e = event(crate::repeats::LIMIT_KIND, &key, &action, "-", "deny");
         e.source = conn.addr.to_string();
         e.detail = detail;
         e
@@ -60,9 +73,12 @@ pub(super) async fn guard(
     let (parts, body) = request.into_parts();
     let limit = body_limit(&state, &parts.method, parts.uri.path());
     if !state.rate_ok(&key) {
-        state
-            .audit(refuse(action(&parts), "rate limit exceeded".into()))
-            .await?;
+        // One entry per window per source, with a count: a flood cannot grow the log faster.
+        let e = refuse(
+            "rate-limit".into(),
+            format!("rate limit exceeded: {}", action(&parts)),
+        );
+        state.audit_or_count(e, conn.addr.ip()).await?;
         return Err(ApiError::RateLimited);
     }
     let declared = parts
