@@ -14,7 +14,9 @@ use axum::response::Response;
 use crate::audit_log::event;
 
 use super::error::ApiError;
-use crate::state::{AppState, Conn, Peer};
+use crate::state::{AppState, Conn, Peer, now_ms};
+use crate::tokens;
+use medsec_store::prelude::*;
 
 /// The body limit of a request: documents on the risk upload routes, commands elsewhere.
 fn body_limit(state: &AppState, method: &axum::http::Method, path: &str) -> usize {
@@ -30,15 +32,23 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     value.strip_prefix("Bearer ").map(str::trim)
 }
 
-/// The rate-limit key of a request: what the handshake verified (a device certificate), else
+/// The rate-limit key of a request: a verified principal (the device its certificate names; on
+/// the operator port, the operator whose live token the request carries, looked up here), else
 /// the source address, an IPv6 address by its /64 (one host's usual allocation). Never a
-/// credential the request merely carries: a bearer token is checked only after this limit, so
-/// a key made from it would give every random token a fresh allowance.
-fn rate_key(conn: &Conn) -> String {
-    match &conn.peer {
-        Peer::Device(id) => format!("device:{}", id.as_str()),
-        _ => format!("addr:{}", address_block(conn.addr.ip())),
+/// credential merely carried: a key made from an unchecked token would give every random token
+/// a fresh allowance. A store error falls back to the address, the stricter key.
+async fn rate_key(state: &AppState, conn: &Conn, headers: &HeaderMap) -> String {
+    if let Peer::Device(id) = &conn.peer {
+        return format!("device:{}", id.as_str());
     }
+    if conn.operator_port
+        && let Some(token) = bearer(headers)
+        && let Ok(found) = state.store.operator_token(&tokens::hash(token)).await
+        && found.expires_at_ms > now_ms()
+    {
+        return format!("operator:{}", found.name);
+    }
+    format!("addr:{}", address_block(conn.addr.ip()))
 }
 
 /// An IPv4 address as it is; an IPv6 address by its /64 (IPv4-mapped ones as IPv4).
@@ -62,7 +72,7 @@ pub(super) async fn guard(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let key = rate_key(&conn);
+    let key = rate_key(&state, &conn, request.headers()).await;
     let action = |r: &axum::http::request::Parts| format!("{} {}", r.method, r.uri.path());
     let refuse = |action: String, detail: String| {
         let mut e = event(crate::repeats::LIMIT_KIND, &key, &action, "-", "deny");
