@@ -75,13 +75,7 @@ impl Api {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Answer {
-        let conn = Conn {
-            addr: "127.0.0.1:40000".parse().unwrap(),
-            peer: Peer::None,
-            certificate: None,
-            operator_port: true,
-            broker: None,
-        };
+        let conn = conn(40000, Peer::None, true);
         let body = body.map(|b| ("application/json", b));
         call(&self.operator, conn, method, path, token, body).await
     }
@@ -89,13 +83,7 @@ impl Api {
     /// A POST on the device port from a connection without a client certificate (EST with a
     /// token), with `content_type` if given.
     async fn anonymous_post(&self, path: &str, content_type: Option<&str>, body: &str) -> Answer {
-        let conn = Conn {
-            addr: "127.0.0.1:40002".parse().unwrap(),
-            peer: Peer::None,
-            certificate: None,
-            operator_port: false,
-            broker: None,
-        };
+        let conn = conn(40002, Peer::None, false);
         let body = content_type.map_or(("", body), |t| (t, body));
         call(&self.device, conn, "POST", path, None, Some(body)).await
     }
@@ -103,13 +91,7 @@ impl Api {
     /// A request on the device port from a connection whose verified certificate names
     /// `device`.
     async fn device(&self, device: &str, method: &str, path: &str) -> Answer {
-        let conn = Conn {
-            addr: "127.0.0.1:40001".parse().unwrap(),
-            peer: Peer::Device(DeviceId::new(device).unwrap()),
-            certificate: None,
-            operator_port: false,
-            broker: None,
-        };
+        let conn = conn(40001, Peer::Device(DeviceId::new(device).unwrap()), false);
         call(&self.device, conn, method, path, None, None).await
     }
 
@@ -125,6 +107,17 @@ impl Api {
         rows.iter()
             .map(|r| serde_json::from_str::<Value>(&r.entry).unwrap()["event"].clone())
             .collect()
+    }
+}
+
+/// The connection facts a handshake from `127.0.0.1:PORT` would have produced.
+fn conn(port: u16, peer: Peer, operator_port: bool) -> Conn {
+    Conn {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        peer,
+        certificate: None,
+        operator_port,
+        broker: None,
     }
 }
 
