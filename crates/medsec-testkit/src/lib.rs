@@ -293,6 +293,15 @@ impl Running {
         let reply = self.curl(&args);
         if reply.status == 200 {
             std::fs::write(self.work.join(format!("{name}.p7.b64")), &reply.body).unwrap();
+            self.certificates_from_est(name);
+        }
+        reply
+    }
+
+    /// Turns an EST answer saved as `NAME.p7.b64` into `NAME.pem` (the certificates) and
+    /// `NAME.leaf.pem` (the device's own).
+    pub fn certificates_from_est(&self, name: &str) {
+        {
             let (p7b64, p7, pem, leaf) = (
                 format!("{name}.p7.b64"),
                 format!("{name}.p7"),
@@ -315,7 +324,6 @@ impl Running {
             );
             openssl(&self.work, &["x509", "-in", &pem, "-out", &leaf]);
         }
-        reply
     }
 
     /// Calls the operator API as `token`: `method` on `path`, with a JSON `body` if given.

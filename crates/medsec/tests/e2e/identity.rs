@@ -397,6 +397,29 @@ fn enrolment_mtls_and_zero_trust_with_real_peers() {
     args.push(&reenroll);
     let r = s.curl(&args);
     assert_eq!(r.status, 200, "{r:?}");
+    // The new certificate supersedes the old one: revoked with the issuance, refused at the
+    // next handshake (no restart), and named in the issuance's audit entry.
+    let mut old = me.clone();
+    old.push(&own);
+    let r = s.curl(&old);
+    assert_eq!(
+        r.status, 0,
+        "the superseded certificate must be refused: {r:?}"
+    );
+    s.audited(&admin, "the superseding re-enrolment", |e| {
+        field(e, "kind") == "issuance" && has(e, "detail", "supersedes and revokes")
+    });
+    // From here on pump-1 speaks with its new certificate and key.
+    s.certificates_from_est("pump-1-next");
+    for (from, to) in [
+        ("pump-1-next.key", "pump-1.key"),
+        ("pump-1-next.pem", "pump-1.pem"),
+        ("pump-1-next.leaf.pem", "pump-1.leaf.pem"),
+    ] {
+        std::fs::copy(s.work.join(from), s.work.join(to)).unwrap();
+    }
+    let r = s.curl(&old);
+    assert_eq!(r.status, 200, "{r:?}");
 
     // --- operator tokens: a viewer may list but not revoke; an expired token is refused.
     let viewer = s.operator_token("victor", "viewer", "1h");
