@@ -48,18 +48,23 @@ async fn rate_key(state: &AppState, conn: &Conn, headers: &HeaderMap) -> String 
     {
         return format!("operator:{}", found.name);
     }
-    format!("addr:{}", address_block(conn.addr.ip()))
+    match address_block(conn.addr.ip()) {
+        ip @ IpAddr::V4(_) => format!("addr:{ip}"),
+        ip @ IpAddr::V6(_) => format!("addr:{ip}/64"),
+    }
 }
 
-/// An IPv4 address as it is; an IPv6 address by its /64 (IPv4-mapped ones as IPv4).
-fn address_block(ip: IpAddr) -> String {
+/// The block a source address is limited and summarised by: an IPv4 address as it is (an
+/// IPv4-mapped IPv6 one as IPv4), an IPv6 address by its /64, so that one host cycling through
+/// its 2^64 addresses is one source.
+fn address_block(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => IpAddr::V4(v4),
             None => {
                 let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
         },
     }
@@ -88,7 +93,9 @@ pub(super) async fn guard(
             "rate-limit".into(),
             format!("rate limit exceeded: {}", action(&parts)),
         );
-        state.audit_or_count(e, conn.addr.ip()).await?;
+        state
+            .audit_or_count(e, address_block(conn.addr.ip()))
+            .await?;
         return Err(ApiError::RateLimited);
     }
     let declared = parts
@@ -129,4 +136,21 @@ pub(super) async fn guard(
     )
     .await
     .map_err(|_| ApiError::Timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_host_is_one_source_by_its_64_and_a_mapped_ipv4_address_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_block(a), address_block(b));
+        assert_ne!(address_block(a), address_block(other));
+        assert_eq!(address_block(a).to_string(), "2001:db8:1:2::");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_block(mapped).to_string(), "192.0.2.7");
+    }
 }
