@@ -23,7 +23,7 @@ use crate::authz::{Subject, Target};
 use crate::tokens;
 
 use super::error::ApiError;
-use super::guard::bearer;
+use super::guard::{VerifiedToken, bearer};
 use crate::state::{AppState, Conn, Peer, now_ms};
 
 /// The request's credential and context, read from the request but not yet judged.
@@ -34,6 +34,8 @@ pub(crate) struct Auth {
     pub(crate) conn: Conn,
     /// The operator's bearer token, if the request carried one.
     token: Option<String>,
+    /// That token's record, if the guard read it already.
+    verified: Option<medsec_store::OperatorToken>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Auth {
@@ -53,6 +55,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         Ok(Auth {
             state: state.clone(),
             token: bearer(&parts.headers).map(str::to_owned),
+            verified: parts.extensions.get::<VerifiedToken>().map(|v| v.0.clone()),
             conn,
         })
     }
@@ -108,7 +111,11 @@ impl Auth {
                     "an operator token is required: Authorization: Bearer <token>".into(),
                 ));
             };
-            let found = match state.store.operator_token(&tokens::hash(token)).await {
+            let stored = match &self.verified {
+                Some(t) => Ok(t.clone()),
+                None => state.store.operator_token(&tokens::hash(token)).await,
+            };
+            let found = match stored {
                 Ok(t) => t,
                 Err(medsec_store::Error::NotFound { .. }) => {
                     state

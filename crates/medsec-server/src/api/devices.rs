@@ -442,30 +442,46 @@ pub(crate) async fn revoke_certificates(
         ApiError::BadRequest(format!("unknown revocation reason {reason_name:?}"))
     })?;
     state.store.device(id.as_str()).await?;
-    let serials = {
+    let serials = revoke_live(state, id, reason, None).await?;
+    state.store.set_device_state(id.as_str(), "revoked").await?;
+    Ok(serials)
+}
+
+/// Revokes every live certificate of `id` but `except` for `reason`; when any was, re-signs
+/// the CRL and reloads the device port's TLS, so they are refused at their next handshake.
+/// Returns the serials revoked.
+pub(crate) async fn revoke_live(
+    state: &AppState,
+    id: &DeviceId,
+    reason: medsec_pki::RevocationReason,
+    except: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
+    let internal = |e: medsec_pki::Error| ApiError::Internal(e.to_string());
+    let revoked = {
         let mut ca = state.ca.lock().await;
-        ca.reload_state()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        ca.reload_state().map_err(internal)?;
         let live: Vec<String> = ca
             .issued()
             .iter()
             .filter(|c| c.device_id == *id && c.revoked.is_none())
+            .filter(|c| except != Some(c.serial.as_str()))
             .map(|c| c.serial.clone())
             .collect();
         for serial in &live {
-            ca.revoke(serial, reason)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            ca.revoke(serial, reason).map_err(internal)?;
         }
-        ca.crl(state.config.crl_days)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if !live.is_empty() {
+            ca.crl(state.config.crl_days).map_err(internal)?;
+        }
         live
     };
-    state
-        .tls
-        .reload()
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    state.store.set_device_state(id.as_str(), "revoked").await?;
-    Ok(serials)
+    if !revoked.is_empty() {
+        state
+            .tls
+            .reload()
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    Ok(revoked)
 }
 
 pub(super) async fn revoke_device(

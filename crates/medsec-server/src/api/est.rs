@@ -183,7 +183,14 @@ pub(super) async fn enrol(
         .store
         .set_device_state(device.as_str(), "enrolled")
         .await?;
-    let superseded = supersede(state, device, &issued.serial).await?;
+    // One live certificate per device: the new one supersedes every earlier one.
+    let superseded = super::devices::revoke_live(
+        state,
+        device,
+        medsec_pki::RevocationReason::Superseded,
+        Some(&issued.serial),
+    )
+    .await?;
     let mut e = event(
         "issuance",
         &caller.subject.label(),
@@ -207,42 +214,6 @@ pub(super) async fn enrol(
     Ok(pkcs7_response(Bytes::from(mime_base64(
         &medsec_crypto::pkcs7_certs_only(&pem_certs(&pem)?),
     ))))
-}
-
-/// One live certificate per device: a certificate just issued to `device` (serial `current`)
-/// supersedes every other live one, which is revoked (reason superseded), the CRL re-signed and
-/// the device port's TLS reloaded, so the previous certificate and key stop working at the next
-/// handshake. Returns the revoked serials.
-async fn supersede(
-    state: &crate::state::AppState,
-    device: &DeviceId,
-    current: &str,
-) -> Result<Vec<String>, ApiError> {
-    let revoked = {
-        let mut ca = state.ca.lock().await;
-        let earlier: Vec<String> = ca
-            .issued()
-            .iter()
-            .filter(|c| c.device_id == *device && c.revoked.is_none() && c.serial != current)
-            .map(|c| c.serial.clone())
-            .collect();
-        for serial in &earlier {
-            ca.revoke(serial, medsec_pki::RevocationReason::Superseded)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        if !earlier.is_empty() {
-            ca.crl(state.config.crl_days)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-        }
-        earlier
-    };
-    if !revoked.is_empty() {
-        state
-            .tls
-            .reload()
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    }
-    Ok(revoked)
 }
 
 /// Refuses a body that does not say it is a PKCS#10 request (RFC 7030 section 4.2.1:

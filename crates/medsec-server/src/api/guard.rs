@@ -36,23 +36,38 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// the operator port, the operator whose live token the request carries, looked up here), else
 /// the source address, an IPv6 address by its /64 (one host's usual allocation). Never a
 /// credential merely carried: a key made from an unchecked token would give every random token
-/// a fresh allowance. A store error falls back to the address, the stricter key.
-async fn rate_key(state: &AppState, conn: &Conn, headers: &HeaderMap) -> String {
+/// a fresh allowance. A store error falls back to the address, the stricter key. A live token
+/// found here is returned too, for the handler's [`super::auth::Auth`] to use without reading
+/// it again.
+async fn rate_key(
+    state: &AppState,
+    conn: &Conn,
+    headers: &HeaderMap,
+) -> (String, Option<VerifiedToken>) {
     if let Peer::Device(id) = &conn.peer {
-        return format!("device:{}", id.as_str());
+        return (format!("device:{}", id.as_str()), None);
     }
     if conn.operator_port
         && let Some(token) = bearer(headers)
         && let Ok(found) = state.store.operator_token(&tokens::hash(token)).await
         && found.expires_at_ms > now_ms()
     {
-        return format!("operator:{}", found.name);
+        return (
+            format!("operator:{}", found.name),
+            Some(VerifiedToken(found)),
+        );
     }
-    match address_block(conn.addr.ip()) {
+    let key = match address_block(conn.addr.ip()) {
         ip @ IpAddr::V4(_) => format!("addr:{ip}"),
         ip @ IpAddr::V6(_) => format!("addr:{ip}/64"),
-    }
+    };
+    (key, None)
 }
+
+/// The stored record of the operator token a request carries, as the guard read it (the token
+/// was live then); a request extension.
+#[derive(Clone)]
+pub(crate) struct VerifiedToken(pub(crate) medsec_store::OperatorToken);
 
 /// The block a source address is limited and summarised by: an IPv4 address as it is (an
 /// IPv4-mapped IPv6 one as IPv4), an IPv6 address by its /64, so that one host cycling through
@@ -77,7 +92,7 @@ pub(super) async fn guard(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let key = rate_key(&state, &conn, request.headers()).await;
+    let (key, verified) = rate_key(&state, &conn, request.headers()).await;
     let action = |r: &axum::http::request::Parts| format!("{} {}", r.method, r.uri.path());
     let refuse = |action: String, detail: String| {
         let mut e = event(crate::repeats::LIMIT_KIND, &key, &action, "-", "deny");
@@ -85,7 +100,10 @@ pub(super) async fn guard(
         e.detail = detail;
         e
     };
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    if let Some(v) = verified {
+        parts.extensions.insert(v);
+    }
     let limit = body_limit(&state, &parts.method, parts.uri.path());
     if !state.rate_ok(&key) {
         // One entry per window per source, with a count: a flood cannot grow the log faster.
