@@ -178,6 +178,55 @@ pub mod devices {
     }
 }
 
+/// Tokens as lists show them: never the secret, only its public id (the first 8 bytes of its
+/// SHA-256, hex), which revocation names.
+pub mod tokens {
+    use serde::{Deserialize, Serialize};
+
+    /// One operator token in `GET /api/v1/operators/tokens`, and the answer to its revocation.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OperatorToken {
+        /// Its public id.
+        pub id: String,
+        /// The operator it names.
+        pub name: String,
+        /// The roles it carries.
+        pub roles: Vec<String>,
+        /// `live`, `expired` or `revoked`.
+        pub state: String,
+        /// When it was made (ms since the epoch).
+        pub created_at_ms: i64,
+        /// When it stops working.
+        pub expires_at_ms: i64,
+        /// When it was revoked, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub revoked_at_ms: Option<i64>,
+    }
+
+    /// One enrolment token in `GET /api/v1/enrolment-tokens`, and the answer to its revocation.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct EnrolmentToken {
+        /// Its public id.
+        pub id: String,
+        /// The device it enrols.
+        pub device: String,
+        /// Who made it.
+        pub created_by: String,
+        /// `live`, `used`, `expired` or `revoked`.
+        pub state: String,
+        /// When it was made.
+        pub created_at_ms: i64,
+        /// When it stops working.
+        pub expires_at_ms: i64,
+        /// When it was used, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub used_at_ms: Option<i64>,
+        /// When it was revoked, if it was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub revoked_at_ms: Option<i64>,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,27 @@ pub(crate) async fn device_caller(
     action: &str,
     target: &Target,
 ) -> Result<Caller, crate::Error> {
+    // Revocation holds on every request, not only at the handshake: a connection opened before
+    // the CRL listed its certificate, or before the device was revoked, is refused from its
+    // next request on.
+    let revoked = conn
+        .serial
+        .as_deref()
+        .is_some_and(|serial| state.tls.current().is_revoked(serial));
+    let refusal = match &record {
+        _ if revoked => Some("the certificate is revoked"),
+        Ok(d) if d.state == "revoked" => Some("the device is revoked"),
+        _ => None,
+    };
+    if let Some(why) = refusal {
+        let label = format!("Device::{:?}", id.as_str());
+        state
+            .audit(deny_event(conn, &label, action, target, why))
+            .await?;
+        return Err(crate::Error::Unauthenticated {
+            reason: format!("{why}: enrol again with a new enrolment token"),
+        });
+    }
     match record {
         Ok(d) => Ok(Caller {
             subject: device_subject(&d),

@@ -160,18 +160,28 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Time allowed for a TLS handshake, in milliseconds.
     pub handshake_timeout_ms: u64,
-    /// Time allowed to receive a request's headers, in milliseconds; on the operator port, and
-    /// on device-port connections that carry no fleet device certificate, also how long an
-    /// idle kept-alive connection stays open.
+    /// Time allowed to receive a request's head once its first byte arrived, in milliseconds,
+    /// on every connection; on the operator port, and on device-port connections that carry no
+    /// fleet device certificate, also how long an idle kept-alive connection stays open.
     pub header_timeout_ms: u64,
     /// How long an idle kept-alive connection of an enrolled device (fleet certificate verified
-    /// in the handshake) stays open, in milliseconds; longer than the agents' poll interval, so
-    /// a poll needs no new handshake.
+    /// in the handshake) stays open between requests, in milliseconds; longer than the agents'
+    /// poll interval, so a poll needs no new handshake. A request head that has begun is still
+    /// held to `header_timeout_ms`.
     pub device_idle_timeout_ms: u64,
     /// Time allowed for a whole request, in milliseconds.
     pub request_timeout_ms: u64,
-    /// Open connections per port; further connections wait in the kernel's backlog.
+    /// Open connections on the device port; further connections wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Open connections on the operator port, a budget of its own: a flood of the device port
+    /// never takes the operators' slots or file descriptors.
+    pub max_operator_connections: usize,
+    /// Open connections from one source address (an IPv6 address by its /64) on each port;
+    /// more are closed at once. Devices behind one NAT share it: raise it for large sites.
+    pub max_connections_per_address: usize,
+    /// Open connections presenting one device's certificate; more are closed after the
+    /// handshake.
+    pub max_connections_per_device: usize,
     /// Sustained requests per second per principal (device, operator, or source address for
     /// unauthenticated requests).
     pub requests_per_second: u32,
@@ -214,7 +224,10 @@ impl Default for Limits {
             header_timeout_ms: 10_000,
             device_idle_timeout_ms: 600_000,
             request_timeout_ms: 30_000,
-            max_connections: 20_000,
+            max_connections: 16_384,
+            max_operator_connections: 256,
+            max_connections_per_address: 256,
+            max_connections_per_device: 8,
             requests_per_second: 20,
             request_burst: 100,
             audit_queue: 65_536,
@@ -303,8 +316,17 @@ impl Config {
         if l.requests_per_second == 0 || l.request_burst == 0 {
             return bad("limits.requests_per_second and limits.request_burst must be at least 1");
         }
-        if l.audit_queue == 0 || l.audit_batch == 0 || l.max_connections == 0 {
-            return bad("limits.audit_queue, audit_batch and max_connections must be at least 1");
+        if l.audit_queue == 0
+            || l.audit_batch == 0
+            || l.max_connections == 0
+            || l.max_operator_connections == 0
+            || l.max_connections_per_address == 0
+            || l.max_connections_per_device == 0
+        {
+            return bad(
+                "limits.audit_queue, audit_batch, max_connections, max_operator_connections, \
+                 max_connections_per_address and max_connections_per_device must be at least 1",
+            );
         }
         if l.header_timeout_ms == 0 || l.device_idle_timeout_ms == 0 {
             return bad(

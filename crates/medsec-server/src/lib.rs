@@ -330,6 +330,7 @@ fn load_sigma(dir: Option<&Path>) -> Result<medsec_defender::sigma::SigmaRules, 
 impl Server {
     /// Prepares the data directory, opens the store, loads policies and binds both ports.
     pub async fn start(config: Config) -> Result<Self, Error> {
+        serve::fit_file_descriptors(&config.limits)?;
         let ca = prepare_data_dir(&config)?;
         let dirs = DataDir::new(&config.data_dir);
         let store = open_store(&config).await?;

@@ -241,6 +241,7 @@ async fn handle(
         addr: *broker_addr,
         peer: Peer::Device(id.clone()),
         certificate: None,
+        serial: None,
         operator_port: false,
         broker: Some(broker.clone()),
     };

@@ -1,23 +1,92 @@
 //! The accept loop: one task per connection, the TLS handshake under a timeout inside that task
-//! (a slow client never holds up others), a bound on open connections, HTTP/1.1 with a bounded
-//! request head, a header timeout, and an idle timeout for enrolled devices' kept-alive
-//! connections. The device identity is read from the verified certificate here and attached to
-//! every request on the connection.
+//! (a slow client never holds up others), HTTP/1.1 with a bounded request head, and the
+//! connection's watchdog.
+//!
+//! Bounds, each in `[limits]`:
+//! - open connections per port (`max_connections` on the device port,
+//!   `max_operator_connections` on the operator port: a budget of its own, so a flood of the
+//!   device port never locks operators out), per source address (an IPv6 address by its /64)
+//!   and per device certificate; a connection over a cap is closed at once;
+//! - the request head: `header_timeout_ms` from its first byte, on every connection;
+//! - idle kept-alive connections: `device_idle_timeout_ms` for enrolled devices (so a poll
+//!   needs no new handshake), `header_timeout_ms` for everyone else.
+//!
+//! The device identity is read from the verified certificate here and attached to every
+//! request on the connection; when the CRL changes, a connection whose certificate it now lists
+//! is closed (every request is checked against the CRL too, in `access.rs`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt as _;
 
 use crate::audit_log::event;
 use crate::state::{AppState, Conn, Peer};
 use crate::tls::Reloadable;
+
+/// File descriptors kept for everything but client connections: the database and its
+/// journal, the pool's connections, MQTT, key and CRL reads, logs.
+pub const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, and refuses to start unless both ports'
+/// connection caps and [`RESERVED_DESCRIPTORS`] fit under it (naming both numbers), so that
+/// a flood of connections meets medsec's own caps, never a failing `accept` on both ports.
+/// Returns the limit in force.
+pub fn fit_file_descriptors(limits: &crate::config::Limits) -> Result<u64, crate::Error> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let needed = u64::try_from(limits.max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(u64::try_from(limits.max_operator_connections).unwrap_or(u64::MAX))
+        .saturating_add(RESERVED_DESCRIPTORS);
+    let now = getrlimit(Resource::Nofile);
+    let hard = now.maximum.unwrap_or(u64::MAX);
+    let soft = now.current.unwrap_or(u64::MAX);
+    let soft = if soft < hard {
+        match setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: now.maximum,
+                maximum: now.maximum,
+            },
+        ) {
+            Ok(()) => hard,
+            Err(e) => {
+                tracing::warn!(error = %e, soft, hard, "could not raise the file-descriptor limit");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    if needed > soft {
+        return Err(crate::Error::Config {
+            reason: format!(
+                "the connection caps need {needed} file descriptors (limits.max_connections {} + \
+                 limits.max_operator_connections {} + {RESERVED_DESCRIPTORS} for files), but the \
+                 file-descriptor limit is {soft} (hard limit {hard}): lower the caps or raise \
+                 the limit (ulimit -n, LimitNOFILE= in a systemd unit)",
+                limits.max_connections, limits.max_operator_connections
+            ),
+        });
+    }
+    tracing::info!(
+        limit = soft,
+        needed,
+        "file-descriptor limit fits the connection caps"
+    );
+    Ok(soft)
+}
 
 /// Which port a loop serves.
 pub enum Port {
@@ -27,9 +96,68 @@ pub enum Port {
     Operator(Arc<ServerConfig>),
 }
 
+impl Port {
+    /// The port's name in audit entries.
+    fn resource(&self) -> &'static str {
+        match self {
+            Port::Device(_) => "device-port",
+            Port::Operator(_) => "operator-port",
+        }
+    }
+}
+
+/// Open connections per key (a source address block, a device), bounded.
+#[derive(Default)]
+struct Counts(Mutex<HashMap<String, usize>>);
+
+/// One open connection counted under a key; uncounted when dropped.
+struct Counted {
+    counts: Arc<Counts>,
+    key: String,
+}
+
+impl Counts {
+    /// Counts one more connection under `key`, unless `max` are open already.
+    fn enter(self: &Arc<Self>, key: String, max: usize) -> Option<Counted> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(key.clone()).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Counted {
+            counts: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut map = self
+            .counts
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
 pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, state: Arc<AppState>) {
-    let limits = state.config.limits.clone();
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let limits = &state.config.limits;
+    let slots = Arc::new(Semaphore::new(match port {
+        Port::Device(_) => limits.max_connections,
+        Port::Operator(_) => limits.max_operator_connections,
+    }));
+    let counts = Arc::new(Counts::default());
     let port = Arc::new(port);
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -44,19 +172,42 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                 continue;
             }
         };
+        let block = crate::api::guard::address_block(addr.ip());
+        let Some(per_address) =
+            counts.enter(format!("addr:{block}"), limits.max_connections_per_address)
+        else {
+            // Closed before the handshake costs anything; audited at most at the
+            // per-address rate.
+            drop(tcp);
+            refused(
+                &state,
+                addr,
+                "anonymous",
+                port.resource(),
+                "connection.open",
+                &format!(
+                    "more than {} open connections from {block}",
+                    limits.max_connections_per_address
+                ),
+            )
+            .await;
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let router = router.clone();
         let state = state.clone();
         let port = port.clone();
+        let counts = counts.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let (config, device_tls) = match &*port {
+            let _per_address = per_address;
+            let (config, device_tls, reloads) = match &*port {
                 Port::Device(r) => {
                     let current = r.current();
-                    (current.config.clone(), Some(current))
+                    (current.config.clone(), Some(current), Some(r.subscribe()))
                 }
-                Port::Operator(c) => (c.clone(), None),
+                Port::Operator(c) => (c.clone(), None, None),
             };
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let handshake = tokio::time::timeout(
@@ -67,11 +218,15 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
             let stream = match handshake {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    let resource = match &*port {
-                        Port::Device(_) => "device-port",
-                        Port::Operator(_) => "operator-port",
-                    };
-                    handshake_refused(&state, addr, resource, &e.to_string()).await;
+                    refused(
+                        &state,
+                        addr,
+                        "anonymous",
+                        port.resource(),
+                        "tls.handshake",
+                        &e.to_string(),
+                    )
+                    .await;
                     return;
                 }
                 Err(_) => {
@@ -83,46 +238,284 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                 Some(tls) => classify(tls, stream.get_ref().1.peer_certificates()),
                 None => Peer::None,
             };
-            // The verified leaf, for checking what the device signs with the same key.
+            // The verified leaf, for checking what the device signs with the same key, and its
+            // serial, checked against the CRL on every request.
             let certificate = match peer {
                 Peer::Device(_) => stream
                     .get_ref()
                     .1
                     .peer_certificates()
                     .and_then(|c| c.first())
-                    .map(|c| std::sync::Arc::<[u8]>::from(c.as_ref())),
+                    .map(|c| Arc::<[u8]>::from(c.as_ref())),
+                _ => None,
+            };
+            let serial = certificate
+                .as_deref()
+                .and_then(crate::tls::serial_of)
+                .map(Arc::<[u8]>::from);
+            let _per_device = match &peer {
+                Peer::Device(id) => {
+                    let key = format!("device:{}", id.as_str());
+                    match counts.enter(key, limits.max_connections_per_device) {
+                        Some(c) => Some(c),
+                        None => {
+                            let why = format!(
+                                "more than {} open connections of device {}",
+                                limits.max_connections_per_device,
+                                id.as_str()
+                            );
+                            let label = format!("Device::{:?}", id.as_str());
+                            refused(
+                                &state,
+                                addr,
+                                &label,
+                                port.resource(),
+                                "connection.open",
+                                &why,
+                            )
+                            .await;
+                            return;
+                        }
+                    }
+                }
                 _ => None,
             };
             let conn = Conn {
                 addr,
                 peer,
                 certificate,
+                serial,
                 operator_port: device_tls.is_none(),
                 broker: None,
             };
-            // hyper's header timeout also bounds the idle wait between requests on a kept-alive
-            // connection. An enrolled device proved its fleet certificate in the handshake, so
-            // its connection may idle between polls; anyone else gets the short bound.
-            let header_timeout = match conn.peer {
-                Peer::Device(_) => limits.device_idle_timeout_ms,
-                _ => limits.header_timeout_ms,
-            };
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(conn.clone());
-                    router.clone().oneshot(req.map(axum::body::Body::new))
-                },
-            );
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_millis(header_timeout))
-                .max_buf_size(limits.max_header_bytes)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(peer = %addr, error = %e, "connection ended with an error");
+            serve(conn, stream, router, &state, port.resource(), reloads).await;
+        });
+    }
+}
+
+/// Serves HTTP/1.1 on an established connection until it ends, its request head runs past
+/// `header_timeout_ms`, or the CRL comes to list its certificate.
+async fn serve<S>(
+    conn: Conn,
+    stream: S,
+    router: Router,
+    state: &AppState,
+    resource: &'static str,
+    mut reloads: Option<tokio::sync::watch::Receiver<u64>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &state.config.limits;
+    let addr = conn.addr;
+    let serial = conn.serial.clone();
+    let principal = match &conn.peer {
+        Peer::Device(id) => format!("Device::{:?}", id.as_str()),
+        _ => "anonymous".to_owned(),
+    };
+    // hyper's header timer runs from the moment it waits for a request head, so it also bounds
+    // the idle wait between requests: an enrolled device may idle between polls, anyone else
+    // gets the short bound. A head that has begun is held to `header_timeout_ms` by the watchdog
+    // below for everyone, so a device cannot pin its slot with a never-finished head.
+    let idle = match conn.peer {
+        Peer::Device(_) => limits.device_idle_timeout_ms,
+        _ => limits.header_timeout_ms,
+    };
+    let head_timeout = Duration::from_millis(limits.header_timeout_ms);
+    let phase = Arc::new(Phase::new());
+    let service_phase = phase.clone();
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(conn.clone());
+            let router = router.clone();
+            let phase = service_phase.clone();
+            phase.busy();
+            async move {
+                let response = router.oneshot(req.map(axum::body::Body::new)).await;
+                phase.idle();
+                response
             }
         });
+    let watched = Watched {
+        inner: stream,
+        phase: phase.clone(),
+    };
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(idle))
+        .max_buf_size(limits.max_header_bytes)
+        .serve_connection(TokioIo::new(watched), service);
+    tokio::pin!(connection);
+    loop {
+        let head_deadline = phase.head_started().map(|t| t + head_timeout);
+        tokio::select! {
+            served = &mut connection => {
+                if let Err(e) = served {
+                    tracing::debug!(peer = %addr, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = phase.changed(), if head_deadline.is_none() => {}
+            () = sleep_until(head_deadline) => {
+                if phase.head_started().is_some_and(|t| t + head_timeout <= Instant::now()) {
+                    let why = format!(
+                        "request head not complete within {} ms: connection closed",
+                        limits.header_timeout_ms
+                    );
+                    refused(state, addr, &principal, resource, "http.head", &why).await;
+                    return;
+                }
+            }
+            changed = watch_changed(&mut reloads) => {
+                if changed.is_err() {
+                    reloads = None;
+                    continue;
+                }
+                let revoked = serial.as_deref().is_some_and(|s| state.tls.current().is_revoked(s));
+                if revoked {
+                    let mut e = event("tls", &principal, "connection.close", resource, "deny");
+                    e.source = addr.to_string();
+                    e.detail = "the new CRL lists the connection's certificate: closed".into();
+                    if let Err(err) = state.audit(e).await {
+                        tracing::error!(error = ?err, "could not audit a closed connection");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for the CRL to change, or forever on a connection that does not watch it.
+async fn watch_changed(
+    reloads: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match reloads {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where a connection stands between its requests: idle, reading a request head (since when),
+/// or busy with a request whose head was read.
+struct Phase {
+    /// 0: idle; `BUSY`: a request is being served; else the head's first byte, in
+    /// milliseconds since `origin`, plus one.
+    state: AtomicU64,
+    origin: Instant,
+    /// Woken when a head begins.
+    notify: Notify,
+}
+
+const BUSY: u64 = u64::MAX;
+
+impl Phase {
+    fn new() -> Self {
+        Self {
+            state: AtomicU64::new(0),
+            origin: Instant::now(),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Bytes arrived: on an idle connection, a request head begins now.
+    fn bytes_arrived(&self) {
+        let since = u64::try_from(self.origin.elapsed().as_millis())
+            .unwrap_or(BUSY - 1)
+            .saturating_add(1)
+            .min(BUSY - 1);
+        if self
+            .state
+            .compare_exchange(0, since, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.notify.notify_one();
+        }
+    }
+
+    /// The head was read: the request is being served.
+    fn busy(&self) {
+        self.state.store(BUSY, Ordering::Release);
+    }
+
+    /// The answer is ready: idle until the next head begins.
+    fn idle(&self) {
+        let _ = self
+            .state
+            .compare_exchange(BUSY, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// When the head being read began, if one is.
+    fn head_started(&self) -> Option<Instant> {
+        match self.state.load(Ordering::Acquire) {
+            0 | BUSY => None,
+            since => Some(self.origin + Duration::from_millis(since - 1)),
+        }
+    }
+
+    /// Waits until a head begins.
+    async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+/// The connection's plaintext stream, telling [`Phase`] when bytes arrive. Written by hand: no
+/// crate bounds the time from a request head's first byte to its end separately from the idle
+/// time before it (hyper's one timer covers both).
+struct Watched<S> {
+    inner: S,
+    phase: Arc<Phase>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.phase.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -152,17 +545,28 @@ fn classify(
     }
 }
 
-/// Audits a refused handshake on the port named `resource` (`device-port`, `operator-port`).
-async fn handshake_refused(state: &AppState, addr: SocketAddr, resource: &str, reason: &str) {
-    // Scanners and clients that hang up produce handshake errors too; they are audited, but at
-    // most at the per-address request rate so they cannot flood the log.
-    if !state.rate_ok(&format!("tls:{}", addr.ip())) {
+/// Audits a refused connection (a failed handshake, a connection over a cap, a head that took
+/// too long) on the port named `resource`. Scanners and clients that hang up produce such
+/// refusals in bulk; they are audited at most at the per-address request rate so they cannot
+/// flood the log.
+async fn refused(
+    state: &AppState,
+    addr: SocketAddr,
+    principal: &str,
+    resource: &str,
+    action: &str,
+    reason: &str,
+) {
+    if !state.rate_ok(&format!(
+        "tls:{}",
+        crate::api::guard::address_block(addr.ip())
+    )) {
         return;
     }
-    let mut e = event("tls", "anonymous", "tls.handshake", resource, "deny");
+    let mut e = event("tls", principal, action, resource, "deny");
     e.source = addr.to_string();
     e.detail = reason.to_owned();
     if let Err(err) = state.audit(e).await {
-        tracing::error!(error = ?err, "could not audit a refused handshake");
+        tracing::error!(error = ?err, "could not audit a refused connection");
     }
 }

@@ -43,6 +43,9 @@ pub struct Conn {
     pub peer: Peer,
     /// The verified fleet certificate (DER) of a device peer.
     pub certificate: Option<Arc<[u8]>>,
+    /// That certificate's serial (DER integer contents), checked against the CRL in force on
+    /// every request.
+    pub serial: Option<Arc<[u8]>>,
     /// Whether this is the operator port.
     pub operator_port: bool,
     /// The MQTT broker the message came through (then `addr` is the broker's address, and the

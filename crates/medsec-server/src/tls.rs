@@ -2,7 +2,10 @@
 //! for peers without ML-KEM), aws-lc-rs underneath. The device port verifies client certificates
 //! against the fleet CA and its current CRL (and, for first enrolment only, manufacturer CAs);
 //! its configuration is swapped atomically when the CRL changes, so revocation needs no restart.
+//! The CRL's serials are also kept as a set: every request's certificate is checked against it,
+//! and connections open when the CRL changes are closed if it lists their certificate.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -79,6 +82,9 @@ pub struct DeviceTls {
     pub fleet_verifier: Arc<dyn ClientCertVerifier>,
     /// Whether manufacturer certificates are accepted at the handshake.
     pub manufacturers: bool,
+    /// The serials (DER integer contents) the CRL lists: checked on every request and against
+    /// open connections when the CRL changes, not only at the handshake.
+    revoked: HashSet<Vec<u8>>,
 }
 
 impl DeviceTls {
@@ -92,6 +98,9 @@ impl DeviceTls {
             .map_err(|e| Error::Tls {
                 reason: format!("CRL {}: {e}", files.crl.display()),
             })?;
+        let revoked = revoked_serials(&crls).map_err(|reason| Error::Tls {
+            reason: format!("CRL {}: {reason}", files.crl.display()),
+        })?;
         let strict = |anchors: Arc<RootCertStore>| {
             WebPkiClientVerifier::builder_with_provider(anchors, provider.clone())
                 .with_crls(crls.clone())
@@ -135,7 +144,13 @@ impl DeviceTls {
             config: Arc::new(config),
             fleet_verifier,
             manufacturers,
+            revoked,
         })
+    }
+
+    /// Whether the CRL in force lists the certificate with this serial (see [`serial_of`]).
+    pub fn is_revoked(&self, serial: &[u8]) -> bool {
+        self.revoked.contains(serial)
     }
 
     /// Whether a presented chain verifies as a fleet device certificate right now.
@@ -168,11 +183,34 @@ pub fn operator_config(files: &DeviceTlsFiles) -> Result<Arc<ServerConfig>, Erro
     Ok(Arc::new(config))
 }
 
+/// The serials every CRL lists, as DER integer contents (what [`serial_of`] returns).
+fn revoked_serials(crls: &[CertificateRevocationListDer<'_>]) -> Result<HashSet<Vec<u8>>, String> {
+    let mut serials = HashSet::new();
+    for der in crls {
+        let (_, crl) = x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| e.to_string())?;
+        serials.extend(
+            crl.iter_revoked_certificates()
+                .map(|r| r.raw_serial().to_vec()),
+        );
+    }
+    Ok(serials)
+}
+
+/// A certificate's serial as DER integer contents, the form a CRL lists it in; `None` if the
+/// DER is not a certificate.
+pub fn serial_of(certificate_der: &[u8]) -> Option<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate_der).ok()?;
+    Some(cert.tbs_certificate.raw_serial().to_vec())
+}
+
 /// The device port's configuration, swapped when the CRL changes.
 pub struct Reloadable {
     files: DeviceTlsFiles,
     current: ArcSwap<DeviceTls>,
     crl_modified: std::sync::Mutex<Option<SystemTime>>,
+    /// Bumped on every reload: open connections watch it and close when the new CRL lists
+    /// their certificate.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Reloadable {
@@ -185,7 +223,13 @@ impl Reloadable {
             current: ArcSwap::from_pointee(DeviceTls::load(&files)?),
             files,
             crl_modified: std::sync::Mutex::new(modified),
+            generation: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// A receiver that wakes on every reload.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// The configuration in effect.
@@ -203,6 +247,7 @@ impl Reloadable {
         if let Ok(mut m) = self.crl_modified.lock() {
             *m = modified;
         }
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
         Ok(())
     }
 

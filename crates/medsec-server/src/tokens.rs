@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use medsec_api::tokens as api;
 use medsec_store::{EnrolmentToken, OperatorToken, Store};
 
 use crate::Error;
@@ -81,6 +82,8 @@ pub async fn create_enrolment_token<S: Store>(
             created_by: created_by.to_owned(),
             created_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(ttl_secs.saturating_mul(1000)),
+            used_at_ms: None,
+            revoked_at_ms: None,
         })
         .await?;
     Ok(token)
@@ -117,7 +120,122 @@ pub async fn create_operator_token<S: Store>(
             roles: roles.to_vec(),
             created_at_ms: now_ms,
             expires_at_ms: now_ms.saturating_add(ttl_secs.saturating_mul(1000)),
+            revoked_at_ms: None,
         })
         .await?;
     Ok(token)
+}
+
+/// A token id as lists show it: 16 lowercase hex digits. Anything else is refused before the
+/// store is read.
+fn check_id(id: &str) -> Result<(), Error> {
+    if id.len() == 16
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(Error::Refused {
+            reason: format!(
+                "token id {id:?} is not 16 lowercase hex digits (see the id column of the token list)"
+            ),
+        })
+    }
+}
+
+/// The one token whose id is `id`: `NotFound` if none, refused if two share it (64-bit ids of
+/// random secrets collide only in theory, but a revocation must never pick one by chance).
+fn one_with_id<T>(id: &str, found: Vec<T>, what: &'static str) -> Result<T, Error> {
+    let mut found = found.into_iter();
+    match (found.next(), found.next()) {
+        (Some(t), None) => Ok(t),
+        (None, _) => Err(medsec_store::Error::NotFound {
+            what,
+            key: id.to_owned(),
+        }
+        .into()),
+        (Some(_), Some(_)) => Err(Error::Refused {
+            reason: format!("more than one {what} has id {id}; revoke by the token itself"),
+        }),
+    }
+}
+
+/// Revokes the operator token with public id `id`; it is refused from its next request on.
+pub async fn revoke_operator_token<S: Store>(
+    store: &S,
+    id: &str,
+    now_ms: i64,
+) -> Result<OperatorToken, Error> {
+    check_id(id)?;
+    let matching = store
+        .operator_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| t.id() == id)
+        .collect();
+    let token = one_with_id(id, matching, "operator token")?;
+    Ok(store
+        .revoke_operator_token(&token.token_sha256, now_ms)
+        .await?)
+}
+
+/// Revokes the unused enrolment token with public id `id`.
+pub async fn revoke_enrolment_token<S: Store>(
+    store: &S,
+    id: &str,
+    now_ms: i64,
+) -> Result<EnrolmentToken, Error> {
+    check_id(id)?;
+    let matching = store
+        .enrolment_tokens(None)
+        .await?
+        .into_iter()
+        .filter(|t| t.id() == id)
+        .collect();
+    let token = one_with_id(id, matching, "enrolment token")?;
+    Ok(store
+        .revoke_enrolment_token(&token.token_sha256, now_ms)
+        .await?)
+}
+
+/// An operator token as lists show it, its state judged at `now_ms`.
+pub fn operator_view(t: &OperatorToken, now_ms: i64) -> api::OperatorToken {
+    let state = match t.refusal(now_ms) {
+        None => "live",
+        Some(_) if t.revoked_at_ms.is_some() => "revoked",
+        Some(_) => "expired",
+    };
+    api::OperatorToken {
+        id: t.id(),
+        name: t.name.clone(),
+        roles: t.roles.clone(),
+        state: state.into(),
+        created_at_ms: t.created_at_ms,
+        expires_at_ms: t.expires_at_ms,
+        revoked_at_ms: t.revoked_at_ms,
+    }
+}
+
+/// An enrolment token as lists show it, its state judged at `now_ms`.
+pub fn enrolment_view(t: &EnrolmentToken, now_ms: i64) -> api::EnrolmentToken {
+    let state = if t.used_at_ms.is_some() {
+        "used"
+    } else if t.revoked_at_ms.is_some() {
+        "revoked"
+    } else if t.expires_at_ms <= now_ms {
+        "expired"
+    } else {
+        "live"
+    };
+    api::EnrolmentToken {
+        id: t.id(),
+        device: t.device_id.clone(),
+        created_by: t.created_by.clone(),
+        state: state.into(),
+        created_at_ms: t.created_at_ms,
+        expires_at_ms: t.expires_at_ms,
+        used_at_ms: t.used_at_ms,
+        revoked_at_ms: t.revoked_at_ms,
+    }
 }

@@ -116,6 +116,7 @@ fn conn(port: u16, peer: Peer, operator_port: bool) -> Conn {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         peer,
         certificate: None,
+        serial: None,
         operator_port,
         broker: None,
     }

@@ -41,6 +41,17 @@ pub enum Error {
         /// Its key.
         key: String,
     },
+    /// A record that cannot make the change asked for in the state it is in (a token revoked
+    /// already, say).
+    #[error("{what} {key:?} {reason}")]
+    WrongState {
+        /// What kind of record.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// Its state, as a phrase ("is revoked already").
+        reason: &'static str,
+    },
     /// An enrolment token that cannot be used.
     #[error("enrolment token refused: {reason}")]
     TokenRefused {
@@ -316,8 +327,19 @@ store_area! {
         async fn consume_enrolment_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<String>;
         /// Stores a new operator token.
         async fn create_operator_token(&self, token: &OperatorToken) -> Result<()>;
-        /// Looks up an operator token by hash (`NotFound` if absent; expiry is the caller's check).
+        /// Looks up an operator token by hash (`NotFound` if absent; expiry and revocation are
+        /// the caller's check, [`OperatorToken::refusal`]).
         async fn operator_token(&self, token_sha256: &[u8]) -> Result<OperatorToken>;
+        /// Every operator token, live or not, oldest first.
+        async fn operator_tokens(&self) -> Result<Vec<OperatorToken>>;
+        /// Revokes an operator token and returns it; `NotFound` if unknown, `WrongState` if it
+        /// was revoked already.
+        async fn revoke_operator_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<OperatorToken>;
+        /// Enrolment tokens (of one device, or all), oldest first.
+        async fn enrolment_tokens(&self, device_id: Option<&str>) -> Result<Vec<EnrolmentToken>>;
+        /// Revokes an unused enrolment token and returns it; `NotFound` if unknown, `WrongState`
+        /// if it was used or revoked already.
+        async fn revoke_enrolment_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<EnrolmentToken>;
     }
 }
 

@@ -322,7 +322,7 @@ pub struct DeviceKey {
 }
 
 /// An enrolment token, identified by the SHA-256 of its secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EnrolmentToken {
     /// SHA-256 of the token.
     pub token_sha256: Vec<u8>,
@@ -334,6 +334,17 @@ pub struct EnrolmentToken {
     pub created_at_ms: i64,
     /// Expiry.
     pub expires_at_ms: i64,
+    /// When it was used, if it was.
+    pub used_at_ms: Option<i64>,
+    /// When it was revoked, if it was.
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl EnrolmentToken {
+    /// The token's public id: what lists show and revocation names (see [`token_id`]).
+    pub fn id(&self) -> String {
+        token_id(&self.token_sha256)
+    }
 }
 
 /// An operator API token, identified by the SHA-256 of its secret.
@@ -349,6 +360,37 @@ pub struct OperatorToken {
     pub created_at_ms: i64,
     /// Expiry.
     pub expires_at_ms: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl OperatorToken {
+    /// The token's public id: what lists show and revocation names (see [`token_id`]).
+    pub fn id(&self) -> String {
+        token_id(&self.token_sha256)
+    }
+
+    /// Why the token no longer works at `now_ms`, if it does not: revoked, or expired.
+    pub fn refusal(&self, now_ms: i64) -> Option<&'static str> {
+        if self.revoked_at_ms.is_some() {
+            Some("operator token revoked")
+        } else if self.expires_at_ms <= now_ms {
+            Some("operator token expired")
+        } else {
+            None
+        }
+    }
+}
+
+/// A token's public id: the first 8 bytes of its SHA-256, hex. It names the token in lists and
+/// in revocation without being usable as the token (finding a secret from 64 bits of its hash
+/// is as hard as guessing the 256-bit secret).
+pub fn token_id(token_sha256: &[u8]) -> String {
+    token_sha256
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// One stored audit entry: its position and its exact text.

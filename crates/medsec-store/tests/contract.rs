@@ -911,11 +911,14 @@ async fn enrolment_tokens<S: Store>(s: &S) {
         token_sha256: vec![h; 32],
         device_id: "monitor-1".into(),
         created_by: "op".into(),
-        created_at_ms: 0,
+        created_at_ms: i64::from(h),
         expires_at_ms: expires,
+        used_at_ms: None,
+        revoked_at_ms: None,
     };
     s.create_enrolment_token(&token(1, 100)).await.unwrap();
     s.create_enrolment_token(&token(2, 100)).await.unwrap();
+    s.create_enrolment_token(&token(4, 100)).await.unwrap();
     assert!(matches!(
         s.create_enrolment_token(&token(1, 100)).await,
         Err(Error::Conflict { .. })
@@ -954,6 +957,40 @@ async fn enrolment_tokens<S: Store>(s: &S) {
         ),
         "{unknown:?}"
     );
+
+    // A revoked token is refused, and says so; a used one cannot be revoked.
+    let revoked = s.revoke_enrolment_token(&[4; 32], 60).await.unwrap();
+    assert_eq!(revoked.revoked_at_ms, Some(60));
+    assert_eq!(revoked.id(), "0404040404040404");
+    let refused = s.consume_enrolment_token(&[4; 32], 61).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::TokenRefused {
+                reason: "token revoked"
+            })
+        ),
+        "{refused:?}"
+    );
+    for hash in [[4; 32], [1; 32]] {
+        let again = s.revoke_enrolment_token(&hash, 62).await;
+        assert!(matches!(again, Err(Error::WrongState { .. })), "{again:?}");
+    }
+    assert!(matches!(
+        s.revoke_enrolment_token(&[3; 32], 62).await,
+        Err(Error::NotFound { .. })
+    ));
+    let listed = s.enrolment_tokens(Some("monitor-1")).await.unwrap();
+    let states: Vec<_> = listed
+        .iter()
+        .map(|t| (t.token_sha256[0], t.used_at_ms, t.revoked_at_ms))
+        .collect();
+    assert_eq!(
+        states,
+        [(1, Some(50), None), (2, None, None), (4, None, Some(60))]
+    );
+    assert_eq!(s.enrolment_tokens(None).await.unwrap(), listed);
+    assert!(s.enrolment_tokens(Some("pump-1")).await.unwrap().is_empty());
 }
 
 async fn operator_tokens<S: Store>(s: &S) {
@@ -963,13 +1000,41 @@ async fn operator_tokens<S: Store>(s: &S) {
         roles: vec!["admin".into(), "viewer".into()],
         created_at_ms: 1,
         expires_at_ms: 2,
+        revoked_at_ms: None,
     };
     s.create_operator_token(&t).await.unwrap();
+    let bob = OperatorToken {
+        token_sha256: vec![9; 32],
+        name: "bob".into(),
+        created_at_ms: 3,
+        expires_at_ms: 10,
+        ..t.clone()
+    };
+    s.create_operator_token(&bob).await.unwrap();
     assert_eq!(s.operator_token(&[7; 32]).await.unwrap(), t);
     assert!(matches!(
         s.operator_token(&[8; 32]).await,
         Err(Error::NotFound { .. })
     ));
+    assert_eq!(s.operator_tokens().await.unwrap(), [t.clone(), bob.clone()]);
+    assert_eq!(bob.refusal(5), None);
+    assert_eq!(bob.refusal(10), Some("operator token expired"));
+
+    let revoked = s.revoke_operator_token(&[9; 32], 5).await.unwrap();
+    assert_eq!(revoked.revoked_at_ms, Some(5));
+    let stored = s.operator_token(&[9; 32]).await.unwrap();
+    assert_eq!(stored, revoked);
+    assert_eq!(stored.refusal(5), Some("operator token revoked"));
+    assert!(matches!(
+        s.revoke_operator_token(&[9; 32], 6).await,
+        Err(Error::WrongState { .. })
+    ));
+    assert!(matches!(
+        s.revoke_operator_token(&[8; 32], 6).await,
+        Err(Error::NotFound { .. })
+    ));
+    // The other token is untouched.
+    assert_eq!(s.operator_token(&[7; 32]).await.unwrap(), t);
 }
 
 async fn audit<S: Store>(s: &S) {

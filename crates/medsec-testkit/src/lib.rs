@@ -106,23 +106,18 @@ impl Drop for Running {
 /// Starts `medsec server` with its data in `WORK/data`, both ports on ephemeral ports, `env`
 /// added to its environment and `args` to its command line; its log goes to `WORK/server.log`.
 pub fn start(work: &Path, env: &[(&str, &str)], args: &[&str]) -> Running {
-    let data = work.join("data");
-    let log = std::fs::File::create(work.join("server.log")).unwrap();
-    let mut child = medsec()
-        .args(["server", "--data-dir"])
-        .arg(&data)
-        .args([
-            "--device-listen",
-            "127.0.0.1:0",
-            "--operator-listen",
-            "127.0.0.1:0",
-        ])
-        .args(args)
-        .envs(env.iter().copied())
+    start_under(work, env, args, &[])
+}
+
+/// [`start`], the server started through `wrapper` (a command that runs its arguments, as
+/// `sh -c 'ulimit -n 1024 && exec "$0" "$@"'` does) when it is not empty.
+pub fn start_under(work: &Path, env: &[(&str, &str)], args: &[&str], wrapper: &[&str]) -> Running {
+    let mut child = server_command(work, env, args, wrapper)
         .stdout(Stdio::piped())
-        .stderr(log)
+        .stderr(std::fs::File::create(work.join("server.log")).unwrap())
         .spawn()
         .unwrap();
+    let data = work.join("data");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -150,6 +145,38 @@ pub fn start(work: &Path, env: &[(&str, &str)], args: &[&str]) -> Running {
         data,
         work: work.to_owned(),
     }
+}
+
+/// The command [`start_under`] runs: `medsec server` on ephemeral ports with its data in
+/// `WORK/data`, through `wrapper` when it is not empty.
+pub fn server_command(
+    work: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    wrapper: &[&str],
+) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest)
+                .arg(binary())
+                .env_remove("MEDSEC_PASSPHRASE")
+                .env("MEDSEC_LOG", "warn");
+            c
+        }
+        None => medsec(),
+    };
+    cmd.args(["server", "--data-dir"])
+        .arg(work.join("data"))
+        .args([
+            "--device-listen",
+            "127.0.0.1:0",
+            "--operator-listen",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .envs(env.iter().copied());
+    cmd
 }
 
 /// What curl got: the HTTP status (0 when no HTTP answer came) and the body.

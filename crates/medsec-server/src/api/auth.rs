@@ -125,12 +125,10 @@ impl Auth {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if found.expires_at_ms <= now_ms() {
+            if let Some(why) = found.refusal(now_ms()) {
                 let label = format!("Operator::{:?}", found.name);
-                state
-                    .audit(refuse(&label, "operator token expired"))
-                    .await?;
-                return Err(ApiError::Unauthenticated("operator token expired".into()));
+                state.audit(refuse(&label, why)).await?;
+                return Err(ApiError::Unauthenticated(why.into()));
             }
             return Ok(Caller {
                 subject: Subject::Operator {

@@ -73,7 +73,9 @@ impl From<medsec_store::Error> for ApiError {
     fn from(e: medsec_store::Error) -> Self {
         match e {
             medsec_store::Error::NotFound { .. } => ApiError::NotFound,
-            e @ medsec_store::Error::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            e @ (medsec_store::Error::Conflict { .. } | medsec_store::Error::WrongState { .. }) => {
+                ApiError::Conflict(e.to_string())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -50,7 +50,7 @@ async fn rate_key(
     if conn.operator_port
         && let Some(token) = bearer(headers)
         && let Ok(found) = state.store.operator_token(&tokens::hash(token)).await
-        && found.expires_at_ms > now_ms()
+        && found.refusal(now_ms()).is_none()
     {
         return (
             format!("operator:{}", found.name),
@@ -72,7 +72,7 @@ pub(crate) struct VerifiedToken(pub(crate) medsec_store::OperatorToken);
 /// The block a source address is limited and summarised by: an IPv4 address as it is (an
 /// IPv4-mapped IPv6 one as IPv4), an IPv6 address by its /64, so that one host cycling through
 /// its 2^64 addresses is one source.
-fn address_block(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_block(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

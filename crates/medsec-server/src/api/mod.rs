@@ -21,6 +21,7 @@ pub(crate) mod incidents;
 pub(crate) mod inventory;
 pub(crate) mod risk;
 pub(crate) mod telemetry;
+pub(crate) mod tokens;
 pub(crate) mod updates;
 
 use std::sync::Arc;
@@ -92,7 +93,22 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
-        .route("/api/v1/enrolment-tokens", post(create_enrolment_token))
+        .route(
+            "/api/v1/enrolment-tokens",
+            get(tokens::list_enrolment_tokens).post(create_enrolment_token),
+        )
+        .route(
+            "/api/v1/enrolment-tokens/{id}/revoke",
+            post(tokens::revoke_enrolment_token),
+        )
+        .route(
+            "/api/v1/operators/tokens",
+            get(tokens::list_operator_tokens),
+        )
+        .route(
+            "/api/v1/operators/tokens/{id}/revoke",
+            post(tokens::revoke_operator_token),
+        )
         .route(
             "/api/v1/campaigns",
             get(list_campaigns).post(create_campaign),

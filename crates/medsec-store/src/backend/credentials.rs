@@ -49,7 +49,8 @@ macro_rules! store_credentials {
             // One statement: two concurrent uses cannot both succeed.
             let used = sqlx::query(
                 "UPDATE enrolment_tokens SET used_at_ms = $2 \
-                 WHERE token_sha256 = $1 AND used_at_ms IS NULL AND expires_at_ms > $2 RETURNING device_id",
+                 WHERE token_sha256 = $1 AND used_at_ms IS NULL AND revoked_at_ms IS NULL \
+                 AND expires_at_ms > $2 RETURNING device_id",
             )
             .bind(token_sha256)
             .bind(now_ms)
@@ -59,13 +60,16 @@ macro_rules! store_credentials {
                 return Ok(row.try_get("device_id")?);
             }
             // Say why, without changing anything.
-            let row = sqlx::query("SELECT used_at_ms FROM enrolment_tokens WHERE token_sha256 = $1")
-                .bind(token_sha256)
-                .fetch_optional(&self.pool)
-                .await?;
+            let row = sqlx::query(
+                "SELECT used_at_ms, revoked_at_ms FROM enrolment_tokens WHERE token_sha256 = $1",
+            )
+            .bind(token_sha256)
+            .fetch_optional(&self.pool)
+            .await?;
             let reason = match row {
                 None => "unknown token",
                 Some(r) if r.try_get::<Option<i64>, _>("used_at_ms")?.is_some() => "token already used",
+                Some(r) if r.try_get::<Option<i64>, _>("revoked_at_ms")?.is_some() => "token revoked",
                 Some(_) => "token expired",
             };
             Err(Error::TokenRefused { reason })
@@ -88,21 +92,87 @@ macro_rules! store_credentials {
         }
 
         async fn operator_token(&self, token_sha256: &[u8]) -> Result<OperatorToken> {
-            let row = sqlx::query(
-                "SELECT name, roles, created_at_ms, expires_at_ms FROM operator_tokens WHERE token_sha256 = $1",
-            )
+            let row = sqlx::query(&format!(
+                "SELECT {OPERATOR_TOKEN_COLUMNS} FROM operator_tokens WHERE token_sha256 = $1"
+            ))
             .bind(token_sha256)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| not_found("operator token", "(hash)"))?;
-            let roles: String = row.try_get("roles")?;
-            Ok(OperatorToken {
-                token_sha256: token_sha256.to_vec(),
-                name: row.try_get("name")?,
-                roles: roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect(),
-                created_at_ms: row.try_get("created_at_ms")?,
-                expires_at_ms: row.try_get("expires_at_ms")?,
-            })
+            operator_token_from_row(&row)
+        }
+
+        async fn operator_tokens(&self) -> Result<Vec<OperatorToken>> {
+            sqlx::query(&format!(
+                "SELECT {OPERATOR_TOKEN_COLUMNS} FROM operator_tokens ORDER BY created_at_ms, token_sha256"
+            ))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(operator_token_from_row)
+            .collect()
+        }
+
+        async fn revoke_operator_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<OperatorToken> {
+            let row = sqlx::query(&format!(
+                "UPDATE operator_tokens SET revoked_at_ms = $2 \
+                 WHERE token_sha256 = $1 AND revoked_at_ms IS NULL RETURNING {OPERATOR_TOKEN_COLUMNS}"
+            ))
+            .bind(token_sha256)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+            match row {
+                Some(row) => operator_token_from_row(&row),
+                None => {
+                    // Say why, without changing anything: unknown, or revoked already.
+                    self.operator_token(token_sha256).await?;
+                    Err(Error::WrongState {
+                        what: "operator token",
+                        key: crate::token_id(token_sha256),
+                        reason: "is revoked already",
+                    })
+                }
+            }
+        }
+
+        async fn enrolment_tokens(&self, device_id: Option<&str>) -> Result<Vec<EnrolmentToken>> {
+            Ok(sqlx::query_as::<_, EnrolmentToken>(&format!(
+                "SELECT {ENROLMENT_TOKEN_COLUMNS} FROM enrolment_tokens \
+                 WHERE $1 IS NULL OR device_id = $1 ORDER BY created_at_ms, token_sha256"
+            ))
+            .bind(device_id)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn revoke_enrolment_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<EnrolmentToken> {
+            let row = sqlx::query_as::<_, EnrolmentToken>(&format!(
+                "UPDATE enrolment_tokens SET revoked_at_ms = $2 \
+                 WHERE token_sha256 = $1 AND revoked_at_ms IS NULL AND used_at_ms IS NULL \
+                 RETURNING {ENROLMENT_TOKEN_COLUMNS}"
+            ))
+            .bind(token_sha256)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+            match row {
+                Some(token) => Ok(token),
+                None => {
+                    let exists = sqlx::query("SELECT 1 FROM enrolment_tokens WHERE token_sha256 = $1")
+                        .bind(token_sha256)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    if exists.is_none() {
+                        return Err(not_found("enrolment token", &crate::token_id(token_sha256)));
+                    }
+                    Err(Error::WrongState {
+                        what: "enrolment token",
+                        key: crate::token_id(token_sha256),
+                        reason: "is used or revoked already",
+                    })
+                }
+            }
         }
     };
 }

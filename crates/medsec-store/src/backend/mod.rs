@@ -199,6 +199,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "assets",
         include_str!("../../migrations/sqlite/0011_assets.sql"),
     ),
+    (
+        12,
+        "token_revocation",
+        include_str!("../../migrations/sqlite/0012_token_revocation.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -256,6 +261,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         "assets",
         include_str!("../../migrations/postgres/0011_assets.sql"),
     ),
+    (
+        12,
+        "token_revocation",
+        include_str!("../../migrations/postgres/0012_token_revocation.sql"),
+    ),
 ];
 
 fn migrator(list: Migrations) -> Migrator {
@@ -278,6 +288,38 @@ fn migrator(list: Migrations) -> Migrator {
 
 /// Rows per multi-row INSERT: 2 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535.
 const AUDIT_CHUNK: usize = 4096;
+
+/// The columns an [`OperatorToken`] is read from.
+const OPERATOR_TOKEN_COLUMNS: &str =
+    "token_sha256, name, roles, created_at_ms, expires_at_ms, revoked_at_ms";
+/// The columns an [`EnrolmentToken`] is read from.
+const ENROLMENT_TOKEN_COLUMNS: &str =
+    "token_sha256, device_id, created_by, created_at_ms, expires_at_ms, used_at_ms, revoked_at_ms";
+
+/// An operator token from a row of [`OPERATOR_TOKEN_COLUMNS`] (roles are stored as one
+/// comma-separated text).
+fn operator_token_from_row<R>(row: &R) -> Result<OperatorToken>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let roles: String = row.try_get("roles")?;
+    Ok(OperatorToken {
+        token_sha256: row.try_get("token_sha256")?,
+        name: row.try_get("name")?,
+        roles: roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        created_at_ms: row.try_get("created_at_ms")?,
+        expires_at_ms: row.try_get("expires_at_ms")?,
+        revoked_at_ms: row.try_get("revoked_at_ms")?,
+    })
+}
 
 fn conflict(what: &'static str, key: String) -> impl FnOnce(sqlx::Error) -> Error {
     move |e| match &e {

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use medsec_server::authz::{Policies, RequestContext, Subject, Target};
 use medsec_server::{Config, DataDir, Overrides, audit_log, tokens};
+use medsec_store::prelude::*;
 
 /// Where the server's configuration and data are.
 #[derive(Args, Clone)]
@@ -200,6 +201,24 @@ pub enum TokenCommand {
         #[command(flatten)]
         inventory: InventoryArgs,
     },
+    /// List enrolment tokens (never their secrets): id, device, state, who made them.
+    List {
+        #[command(flatten)]
+        location: Location,
+        /// Only this device's tokens.
+        #[arg(long)]
+        device: Option<String>,
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an unused enrolment token by the id `list` shows; it is refused from then on.
+    Revoke {
+        #[command(flatten)]
+        location: Location,
+        /// The token's id (16 hex digits).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -224,6 +243,21 @@ pub enum OperatorTokenCommand {
         /// How long the token works.
         #[arg(long, default_value = "8h", value_parser = parse_duration_secs)]
         ttl: i64,
+    },
+    /// List operator tokens (never their secrets): id, operator, roles, state.
+    List {
+        #[command(flatten)]
+        location: Location,
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an operator token by the id `list` shows; its next request is refused.
+    Revoke {
+        #[command(flatten)]
+        location: Location,
+        /// The token's id (16 hex digits).
+        id: String,
     },
 }
 
@@ -251,6 +285,14 @@ pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
             ttl,
             inventory,
         }) => create_token(&location, &device, ttl, inventory.patch()),
+        FleetCommand::Token(TokenCommand::List {
+            location,
+            device,
+            json,
+        }) => list_enrolment_tokens(&location, device.as_deref(), json),
+        FleetCommand::Token(TokenCommand::Revoke { location, id }) => {
+            revoke_enrolment_token(&location, &id)
+        }
         FleetCommand::Device(DeviceCommand::List {
             location,
             model,
@@ -402,13 +444,140 @@ fn create_token(
     })
 }
 
+fn list_enrolment_tokens(location: &Location, device: Option<&str>, json: bool) -> Result<()> {
+    let config = location.load(None, None)?;
+    runtime()?.block_on(async move {
+        medsec_server::prepare_data_dir(&config)?;
+        let store = medsec_server::open_store(&config).await?;
+        let all = store.enrolment_tokens(device).await;
+        store.close().await;
+        let now = now_ms();
+        let all: Vec<_> = all?
+            .iter()
+            .map(|t| tokens::enrolment_view(t, now))
+            .collect();
+        if json {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            return Ok(());
+        }
+        println!(
+            "{:<16}  {:<24} {:<8} {:<20} EXPIRES",
+            "ID", "DEVICE", "STATE", "MADE BY"
+        );
+        for t in &all {
+            println!(
+                "{:<16}  {:<24} {:<8} {:<20} {}",
+                t.id,
+                t.device,
+                t.state,
+                t.created_by,
+                medsec_risk::compliance::rfc3339(t.expires_at_ms)
+            );
+        }
+        eprintln!("{} enrolment token(s)", all.len());
+        Ok(())
+    })
+}
+
+fn revoke_enrolment_token(location: &Location, id: &str) -> Result<()> {
+    let config = location.load(None, None)?;
+    runtime()?.block_on(async move {
+        let (store, log) = open_with_audit(&config).await?;
+        let result = tokens::revoke_enrolment_token(&store, id, now_ms()).await;
+        if let Ok(token) = &result {
+            let mut e = audit_log::event(
+                "token",
+                &cli_principal(),
+                "token.revoke",
+                &format!("Device::{:?}", token.device_id),
+                "info",
+            );
+            e.detail = format!("enrolment token {id} revoked on the command line");
+            log.record(e).await?;
+        }
+        store.close().await;
+        let token = result?;
+        eprintln!(
+            "enrolment token {id} for {} revoked; it can no longer enrol",
+            token.device_id
+        );
+        Ok(())
+    })
+}
+
+fn list_operator_tokens(location: &Location, json: bool) -> Result<()> {
+    let config = location.load(None, None)?;
+    runtime()?.block_on(async move {
+        medsec_server::prepare_data_dir(&config)?;
+        let store = medsec_server::open_store(&config).await?;
+        let all = store.operator_tokens().await;
+        store.close().await;
+        let now = now_ms();
+        let all: Vec<_> = all?.iter().map(|t| tokens::operator_view(t, now)).collect();
+        if json {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            return Ok(());
+        }
+        println!(
+            "{:<16}  {:<20} {:<8} {:<24} ROLES",
+            "ID", "OPERATOR", "STATE", "EXPIRES"
+        );
+        for t in &all {
+            println!(
+                "{:<16}  {:<20} {:<8} {:<24} {}",
+                t.id,
+                t.name,
+                t.state,
+                medsec_risk::compliance::rfc3339(t.expires_at_ms),
+                t.roles.join(",")
+            );
+        }
+        eprintln!("{} operator token(s)", all.len());
+        Ok(())
+    })
+}
+
+fn revoke_operator_token(location: &Location, id: &str) -> Result<()> {
+    let config = location.load(None, None)?;
+    runtime()?.block_on(async move {
+        let (store, log) = open_with_audit(&config).await?;
+        let result = tokens::revoke_operator_token(&store, id, now_ms()).await;
+        if let Ok(token) = &result {
+            let mut e = audit_log::event(
+                "token",
+                &cli_principal(),
+                "operator.token.revoke",
+                &format!("Operator::{:?}", token.name),
+                "info",
+            );
+            e.detail = format!("operator token {id} revoked on the command line");
+            log.record(e).await?;
+        }
+        store.close().await;
+        let token = result?;
+        eprintln!(
+            "operator token {id} of {} revoked; its next request is refused",
+            token.name
+        );
+        Ok(())
+    })
+}
+
 pub fn run_operator(cmd: OperatorCommand) -> Result<()> {
-    let OperatorCommand::Token(OperatorTokenCommand::Create {
-        location,
-        name,
-        roles,
-        ttl,
-    }) = cmd;
+    let (location, name, roles, ttl) = match cmd {
+        OperatorCommand::Token(OperatorTokenCommand::Create {
+            location,
+            name,
+            roles,
+            ttl,
+        }) => (location, name, roles, ttl),
+        OperatorCommand::Token(OperatorTokenCommand::List { location, json }) => {
+            return list_operator_tokens(&location, json);
+        }
+        OperatorCommand::Token(OperatorTokenCommand::Revoke { location, id }) => {
+            return revoke_operator_token(&location, &id);
+        }
+    };
     let config = location.load(None, None)?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;

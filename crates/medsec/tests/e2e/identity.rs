@@ -823,7 +823,7 @@ fn a_manufacturer_certificate_enrols_its_device_and_nothing_more() {
 }
 
 /// A kept-alive TLS connection to `addr`, presenting `name`'s certificate when given.
-fn keep_alive(
+pub(crate) fn keep_alive(
     server: &Running,
     addr: &str,
     name: Option<&str>,
@@ -862,7 +862,7 @@ fn keep_alive(
 
 /// Sends one request on a kept-alive connection and reads its answer by Content-Length; the
 /// status, or an error when the server closed the connection.
-fn request_on(
+pub(crate) fn request_on(
     tls: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
     head: &str,
 ) -> std::io::Result<u16> {

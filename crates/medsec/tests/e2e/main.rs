@@ -14,6 +14,7 @@
 //! | `updates` | version reports, campaigns, the director |
 //! | `defender` | telemetry, rules, identity binding, baselines, incidents |
 //! | `defender_evaluate` | `medsec defender evaluate` on WUSTL-EHMS-2020 |
+//! | `hardening` | tokens taken back, revocation on open connections, slow heads, connection caps |
 //! | `mqtt` | telemetry through a real Mosquitto broker |
 //! | `audit` | audit-log tampering (SQLite, PostgreSQL) and the Defender's audit checks |
 //! | `risk` | per-device findings through the server |
@@ -37,6 +38,7 @@ mod audit;
 mod cli;
 mod defender;
 mod defender_evaluate;
+mod hardening;
 mod identity;
 mod inventory;
 mod mqtt;
