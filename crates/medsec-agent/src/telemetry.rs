@@ -267,7 +267,9 @@ impl Telemetry {
             body.to_string().as_bytes(),
             Access::Public,
         )?;
-        self.state.next_sequence = sequence.saturating_add(1);
+        self.state.next_sequence = sequence
+            .checked_add(1)
+            .ok_or_else(|| Error::State("telemetry sequence numbers are exhausted".into()))?;
         self.record.save(&self.state)?;
         self.trim()
     }
@@ -303,6 +305,50 @@ impl Telemetry {
         Ok(())
     }
 
+    /// Moves the waiting batch `sequence` (file `path`, content `body`) to the number after
+    /// `last`, the server's newest, never past what the record has handed out (a later batch
+    /// may hold that number). Refuses, keeping the batch, rather than overwrite another waiting
+    /// batch or wrap around: an unsent batch is never discarded.
+    fn renumber(
+        &mut self,
+        sequence: i64,
+        path: &Path,
+        body: &[u8],
+        last: i64,
+    ) -> Result<(), Error> {
+        let after_last = last.checked_add(1).ok_or_else(|| {
+            Error::Refused(format!(
+                "telemetry batch {sequence}: the server's last sequence number is {last}, the \
+                 largest there is; an operator must reset the device's telemetry cursor \
+                 (POST /api/v1/devices/ID/telemetry/reset)"
+            ))
+        })?;
+        let next = if last > sequence {
+            after_last.max(self.state.next_sequence)
+        } else {
+            after_last
+        };
+        let target = self.batch_path(next);
+        if target.exists() {
+            return Err(Error::State(format!(
+                "telemetry batch {sequence} cannot be renumbered {next}: another waiting batch \
+                 holds that number"
+            )));
+        }
+        let mut batch: Value = serde_json::from_slice(body)
+            .map_err(|e| Error::State(format!("{}: {e}", path.display())))?;
+        if let Some(o) = batch.as_object_mut() {
+            o.insert("sequence".into(), json!(next));
+        }
+        crate::write_atomic(&target, batch.to_string().as_bytes(), Access::Public)?;
+        let after = next
+            .checked_add(1)
+            .ok_or_else(|| Error::State("telemetry sequence numbers are exhausted".into()))?;
+        self.state.next_sequence = self.state.next_sequence.max(after);
+        self.record.save(&self.state)?;
+        std::fs::remove_file(path).map_err(Error::io("removing", path))
+    }
+
     /// Sends the waiting batches, oldest first, through `post` (which returns the HTTP status
     /// and body). Stops at the first that does not go through; returns how many went.
     pub fn send(
@@ -323,22 +369,11 @@ impl Telemetry {
                                 "telemetry batch {sequence}: HTTP 409: {answer}"
                             ))
                         })?;
-                    if last > sequence {
-                        // Numbered from a lost record: the events go again as the next batch.
-                        let mut batch: Value = serde_json::from_slice(&body)
-                            .map_err(|e| Error::State(format!("{}: {e}", path.display())))?;
-                        let next = last.saturating_add(1).max(self.state.next_sequence);
-                        if let Some(o) = batch.as_object_mut() {
-                            o.insert("sequence".into(), json!(next));
-                        }
-                        crate::write_atomic(
-                            &self.batch_path(next),
-                            batch.to_string().as_bytes(),
-                            Access::Public,
-                        )?;
-                        self.state.next_sequence = next.saturating_add(1);
-                        self.record.save(&self.state)?;
-                        std::fs::remove_file(&path).map_err(Error::io("removing", &path))?;
+                    if last != sequence {
+                        // `last > sequence`: numbered from a lost record; `last < sequence`:
+                        // too far ahead of the server, which refused the jump. Either way the
+                        // events go again as the batch right after the server's last.
+                        self.renumber(sequence, &path, &body, last)?;
                         return Ok(sent);
                     }
                     // Stored already: the answer was lost.
@@ -523,6 +558,62 @@ mod tests {
         // A 409 without a number is an error, and the batch stays.
         assert!(t.send(|_| Ok((409, "no".into()))).is_err());
         assert_eq!(t.queued().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_refused_jump_renumbers_down_and_a_cursor_at_the_maximum_keeps_the_batch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut t = Telemetry::open(tmp.path(), 10).unwrap();
+        t.proc_dir = tmp.path().join("no-proc");
+        t.state.next_sequence = 5_000_000;
+        for i in 0..2 {
+            t.security("boot", &format!("boot {i}")).unwrap();
+            t.seal().unwrap();
+        }
+        // The server is at 10 and refuses 5,000,000 as a jump: it goes again as 11, and the
+        // later batch keeps its number (it is refused and moved in turn).
+        t.send(|_| Ok((409, r#"{"error":"…","last_sequence":10}"#.into())))
+            .unwrap();
+        let q: Vec<i64> = t.queued().unwrap().iter().map(|q| q.0).collect();
+        assert_eq!(q, [11, 5_000_001]);
+        assert_eq!(t.state().next_sequence, 5_000_002);
+        let mut sent = Vec::new();
+        t.send(|body| {
+            let b: Value = serde_json::from_slice(body).unwrap();
+            sent.push(b["sequence"].as_i64().unwrap());
+            Ok(if sent.len() == 1 {
+                (200, "{}".into())
+            } else {
+                (409, r#"{"error":"…","last_sequence":11}"#.into())
+            })
+        })
+        .unwrap();
+        assert_eq!(sent, [11, 5_000_001]);
+        let q: Vec<i64> = t.queued().unwrap().iter().map(|q| q.0).collect();
+        assert_eq!(q, [12]);
+
+        // A server whose cursor was pushed to the largest number: nothing is renumbered past
+        // it, and the batch stays (before, it was deleted as "already stored").
+        let answer = format!(r#"{{"error":"…","last_sequence":{}}}"#, i64::MAX);
+        for _ in 0..3 {
+            let err = t.send(|_| Ok((409, answer.clone()))).unwrap_err();
+            assert!(err.to_string().contains("reset"), "{err}");
+        }
+        let q: Vec<i64> = t.queued().unwrap().iter().map(|q| q.0).collect();
+        assert_eq!(q, [12], "the unsent batch is still there");
+        // Renumbering never overwrites another waiting batch.
+        t.security("boot", "later").unwrap();
+        t.seal().unwrap();
+        let q: Vec<i64> = t.queued().unwrap().iter().map(|q| q.0).collect();
+        assert_eq!(q, [12, 5_000_002]);
+        let before = std::fs::read(t.batch_path(5_000_002)).unwrap();
+        t.state.next_sequence = 0;
+        let err = t
+            .send(|_| Ok((409, r#"{"error":"…","last_sequence":5000001}"#.into())))
+            .unwrap_err();
+        assert!(err.to_string().contains("another waiting batch"), "{err}");
+        assert_eq!(std::fs::read(t.batch_path(5_000_002)).unwrap(), before);
+        assert_eq!(t.queued().unwrap().len(), 2);
     }
 
     #[test]

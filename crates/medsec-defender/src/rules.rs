@@ -393,6 +393,34 @@ fn allowed(nets: &[String], ip: IpAddr) -> bool {
         .any(|n| n.contains(ip))
 }
 
+/// The alert when a device's batch is numbered `sequence`, more than `max_step` past `last`,
+/// the last one accepted: accepted, it would make every later batch of the device look like a
+/// replay and blind the Defender to it, so the batch was refused. A device's own agent never
+/// jumps so far; a forged or corrupted batch, or a tool replaying with a chosen number, does.
+pub fn sequence_jump(sequence: i64, last: i64, max_step: i64, at_ms: i64) -> Alert {
+    Alert {
+        at_ms,
+        rule: "telemetry-sequence-jump".into(),
+        severity: Severity::High,
+        technique: technique("T0804", "Block Reporting Message"),
+        summary: format!(
+            "a telemetry batch numbered {sequence} was refused: {} past the last accepted batch \
+             ({last}), more than the {max_step} allowed; accepted, it would have refused every \
+             later batch of the device",
+            sequence.saturating_sub(last)
+        ),
+        evidence: vec![Evidence {
+            feature: "sequence".into(),
+            observed: sequence.to_string(),
+            expected: format!(
+                "{} to {}",
+                last.saturating_add(1),
+                last.saturating_add(max_step)
+            ),
+        }],
+    }
+}
+
 /// Evaluates `class` on `batch`: the alerts it raises, in event order.
 pub fn evaluate(class: &ClassPolicy, batch: &Batch) -> Vec<Alert> {
     let mut alerts = Vec::new();

@@ -211,6 +211,10 @@ pub struct Limits {
     pub telemetry_max_batch_bytes: usize,
     /// Most events in one telemetry batch (1 to 1,000,000).
     pub telemetry_max_events: usize,
+    /// Most a device's telemetry batch may advance its sequence number past the last accepted
+    /// one (1 to 10^12; from 0 for a device with none). A larger jump is refused with an alert:
+    /// accepted, it would refuse every later batch of the device.
+    pub telemetry_max_sequence_step: i64,
 }
 
 impl Default for Limits {
@@ -239,6 +243,7 @@ impl Default for Limits {
             max_campaign_devices: 20_000,
             telemetry_max_batch_bytes: 1024 * 1024,
             telemetry_max_events: 10_000,
+            telemetry_max_sequence_step: 1_000_000,
         }
     }
 }
@@ -347,6 +352,9 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&l.telemetry_max_events) {
             return bad("limits.telemetry_max_events must be 1 to 1000000");
+        }
+        if !(1..=1_000_000_000_000).contains(&l.telemetry_max_sequence_step) {
+            return bad("limits.telemetry_max_sequence_step must be 1 to 1000000000000");
         }
         if l.audit_repeat_window_secs > 86_400 {
             return bad("limits.audit_repeat_window_secs must be at most 86400 (a day)");

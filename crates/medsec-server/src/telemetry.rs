@@ -8,7 +8,10 @@
 //!   `limits.telemetry_max_batch_bytes`, its events by `limits.telemetry_max_events`.
 //! - Each batch carries the device's next sequence number; one not after the last accepted is a
 //!   replay (or reordering) and is refused with 409 (`{"error", "last_sequence"}`), audited,
-//!   and changes nothing.
+//!   and changes nothing. So is one more than `limits.telemetry_max_sequence_step` after it,
+//!   which also raises the alert `telemetry-sequence-jump`: accepted, such a batch would make
+//!   every later batch of the device a "replay". Re-enrolment, and an operator's
+//!   `POST /api/v1/devices/{id}/telemetry/reset`, forget the cursor.
 //! - The answer (200) comes only after the batch is committed: an acknowledged batch is stored,
 //!   and a device that got no answer sends the same batch again, which is then either stored or
 //!   refused as already stored.
@@ -101,7 +104,8 @@ pub(crate) enum Ingested {
         /// Its events.
         events: usize,
     },
-    /// Refused as a replay; the device's newest stored number is `last`.
+    /// Refused as a replay, or as a jump too far ahead; the device's newest stored number is
+    /// `last`, and its next batch should be `last + 1`.
     Replayed {
         /// Why, for the device.
         reason: String,
@@ -211,11 +215,11 @@ pub(crate) async fn ingest(
         source: conn.source_label(),
         body: json,
     };
-    match state
-        .store
-        .record_telemetry(&stored, &alerts, reorder_window)
-        .await
-    {
+    let window = medsec_store::SequenceWindow {
+        reorder: reorder_window,
+        max_step: limits.telemetry_max_sequence_step,
+    };
+    match state.store.record_telemetry(&stored, &alerts, window).await {
         Ok(ids) => {
             let refs: Vec<AlertRef> = ids
                 .iter()
@@ -242,6 +246,51 @@ pub(crate) async fn ingest(
             let reason = format!(
                 "batch {sequence} is not after the last accepted batch, {last}, or was stored \
                  already: a replayed or reordered batch is refused (send {} next)",
+                last.saturating_add(1)
+            );
+            state.audit(refuse(reason.clone())).await?;
+            Ok(Ingested::Replayed { reason, last })
+        }
+        Err(medsec_store::Error::SequenceJump {
+            sequence,
+            last,
+            max_step,
+            ..
+        }) => {
+            // Refused, audited, and raised as an alert: whoever numbered it so far ahead tried
+            // to make every later batch of the device a "replay".
+            let alert =
+                medsec_defender::rules::sequence_jump(sequence, last, max_step, received_at_ms);
+            let row = AlertRow {
+                id: 0,
+                device_id: id.clone(),
+                sequence,
+                at_ms: alert.at_ms,
+                raised_at_ms: received_at_ms,
+                rule: alert.rule.clone(),
+                severity: alert.severity.name().to_owned(),
+                body: serde_json::to_string(&alert).unwrap_or_default(),
+            };
+            let ids = state
+                .store
+                .record_alerts(std::slice::from_ref(&row))
+                .await?;
+            let refs: Vec<AlertRef> = ids
+                .iter()
+                .map(|alert_id| AlertRef {
+                    id: *alert_id,
+                    device: id.clone(),
+                    rule: row.rule.clone(),
+                    severity: alert.severity,
+                    raised_at_ms: received_at_ms,
+                })
+                .collect();
+            if let Err(e) = crate::incidents::group(state, id, refs, received_at_ms).await {
+                tracing::error!(device = id.as_str(), error = ?e, "grouping alerts into an incident");
+            }
+            let reason = format!(
+                "batch {sequence} is more than {max_step} after the last accepted batch, {last}: \
+                 refused (send {} next)",
                 last.saturating_add(1)
             );
             state.audit(refuse(reason.clone())).await?;

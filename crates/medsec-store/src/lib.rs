@@ -75,6 +75,22 @@ pub enum Error {
         /// The last sequence number accepted from the device.
         last: i64,
     },
+    /// A telemetry batch whose sequence number runs further ahead of the last accepted one
+    /// than a device's batches ever legitimately do: accepting it would refuse every later
+    /// batch of the device.
+    #[error(
+        "telemetry batch {sequence} of {device} is more than {max_step} after the last accepted batch, {last}"
+    )]
+    SequenceJump {
+        /// The device.
+        device: String,
+        /// The batch's sequence number.
+        sequence: i64,
+        /// The last sequence number accepted from the device (0 for none).
+        last: i64,
+        /// The largest step allowed.
+        max_step: i64,
+    },
     /// The database file's permissions could not be made the owner's only.
     #[error("database file: {0}")]
     File(#[from] medsec_util::FsError),
@@ -201,11 +217,17 @@ store_area! {
     /// Telemetry batches with their alerts, identity bindings and learned baselines.
     pub trait TelemetryStore {
         /// Stores a telemetry batch and the alerts raised on it if its sequence number is greater
-        /// than the device's last accepted one, or at most `reorder_window` below it and not stored
-        /// yet (`Replayed` otherwise); advances that number and the device's last-seen time, all in
-        /// one transaction: a batch acknowledged is a batch stored. Returns the ids given to the
-        /// alerts, in order.
-        async fn record_telemetry(&self, batch: &TelemetryBatch, alerts: &[AlertRow], reorder_window: i64) -> Result<Vec<i64>>;
+        /// than the device's last accepted one, or at most `window.reorder` below it and not
+        /// stored yet (`Replayed` otherwise), and at most `window.max_step` above it (0 for a
+        /// device with none; `SequenceJump` otherwise, nothing changed); advances that number and
+        /// the device's last-seen time, all in one transaction: a batch acknowledged is a batch
+        /// stored. Returns the ids given to the alerts, in order.
+        async fn record_telemetry(&self, batch: &TelemetryBatch, alerts: &[AlertRow], window: SequenceWindow) -> Result<Vec<i64>>;
+        /// Stores alerts that belong to no stored batch (a refused one's), returning their ids.
+        async fn record_alerts(&self, alerts: &[AlertRow]) -> Result<Vec<i64>>;
+        /// Forgets the device's telemetry cursor, so that its next batch may be numbered from 1
+        /// again (re-enrolment, an operator's reset); returns the cursor it held, if any.
+        async fn reset_telemetry_cursor(&self, device_id: &str) -> Result<Option<i64>>;
         /// The source addresses of the device's newest `limit` telemetry batches received at or
         /// after `since_ms`, newest first (identity binding; no bodies are read).
         async fn telemetry_sources(&self, device_id: &str, since_ms: i64, limit: u32) -> Result<Vec<String>>;

@@ -410,3 +410,12 @@ pub struct HeadRow {
     /// The signed head as JSON text.
     pub head: String,
 }
+
+/// How far a telemetry batch's sequence number may stand from the device's last accepted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequenceWindow {
+    /// How far below it a batch never stored is still accepted (late, not replayed).
+    pub reorder: i64,
+    /// How far above it a batch may jump.
+    pub max_step: i64,
+}

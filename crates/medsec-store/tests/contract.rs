@@ -16,8 +16,8 @@ use medsec_store::prelude::*;
 use medsec_store::{
     AdvisoryDoc, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
     DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
-    InventoryKind, OperatorToken, ReleaseSbomRow, SqliteStore, Store, TelemetryBatch,
-    VersionReport,
+    InventoryKind, OperatorToken, ReleaseSbomRow, SequenceWindow, SqliteStore, Store,
+    TelemetryBatch, VersionReport,
 };
 
 async fn assets<S: Store>(s: &S) {
@@ -353,27 +353,36 @@ async fn telemetry<S: Store>(s: &S) {
         severity: "high".into(),
         body: format!(r#"{{"rule":"{rule}"}}"#),
     };
+    // Reordering as asked, jumps of at most 1,000 (from 0 for a device without a cursor).
+    let w = |reorder: i64| SequenceWindow {
+        reorder,
+        max_step: 1_000,
+    };
     let ids = s
         .record_telemetry(
             &batch("tel-1", 1, 100),
             &[alert("a", 100), alert("b", 100)],
-            0,
+            w(0),
         )
         .await
         .unwrap();
     assert_eq!(ids.len(), 2);
     assert!(ids[0] < ids[1], "{ids:?}");
-    s.record_telemetry(&batch("tel-1", 5, 200), &[], 0)
+    s.record_telemetry(&batch("tel-1", 5, 200), &[], w(0))
         .await
         .unwrap();
     // Another device's sequence numbers are its own.
-    s.record_telemetry(&batch("tel-2", 1, 150), &[], 0)
+    s.record_telemetry(&batch("tel-2", 1, 150), &[], w(0))
         .await
         .unwrap();
     // A replay, and a batch older than the last accepted, are refused and change nothing.
     for (sequence, at) in [(5, 300), (3, 300)] {
         match s
-            .record_telemetry(&batch("tel-1", sequence, at), &[alert("replayed", at)], 0)
+            .record_telemetry(
+                &batch("tel-1", sequence, at),
+                &[alert("replayed", at)],
+                w(0),
+            )
             .await
         {
             Err(Error::Replayed {
@@ -387,21 +396,76 @@ async fn telemetry<S: Store>(s: &S) {
     // With a reorder window (batches split over broker replicas), a late batch never stored is
     // accepted and does not move the cursor back; a stored one, and one older than the window,
     // are still replays.
-    s.record_telemetry(&batch("tel-2", 10, 160), &[], 4)
+    s.record_telemetry(&batch("tel-2", 10, 160), &[], w(4))
         .await
         .unwrap();
-    s.record_telemetry(&batch("tel-2", 7, 170), &[], 4)
+    s.record_telemetry(&batch("tel-2", 7, 170), &[], w(4))
         .await
         .unwrap();
     for sequence in [7, 10, 6, 1] {
         match s
-            .record_telemetry(&batch("tel-2", sequence, 180), &[], 4)
+            .record_telemetry(&batch("tel-2", sequence, 180), &[], w(4))
             .await
         {
             Err(Error::Replayed { last, .. }) => assert_eq!(last, 10),
             other => panic!("window batch {sequence}: {other:?}"),
         }
     }
+    // A jump past the step is refused and changes nothing, also from no cursor at all; the
+    // largest number there is included. Alerts of a refused batch are stored on their own.
+    s.register_device("tel-3", "pump", 1).await.unwrap();
+    for (device, sequence, last) in [
+        ("tel-2", 1_011, 10),
+        ("tel-2", i64::MAX, 10),
+        ("tel-3", 1_001, 0),
+        ("tel-3", i64::MAX, 0),
+    ] {
+        match s
+            .record_telemetry(&batch(device, sequence, 185), &[], w(4))
+            .await
+        {
+            Err(Error::SequenceJump {
+                sequence: got,
+                last: was,
+                max_step,
+                ..
+            }) => assert_eq!((got, was, max_step), (sequence, last, 1_000)),
+            other => panic!("jump to {sequence}: {other:?}"),
+        }
+    }
+    s.record_telemetry(&batch("tel-2", 1_010, 186), &[], w(4))
+        .await
+        .unwrap();
+    s.record_telemetry(&batch("tel-3", 1_000, 186), &[], w(4))
+        .await
+        .unwrap();
+    let jump = AlertRow {
+        device_id: "tel-3".into(),
+        sequence: i64::MAX,
+        ..alert("telemetry-sequence-jump", 187)
+    };
+    let ids = s.record_alerts(std::slice::from_ref(&jump)).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    let listed = s.alerts(Some("tel-3"), 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].sequence, i64::MAX);
+    // A reset forgets the cursor: the device may number from 1 again.
+    assert_eq!(
+        s.reset_telemetry_cursor("tel-3").await.unwrap(),
+        Some(1_000)
+    );
+    assert_eq!(s.reset_telemetry_cursor("tel-3").await.unwrap(), None);
+    s.record_telemetry(&batch("tel-3", 1, 188), &[], w(0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.record_telemetry(&batch("tel-3", 1, 189), &[], w(0)).await,
+        Err(Error::Replayed { last: 1, .. })
+    ));
+    s.record_telemetry(&batch("tel-2", 1_011, 190), &[], w(0))
+        .await
+        .unwrap();
+
     let late: Vec<i64> = s
         .telemetry("tel-2", 0, 10)
         .await
@@ -409,10 +473,7 @@ async fn telemetry<S: Store>(s: &S) {
         .iter()
         .map(|b| b.sequence)
         .collect();
-    assert_eq!(late.len(), 3, "{late:?}");
-    s.record_telemetry(&batch("tel-2", 11, 190), &[], 0)
-        .await
-        .unwrap();
+    assert_eq!(late.len(), 5, "{late:?}");
     assert_eq!(
         s.telemetry_sources("tel-1", 0, 10).await.unwrap(),
         vec!["127.0.0.1:5000", "127.0.0.1:5000"]
@@ -500,7 +561,7 @@ async fn telemetry<S: Store>(s: &S) {
     assert_eq!(s.device("tel-1").await.unwrap().last_seen_ms, Some(200));
     // A batch of an unknown device is refused by the database.
     assert!(
-        s.record_telemetry(&batch("tel-nobody", 1, 100), &[], 0)
+        s.record_telemetry(&batch("tel-nobody", 1, 100), &[], w(0))
             .await
             .is_err()
     );
@@ -513,9 +574,13 @@ async fn telemetry<S: Store>(s: &S) {
             .iter()
             .all(|a| a.id > 0 && a.sequence == 1 && a.at_ms == 95)
     );
-    assert_eq!(s.alerts(None, 0, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        s.alerts(None, 0, 10).await.unwrap().len(),
+        3,
+        "with tel-3's"
+    );
     assert!(s.alerts(Some("tel-2"), 0, 10).await.unwrap().is_empty());
-    assert!(s.alerts(None, 101, 10).await.unwrap().is_empty());
+    assert_eq!(s.alerts(None, 101, 10).await.unwrap().len(), 1, "tel-3's");
 }
 
 async fn incidents<S: Store>(s: &S) {

@@ -32,6 +32,30 @@ pub(super) struct SinceQuery {
     limit: Option<u32>,
 }
 
+/// `POST /api/v1/devices/{id}/telemetry/reset`: forgets the device's telemetry cursor, so that
+/// its next batch may be numbered from 1 again (audited, with the cursor it held).
+pub(super) async fn reset_telemetry(auth: Auth, id: DevicePath) -> Result<Response, ApiError> {
+    let who = auth.authorize("telemetry.reset", &id.target()).await?;
+    auth.state.store.device(id.as_str()).await?;
+    let was = auth.state.store.reset_telemetry_cursor(id.as_str()).await?;
+    let mut e = auth.event(
+        "telemetry",
+        &who.subject.label(),
+        "telemetry.reset",
+        &id.target().label(),
+        "info",
+    );
+    e.detail = match was {
+        Some(last) => format!("telemetry cursor reset (was {last})"),
+        None => "telemetry cursor reset (there was none)".into(),
+    };
+    auth.state.audit(e).await?;
+    Ok(
+        Json(serde_json::json!({ "device": id.as_str(), "last_sequence_was": was }))
+            .into_response(),
+    )
+}
+
 /// `GET /api/v1/devices/{id}/telemetry`: the device's stored batches, newest first.
 pub(super) async fn list_telemetry(
     auth: Auth,

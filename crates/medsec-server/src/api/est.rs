@@ -191,6 +191,9 @@ pub(super) async fn enrol(
         Some(&issued.serial),
     )
     .await?;
+    // A new certificate starts a new telemetry numbering too: a cursor pushed out of reach
+    // (by a batch from before jumps were refused) cannot outlive the device's re-enrolment.
+    let cursor = state.store.reset_telemetry_cursor(device.as_str()).await?;
     let mut e = event(
         "issuance",
         &caller.subject.label(),
@@ -209,6 +212,9 @@ pub(super) async fn enrol(
             e.detail,
             superseded.join(", ")
         );
+    }
+    if let Some(last) = cursor {
+        e.detail = format!("{}; telemetry cursor reset (was {last})", e.detail);
     }
     state.audit(e).await?;
     Ok(pkcs7_response(Bytes::from(mime_base64(

@@ -70,6 +70,10 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             "/api/v1/devices/{id}/telemetry",
             get(defender::list_telemetry),
         )
+        .route(
+            "/api/v1/devices/{id}/telemetry/reset",
+            post(defender::reset_telemetry),
+        )
         .route("/api/v1/devices/{id}/alerts", get(defender::device_alerts))
         .route("/api/v1/devices/{id}/identity", get(defender::identity))
         .route(

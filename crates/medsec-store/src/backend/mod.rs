@@ -15,8 +15,8 @@ use crate::{
     AdvisoryDoc, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow, CredentialStore, Device,
     DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata, DirectorTimestamp,
     EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow, IncidentStore, Inventory,
-    InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore, TelemetryBatch,
-    TelemetryStore, UpdateStore, VersionReport, mask_password,
+    InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore, SequenceWindow,
+    TelemetryBatch, TelemetryStore, UpdateStore, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.

@@ -2,38 +2,71 @@
 //! binding and learned baselines, for both backends: `impl_store!` expands this macro inside each
 //! backend's `impl Store`.
 
+/// Inserts one alert in transaction `$tx` and evaluates to its id.
+macro_rules! insert_alert {
+    ($tx:expr, $device:expr, $sequence:expr, $a:expr) => {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO alerts (device_id, sequence, at_ms, raised_at_ms, rule, severity, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind($device)
+        .bind($sequence)
+        .bind($a.at_ms)
+        .bind($a.raised_at_ms)
+        .bind(&$a.rule)
+        .bind(&$a.severity)
+        .bind(&$a.body)
+        .fetch_one(&mut *$tx)
+        .await?
+    };
+}
+
 macro_rules! store_telemetry {
     () => {
-        async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow], reorder_window: i64) -> Result<Vec<i64>> {
+        async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow], window: SequenceWindow) -> Result<Vec<i64>> {
             let mut tx = self.pool.begin().await?;
-            // The cursor moves only forward: a batch not after it changes no row.
+            // The cursor moves only forward, and by at most `max_step`: a batch outside that
+            // changes no row. (Sequence numbers are at least 1, so the difference cannot
+            // overflow.) A device without a cursor starts from 0.
             let moved = sqlx::query(
-                "INSERT INTO telemetry_cursors (device_id, last_sequence) VALUES ($1, $2) \
+                "INSERT INTO telemetry_cursors (device_id, last_sequence) SELECT $1, $2 \
+                 WHERE $2 <= $3 OR EXISTS (SELECT 1 FROM telemetry_cursors WHERE device_id = $1) \
                  ON CONFLICT (device_id) DO UPDATE SET last_sequence = excluded.last_sequence \
-                 WHERE telemetry_cursors.last_sequence < excluded.last_sequence",
+                 WHERE telemetry_cursors.last_sequence < excluded.last_sequence \
+                 AND excluded.last_sequence - telemetry_cursors.last_sequence <= $3",
             )
             .bind(&b.device_id)
             .bind(b.sequence)
+            .bind(window.max_step)
             .execute(&mut *tx)
             .await?;
             let mut last = None;
             if moved.rows_affected() == 0 {
-                let newest: i64 = sqlx::query_scalar(
+                let newest: Option<i64> = sqlx::query_scalar(
                     "SELECT last_sequence FROM telemetry_cursors WHERE device_id = $1",
                 )
                 .bind(&b.device_id)
-                .fetch_one(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                let base = newest.unwrap_or(0);
+                if b.sequence > base && b.sequence - base > window.max_step {
+                    return Err(Error::SequenceJump {
+                        device: b.device_id.clone(),
+                        sequence: b.sequence,
+                        last: base,
+                        max_step: window.max_step,
+                    });
+                }
                 // Inside the reorder window a batch never stored is late, not replayed;
                 // one stored already inserts no row below.
-                if b.sequence <= newest.saturating_sub(reorder_window.max(0)) {
+                if b.sequence <= base.saturating_sub(window.reorder.max(0)) {
                     return Err(Error::Replayed {
                         device: b.device_id.clone(),
                         sequence: b.sequence,
-                        last: newest,
+                        last: base,
                     });
                 }
-                last = Some(newest);
+                last = Some(base);
             }
             let inserted = sqlx::query(
                 "INSERT INTO telemetry_batches (device_id, sequence, received_at_ms, events, source, body) \
@@ -56,20 +89,7 @@ macro_rules! store_telemetry {
             }
             let mut ids = Vec::with_capacity(alerts.len());
             for a in alerts {
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO alerts (device_id, sequence, at_ms, raised_at_ms, rule, severity, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                )
-                .bind(&b.device_id)
-                .bind(b.sequence)
-                .bind(a.at_ms)
-                .bind(a.raised_at_ms)
-                .bind(&a.rule)
-                .bind(&a.severity)
-                .bind(&a.body)
-                .fetch_one(&mut *tx)
-                .await?;
-                ids.push(id);
+                ids.push(insert_alert!(tx, &b.device_id, b.sequence, a));
             }
             sqlx::query("UPDATE devices SET last_seen_ms = $2 WHERE id = $1 AND (last_seen_ms IS NULL OR last_seen_ms < $2)")
                 .bind(&b.device_id)
@@ -78,6 +98,25 @@ macro_rules! store_telemetry {
                 .await?;
             tx.commit().await?;
             Ok(ids)
+        }
+
+        async fn record_alerts(&self, alerts: &[AlertRow]) -> Result<Vec<i64>> {
+            let mut tx = self.pool.begin().await?;
+            let mut ids = Vec::with_capacity(alerts.len());
+            for a in alerts {
+                ids.push(insert_alert!(tx, &a.device_id, a.sequence, a));
+            }
+            tx.commit().await?;
+            Ok(ids)
+        }
+
+        async fn reset_telemetry_cursor(&self, device_id: &str) -> Result<Option<i64>> {
+            Ok(sqlx::query_scalar(
+                "DELETE FROM telemetry_cursors WHERE device_id = $1 RETURNING last_sequence",
+            )
+            .bind(device_id)
+            .fetch_optional(&self.pool)
+            .await?)
         }
 
         async fn telemetry_sources(&self, device_id: &str, since_ms: i64, limit: u32) -> Result<Vec<String>> {

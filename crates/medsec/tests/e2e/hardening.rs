@@ -393,3 +393,70 @@ fn connection_caps_fit_the_descriptor_limit_and_a_device_port_flood_leaves_opera
             && has(e, "detail", "more than 20 open connections")
     });
 }
+
+/// A telemetry batch numbered `sequence` with one security event.
+fn batch(sequence: i64) -> String {
+    format!(
+        r#"{{"sequence": {sequence}, "events": [
+        {{"kind": "security", "at_ms": 1764748900000, "event": "login_succeeded", "detail": "badge"}}]}}"#
+    )
+}
+
+#[test]
+fn a_telemetry_batch_numbered_to_blind_the_defender_is_refused_with_an_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[], &[]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    s.enrol("pump-1");
+    let me = s.as_device("pump-1");
+    assert_eq!(s.telemetry(&me, "pump-1", &batch(1), &[]).status, 200);
+
+    // 2^63 - 1: accepted, every later batch would be a "replay". Refused, with the number to
+    // send next, and raised as an alert.
+    let r = s.telemetry(&me, "pump-1", &batch(i64::MAX), &[]);
+    assert_eq!(r.status, 409, "{r:?}");
+    let answer: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(answer["last_sequence"], 1, "{answer}");
+    let r = s.operator(&admin, "GET", "/api/v1/devices/pump-1/alerts", None);
+    let alerts: Vec<Value> = serde_json::from_str(&r.body).unwrap();
+    let jump = alerts
+        .iter()
+        .find(|a| a["rule"] == "telemetry-sequence-jump")
+        .unwrap_or_else(|| panic!("no jump alert in {alerts:?}"));
+    assert_eq!(jump["severity"], "high", "{jump}");
+    s.audited(&admin, "the refused jump", |e| {
+        field(e, "action") == "telemetry.send"
+            && field(e, "decision") == "deny"
+            && has(
+                e,
+                "detail",
+                "more than 1000000 after the last accepted batch, 1",
+            )
+    });
+    // An incident was opened for it.
+    let r = s.operator(&admin, "GET", "/api/v1/incidents", None);
+    assert!(r.body.contains("telemetry-sequence-jump"), "{r:?}");
+
+    // The device still reports, in its own numbering.
+    assert_eq!(s.telemetry(&me, "pump-1", &batch(2), &[]).status, 200);
+    assert_eq!(
+        s.telemetry(&me, "pump-1", &batch(1_000_002), &[]).status,
+        200,
+        "a step of exactly the limit is accepted"
+    );
+
+    // An operator's reset (audited) lets the device number from 1 again.
+    assert_eq!(s.telemetry(&me, "pump-1", &batch(3), &[]).status, 409);
+    let r = s.operator(
+        &admin,
+        "POST",
+        "/api/v1/devices/pump-1/telemetry/reset",
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("1000002"), "{r:?}");
+    assert_eq!(s.telemetry(&me, "pump-1", &batch(3), &[]).status, 200);
+    s.audited(&admin, "the reset", |e| {
+        field(e, "action") == "telemetry.reset" && has(e, "detail", "was 1000002")
+    });
+}
