@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 mod error;
 mod log;
 mod merkle;

@@ -144,6 +144,12 @@ pub enum Finding {
         /// Entries present.
         present: u64,
     },
+    /// The log does not extend a head saved outside it (by an auditor, or co-signed by a
+    /// witness): rewritten or truncated, whatever the heads stored beside it say.
+    SavedHead {
+        /// Why.
+        reason: String,
+    },
     /// Entries after the latest signed head (nothing signed them).
     Unsigned {
         /// First unsigned position.
@@ -176,6 +182,7 @@ impl std::fmt::Display for Finding {
                 "entries {present} to {} were removed from the end: a signed tree head covers {signed}",
                 signed.saturating_sub(1)
             ),
+            Self::SavedHead { reason } => write!(f, "against the saved head: {reason}"),
             Self::Unsigned { first, present } => write!(
                 f,
                 "entries {first} to {} are not covered by any signed tree head (inserted?)",

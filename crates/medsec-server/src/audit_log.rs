@@ -428,6 +428,45 @@ pub async fn prove_consistency<S: Store>(
     })
 }
 
+/// Checks the log in `store` against a head saved earlier (by an auditor, or co-signed by a
+/// witness): the head must carry the log key's signature, and the log's first `tree_size`
+/// entries must still hash to its root. Whoever holds the data directory and the log key can
+/// rewrite entries and re-sign every head in the store, but not the head saved elsewhere: a
+/// rewrite changes the root, a truncation leaves too few entries. Returns what is wrong.
+pub async fn check_saved_head<S: Store>(
+    store: &S,
+    key: &PublicKey,
+    saved: &SignedTreeHead,
+) -> Result<Option<String>, Error> {
+    let head = match saved.verify(key) {
+        Ok(head) => head,
+        Err(e) => {
+            return Ok(Some(format!(
+                "the saved head is not signed by the log key: {e}"
+            )));
+        }
+    };
+    let size = head.tree_size;
+    let root = head.root()?;
+    let (_, hashes) = match leaves(store, size).await {
+        Ok(l) => l,
+        Err(Error::Audit { reason }) => {
+            return Ok(Some(format!(
+                "truncated: the saved head covers {size} entries, but {reason}"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    if medsec_audit::root(&hashes) != root {
+        return Ok(Some(format!(
+            "rewritten: the log's first {size} entries no longer hash to the saved head's root \
+             {}",
+            head.root_hash
+        )));
+    }
+    Ok(None)
+}
+
 /// Builds an event (a shorthand for the many call sites).
 pub fn event(kind: &str, principal: &str, action: &str, resource: &str, decision: &str) -> Event {
     Event {

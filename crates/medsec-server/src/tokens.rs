@@ -15,7 +15,9 @@ pub const ENROLMENT_PREFIX: &str = "medsec-enrol-";
 pub const OPERATOR_PREFIX: &str = "medsec-op-";
 
 /// Roles operators can hold (the shipped policies give them meaning).
-pub const ROLES: &[&str] = &["admin", "security", "enroller", "release", "viewer"];
+pub const ROLES: &[&str] = &[
+    "admin", "security", "enroller", "release", "viewer", "auditor",
+];
 
 /// `N` random bytes from the OS, URL-safe base64.
 fn random<const N: usize>() -> Result<String, Error> {

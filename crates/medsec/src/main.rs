@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 
 use cmd::{
     ca, campaign, defender, demo, fleet_demo, inventory, investigate, mqtt, repo, report, risk,
-    server,
+    server, witness,
 };
 
 #[derive(Parser)]
@@ -84,6 +84,10 @@ enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(server::AuditCommand),
+    /// A witness of the audit log, run on another machine: checks each new signed head
+    /// extends the one it holds, co-signs it, and refuses (with evidence) one that does not.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Cedar policies: validate, list, and test a decision.
     #[command(subcommand)]
     Policy(server::PolicyCommand),
@@ -150,6 +154,7 @@ fn main() -> ExitCode {
         Command::Agent(cmd) => medsec_agent::cli::run(cmd),
         Command::Operator(cmd) => server::run_operator(cmd),
         Command::Audit(cmd) => server::run_audit(cmd),
+        Command::Witness(cmd) => witness::run(cmd),
         Command::Policy(cmd) => server::run_policy(cmd),
         Command::Defender(cmd) => defender::run(cmd),
         Command::Investigate(args) => investigate::run(*args),

@@ -13,3 +13,4 @@ pub mod repo;
 pub mod report;
 pub mod risk;
 pub mod server;
+pub mod witness;

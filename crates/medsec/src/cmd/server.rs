@@ -237,7 +237,8 @@ pub enum OperatorTokenCommand {
         /// Operator name.
         #[arg(long)]
         name: String,
-        /// Role (repeat): admin, security, enroller, viewer.
+        /// Role (repeat): admin, security, enroller, release, viewer, auditor (reads the audit
+        /// log only: for witnesses).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
         /// How long the token works.
@@ -615,6 +616,15 @@ pub enum AuditCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// A head saved earlier (`GET /api/v1/audit/head`), or a witness's co-signed one
+        /// (its `latest.json`): the log's first entries must still hash to its root, which
+        /// detects a rewrite or truncation even by someone holding the log key.
+        #[arg(long)]
+        head: Option<PathBuf>,
+        /// The witness's verifier key (`witness.vkey`): the saved head's co-signature must
+        /// verify under it.
+        #[arg(long, requires = "head")]
+        witness_key: Option<PathBuf>,
     },
 }
 
@@ -623,16 +633,36 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
         location,
         key,
         json,
+        head,
+        witness_key,
     } = cmd;
     let config = location.load(None, None)?;
     let key_path = key.unwrap_or_else(|| DataDir::new(&config.data_dir).audit_pub());
     let key = audit_log::read_public_key(&key_path)?;
-    let report = runtime()?.block_on(async {
+    let saved = head
+        .as_deref()
+        .map(|h| crate::cmd::witness::read_saved_head(h, witness_key.as_deref()))
+        .transpose()?;
+    let (mut report, against_saved) = runtime()?.block_on(async {
         let store = medsec_server::open_store(&config).await?;
         let report = audit_log::verify(&store, &key).await;
+        let against = match &saved {
+            Some(h) => audit_log::check_saved_head(&store, &key, h).await.map(Some),
+            None => Ok(None),
+        };
         store.close().await;
-        anyhow::Ok(report?)
+        anyhow::Ok((report?, against?.flatten()))
     })?;
+    if let Some(finding) = against_saved {
+        report
+            .findings
+            .insert(0, medsec_audit::Finding::SavedHead { reason: finding });
+    } else if let Some(h) = &saved {
+        eprintln!(
+            "the log extends the saved head of {} entries",
+            h.head.tree_size
+        );
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

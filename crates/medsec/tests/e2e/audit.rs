@@ -390,3 +390,251 @@ fn each_audit_check_fires_on_its_crafted_case() {
         "the most severe comes first"
     );
 }
+
+/// What an attacker holding the data directory and the log key does: removes entry `drop`,
+/// re-links and renumbers the rest, recomputes the root and re-signs a head over it with the
+/// real key. The stored log then verifies on its own.
+fn rewrite_with_the_real_key(data: &Path, drop: usize) {
+    use medsec_audit::{Entry, TreeHead, leaf_hash};
+    use medsec_store::prelude::*;
+    let url = format!("sqlite://{}", data.join("medsec.db").display());
+    let key = medsec_server::audit_log::load_or_create_key(data).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = medsec_store::SqliteStore::open(Path::new(&url[9..]), 1)
+            .await
+            .unwrap();
+        let mut entries: Vec<Entry> = store
+            .audit_entries(0, 1_000_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_str(&r.entry).unwrap())
+            .collect();
+        entries.remove(drop);
+        let mut rows = Vec::new();
+        let mut leaves = Vec::new();
+        let mut prev = String::new();
+        for (i, mut e) in entries.into_iter().enumerate() {
+            e.seq = i as u64;
+            e.prev = std::mem::take(&mut prev);
+            let text = e.to_text();
+            let leaf = leaf_hash(text.as_bytes());
+            prev = hex::encode(leaf);
+            leaves.push(leaf);
+            rows.push(medsec_store::AuditRow {
+                seq: i as i64,
+                entry: text,
+            });
+        }
+        let head = TreeHead::new(leaves.len() as u64, &medsec_audit::root(&leaves), 1)
+            .sign(&key)
+            .unwrap();
+        sqlx::query("DELETE FROM audit_entries")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM audit_heads")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store
+            .append_audit(
+                &rows,
+                &medsec_store::HeadRow {
+                    tree_size: rows.len() as i64,
+                    head: serde_json::to_string(&head).unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    });
+}
+
+/// Removes the newest entries from `keep` on, with every head that covers them: the truncated
+/// log verifies on its own.
+fn truncate(data: &Path, keep: i64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = medsec_store::SqliteStore::open(&data.join("medsec.db"), 1)
+            .await
+            .unwrap();
+        for sql in [
+            "DELETE FROM audit_entries WHERE seq >= $1",
+            "DELETE FROM audit_heads WHERE tree_size > $1",
+        ] {
+            sqlx::query(sql)
+                .bind(keep)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        store.close().await;
+    });
+}
+
+/// A witness on another "machine" (its own directory) watching one server.
+struct Witness {
+    dir: std::path::PathBuf,
+    token_file: std::path::PathBuf,
+}
+
+impl Witness {
+    fn new(s: &Running) -> Self {
+        let dir = s.work.join("witness");
+        let out = ok(medsec()
+            .args([
+                "witness",
+                "init",
+                "--name",
+                "witness.hospital.example",
+                "--dir",
+            ])
+            .arg(&dir)
+            .arg("--log-key")
+            .arg(s.data.join("audit.pub")));
+        assert!(out.starts_with("witness.hospital.example+"), "{out}");
+        let token = s.operator_token("witness", "auditor", "1h");
+        let token_file = s.work.join("witness.token");
+        std::fs::write(&token_file, &token).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self { dir, token_file }
+    }
+
+    /// One round against `s`: the witness's exit status and what it said.
+    fn round(&self, s: &Running) -> (bool, String) {
+        let out = medsec()
+            .args(["witness", "run", "--once", "--dir"])
+            .arg(&self.dir)
+            .args(["--server", &s.operator_url("")])
+            .arg("--token-file")
+            .arg(&self.token_file)
+            .arg("--cacert")
+            .arg(s.ca("chain.pem"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// `medsec audit verify` on `s`'s data directory, the log key pinned, with extra arguments.
+fn verify_with(s: &Running, pinned: &Path, extra: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = medsec()
+        .args(["audit", "verify"])
+        .args(s.location())
+        .arg("--key")
+        .arg(pinned)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_rewrite_re_signed_with_the_real_key_and_a_truncation_are_caught_by_a_saved_head_and_the_witness()
+ {
+    for attack in ["rewrite", "truncate"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path();
+        let s = start(work, &[], &[]);
+        let admin = s.operator_token("alice", "admin", "1h");
+        let pinned = work.join("pinned-audit.pub");
+        std::fs::copy(s.data.join("audit.pub"), &pinned).unwrap();
+        let witness = Witness::new(&s);
+        let list = |s: &Running| {
+            for _ in 0..5 {
+                assert_eq!(
+                    s.operator(&admin, "GET", "/api/v1/devices", None).status,
+                    200
+                );
+            }
+        };
+        list(&s);
+        let (fine, said) = witness.round(&s);
+        assert!(fine && said.contains("co-signed"), "{said}");
+        list(&s);
+        let (fine, said) = witness.round(&s);
+        assert!(
+            fine && said.contains("co-signed"),
+            "a grown log is co-signed again: {said}"
+        );
+        let saved = work.join("saved-head.json");
+        std::fs::copy(witness.dir.join("latest.json"), &saved).unwrap();
+        let vkey = witness.dir.join("witness.vkey");
+        let head_args = [
+            std::ffi::OsStr::new("--head"),
+            saved.as_os_str(),
+            std::ffi::OsStr::new("--witness-key"),
+            vkey.as_os_str(),
+        ];
+        let (fine, said) = verify_with(&s, &pinned, &head_args);
+        assert!(fine && said.contains("extends the saved head"), "{said}");
+        let size: u64 = serde_json::from_str::<Value>(&std::fs::read_to_string(&saved).unwrap())
+            .unwrap()["head"]["head"]["tree_size"]
+            .as_u64()
+            .unwrap();
+        list(&s);
+
+        // The attack, with the server stopped, on its own database and with its own key.
+        drop(s);
+        match attack {
+            "rewrite" => rewrite_with_the_real_key(&work.join("data"), 3),
+            _ => truncate(&work.join("data"), i64::try_from(size).unwrap() - 2),
+        }
+        let s2 = start(work, &[], &[]);
+        // Alone, the log is self-consistent: the attacker re-signed or dropped the heads.
+        let (fine, said) = verify_with(&s2, &pinned, &[]);
+        assert!(
+            fine,
+            "the {attack} should pass a plain verification: {said}"
+        );
+        // Against the saved, co-signed head it is caught.
+        let (fine, said) = verify_with(&s2, &pinned, &head_args);
+        let named = if attack == "rewrite" {
+            "rewritten"
+        } else {
+            "truncated"
+        };
+        assert!(!fine && said.contains(named), "{attack}: {said}");
+        // And the witness refuses to co-sign what the server now offers, with evidence, after
+        // the log has grown past the co-signed size again.
+        list(&s2);
+        list(&s2);
+        let (fine, said) = witness.round(&s2);
+        assert!(!fine && said.contains("REFUSED"), "{attack}: {said}");
+        let evidence = std::fs::read_dir(&witness.dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("evidence-")
+            })
+            .count();
+        assert_eq!(evidence, 1, "{attack}");
+        // The co-signed head the witness holds is unchanged.
+        assert_eq!(
+            std::fs::read(witness.dir.join("latest.json")).unwrap(),
+            std::fs::read(&saved).unwrap()
+        );
+    }
+}
