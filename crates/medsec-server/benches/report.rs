@@ -95,7 +95,7 @@ fn main() {
             })
             .collect();
         store.put_advisory_docs(&docs, NOW).await.unwrap();
-        let key = audit_log::load_or_create_key(tmp.path()).unwrap();
+        let key = audit_log::load_or_create_key(tmp.path(), None, true).unwrap();
         let public = key.public_key().clone();
         let log = audit_log::AuditLog::start(store.clone(), key, 4096, 1024).await.unwrap();
         let mut tasks = tokio::task::JoinSet::new();

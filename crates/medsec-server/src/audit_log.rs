@@ -48,17 +48,61 @@ fn conflict_backoff(attempt: u32) -> std::time::Duration {
 
 /// The log key files in a data directory: `audit.key` (private, PKCS#8 PEM, mode 0600) and
 /// `audit.pub` (public, JSON). Made on first use.
-pub fn load_or_create_key(data_dir: &Path) -> Result<SigningKey, Error> {
+///
+/// The private key is encrypted under `passphrase` (Argon2id + AES-GCM, as the CA's keys are):
+/// whoever copies the data directory must also know the passphrase to sign a forged tree head.
+/// A plaintext key is refused, new or existing, unless `allow_plaintext`; an existing plaintext
+/// key is encrypted in place once a passphrase is given.
+pub fn load_or_create_key(
+    data_dir: &Path,
+    passphrase: Option<&str>,
+    allow_plaintext: bool,
+) -> Result<SigningKey, Error> {
+    use medsec_crypto::keyfile::{self, Protection};
     let path = data_dir.join("audit.key");
+    let refuse = |what: &str| Error::Config {
+        reason: format!(
+            "{what}: give a passphrase (ca_passphrase_file, MEDSEC_PASSPHRASE) to keep the audit \
+             log key encrypted, or start with --insecure-plaintext-audit-key (tests, \
+             throw-away demos): whoever reads a plaintext key can re-sign a rewritten log"
+        ),
+    };
     if path.exists() {
-        let pem = std::fs::read_to_string(&path).map_err(Error::io("reading", &path))?;
-        return Ok(medsec_crypto::keyfile::decode_private(&pem, || None)?);
+        let pem = medsec_util::read_secret(&path)?;
+        let key = keyfile::decode_private(&pem, || passphrase.map(str::to_owned))?;
+        if !keyfile::is_encrypted(&pem) {
+            match passphrase {
+                Some(p) => {
+                    let sealed = keyfile::encode_private(&key, Protection::Passphrase(p))?;
+                    medsec_util::write_atomic(
+                        &path,
+                        sealed.as_bytes(),
+                        medsec_util::Access::Private,
+                    )?;
+                    tracing::info!(path = %path.display(), "the audit log key was encrypted in place");
+                }
+                None if allow_plaintext => {
+                    tracing::warn!(path = %path.display(), "the audit log key is not encrypted");
+                }
+                None => {
+                    return Err(refuse(&format!("{} is not encrypted", path.display())));
+                }
+            }
+        }
+        return Ok(key);
     }
+    let protection = match passphrase {
+        Some(p) => Protection::Passphrase(p),
+        None if allow_plaintext => Protection::Plaintext,
+        None => {
+            return Err(refuse(&format!(
+                "no passphrase to encrypt a new {}",
+                path.display()
+            )));
+        }
+    };
     let key = SigningKey::generate(Scheme::Ed25519)?;
-    let pem = medsec_crypto::keyfile::encode_private(
-        &key,
-        medsec_crypto::keyfile::Protection::Plaintext,
-    )?;
+    let pem = keyfile::encode_private(&key, protection)?;
     medsec_util::write_atomic(&path, pem.as_bytes(), medsec_util::Access::Private)?;
     let public = public_key_json(key.public_key());
     medsec_util::write_atomic(

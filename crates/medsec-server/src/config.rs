@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "operator_listen",
     "hostnames",
     "ca_passphrase_file",
+    "insecure_plaintext_audit_key",
     "device_cert_days",
     "manufacturer_cas",
     "policy_dir",
@@ -56,6 +57,10 @@ pub struct Config {
     pub hostnames: Vec<String>,
     /// File holding the passphrase of the issuing CA key, if it is encrypted.
     pub ca_passphrase_file: Option<PathBuf>,
+    /// Allow the audit log's signing key unencrypted on disk (no CA passphrase). Off by
+    /// default: whoever reads a plaintext key can re-sign a rewritten log. For tests and
+    /// throw-away demos; `--insecure-plaintext-audit-key`.
+    pub insecure_plaintext_audit_key: bool,
     /// Lifetime of device certificates issued by EST, in days.
     pub device_cert_days: i64,
     /// PEM files of manufacturer CAs whose certificates (IDevIDs) may enrol devices.
@@ -258,6 +263,7 @@ impl Default for Config {
             operator_listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
             hostnames: vec!["localhost".into(), "127.0.0.1".into()],
             ca_passphrase_file: None,
+            insecure_plaintext_audit_key: false,
             device_cert_days: 30,
             manufacturer_cas: Vec::new(),
             policy_dir: None,

@@ -203,6 +203,16 @@ pub async fn open_store(config: &Config) -> Result<AnyStore, Error> {
     Ok(AnyStore::open(&url, connections).await?)
 }
 
+/// The audit log's signing key, encrypted under the CA passphrase (see
+/// [`audit_log::load_or_create_key`]).
+pub fn audit_key(config: &Config) -> Result<medsec_crypto::SigningKey, Error> {
+    audit_log::load_or_create_key(
+        &config.data_dir,
+        ca_passphrase(config)?.as_deref(),
+        config.insecure_plaintext_audit_key,
+    )
+}
+
 /// Reads the CA passphrase from the configured file (which must be its owner's only) or
 /// `MEDSEC_PASSPHRASE`.
 fn ca_passphrase(config: &Config) -> Result<Option<String>, Error> {
@@ -260,7 +270,7 @@ pub fn prepare_data_dir(config: &Config) -> Result<FleetCa, Error> {
             medsec_util::Access::Public,
         )?;
     }
-    audit_log::load_or_create_key(dirs.root())?;
+    audit_key(config)?;
     Ok(ca)
 }
 
@@ -338,7 +348,7 @@ impl Server {
             Some(dir) => authz::Policies::from_dir(dir)?,
             None => authz::Policies::shipped()?,
         };
-        let key = audit_log::load_or_create_key(dirs.root())?;
+        let key = audit_key(&config)?;
         let audit = audit_log::AuditLog::start(
             store.clone(),
             key,
@@ -384,7 +394,7 @@ impl Server {
                 director,
                 // Baselines are signed with the log key: both are records the server vouches
                 // for, and the signed message is domain-separated (baselines.rs).
-                audit_log::load_or_create_key(dirs.root())?,
+                audit_key(&config)?,
             )
             .with_defender(defender)
             .with_sigma(load_sigma(config.defender_sigma_dir.as_deref())?),

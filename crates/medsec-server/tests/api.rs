@@ -43,6 +43,7 @@ impl Api {
             data_dir: dir.path().to_owned(),
             device_listen: "127.0.0.1:0".parse().unwrap(),
             operator_listen: "127.0.0.1:0".parse().unwrap(),
+            insecure_plaintext_audit_key: true,
             ..Config::default()
         })
         .await

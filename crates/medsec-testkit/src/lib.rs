@@ -43,10 +43,15 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// `medsec`, with no passphrase in its environment and warnings-only logs.
+/// `medsec`, with no passphrase in its environment, warnings-only logs, and the audit log key
+/// allowed in plaintext (`MEDSEC_INSECURE_PLAINTEXT_AUDIT_KEY`: the tests' servers have no
+/// passphrase; `identity::the_audit_log_key_is_encrypted_and_a_plaintext_one_refused` checks
+/// the default without it).
 pub fn medsec() -> Command {
     let mut c = Command::new(binary());
-    c.env_remove("MEDSEC_PASSPHRASE").env("MEDSEC_LOG", "warn");
+    c.env_remove("MEDSEC_PASSPHRASE")
+        .env("MEDSEC_LOG", "warn")
+        .env("MEDSEC_INSECURE_PLAINTEXT_AUDIT_KEY", "true");
     c
 }
 
@@ -161,7 +166,8 @@ pub fn server_command(
             c.args(rest)
                 .arg(binary())
                 .env_remove("MEDSEC_PASSPHRASE")
-                .env("MEDSEC_LOG", "warn");
+                .env("MEDSEC_LOG", "warn")
+                .env("MEDSEC_INSECURE_PLAINTEXT_AUDIT_KEY", "true");
             c
         }
         None => medsec(),

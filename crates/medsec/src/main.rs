@@ -63,6 +63,10 @@ enum Command {
         /// Operator port address (default 127.0.0.1:8444).
         #[arg(long)]
         operator_listen: Option<std::net::SocketAddr>,
+        /// Allow the audit log key unencrypted (no CA passphrase): tests and throw-away demos
+        /// only, since whoever reads it can re-sign a rewritten log.
+        #[arg(long)]
+        insecure_plaintext_audit_key: bool,
     },
     /// Devices: enrolment tokens, each device's inventory fields (model, hardware id, site,
     /// groups).
@@ -144,9 +148,15 @@ fn main() -> ExitCode {
             location,
             device_listen,
             operator_listen,
+            insecure_plaintext_audit_key,
         } => {
             init_logging();
-            server::serve(&location, device_listen, operator_listen)
+            server::serve(
+                &location,
+                device_listen,
+                operator_listen,
+                insecure_plaintext_audit_key,
+            )
         }
         Command::Fleet(cmd) => server::run_fleet(cmd),
         Command::Inventory(cmd) => inventory::run(cmd),

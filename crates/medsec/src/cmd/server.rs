@@ -61,8 +61,10 @@ pub fn serve(
     location: &Location,
     device_listen: Option<SocketAddr>,
     operator_listen: Option<SocketAddr>,
+    insecure_plaintext_audit_key: bool,
 ) -> Result<()> {
-    let config = location.load(device_listen, operator_listen)?;
+    let mut config = location.load(device_listen, operator_listen)?;
+    config.insecure_plaintext_audit_key |= insecure_plaintext_audit_key;
     runtime()?.block_on(async move {
         let data_dir = config.data_dir.clone();
         let server = medsec_server::Server::start(config).await?;
@@ -268,7 +270,7 @@ pub(crate) async fn open_with_audit(
 ) -> Result<(medsec_store::AnyStore, audit_log::AuditLog)> {
     medsec_server::prepare_data_dir(config)?;
     let store = medsec_server::open_store(config).await?;
-    let key = audit_log::load_or_create_key(&config.data_dir)?;
+    let key = medsec_server::audit_key(config)?;
     let log = audit_log::AuditLog::start(store.clone(), key, 1024, 1024).await?;
     Ok((store, log))
 }

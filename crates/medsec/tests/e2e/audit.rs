@@ -398,7 +398,9 @@ fn rewrite_with_the_real_key(data: &Path, drop: usize) {
     use medsec_audit::{Entry, TreeHead, leaf_hash};
     use medsec_store::prelude::*;
     let url = format!("sqlite://{}", data.join("medsec.db").display());
-    let key = medsec_server::audit_log::load_or_create_key(data).unwrap();
+    // The tests' servers keep a plaintext key (MEDSEC_INSECURE_PLAINTEXT_AUDIT_KEY): the
+    // attacker here has it, as one who also knew the passphrase would.
+    let key = medsec_server::audit_log::load_or_create_key(data, None, true).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -460,3 +460,73 @@ fn a_telemetry_batch_numbered_to_blind_the_defender_is_refused_with_an_alert() {
         field(e, "action") == "telemetry.reset" && has(e, "detail", "was 1000002")
     });
 }
+
+#[test]
+fn the_audit_log_key_is_encrypted_and_a_plaintext_one_refused() {
+    let insecure = "MEDSEC_INSECURE_PLAINTEXT_AUDIT_KEY";
+    // No passphrase, no permission for a plaintext key: the server does not start, and says
+    // what to do.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = server_command(tmp.path(), &[], &[], &[])
+        .env_remove(insecure)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started with no way to protect its key: {err}"
+    );
+    assert!(
+        err.contains("audit.key") && err.contains("--insecure-plaintext-audit-key"),
+        "{err}"
+    );
+
+    // A plaintext key (the tests' servers keep one) is encrypted in place at the first start
+    // with a passphrase, and stays usable.
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[], &[]);
+    let key = s.data.join("audit.key");
+    drop(s);
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY")
+    );
+    let s = start(
+        tmp.path(),
+        &[("MEDSEC_PASSPHRASE", "correct horse battery staple")],
+        &[],
+    );
+    let pem = std::fs::read_to_string(&key).unwrap();
+    assert!(pem.contains("ENCRYPTED PRIVATE KEY"), "{pem}");
+    let out = medsec()
+        .args([
+            "operator", "token", "create", "--name", "a", "--role", "admin",
+        ])
+        .args(s.location())
+        .env("MEDSEC_PASSPHRASE", "correct horse battery staple")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let admin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(
+        s.operator(&admin, "GET", "/api/v1/devices", None).status,
+        200
+    );
+    // Without the passphrase, the CLI cannot sign into the log.
+    let out = medsec()
+        .args([
+            "operator", "token", "create", "--name", "b", "--role", "admin",
+        ])
+        .args(s.location())
+        .env_remove(insecure)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = ok(medsec().args(["audit", "verify"]).args(s.location()));
+    assert!(out.contains("audit log verifies"), "{out}");
+}
