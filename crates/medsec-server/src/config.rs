@@ -21,6 +21,7 @@ const TOP_KEYS: &[&str] = &[
     "hostnames",
     "ca_passphrase_file",
     "insecure_plaintext_audit_key",
+    "require_hybrid_kx",
     "device_cert_days",
     "manufacturer_cas",
     "policy_dir",
@@ -61,6 +62,10 @@ pub struct Config {
     /// default: whoever reads a plaintext key can re-sign a rewritten log. For tests and
     /// throw-away demos; `--insecure-plaintext-audit-key`.
     pub insecure_plaintext_audit_key: bool,
+    /// Refuse device-port clients that cannot do the hybrid post-quantum key exchange
+    /// X25519MLKEM768 (by default they get X25519 or P-256; a client that lists the hybrid
+    /// group anywhere always gets it).
+    pub require_hybrid_kx: bool,
     /// Lifetime of device certificates issued by EST, in days.
     pub device_cert_days: i64,
     /// PEM files of manufacturer CAs whose certificates (IDevIDs) may enrol devices.
@@ -264,6 +269,7 @@ impl Default for Config {
             hostnames: vec!["localhost".into(), "127.0.0.1".into()],
             ca_passphrase_file: None,
             insecure_plaintext_audit_key: false,
+            require_hybrid_kx: false,
             device_cert_days: 30,
             manufacturer_cas: Vec::new(),
             policy_dir: None,

@@ -363,7 +363,10 @@ impl Server {
             server_chain: dirs.server_chain(),
             server_key: dirs.server_key(),
         };
-        let device_tls = Arc::new(tls::Reloadable::new(files.clone())?);
+        let device_tls = Arc::new(tls::Reloadable::new(
+            files.clone(),
+            config.require_hybrid_kx,
+        )?);
         let operator_tls = tls::operator_config(&files)?;
         let image = open_image_repository(&config)?;
         let director = director::Director::load_or_create(

@@ -202,17 +202,13 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
         tokio::spawn(async move {
             let _permit = permit;
             let _per_address = per_address;
-            let (config, device_tls, reloads) = match &*port {
-                Port::Device(r) => {
-                    let current = r.current();
-                    (current.config.clone(), Some(current), Some(r.subscribe()))
-                }
-                Port::Operator(c) => (c.clone(), None, None),
+            let (device_tls, reloads) = match &*port {
+                Port::Device(r) => (Some(r.current()), Some(r.subscribe())),
+                Port::Operator(_) => (None, None),
             };
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let handshake = tokio::time::timeout(
                 Duration::from_millis(limits.handshake_timeout_ms),
-                acceptor.accept(tcp),
+                handshake(tcp, &port, device_tls.as_deref()),
             )
             .await;
             let stream = match handshake {
@@ -291,6 +287,35 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
             serve(conn, stream, router, &state, port.resource(), reloads).await;
         });
     }
+}
+
+/// The TLS handshake. On the device port the ClientHello is read first: a client that lists
+/// X25519MLKEM768 among its groups gets the configuration that offers only that group, so the
+/// server's preference decides, not the order of the client's list.
+async fn handshake(
+    tcp: tokio::net::TcpStream,
+    port: &Port,
+    device_tls: Option<&crate::tls::DeviceTls>,
+) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let tls = match (port, device_tls) {
+        (Port::Device(_), Some(tls)) => tls,
+        (Port::Operator(config), _) => {
+            return tokio_rustls::TlsAcceptor::from(config.clone())
+                .accept(tcp)
+                .await;
+        }
+        (Port::Device(_), None) => {
+            return Err(std::io::Error::other("device port without its TLS state"));
+        }
+    };
+    let start =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+    let config = if crate::tls::offers_hybrid(&start.client_hello()) {
+        tls.hybrid_config.clone()
+    } else {
+        tls.config.clone()
+    };
+    start.into_stream(config).await
 }
 
 /// Serves HTTP/1.1 on an established connection until it ends, its request head runs past

@@ -32,6 +32,20 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(p)
 }
 
+/// The crypto provider with X25519MLKEM768 as its only key exchange.
+fn hybrid_only_provider() -> Arc<CryptoProvider> {
+    let mut p = (*provider()).clone();
+    p.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768];
+    Arc::new(p)
+}
+
+/// Whether a ClientHello lists X25519MLKEM768 among its supported groups.
+pub fn offers_hybrid(hello: &rustls::server::ClientHello<'_>) -> bool {
+    hello
+        .named_groups()
+        .is_some_and(|g| g.contains(&rustls::NamedGroup::X25519MLKEM768))
+}
+
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -75,8 +89,14 @@ pub struct DeviceTlsFiles {
 
 /// The device port's current TLS state.
 pub struct DeviceTls {
-    /// The rustls configuration new connections use.
+    /// The rustls configuration new connections use (key exchange: X25519MLKEM768, X25519,
+    /// P-256; only X25519MLKEM768 when `require_hybrid_kx`).
     pub config: Arc<ServerConfig>,
+    /// The configuration for a client that lists X25519MLKEM768 anywhere among its groups:
+    /// that group only, so it is chosen by the server's preference, not the client's order
+    /// (rustls picks the client's first supported group; a client that sent no X25519MLKEM768
+    /// key share gets a HelloRetryRequest for it).
+    pub hybrid_config: Arc<ServerConfig>,
     /// Fleet-only verification (no manufacturer anchors, CRL required), to tell fleet devices
     /// from devices presenting a manufacturer certificate.
     pub fleet_verifier: Arc<dyn ClientCertVerifier>,
@@ -89,7 +109,7 @@ pub struct DeviceTls {
 
 impl DeviceTls {
     /// Builds the configuration from the files.
-    pub fn load(files: &DeviceTlsFiles) -> Result<Self, Error> {
+    pub fn load(files: &DeviceTlsFiles, require_hybrid_kx: bool) -> Result<Self, Error> {
         let provider = provider();
         let fleet = Arc::new(roots(std::slice::from_ref(&files.fleet_chain))?);
         let crl_pem = std::fs::read(&files.crl).map_err(Error::io("reading", &files.crl))?;
@@ -126,22 +146,33 @@ impl DeviceTls {
         .map_err(|e| Error::Tls {
             reason: format!("client verifier: {e}"),
         })?;
-        let key = PrivateKeyDer::from_pem_file(&files.server_key).map_err(|e| Error::Tls {
-            reason: format!("server key {}: {e}", files.server_key.display()),
-        })?;
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| Error::Tls {
-                reason: e.to_string(),
-            })?
-            .with_client_cert_verifier(handshake_verifier)
-            .with_single_cert(certs(&files.server_chain)?, key)
-            .map_err(|e| Error::Tls {
-                reason: format!("server certificate: {e}"),
+        let chain = certs(&files.server_chain)?;
+        let build = |provider: Arc<CryptoProvider>| -> Result<Arc<ServerConfig>, Error> {
+            let key = PrivateKeyDer::from_pem_file(&files.server_key).map_err(|e| Error::Tls {
+                reason: format!("server key {}: {e}", files.server_key.display()),
             })?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let mut config = ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .map_err(|e| Error::Tls {
+                    reason: e.to_string(),
+                })?
+                .with_client_cert_verifier(handshake_verifier.clone())
+                .with_single_cert(chain.clone(), key)
+                .map_err(|e| Error::Tls {
+                    reason: format!("server certificate: {e}"),
+                })?;
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Ok(Arc::new(config))
+        };
+        let hybrid_config = build(hybrid_only_provider())?;
+        let config = if require_hybrid_kx {
+            hybrid_config.clone()
+        } else {
+            build(provider)?
+        };
         Ok(Self {
-            config: Arc::new(config),
+            config,
+            hybrid_config,
             fleet_verifier,
             manufacturers,
             revoked,
@@ -206,6 +237,7 @@ pub fn serial_of(certificate_der: &[u8]) -> Option<Vec<u8>> {
 /// The device port's configuration, swapped when the CRL changes.
 pub struct Reloadable {
     files: DeviceTlsFiles,
+    require_hybrid_kx: bool,
     current: ArcSwap<DeviceTls>,
     crl_modified: std::sync::Mutex<Option<SystemTime>>,
     /// Bumped on every reload: open connections watch it and close when the new CRL lists
@@ -215,13 +247,14 @@ pub struct Reloadable {
 
 impl Reloadable {
     /// Loads the files once.
-    pub fn new(files: DeviceTlsFiles) -> Result<Self, Error> {
+    pub fn new(files: DeviceTlsFiles, require_hybrid_kx: bool) -> Result<Self, Error> {
         let modified = std::fs::metadata(&files.crl)
             .and_then(|m| m.modified())
             .ok();
         Ok(Self {
-            current: ArcSwap::from_pointee(DeviceTls::load(&files)?),
+            current: ArcSwap::from_pointee(DeviceTls::load(&files, require_hybrid_kx)?),
             files,
+            require_hybrid_kx,
             crl_modified: std::sync::Mutex::new(modified),
             generation: tokio::sync::watch::Sender::new(0),
         })
@@ -242,7 +275,7 @@ impl Reloadable {
         let modified = std::fs::metadata(&self.files.crl)
             .and_then(|m| m.modified())
             .ok();
-        let fresh = DeviceTls::load(&self.files)?;
+        let fresh = DeviceTls::load(&self.files, self.require_hybrid_kx)?;
         self.current.store(Arc::new(fresh));
         if let Ok(mut m) = self.crl_modified.lock() {
             *m = modified;

@@ -530,3 +530,75 @@ fn the_audit_log_key_is_encrypted_and_a_plaintext_one_refused() {
     let out = ok(medsec().args(["audit", "verify"]).args(s.location()));
     assert!(out.contains("audit log verifies"), "{out}");
 }
+
+/// Completes a TLS handshake with the device port from a rustls client offering `groups` in
+/// that order (a key share for the first only, as rustls sends), and returns the group the
+/// server chose, or the handshake error.
+fn negotiated(
+    s: &Running,
+    groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+) -> Result<String, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(s.ca("root.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.kx_groups = groups.to_vec();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let mut tcp = std::net::TcpStream::connect(&s.device).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
+    }
+    Ok(conn
+        .negotiated_key_exchange_group()
+        .map(|g| format!("{:?}", g.name()))
+        .unwrap_or_default())
+}
+
+#[test]
+fn the_device_port_chooses_the_hybrid_key_exchange_by_its_own_preference_and_can_require_it() {
+    use rustls::crypto::aws_lc_rs::kx_group::{SECP256R1, X25519, X25519MLKEM768};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[], &[]);
+    // A client that prefers X25519 but lists X25519MLKEM768 gets the hybrid group (after a
+    // HelloRetryRequest: its key share was for X25519).
+    assert_eq!(
+        negotiated(&s, &[X25519, SECP256R1, X25519MLKEM768]).unwrap(),
+        "X25519MLKEM768"
+    );
+    assert_eq!(
+        negotiated(&s, &[X25519MLKEM768, X25519]).unwrap(),
+        "X25519MLKEM768"
+    );
+    // A client without it still connects, classically.
+    assert_eq!(negotiated(&s, &[X25519]).unwrap(), "X25519");
+    drop(s);
+
+    // Required: a classical-only client is refused at the handshake, and the refusal audited.
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &[("MEDSEC_REQUIRE_HYBRID_KX", "true")], &[]);
+    let admin = s.operator_token("alice", "admin", "1h");
+    let refused = negotiated(&s, &[X25519, SECP256R1]).unwrap_err();
+    assert!(!refused.is_empty());
+    assert_eq!(
+        negotiated(&s, &[X25519, X25519MLKEM768]).unwrap(),
+        "X25519MLKEM768"
+    );
+    s.audited(&admin, "the classical-only handshake", |e| {
+        field(e, "action") == "tls.handshake"
+            && field(e, "resource") == "device-port"
+            && field(e, "decision") == "deny"
+    });
+}
