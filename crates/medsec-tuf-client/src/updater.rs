@@ -41,6 +41,13 @@ pub struct UpdaterConfig {
     pub prefix_targets_with_hash: bool,
     /// The update's start time (default: now). Every expiry check in one refresh uses it.
     pub reference_time: Option<OffsetDateTime>,
+    /// Let a server that announces its newest root version beside `timestamp.json` (see
+    /// [`crate::ROOT_VERSION_HEADER`]) spare the root probe of 5.3 when that version is not
+    /// newer than ours, so that a poll with no change is one request. Off by default: the
+    /// specification's order (root N+1 first, then the timestamp) holds. Meant for a server
+    /// that is itself authenticated (the medsec director, over mutual TLS, which signs the
+    /// metadata it announces), never for a mirror or a CDN.
+    pub trust_announced_root_version: bool,
 }
 
 impl Default for UpdaterConfig {
@@ -49,6 +56,7 @@ impl Default for UpdaterConfig {
             limits: Limits::default(),
             prefix_targets_with_hash: true,
             reference_time: None,
+            trust_announced_root_version: false,
         }
     }
 }
@@ -134,25 +142,32 @@ impl Updater {
         &self.trusted
     }
 
-    /// Updates root, timestamp, snapshot and top-level targets (section 5.3–5.6). One update is
-    /// one `Updater`: after a refresh (successful or not), start the next update with a new one.
+    /// Updates root, timestamp, snapshot and top-level targets (section 5.3–5.6), in the
+    /// specification's order: root version N+1 (and on, until "not found"), then
+    /// `timestamp.json`, then the snapshot, then the top-level targets. One update is one
+    /// `Updater`: after a refresh (successful or not), start the next update with a new one.
     ///
-    /// The timestamp is fetched first, so that a server that announces its newest root version
-    /// beside it (see [`crate::ROOT_VERSION_HEADER`]) spares the root probe of 5.3 when that
-    /// version is not newer than ours: a poll with no change is then one request. This is as
-    /// safe as the probe it replaces: a probe's "not found" is unauthenticated too, so a lying
-    /// server could withhold a new root either way, and every root that is walked is verified.
-    /// Without an announcement the probe runs as the specification says; the timestamp is
-    /// verified only after the root walk, and fetched again if the walk changed the root.
+    /// With [`UpdaterConfig::trust_announced_root_version`], the timestamp is fetched first, so
+    /// that a server that announces its newest root version beside it spares the probe when
+    /// that version is not newer than ours. For an authenticated server that signs what it
+    /// announces this is as safe as the probe (whose "not found" is unauthenticated too), and
+    /// every root walked is verified; without an announcement the probe still runs, the
+    /// timestamp is verified only after the root walk, and fetched again if the root changed.
     pub fn refresh(&mut self) -> Result<(), Error> {
-        let before = self.trusted.root().version;
-        let (mut timestamp, announced) = self.download_timestamp()?;
-        if announced.is_none_or(|v| v > before) {
-            self.load_root()?;
-            if self.trusted.root().version != before {
-                timestamp = self.download_timestamp()?.0;
+        let timestamp = if self.config.trust_announced_root_version {
+            let before = self.trusted.root().version;
+            let (mut timestamp, announced) = self.download_timestamp()?;
+            if announced.is_none_or(|v| v > before) {
+                self.load_root()?;
+                if self.trusted.root().version != before {
+                    timestamp = self.download_timestamp()?.0;
+                }
             }
-        }
+            timestamp
+        } else {
+            self.load_root()?;
+            self.download_timestamp()?.0
+        };
         self.load_timestamp(&timestamp)?;
         self.load_snapshot()?;
         self.load_targets("targets", "root")?;

@@ -243,18 +243,77 @@ fn names(urls: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
         .collect()
 }
 
+/// The configuration under which an announced root version spares the root probe.
+fn trusting_announcements() -> UpdaterConfig {
+    UpdaterConfig {
+        trust_announced_root_version: true,
+        ..UpdaterConfig::default()
+    }
+}
+
+#[test]
+fn every_refresh_follows_the_specification_order_root_probe_first() {
+    let mut f = Fixture::new("spec-order");
+    f.updater().refresh().unwrap();
+    // A plain refresh with nothing new: 5.3 root N+1 (not found), then 5.4 the timestamp.
+    let rec = Recording::default();
+    f.updater_over(Box::new(rec.clone()), UpdaterConfig::default())
+        .refresh()
+        .unwrap();
+    assert_eq!(names(&rec.urls), ["2.root.json", "timestamp.json"]);
+    // A server announcing "no newer root" does not change the order by default.
+    let t = announcing(&f, Some(1));
+    f.updater_over(Box::new(t.clone()), UpdaterConfig::default())
+        .refresh()
+        .unwrap();
+    assert_eq!(names(&t.urls), ["2.root.json", "timestamp.json"]);
+    // A new release: root, timestamp, snapshot, targets, in that order.
+    f.release();
+    let rec = Recording::default();
+    f.updater_over(Box::new(rec.clone()), UpdaterConfig::default())
+        .refresh()
+        .unwrap();
+    let seen = names(&rec.urls);
+    let roles: Vec<&str> = seen
+        .iter()
+        .map(|n| {
+            n.trim_end_matches(".json")
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+        })
+        .collect();
+    // (The top-level targets are fetched only when the snapshot names a new version.)
+    assert!(
+        roles.starts_with(&["root", "timestamp", "snapshot"])
+            && roles[3..].iter().all(|r| *r == "targets"),
+        "{seen:?}"
+    );
+    // A rotated root is walked before the timestamp, which is then verified under it.
+    rotate_timestamp_key(&mut f);
+    let rec = Recording::default();
+    f.updater_over(Box::new(rec.clone()), UpdaterConfig::default())
+        .refresh()
+        .unwrap();
+    assert_eq!(
+        names(&rec.urls)[..3],
+        ["2.root.json", "3.root.json", "timestamp.json"]
+    );
+    assert_eq!(f.client_version("root"), Some(2));
+}
+
 #[test]
 fn an_announced_root_version_makes_a_poll_with_no_change_one_request() {
     let f = Fixture::new("announced-no-change");
     f.updater().refresh().unwrap();
     let t = announcing(&f, None);
-    f.updater_over(Box::new(t.clone()), UpdaterConfig::default())
+    f.updater_over(Box::new(t.clone()), trusting_announcements())
         .refresh()
         .unwrap();
     assert_eq!(names(&t.urls), ["timestamp.json"]);
     // Without an announcement the next root is probed first-hand, as the specification says.
     let rec = Recording::default();
-    f.updater_over(Box::new(rec.clone()), UpdaterConfig::default())
+    f.updater_over(Box::new(rec.clone()), trusting_announcements())
         .refresh()
         .unwrap();
     assert_eq!(names(&rec.urls), ["timestamp.json", "2.root.json"]);
@@ -266,7 +325,7 @@ fn an_announced_new_root_is_walked_and_the_timestamp_fetched_again_under_it() {
     f.updater().refresh().unwrap();
     rotate_timestamp_key(&mut f);
     let t = announcing(&f, None);
-    f.updater_over(Box::new(t.clone()), UpdaterConfig::default())
+    f.updater_over(Box::new(t.clone()), trusting_announcements())
         .refresh()
         .unwrap();
     assert_eq!(f.client_version("root"), Some(2));
@@ -291,7 +350,7 @@ fn an_announcement_that_hides_a_new_root_cannot_make_the_old_root_accept_new_key
     // new timestamp key, so the poll fails (a freeze, which a "not found" probe allows too)
     // instead of accepting anything.
     let err = tuf_err(
-        f.updater_over(Box::new(announcing(&f, Some(1))), UpdaterConfig::default())
+        f.updater_over(Box::new(announcing(&f, Some(1))), trusting_announcements())
             .refresh()
             .unwrap_err(),
     );
@@ -302,7 +361,7 @@ fn an_announcement_that_hides_a_new_root_cannot_make_the_old_root_accept_new_key
     let mut g = Fixture::new("announced-lie-high");
     g.updater().refresh().unwrap();
     g.release();
-    g.updater_over(Box::new(announcing(&g, Some(99))), UpdaterConfig::default())
+    g.updater_over(Box::new(announcing(&g, Some(99))), trusting_announcements())
         .refresh()
         .unwrap();
     assert_eq!(g.client_version("root"), Some(1));
