@@ -97,7 +97,9 @@ fn main() {
         store.put_advisory_docs(&docs, NOW).await.unwrap();
         let key = audit_log::load_or_create_key(tmp.path(), None, true).unwrap();
         let public = key.public_key().clone();
-        let log = audit_log::AuditLog::start(store.clone(), key, 4096, 1024).await.unwrap();
+        let log = audit_log::AuditLog::start(store.clone(), std::sync::Arc::new(key), 4096, 1024)
+            .await
+            .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for chunk in (0..devices).collect::<Vec<_>>().chunks(devices.div_ceil(4).max(1)) {
             let (store, log, chunk) = (store.clone(), log.clone(), chunk.to_vec());

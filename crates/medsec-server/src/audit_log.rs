@@ -8,11 +8,12 @@
 //! a writer whose positions were taken meanwhile reads the new tail and retries.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use medsec_audit::{
     Entry, Event, Frontier, Hash, Report, SignedTreeHead, TreeHead, Verifier, leaf_hash,
 };
-use medsec_crypto::{KeySource as _, PublicKey, Scheme, SigningKey};
+use medsec_crypto::{KeySource, PublicKey, Scheme, SigningKey};
 use medsec_store::{AuditRow, HeadRow, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -172,7 +173,7 @@ impl AuditLog {
     /// Starts the writer over `store`, signing tree heads with `key`.
     pub async fn start<S: Store>(
         store: S,
-        key: SigningKey,
+        key: Arc<dyn KeySource>,
         queue: usize,
         batch: usize,
     ) -> Result<Self, Error> {
@@ -205,7 +206,7 @@ impl AuditLog {
 
 async fn writer<S: Store>(
     store: S,
-    key: SigningKey,
+    key: Arc<dyn KeySource>,
     mut tail: Tail,
     mut rx: mpsc::Receiver<Pending>,
     batch: usize,
@@ -219,7 +220,7 @@ async fn writer<S: Store>(
                 Err(_) => break,
             }
         }
-        let result = write_batch(&store, &key, &mut tail, &pending).await;
+        let result = write_batch(&store, key.as_ref(), &mut tail, &pending).await;
         match result {
             Ok(first_seq) => {
                 for (i, (_, done)) in pending.drain(..).enumerate() {
@@ -238,7 +239,7 @@ async fn writer<S: Store>(
 
 async fn write_batch<S: Store>(
     store: &S,
-    key: &SigningKey,
+    key: &dyn KeySource,
     tail: &mut Tail,
     pending: &[Pending],
 ) -> Result<u64, Error> {
@@ -536,7 +537,9 @@ mod tests {
             .await
             .unwrap();
         let key = SigningKey::generate(Scheme::Ed25519).unwrap();
-        let copy = || SigningKey::from_pkcs8_der(&key.to_pkcs8_der().unwrap()).unwrap();
+        let copy = || -> Arc<dyn KeySource> {
+            Arc::new(SigningKey::from_pkcs8_der(&key.to_pkcs8_der().unwrap()).unwrap())
+        };
         let a = AuditLog::start(store.clone(), copy(), 100, 7)
             .await
             .unwrap();

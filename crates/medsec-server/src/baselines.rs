@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use medsec_crypto::{KeySource as _, SigningKey};
+use medsec_crypto::KeySource;
 use medsec_defender::learned::{ClassBaseline, DEFAULT_FOREST_TREES, Trainer};
 use medsec_defender::telemetry::Batch;
 use medsec_store::prelude::*;
@@ -35,7 +35,7 @@ type Loaded = Option<(i64, Arc<ClassBaseline>)>;
 
 /// The signing key and each model's loaded baseline.
 pub struct Baselines {
-    key: SigningKey,
+    key: Arc<dyn KeySource>,
     /// How long a loaded baseline is kept before the store is asked for a newer version
     /// (`defender_baseline_reload_secs`).
     reload: Duration,
@@ -48,7 +48,7 @@ fn message(body: &str) -> Vec<u8> {
 
 impl Baselines {
     /// Signs with `key` (the server's log key); looks for a newer version every `reload`.
-    pub fn new(key: SigningKey, reload: Duration) -> Self {
+    pub fn new(key: Arc<dyn KeySource>, reload: Duration) -> Self {
         Self {
             key,
             reload,

@@ -21,6 +21,7 @@ const TOP_KEYS: &[&str] = &[
     "hostnames",
     "ca_passphrase_file",
     "insecure_plaintext_audit_key",
+    "audit_key_pkcs11",
     "require_hybrid_kx",
     "device_cert_days",
     "manufacturer_cas",
@@ -37,6 +38,25 @@ const TOP_KEYS: &[&str] = &[
     "mqtt",
     "limits",
 ];
+
+/// A key held in a PKCS#11 token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Key {
+    /// The PKCS#11 module (`libsofthsm2.so`, a vendor's library).
+    pub module: PathBuf,
+    /// The token's label.
+    pub token: String,
+    /// A file holding the user PIN (the owner's only, like a passphrase file).
+    pub pin_file: PathBuf,
+    /// The key's label in the token (made on first start).
+    #[serde(default = "audit_key_label")]
+    pub label: String,
+}
+
+fn audit_key_label() -> String {
+    "medsec-audit".into()
+}
 
 /// Everything `medsec server` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -62,6 +82,9 @@ pub struct Config {
     /// default: whoever reads a plaintext key can re-sign a rewritten log. For tests and
     /// throw-away demos; `--insecure-plaintext-audit-key`.
     pub insecure_plaintext_audit_key: bool,
+    /// Keep the audit log's signing key in a PKCS#11 token (an HSM; SoftHSM in tests) instead
+    /// of `audit.key`: it signs there and never leaves it.
+    pub audit_key_pkcs11: Option<Pkcs11Key>,
     /// Refuse device-port clients that cannot do the hybrid post-quantum key exchange
     /// X25519MLKEM768 (by default they get X25519 or P-256; a client that lists the hybrid
     /// group anywhere always gets it).
@@ -269,6 +292,7 @@ impl Default for Config {
             hostnames: vec!["localhost".into(), "127.0.0.1".into()],
             ca_passphrase_file: None,
             insecure_plaintext_audit_key: false,
+            audit_key_pkcs11: None,
             require_hybrid_kx: false,
             device_cert_days: 30,
             manufacturer_cas: Vec::new(),

@@ -203,14 +203,33 @@ pub async fn open_store(config: &Config) -> Result<AnyStore, Error> {
     Ok(AnyStore::open(&url, connections).await?)
 }
 
-/// The audit log's signing key, encrypted under the CA passphrase (see
-/// [`audit_log::load_or_create_key`]).
-pub fn audit_key(config: &Config) -> Result<medsec_crypto::SigningKey, Error> {
-    audit_log::load_or_create_key(
-        &config.data_dir,
-        ca_passphrase(config)?.as_deref(),
-        config.insecure_plaintext_audit_key,
-    )
+/// The audit log's signing key: in the PKCS#11 token `audit_key_pkcs11` names, or else
+/// `audit.key` encrypted under the CA passphrase (see [`audit_log::load_or_create_key`]).
+pub fn audit_key(config: &Config) -> Result<Arc<dyn medsec_crypto::KeySource>, Error> {
+    let Some(p11) = &config.audit_key_pkcs11 else {
+        return Ok(Arc::new(audit_log::load_or_create_key(
+            &config.data_dir,
+            ca_passphrase(config)?.as_deref(),
+            config.insecure_plaintext_audit_key,
+        )?));
+    };
+    let pin = medsec_util::read_secret(&p11.pin_file)?;
+    let token = medsec_crypto::pkcs11::Pkcs11Token::open(&p11.module, &p11.token, pin.trim())?;
+    let public_path = DataDir::new(&config.data_dir).audit_pub();
+    let key = if public_path.exists() {
+        // The token holds the key whose public half the log was verified with so far.
+        token.find(&audit_log::read_public_key(&public_path)?)?
+    } else {
+        let key = token.generate(&p11.label)?;
+        medsec_util::write_atomic(
+            &public_path,
+            audit_log::public_key_json(medsec_crypto::KeySource::public_key(&key)).as_bytes(),
+            medsec_util::Access::Public,
+        )?;
+        tracing::info!(token = %p11.token, label = %p11.label, "audit log key made in the PKCS#11 token");
+        key
+    };
+    Ok(Arc::new(key))
 }
 
 /// Reads the CA passphrase from the configured file (which must be its owner's only) or
@@ -351,7 +370,7 @@ impl Server {
         let key = audit_key(&config)?;
         let audit = audit_log::AuditLog::start(
             store.clone(),
-            key,
+            key.clone(),
             config.limits.audit_queue,
             config.limits.audit_batch,
         )
@@ -397,7 +416,7 @@ impl Server {
                 director,
                 // Baselines are signed with the log key: both are records the server vouches
                 // for, and the signed message is domain-separated (baselines.rs).
-                audit_key(&config)?,
+                key,
             )
             .with_defender(defender)
             .with_sigma(load_sigma(config.defender_sigma_dir.as_deref())?),

@@ -106,7 +106,7 @@ impl AppState {
         tls: Arc<Reloadable>,
         config: Config,
         director: Director,
-        baseline_key: medsec_crypto::SigningKey,
+        baseline_key: Arc<dyn medsec_crypto::KeySource>,
     ) -> Self {
         let per_second =
             NonZeroU32::new(config.limits.requests_per_second).unwrap_or(NonZeroU32::MIN);

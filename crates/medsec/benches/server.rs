@@ -1016,7 +1016,7 @@ async fn audit_appends() {
     for (label, store) in stores {
         let key = medsec_crypto::SigningKey::generate(medsec_crypto::Scheme::Ed25519).unwrap();
         let log = Arc::new(
-            AuditLog::start(store.clone(), key, 65_536, 8_192)
+            AuditLog::start(store.clone(), Arc::new(key), 65_536, 8_192)
                 .await
                 .unwrap(),
         );

@@ -522,14 +522,14 @@ fn the_agent_renews_its_certificate_with_a_new_key() {
 
 /// A SoftHSM token store of its own (`SOFTHSM2_CONF` for the commands that use it) with one
 /// initialised token; `None` off CI when SoftHSM is not installed (CI installs it).
-struct SoftHsm {
-    module: PathBuf,
-    conf: PathBuf,
+pub(crate) struct SoftHsm {
+    pub(crate) module: PathBuf,
+    pub(crate) conf: PathBuf,
     tokens: PathBuf,
 }
 
 impl SoftHsm {
-    fn new(dir: &Path, label: &str) -> Option<Self> {
+    pub(crate) fn new(dir: &Path, label: &str) -> Option<Self> {
         let module = [
             "/usr/lib/softhsm/libsofthsm2.so",
             "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
@@ -568,7 +568,7 @@ impl SoftHsm {
     }
 
     /// How many objects (keys) the token holds: SoftHSM's file store keeps one file each.
-    fn objects(&self) -> usize {
+    pub(crate) fn objects(&self) -> usize {
         walk(&self.tokens)
             .iter()
             .filter(|p| is_key_object(p))

@@ -602,3 +602,77 @@ fn the_device_port_chooses_the_hybrid_key_exchange_by_its_own_preference_and_can
             && field(e, "decision") == "deny"
     });
 }
+
+#[test]
+fn the_audit_log_key_can_live_in_a_pkcs11_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(hsm) = crate::agent::SoftHsm::new(tmp.path(), "medsec-audit") else {
+        return;
+    };
+    let pin = tmp.path().join("pin");
+    std::fs::write(&pin, "4321").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (module, conf, pin) = (
+        hsm.module.display().to_string(),
+        hsm.conf.display().to_string(),
+        pin.display().to_string(),
+    );
+    let env = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("MEDSEC_AUDIT_KEY_PKCS11__MODULE", module.as_str()),
+        ("MEDSEC_AUDIT_KEY_PKCS11__TOKEN", "medsec-audit"),
+        ("MEDSEC_AUDIT_KEY_PKCS11__PIN_FILE", pin.as_str()),
+    ];
+    let admin_token = |s: &Running| {
+        ok(medsec()
+            .args([
+                "operator", "token", "create", "--name", "a", "--role", "admin",
+            ])
+            .args(s.location())
+            .envs(env))
+        .trim()
+        .to_owned()
+    };
+    let s = start(tmp.path(), &env, &[]);
+    let admin = admin_token(&s);
+    assert_eq!(
+        s.operator(&admin, "GET", "/api/v1/devices", None).status,
+        200
+    );
+    // The key was made in the token: no key file, a P-256 public key, one object in the token.
+    assert!(
+        !s.data.join("audit.key").exists(),
+        "a key file beside the token"
+    );
+    let public = std::fs::read_to_string(s.data.join("audit.pub")).unwrap();
+    assert!(public.contains("ecdsa"), "{public}");
+    assert_eq!(hsm.objects(), 2, "the key pair, in the token");
+    drop(s);
+    // A restart finds the same key: heads of both runs verify under the one public key.
+    let s = start(tmp.path(), &env, &[]);
+    let admin = admin_token(&s);
+    assert_eq!(
+        s.operator(&admin, "GET", "/api/v1/devices", None).status,
+        200
+    );
+    assert_eq!(hsm.objects(), 2, "no second key");
+    let out = ok(medsec().args(["audit", "verify"]).args(s.location()));
+    assert!(out.contains("audit log verifies"), "{out}");
+    // Without the PIN's file the server does not start.
+    drop(s);
+    let out = server_command(
+        tmp.path(),
+        &[
+            ("SOFTHSM2_CONF", conf.as_str()),
+            ("MEDSEC_AUDIT_KEY_PKCS11__MODULE", module.as_str()),
+            ("MEDSEC_AUDIT_KEY_PKCS11__TOKEN", "medsec-audit"),
+            ("MEDSEC_AUDIT_KEY_PKCS11__PIN_FILE", "/nonexistent/pin"),
+        ],
+        &[],
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+}
