@@ -24,7 +24,7 @@ head -c $((4 * 1024 * 1024)) /dev/urandom > "$work/fleet-fw-1.3.0.img"
 "$bin/medsec" repo publish "$work/d/repository" --out "$work/d/www" > /dev/null
 
 port=$((20000 + RANDOM % 20000))
-MEDSEC_LOG=error "$bin/medsec" server --config "$work/d/medsec.toml" --insecure-plaintext-audit-key \
+MEDSEC_LOG=error "$bin/medsec" server --config "$work/d/medsec.toml" \
   --device-listen "127.0.0.1:$port" --operator-listen "127.0.0.1:$((port + 1))" > "$work/server.out" 2>&1 &
 server=$!
 for _ in $(seq 50); do grep -q "device port" "$work/server.out" && break; sleep 0.2; done

@@ -403,7 +403,11 @@ async fn serve<S>(
                     if let Err(err) = state.audit(e).await {
                         tracing::error!(error = ?err, "could not audit a closed connection");
                     }
-                    return;
+                    // A request in flight gets its answer (a re-enrolment superseding this very
+                    // certificate must deliver the new one), then the connection closes; no
+                    // further request is read. Requests are checked against the CRL anyway.
+                    connection.as_mut().graceful_shutdown();
+                    reloads = None;
                 }
             }
         }

@@ -19,6 +19,7 @@ fn config(dir: &std::path::Path) -> Config {
         data_dir: dir.to_owned(),
         device_listen: "127.0.0.1:0".parse().unwrap(),
         operator_listen: "127.0.0.1:0".parse().unwrap(),
+        insecure_plaintext_audit_key: true,
         ..Config::default()
     }
 }

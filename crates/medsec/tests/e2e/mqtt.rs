@@ -255,7 +255,7 @@ fn telemetry_through_a_real_mosquitto_broker_is_bound_to_the_certificate_and_sto
     }
 
     // A revoked device still passes Mosquitto (it rereads its CRL only on restart), and the
-    // server refuses its batch.
+    // server refuses its batch: a revoked principal is refused before Cedar is asked.
     let r = s.curl(&[
         "-H",
         &auth,
@@ -272,7 +272,8 @@ fn telemetry_through_a_real_mosquitto_broker_is_bound_to_the_certificate_and_sto
         field(e, "action") == "telemetry.send"
             && field(e, "decision") == "deny"
             && field(e, "resource").contains("pump-n")
-            && field(e, "kind") == "authz"
+            && field(e, "kind") == "authn"
+            && has(e, "detail", "the device is revoked")
     });
     assert_eq!(stored(&s, &admin, "pump-n", 1).len(), 1);
 
