@@ -28,7 +28,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
 use crate::audit_log::event;
@@ -202,9 +202,9 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
         tokio::spawn(async move {
             let _permit = permit;
             let _per_address = per_address;
-            let (device_tls, reloads) = match &*port {
-                Port::Device(r) => (Some(r.current()), Some(r.subscribe())),
-                Port::Operator(_) => (None, None),
+            let device_tls = match &*port {
+                Port::Device(r) => Some(r.current()),
+                Port::Operator(_) => None,
             };
             let handshake = tokio::time::timeout(
                 Duration::from_millis(limits.handshake_timeout_ms),
@@ -284,14 +284,20 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                 operator_port: device_tls.is_none(),
                 broker: None,
             };
-            serve(conn, stream, router, &state, port.resource(), reloads).await;
+            // A device connection closes when a reloaded CRL lists its certificate.
+            let crl_watch = match (&*port, &conn.serial) {
+                (Port::Device(r), Some(serial)) => Some(r.watch(serial.clone())),
+                _ => None,
+            };
+            serve(conn, stream, router, &state, port.resource(), crl_watch).await;
         });
     }
 }
 
 /// The TLS handshake. On the device port the ClientHello is read first: a client that lists
-/// X25519MLKEM768 among its groups gets the configuration that offers only that group, so the
-/// server's preference decides, not the order of the client's list.
+/// X25519MLKEM768 among its groups, but after another, gets the configuration that offers only
+/// that group, so the server's preference decides, not the order of the client's list (a
+/// client that lists it first gets it from the usual configuration).
 async fn handshake(
     tcp: tokio::net::TcpStream,
     port: &Port,
@@ -310,7 +316,7 @@ async fn handshake(
     };
     let start =
         tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
-    let config = if crate::tls::offers_hybrid(&start.client_hello()) {
+    let config = if crate::tls::offers_hybrid_after_another(&start.client_hello()) {
         tls.hybrid_config.clone()
     } else {
         tls.config.clone()
@@ -326,13 +332,12 @@ async fn serve<S>(
     router: Router,
     state: &AppState,
     resource: &'static str,
-    mut reloads: Option<tokio::sync::watch::Receiver<u64>>,
+    mut crl_watch: Option<crate::tls::CrlWatch>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = &state.config.limits;
     let addr = conn.addr;
-    let serial = conn.serial.clone();
     let principal = match &conn.peer {
         Peer::Device(id) => format!("Device::{:?}", id.as_str()),
         _ => "anonymous".to_owned(),
@@ -371,7 +376,13 @@ async fn serve<S>(
         .serve_connection(TokioIo::new(watched), service);
     tokio::pin!(connection);
     loop {
-        let head_deadline = phase.head_started().map(|t| t + head_timeout);
+        // The watchdog wakes once per `header_timeout_ms` at most, never per request: at a
+        // head's deadline if one is being read, else a full timeout from now (a head that
+        // begins meanwhile is then checked at its own deadline).
+        let now = Instant::now();
+        let deadline = phase
+            .head_started()
+            .map_or(now + head_timeout, |t| t + head_timeout);
         tokio::select! {
             served = &mut connection => {
                 if let Err(e) = served {
@@ -379,8 +390,7 @@ async fn serve<S>(
                 }
                 return;
             }
-            () = phase.changed(), if head_deadline.is_none() => {}
-            () = sleep_until(head_deadline) => {
+            () = tokio::time::sleep_until(deadline.into()) => {
                 if phase.head_started().is_some_and(|t| t + head_timeout <= Instant::now()) {
                     let why = format!(
                         "request head not complete within {} ms: connection closed",
@@ -390,57 +400,40 @@ async fn serve<S>(
                     return;
                 }
             }
-            changed = watch_changed(&mut reloads) => {
-                if changed.is_err() {
-                    reloads = None;
-                    continue;
+            () = revoked(crl_watch.as_ref()) => {
+                let mut e = event("tls", &principal, "connection.close", resource, "deny");
+                e.source = addr.to_string();
+                e.detail = "the new CRL lists the connection's certificate: closed".into();
+                if let Err(err) = state.audit(e).await {
+                    tracing::error!(error = ?err, "could not audit a closed connection");
                 }
-                let revoked = serial.as_deref().is_some_and(|s| state.tls.current().is_revoked(s));
-                if revoked {
-                    let mut e = event("tls", &principal, "connection.close", resource, "deny");
-                    e.source = addr.to_string();
-                    e.detail = "the new CRL lists the connection's certificate: closed".into();
-                    if let Err(err) = state.audit(e).await {
-                        tracing::error!(error = ?err, "could not audit a closed connection");
-                    }
-                    // A request in flight gets its answer (a re-enrolment superseding this very
-                    // certificate must deliver the new one), then the connection closes; no
-                    // further request is read. Requests are checked against the CRL anyway.
-                    connection.as_mut().graceful_shutdown();
-                    reloads = None;
-                }
+                // A request in flight gets its answer (a re-enrolment superseding this very
+                // certificate must deliver the new one), then the connection closes; no
+                // further request is read. Requests are checked against the CRL anyway.
+                connection.as_mut().graceful_shutdown();
+                crl_watch = None;
             }
         }
     }
 }
 
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for the CRL to change, or forever on a connection that does not watch it.
-async fn watch_changed(
-    reloads: &mut Option<tokio::sync::watch::Receiver<u64>>,
-) -> Result<(), tokio::sync::watch::error::RecvError> {
-    match reloads {
-        Some(rx) => rx.changed().await,
+/// Waits until a reloaded CRL lists the connection's certificate, or forever for a
+/// connection that presents none.
+async fn revoked(crl_watch: Option<&crate::tls::CrlWatch>) {
+    match crl_watch {
+        Some(w) => w.revoked.notified().await,
         None => std::future::pending().await,
     }
 }
 
 /// Where a connection stands between its requests: idle, reading a request head (since when),
-/// or busy with a request whose head was read.
+/// or busy with a request whose head was read. Atomics only: the request path pays a
+/// compare-and-swap, and the watchdog reads it when it wakes.
 struct Phase {
     /// 0: idle; `BUSY`: a request is being served; else the head's first byte, in
     /// milliseconds since `origin`, plus one.
     state: AtomicU64,
     origin: Instant,
-    /// Woken when a head begins.
-    notify: Notify,
 }
 
 const BUSY: u64 = u64::MAX;
@@ -450,23 +443,21 @@ impl Phase {
         Self {
             state: AtomicU64::new(0),
             origin: Instant::now(),
-            notify: Notify::new(),
         }
     }
 
     /// Bytes arrived: on an idle connection, a request head begins now.
     fn bytes_arrived(&self) {
+        if self.state.load(Ordering::Relaxed) != 0 {
+            return;
+        }
         let since = u64::try_from(self.origin.elapsed().as_millis())
             .unwrap_or(BUSY - 1)
             .saturating_add(1)
             .min(BUSY - 1);
-        if self
+        let _ = self
             .state
-            .compare_exchange(0, since, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            self.notify.notify_one();
-        }
+            .compare_exchange(0, since, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// The head was read: the request is being served.
@@ -487,11 +478,6 @@ impl Phase {
             0 | BUSY => None,
             since => Some(self.origin + Duration::from_millis(since - 1)),
         }
-    }
-
-    /// Waits until a head begins.
-    async fn changed(&self) {
-        self.notify.notified().await;
     }
 }
 

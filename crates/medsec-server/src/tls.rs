@@ -39,11 +39,14 @@ fn hybrid_only_provider() -> Arc<CryptoProvider> {
     Arc::new(p)
 }
 
-/// Whether a ClientHello lists X25519MLKEM768 among its supported groups.
-pub fn offers_hybrid(hello: &rustls::server::ClientHello<'_>) -> bool {
-    hello
-        .named_groups()
-        .is_some_and(|g| g.contains(&rustls::NamedGroup::X25519MLKEM768))
+/// Whether a ClientHello lists X25519MLKEM768 among its supported groups, but not first (a
+/// client that lists it first gets it from the usual configuration, which follows the
+/// client's order).
+pub fn offers_hybrid_after_another(hello: &rustls::server::ClientHello<'_>) -> bool {
+    hello.named_groups().is_some_and(|g| {
+        g.first() != Some(&rustls::NamedGroup::X25519MLKEM768)
+            && g.contains(&rustls::NamedGroup::X25519MLKEM768)
+    })
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
@@ -92,10 +95,10 @@ pub struct DeviceTls {
     /// The rustls configuration new connections use (key exchange: X25519MLKEM768, X25519,
     /// P-256; only X25519MLKEM768 when `require_hybrid_kx`).
     pub config: Arc<ServerConfig>,
-    /// The configuration for a client that lists X25519MLKEM768 anywhere among its groups:
-    /// that group only, so it is chosen by the server's preference, not the client's order
-    /// (rustls picks the client's first supported group; a client that sent no X25519MLKEM768
-    /// key share gets a HelloRetryRequest for it).
+    /// The configuration for a client that lists X25519MLKEM768 among its groups after
+    /// another: that group only, so it is chosen by the server's preference, not the client's
+    /// order (rustls picks the client's first supported group; a client that sent no
+    /// X25519MLKEM768 key share gets a HelloRetryRequest for it).
     pub hybrid_config: Arc<ServerConfig>,
     /// Fleet-only verification (no manufacturer anchors, CRL required), to tell fleet devices
     /// from devices presenting a manufacturer certificate.
@@ -240,9 +243,31 @@ pub struct Reloadable {
     require_hybrid_kx: bool,
     current: ArcSwap<DeviceTls>,
     crl_modified: std::sync::Mutex<Option<SystemTime>>,
-    /// Bumped on every reload: open connections watch it and close when the new CRL lists
-    /// their certificate.
-    generation: tokio::sync::watch::Sender<u64>,
+    /// The open device connections, by id: their certificate's serial and the signal that
+    /// tells one to close. On every reload those the new CRL lists are signalled. Each
+    /// connection waits on its own `Notify`, so a request never touches a lock shared with
+    /// other connections.
+    open: std::sync::Mutex<std::collections::HashMap<u64, OpenConnection>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// An open device connection's certificate serial, and the signal that closes it.
+type OpenConnection = (Arc<[u8]>, Arc<tokio::sync::Notify>);
+
+/// An open device connection known to [`Reloadable`]; forgotten when dropped.
+pub struct CrlWatch {
+    tls: Arc<Reloadable>,
+    id: u64,
+    /// Notified when a reloaded CRL lists the connection's certificate.
+    pub revoked: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for CrlWatch {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.tls.open.lock() {
+            open.remove(&self.id);
+        }
+    }
 }
 
 impl Reloadable {
@@ -256,13 +281,26 @@ impl Reloadable {
             files,
             require_hybrid_kx,
             crl_modified: std::sync::Mutex::new(modified),
-            generation: tokio::sync::watch::Sender::new(0),
+            open: std::sync::Mutex::new(std::collections::HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// A receiver that wakes on every reload.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.generation.subscribe()
+    /// Registers an open connection presenting the certificate with `serial`, to be signalled
+    /// when a reloaded CRL lists it.
+    pub fn watch(self: &Arc<Self>, serial: Arc<[u8]>) -> CrlWatch {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let revoked = Arc::new(tokio::sync::Notify::new());
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(id, (serial, revoked.clone()));
+        }
+        CrlWatch {
+            tls: self.clone(),
+            id,
+            revoked,
+        }
     }
 
     /// The configuration in effect.
@@ -280,7 +318,14 @@ impl Reloadable {
         if let Ok(mut m) = self.crl_modified.lock() {
             *m = modified;
         }
-        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+        let current = self.current();
+        if let Ok(open) = self.open.lock() {
+            for (serial, signal) in open.values() {
+                if current.is_revoked(serial) {
+                    signal.notify_one();
+                }
+            }
+        }
         Ok(())
     }
 

@@ -29,9 +29,12 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 
 fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+    // The bench's server keeps its audit key in plaintext (no passphrase), as the tests' do;
+    // the CLI appending to its log must be allowed the same.
     let out = Command::new(program)
         .current_dir(dir)
         .args(args)
+        .env("MEDSEC_INSECURE_PLAINTEXT_AUDIT_KEY", "true")
         .output()
         .unwrap();
     assert!(
@@ -74,6 +77,12 @@ fn start_medsec_with(
         ("MEDSEC_LOG", "error"),
         ("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "1000000000"),
         ("MEDSEC_LIMITS__REQUEST_BURST", "1000000000"),
+        // Every simulated device connects from 127.0.0.1, as a whole site behind one NAT
+        // would: the per-address connection cap is raised like such a site's.
+        ("MEDSEC_LIMITS__MAX_CONNECTIONS_PER_ADDRESS", "1000000"),
+        // The keep-alive rows open many connections with one device's certificate, which a
+        // real device never does.
+        ("MEDSEC_LIMITS__MAX_CONNECTIONS_PER_DEVICE", "1000000"),
         // The telemetry row's devices are pumps on a profiled network: every flow is checked
         // against the allowlist.
         ("MEDSEC_DEFENDER_POLICY", &policy),
