@@ -359,6 +359,32 @@ impl Running {
         }
     }
 
+    /// Revokes `NAME.leaf.pem` with the offline CLI beside the running server (`medsec ca
+    /// revoke` on the data directory's CA, then `medsec ca crl`), as an administrator would.
+    pub fn revoke_offline(&self, name: &str) {
+        let leaf = openssl(
+            &self.work,
+            &[
+                "x509",
+                "-in",
+                &format!("{name}.leaf.pem"),
+                "-noout",
+                "-serial",
+            ],
+        );
+        let serial = leaf
+            .trim()
+            .trim_start_matches("serial=")
+            .to_ascii_lowercase();
+        let ca_dir = self.data.join("ca");
+        ok(medsec()
+            .arg("ca")
+            .arg("revoke")
+            .arg(&ca_dir)
+            .args(["--serial", &serial]));
+        ok(medsec().arg("ca").arg("crl").arg(&ca_dir));
+    }
+
     /// Calls the operator API as `token`: `method` on `path`, with a JSON `body` if given.
     pub fn operator(&self, token: &str, method: &str, path: &str, body: Option<&str>) -> Reply {
         let auth = format!("Authorization: Bearer {token}");

@@ -236,21 +236,7 @@ fn revocation_reaches_connections_that_are_already_open() {
     // connection is closed when the server loads the new CRL.
     let mut pump2 = keep_alive(&s, &s.device, Some("pump-2"));
     assert_eq!(request_on(&mut pump2, &poll(&s, "pump-2")).unwrap(), 200);
-    let leaf = openssl(
-        &s.work,
-        &["x509", "-in", "pump-2.leaf.pem", "-noout", "-serial"],
-    );
-    let serial = leaf
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase();
-    let ca_dir = s.data.join("ca");
-    ok(medsec()
-        .arg("ca")
-        .arg("revoke")
-        .arg(&ca_dir)
-        .args(["--serial", &serial]));
-    ok(medsec().arg("ca").arg("crl").arg(&ca_dir));
+    s.revoke_offline("pump-2");
     s.audited(&admin, "pump-2's open connection closed", |e| {
         field(e, "action") == "connection.close" && field(e, "principal") == "Device::\"pump-2\""
     });

@@ -527,21 +527,7 @@ fn enrolment_mtls_and_zero_trust_with_real_peers() {
     assert_eq!(r.status, 409, "only a revoked device is reinstated: {r:?}");
 
     // --- revocation with the offline CLI: the server picks up the new CRL without restart.
-    let leaf = openssl(
-        &s.work,
-        &["x509", "-in", "pump-1.leaf.pem", "-noout", "-serial"],
-    );
-    let serial = leaf
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase();
-    let ca_dir = s.data.join("ca");
-    ok(medsec()
-        .arg("ca")
-        .arg("revoke")
-        .arg(&ca_dir)
-        .args(["--serial", &serial]));
-    ok(medsec().arg("ca").arg("crl").arg(&ca_dir));
+    s.revoke_offline("pump-1");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut args = me.clone();
     args.push(&own);
