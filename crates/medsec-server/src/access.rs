@@ -59,7 +59,7 @@ pub(crate) async fn device_caller(
     let revoked = conn
         .serial
         .as_deref()
-        .is_some_and(|serial| state.tls.current().is_revoked(serial));
+        .is_some_and(|serial| state.tls.is_revoked(serial));
     let refusal = match &record {
         _ if revoked => Some("the certificate is revoked"),
         Ok(d) if d.state == "revoked" => Some("the device is revoked"),

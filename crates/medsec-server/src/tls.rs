@@ -286,6 +286,12 @@ impl Reloadable {
         })
     }
 
+    /// Whether the CRL in force lists the certificate with `serial` (every request asks: a
+    /// guard load, no reference count touched).
+    pub fn is_revoked(&self, serial: &[u8]) -> bool {
+        self.current.load().is_revoked(serial)
+    }
+
     /// Registers an open connection presenting the certificate with `serial`, to be signalled
     /// when a reloaded CRL lists it.
     pub fn watch(self: &Arc<Self>, serial: Arc<[u8]>) -> CrlWatch {

@@ -483,27 +483,42 @@ fn list_enrolment_tokens(location: &Location, device: Option<&str>, json: bool) 
 }
 
 fn revoke_enrolment_token(location: &Location, id: &str) -> Result<()> {
+    revoke_token(
+        location,
+        id,
+        "enrolment token",
+        "token.revoke",
+        async |store| {
+            let token = tokens::revoke_enrolment_token(store, id, now_ms()).await?;
+            Ok((
+                format!("Device::{:?}", token.device_id),
+                format!("for {} revoked; it can no longer enrol", token.device_id),
+            ))
+        },
+    )
+}
+
+/// Revokes a token beside a running server: `revoke` takes it back and says which resource
+/// the audit entry names and what to tell the user; a revocation is audited as `action`.
+fn revoke_token(
+    location: &Location,
+    id: &str,
+    what: &str,
+    action: &str,
+    revoke: impl AsyncFnOnce(&medsec_store::AnyStore) -> Result<(String, String)>,
+) -> Result<()> {
     let config = location.load(None, None)?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
-        let result = tokens::revoke_enrolment_token(&store, id, now_ms()).await;
-        if let Ok(token) = &result {
-            let mut e = audit_log::event(
-                "token",
-                &cli_principal(),
-                "token.revoke",
-                &format!("Device::{:?}", token.device_id),
-                "info",
-            );
-            e.detail = format!("enrolment token {id} revoked on the command line");
+        let result = revoke(&store).await;
+        if let Ok((resource, _)) = &result {
+            let mut e = audit_log::event("token", &cli_principal(), action, resource, "info");
+            e.detail = format!("{what} {id} revoked on the command line");
             log.record(e).await?;
         }
         store.close().await;
-        let token = result?;
-        eprintln!(
-            "enrolment token {id} for {} revoked; it can no longer enrol",
-            token.device_id
-        );
+        let (_, outcome) = result?;
+        eprintln!("{what} {id} {outcome}");
         Ok(())
     })
 }
@@ -541,29 +556,19 @@ fn list_operator_tokens(location: &Location, json: bool) -> Result<()> {
 }
 
 fn revoke_operator_token(location: &Location, id: &str) -> Result<()> {
-    let config = location.load(None, None)?;
-    runtime()?.block_on(async move {
-        let (store, log) = open_with_audit(&config).await?;
-        let result = tokens::revoke_operator_token(&store, id, now_ms()).await;
-        if let Ok(token) = &result {
-            let mut e = audit_log::event(
-                "token",
-                &cli_principal(),
-                "operator.token.revoke",
-                &format!("Operator::{:?}", token.name),
-                "info",
-            );
-            e.detail = format!("operator token {id} revoked on the command line");
-            log.record(e).await?;
-        }
-        store.close().await;
-        let token = result?;
-        eprintln!(
-            "operator token {id} of {} revoked; its next request is refused",
-            token.name
-        );
-        Ok(())
-    })
+    revoke_token(
+        location,
+        id,
+        "operator token",
+        "operator.token.revoke",
+        async |store| {
+            let token = tokens::revoke_operator_token(store, id, now_ms()).await?;
+            Ok((
+                format!("Operator::{:?}", token.name),
+                format!("of {} revoked; its next request is refused", token.name),
+            ))
+        },
+    )
 }
 
 pub fn run_operator(cmd: OperatorCommand) -> Result<()> {
