@@ -172,7 +172,7 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                 continue;
             }
         };
-        let block = crate::api::guard::address_block(addr.ip());
+        let block = crate::state::address_block(addr.ip());
         let Some(per_address) =
             counts.enter(format!("addr:{block}"), limits.max_connections_per_address)
         else {
@@ -572,10 +572,7 @@ async fn refused(
     action: &str,
     reason: &str,
 ) {
-    if !state.rate_ok(&format!(
-        "tls:{}",
-        crate::api::guard::address_block(addr.ip())
-    )) {
+    if !state.rate_ok(&format!("tls:{}", crate::state::address_block(addr.ip()))) {
         return;
     }
     let mut e = event("tls", principal, action, resource, "deny");

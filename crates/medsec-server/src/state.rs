@@ -1,7 +1,7 @@
 //! What both ports share: the per-connection facts ([`Conn`], [`Peer`]) and the server's state
 //! ([`AppState`]): store, policies, audit writer, CA, limits, director, Defender, risk cache.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,5 +243,38 @@ impl AppState {
         e.detail = format!("CRL re-signed, valid {days} days");
         self.audit(e).await?;
         Ok(true)
+    }
+}
+
+/// The block a source address is limited and summarised by: an IPv4 address as it is (an
+/// IPv4-mapped IPv6 one as IPv4), an IPv6 address by its /64, so that one host cycling through
+/// its 2^64 addresses is one source.
+pub(crate) fn address_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_host_is_one_source_by_its_64_and_a_mapped_ipv4_address_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_block(a), address_block(b));
+        assert_ne!(address_block(a), address_block(other));
+        assert_eq!(address_block(a).to_string(), "2001:db8:1:2::");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_block(mapped).to_string(), "192.0.2.7");
     }
 }

@@ -14,7 +14,7 @@ use axum::response::Response;
 use crate::audit_log::event;
 
 use super::error::ApiError;
-use crate::state::{AppState, Conn, Peer, now_ms};
+use crate::state::{AppState, Conn, Peer, address_block, now_ms};
 use crate::tokens;
 use medsec_store::prelude::*;
 
@@ -68,22 +68,6 @@ async fn rate_key(
 /// was live then); a request extension.
 #[derive(Clone)]
 pub(crate) struct VerifiedToken(pub(crate) medsec_store::OperatorToken);
-
-/// The block a source address is limited and summarised by: an IPv4 address as it is (an
-/// IPv4-mapped IPv6 one as IPv4), an IPv6 address by its /64, so that one host cycling through
-/// its 2^64 addresses is one source.
-pub(crate) fn address_block(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
 
 /// Rate limit, body limit and time limit, in front of every route; refusals are audited.
 pub(super) async fn guard(
@@ -154,21 +138,4 @@ pub(super) async fn guard(
     )
     .await
     .map_err(|_| ApiError::Timeout)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_ipv6_host_is_one_source_by_its_64_and_a_mapped_ipv4_address_is_ipv4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
-        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(address_block(a), address_block(b));
-        assert_ne!(address_block(a), address_block(other));
-        assert_eq!(address_block(a).to_string(), "2001:db8:1:2::");
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(address_block(mapped).to_string(), "192.0.2.7");
-    }
 }
