@@ -323,7 +323,7 @@ impl Telemetry {
                  (POST /api/v1/devices/ID/telemetry/reset)"
             ))
         })?;
-        let next = if last > sequence {
+        let next = if last >= sequence {
             after_last.max(self.state.next_sequence)
         } else {
             after_last
@@ -369,14 +369,12 @@ impl Telemetry {
                                 "telemetry batch {sequence}: HTTP 409: {answer}"
                             ))
                         })?;
-                    if last != sequence {
-                        // `last > sequence`: numbered from a lost record; `last < sequence`:
-                        // too far ahead of the server, which refused the jump. Either way the
-                        // events go again as the batch right after the server's last.
-                        self.renumber(sequence, &path, &body, last)?;
-                        return Ok(sent);
-                    }
-                    // Stored already: the answer was lost.
+                    // The number was used for other events (numbered from a lost record), or
+                    // jumps too far ahead of the server. Either way the events go again as
+                    // the batch right after the server's newest. (A batch stored already is
+                    // answered 200, `"duplicate": true`.)
+                    self.renumber(sequence, &path, &body, last)?;
+                    return Ok(sent);
                 }
                 other => {
                     return Err(Error::Refused(format!(
@@ -535,12 +533,23 @@ mod tests {
         t.proc_dir = tmp.path().join("no-proc");
         t.security("boot", "").unwrap();
         t.seal().unwrap();
-        // The server stored batch 1 but the answer was lost: 409 with last 1 drops the file.
+        // The server stored batch 1 but the answer was lost: sent again, it is answered as a
+        // duplicate (200), and the file goes.
         let n = t
-            .send(|_| Ok((409, r#"{"error":"…","last_sequence":1}"#.into())))
+            .send(|_| Ok((200, r#"{"accepted":1,"events":0,"duplicate":true}"#.into())))
             .unwrap();
         assert_eq!(n, 1);
         assert!(t.queued().unwrap().is_empty());
+        // A 409 naming the batch's own number: that number holds other events on the server
+        // (numbered from a lost record); the batch goes again as the next number, never
+        // dropped.
+        t.security("boot", "again").unwrap();
+        t.seal().unwrap();
+        t.send(|_| Ok((409, r#"{"error":"…","last_sequence":2}"#.into())))
+            .unwrap();
+        let q: Vec<i64> = t.queued().unwrap().iter().map(|q| q.0).collect();
+        assert_eq!(q, [3]);
+        t.send(|_| Ok((200, "{}".into()))).unwrap();
         // The record is lost (numbering restarts at 1) while the server is at 40.
         for copy in ["telemetry.0", "telemetry.1"] {
             let _ = std::fs::remove_file(tmp.path().join(copy));

@@ -123,18 +123,22 @@ pub mod report {
 pub mod telemetry {
     use serde::{Deserialize, Serialize};
 
-    /// `200` to a batch: it is stored.
+    /// `200` to a batch: it is stored (now, or before: `duplicate`).
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Accepted {
         /// The batch's sequence number.
         pub accepted: i64,
         /// How many events it held.
         pub events: usize,
+        /// The same batch was stored before (an answer lost on the way): nothing was stored
+        /// twice.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub duplicate: bool,
     }
 
-    /// `409` to a batch whose sequence number is not above the last stored one: the agent
-    /// needs the number, not just the sentence (a batch equal to it was stored already, one
-    /// below it was numbered from a lost state and goes again as the next number).
+    /// `409` to a batch whose sequence number was used for other content, was never skipped,
+    /// or jumps too far: the agent needs the number, not just the sentence (it sends the
+    /// events again as the next number).
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct Replayed {
         /// Why, for a person to read.

@@ -421,6 +421,75 @@ pub fn sequence_jump(sequence: i64, last: i64, max_step: i64, at_ms: i64) -> Ale
     }
 }
 
+/// The alert when a device's batch carries a sequence number stored already with other content:
+/// its own agent never reuses a number for other events, so this is a replayed or forged
+/// batch (or a device restored from an old backup). The batch was refused.
+pub fn replay_conflict(sequence: i64, at_ms: i64) -> Alert {
+    Alert {
+        at_ms,
+        rule: "telemetry-replay".into(),
+        severity: Severity::High,
+        technique: technique("T0856", "Spoof Reporting Message"),
+        summary: format!(
+            "a telemetry batch numbered {sequence} was refused: that number is stored with other \
+             content (a replayed or forged batch); further ones in the audit window are counted \
+             in the audit log"
+        ),
+        evidence: vec![Evidence {
+            feature: "sequence".into(),
+            observed: sequence.to_string(),
+            expected: "a number not used before, or the stored batch itself".into(),
+        }],
+    }
+}
+
+/// The alert when a device publishes telemetry over MQTT faster than its limit allows: the
+/// batches over it were refused (acknowledged to the broker, not stored).
+pub fn rate_limited(per_second: u32, burst: u32, at_ms: i64) -> Alert {
+    Alert {
+        at_ms,
+        rule: "telemetry-rate-limit".into(),
+        severity: Severity::Medium,
+        technique: technique("T0814", "Denial of Service"),
+        summary: format!(
+            "the device published telemetry faster than {per_second}/s sustained (burst {burst}): \
+             batches over the limit were refused and not stored; the audit log counts them"
+        ),
+        evidence: vec![Evidence {
+            feature: "telemetry rate".into(),
+            observed: format!("over {per_second}/s after a burst of {burst}"),
+            expected: format!("at most {per_second}/s"),
+        }],
+    }
+}
+
+/// The alert when a device's batches skipped numbers that have not arrived within
+/// `timeout_secs`: batches lost on the way (a broker dropped them), or withheld.
+pub fn sequence_gap(
+    first: i64,
+    last: i64,
+    opened_at_ms: i64,
+    timeout_secs: u64,
+    at_ms: i64,
+) -> Alert {
+    let missing = last.saturating_sub(first).saturating_add(1);
+    Alert {
+        at_ms,
+        rule: "telemetry-gap".into(),
+        severity: Severity::Medium,
+        technique: technique("T0804", "Block Reporting Message"),
+        summary: format!(
+            "telemetry batches {first} to {last} ({missing} batch(es)) were skipped and have not \
+             arrived within {timeout_secs} s: lost on the way, or withheld"
+        ),
+        evidence: vec![Evidence {
+            feature: "missing sequence numbers".into(),
+            observed: format!("{first}..={last}, open since {opened_at_ms} ms"),
+            expected: "every number, within the timeout".into(),
+        }],
+    }
+}
+
 /// Evaluates `class` on `batch`: the alerts it raises, in event order.
 pub fn evaluate(class: &ClassPolicy, batch: &Batch) -> Vec<Alert> {
     let mut alerts = Vec::new();

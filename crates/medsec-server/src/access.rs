@@ -125,7 +125,7 @@ pub(crate) async fn authorize(
     e.source = conn.addr.to_string();
     e.detail = decision.errors.join("; ");
     if decision.allowed {
-        state.audit_or_count(e, conn.addr.ip()).await
+        state.audit_or_count(e, conn.addr.ip()).await.map(|_| ())
     } else {
         state.audit(e).await?;
         Err(crate::Error::Forbidden)

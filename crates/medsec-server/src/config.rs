@@ -152,11 +152,6 @@ pub struct Mqtt {
     pub topic_prefix: String,
     /// Connections (shared-subscription members) this replica opens (1 to 64).
     pub connections: usize,
-    /// Batches a device may commit out of order (0 to 1024): a device's batches can reach two
-    /// replicas, or two connections, and commit in either order, so a batch up to this many
-    /// below the device's newest is accepted if it was never stored (an anti-replay window, as
-    /// IPsec's); a batch stored already, or older than the window, is a replay.
-    pub reorder_window: i64,
     /// Keep-alive interval, seconds (5 to 3600).
     pub keep_alive_secs: u64,
 }
@@ -171,7 +166,6 @@ impl Default for Mqtt {
             group: "medsec".into(),
             topic_prefix: "medsec/devices".into(),
             connections: 2,
-            reorder_window: 64,
             keep_alive_secs: 30,
         }
     }
@@ -248,6 +242,17 @@ pub struct Limits {
     /// one (1 to 10^12; from 0 for a device with none). A larger jump is refused with an alert:
     /// accepted, it would refuse every later batch of the device.
     pub telemetry_max_sequence_step: i64,
+    /// How long sequence numbers a device skipped may stay missing before the alert
+    /// `telemetry-gap` is raised, in seconds (1 to 30 days). A late batch still fills its gap
+    /// after that.
+    pub telemetry_gap_timeout_secs: u64,
+    /// Burst allowance of a device's telemetry over MQTT above `requests_per_second`, its
+    /// sustained rate as over HTTPS (at least 1). Larger than `request_burst` because the
+    /// broker holds what devices published while the server was down and delivers it at once:
+    /// a device sending one batch every 10 s may be away this many times 10 s before its
+    /// backlog meets the limit. Batches over it are refused (acknowledged, not stored), counted
+    /// in the audit log and raised as the alert `telemetry-rate-limit`.
+    pub mqtt_device_burst: u32,
 }
 
 impl Default for Limits {
@@ -277,6 +282,8 @@ impl Default for Limits {
             telemetry_max_batch_bytes: 1024 * 1024,
             telemetry_max_events: 10_000,
             telemetry_max_sequence_step: 1_000_000,
+            telemetry_gap_timeout_secs: 3_600,
+            mqtt_device_burst: 6_000,
         }
     }
 }
@@ -389,6 +396,12 @@ impl Config {
         if !(1..=1_000_000).contains(&l.telemetry_max_events) {
             return bad("limits.telemetry_max_events must be 1 to 1000000");
         }
+        if !(1..=30 * 86_400).contains(&l.telemetry_gap_timeout_secs) {
+            return bad("limits.telemetry_gap_timeout_secs must be 1 to 2592000 (30 days)");
+        }
+        if l.mqtt_device_burst == 0 {
+            return bad("limits.mqtt_device_burst must be at least 1");
+        }
         if !(1..=1_000_000_000_000).contains(&l.telemetry_max_sequence_step) {
             return bad("limits.telemetry_max_sequence_step must be 1 to 1000000000000");
         }
@@ -445,9 +458,6 @@ impl Mqtt {
         }
         if !(1..=64).contains(&self.connections) {
             return bad("mqtt.connections must be 1 to 64".into());
-        }
-        if !(0..=1024).contains(&self.reorder_window) {
-            return bad("mqtt.reorder_window must be 0 to 1024".into());
         }
         if !(5..=3600).contains(&self.keep_alive_secs) {
             return bad("mqtt.keep_alive_secs must be 5 to 3600".into());

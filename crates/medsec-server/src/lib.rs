@@ -27,6 +27,7 @@ mod incidents;
 pub mod inventory;
 pub mod mqtt;
 mod repeats;
+mod revocation;
 pub mod risk;
 mod serve;
 pub mod state;
@@ -499,17 +500,31 @@ impl Server {
             }
         });
         // The CRL may be replaced by `medsec ca crl` beside the running server.
+        // Each change (and the start) also marks the devices it revoked in the store, so that
+        // every path and every replica refuses them (see `revocation`).
         let interval = Duration::from_millis(config.crl_reload_ms.max(100));
+        let revocations = state.clone();
         tokio::spawn(async move {
+            let mut changed = true;
             loop {
-                tokio::time::sleep(interval).await;
-                match device_tls.reload_if_changed() {
-                    Ok(true) => tracing::info!("CRL changed: device TLS configuration reloaded"),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "CRL reload failed; the previous CRL stays in force")
-                    }
+                if changed && let Err(e) = revocation::sync_store(&revocations).await {
+                    tracing::error!(error = %e, "marking devices revoked offline failed; retried at the next CRL check");
+                    // Tried again next round.
+                    tokio::time::sleep(interval).await;
+                    continue;
                 }
+                tokio::time::sleep(interval).await;
+                changed = match device_tls.reload_if_changed() {
+                    Ok(true) => {
+                        tracing::info!("CRL changed: device TLS configuration reloaded");
+                        true
+                    }
+                    Ok(false) => false,
+                    Err(e) => {
+                        tracing::error!(error = %e, "CRL reload failed; the previous CRL stays in force");
+                        false
+                    }
+                };
             }
         });
         Ok(Self {

@@ -6,18 +6,27 @@
 //!   device id from the certificate's CN and lets each device publish only under its own id.
 //! - Each replica opens `mqtt.connections` connections into the shared subscription
 //!   `$share/<group>/<topic_prefix>/+/telemetry`, so replicas and connections split the load.
-//! - A message is acknowledged to the broker (PUBACK, with manual acks) only after its batch is
-//!   committed, or refused for good (malformed, replayed, not permitted: audited, as over
-//!   HTTPS). If the store fails, the connection is dropped without the acknowledgement and the
+//! - A message is acknowledged to the broker (PUBACK, with manual acks) only once its batch is
+//!   committed, or is a duplicate of a stored batch (same device, number and content: a
+//!   redelivery), or is refused for good (malformed, a replay of a stored number with other
+//!   content, not permitted, over the device's rate: audited as over HTTPS, summarised per
+//!   window). If the store fails, the connection is dropped without the acknowledgement and the
 //!   broker delivers the message again (the session is persistent).
+//! - Order does not matter: a device's batches reach two connections (or two replicas) and
+//!   commit in any order. The store keeps the numbers a device skipped as gaps and fills them
+//!   when the late batches come; no window bounds how late (docs/defender.md).
 //! - Backpressure: each connection handles one message at a time and the broker holds at most
 //!   its `max_inflight_messages` unacknowledged messages per connection; the rest queue at the
-//!   broker (`max_queued_messages`), then the broker drops or refuses them as configured.
-//! - The server checks what the broker cannot: Cedar's `telemetry.send` with the device's
-//!   current record (a revoked device is refused even while the broker still accepts its
-//!   certificate, as Mosquitto rereads its CRL only when restarted), and the anti-replay
-//!   sequence numbers, with a reorder window because a device's batches may commit on two
-//!   replicas in either order.
+//!   broker (`max_queued_messages`, `max_queued_bytes`, kept on disk), then the broker drops
+//!   them.
+//! - Each device is held to `limits.requests_per_second` with the burst
+//!   `limits.mqtt_device_burst`, as over HTTPS but with room for the backlog the broker keeps
+//!   while the server is down.
+//! - The server checks what the broker cannot: the device's current record (a device revoked,
+//!   online or by an offline CRL, which the server copies into the store, is refused
+//!   even while its connection to the broker stays open, as Mosquitto applies a CRL only to new
+//!   connections), Cedar's `telemetry.send`, and the sequence numbers.
+//! - A refused payload is logged by its size and hash, never its content.
 //!
 //! The ingestion client's certificate is issued by the fleet CA for each connection and kept in
 //! memory only; its CN (`medsec:ingest`) holds a `:` that no device id may hold.
@@ -37,6 +46,13 @@ use crate::authz::Target;
 use crate::config::Mqtt;
 use crate::state::{AppState, Conn, Peer};
 use crate::telemetry::{ACTION, Ingested, ingest};
+
+/// Messages the broker configuration lets queue per ingestion connection.
+pub const BROKER_MAX_QUEUED_MESSAGES: u64 = 100_000;
+/// Bytes the broker configuration lets queue per ingestion connection (1 GiB).
+pub const BROKER_MAX_QUEUED_BYTES: u64 = 1 << 30;
+/// How often the broker saves its queues to disk, in seconds.
+pub const BROKER_AUTOSAVE_SECS: u64 = 60;
 
 /// Acknowledgements that may wait to be sent (see `session`).
 const ACK_QUEUE: usize = 4_096;
@@ -204,7 +220,7 @@ async fn session(state: &Arc<AppState>, host: &str, port: u16, n: usize) -> Resu
                     Outcome::Stored | Outcome::Refused => {
                         // Never waits: a full queue means a broker sending more than
                         // ACK_QUEUE unacknowledged messages; reconnecting makes it resend them
-                        // (the stored ones are then refused as replays).
+                        // (the stored ones are then duplicates, acknowledged, not stored again).
                         client.try_ack(&publish).map_err(|e| {
                             format!(
                                 "more than {ACK_QUEUE} unacknowledged messages: lower the \
@@ -219,8 +235,9 @@ async fn session(state: &Arc<AppState>, host: &str, port: u16, n: usize) -> Resu
     }
 }
 
-/// One message: the device from the topic (the broker bound it to the certificate), Cedar,
-/// then the same ingestion as over HTTPS.
+/// One message: the device from the topic (the broker bound it to the certificate), its rate,
+/// its record (revoked: refused, whatever the broker still accepts), Cedar, then the same
+/// ingestion as over HTTPS. What it logs names the payload by size and hash, never its text.
 async fn handle(
     state: &AppState,
     (broker_addr, broker): &(SocketAddr, Arc<str>),
@@ -232,7 +249,7 @@ async fn handle(
         topic_device(&config.topic_prefix, topic).and_then(|id| medsec_pki::DeviceId::new(id).ok())
     else {
         tracing::warn!(
-            topic,
+            topic = %medsec_util::clip(topic, 128),
             "MQTT message on a topic that names no device: dropped"
         );
         return Outcome::Refused;
@@ -247,6 +264,9 @@ async fn handle(
     };
     let target = Target::Device(id.as_str().to_owned());
     let result = async {
+        if !state.mqtt_rate_ok(id.as_str()) {
+            return Err(rate_limited(state, &conn, &target, id.as_str()).await);
+        }
         let record = state.store.device(id.as_str()).await.map_err(Into::into);
         let mut who = device_caller(state, &conn, &id, record, ACTION, &target).await?;
         who.credential = "broker-fleet-certificate";
@@ -254,20 +274,11 @@ async fn handle(
         // MQTT 3.1.1 carries no content encoding: gzip is known by its magic number (a JSON
         // batch starts with `{` or white space).
         let encoding = payload.starts_with(&[0x1f, 0x8b]).then_some("gzip");
-        ingest(
-            state,
-            &conn,
-            &who,
-            &target,
-            encoding,
-            payload,
-            config.reorder_window,
-        )
-        .await
+        ingest(state, &conn, &who, &target, encoding, payload).await
     }
     .await;
     match result {
-        Ok(Ingested::Accepted { .. }) => Outcome::Stored,
+        Ok(Ingested::Accepted { .. } | Ingested::Duplicate { .. }) => Outcome::Stored,
         Ok(Ingested::Replayed { .. }) => Outcome::Refused,
         // Not acknowledged, so the broker delivers it again: what failed on medsec's side
         // (storage, the audit log), not what the message is.
@@ -276,10 +287,57 @@ async fn handle(
             Outcome::Retry
         }
         Err(e) => {
-            tracing::info!(device = id.as_str(), error = %e, "MQTT telemetry refused");
+            tracing::debug!(
+                device = id.as_str(),
+                bytes = payload.len(),
+                sha256 = %short_hash(payload),
+                error = %medsec_util::clip(&e.to_string(), 240),
+                "MQTT telemetry refused"
+            );
             Outcome::Refused
         }
     }
+}
+
+/// A device over its MQTT rate: the refusal is counted in the audit log (one entry per window
+/// with the count), and the first of each window raises the alert `telemetry-rate-limit`.
+async fn rate_limited(state: &AppState, conn: &Conn, target: &Target, id: &str) -> crate::Error {
+    let mut e = crate::audit_log::event(
+        crate::repeats::LIMIT_KIND,
+        &format!("Device::{id:?}"),
+        ACTION,
+        &target.label(),
+        "deny",
+    );
+    e.source = conn.addr.to_string();
+    e.detail = format!(
+        "rate limit exceeded over MQTT: more than {}/s sustained (burst {})",
+        state.config.limits.requests_per_second, state.config.limits.mqtt_device_burst
+    );
+    match state.audit_or_count(e, conn.addr.ip()).await {
+        Ok(true) => {
+            let now = crate::state::now_ms();
+            let alert = medsec_defender::rules::rate_limited(
+                state.config.limits.requests_per_second,
+                state.config.limits.mqtt_device_burst,
+                now,
+            );
+            if let Err(err) = crate::telemetry::raise(state, id, 0, &alert, now).await {
+                return err;
+            }
+        }
+        Ok(false) => {}
+        Err(err) => return err,
+    }
+    crate::Error::Refused {
+        reason: "rate limit exceeded over MQTT".into(),
+    }
+}
+
+/// The first 8 bytes of a payload's SHA-256, hex: names a refused payload in the log without
+/// its content.
+fn short_hash(payload: &[u8]) -> String {
+    hex::encode(&medsec_crypto::digest::sha256(payload)[..8])
 }
 
 /// Whether a message that failed should stay unacknowledged: everything but a refusal of the
@@ -364,6 +422,10 @@ pub fn write_broker_config(
         ),
         true,
     )?;
+    // The broker's store of queued messages: what the ingestion sessions have not taken yet
+    // survives a broker restart. The broker's user must be able to write it.
+    let persistence = dir.join("persistence");
+    std::fs::create_dir_all(&persistence).map_err(crate::Error::io("creating", &persistence))?;
     let config = write(
         "mosquitto.conf",
         &format!(
@@ -373,20 +435,34 @@ pub fn write_broker_config(
              acl_file {acl}\n\
              # Unacknowledged messages per client: medsec acknowledges a batch once stored.\n\
              max_inflight_messages 64\n\
-             # Messages queued per client beyond those in flight.\n\
-             max_queued_messages 100000\n\
+             # Messages, and bytes, queued per client beyond those in flight (each ingestion\n\
+             # connection is a client): what the broker holds while the server is down. Past\n\
+             # either, the broker drops new messages for that client.\n\
+             max_queued_messages {queued}\n\
+             max_queued_bytes {queued_bytes}\n\
              message_size_limit {max_message_bytes}\n\
-             persistence false\n\
+             # Queued messages and sessions are kept on disk: saved every {autosave} s and at a\n\
+             # clean shutdown, so a restart keeps them and a crash of the broker loses at most\n\
+             # the last {autosave} s of what it had not handed to medsec.\n\
+             persistence true\n\
+             persistence_location {persistence}/\n\
+             autosave_interval {autosave}\n\
              {user}\n\
              listener {port} {addr}\n\
              cafile {cafile}\n\
              certfile {cert}\n\
              keyfile {key}\n\
+             # Reread on SIGHUP (see medsec-broker-crl.path): new connections of a revoked\n\
+             # device are refused; medsec refuses the messages of one already connected.\n\
              crlfile {crl}\n\
              tls_version tlsv1.3\n\
              require_certificate true\n\
              use_identity_as_username true\n",
             acl = acl.display(),
+            queued = BROKER_MAX_QUEUED_MESSAGES,
+            queued_bytes = BROKER_MAX_QUEUED_BYTES,
+            autosave = BROKER_AUTOSAVE_SECS,
+            persistence = persistence.display(),
             user = run_as.map(|u| format!("user {u}")).unwrap_or_default(),
             port = listen.port(),
             addr = listen.ip(),
@@ -395,6 +471,33 @@ pub fn write_broker_config(
             key = key.display(),
             crl = ca.crl_path().display(),
         ),
+        true,
+    )?;
+    // Mosquitto rereads its CRL on SIGHUP only: a systemd path unit sends it on each change.
+    write(
+        "medsec-broker-crl.path",
+        &format!(
+            "# Written by `medsec mqtt broker-config`: reloads the broker when the fleet CRL\n\
+             # changes. Install with medsec-broker-crl.service in /etc/systemd/system, then\n\
+             # `systemctl enable --now medsec-broker-crl.path`.\n\
+             [Unit]\n\
+             Description=Reload Mosquitto when the medsec fleet CRL changes\n\n\
+             [Path]\n\
+             PathChanged={crl}\n\n\
+             [Install]\n\
+             WantedBy=multi-user.target\n",
+            crl = ca.crl_path().display()
+        ),
+        true,
+    )?;
+    write(
+        "medsec-broker-crl.service",
+        "# Written by `medsec mqtt broker-config`: see medsec-broker-crl.path.\n\
+         [Unit]\n\
+         Description=Reload Mosquitto's CRL (SIGHUP)\n\n\
+         [Service]\n\
+         Type=oneshot\n\
+         ExecStart=/bin/systemctl reload-or-restart mosquitto.service\n",
         true,
     )?;
     Ok(BrokerFiles { config, acl })

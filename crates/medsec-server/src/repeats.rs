@@ -10,8 +10,9 @@
 //! one by one or in a count. The counts live in memory until they are logged, so a crash loses at
 //! most one window of them; the decisions themselves are unaffected. Rate-limit refusals are
 //! summarised the same way, per rate-limit key and source address, so a flood cannot grow the log
-//! faster than one entry per window per source. Every other refusal, and every other action, is
-//! logged one by one (their rate is what the rate limit lets through).
+//! faster than one entry per window per source; so are refused, replayed and duplicate telemetry
+//! batches ([`SUMMARISED_KINDS`]), per device and kind. Every other refusal, and every other
+//! action, is logged one by one (their rate is what the rate limit lets through).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,9 +28,19 @@ pub(crate) const ROUTINE: &[&str] = &["update.fetch", "telemetry.send"];
 /// The kind of the audit entries of rate-limit refusals, which are summarised too.
 pub(crate) const LIMIT_KIND: &str = "limit";
 
+/// The kinds of entry summarised whatever their decision: rate-limit refusals, and what
+/// becomes of a telemetry batch beside being stored (a device, or a broker redelivering, can
+/// send these as fast as its rate allows).
+pub(crate) const SUMMARISED_KINDS: &[&str] = &[
+    LIMIT_KIND,
+    crate::telemetry::MALFORMED,
+    crate::telemetry::REPLAY,
+    crate::telemetry::DUPLICATE,
+];
+
 /// Whether repeats of `event` are summarised.
 fn summarised(event: &Event) -> bool {
-    ROUTINE.contains(&event.action.as_str()) || event.kind == LIMIT_KIND
+    ROUTINE.contains(&event.action.as_str()) || SUMMARISED_KINDS.contains(&event.kind.as_str())
 }
 
 /// "allowed" or "refused", for the summary's sentence.
@@ -91,7 +102,8 @@ impl Repeats {
             return fresh;
         }
         let key = format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{ip}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{ip}",
+            event.kind,
             event.principal,
             event.action,
             event.resource,

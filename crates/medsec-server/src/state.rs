@@ -76,6 +76,8 @@ pub struct AppState {
     /// The configuration in effect.
     pub config: Config,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Each device's telemetry over MQTT: the HTTPS rate, with `limits.mqtt_device_burst`.
+    mqtt_limiter: DefaultKeyedRateLimiter<String>,
     /// The EST `cacerts` answer.
     pub(crate) cacerts: tokio::sync::OnceCell<Bytes>,
     /// The director (per-device update metadata) and the image repository.
@@ -111,6 +113,8 @@ impl AppState {
         let per_second =
             NonZeroU32::new(config.limits.requests_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.request_burst).unwrap_or(NonZeroU32::MIN);
+        let mqtt_burst =
+            NonZeroU32::new(config.limits.mqtt_device_burst).unwrap_or(NonZeroU32::MIN);
         let reload = std::time::Duration::from_secs(config.defender_baseline_reload_secs);
         let repeats = crate::repeats::Repeats::new(
             config.limits.audit_repeat_window_secs,
@@ -124,6 +128,7 @@ impl AppState {
             tls,
             config,
             limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            mqtt_limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(mqtt_burst)),
             cacerts: tokio::sync::OnceCell::new(),
             director,
             repeats,
@@ -154,15 +159,16 @@ impl AppState {
     }
 
     /// Audits `event`, made for a request from `ip`, unless it repeats a summarised stream
-    /// (routine allowed decisions, rate-limit refusals: see [`crate::repeats`]), in which case it
-    /// is counted into the stream's next entry.
+    /// (routine allowed decisions, rate-limit refusals, refused telemetry: see
+    /// [`crate::repeats`]), in which case it is counted into the stream's next entry. Returns
+    /// whether it was logged now.
     pub(crate) async fn audit_or_count(
         &self,
         mut event: Event,
         ip: std::net::IpAddr,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<bool, crate::Error> {
         match self.repeats.note(&event, ip, now_ms()) {
-            crate::repeats::Verdict::Count => return Ok(()),
+            crate::repeats::Verdict::Count => return Ok(false),
             crate::repeats::Verdict::Log { skipped, since_ms } if skipped > 0 => {
                 let note = crate::repeats::preceded_by(skipped, since_ms, &event);
                 event.detail = if event.detail.is_empty() {
@@ -173,12 +179,17 @@ impl AppState {
             }
             crate::repeats::Verdict::Log { .. } => {}
         }
-        self.audit(event).await.map(|_| ())
+        self.audit(event).await.map(|_| true)
     }
 
     /// Takes one request from `key`'s allowance.
     pub fn rate_ok(&self, key: &str) -> bool {
         self.limiter.check_key(&key.to_owned()).is_ok()
+    }
+
+    /// Takes one MQTT telemetry message from the device's allowance.
+    pub(crate) fn mqtt_rate_ok(&self, device: &str) -> bool {
+        self.mqtt_limiter.check_key(&device.to_owned()).is_ok()
     }
 
     /// Logs the summaries of repeated routine decisions whose window ended by `now_ms`.
@@ -195,6 +206,9 @@ impl AppState {
     /// round tries again).
     pub async fn expire_reports(&self) {
         self.flush_repeats(now_ms()).await;
+        if let Err(e) = crate::telemetry::alert_gaps(self, now_ms()).await {
+            tracing::error!(error = ?e, "raising alerts for telemetry gaps failed; retried next round");
+        }
         let changed = match campaigns::expire_reports(&self.store, now_ms()).await {
             Ok(c) => c,
             Err(e) => {
@@ -223,6 +237,7 @@ impl AppState {
     /// one. Returns whether the CRL was re-signed.
     pub async fn housekeeping(&self) -> Result<bool, crate::Error> {
         self.limiter.retain_recent();
+        self.mqtt_limiter.retain_recent();
         let days = self.config.crl_days;
         let path = self.ca.lock().await.crl_path();
         let age = std::fs::metadata(&path)

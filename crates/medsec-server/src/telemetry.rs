@@ -6,15 +6,24 @@
 //! - The body is a [`medsec_defender::telemetry::Batch`], plain or `Content-Encoding: gzip`.
 //!   Its compressed size is bounded by `limits.max_body_bytes`, its decoded size by
 //!   `limits.telemetry_max_batch_bytes`, its events by `limits.telemetry_max_events`.
-//! - Each batch carries the device's next sequence number; one not after the last accepted is a
-//!   replay (or reordering) and is refused with 409 (`{"error", "last_sequence"}`), audited,
-//!   and changes nothing. So is one more than `limits.telemetry_max_sequence_step` after it,
-//!   which also raises the alert `telemetry-sequence-jump`: accepted, such a batch would make
-//!   every later batch of the device a "replay". Re-enrolment, and an operator's
-//!   `POST /api/v1/devices/{id}/telemetry/reset`, forget the cursor.
+//! - Each batch carries the device's next sequence number. The store keeps every number once:
+//!   a batch after the device's newest (by at most `limits.telemetry_max_sequence_step`) is
+//!   stored and the numbers it skipped become a gap; a late batch inside a gap fills it (two
+//!   MQTT consumers, two replicas and a broker's redelivered backlog all deliver out of order);
+//!   a gap still open after `limits.telemetry_gap_timeout_secs` raises the alert
+//!   `telemetry-gap` once.
+//! - A batch stored already with the same content is a duplicate (a lost answer, a broker's
+//!   redelivery): answered as stored (`"duplicate": true`), not stored twice, and counted in the
+//!   audit log's summary rather than logged one by one. Other content under a stored number is
+//!   a replay: refused with 409 (`{"error", "last_sequence"}`), audited (summarised per
+//!   window), and raised as the alert `telemetry-replay`; so is a number below the newest that
+//!   was never skipped. A jump past the step is refused too and raises
+//!   `telemetry-sequence-jump`: accepted, it would push the device's numbering out of reach.
+//!   Re-enrolment, and an operator's `POST /api/v1/devices/{id}/telemetry/reset`, forget the
+//!   cursor and the gaps.
 //! - The answer (200) comes only after the batch is committed: an acknowledged batch is stored,
 //!   and a device that got no answer sends the same batch again, which is then either stored or
-//!   refused as already stored.
+//!   answered as a duplicate.
 
 use std::io::Read as _;
 
@@ -32,6 +41,84 @@ use crate::state::{AppState, Conn, now_ms};
 
 /// The Cedar action.
 pub(crate) const ACTION: &str = "telemetry.send";
+
+/// The audit kinds of what becomes of a batch beside being stored; each is summarised per
+/// window and device (`crate::repeats::SUMMARISED_KINDS`).
+pub(crate) const MALFORMED: &str = "telemetry-malformed";
+/// A replayed batch, a jump too far ahead.
+pub(crate) const REPLAY: &str = "telemetry-replay";
+/// A batch stored already, sent again.
+pub(crate) const DUPLICATE: &str = "telemetry-duplicate";
+
+/// Raises the alert `telemetry-gap` for each gap open longer than
+/// `limits.telemetry_gap_timeout_secs` (once per gap, across replicas), a hundred at a time.
+pub(crate) async fn alert_gaps(state: &AppState, now: i64) -> Result<usize, Error> {
+    let timeout = state.config.limits.telemetry_gap_timeout_secs;
+    let cutoff =
+        now.saturating_sub(i64::try_from(timeout.saturating_mul(1000)).unwrap_or(i64::MAX));
+    let mut raised = 0;
+    loop {
+        let gaps = state.store.expire_telemetry_gaps(cutoff, now, 100).await?;
+        for g in &gaps {
+            let alert = medsec_defender::rules::sequence_gap(
+                g.first_sequence,
+                g.last_sequence,
+                g.opened_at_ms,
+                timeout,
+                now,
+            );
+            raise(state, &g.device_id, g.first_sequence, &alert, now).await?;
+        }
+        raised += gaps.len();
+        if gaps.len() < 100 {
+            return Ok(raised);
+        }
+    }
+}
+
+/// Stores an alert raised on a refused batch (none is stored to carry it) and groups it into
+/// the device's incident.
+pub(crate) async fn raise(
+    state: &AppState,
+    id: &str,
+    sequence: i64,
+    alert: &medsec_defender::rules::Alert,
+    now: i64,
+) -> Result<(), Error> {
+    let row = AlertRow {
+        id: 0,
+        device_id: id.to_owned(),
+        sequence,
+        at_ms: alert.at_ms,
+        raised_at_ms: now,
+        rule: alert.rule.clone(),
+        severity: alert.severity.name().to_owned(),
+        body: serde_json::to_string(alert).unwrap_or_default(),
+    };
+    let ids = state
+        .store
+        .record_alerts(std::slice::from_ref(&row))
+        .await?;
+    let refs: Vec<AlertRef> = ids
+        .iter()
+        .map(|alert_id| AlertRef {
+            id: *alert_id,
+            device: id.to_owned(),
+            rule: row.rule.clone(),
+            severity: alert.severity,
+            raised_at_ms: now,
+        })
+        .collect();
+    if let Err(e) = crate::incidents::group(state, id, refs, now).await {
+        tracing::error!(device = id, error = ?e, "grouping alerts into an incident");
+    }
+    Ok(())
+}
+
+/// A refusal's reason cut to a log line's size (it may quote the batch).
+fn clip(reason: &str) -> String {
+    medsec_util::clip(reason, 240)
+}
 
 /// Decodes the body as `encoding` (its `Content-Encoding`) says, refusing more than `max`
 /// decoded bytes.
@@ -104,6 +191,12 @@ pub(crate) enum Ingested {
         /// Its events.
         events: usize,
     },
+    /// Stored already with the same content: nothing changed, and the sender may count it as
+    /// stored.
+    Duplicate {
+        /// Its sequence number.
+        sequence: i64,
+    },
     /// Refused as a replay, or as a jump too far ahead; the device's newest stored number is
     /// `last`, and its next batch should be `last + 1`.
     Replayed {
@@ -124,7 +217,6 @@ pub(crate) async fn ingest(
     target: &Target,
     encoding: Option<&str>,
     body: &[u8],
-    reorder_window: i64,
 ) -> Result<Ingested, Error> {
     let Target::Device(id) = target else {
         return Err(Error::Internal {
@@ -133,15 +225,11 @@ pub(crate) async fn ingest(
     };
     let limits = &state.config.limits;
     // A refused batch is audited: malformed or replayed telemetry from an authenticated
-    // device is itself worth an investigator's look.
-    let refuse = |reason: String| {
-        let mut e = event(
-            "telemetry",
-            &who.subject.label(),
-            ACTION,
-            &target.label(),
-            "deny",
-        );
+    // device is itself worth an investigator's look. Repeats of one kind of refusal from one
+    // device are summarised per window (`crate::repeats`), so a device sending garbage as fast
+    // as its rate allows cannot grow the log by an entry per batch.
+    let refuse = |kind: &str, reason: String| {
+        let mut e = event(kind, &who.subject.label(), ACTION, &target.label(), "deny");
         e.source = conn.addr.to_string();
         e.detail = reason;
         e
@@ -149,17 +237,21 @@ pub(crate) async fn ingest(
     let json = match decode(encoding, body, limits.telemetry_max_batch_bytes) {
         Ok(json) => json,
         Err(err) => {
-            state.audit(refuse(err.to_string())).await?;
+            state
+                .audit_or_count(refuse(MALFORMED, clip(&err.to_string())), conn.addr.ip())
+                .await?;
             return Err(err);
         }
     };
     let batch = match Batch::parse(&json, limits.telemetry_max_events) {
         Ok(batch) => batch,
         Err(e) => {
-            state.audit(refuse(e.to_string())).await?;
-            return Err(Error::Refused {
-                reason: e.to_string(),
-            });
+            // A parser's message may quote the input: clipped before it is logged or answered.
+            let reason = clip(&e.to_string());
+            state
+                .audit_or_count(refuse(MALFORMED, reason.clone()), conn.addr.ip())
+                .await?;
+            return Err(Error::Refused { reason });
         }
     };
     let model = match &who.record {
@@ -216,7 +308,6 @@ pub(crate) async fn ingest(
         body: json,
     };
     let window = medsec_store::SequenceWindow {
-        reorder: reorder_window,
         max_step: limits.telemetry_max_sequence_step,
     };
     match state.store.record_telemetry(&stored, &alerts, window).await {
@@ -242,13 +333,46 @@ pub(crate) async fn ingest(
                 events: batch.events.len(),
             })
         }
-        Err(medsec_store::Error::Replayed { sequence, last, .. }) => {
+        Err(medsec_store::Error::Duplicate { sequence, .. }) => {
+            let mut e = event(
+                DUPLICATE,
+                &who.subject.label(),
+                ACTION,
+                &target.label(),
+                "allow",
+            );
+            e.source = conn.addr.to_string();
+            e.detail = format!(
+                "batch {sequence} was stored already with the same content: sent again, not stored twice"
+            );
+            state.audit_or_count(e, conn.addr.ip()).await?;
+            Ok(Ingested::Duplicate { sequence })
+        }
+        Err(medsec_store::Error::ReplayConflict { sequence, last, .. }) => {
             let reason = format!(
-                "batch {sequence} is not after the last accepted batch, {last}, or was stored \
-                 already: a replayed or reordered batch is refused (send {} next)",
+                "batch {sequence} is stored already with other content: a replayed or forged \
+                 batch is refused (send {} next)",
                 last.saturating_add(1)
             );
-            state.audit(refuse(reason.clone())).await?;
+            // Raised as an alert once per window per device: the entry is logged then.
+            if state
+                .audit_or_count(refuse(REPLAY, reason.clone()), conn.addr.ip())
+                .await?
+            {
+                let alert = medsec_defender::rules::replay_conflict(sequence, received_at_ms);
+                raise(state, id, sequence, &alert, received_at_ms).await?;
+            }
+            Ok(Ingested::Replayed { reason, last })
+        }
+        Err(medsec_store::Error::Replayed { sequence, last, .. }) => {
+            let reason = format!(
+                "batch {sequence} is not after the newest batch, {last}, and no batch of the \
+                 device skipped it: a replayed batch is refused (send {} next)",
+                last.saturating_add(1)
+            );
+            state
+                .audit_or_count(refuse(REPLAY, reason.clone()), conn.addr.ip())
+                .await?;
             Ok(Ingested::Replayed { reason, last })
         }
         Err(medsec_store::Error::SequenceJump {
@@ -257,43 +381,22 @@ pub(crate) async fn ingest(
             max_step,
             ..
         }) => {
-            // Refused, audited, and raised as an alert: whoever numbered it so far ahead tried
-            // to make every later batch of the device a "replay".
-            let alert =
-                medsec_defender::rules::sequence_jump(sequence, last, max_step, received_at_ms);
-            let row = AlertRow {
-                id: 0,
-                device_id: id.clone(),
-                sequence,
-                at_ms: alert.at_ms,
-                raised_at_ms: received_at_ms,
-                rule: alert.rule.clone(),
-                severity: alert.severity.name().to_owned(),
-                body: serde_json::to_string(&alert).unwrap_or_default(),
-            };
-            let ids = state
-                .store
-                .record_alerts(std::slice::from_ref(&row))
-                .await?;
-            let refs: Vec<AlertRef> = ids
-                .iter()
-                .map(|alert_id| AlertRef {
-                    id: *alert_id,
-                    device: id.clone(),
-                    rule: row.rule.clone(),
-                    severity: alert.severity,
-                    raised_at_ms: received_at_ms,
-                })
-                .collect();
-            if let Err(e) = crate::incidents::group(state, id, refs, received_at_ms).await {
-                tracing::error!(device = id.as_str(), error = ?e, "grouping alerts into an incident");
-            }
+            // Refused, audited, and raised as an alert (once per window, with the entry):
+            // whoever numbered it so far ahead tried to make every later batch of the device a
+            // "replay".
             let reason = format!(
                 "batch {sequence} is more than {max_step} after the last accepted batch, {last}: \
                  refused (send {} next)",
                 last.saturating_add(1)
             );
-            state.audit(refuse(reason.clone())).await?;
+            if state
+                .audit_or_count(refuse(REPLAY, reason.clone()), conn.addr.ip())
+                .await?
+            {
+                let alert =
+                    medsec_defender::rules::sequence_jump(sequence, last, max_step, received_at_ms);
+                raise(state, id, sequence, &alert, received_at_ms).await?;
+            }
             Ok(Ingested::Replayed { reason, last })
         }
         Err(other) => Err(other.into()),

@@ -64,15 +64,39 @@ pub enum Error {
         /// The nonce presented.
         nonce: String,
     },
-    /// A telemetry batch whose sequence number is not after the last one accepted from the
-    /// device (a replay, or a batch sent out of order).
-    #[error("telemetry batch {sequence} of {device} is not after the last accepted batch, {last}")]
+    /// A telemetry batch whose sequence number is at or below the device's newest, was never
+    /// skipped, and is not stored (it was stored once, before the cursor was reset).
+    #[error(
+        "telemetry batch {sequence} of {device} is not after the newest batch, {last}, and was not skipped"
+    )]
     Replayed {
         /// The device.
         device: String,
         /// The batch's sequence number.
         sequence: i64,
-        /// The last sequence number accepted from the device.
+        /// The newest sequence number stored for the device.
+        last: i64,
+    },
+    /// A telemetry batch stored already with the same content: sent again (a lost
+    /// acknowledgement, a broker's redelivery). Nothing changed; it may be acknowledged.
+    #[error("telemetry batch {sequence} of {device} is stored already")]
+    Duplicate {
+        /// The device.
+        device: String,
+        /// The batch's sequence number.
+        sequence: i64,
+        /// The newest sequence number stored for the device.
+        last: i64,
+    },
+    /// A telemetry batch whose sequence number is stored already with other content: a replay
+    /// or a forgery under a used number. Nothing changed.
+    #[error("telemetry batch {sequence} of {device} is stored already with other content")]
+    ReplayConflict {
+        /// The device.
+        device: String,
+        /// The batch's sequence number.
+        sequence: i64,
+        /// The newest sequence number stored for the device.
         last: i64,
     },
     /// A telemetry batch whose sequence number runs further ahead of the last accepted one
@@ -216,17 +240,26 @@ store_area! {
 store_area! {
     /// Telemetry batches with their alerts, identity bindings and learned baselines.
     pub trait TelemetryStore {
-        /// Stores a telemetry batch and the alerts raised on it if its sequence number is greater
-        /// than the device's last accepted one, or at most `window.reorder` below it and not
-        /// stored yet (`Replayed` otherwise), and at most `window.max_step` above it (0 for a
-        /// device with none; `SequenceJump` otherwise, nothing changed); advances that number and
-        /// the device's last-seen time, all in one transaction: a batch acknowledged is a batch
-        /// stored. Returns the ids given to the alerts, in order.
+        /// Stores a telemetry batch and the alerts raised on it, all in one transaction (a batch
+        /// acknowledged is a batch stored), if its sequence number is
+        /// - greater than the device's newest, by at most `window.max_step` (from 0 for a device
+        ///   with none; `SequenceJump` otherwise): it becomes the newest, and the numbers it
+        ///   skipped become a gap;
+        /// - or inside a gap, which it fills (late, not replayed).
+        ///
+        /// Otherwise nothing changes: `Duplicate` if that number is stored with the same body,
+        /// `ReplayConflict` if with another, `Replayed` if it is not stored. Advances the
+        /// device's last-seen time. Returns the ids given to the alerts, in order.
         async fn record_telemetry(&self, batch: &TelemetryBatch, alerts: &[AlertRow], window: SequenceWindow) -> Result<Vec<i64>>;
+        /// The device's open gaps (numbers skipped and not filled since), lowest first.
+        async fn telemetry_gaps(&self, device_id: &str) -> Result<Vec<TelemetryGap>>;
+        /// Marks as alerted, and returns, at most `limit` gaps opened before `opened_before_ms`
+        /// and not alerted yet (each is returned once, across replicas).
+        async fn expire_telemetry_gaps(&self, opened_before_ms: i64, now_ms: i64, limit: u32) -> Result<Vec<TelemetryGap>>;
         /// Stores alerts that belong to no stored batch (a refused one's), returning their ids.
         async fn record_alerts(&self, alerts: &[AlertRow]) -> Result<Vec<i64>>;
-        /// Forgets the device's telemetry cursor, so that its next batch may be numbered from 1
-        /// again (re-enrolment, an operator's reset); returns the cursor it held, if any.
+        /// Forgets the device's telemetry cursor and its gaps, so that its next batch starts a new
+        /// numbering (re-enrolment, an operator's reset); returns the cursor it held, if any.
         async fn reset_telemetry_cursor(&self, device_id: &str) -> Result<Option<i64>>;
         /// The source addresses of the device's newest `limit` telemetry batches received at or
         /// after `since_ms`, newest first (identity binding; no bodies are read).

@@ -411,11 +411,24 @@ pub struct HeadRow {
     pub head: String,
 }
 
-/// How far a telemetry batch's sequence number may stand from the device's last accepted one.
+/// How far a telemetry batch's sequence number may stand from the device's newest one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SequenceWindow {
-    /// How far below it a batch never stored is still accepted (late, not replayed).
-    pub reorder: i64,
     /// How far above it a batch may jump.
     pub max_step: i64,
+}
+
+/// Sequence numbers a device skipped and has not sent since: `first..=last`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct TelemetryGap {
+    /// The device.
+    pub device_id: String,
+    /// The first number missing.
+    pub first_sequence: i64,
+    /// The last number missing.
+    pub last_sequence: i64,
+    /// When the batch that skipped them was stored.
+    pub opened_at_ms: i64,
+    /// When the gap was raised as the alert `telemetry-gap`, if it has been.
+    pub alerted_at_ms: Option<i64>,
 }

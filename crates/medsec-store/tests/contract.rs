@@ -353,64 +353,103 @@ async fn telemetry<S: Store>(s: &S) {
         severity: "high".into(),
         body: format!(r#"{{"rule":"{rule}"}}"#),
     };
-    // Reordering as asked, jumps of at most 1,000 (from 0 for a device without a cursor).
-    let w = |reorder: i64| SequenceWindow {
-        reorder,
-        max_step: 1_000,
-    };
+    // Jumps of at most 1,000 (from 0 for a device without a cursor).
+    let w = SequenceWindow { max_step: 1_000 };
     let ids = s
         .record_telemetry(
             &batch("tel-1", 1, 100),
             &[alert("a", 100), alert("b", 100)],
-            w(0),
+            w,
         )
         .await
         .unwrap();
     assert_eq!(ids.len(), 2);
     assert!(ids[0] < ids[1], "{ids:?}");
-    s.record_telemetry(&batch("tel-1", 5, 200), &[], w(0))
+    s.record_telemetry(&batch("tel-1", 5, 200), &[], w)
         .await
         .unwrap();
+    // The numbers skipped are a gap.
+    let gaps = |device: &'static str| async move {
+        s.telemetry_gaps(device)
+            .await
+            .unwrap()
+            .iter()
+            .map(|g| (g.first_sequence, g.last_sequence))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(gaps("tel-1").await, vec![(2, 4)]);
     // Another device's sequence numbers are its own.
-    s.record_telemetry(&batch("tel-2", 1, 150), &[], w(0))
+    s.record_telemetry(&batch("tel-2", 1, 150), &[], w)
         .await
         .unwrap();
-    // A replay, and a batch older than the last accepted, are refused and change nothing.
-    for (sequence, at) in [(5, 300), (3, 300)] {
-        match s
-            .record_telemetry(
-                &batch("tel-1", sequence, at),
-                &[alert("replayed", at)],
-                w(0),
-            )
-            .await
-        {
-            Err(Error::Replayed {
-                device,
-                sequence: got,
-                last,
-            }) => assert_eq!((device.as_str(), got, last), ("tel-1", sequence, 5)),
-            other => panic!("batch {sequence}: {other:?}"),
+    // The same batch again is a duplicate; other content under a stored number is a replay
+    // conflict; neither changes anything, nor stores its alerts.
+    let mut forged = batch("tel-1", 5, 300);
+    forged.body = br#"{"sequence":5,"forged":true}"#.to_vec();
+    for (b, conflict) in [(batch("tel-1", 5, 300), false), (forged, true)] {
+        match (
+            s.record_telemetry(&b, &[alert("replayed", 300)], w).await,
+            conflict,
+        ) {
+            (Err(Error::Duplicate { sequence, last, .. }), false)
+            | (Err(Error::ReplayConflict { sequence, last, .. }), true) => {
+                assert_eq!((sequence, last), (5, 5));
+            }
+            other => panic!("batch 5 again: {other:?}"),
         }
     }
-    // With a reorder window (batches split over broker replicas), a late batch never stored is
-    // accepted and does not move the cursor back; a stored one, and one older than the window,
-    // are still replays.
-    s.record_telemetry(&batch("tel-2", 10, 160), &[], w(4))
-        .await
-        .unwrap();
-    s.record_telemetry(&batch("tel-2", 7, 170), &[], w(4))
-        .await
-        .unwrap();
-    for sequence in [7, 10, 6, 1] {
-        match s
-            .record_telemetry(&batch("tel-2", sequence, 180), &[], w(4))
+    // Late batches fill the gap in any order, each once; the gap splits and closes.
+    s.register_device("tel-4", "pump", 1).await.unwrap();
+    for sequence in [1, 5, 3] {
+        s.record_telemetry(&batch("tel-4", sequence, 310), &[], w)
             .await
-        {
-            Err(Error::Replayed { last, .. }) => assert_eq!(last, 10),
-            other => panic!("window batch {sequence}: {other:?}"),
-        }
+            .unwrap();
     }
+    assert_eq!(gaps("tel-4").await, vec![(2, 2), (4, 4)]);
+    assert!(matches!(
+        s.record_telemetry(&batch("tel-4", 3, 311), &[], w).await,
+        Err(Error::Duplicate { sequence: 3, .. })
+    ));
+    for sequence in [4, 2] {
+        s.record_telemetry(&batch("tel-4", sequence, 320), &[], w)
+            .await
+            .unwrap();
+    }
+    assert_eq!(gaps("tel-4").await, vec![]);
+    assert_eq!(s.telemetry("tel-4", 0, 10).await.unwrap().len(), 5);
+    // Gaps older than a cut-off are handed out once each, across callers.
+    s.record_telemetry(&batch("tel-2", 10, 160), &[], w)
+        .await
+        .unwrap();
+    s.record_telemetry(&batch("tel-2", 7, 170), &[], w)
+        .await
+        .unwrap();
+    assert_eq!(gaps("tel-2").await, vec![(2, 6), (8, 9)]);
+    assert!(
+        s.expire_telemetry_gaps(160, 400, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let expired = s.expire_telemetry_gaps(161, 400, 10).await.unwrap();
+    assert_eq!(expired.len(), 2, "{expired:?}");
+    assert!(expired.iter().all(|g| g.alerted_at_ms == Some(400)));
+    assert!(
+        s.expire_telemetry_gaps(161, 401, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A late batch after the alert still fills its gap; the rest keep their alert time.
+    s.record_telemetry(&batch("tel-2", 4, 175), &[], w)
+        .await
+        .unwrap();
+    let open = s.telemetry_gaps("tel-2").await.unwrap();
+    assert_eq!(open.len(), 3);
+    assert!(
+        open.iter().all(|g| g.alerted_at_ms == Some(400)),
+        "{open:?}"
+    );
     // A jump past the step is refused and changes nothing, also from no cursor at all; the
     // largest number there is included. Alerts of a refused batch are stored on their own.
     s.register_device("tel-3", "pump", 1).await.unwrap();
@@ -421,7 +460,7 @@ async fn telemetry<S: Store>(s: &S) {
         ("tel-3", i64::MAX, 0),
     ] {
         match s
-            .record_telemetry(&batch(device, sequence, 185), &[], w(4))
+            .record_telemetry(&batch(device, sequence, 185), &[], w)
             .await
         {
             Err(Error::SequenceJump {
@@ -433,12 +472,14 @@ async fn telemetry<S: Store>(s: &S) {
             other => panic!("jump to {sequence}: {other:?}"),
         }
     }
-    s.record_telemetry(&batch("tel-2", 1_010, 186), &[], w(4))
+    s.record_telemetry(&batch("tel-2", 1_010, 186), &[], w)
         .await
         .unwrap();
-    s.record_telemetry(&batch("tel-3", 1_000, 186), &[], w(4))
+    // A device numbers from 1: what its first batch skipped is a gap.
+    s.record_telemetry(&batch("tel-3", 1_000, 186), &[], w)
         .await
         .unwrap();
+    assert_eq!(gaps("tel-3").await, vec![(1, 999)]);
     let jump = AlertRow {
         device_id: "tel-3".into(),
         sequence: i64::MAX,
@@ -449,20 +490,38 @@ async fn telemetry<S: Store>(s: &S) {
     let listed = s.alerts(Some("tel-3"), 0, 10).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].sequence, i64::MAX);
-    // A reset forgets the cursor: the device may number from 1 again.
+    // After a reset the device's numbering starts anew where its next batch says, with no gap
+    // below it (the device has stored batches); a number below the newest that was never
+    // skipped is a replay even if not stored.
+    s.register_device("tel-5", "pump", 1).await.unwrap();
+    s.record_telemetry(&batch("tel-5", 5, 186), &[], w)
+        .await
+        .unwrap();
+    assert_eq!(gaps("tel-5").await, vec![(1, 4)]);
+    assert_eq!(s.reset_telemetry_cursor("tel-5").await.unwrap(), Some(5));
+    assert_eq!(gaps("tel-5").await, vec![]);
+    s.record_telemetry(&batch("tel-5", 10, 187), &[], w)
+        .await
+        .unwrap();
+    assert_eq!(gaps("tel-5").await, vec![]);
+    assert!(matches!(
+        s.record_telemetry(&batch("tel-5", 7, 187), &[], w).await,
+        Err(Error::Replayed { last: 10, .. })
+    ));
+    // A reset forgets the cursor and the gaps: the device may number from 1 again.
     assert_eq!(
         s.reset_telemetry_cursor("tel-3").await.unwrap(),
         Some(1_000)
     );
     assert_eq!(s.reset_telemetry_cursor("tel-3").await.unwrap(), None);
-    s.record_telemetry(&batch("tel-3", 1, 188), &[], w(0))
+    s.record_telemetry(&batch("tel-3", 1, 188), &[], w)
         .await
         .unwrap();
     assert!(matches!(
-        s.record_telemetry(&batch("tel-3", 1, 189), &[], w(0)).await,
-        Err(Error::Replayed { last: 1, .. })
+        s.record_telemetry(&batch("tel-3", 1, 189), &[], w).await,
+        Err(Error::Duplicate { last: 1, .. })
     ));
-    s.record_telemetry(&batch("tel-2", 1_011, 190), &[], w(0))
+    s.record_telemetry(&batch("tel-2", 1_011, 190), &[], w)
         .await
         .unwrap();
 
@@ -473,7 +532,7 @@ async fn telemetry<S: Store>(s: &S) {
         .iter()
         .map(|b| b.sequence)
         .collect();
-    assert_eq!(late.len(), 5, "{late:?}");
+    assert_eq!(late.len(), 6, "{late:?}");
     assert_eq!(
         s.telemetry_sources("tel-1", 0, 10).await.unwrap(),
         vec!["127.0.0.1:5000", "127.0.0.1:5000"]
@@ -561,7 +620,7 @@ async fn telemetry<S: Store>(s: &S) {
     assert_eq!(s.device("tel-1").await.unwrap().last_seen_ms, Some(200));
     // A batch of an unknown device is refused by the database.
     assert!(
-        s.record_telemetry(&batch("tel-nobody", 1, 100), &[], w(0))
+        s.record_telemetry(&batch("tel-nobody", 1, 100), &[], w)
             .await
             .is_err()
     );

@@ -25,19 +25,28 @@ pub(super) async fn post_telemetry(
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("(not text)"));
-    // Over HTTPS a device's batches arrive in order on one connection: no reorder window.
-    match ingest(&auth.state, &auth.conn, &who, &target, encoding, &body, 0).await? {
+    match ingest(&auth.state, &auth.conn, &who, &target, encoding, &body).await? {
         Ingested::Accepted { sequence, events } => Ok((
             StatusCode::OK,
             Json(telemetry::Accepted {
                 accepted: sequence,
                 events,
+                duplicate: false,
             }),
         )
             .into_response()),
-        // The agent needs the number, not just the sentence: a batch equal to it was stored
-        // already (an acknowledgement lost), one below it was numbered from a lost state and
-        // goes again as the next number.
+        // Stored before: the device lost the answer. It is done with this batch.
+        Ingested::Duplicate { sequence } => Ok((
+            StatusCode::OK,
+            Json(telemetry::Accepted {
+                accepted: sequence,
+                events: 0,
+                duplicate: true,
+            }),
+        )
+            .into_response()),
+        // The agent needs the number, not just the sentence: its events go again as the next
+        // number (the batch was numbered from a lost state, or jumped).
         Ingested::Replayed { reason, last } => Ok((
             StatusCode::CONFLICT,
             Json(telemetry::Replayed {

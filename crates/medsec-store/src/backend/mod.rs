@@ -16,7 +16,7 @@ use crate::{
     DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata, DirectorTimestamp,
     EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow, IncidentStore, Inventory,
     InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore, SequenceWindow,
-    TelemetryBatch, TelemetryStore, UpdateStore, VersionReport, mask_password,
+    TelemetryBatch, TelemetryGap, TelemetryStore, UpdateStore, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -204,6 +204,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "token_revocation",
         include_str!("../../migrations/sqlite/0012_token_revocation.sql"),
     ),
+    (
+        13,
+        "telemetry_gaps",
+        include_str!("../../migrations/sqlite/0013_telemetry_gaps.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -265,6 +270,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         12,
         "token_revocation",
         include_str!("../../migrations/postgres/0012_token_revocation.sql"),
+    ),
+    (
+        13,
+        "telemetry_gaps",
+        include_str!("../../migrations/postgres/0013_telemetry_gaps.sql"),
     ),
 ];
 

@@ -25,66 +25,174 @@ macro_rules! store_telemetry {
     () => {
         async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow], window: SequenceWindow) -> Result<Vec<i64>> {
             let mut tx = self.pool.begin().await?;
-            // The cursor moves only forward, and by at most `max_step`: a batch outside that
-            // changes no row. (Sequence numbers are at least 1, so the difference cannot
-            // overflow.) A device without a cursor starts from 0.
-            let moved = sqlx::query(
-                "INSERT INTO telemetry_cursors (device_id, last_sequence) SELECT $1, $2 \
-                 WHERE $2 <= $3 OR EXISTS (SELECT 1 FROM telemetry_cursors WHERE device_id = $1) \
-                 ON CONFLICT (device_id) DO UPDATE SET last_sequence = excluded.last_sequence \
-                 WHERE telemetry_cursors.last_sequence < excluded.last_sequence \
-                 AND excluded.last_sequence - telemetry_cursors.last_sequence <= $3",
-            )
-            .bind(&b.device_id)
-            .bind(b.sequence)
-            .bind(window.max_step)
-            .execute(&mut *tx)
-            .await?;
-            let mut last = None;
-            if moved.rows_affected() == 0 {
-                let newest: Option<i64> = sqlx::query_scalar(
-                    "SELECT last_sequence FROM telemetry_cursors WHERE device_id = $1",
-                )
+            // The device's cursor row is locked first (a no-op update: a row lock on
+            // PostgreSQL, the write lock on SQLite), so two replicas storing batches of one
+            // device take turns and the cursor and the gaps stay consistent.
+            let lock = "UPDATE telemetry_cursors SET last_sequence = last_sequence \
+                        WHERE device_id = $1 RETURNING last_sequence";
+            let mut cursor: Option<i64> = sqlx::query_scalar(lock)
                 .bind(&b.device_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let base = newest.unwrap_or(0);
-                if b.sequence > base && b.sequence - base > window.max_step {
+            if cursor.is_none() {
+                // A device's first batch (or the first after a reset), held to max_step from 0.
+                if b.sequence > window.max_step {
                     return Err(Error::SequenceJump {
                         device: b.device_id.clone(),
                         sequence: b.sequence,
-                        last: base,
+                        last: 0,
                         max_step: window.max_step,
                     });
                 }
-                // Inside the reorder window a batch never stored is late, not replayed;
-                // one stored already inserts no row below.
-                if b.sequence <= base.saturating_sub(window.reorder.max(0)) {
-                    return Err(Error::Replayed {
+                let made = sqlx::query(
+                    "INSERT INTO telemetry_cursors (device_id, last_sequence) VALUES ($1, $2) \
+                     ON CONFLICT (device_id) DO NOTHING",
+                )
+                .bind(&b.device_id)
+                .bind(b.sequence)
+                .execute(&mut *tx)
+                .await?;
+                if made.rows_affected() == 0 {
+                    // Another replica made it first: take its lock and go on from its number.
+                    cursor = sqlx::query_scalar(lock)
+                        .bind(&b.device_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                } else if b.sequence > 1 {
+                    // A device numbers from 1: what its first batch to arrive skipped is a gap
+                    // (the batches before it are late, as over two MQTT consumers). After a
+                    // reset the device has stored batches and its numbering starts anew.
+                    let fresh: bool = sqlx::query_scalar(
+                        "SELECT NOT EXISTS (SELECT 1 FROM telemetry_batches WHERE device_id = $1)",
+                    )
+                    .bind(&b.device_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if fresh {
+                        sqlx::query(
+                            "INSERT INTO telemetry_gaps (device_id, first_sequence, last_sequence, opened_at_ms) \
+                             VALUES ($1, 1, $2, $3)",
+                        )
+                        .bind(&b.device_id)
+                        .bind(b.sequence - 1)
+                        .bind(b.received_at_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            // Whether the batch may be stored: after the cursor (by at most max_step), or in a
+            // gap, which it then splits. Anything else is a duplicate or a replay.
+            let mut in_gap = false;
+            if let Some(last) = cursor {
+                if b.sequence > last {
+                    if b.sequence - last > window.max_step {
+                        return Err(Error::SequenceJump {
+                            device: b.device_id.clone(),
+                            sequence: b.sequence,
+                            last,
+                            max_step: window.max_step,
+                        });
+                    }
+                    sqlx::query("UPDATE telemetry_cursors SET last_sequence = $2 WHERE device_id = $1")
+                        .bind(&b.device_id)
+                        .bind(b.sequence)
+                        .execute(&mut *tx)
+                        .await?;
+                    if b.sequence > last + 1 {
+                        sqlx::query(
+                            "INSERT INTO telemetry_gaps (device_id, first_sequence, last_sequence, opened_at_ms) \
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&b.device_id)
+                        .bind(last + 1)
+                        .bind(b.sequence - 1)
+                        .bind(b.received_at_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                } else {
+                    let gap: Option<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
+                        "SELECT first_sequence, last_sequence, opened_at_ms, alerted_at_ms FROM telemetry_gaps \
+                         WHERE device_id = $1 AND first_sequence <= $2 AND last_sequence >= $2",
+                    )
+                    .bind(&b.device_id)
+                    .bind(b.sequence)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some((first, end, opened, alerted)) = gap {
+                        in_gap = true;
+                        sqlx::query("DELETE FROM telemetry_gaps WHERE device_id = $1 AND first_sequence = $2")
+                            .bind(&b.device_id)
+                            .bind(first)
+                            .execute(&mut *tx)
+                            .await?;
+                        for (from, to) in [(first, b.sequence - 1), (b.sequence + 1, end)] {
+                            if from <= to {
+                                sqlx::query(
+                                    "INSERT INTO telemetry_gaps (device_id, first_sequence, last_sequence, opened_at_ms, alerted_at_ms) \
+                                     VALUES ($1, $2, $3, $4, $5)",
+                                )
+                                .bind(&b.device_id)
+                                .bind(from)
+                                .bind(to)
+                                .bind(opened)
+                                .bind(alerted)
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                        }
+                    }
+                }
+            }
+            let may_store = in_gap || cursor.is_none_or(|last| b.sequence > last);
+            let inserted = if may_store {
+                sqlx::query(
+                    "INSERT INTO telemetry_batches (device_id, sequence, received_at_ms, events, source, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, sequence) DO NOTHING",
+                )
+                .bind(&b.device_id)
+                .bind(b.sequence)
+                .bind(b.received_at_ms)
+                .bind(b.events)
+                .bind(&b.source)
+                .bind(&b.body)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            } else {
+                0
+            };
+            if inserted == 0 {
+                // Not stored: the number was used. The same content is the same batch sent
+                // again (a lost acknowledgement, a broker's redelivery); other content under a
+                // used number is a replay, as is a number below the cursor that was never
+                // skipped (stored once, before a reset of the cursor).
+                let same: Option<bool> = sqlx::query_scalar(
+                    "SELECT body = $3 FROM telemetry_batches WHERE device_id = $1 AND sequence = $2",
+                )
+                .bind(&b.device_id)
+                .bind(b.sequence)
+                .bind(&b.body)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let last = cursor.unwrap_or(b.sequence).max(b.sequence);
+                return Err(match same {
+                    Some(true) => Error::Duplicate {
                         device: b.device_id.clone(),
                         sequence: b.sequence,
-                        last: base,
-                    });
-                }
-                last = Some(base);
-            }
-            let inserted = sqlx::query(
-                "INSERT INTO telemetry_batches (device_id, sequence, received_at_ms, events, source, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id, sequence) DO NOTHING",
-            )
-            .bind(&b.device_id)
-            .bind(b.sequence)
-            .bind(b.received_at_ms)
-            .bind(b.events)
-            .bind(&b.source)
-            .bind(&b.body)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                return Err(Error::Replayed {
-                    device: b.device_id.clone(),
-                    sequence: b.sequence,
-                    last: last.unwrap_or(b.sequence),
+                        last,
+                    },
+                    Some(false) => Error::ReplayConflict {
+                        device: b.device_id.clone(),
+                        sequence: b.sequence,
+                        last,
+                    },
+                    None => Error::Replayed {
+                        device: b.device_id.clone(),
+                        sequence: b.sequence,
+                        last,
+                    },
                 });
             }
             let mut ids = Vec::with_capacity(alerts.len());
@@ -100,6 +208,33 @@ macro_rules! store_telemetry {
             Ok(ids)
         }
 
+        async fn telemetry_gaps(&self, device_id: &str) -> Result<Vec<TelemetryGap>> {
+            Ok(sqlx::query_as::<_, TelemetryGap>(
+                "SELECT device_id, first_sequence, last_sequence, opened_at_ms, alerted_at_ms \
+                 FROM telemetry_gaps WHERE device_id = $1 ORDER BY first_sequence",
+            )
+            .bind(device_id)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn expire_telemetry_gaps(&self, opened_before_ms: i64, now_ms: i64, limit: u32) -> Result<Vec<TelemetryGap>> {
+            // One statement marks and returns them, so of two replicas sweeping at once each
+            // gap is alerted by one.
+            Ok(sqlx::query_as::<_, TelemetryGap>(
+                "UPDATE telemetry_gaps SET alerted_at_ms = $2 WHERE (device_id, first_sequence) IN \
+                 (SELECT device_id, first_sequence FROM telemetry_gaps \
+                  WHERE alerted_at_ms IS NULL AND opened_at_ms < $1 ORDER BY opened_at_ms LIMIT $3) \
+                 AND alerted_at_ms IS NULL \
+                 RETURNING device_id, first_sequence, last_sequence, opened_at_ms, alerted_at_ms",
+            )
+            .bind(opened_before_ms)
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
         async fn record_alerts(&self, alerts: &[AlertRow]) -> Result<Vec<i64>> {
             let mut tx = self.pool.begin().await?;
             let mut ids = Vec::with_capacity(alerts.len());
@@ -111,12 +246,20 @@ macro_rules! store_telemetry {
         }
 
         async fn reset_telemetry_cursor(&self, device_id: &str) -> Result<Option<i64>> {
-            Ok(sqlx::query_scalar(
+            let mut tx = self.pool.begin().await?;
+            let last = sqlx::query_scalar(
                 "DELETE FROM telemetry_cursors WHERE device_id = $1 RETURNING last_sequence",
             )
             .bind(device_id)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(&mut *tx)
+            .await?;
+            // The gaps belong to the old numbering.
+            sqlx::query("DELETE FROM telemetry_gaps WHERE device_id = $1")
+                .bind(device_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(last)
         }
 
         async fn telemetry_sources(&self, device_id: &str, since_ms: i64, limit: u32) -> Result<Vec<String>> {

@@ -70,6 +70,14 @@ pub fn run(cmd: MqttCommand) -> Result<()> {
                 listen.port()
             );
             println!(
+                "  queued messages persist in {} (writable by the broker's user)",
+                dir.join("persistence").display()
+            );
+            println!(
+                "  on each CRL change send the broker SIGHUP: install {} and its .service",
+                dir.join("medsec-broker-crl.path").display()
+            );
+            println!(
                 "  devices publish to {}",
                 medsec_server::mqtt::device_topic(&config.mqtt.topic_prefix, "<device id>")
             );

@@ -498,12 +498,20 @@ fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
         serde_json::from_str::<Value>(&r.body).unwrap(),
         serde_json::json!({"accepted": 1, "events": 2})
     );
-    // The same batch again is a replay: refused, named, nothing stored twice.
+    // The same batch again (an answer lost) is a duplicate: answered as stored, not stored
+    // twice. Other content under its number is a replay: refused, named.
     let r = send("pump-t", "pump-t", &["--data-binary", &b1]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.body).unwrap(),
+        serde_json::json!({"accepted": 1, "events": 0, "duplicate": true})
+    );
+    let forged = b1.replace("18230", "18231");
+    let r = send("pump-t", "pump-t", &["--data-binary", &forged]);
     assert_eq!(r.status, 409, "{r:?}");
     assert!(
         r.body
-            .contains("batch 1 is not after the last accepted batch, 1"),
+            .contains("batch 1 is stored already with other content"),
         "{r:?}"
     );
     assert!(r.body.contains("send 2 next"), "{r:?}");
@@ -572,7 +580,8 @@ fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
     s.audited(&admin, "the replay", |e| {
         field(e, "action") == "telemetry.send"
             && field(e, "decision") == "deny"
-            && has(e, "detail", "replayed or reordered")
+            && field(e, "kind") == "telemetry-replay"
+            && has(e, "detail", "replayed or forged")
     });
     s.audited(&admin, "the cross-device batch", |e| {
         field(e, "action") == "telemetry.send"
@@ -583,7 +592,6 @@ fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
         field(e, "action") == "telemetry.send" && has(e, "detail", "unknown field `patient`")
     });
 
-    // So far everything was within the pump policy: no alert.
     let alerts = |path: &str, token: &str| {
         let r = s.curl(&[
             "-H",
@@ -593,10 +601,12 @@ fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
         assert_eq!(r.status, 200, "{r:?}");
         serde_json::from_str::<Value>(&r.body).unwrap()
     };
-    assert_eq!(
-        alerts("/api/v1/devices/pump-t/alerts", &admin),
-        serde_json::json!([])
-    );
+    // So far everything was within the pump policy: the one alert is the forged replay's.
+    let replay = alerts("/api/v1/devices/pump-t/alerts", &admin);
+    let replay = replay.as_array().unwrap();
+    assert_eq!(replay.len(), 1, "{replay:?}");
+    assert_eq!(replay[0]["rule"], "telemetry-replay");
+    assert_eq!(replay[0]["sequence"], 1);
     // A pump sends 90 kB to an outside address, and a reading no patient can have: each raises
     // an explained alert, and the pump is told nothing about it.
     let attack = r#"{"sequence": 3, "events": [
@@ -629,7 +639,7 @@ fn telemetry_batches_are_stored_once_in_sequence_and_only_about_the_sender() {
     let reading = by_rule("clinical-implausible");
     assert_eq!(reading["severity"], "critical");
     assert_eq!(reading["technique"]["id"], "T0832");
-    assert_eq!(fleet.as_array().unwrap().len(), 2, "{fleet}");
+    assert_eq!(fleet.as_array().unwrap().len(), 3, "{fleet}");
     assert_eq!(
         alerts("/api/v1/devices/pump-u/alerts", &admin),
         serde_json::json!([])

@@ -431,8 +431,17 @@ fn a_telemetry_batch_numbered_to_blind_the_defender_is_refused_with_an_alert() {
         "a step of exactly the limit is accepted"
     );
 
-    // An operator's reset (audited) lets the device number from 1 again.
-    assert_eq!(s.telemetry(&me, "pump-1", &batch(3), &[]).status, 409);
+    // The numbers the step skipped are a gap: the device's own next number fills it, once.
+    assert_eq!(s.telemetry(&me, "pump-1", &batch(3), &[]).status, 200);
+    let again = s.telemetry(&me, "pump-1", &batch(3), &[]);
+    assert_eq!(again.status, 200, "{again:?}");
+    assert!(again.body.contains(r#""duplicate":true"#), "{again:?}");
+    // Other content under a stored number is a replay.
+    let forged = batch(3).replace("badge", "forged");
+    let r = s.telemetry(&me, "pump-1", &forged, &[]);
+    assert_eq!(r.status, 409, "a forged batch under a stored number: {r:?}");
+    assert!(r.body.contains("other content"), "{r:?}");
+    // An operator's reset (audited) forgets the cursor and the gaps.
     let r = s.operator(
         &admin,
         "POST",
@@ -441,7 +450,7 @@ fn a_telemetry_batch_numbered_to_blind_the_defender_is_refused_with_an_alert() {
     );
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body.contains("1000002"), "{r:?}");
-    assert_eq!(s.telemetry(&me, "pump-1", &batch(3), &[]).status, 200);
+    assert_eq!(s.telemetry(&me, "pump-1", &batch(4), &[]).status, 200);
     s.audited(&admin, "the reset", |e| {
         field(e, "action") == "telemetry.reset" && has(e, "detail", "was 1000002")
     });
