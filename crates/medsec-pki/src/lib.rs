@@ -897,6 +897,36 @@ pub fn certificate_device_id(der: &[u8]) -> Option<DeviceId> {
     })
 }
 
+/// The hardware types an IDevID states: the hwType OIDs (dotted) of the RFC 4108
+/// HardwareModuleNames in its subject alternative name (`otherName` 1.3.6.1.5.5.7.8.4, value
+/// `SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET STRING }`), as IEEE 802.1AR
+/// recommends. Malformed entries are skipped (they state nothing); empty if there are none.
+pub fn hardware_module_types(der: &[u8]) -> Vec<String> {
+    use x509_parser::der_parser::asn1_rs::{Any, FromDer as _, Oid};
+    use x509_parser::extensions::GeneralName;
+    const HARDWARE_MODULE_NAME: &str = "1.3.6.1.5.5.7.8.4";
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::OtherName(oid, value) if oid.to_id_string() == HARDWARE_MODULE_NAME => {
+                // [0] EXPLICIT, then the SEQUENCE, then its first element.
+                let (_, explicit) = Any::from_der(value).ok()?;
+                let (_, sequence) = Any::from_der(explicit.data).ok()?;
+                let (_, hw_type) = Oid::from_der(sequence.data).ok()?;
+                Some(hw_type.to_id_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The device id a manufacturer certificate (IDevID) vouches for: its subject serialNumber
 /// attribute (the hardware serial, as IEEE 802.1AR suggests), else its CN. The caller must have
 /// verified the certificate against a trusted manufacturer CA first.

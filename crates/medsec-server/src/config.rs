@@ -25,6 +25,7 @@ const TOP_KEYS: &[&str] = &[
     "require_hybrid_kx",
     "device_cert_days",
     "manufacturer_cas",
+    "manufacturers",
     "policy_dir",
     "crl_reload_ms",
     "crl_days",
@@ -38,6 +39,70 @@ const TOP_KEYS: &[&str] = &[
     "mqtt",
     "limits",
 ];
+
+/// A manufacturer CA trusted to vouch for some devices: an IDevID it issued enrols the device
+/// id its subject names (serialNumber, else CN) only if the id, the model and the hardware
+/// type are in its scope, and only a device never enrolled (docs/server.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manufacturer {
+    /// A name for it, in audit entries ("acme").
+    pub name: String,
+    /// PEM file of the CA's certificate(s).
+    pub ca: PathBuf,
+    /// Patterns of the device ids it may vouch for (`*` any run of characters, `?` one); at
+    /// least one.
+    pub device_ids: Vec<String>,
+    /// Models its devices may be registered as; a device without a record is registered as the
+    /// first. Empty: any model a pre-registered device has, else `unspecified`.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Hardware types (RFC 4108 HardwareModuleName hwType OIDs, in the IDevID's subject
+    /// alternative name, as IEEE 802.1AR recommends) it may vouch for. Empty: not checked.
+    #[serde(default)]
+    pub hardware_ids: Vec<String>,
+}
+
+impl Manufacturer {
+    /// Whether `id` matches one of `device_ids`.
+    pub fn covers_id(&self, id: &str) -> bool {
+        self.device_ids
+            .iter()
+            .any(|p| glob(p.as_bytes(), id.as_bytes()))
+    }
+}
+
+/// `*` and `?` matching, byte-wise (device ids are ASCII). Written by hand: a dozen lines, where
+/// a glob crate would bring path semantics device ids do not have.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while let Some(&here) = text.get(t) {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == here => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern
+        .get(p..)
+        .unwrap_or_default()
+        .iter()
+        .all(|&c| c == b'*')
+}
 
 /// A key held in a PKCS#11 token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -91,8 +156,12 @@ pub struct Config {
     pub require_hybrid_kx: bool,
     /// Lifetime of device certificates issued by EST, in days.
     pub device_cert_days: i64,
-    /// PEM files of manufacturer CAs whose certificates (IDevIDs) may enrol devices.
+    /// Refused when not empty: it trusted a CA to vouch for any device id. Each CA is now a
+    /// `[[manufacturers]]` entry that names what it may vouch for.
     pub manufacturer_cas: Vec<PathBuf>,
+    /// Manufacturer CAs whose certificates (IDevIDs) may enrol devices, each scoped to the
+    /// devices it may vouch for.
+    pub manufacturers: Vec<Manufacturer>,
     /// A directory with `medsec.cedarschema` and `*.cedar` policies; default: the shipped ones.
     pub policy_dir: Option<PathBuf>,
     /// How often the CRL file is checked for changes, in milliseconds.
@@ -303,6 +372,7 @@ impl Default for Config {
             require_hybrid_kx: false,
             device_cert_days: 30,
             manufacturer_cas: Vec::new(),
+            manufacturers: Vec::new(),
             policy_dir: None,
             crl_reload_ms: 1_000,
             crl_days: 7,
@@ -358,6 +428,44 @@ impl Config {
                 reason: reason.to_owned(),
             })
         };
+        if !self.manufacturer_cas.is_empty() {
+            return bad(
+                "manufacturer_cas trusts a CA to vouch for any device id and is no longer \
+                 accepted: give each CA a [[manufacturers]] entry with name, ca, device_ids \
+                 (and models, hardware_ids) naming what it may vouch for (docs/server.md)",
+            );
+        }
+        for (n, m) in self.manufacturers.iter().enumerate() {
+            let named = |what: &str| format!("manufacturers[{n}] ({:?}): {what}", m.name);
+            if m.name.trim().is_empty() {
+                return bad(&named("name is empty"));
+            }
+            if m.device_ids.is_empty() {
+                return bad(&named(
+                    "device_ids is empty: name the device ids this CA may vouch for",
+                ));
+            }
+            if let Some(p) = m.device_ids.iter().find(|p| {
+                p.is_empty()
+                    || !p
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.*?".contains(c))
+            }) {
+                return bad(&named(&format!(
+                    "device id pattern {p:?} may hold letters, digits, '-', '_', '.', '*' and '?'"
+                )));
+            }
+            if let Some(oid) = m.hardware_ids.iter().find(|o| {
+                o.split('.').count() < 2
+                    || !o
+                        .split('.')
+                        .all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()))
+            }) {
+                return bad(&named(&format!(
+                    "hardware id {oid:?} is not a dotted OID (1.3.6.1.4.1.…)"
+                )));
+            }
+        }
         if l.max_header_bytes < 8192 {
             return bad("limits.max_header_bytes must be at least 8192");
         }
@@ -535,6 +643,32 @@ mod tests {
             assert_eq!(c.database_url(), "sqlite:///srv/medsec/medsec.db");
             Ok(())
         });
+    }
+
+    #[test]
+    fn device_id_patterns_match_as_globs() {
+        let m = Manufacturer {
+            name: "acme".into(),
+            ca: "ca.pem".into(),
+            device_ids: vec!["acme-pump-*".into(), "acme-mon-??".into()],
+            models: vec![],
+            hardware_ids: vec![],
+        };
+        for id in ["acme-pump-1", "acme-pump-", "acme-mon-07"] {
+            assert!(m.covers_id(id), "{id}");
+        }
+        for id in [
+            "acme-pum",
+            "pump-000",
+            "acme-mon-7",
+            "acme-mon-007",
+            "xacme-pump-1",
+        ] {
+            assert!(!m.covers_id(id), "{id}");
+        }
+        assert!(glob(b"*", b"anything"));
+        assert!(glob(b"a*b*c", b"axxbyyc"));
+        assert!(!glob(b"a*b*c", b"axxbyy"));
     }
 
     #[test]

@@ -240,8 +240,8 @@ pub async fn run(
 
     // Trust anchors.
     let data = crate::DataDir::new(&config.data_dir);
-    let anchors =
-        std::iter::once(data.ca().join("chain.pem")).chain(config.manufacturer_cas.clone());
+    let anchors = std::iter::once(data.ca().join("chain.pem"))
+        .chain(config.manufacturers.iter().map(|m| m.ca.clone()));
     for path in anchors {
         for (subject, not_after) in certificates(&path) {
             let resource = format!("{} ({subject})", path.display());

@@ -379,7 +379,7 @@ impl Server {
         let files = tls::DeviceTlsFiles {
             fleet_chain: ca.chain_path(),
             crl: ca.crl_path(),
-            manufacturer_cas: config.manufacturer_cas.clone(),
+            manufacturer_cas: config.manufacturers.iter().map(|m| m.ca.clone()).collect(),
             server_chain: dirs.server_chain(),
             server_key: dirs.server_key(),
         };

@@ -553,9 +553,20 @@ fn classify(
             None => Peer::Unidentified,
         }
     } else {
-        match medsec_pki::manufacturer_device_id(leaf) {
-            Some(id) => Peer::Manufacturer(id),
-            None => Peer::Unidentified,
+        // The CA that vouches for it decides the scope enrolment holds it to.
+        match (
+            medsec_pki::manufacturer_device_id(leaf),
+            tls.manufacturer_of(chain),
+        ) {
+            (Some(id), Some(manufacturer)) => {
+                Peer::Manufacturer(Arc::new(crate::state::ManufacturerClaim {
+                    id,
+                    manufacturer,
+                    fingerprint: hex::encode(medsec_crypto::digest::sha256(leaf.as_ref())),
+                    hardware_types: medsec_pki::hardware_module_types(leaf),
+                }))
+            }
+            _ => Peer::Unidentified,
         }
     }
 }

@@ -28,10 +28,24 @@ pub enum Peer {
     None,
     /// A fleet device certificate.
     Device(DeviceId),
-    /// A manufacturer certificate (IDevID) vouching for this device id: enrolment only.
-    Manufacturer(DeviceId),
+    /// A manufacturer certificate (IDevID) vouching for a device: enrolment only.
+    Manufacturer(Arc<ManufacturerClaim>),
     /// A verified certificate naming no device.
     Unidentified,
+}
+
+/// What a verified manufacturer certificate (IDevID) claims, for enrolment to check against
+/// the scope of the CA that issued it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ManufacturerClaim {
+    /// The device id its subject names (serialNumber, else CN).
+    pub id: DeviceId,
+    /// Which `manufacturers` entry of the configuration vouches for it.
+    pub manufacturer: usize,
+    /// The SHA-256 of the IDevID (DER), hex: the identity it is bound to.
+    pub fingerprint: String,
+    /// The hwType OIDs of the RFC 4108 HardwareModuleNames it carries.
+    pub hardware_types: Vec<String>,
 }
 
 /// Per-connection facts attached to each request.

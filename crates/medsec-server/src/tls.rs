@@ -82,7 +82,8 @@ pub struct DeviceTlsFiles {
     pub fleet_chain: PathBuf,
     /// The fleet CA's CRL.
     pub crl: PathBuf,
-    /// Manufacturer CAs (IDevID issuers), trusted for first enrolment only.
+    /// Manufacturer CAs (IDevID issuers), trusted for enrolment only, in the order of
+    /// `manufacturers` in the configuration.
     pub manufacturer_cas: Vec<PathBuf>,
     /// The server's certificate chain.
     pub server_chain: PathBuf,
@@ -105,6 +106,9 @@ pub struct DeviceTls {
     pub fleet_verifier: Arc<dyn ClientCertVerifier>,
     /// Whether manufacturer certificates are accepted at the handshake.
     pub manufacturers: bool,
+    /// One verifier per manufacturer CA, in the configuration's order: which CA vouches for a
+    /// presented IDevID decides the scope it is held to.
+    manufacturer_verifiers: Vec<Arc<dyn ClientCertVerifier>>,
     /// The serials (DER integer contents) the CRL lists: checked on every request and against
     /// open connections when the CRL changes, not only at the handshake.
     revoked: HashSet<Vec<u8>>,
@@ -133,6 +137,18 @@ impl DeviceTls {
             reason: format!("client verifier: {e}"),
         })?;
         let manufacturers = !files.manufacturer_cas.is_empty();
+        let manufacturer_verifiers = files
+            .manufacturer_cas
+            .iter()
+            .map(|ca| {
+                let anchors = Arc::new(roots(std::slice::from_ref(ca))?);
+                WebPkiClientVerifier::builder_with_provider(anchors, provider.clone())
+                    .build()
+                    .map_err(|e| Error::Tls {
+                        reason: format!("manufacturer CA {}: {e}", ca.display()),
+                    })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         // Clients without a certificate may connect: EST enrolment with a token needs that.
         // Every other route refuses requests without a fleet principal.
         let handshake_verifier = if manufacturers {
@@ -178,6 +194,7 @@ impl DeviceTls {
             hybrid_config,
             fleet_verifier,
             manufacturers,
+            manufacturer_verifiers,
             revoked,
         })
     }
@@ -185,6 +202,15 @@ impl DeviceTls {
     /// Whether the CRL in force lists the certificate with this serial (see [`serial_of`]).
     pub fn is_revoked(&self, serial: &[u8]) -> bool {
         self.revoked.contains(serial)
+    }
+
+    /// The index (in the configuration's `manufacturers`) of the first manufacturer CA the
+    /// presented chain verifies against right now.
+    pub fn manufacturer_of(&self, chain: &[CertificateDer<'static>]) -> Option<usize> {
+        let (leaf, rest) = chain.split_first()?;
+        self.manufacturer_verifiers
+            .iter()
+            .position(|v| v.verify_client_cert(leaf, rest, UnixTime::now()).is_ok())
     }
 
     /// Whether a presented chain verifies as a fleet device certificate right now.

@@ -282,12 +282,16 @@ pub(super) async fn est_simpleenroll(
     const ACTION: &str = "est.enroll";
     let (pem, info) = parse_request(&auth, &headers, ACTION, &body).await?;
     let (device, credential) = match (&auth.conn.peer, basic_or_bearer_token(&headers)) {
-        (Peer::Manufacturer(id), _) => {
+        (Peer::Manufacturer(claim), token) => {
+            let device = manufacturer_enrolment(&auth, claim, token.as_deref()).await?;
+            let response =
+                enrol_checked(&auth, &device, "manufacturer-certificate", &pem, &info).await?;
+            // The IDevID that now holds the id (shown with the device's identity bindings).
             auth.state
                 .store
-                .register_device(id.as_str(), "unspecified", now_ms())
+                .rebind_identity(device.as_str(), "idevid", &claim.fingerprint, now_ms())
                 .await?;
-            (id.clone(), "manufacturer-certificate")
+            return Ok(response);
         }
         (Peer::Device(id), _) => {
             let mut e = deny_event(
@@ -341,12 +345,149 @@ pub(super) async fn est_simpleenroll(
             ));
         }
     };
+    enrol_checked(&auth, &device, credential, &pem, &info).await
+}
+
+/// Enrols `device`, registered already, as the caller its record makes.
+async fn enrol_checked(
+    auth: &Auth,
+    device: &DeviceId,
+    credential: &'static str,
+    pem: &str,
+    info: &medsec_pki::RequestInfo,
+) -> Result<Response, ApiError> {
     let caller = Caller {
         subject: device_subject(&auth.state.store.device(device.as_str()).await?),
         record: None,
         credential,
     };
-    enrol(&auth, &caller, ACTION, &device, &pem, &info).await
+    enrol(auth, &caller, "est.enroll", device, pem, info).await
+}
+
+/// Holds an IDevID to the scope of the manufacturer CA that issued it (device id pattern,
+/// hardware type, model) and enrols only a device never enrolled, unless an operator's
+/// enrolment token for that device comes with it (the explicit, audited re-enrolment, whose new
+/// certificate supersedes the old). Registers the device if it has no record. Every refusal
+/// is audited.
+async fn manufacturer_enrolment(
+    auth: &Auth,
+    claim: &crate::state::ManufacturerClaim,
+    token: Option<&str>,
+) -> Result<DeviceId, ApiError> {
+    const ACTION: &str = "est.enroll";
+    let state = &auth.state;
+    let id = claim.id.as_str();
+    let m = state
+        .config
+        .manufacturers
+        .get(claim.manufacturer)
+        .ok_or_else(|| ApiError::Internal("manufacturer index out of range".into()))?;
+    let target = Target::Device(id.to_owned());
+    let principal = format!("Manufacturer::{:?}", m.name);
+    let (principal_ref, target_ref) = (&principal, &target);
+    let refuse = |detail: String| async move {
+        let mut e = deny_event(&auth.conn, principal_ref, ACTION, target_ref, &detail);
+        e.kind = "enrolment".into();
+        state.audit(e).await?;
+        Err::<DeviceId, ApiError>(ApiError::Unauthenticated(format!(
+            "enrolment refused: {detail}"
+        )))
+    };
+    if !m.covers_id(id) {
+        return refuse(format!(
+            "the IDevID names device {id:?}, outside what manufacturer CA {:?} may vouch for \
+             (device_ids {:?})",
+            m.name, m.device_ids
+        ))
+        .await;
+    }
+    if !m.hardware_ids.is_empty()
+        && !claim
+            .hardware_types
+            .iter()
+            .any(|t| m.hardware_ids.contains(t))
+    {
+        return refuse(format!(
+            "the IDevID states hardware type(s) {:?}, none of which manufacturer CA {:?} may \
+             vouch for ({:?})",
+            claim.hardware_types, m.name, m.hardware_ids
+        ))
+        .await;
+    }
+    let record = match state.store.device(id).await {
+        Ok(d) => Some(d),
+        Err(medsec_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let model = match &record {
+        Some(d) => d.model.clone(),
+        None => m
+            .models
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "unspecified".into()),
+    };
+    let certified = match &record {
+        Some(d) => d.state != "registered" || !state.store.device_keys(id).await?.is_empty(),
+        None => false,
+    };
+    // Only with an operator's enrolment token for this very device.
+    if certified && token.is_none() {
+        return refuse(format!(
+            "device {id:?} was enrolled before: an IDevID enrols a device once. To enrol it \
+             again with its IDevID, an operator issues an enrolment token for it (medsec \
+             fleet token create --device {id}), which the device presents with the IDevID"
+        ))
+        .await;
+    }
+    if !m.models.is_empty() && !m.models.contains(&model) {
+        return refuse(format!(
+            "device {id:?} is registered as model {model:?}, which manufacturer CA {:?} may not \
+             vouch for ({:?})",
+            m.name, m.models
+        ))
+        .await;
+    }
+    if certified && let Some(token) = token {
+        match state
+            .store
+            .consume_enrolment_token(&crate::tokens::hash(token), now_ms())
+            .await
+        {
+            Ok(for_device) if for_device == id => {}
+            Ok(other) => {
+                return refuse(format!(
+                    "the enrolment token presented with the IDevID of {id:?} is for {other:?} (and is now used)"
+                ))
+                .await;
+            }
+            Err(medsec_store::Error::TokenRefused { reason }) => {
+                return refuse(format!(
+                    "the enrolment token presented with the IDevID of {id:?} is refused: {reason}"
+                ))
+                .await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut e = event(
+            "enrolment",
+            &principal,
+            ACTION,
+            &Target::Device(id.to_owned()).label(),
+            "info",
+        );
+        e.source = auth.conn.addr.to_string();
+        e.detail = format!(
+            "re-enrolment of {id:?} with its IDevID (sha256 {}) and an operator's enrolment \
+             token: the new certificate supersedes the current one",
+            &claim.fingerprint[..16]
+        );
+        state.audit(e).await?;
+    }
+    if record.is_none() {
+        state.store.register_device(id, &model, now_ms()).await?;
+    }
+    Ok(claim.id.clone())
 }
 
 pub(super) async fn est_simplereenroll(

@@ -337,7 +337,8 @@ fn each_audit_check_fires_on_its_crafted_case() {
     std::fs::write(
         &config,
         format!(
-            "manufacturer_cas = [{:?}, {:?}]\n",
+            "[[manufacturers]]\nname = \"acme\"\nca = {:?}\ndevice_ids = [\"*\"]\n\
+             [[manufacturers]]\nname = \"retired\"\nca = {:?}\ndevice_ids = [\"*\"]\n",
             s.work.join("mca.pem").display().to_string(),
             s.work.join("old-ca.pem").display().to_string()
         ),

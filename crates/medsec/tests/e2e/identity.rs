@@ -701,12 +701,26 @@ fn a_manufacturer_certificate_enrols_its_device_and_nothing_more() {
         args.extend(ca_ext);
         openssl(work, &args);
     }
-    std::fs::write(
-        work.join("idevid.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
-    for (name, ca) in [("idevid", "acme"), ("forged", "other")] {
+    // IDevIDs: (file, issuing CA, the device id its subject names, its hardware type as an
+    // RFC 4108 HardwareModuleName in the subject alternative name).
+    let pump_type = "1.3.6.1.4.1.55555.1.1";
+    for (name, ca, serial, hw_type) in [
+        ("idevid", "acme", "pump-9", Some(pump_type)),
+        ("forged", "other", "pump-9", Some(pump_type)),
+        ("taken", "acme", "pump-000", Some(pump_type)),
+        ("outside", "acme", "monitor-1", Some(pump_type)),
+        ("wrong-hw", "acme", "pump-8", Some("1.3.6.1.4.1.55555.9.9")),
+        ("no-hw", "acme", "pump-7", None),
+    ] {
+        let mut ext = String::from(
+            "[ext]\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+        );
+        if let Some(hw) = hw_type {
+            ext.push_str(&format!(
+                "subjectAltName=otherName:1.3.6.1.5.5.7.8.4;SEQUENCE:hmn\n[hmn]\nhwType=OID:{hw}\nhwSerialNum=OCTETSTRING:{serial}\n"
+            ));
+        }
+        std::fs::write(work.join(format!("{name}.ext")), ext).unwrap();
         let (key, csr, pem) = (
             format!("{name}.key"),
             format!("{name}.csr"),
@@ -727,7 +741,7 @@ fn a_manufacturer_certificate_enrols_its_device_and_nothing_more() {
                 "-out",
                 &csr,
                 "-subj",
-                "/O=acme/CN=IP200/serialNumber=pump-9",
+                &format!("/O=acme/CN=IP200/serialNumber={serial}"),
             ],
         );
         openssl(
@@ -745,16 +759,36 @@ fn a_manufacturer_certificate_enrols_its_device_and_nothing_more() {
                 "-days",
                 "3650",
                 "-extfile",
-                "idevid.ext",
+                &format!("{name}.ext"),
+                "-extensions",
+                "ext",
                 "-out",
                 &pem,
             ],
         );
     }
+    // The old, unscoped form is refused with what to write instead.
+    std::fs::write(
+        work.join("old.toml"),
+        format!(
+            "manufacturer_cas = [{:?}]\n",
+            work.join("acme-ca.pem").display().to_string()
+        ),
+    )
+    .unwrap();
+    let err = fails(
+        medsec()
+            .args(["server", "--data-dir"])
+            .arg(work.join("old-data"))
+            .arg("--config")
+            .arg(work.join("old.toml")),
+    );
+    assert!(err.contains("[[manufacturers]]"), "{err}");
     std::fs::write(
         work.join("medsec.toml"),
         format!(
-            "manufacturer_cas = [{:?}]\n",
+            "[[manufacturers]]\nname = \"acme\"\nca = {:?}\ndevice_ids = [\"pump-*\"]\n\
+             models = [\"infusion-pump\"]\nhardware_ids = [{pump_type:?}]\n",
             work.join("acme-ca.pem").display().to_string()
         ),
     )
@@ -806,6 +840,88 @@ fn a_manufacturer_certificate_enrols_its_device_and_nothing_more() {
     s.audited(&admin, "the forged IDevID", |e| {
         field(e, "kind") == "tls" && field(e, "decision") == "deny"
     });
+
+    // It was registered as the CA's model, and bound to the IDevID that enrolled it.
+    let r = s.operator(&admin, "GET", "/api/v1/devices/pump-9", None);
+    assert!(r.body.contains(r#""model":"infusion-pump""#), "{r:?}");
+
+    // Every refusal below is audited, names why, and issues nothing.
+    let refused = |name: &str, key: &str, extra: &[&str], why: &str| {
+        s.key_and_request(key, key);
+        let mut args = vec!["--cert", name, "--key"];
+        let key_file = name.replace(".pem", ".key");
+        args.push(&key_file);
+        args.extend(extra);
+        let r = s.est("simpleenroll", key, &args);
+        assert_eq!(r.status, 401, "{name}: {r:?}");
+        assert!(r.body.contains(why), "{name}: {r:?}");
+        s.audited(&admin, why, |e| {
+            field(e, "action") == "est.enroll"
+                && field(e, "decision") == "deny"
+                && field(e, "principal") == r#"Manufacturer::"acme""#
+                && has(e, "detail", why)
+        });
+    };
+    // A second enrolment with the same IDevID.
+    refused("idevid.pem", "pump-9-again", &[], "was enrolled before");
+    // An IDevID naming a device enrolled by token: no takeover.
+    s.enrol("pump-000");
+    refused("taken.pem", "pump-000-taken", &[], "was enrolled before");
+    let r = s.curl(&[
+        "--cert",
+        "pump-000.pem",
+        "--key",
+        "pump-000.key",
+        &s.device_url("/api/v1/devices/pump-000"),
+    ]);
+    assert_eq!(r.status, 200, "the holder's certificate still works: {r:?}");
+    // Outside the CA's device ids, hardware types.
+    refused(
+        "outside.pem",
+        "monitor-1",
+        &[],
+        "outside what manufacturer CA",
+    );
+    refused("wrong-hw.pem", "pump-8", &[], "hardware type(s)");
+    refused("no-hw.pem", "pump-7", &[], "hardware type(s)");
+    // A token for another device does not open the re-enrolment (and is spent).
+    let other = s.enrolment_token("pump-5");
+    let bearer = format!("Authorization: Bearer {other}");
+    refused(
+        "idevid.pem",
+        "pump-9-b",
+        &["-H", &bearer],
+        "(and is now used)",
+    );
+
+    // The operator's re-enrolment: an enrolment token for pump-9 with its IDevID. The new
+    // certificate supersedes the old one, which stops working.
+    let token = ok(medsec()
+        .args(["fleet", "token", "create", "--device", "pump-9"])
+        .args(["--model", "infusion-pump"])
+        .args(s.location()))
+    .trim()
+    .to_owned();
+    std::fs::rename(s.work.join("pump-9.pem"), s.work.join("pump-9-old.pem")).unwrap();
+    std::fs::rename(s.work.join("pump-9.key"), s.work.join("pump-9-old.key")).unwrap();
+    s.key_and_request("pump-9", "pump-9");
+    let bearer = format!("Authorization: Bearer {token}");
+    let r = s.est(
+        "simpleenroll",
+        "pump-9",
+        &["--cert", "idevid.pem", "--key", "idevid.key", "-H", &bearer],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    s.audited(&admin, "the re-enrolment with the IDevID", |e| {
+        field(e, "action") == "est.enroll" && has(e, "detail", "supersedes the current one")
+    });
+    let r = s.curl(&["--cert", "pump-9.pem", "--key", "pump-9.key", &own]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = s.curl(&["--cert", "pump-9-old.pem", "--key", "pump-9-old.key", &own]);
+    assert_ne!(
+        r.status, 200,
+        "the superseded certificate still works: {r:?}"
+    );
 }
 
 /// A kept-alive TLS connection to `addr`, presenting `name`'s certificate when given.
