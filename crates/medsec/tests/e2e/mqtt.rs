@@ -704,13 +704,25 @@ fn one_device_flooding_over_mqtt_is_rate_limited_and_the_audit_log_stays_bounded
     s.enrol("pump-f");
     wait_subscribed(&s, 0);
     let url = store_url(tmp.path(), None);
-    let audit_rows = |rt: &tokio::runtime::Runtime| -> usize {
+    // The audit log's entries, as stored (kind, action, decision of each).
+    let audit_rows = |rt: &tokio::runtime::Runtime| -> Vec<String> {
         rt.block_on(async {
             use medsec_store::prelude::*;
             let store = medsec_store::AnyStore::open(&url, 1).await.unwrap();
-            let n = store.audit_entries(0, u32::MAX).await.unwrap().len();
+            let rows = store.audit_entries(0, u32::MAX).await.unwrap();
             store.close().await;
-            n
+            rows.iter()
+                .map(|r| {
+                    let e: Value = serde_json::from_str(&r.entry).unwrap_or_default();
+                    let e = &e["event"];
+                    format!(
+                        "{}/{}/{}",
+                        field(e, "kind"),
+                        field(e, "action"),
+                        field(e, "decision")
+                    )
+                })
+                .collect()
         })
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -749,7 +761,9 @@ fn one_device_flooding_over_mqtt_is_rate_limited_and_the_audit_log_stays_bounded
         stored_n + 1 >= BURST && (stored_n as f64) <= allowed + 5.0,
         "{stored_n} of {N} stored in {elapsed:.1} s: the limit allows {allowed:.0}"
     );
-    let grown = audit_rows(&rt) - before;
+    let after = audit_rows(&rt);
+    let grown = after.len() - before.len();
+    eprintln!("new audit entries: {:?}", after.get(before.len()..));
     eprintln!(
         "| MQTT flood, one device | {N} batches published in {:.1} s ({:.0}/s) | {stored_n} stored \
          (burst {BURST} + 20/s) | {} refused | audit log +{grown} entries |",
