@@ -1,5 +1,6 @@
 //! What an EST client sends (a PKCS#10 request, any DER) and what a TLS peer presents (a
-//! certificate, any DER) never panic the readers the server runs on them; a request that
+//! certificate, any DER: its device id, an IDevID's hardware types) never panic the readers the
+//! server runs on them; a request that
 //! `inspect_request` accepts always has a verified self-signature, so its key digest is stable.
 #![no_main]
 
@@ -14,4 +15,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = medsec_pki::certificate_device_id(data);
     let _ = medsec_pki::manufacturer_device_id(data);
+    let _ = medsec_pki::hardware_module_types(data);
 });
