@@ -108,6 +108,32 @@ impl Drop for Running {
     }
 }
 
+/// The URL of a fresh schema (`medsec_<label>_<pid>`, made by the store on first use) on the
+/// PostgreSQL at `MEDSEC_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/test`), or
+/// `None` when nothing listens there: then `what` is said to be skipped, and under `CI=true`
+/// the test fails instead.
+pub fn postgres_schema_url(label: &str, what: &str) -> Option<String> {
+    let url = std::env::var("MEDSEC_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let addr = url
+        .split_once('@')
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    if std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL is not reachable at {addr} and CI=true: {what} must run in CI"
+        );
+        eprintln!("SKIPPED: {what} (nothing listening at {addr})");
+        return None;
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{url}{sep}search_path=medsec_{label}_{}",
+        std::process::id()
+    ))
+}
+
 /// Starts `medsec server` with its data in `WORK/data`, both ports on ephemeral ports, `env`
 /// added to its environment and `args` to its command line; its log goes to `WORK/server.log`.
 pub fn start(work: &Path, env: &[(&str, &str)], args: &[&str]) -> Running {

@@ -113,23 +113,9 @@ fn audit_tampering_on_sqlite_is_named() {
 
 #[test]
 fn audit_tampering_on_postgres_is_named() {
-    let url = std::env::var("MEDSEC_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let addr = url
-        .split_once('@')
-        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default().to_owned())
-        .unwrap_or_default();
-    if std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "PostgreSQL is not reachable at {addr} and CI=true: the PostgreSQL tamper test must run in CI"
-        );
-        eprintln!("SKIPPED: PostgreSQL audit tamper test (nothing listening at {addr})");
-        return;
+    if let Some(url) = postgres_schema_url("tamper", "the PostgreSQL tamper test") {
+        audit_tampering_is_named(Some(&url));
     }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let schema = format!("medsec_tamper_{}", std::process::id());
-    audit_tampering_is_named(Some(&format!("{url}{sep}search_path={schema}")));
 }
 
 #[test]

@@ -466,30 +466,6 @@ fn wait_subscribed(s: &Running, after: usize) {
     }
 }
 
-/// The PostgreSQL URL of a fresh schema, or `None` (skipped, said) when nothing listens and
-/// CI is not set.
-fn postgres(label: &str) -> Option<String> {
-    let url = std::env::var("MEDSEC_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let addr = url
-        .split_once('@')
-        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default().to_owned())
-        .unwrap_or_default();
-    if std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "PostgreSQL is not reachable at {addr} and CI=true: {label} must run in CI"
-        );
-        eprintln!("SKIPPED: {label} on PostgreSQL (nothing listening at {addr})");
-        return None;
-    }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(format!(
-        "{url}{sep}search_path=medsec_{label}_{}",
-        std::process::id()
-    ))
-}
-
 /// Thousands of batches of one device, published in a forced order and split over the two
 /// shared-subscription connections, with the server SIGKILLed mid-stream and started again:
 /// every batch the broker acknowledged is stored exactly once, and no gap stays open.
@@ -594,7 +570,7 @@ fn every_acknowledged_mqtt_batch_is_stored_once_through_reordering_and_a_sigkill
 
 #[test]
 fn every_acknowledged_mqtt_batch_is_stored_once_through_reordering_and_a_sigkill_on_postgres() {
-    if let Some(url) = postgres("mqtt_sigkill") {
+    if let Some(url) = postgres_schema_url("mqtt_sigkill", "the MQTT SIGKILL test") {
         every_acknowledged_batch_is_stored_once(Some(&url));
     }
 }
