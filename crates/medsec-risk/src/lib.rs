@@ -10,6 +10,7 @@ pub mod compliance;
 mod csaf_rules;
 pub mod cvss;
 pub mod fleet;
+pub mod gate;
 pub mod ident;
 pub mod inventory;
 pub mod matching;

@@ -121,9 +121,20 @@ pub(super) fn vulnerabilities(e: &Evidence) -> Assessment {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // The gaps are what the release gate blocks at its default threshold (one rule:
+        // `crate::gate`): critical findings, and known exploited ones whatever their severity,
+        // undetermined matches included.
+        let gate = |f: &&&FindingFacts| {
+            crate::gate::blocks(
+                f.open,
+                Some(f.severity.as_str()),
+                f.known_exploited,
+                crate::gate::Threshold::DEFAULT,
+            )
+        };
         let critical: Vec<&&FindingFacts> = open
             .iter()
-            .filter(|f| f.certain && f.severity == "critical")
+            .filter(|f| gate(f) == Some(crate::gate::Block::Severity))
             .collect();
         if !critical.is_empty() {
             a.gaps.push(format!(
@@ -135,7 +146,7 @@ pub(super) fn vulnerabilities(e: &Evidence) -> Assessment {
         }
         let exploited: Vec<&&FindingFacts> = open
             .iter()
-            .filter(|f| f.certain && f.known_exploited)
+            .filter(|f| gate(f) == Some(crate::gate::Block::Exploited))
             .collect();
         if !exploited.is_empty() {
             a.gaps.push(format!(
@@ -145,7 +156,10 @@ pub(super) fn vulnerabilities(e: &Evidence) -> Assessment {
                 names(&exploited)
             ));
         }
-        let undetermined: Vec<&&FindingFacts> = open.iter().filter(|f| !f.certain).collect();
+        let undetermined: Vec<&&FindingFacts> = open
+            .iter()
+            .filter(|f| !f.certain && gate(f).is_none())
+            .collect();
         if !undetermined.is_empty() {
             a.warnings.push(format!(
                 "{}: {} undetermined match(es) to assess: {}",

@@ -460,6 +460,53 @@ mod tests {
         }
     }
 
+    /// The report's vulnerability gaps name exactly the findings the release gate blocks at
+    /// its default threshold (`crate::gate`): the two can never disagree on a release.
+    #[test]
+    fn the_vulnerability_gaps_are_what_the_release_gate_blocks() {
+        let severities = ["critical", "high", "medium", "low", "unscored"];
+        let mut findings = Vec::new();
+        for (i, severity) in severities.iter().enumerate() {
+            for open in [true, false] {
+                for certain in [true, false] {
+                    for known_exploited in [true, false] {
+                        findings.push(FindingFacts {
+                            advisory: format!(
+                                "CVE-2026-{i}{}{}{}",
+                                u8::from(open),
+                                u8::from(certain),
+                                u8::from(known_exploited)
+                            ),
+                            component: "pkg:generic/x@1".into(),
+                            severity: (*severity).into(),
+                            open,
+                            certain,
+                            known_exploited,
+                            vex: None,
+                        });
+                    }
+                }
+            }
+        }
+        let mut e = evidence();
+        e.releases[0].findings = findings.clone();
+        let gaps = assess::vulnerabilities(&e).gaps.join("\n");
+        for f in &findings {
+            let blocked = crate::gate::blocks(
+                f.open,
+                Some(&f.severity),
+                f.known_exploited,
+                crate::gate::Threshold::DEFAULT,
+            )
+            .is_some();
+            // The name followed by a space: CVE-2026-0111 must not match CVE-2026-01110.
+            let named = gaps.contains(&format!("{} in", f.advisory));
+            assert_eq!(named, blocked, "{f:?} in gaps {gaps}");
+        }
+        // A known exploited medium finding blocks: the gate and the report both say so.
+        assert!(gaps.contains("CVE-2026-2111 in"), "{gaps}");
+    }
+
     #[test]
     fn gaps_follow_from_the_evidence() {
         let c = catalogue().unwrap();

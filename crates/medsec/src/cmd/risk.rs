@@ -71,7 +71,9 @@ pub enum ReleaseCommand {
     /// Gate a release on its vulnerabilities: verify the repository, check that the SBOM
     /// is the one whose digest is signed into TARGET's metadata, match it against the
     /// advisories with the VEX applied, and exit 1 when an open finding (not resolved by
-    /// VEX, undetermined ones included) reaches --fail-on (default critical).
+    /// VEX, undetermined ones included) reaches --fail-on (default critical) or is known
+    /// exploited (CISA KEV, whatever its severity): the rule the compliance report's
+    /// vulnerability gaps follow.
     Check {
         /// The repository directory.
         repo: PathBuf,
@@ -128,17 +130,26 @@ pub fn run_release(cmd: ReleaseCommand) -> Result<()> {
         sbom.display()
     );
     let (loaded, matches) = match_sbom(&parsed, &inputs)?;
-    let blocking: Vec<&medsec_risk::matching::Finding> = matches
+    // The rule the compliance report's vulnerability gaps use too (medsec_risk::gate).
+    let blocking: Vec<(&medsec_risk::matching::Finding, medsec_risk::gate::Block)> = matches
         .iter()
         .flat_map(|m| &m.findings)
-        .filter(|f| f.open() && (fail_on == FailOn::Any || rank(f.severity) >= fail_on))
+        .filter_map(|f| {
+            medsec_risk::gate::blocks(
+                f.open(),
+                f.severity,
+                f.known_exploited.is_some(),
+                fail_on.threshold(),
+            )
+            .map(|why| (f, why))
+        })
         .collect();
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "target": target, "sbom_sha256": digest,
-                "blocking": blocking.iter().map(|f| &f.advisory).collect::<Vec<_>>(),
+                "blocking": blocking.iter().map(|(f, _)| &f.advisory).collect::<Vec<_>>(),
                 "components": matches,
             }))?
         );
@@ -149,22 +160,27 @@ pub fn run_release(cmd: ReleaseCommand) -> Result<()> {
     if !blocking.is_empty() {
         let names: Vec<String> = blocking
             .iter()
-            .map(|f| {
+            .map(|(f, why)| {
                 format!(
-                    "{} ({}{})",
+                    "{} ({}{}{})",
                     f.advisory,
                     f.severity.unwrap_or("unscored"),
-                    if f.certain { "" } else { ", undetermined" }
+                    if f.certain { "" } else { ", undetermined" },
+                    if *why == medsec_risk::gate::Block::Exploited {
+                        ", known exploited: CISA KEV"
+                    } else {
+                        ""
+                    }
                 )
             })
             .collect();
         bail!(
-            "{target} has {} open finding(s) at or above {fail_on:?} without a VEX statement resolving them: {}",
+            "{target} has {} open finding(s) at or above {fail_on:?}, or known exploited, without a VEX statement resolving them: {}",
             blocking.len(),
             names.join(", ")
         );
     }
-    println!("{target}: no open finding at or above {fail_on:?}");
+    println!("{target}: no open finding at or above {fail_on:?}, and none known exploited");
     Ok(())
 }
 
@@ -235,13 +251,16 @@ pub enum FailOn {
     Critical,
 }
 
-fn rank(severity: Option<&str>) -> FailOn {
-    match severity {
-        Some("critical") => FailOn::Critical,
-        Some("high") => FailOn::High,
-        Some("medium") => FailOn::Medium,
-        Some("low") => FailOn::Low,
-        _ => FailOn::Any,
+impl FailOn {
+    fn threshold(self) -> medsec_risk::gate::Threshold {
+        use medsec_risk::gate::Threshold;
+        match self {
+            Self::Any => Threshold::Any,
+            Self::Low => Threshold::Low,
+            Self::Medium => Threshold::Medium,
+            Self::High => Threshold::High,
+            Self::Critical => Threshold::Critical,
+        }
     }
 }
 
@@ -481,12 +500,27 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
                     .iter()
                     .flat_map(|m| &m.findings)
                     .filter(|f| f.open())
-                    .find(|f| level == FailOn::Any || (f.certain && rank(f.severity) >= level));
+                    .find(|f| {
+                        level == FailOn::Any
+                            || (f.certain
+                                && medsec_risk::gate::blocks(
+                                    true,
+                                    f.severity,
+                                    f.known_exploited.is_some(),
+                                    level.threshold(),
+                                )
+                                .is_some())
+                    });
                 if let Some(f) = hit {
                     bail!(
-                        "{} ({}) reaches --fail-on {level:?}",
+                        "{} ({}{}) reaches --fail-on {level:?}",
                         f.advisory,
-                        f.severity.unwrap_or("unscored")
+                        f.severity.unwrap_or("unscored"),
+                        if f.known_exploited.is_some() {
+                            ", known exploited: CISA KEV"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }

@@ -355,12 +355,15 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
             .arg("--segmented"),
     ));
     assert!(e.contains("--clinical"), "{e}");
-    // Release gate: the open high finding fails it; VEX took BusyBox's out.
-    let e = stderr(&fails(&mut run(&v120, &["--fail-on", "high"])));
-    assert!(
-        e.contains("CVE-2022-3602 (high) reaches --fail-on High"),
-        "{e}"
-    );
+    // Release gate: the open high finding fails it; VEX took BusyBox's out. It is in CISA KEV,
+    // so it fails a critical-only gate too.
+    for level in ["high", "critical"] {
+        let e = stderr(&fails(&mut run(&v120, &["--fail-on", level])));
+        assert!(
+            e.contains("CVE-2022-3602 (high, known exploited: CISA KEV) reaches --fail-on"),
+            "{e}"
+        );
+    }
     // The fixed release is clean.
     let out = ok(&mut run(&v130, &["--fail-on", "low"]));
     assert!(
@@ -401,19 +404,58 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
             .args(extra);
         c
     };
-    let out = ok(&mut check("pump/pump-1.2.0.img", &v120, &[]));
+    // The open OpenSSL finding is high, and in CISA KEV: it fails the default (critical) gate,
+    // as the compliance report names it a gap (risk::…; medsec_risk::gate is the one rule).
+    let e = stderr(&fails(&mut check("pump/pump-1.2.0.img", &v120, &[])));
+    assert!(
+        e.contains("pump/pump-1.2.0.img has 1 open finding(s) at or above Critical, or known exploited, without a VEX statement resolving them: CVE-2022-3602 (high, known exploited: CISA KEV)"),
+        "{e}"
+    );
+    // Without the KEV catalogue it is a high finding only: the default gate passes it, and
+    // --fail-on high fails it.
+    let no_kev = s.tmp.path().join("feed-no-kev");
+    std::fs::create_dir_all(&no_kev).unwrap();
+    for entry in std::fs::read_dir(&feed).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        if name != "kev.json" {
+            let to = no_kev.join(&name);
+            if path.is_dir() {
+                std::fs::create_dir_all(&to).unwrap();
+                for inner in std::fs::read_dir(&path).unwrap() {
+                    let inner = inner.unwrap().path();
+                    std::fs::copy(&inner, to.join(inner.file_name().unwrap())).unwrap();
+                }
+            } else {
+                std::fs::copy(&path, &to).unwrap();
+            }
+        }
+    }
+    let check_no_kev = |extra: &[&str]| {
+        let mut c = medsec();
+        c.args(["release", "check"])
+            .arg(s.repo())
+            .arg("pump/pump-1.2.0.img")
+            .arg("--sbom")
+            .arg(&v120)
+            .arg("--advisories")
+            .arg(&no_kev)
+            .arg("--vex")
+            .arg(&vex)
+            .args(extra);
+        c
+    };
+    let out = ok(&mut check_no_kev(&[]));
     assert!(out.contains("is the one signed into the target"), "{out}");
     assert!(
-        out.contains("pump/pump-1.2.0.img: no open finding at or above Critical"),
+        out.contains(
+            "pump/pump-1.2.0.img: no open finding at or above Critical, and none known exploited"
+        ),
         "{out}"
     );
-    let e = stderr(&fails(&mut check(
-        "pump/pump-1.2.0.img",
-        &v120,
-        &["--fail-on", "high"],
-    )));
+    let e = stderr(&fails(&mut check_no_kev(&["--fail-on", "high"])));
     assert!(
-        e.contains("pump/pump-1.2.0.img has 1 open finding(s) at or above High without a VEX statement resolving them: CVE-2022-3602 (high)"),
+        e.contains("pump/pump-1.2.0.img has 1 open finding(s) at or above High, or known exploited, without a VEX statement resolving them: CVE-2022-3602 (high)"),
         "{e}"
     );
     let e = stderr(&fails(&mut check("pump/pump-1.2.0.img", &v130, &[])));
