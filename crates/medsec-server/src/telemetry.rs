@@ -76,6 +76,40 @@ pub(crate) async fn alert_gaps(state: &AppState, now: i64) -> Result<usize, Erro
     }
 }
 
+/// The stored row of an alert raised on the device's batch `sequence` at `now`.
+fn alert_row(id: &str, sequence: i64, alert: &medsec_defender::rules::Alert, now: i64) -> AlertRow {
+    AlertRow {
+        id: 0,
+        device_id: id.to_owned(),
+        sequence,
+        at_ms: alert.at_ms,
+        raised_at_ms: now,
+        rule: alert.rule.clone(),
+        severity: alert.severity.name().to_owned(),
+        body: serde_json::to_string(alert).unwrap_or_default(),
+    }
+}
+
+/// Groups stored alerts (`rows`, stored under `ids`) into the device's incident. They are
+/// stored already: a failure to group them is logged, not returned (the alerts stay listed
+/// under the device, and a batch must not be sent again for it).
+async fn group_stored(state: &AppState, id: &str, ids: &[i64], rows: &[AlertRow], now: i64) {
+    let refs: Vec<AlertRef> = ids
+        .iter()
+        .zip(rows)
+        .map(|(alert_id, a)| AlertRef {
+            id: *alert_id,
+            device: a.device_id.clone(),
+            rule: a.rule.clone(),
+            severity: Severity::from_name(&a.severity).unwrap_or(Severity::Low),
+            raised_at_ms: a.raised_at_ms,
+        })
+        .collect();
+    if let Err(e) = crate::incidents::group(state, id, refs, now).await {
+        tracing::error!(device = id, error = ?e, "grouping alerts into an incident");
+    }
+}
+
 /// Stores an alert raised on a refused batch (none is stored to carry it) and groups it into
 /// the device's incident.
 pub(crate) async fn raise(
@@ -85,33 +119,10 @@ pub(crate) async fn raise(
     alert: &medsec_defender::rules::Alert,
     now: i64,
 ) -> Result<(), Error> {
-    let row = AlertRow {
-        id: 0,
-        device_id: id.to_owned(),
-        sequence,
-        at_ms: alert.at_ms,
-        raised_at_ms: now,
-        rule: alert.rule.clone(),
-        severity: alert.severity.name().to_owned(),
-        body: serde_json::to_string(alert).unwrap_or_default(),
-    };
-    let ids = state
-        .store
-        .record_alerts(std::slice::from_ref(&row))
-        .await?;
-    let refs: Vec<AlertRef> = ids
-        .iter()
-        .map(|alert_id| AlertRef {
-            id: *alert_id,
-            device: id.to_owned(),
-            rule: row.rule.clone(),
-            severity: alert.severity,
-            raised_at_ms: now,
-        })
-        .collect();
-    if let Err(e) = crate::incidents::group(state, id, refs, now).await {
-        tracing::error!(device = id, error = ?e, "grouping alerts into an incident");
-    }
+    let row = alert_row(id, sequence, alert, now);
+    let rows = std::slice::from_ref(&row);
+    let ids = state.store.record_alerts(rows).await?;
+    group_stored(state, id, &ids, rows, now).await;
     Ok(())
 }
 
@@ -287,17 +298,8 @@ pub(crate) async fn ingest(
     }
     // The device learns nothing of what its batch raised.
     let alerts: Vec<AlertRow> = raised
-        .into_iter()
-        .map(|a| AlertRow {
-            id: 0,
-            device_id: id.clone(),
-            sequence: batch.sequence,
-            at_ms: a.at_ms,
-            raised_at_ms: received_at_ms,
-            rule: a.rule.clone(),
-            severity: a.severity.name().to_owned(),
-            body: serde_json::to_string(&a).unwrap_or_default(),
-        })
+        .iter()
+        .map(|a| alert_row(id, batch.sequence, a, received_at_ms))
         .collect();
     let stored = TelemetryBatch {
         device_id: id.clone(),
@@ -312,22 +314,7 @@ pub(crate) async fn ingest(
     };
     match state.store.record_telemetry(&stored, &alerts, window).await {
         Ok(ids) => {
-            let refs: Vec<AlertRef> = ids
-                .iter()
-                .zip(&alerts)
-                .map(|(id, a)| AlertRef {
-                    id: *id,
-                    device: a.device_id.clone(),
-                    rule: a.rule.clone(),
-                    severity: Severity::from_name(&a.severity).unwrap_or(Severity::Low),
-                    raised_at_ms: a.raised_at_ms,
-                })
-                .collect();
-            // The batch and its alerts are stored: a failure to group them must not make the
-            // device send the batch again. The alerts stay listed under the device.
-            if let Err(e) = crate::incidents::group(state, id, refs, received_at_ms).await {
-                tracing::error!(device = id.as_str(), error = ?e, "grouping alerts into an incident");
-            }
+            group_stored(state, id, &ids, &alerts, received_at_ms).await;
             Ok(Ingested::Accepted {
                 sequence: batch.sequence,
                 events: batch.events.len(),

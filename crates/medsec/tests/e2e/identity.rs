@@ -711,6 +711,7 @@ fn a_manufacturer_certificate_enrols_its_device_and_nothing_more() {
         ("outside", "acme", "monitor-1", Some(pump_type)),
         ("wrong-hw", "acme", "pump-8", Some("1.3.6.1.4.1.55555.9.9")),
         ("no-hw", "acme", "pump-7", None),
+        ("premodel", "acme", "pump-6", Some(pump_type)),
     ] {
         let mut ext = String::from(
             "[ext]\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
@@ -884,6 +885,9 @@ fn a_manufacturer_certificate_enrols_its_device_and_nothing_more() {
     );
     refused("wrong-hw.pem", "pump-8", &[], "hardware type(s)");
     refused("no-hw.pem", "pump-7", &[], "hardware type(s)");
+    // A device an operator registered as a model outside the CA's models.
+    s.enrolment_token("pump-6");
+    refused("premodel.pem", "pump-6", &[], "is registered as model");
     // A token for another device does not open the re-enrolment (and is spent).
     let other = s.enrolment_token("pump-5");
     let bearer = format!("Authorization: Bearer {other}");
