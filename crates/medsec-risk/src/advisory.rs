@@ -39,15 +39,33 @@ pub enum Constraint {
     /// Every version (a CSAF product named without a version, or an OSV package with no
     /// ranges and no versions).
     Any,
-    /// A range medsec cannot read (a CSAF free-text range): matches are undetermined.
+    /// A version with a wildcard (`2.X`, `5.x.x`).
+    Wildcard(crate::forms::Wildcard),
+    /// A range medsec cannot read (a CSAF free-text range): matches are undetermined, with
+    /// this text.
     Unreadable(String),
+}
+
+/// A product an advisory names only by vendor and product name (a CSAF branch path with
+/// no purl or CPE), the way hospitals know their devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// The vendor branch, as written.
+    pub vendor: String,
+    /// The product name (a product family's name before it, when there is one), as written.
+    pub product: String,
+    /// The model numbers of `product_identification_helper`, if any.
+    pub models: Vec<String>,
 }
 
 /// One affected package of an advisory.
 #[derive(Debug, Clone)]
 pub struct Affected {
-    /// The package key ([`ident::Ident::key`]).
+    /// The package key ([`ident::Ident::key`]); for a product named only by vendor and name,
+    /// `name:VENDOR/PRODUCT` as written (matching compares [`Affected::named`]).
     pub key: String,
+    /// Set for a product named only by vendor and name.
+    pub named: Option<Named>,
     /// The scheme its versions are compared in.
     pub scheme: Scheme,
     /// Versions listed one by one (OSV `versions`).
@@ -80,6 +98,9 @@ pub struct Advisory {
     pub cvss: Vec<String>,
     /// CSAF `exploit_status` threat details.
     pub exploit_status: Option<String>,
+    /// The advisory itself says the vulnerability is exploited (a CSAF `exploit_status`
+    /// threat reporting exploitation, not its absence).
+    pub exploited: bool,
     /// The affected packages.
     pub affected: Vec<Affected>,
     /// Package keys the vendor states are not affected (CSAF `known_not_affected`).
@@ -118,23 +139,11 @@ pub struct KevEntry {
 }
 
 /// Reads an OSV record, a CSAF 2.0 document or the KEV catalogue (told apart by their
-/// fields), validated against its schema (KEV has none published; its fields are checked).
+/// fields), validated against its schema (KEV has none published; its fields are checked),
+/// refusing any CSAF document that breaks a mandatory test medsec checks ([`read`] with
+/// `strict`).
 pub fn parse(bytes: &[u8]) -> Result<Document, Error> {
-    let doc: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::Format(format!("the advisory is not JSON: {e}")))?;
-    if doc.get("document").is_some() {
-        csaf(&doc).map(Document::Advisories)
-    } else if doc.get("catalogVersion").is_some() {
-        kev(&doc).map(Document::Kev)
-    } else if doc.get("id").is_some() && doc.get("modified").is_some() {
-        osv(&doc).map(|a| Document::Advisories(vec![a]))
-    } else {
-        Err(Error::Format(
-            "not an advisory medsec reads: neither OSV (`id`, `modified`), CSAF 2.0 (`document`) \
-             nor CISA's KEV catalogue (`catalogVersion`)"
-                .into(),
-        ))
-    }
+    read(bytes, true).map(|r| r.document)
 }
 
 fn osv(doc: &Value) -> Result<Advisory, Error> {
@@ -206,6 +215,7 @@ fn osv(doc: &Value) -> Result<Advisory, Error> {
         }
         affected.push(Affected {
             key,
+            named: None,
             scheme,
             versions,
             constraints,
@@ -226,6 +236,7 @@ fn osv(doc: &Value) -> Result<Advisory, Error> {
         withdrawn: doc.get("withdrawn").is_some(),
         cvss,
         exploit_status: None,
+        exploited: false,
         affected,
         not_affected: Vec::new(),
         remediations: Vec::new(),
@@ -237,8 +248,58 @@ fn osv(doc: &Value) -> Result<Advisory, Error> {
 #[derive(Debug, Clone, Default)]
 struct Product {
     ident: Option<ident::Ident>,
+    /// The vendor branch.
+    vendor: Option<String>,
+    /// The product family and product name branches, outermost first.
+    names: Vec<String>,
+    /// The version or range branch (or the helper's version), as written.
     version: Option<String>,
-    range: Option<String>,
+    models: Vec<String>,
+    /// The product's full name (for reports about products nothing can be compared on).
+    full_name: String,
+}
+
+impl Product {
+    fn named(&self) -> Option<Named> {
+        let vendor = self.vendor.as_ref().filter(|v| !v.trim().is_empty())?;
+        let product = self.names.join(" ");
+        (!product.trim().is_empty()).then(|| Named {
+            vendor: vendor.trim().to_owned(),
+            product: product.trim().to_owned(),
+            models: self.models.clone(),
+        })
+    }
+
+    fn scheme(&self) -> Scheme {
+        self.ident.as_ref().map_or(Scheme::Generic, |i| i.scheme)
+    }
+
+    fn reading(&self) -> crate::forms::Reading {
+        crate::forms::read(self.version.as_deref(), self.scheme())
+    }
+}
+
+/// How one CSAF product can be compared with an SBOM component, for the counts in reports
+/// and benchmarks.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductInfo {
+    /// Its product id.
+    pub id: String,
+    /// Its full name.
+    pub name: String,
+    /// It carries a purl, a CPE or model numbers.
+    pub identifier: bool,
+    /// It has a vendor and a product name in its branch path.
+    pub named: bool,
+    /// How its version was written.
+    pub form: crate::forms::Form,
+}
+
+impl ProductInfo {
+    /// Something an SBOM component can be compared on: an identifier, or vendor and name.
+    pub fn matchable(&self) -> bool {
+        self.identifier || self.named
+    }
 }
 
 fn csaf_products(tree: &Value) -> BTreeMap<String, Product> {
@@ -246,6 +307,7 @@ fn csaf_products(tree: &Value) -> BTreeMap<String, Product> {
     fn helper(p: &Value, base: Product) -> (String, Product) {
         let id = text(p, "product_id").unwrap_or_default();
         let mut product = base;
+        product.full_name = text(p, "name").unwrap_or_default();
         if let Some(h) = p.get("product_identification_helper") {
             // A purl names the package exactly; a CPE is the fallback.
             let found = text(h, "purl")
@@ -254,10 +316,13 @@ fn csaf_products(tree: &Value) -> BTreeMap<String, Product> {
             if let Some(found) = found {
                 if found.version.is_some() {
                     product.version.clone_from(&found.version);
-                    product.range = None;
                 }
                 product.ident = Some(found);
             }
+            product.models = array(h, "model_numbers")
+                .iter()
+                .filter_map(|m| m.as_str().map(str::to_owned))
+                .collect();
         }
         (id, product)
     }
@@ -266,8 +331,9 @@ fn csaf_products(tree: &Value) -> BTreeMap<String, Product> {
             let mut here = base.clone();
             let name = text(b, "name").unwrap_or_default();
             match text(b, "category").as_deref() {
-                Some("product_version") => here.version = Some(name),
-                Some("product_version_range") => here.range = Some(name),
+                Some("product_version" | "product_version_range") => here.version = Some(name),
+                Some("vendor") => here.vendor = Some(name),
+                Some("product_family" | "product_name") => here.names.push(name),
                 _ => {}
             }
             if let Some(p) = b.get("product") {
@@ -295,28 +361,90 @@ fn csaf_products(tree: &Value) -> BTreeMap<String, Product> {
     out
 }
 
-fn constraint(p: &Product) -> Constraint {
-    if let Some(range) = &p.range {
-        match Vers::parse(range) {
-            Ok(v) => Constraint::Vers(v),
-            Err(_) => Constraint::Unreadable(range.clone()),
-        }
-    } else if let Some(v) = &p.version {
-        Constraint::Exact(v.clone())
-    } else {
-        Constraint::Any
-    }
-}
-
 fn ids<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = String> + 'a {
     array(v, key)
         .iter()
         .filter_map(|x| x.as_str().map(str::to_owned))
 }
 
-fn csaf(doc: &Value) -> Result<Vec<Advisory>, Error> {
+/// Whether an `exploit_status` threat reports exploitation (and not its absence: "No known
+/// public exploitation").
+fn says_exploited(details: &str) -> bool {
+    let d = details.to_lowercase();
+    let reported = [
+        "exploited",
+        "active exploitation",
+        "exploitation in the wild",
+    ]
+    .iter()
+    .any(|w| d.contains(w));
+    let denied = [
+        "no known",
+        "not known",
+        "not been exploited",
+        "not exploited",
+        "no public",
+        "no evidence",
+        "none known",
+        "not aware",
+    ]
+    .iter()
+    .any(|w| d.contains(w));
+    reported && !denied
+}
+
+/// What one file read leniently holds, and what was forgiven on the way.
+#[derive(Debug)]
+pub struct Read {
+    /// The advisories or the KEV catalogue.
+    pub document: Document,
+    /// Each departure from the format that was read anyway, and how.
+    pub warnings: Vec<String>,
+    /// For CSAF: every product of the product tree and what it can be compared on.
+    pub products: Vec<ProductInfo>,
+}
+
+/// Reads an OSV record, a CSAF 2.0 document or the KEV catalogue. With `strict` this is
+/// [`parse`]. Without, a CSAF document that breaks a mandatory test in a way whose meaning
+/// is still clear (a range in a `product_version`, CVSS scores that do not follow from the
+/// vector, one CVE in two vulnerability items, an invalid purl, a product flagged twice) is
+/// read anyway, with a warning that says how; a document whose meaning is not clear
+/// (undefined or twice-defined product ids, contradicting statuses, schema violations) is
+/// refused either way.
+pub fn read(bytes: &[u8], strict: bool) -> Result<Read, Error> {
+    let doc: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::Format(format!("the advisory is not JSON: {e}")))?;
+    if doc.get("document").is_some() {
+        csaf(&doc, strict).map(|(list, warnings, products)| Read {
+            document: Document::Advisories(list),
+            warnings,
+            products,
+        })
+    } else {
+        let document = if doc.get("catalogVersion").is_some() {
+            kev(&doc).map(Document::Kev)?
+        } else if doc.get("id").is_some() && doc.get("modified").is_some() {
+            osv(&doc).map(|a| Document::Advisories(vec![a]))?
+        } else {
+            return Err(Error::Format(
+                "not an advisory medsec reads: neither OSV (`id`, `modified`), CSAF 2.0 \
+                 (`document`) nor CISA's KEV catalogue (`catalogVersion`)"
+                    .into(),
+            ));
+        };
+        Ok(Read {
+            document,
+            warnings: Vec::new(),
+            products: Vec::new(),
+        })
+    }
+}
+
+type CsafRead = (Vec<Advisory>, Vec<String>, Vec<ProductInfo>);
+
+fn csaf(doc: &Value, strict: bool) -> Result<CsafRead, Error> {
     validate(Doc::Csaf, "CSAF 2.0", doc)?;
-    crate::csaf_rules::check(doc)?;
+    let mut warnings = crate::csaf_rules::check(doc, strict)?;
     let document = doc.get("document").unwrap_or(&Value::Null);
     let tracking = document.get("tracking").unwrap_or(&Value::Null);
     let tracking_id = text(tracking, "id").unwrap_or_default();
@@ -326,11 +454,41 @@ fn csaf(doc: &Value) -> Result<Vec<Advisory>, Error> {
         .get("product_tree")
         .map(csaf_products)
         .unwrap_or_default();
+    let mut infos = Vec::new();
+    // One warning per distinct text, with the products it is about.
+    let mut forgiven: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (id, p) in &products {
+        let reading = p.reading();
+        if let Some(w) = reading.warning {
+            forgiven.entry(w).or_default().push(id);
+        }
+        infos.push(ProductInfo {
+            id: id.clone(),
+            name: p.full_name.clone(),
+            identifier: p.ident.is_some() || !p.models.is_empty(),
+            named: p.named().is_some(),
+            form: reading.form,
+        });
+    }
+    for (w, ids) in forgiven {
+        let listed: Vec<&str> = ids.iter().take(5).copied().collect();
+        let more = ids.len().saturating_sub(listed.len());
+        warnings.push(format!(
+            "{w} (product{} {}{})",
+            if ids.len() == 1 { "" } else { "s" },
+            listed.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
     let bad = |why: String| Error::Consistency {
         format: "CSAF".into(),
         reason: format!("{tracking_id}: {why}"),
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Advisory> = Vec::new();
     for (n, v) in array(doc, "vulnerabilities").iter().enumerate() {
         let status = v.get("product_status").unwrap_or(&Value::Null);
         // csaf_rules::check (test 6.1.1) made sure every product id is defined.
@@ -340,23 +498,50 @@ fn csaf(doc: &Value) -> Result<Vec<Advisory>, Error> {
                 .ok_or_else(|| bad(format!("product id {id:?} is not in the product tree")))
         };
         let mut by_key: BTreeMap<String, Affected> = BTreeMap::new();
+        let entry = |by_key: &mut BTreeMap<String, Affected>, p: &Product, named: bool| {
+            let (key, scheme, named) = match (&p.ident, named) {
+                (Some(found), false) => (found.key.clone(), found.scheme, None),
+                _ => {
+                    let named = p.named()?;
+                    (
+                        format!("name:{}/{}", named.vendor, named.product),
+                        p.scheme(),
+                        Some(named),
+                    )
+                }
+            };
+            Some(
+                by_key
+                    .entry(key.clone())
+                    .or_insert_with(|| Affected {
+                        key,
+                        named,
+                        scheme,
+                        versions: Vec::new(),
+                        constraints: Vec::new(),
+                        fixed: Vec::new(),
+                    })
+                    .key
+                    .clone(),
+            )
+        };
         for id in ["known_affected", "first_affected", "last_affected"]
             .iter()
             .flat_map(|k| ids(status, k))
         {
             let p = resolve(&id)?;
-            let Some(found) = &p.ident else { continue };
-            by_key
-                .entry(found.key.clone())
-                .or_insert_with(|| Affected {
-                    key: found.key.clone(),
-                    scheme: found.scheme,
-                    versions: Vec::new(),
-                    constraints: Vec::new(),
-                    fixed: Vec::new(),
-                })
-                .constraints
-                .push(constraint(p));
+            // An identified product is matched by its identifier, and by its name too: an
+            // SBOM may know the component only by manufacturer and name.
+            for named in [false, true] {
+                if !named && p.ident.is_none() {
+                    continue;
+                }
+                if let Some(key) = entry(&mut by_key, p, named)
+                    && let Some(a) = by_key.get_mut(&key)
+                {
+                    a.constraints.push(p.reading().constraint);
+                }
+            }
         }
         let mut not_affected = BTreeSet::new();
         for id in ids(status, "known_not_affected") {
@@ -366,11 +551,23 @@ fn csaf(doc: &Value) -> Result<Vec<Advisory>, Error> {
         }
         for id in ["fixed", "first_fixed"].iter().flat_map(|k| ids(status, k)) {
             let p = resolve(&id)?;
-            if let (Some(found), Some(version)) = (&p.ident, &p.version)
-                && let Some(a) = by_key.get_mut(&found.key)
-                && !a.fixed.contains(version)
-            {
-                a.fixed.push(version.clone());
+            let Some(version) = &p.version else { continue };
+            // Only a single version is a fix version; a range of fixed versions says nothing
+            // about which upgrade fixes.
+            if !crate::forms::plausible_version(version) {
+                continue;
+            }
+            let keys = [
+                p.ident.as_ref().map(|i| i.key.clone()),
+                p.named()
+                    .map(|n| format!("name:{}/{}", n.vendor, n.product)),
+            ];
+            for key in keys.into_iter().flatten() {
+                if let Some(a) = by_key.get_mut(&key)
+                    && !a.fixed.contains(version)
+                {
+                    a.fixed.push(version.clone());
+                }
             }
         }
         for id in ids(status, "under_investigation").chain(ids(status, "recommended")) {
@@ -408,6 +605,19 @@ fn csaf(doc: &Value) -> Result<Vec<Advisory>, Error> {
             .collect();
         let id = cve.unwrap_or_else(|| format!("{tracking_id}#{}", n + 1));
         aliases.retain(|a| *a != id);
+        let affected: Vec<Affected> = by_key.into_values().collect();
+        // One CVE in two vulnerability items (test 6.1.23, read leniently): one advisory
+        // with the products of both.
+        if let Some(same) = out.iter_mut().find(|a| a.id == id) {
+            same.affected.extend(affected);
+            same.not_affected.extend(not_affected);
+            for c in cvss {
+                if !same.cvss.contains(&c) {
+                    same.cvss.push(c);
+                }
+            }
+            continue;
+        }
         out.push(Advisory {
             id,
             aliases,
@@ -417,13 +627,14 @@ fn csaf(doc: &Value) -> Result<Vec<Advisory>, Error> {
             modified: modified.clone(),
             withdrawn: false,
             cvss,
+            exploited: exploit_status.as_deref().is_some_and(says_exploited),
             exploit_status,
-            affected: by_key.into_values().collect(),
+            affected,
             not_affected: not_affected.into_iter().collect(),
             remediations,
         });
     }
-    Ok(out)
+    Ok((out, warnings, infos))
 }
 
 fn kev(doc: &Value) -> Result<Vec<KevEntry>, Error> {

@@ -1,6 +1,9 @@
 //! The CSAF 2.0 mandatory tests (specification section 6.1) that bear on what medsec
 //! reads from a document: which products exist, which status each has, its scores and its
-//! VEX justifications. A document failing one is refused; the refusal names the test.
+//! VEX justifications. In strict mode a document failing one is refused; the refusal names
+//! the test. Otherwise the tests whose failure real publishers commit and whose meaning
+//! stays clear (6.1.9, 6.1.13, 6.1.23, 6.1.31, 6.1.33: see [`LENIENT`]) give a warning
+//! that says how the document is read, and the others still refuse it.
 //!
 //! Implemented: 6.1.1 (missing definition of a product id), 6.1.2 (multiple definition),
 //! 6.1.3 (circular definition), 6.1.4 (missing definition of a group id), 6.1.5 (multiple
@@ -61,8 +64,50 @@ const RANGE_WORDS: [&str; 11] = [
     "<", ">", "after", "all", "before", "earlier", "later", "prior", "versions", "vers:", "≤",
 ];
 
-/// Runs the implemented mandatory tests.
-pub(crate) fn check(doc: &Value) -> Result<(), Error> {
+/// The tests a document may fail and still be read (when not strict), and how it is read.
+pub(crate) const LENIENT: [(&str, &str); 5] = [
+    ("6.1.9", "the scores are computed from the vector"),
+    (
+        "6.1.13",
+        "the purl is ignored; the product is matched by vendor and name",
+    ),
+    ("6.1.23", "the items are read as one vulnerability"),
+    ("6.1.31", "the text is read as a range"),
+    ("6.1.33", "the flags are ignored in matching"),
+];
+
+/// Failures of the tests: in strict mode the first refuses the document; otherwise those in
+/// [`LENIENT`] become warnings and any other refuses it.
+struct Outcome {
+    strict: bool,
+    warnings: Vec<String>,
+}
+
+impl Outcome {
+    fn failed(&mut self, test: &str, reason: String) -> Result<(), Error> {
+        match LENIENT.iter().find(|(t, _)| *t == test) {
+            Some((_, how)) if !self.strict => {
+                self.warnings.push(format!(
+                    "mandatory test {test}: {reason}; read anyway: {how}"
+                ));
+                Ok(())
+            }
+            _ => Err(fail(test, reason)),
+        }
+    }
+}
+
+/// Runs the implemented mandatory tests; the warnings of those forgiven.
+pub(crate) fn check(doc: &Value, strict: bool) -> Result<Vec<String>, Error> {
+    let mut outcome = Outcome {
+        strict,
+        warnings: Vec::new(),
+    };
+    tests(doc, &mut outcome)?;
+    Ok(outcome.warnings)
+}
+
+fn tests(doc: &Value, outcome: &mut Outcome) -> Result<(), Error> {
     let tree = doc.get("product_tree").unwrap_or(&Value::Null);
     // 6.1.1 / 6.1.2: product ids, defined once and referred to only when defined.
     let mut defined = Vec::new();
@@ -157,8 +202,11 @@ pub(crate) fn check(doc: &Value) -> Result<(), Error> {
     // 6.1.13: purls must parse.
     let mut purls = Vec::new();
     collect(tree, &["purl"], &mut purls);
-    if let Some((_, p)) = purls.iter().find(|(_, p)| crate::ident::purl(p).is_none()) {
-        return Err(fail("6.1.13", format!("{p:?} is not a valid purl")));
+    for (_, p) in purls
+        .iter()
+        .filter(|(_, p)| crate::ident::purl(p).is_none())
+    {
+        outcome.failed("6.1.13", format!("{p:?} is not a valid purl"))?;
     }
     // 6.1.31: a product_version names one version.
     fn versions<'a>(branches: &'a [Value], out: &mut Vec<&'a str>) {
@@ -182,10 +230,10 @@ pub(crate) fn check(doc: &Value) -> Result<(), Error> {
                 lower.contains(w)
             }
         }) {
-            return Err(fail(
+            outcome.failed(
                 "6.1.31",
                 format!("product_version {n:?} is a range; use product_version_range"),
-            ));
+            )?;
         }
     }
     let expand = |v: &Value| expand_groups(v, &groups);
@@ -195,10 +243,10 @@ pub(crate) fn check(doc: &Value) -> Result<(), Error> {
         if let Some(cve) = text(v, "cve")
             && !cves.insert(cve.clone())
         {
-            return Err(fail(
+            outcome.failed(
                 "6.1.23",
                 format!("{cve} appears in more than one vulnerability"),
-            ));
+            )?;
         }
         // 6.1.6: one status per product.
         let mut status_of: BTreeMap<&str, &str> = BTreeMap::new();
@@ -228,13 +276,13 @@ pub(crate) fn check(doc: &Value) -> Result<(), Error> {
         for f in array(v, "flags") {
             for id in expand(f) {
                 if !flagged.insert(id.clone()) {
-                    return Err(fail(
+                    outcome.failed(
                         "6.1.33",
                         format!(
                             "vulnerability {} flags product {id:?} more than once",
                             n + 1
                         ),
-                    ));
+                    )?;
                 }
             }
         }
@@ -243,22 +291,27 @@ pub(crate) fn check(doc: &Value) -> Result<(), Error> {
             for key in ["cvss_v3", "cvss_v2"] {
                 let Some(c) = s.get(key) else { continue };
                 let vector = text(c, "vectorString").unwrap_or_default();
-                let scores =
-                    crate::cvss::score(&vector).map_err(|e| fail("6.1.9", e.to_string()))?;
+                let scores = match crate::cvss::score(&vector) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Not even a vector to compute from: refused either way.
+                        return Err(fail("6.1.9", e.to_string()));
+                    }
+                };
                 let said = |k: &str| c.get(k).and_then(Value::as_f64);
                 let differs = |claimed: Option<f64>, computed: Option<f64>| matches!((claimed, computed), (Some(a), Some(b)) if (a - b).abs() > 1e-9);
                 if differs(said("baseScore"), Some(scores.base))
                     || differs(said("temporalScore"), scores.temporal)
                     || differs(said("environmentalScore"), scores.environmental)
                 {
-                    return Err(fail(
+                    outcome.failed(
                         "6.1.9",
                         format!(
                             "the {key} scores given ({:?} base) do not follow from {vector} ({} base)",
                             said("baseScore"),
                             scores.base
                         ),
-                    ));
+                    )?;
                 }
                 if key == "cvss_v3"
                     && let Some(sev) = text(c, "baseSeverity")
@@ -267,13 +320,13 @@ pub(crate) fn check(doc: &Value) -> Result<(), Error> {
                         .ok()
                         .and_then(|_| severity_of(scores.base));
                     if computed.is_some_and(|x| !x.eq_ignore_ascii_case(&sev)) {
-                        return Err(fail(
+                        outcome.failed(
                             "6.1.9",
                             format!(
                                 "baseSeverity {sev} does not follow from base score {}",
                                 scores.base
                             ),
-                        ));
+                        )?;
                     }
                 }
             }

@@ -2,6 +2,11 @@
 //! many devices: components are indexed once per release by package key, an advisory is
 //! judged only against the components its keys name, and devices follow from the releases
 //! they run. So a new advisory costs its keys' components, not devices × components.
+//!
+//! A component with a supplier is also indexed by vendor and product name (normalised, see
+//! [`crate::names`]), so an advisory that names products only that way (CSAF without purl
+//! or CPE) finds the releases whose components have that name. Model-number and possible
+//! (close-name) matches are per-release questions: [`crate::matching::Index`] answers them.
 
 use std::collections::HashMap;
 
@@ -10,6 +15,7 @@ use serde::Serialize;
 use crate::advisory::Advisory;
 use crate::ident;
 use crate::matching::{Verdict, judge};
+use crate::names::{Names, Product};
 use crate::sbom::Component;
 
 /// One release's component, as indexed.
@@ -25,6 +31,19 @@ struct Entry {
 pub struct Inventory {
     by_key: HashMap<String, Vec<Entry>>,
     releases: Vec<String>,
+    names: Names,
+}
+
+/// The keys a vendor and product name are indexed under: the normalised name with and
+/// without its parenthesised parts.
+fn name_keys(names: &Names, vendor: &str, product: &str) -> Vec<String> {
+    let vendor = names.vendor(vendor);
+    let p = Product::new(product);
+    let mut keys = vec![format!("name:{vendor}/{}", p.full)];
+    if p.base != p.full {
+        keys.push(format!("name:{vendor}/{}", p.base));
+    }
+    keys
 }
 
 /// An affected component of a release.
@@ -44,6 +63,14 @@ impl Inventory {
         Self::default()
     }
 
+    /// An empty inventory comparing vendors with `names`' aliases.
+    pub fn with_names(names: Names) -> Self {
+        Self {
+            names,
+            ..Self::default()
+        }
+    }
+
     /// Adds a release's components; returns its index.
     pub fn add_release(&mut self, name: &str, components: &[Component]) -> usize {
         let release = self.releases.len();
@@ -54,10 +81,17 @@ impl Inventory {
                 .as_deref()
                 .and_then(ident::purl)
                 .into_iter()
-                .chain(c.cpe.as_deref().and_then(ident::cpe));
-            for id in ids {
-                let version = id.version.or_else(|| c.version.clone());
-                let list = self.by_key.entry(id.key).or_default();
+                .chain(c.cpe.as_deref().and_then(ident::cpe))
+                .map(|id| (id.key, id.version));
+            let named = c
+                .supplier
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| name_keys(&self.names, s, &c.name))
+                .unwrap_or_default();
+            for (key, version) in ids.chain(named.into_iter().map(|k| (k, None))) {
+                let version = version.or_else(|| c.version.clone());
+                let list = self.by_key.entry(key).or_default();
                 // A component with both a purl and a CPE under one key counts once.
                 if !list
                     .last()
@@ -87,7 +121,11 @@ impl Inventory {
         }
         let mut seen: HashMap<(usize, usize), usize> = HashMap::new();
         for aff in &advisory.affected {
-            for e in self.by_key.get(&aff.key).into_iter().flatten() {
+            let keys = match &aff.named {
+                Some(n) => name_keys(&self.names, &n.vendor, &n.product),
+                None => vec![aff.key.clone()],
+            };
+            for e in keys.iter().flat_map(|k| self.by_key.get(k)).flatten() {
                 let certain = match judge(aff, e.version.as_deref()).0 {
                     Verdict::Affected(_) => true,
                     Verdict::Undetermined(_) => false,

@@ -1,8 +1,9 @@
 //! Risk and compliance for medsec, with no IO: CVSS scores ([`cvss`]); SBOMs ([`sbom`]:
 //! CycloneDX and SPDX, validated against their official schemas, reduced to the components
 //! a release is made of, with a completeness score); advisories ([`advisory`]: OSV, CSAF
-//! 2.0, CISA KEV) and matching components against them ([`matching`]), in each
-//! ecosystem's version order ([`version`], [`range`]).
+//! 2.0, CISA KEV) and matching components against them ([`matching`]) by identifier or
+//! by vendor and product name ([`names`]), in each ecosystem's version order ([`version`],
+//! [`range`], and the forms real CSAF documents write versions in: [`forms`]).
 
 pub mod advisory;
 pub mod archive;
@@ -10,10 +11,12 @@ pub mod compliance;
 mod csaf_rules;
 pub mod cvss;
 pub mod fleet;
+pub mod forms;
 pub mod gate;
 pub mod ident;
 pub mod inventory;
 pub mod matching;
+pub mod names;
 pub mod range;
 pub mod sbom;
 mod schema;

@@ -1,16 +1,26 @@
-//! Matching SBOM components against advisories. Every component ends in one of three
-//! classes: matched (with its findings), clean, or unidentifiable (no purl and no CPE, so
-//! nothing can be said of it). None is dropped, and a match that cannot be decided (no
-//! version, a version the scheme cannot read, a commit range) is reported as an
-//! undetermined finding, never as clean.
+//! Matching SBOM components against advisories. Every component ends in one of five
+//! classes: matched (with its findings), possible (only possible matches, for review),
+//! clean, incomplete (nothing matched, but some advisory files could not be read, so clean
+//! cannot be said), or unidentifiable (no purl, no CPE, and no supplier to compare names
+//! on). None is dropped, and a match that cannot be decided (no version, a version the
+//! scheme cannot read, a commit range, a range written in words medsec cannot read) is
+//! reported as an undetermined finding, never as clean.
+//!
+//! A component is compared on its identifiers (purl, CPE) and, when it names its supplier,
+//! on vendor and product name with every advisory product named only that way (see
+//! [`crate::names`]): an equal normalised name is a match by name, a close name of the same
+//! vendor a possible match. An identifier match beats a model-number match, which beats a
+//! name match, which beats a possible one; each finding says which it is and what was
+//! compared.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::advisory::{Advisory, Affected, Constraint, Document, KevEntry, Source};
+use crate::advisory::{Advisory, Affected, Constraint, Document, KevEntry, Named, Source};
 use crate::ident::{self, Ident};
+use crate::names::{self, Names, Product};
 use crate::sbom::Component;
 use crate::version::Version;
 
@@ -20,6 +30,13 @@ pub struct Database {
     /// By identity (`osv:ID` or `csaf:DOCUMENT:ID`).
     advisories: BTreeMap<String, Advisory>,
     kev: BTreeMap<String, KevEntry>,
+    /// Vendor normalisation and aliases for matching by name.
+    names: Names,
+    /// Advisory files that could not be read, with why: while any is listed no component
+    /// is called clean.
+    unread: Vec<(String, String)>,
+    /// Products (`DOCUMENT: name`) with nothing a component can be compared on.
+    unmatchable: Vec<String>,
 }
 
 /// What an import changed.
@@ -48,6 +65,49 @@ impl Database {
     /// An empty database.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Uses `names` (vendor aliases) for matching by name.
+    pub fn set_names(&mut self, names: Names) {
+        self.names = names;
+    }
+
+    /// The vendor names in use.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Records an advisory file that could not be read: from now on no component matched
+    /// against this database is clean, only incomplete.
+    pub fn note_unread(&mut self, file: impl Into<String>, why: impl Into<String>) {
+        self.unread.push((file.into(), why.into()));
+    }
+
+    /// The advisory files that could not be read.
+    pub fn unread(&self) -> &[(String, String)] {
+        &self.unread
+    }
+
+    /// Products advisories named without anything a component could be compared on (no
+    /// purl, no CPE, no vendor and product name).
+    pub fn unmatchable(&self) -> &[String] {
+        &self.unmatchable
+    }
+
+    /// Adds what a file read leniently holds ([`crate::advisory::read`]), noting its
+    /// products that nothing can be compared with.
+    pub fn import_read(&mut self, read: crate::advisory::Read) -> Imported {
+        let document = match &read.document {
+            Document::Advisories(list) => list
+                .first()
+                .and_then(|a| a.document.clone())
+                .unwrap_or_default(),
+            Document::Kev(_) => String::new(),
+        };
+        for p in read.products.iter().filter(|p| !p.matchable()) {
+            self.unmatchable.push(format!("{document}: {}", p.name));
+        }
+        self.import(read.document)
     }
 
     /// Adds what a document holds; an advisory already held is replaced when its
@@ -102,13 +162,20 @@ impl Database {
         a.names().find_map(|n| self.kev.get(n))
     }
 
-    /// An index by package key, for matching many components.
+    /// An index by package key and by vendor, for matching many components.
     pub fn index(&self) -> Index<'_> {
         let mut by_key: HashMap<&str, Vec<(&Advisory, &Affected)>> = HashMap::new();
         let mut not_affected: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut by_vendor: HashMap<String, Vendor<'_>> = HashMap::new();
         for a in self.advisories.values().filter(|a| !a.withdrawn) {
             for aff in &a.affected {
-                by_key.entry(aff.key.as_str()).or_default().push((a, aff));
+                match &aff.named {
+                    Some(named) => by_vendor
+                        .entry(self.names.vendor(&named.vendor))
+                        .or_default()
+                        .add(named, a, aff),
+                    None => by_key.entry(aff.key.as_str()).or_default().push((a, aff)),
+                }
             }
             for key in &a.not_affected {
                 not_affected
@@ -121,28 +188,142 @@ impl Database {
             db: self,
             by_key,
             not_affected,
+            by_vendor,
         }
     }
 }
 
-/// Advisories by package key.
+/// One product name of one vendor, and the advisories that name it.
+struct NameGroup<'a> {
+    product: Product,
+    /// As the advisory writes it.
+    written: &'a Named,
+    /// Its model numbers, normalised, with a space either side (to find them as whole
+    /// words in a padded name).
+    models: Vec<String>,
+    entries: Vec<(&'a Advisory, &'a Affected)>,
+}
+
+/// A vendor's named products.
+#[derive(Default)]
+struct Vendor<'a> {
+    groups: Vec<NameGroup<'a>>,
+    by_full: HashMap<String, usize>,
+    by_base: HashMap<String, Vec<usize>>,
+    advisories: std::collections::BTreeSet<&'a str>,
+}
+
+impl<'a> Vendor<'a> {
+    fn add(&mut self, named: &'a Named, a: &'a Advisory, aff: &'a Affected) {
+        self.advisories.insert(a.id.as_str());
+        let product = Product::new(&named.product);
+        let at = match self.by_full.get(&product.full) {
+            Some(&i) => i,
+            None => {
+                let i = self.groups.len();
+                self.by_full.insert(product.full.clone(), i);
+                self.by_base
+                    .entry(product.base.clone())
+                    .or_default()
+                    .push(i);
+                self.groups.push(NameGroup {
+                    models: named
+                        .models
+                        .iter()
+                        .map(|m| names::normalise(m))
+                        .filter(|m| !m.is_empty())
+                        .map(|m| format!(" {m} "))
+                        .collect(),
+                    product,
+                    written: named,
+                    entries: Vec::new(),
+                });
+                i
+            }
+        };
+        if let Some(g) = self.groups.get_mut(at) {
+            g.entries.push((a, aff));
+        }
+    }
+}
+
+/// Advisories by package key and by vendor.
 pub struct Index<'a> {
     db: &'a Database,
     by_key: HashMap<&'a str, Vec<(&'a Advisory, &'a Affected)>>,
     /// Package key -> advisories whose vendor states it is not affected.
     not_affected: HashMap<&'a str, Vec<&'a str>>,
+    /// Vendor key -> its products named only by name.
+    by_vendor: HashMap<String, Vendor<'a>>,
 }
 
 /// A component's class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// At least one advisory applies (or may: see [`Finding::certain`]).
+    /// At least one advisory applies (or may: see [`Finding::certain`]), matched by
+    /// identifier, model number or name.
     Matched,
-    /// Identified, and no advisory applies.
+    /// Only possible matches: an advisory of the same vendor names a close but different
+    /// product. For review; never clean.
+    Possible,
+    /// Compared, and no advisory applies.
     Clean,
-    /// No purl or CPE: it cannot be matched.
+    /// Compared and nothing applies, but advisory files were unread: not known to be clean.
+    Incomplete,
+    /// No purl, no CPE and no supplier: it cannot be compared with anything.
     Unidentifiable,
+}
+
+impl Status {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Matched => "matched",
+            Status::Possible => "possible",
+            Status::Clean => "clean",
+            Status::Incomplete => "incomplete",
+            Status::Unidentifiable => "unidentifiable",
+        }
+    }
+}
+
+/// What a finding was matched on, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchedBy {
+    /// The component's purl.
+    Purl,
+    /// The component's CPE.
+    Cpe,
+    /// A model number the advisory gives, found in the component's name.
+    ModelNumber,
+    /// Vendor and product name, equal after normalisation.
+    Name,
+    /// Same vendor, a close product name: for review.
+    Possible,
+}
+
+/// The strings a name-based match compared.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Compared {
+    /// The component's supplier and name, as the SBOM writes them.
+    pub component: String,
+    /// The advisory's vendor and product, as it writes them.
+    pub advisory: String,
+    /// For possible matches: how close the names are, 0 to 1 ([`crate::names::similarity`]).
+    pub similarity: Option<f64>,
+}
+
+/// What a component was compared on, and with how many advisories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComparedOn {
+    /// `purl`, `cpe` or `name`.
+    pub on: &'static str,
+    /// The key (for names: the normalised vendor and product).
+    pub value: String,
+    /// Advisories held under that key (for names: of that vendor).
+    pub advisories: usize,
 }
 
 /// One advisory that applies to one component.
@@ -158,9 +339,17 @@ pub struct Finding {
     pub document: Option<String>,
     /// One line.
     pub summary: String,
-    /// The package key it matched on (a purl or CPE key).
+    /// The package key it matched on (a purl or CPE key, or `name:VENDOR/PRODUCT`).
     pub via: String,
-    /// False when medsec could not decide and reports it to be safe.
+    /// What it matched on.
+    pub matched_by: MatchedBy,
+    /// `high` (identifier, model number, or the exact name), `medium` (the name without its
+    /// parenthesised part or the vendor's name before it), `low` (possible match).
+    pub confidence: &'static str,
+    /// For matches by model number or name: the strings compared.
+    pub compared: Option<Compared>,
+    /// False when medsec could not decide and reports it to be safe: the version could not
+    /// be placed, or it is only a possible match.
     pub certain: bool,
     /// Why it applies (the range or listed version that holds the component's version), or
     /// why it could not be decided.
@@ -177,6 +366,8 @@ pub struct Finding {
     pub known_exploited: Option<KevEntry>,
     /// CSAF's exploit status text.
     pub exploit_status: Option<String>,
+    /// The advisory's exploit status reports exploitation.
+    pub exploited_per_advisory: bool,
     /// The VEX statement that applies to this product and component, if any.
     pub vex: Option<crate::vex::Statement>,
     /// Its risk on a device, once [`score_findings`] has been given the device's context.
@@ -184,6 +375,21 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// Whether it is only a possible match (a close product name).
+    pub fn possible(&self) -> bool {
+        self.matched_by == MatchedBy::Possible
+    }
+
+    /// Known exploited: listed in CISA KEV, or the advisory says so.
+    pub fn exploited(&self) -> bool {
+        self.known_exploited.is_some() || self.exploited_per_advisory
+    }
+
+    /// Whether it blocks a release at `threshold` ([`crate::gate::blocks`]).
+    pub fn blocks(&self, threshold: crate::gate::Threshold) -> Option<crate::gate::Block> {
+        crate::gate::blocks(self.open(), self.severity, self.exploited(), threshold)
+    }
+
     /// Whether it still needs action: no VEX statement says not affected or fixed.
     pub fn open(&self) -> bool {
         !self.vex.as_ref().is_some_and(|v| {
@@ -255,21 +461,38 @@ pub fn device_risk(matches: &[ComponentMatch]) -> DeviceRisk {
     out
 }
 
+/// A VEX statement that applied to no finding, and why: a statement that silently does
+/// nothing is one the user believes is in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unapplied {
+    /// The vulnerability it is about.
+    pub vulnerability: String,
+    /// The product it names.
+    pub product: String,
+    /// The component it names, if any.
+    pub component: Option<String>,
+    /// Why it applied to nothing.
+    pub why: String,
+}
+
 /// Attaches to each finding the VEX statement about it: same vulnerability (by the
 /// advisory's id or any alias), same product (the SBOM's subject, `product_ids`, at
 /// `product_version`), and the same component or the product as a whole. A statement about
 /// the component wins over one about the whole product; among equals, the later one.
+/// Returns the statements that applied to no finding.
 pub fn apply_vex(
     matches: &mut [ComponentMatch],
     statements: &[crate::vex::Statement],
     product_ids: &[String],
     product_version: Option<&str>,
-) {
-    let relevant: Vec<&crate::vex::Statement> = statements
+) -> Vec<Unapplied> {
+    let relevant: Vec<(usize, &crate::vex::Statement)> = statements
         .iter()
-        .filter(|s| s.about_product(product_ids, product_version))
+        .enumerate()
+        .filter(|(_, s)| s.about_product(product_ids, product_version))
         .collect();
-    for m in matches {
+    let mut used = vec![false; statements.len()];
+    for m in matches.iter_mut() {
         let ids: Vec<&str> = [&m.purl, &m.cpe, &m.reference]
             .into_iter()
             .flatten()
@@ -278,14 +501,114 @@ pub fn apply_vex(
         for f in &mut m.findings {
             let best = relevant
                 .iter()
-                .filter(|s| {
+                .filter(|(_, s)| {
                     (s.vulnerability == f.advisory || f.aliases.contains(&s.vulnerability))
                         && s.about_component(&ids)
                 })
-                .max_by_key(|s| s.component.is_some());
+                .max_by_key(|(_, s)| s.component.is_some());
             // max_by_key keeps the last of equals: the later statement.
-            f.vex = best.map(|s| (*s).clone());
+            if let Some((i, _)) = best
+                && let Some(u) = used.get_mut(*i)
+            {
+                *u = true;
+            }
+            f.vex = best.map(|(_, s)| (*s).clone());
         }
+    }
+    statements
+        .iter()
+        .zip(used)
+        .filter(|(_, used)| !used)
+        .map(|(s, _)| Unapplied {
+            vulnerability: s.vulnerability.clone(),
+            product: s.product.clone(),
+            component: s.component.clone(),
+            why: if s.about_product(product_ids, product_version) {
+                format!(
+                    "no finding of this SBOM is about {}{}",
+                    s.vulnerability,
+                    s.component
+                        .as_ref()
+                        .map_or_else(String::new, |c| format!(" in component {c}"))
+                )
+            } else {
+                format!(
+                    "its product {} is not this SBOM's ({}{})",
+                    s.product,
+                    product_ids.join(", "),
+                    product_version.map_or_else(String::new, |v| format!(" at {v}"))
+                )
+            },
+        })
+        .collect()
+}
+
+/// The counts of a match, so that no outcome is silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Components.
+    pub components: usize,
+    /// Matched by identifier, model number or name.
+    pub matched: usize,
+    /// Only possible matches, for review.
+    pub possible: usize,
+    /// Components with at least one undetermined finding (not counting possible ones).
+    pub undetermined: usize,
+    /// Nothing to compare them on.
+    pub unidentifiable: usize,
+    /// Compared, and clean.
+    pub clean: usize,
+    /// Compared, nothing found, but advisories were unread.
+    pub incomplete: usize,
+    /// Findings, and of those matched by each key.
+    pub findings: usize,
+    /// Findings matched by purl, CPE, model number, name, possible.
+    pub findings_by: BTreeMap<&'static str, usize>,
+    /// Findings still open after VEX.
+    pub open: usize,
+    /// Advisory files that could not be read.
+    pub unread_advisory_files: usize,
+    /// Advisory products with nothing any SBOM could be compared on.
+    pub unmatchable_products: usize,
+    /// VEX statements that applied to nothing.
+    pub vex_unapplied: usize,
+}
+
+/// Counts `matches` (against `db`, with `unapplied` VEX statements).
+pub fn summarise(matches: &[ComponentMatch], db: &Database, unapplied: usize) -> Summary {
+    let count = |s: Status| matches.iter().filter(|m| m.status == s).count();
+    let mut findings_by = BTreeMap::new();
+    for f in matches.iter().flat_map(|m| &m.findings) {
+        let name = match f.matched_by {
+            MatchedBy::Purl => "purl",
+            MatchedBy::Cpe => "cpe",
+            MatchedBy::ModelNumber => "model-number",
+            MatchedBy::Name => "name",
+            MatchedBy::Possible => "possible",
+        };
+        *findings_by.entry(name).or_insert(0) += 1;
+    }
+    Summary {
+        components: matches.len(),
+        matched: count(Status::Matched),
+        possible: count(Status::Possible),
+        undetermined: matches
+            .iter()
+            .filter(|m| m.findings.iter().any(|f| !f.certain && !f.possible()))
+            .count(),
+        unidentifiable: count(Status::Unidentifiable),
+        clean: count(Status::Clean),
+        incomplete: count(Status::Incomplete),
+        findings: matches.iter().map(|m| m.findings.len()).sum(),
+        findings_by,
+        open: matches
+            .iter()
+            .flat_map(|m| &m.findings)
+            .filter(|f| f.open())
+            .count(),
+        unread_advisory_files: db.unread.len(),
+        unmatchable_products: db.unmatchable.len(),
+        vex_unapplied: unapplied,
     }
 }
 
@@ -302,8 +625,12 @@ pub struct ComponentMatch {
     pub purl: Option<String>,
     /// Its CPE.
     pub cpe: Option<String>,
-    /// Matched, clean or unidentifiable.
+    /// Its supplier (manufacturer, publisher).
+    pub supplier: Option<String>,
+    /// Matched, possible, clean, incomplete or unidentifiable.
     pub status: Status,
+    /// What it was compared on, and with how many advisories.
+    pub compared_on: Vec<ComparedOn>,
     /// The advisories that apply.
     pub findings: Vec<Finding>,
     /// Advisories whose vendor states this package is not affected (CSAF
@@ -379,6 +706,14 @@ pub(crate) fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<S
                 Err(e) => note(&mut undetermined, undecidable(r.scheme(), e)),
             },
             Constraint::Vers(r) => match parse_in(r.scheme(), text, aff.scheme, &own) {
+                Ok(w) if let Some(x) = r.incomparable(&w) => note(
+                    &mut undetermined,
+                    format!(
+                        "{text} cannot be placed in {}: it does not compare with {} (they begin differently)",
+                        r.text(),
+                        display(x)
+                    ),
+                ),
                 Ok(w) if r.contains(&w) => {
                     return (
                         Verdict::Affected(format!("{text} is in {}", r.text())),
@@ -394,9 +729,18 @@ pub(crate) fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<S
                     fixed_in,
                 );
             }
-            Constraint::Exact(_) => {
+            Constraint::Exact(x) => {
                 if let Err(e) = &own {
                     note(&mut undetermined, e.to_string());
+                } else if let (Ok(v), Ok(y)) = (&own, aff.scheme.parse(x))
+                    && v.compare(&y).is_none()
+                {
+                    note(
+                        &mut undetermined,
+                        format!(
+                            "{text} does not compare with the affected version {x} (they begin differently)"
+                        ),
+                    );
                 }
             }
             Constraint::Any => {
@@ -412,9 +756,17 @@ pub(crate) fn judge(aff: &Affected, version: Option<&str>) -> (Verdict, Option<S
                      cannot be placed in"
                 ),
             ),
+            Constraint::Wildcard(w) if w.contains(text) => {
+                return (
+                    Verdict::Affected(format!("{text} is one of {}", w.text())),
+                    fixed_in,
+                );
+            }
             Constraint::Unreadable(range) => note(
                 &mut undetermined,
-                format!("the advisory's range {range:?} is not a vers range"),
+                format!(
+                    "the advisory's version text {range:?} could not be read as a version or range"
+                ),
             ),
             _ => {}
         }
@@ -475,37 +827,56 @@ fn display(v: &Version) -> String {
     }
 }
 
+/// At most this many close product names are listed as possible matches per component.
+const POSSIBLE_NAMES: usize = 5;
+
 impl Index<'_> {
     /// Classifies one component.
     pub fn component(&self, c: &Component) -> ComponentMatch {
-        let idents: Vec<Ident> = c
+        let idents: Vec<(MatchedBy, Ident)> = c
             .purl
             .as_deref()
             .and_then(ident::purl)
+            .map(|i| (MatchedBy::Purl, i))
             .into_iter()
-            .chain(c.cpe.as_deref().and_then(ident::cpe))
+            .chain(
+                c.cpe
+                    .as_deref()
+                    .and_then(ident::cpe)
+                    .map(|i| (MatchedBy::Cpe, i)),
+            )
             .collect();
         let mut findings: Vec<Finding> = Vec::new();
         let mut vendor_not_affected = Vec::new();
-        for id in &idents {
+        let mut compared_on = Vec::new();
+        for (by, id) in &idents {
             let version = id.version.as_deref().or(c.version.as_deref());
-            for (a, aff) in self.by_key.get(id.key.as_str()).into_iter().flatten() {
+            let held = self.by_key.get(id.key.as_str());
+            compared_on.push(ComparedOn {
+                on: if *by == MatchedBy::Purl {
+                    "purl"
+                } else {
+                    "cpe"
+                },
+                value: id.key.clone(),
+                advisories: held.map_or(0, Vec::len),
+            });
+            for (a, aff) in held.into_iter().flatten() {
                 let (verdict, fixed_in) = judge(aff, version);
                 let (certain, reason) = match verdict {
                     Verdict::Affected(r) => (true, r),
                     Verdict::Undetermined(r) => (false, r),
                     Verdict::NotAffected => continue,
                 };
-                if let Some(old) = findings.iter_mut().find(|f| f.advisory == a.id) {
-                    // The same advisory through the purl and the CPE: keep the surer one.
-                    if certain && !old.certain {
-                        old.certain = true;
-                        old.reason = reason;
-                        old.via.clone_from(&aff.key);
-                    }
-                    continue;
-                }
-                findings.push(self.finding(a, aff, certain, reason, fixed_in));
+                let how = How {
+                    by: *by,
+                    confidence: "high",
+                    compared: None,
+                };
+                keep(
+                    &mut findings,
+                    self.finding(a, aff, how, certain, reason, fixed_in),
+                );
             }
             for a in self.not_affected.get(id.key.as_str()).into_iter().flatten() {
                 if !vendor_not_affected.iter().any(|x: &String| x == a) {
@@ -513,18 +884,28 @@ impl Index<'_> {
                 }
             }
         }
+        let supplier = c.supplier.as_deref().filter(|s| !s.trim().is_empty());
+        if let Some(supplier) = supplier {
+            self.by_name(c, supplier, &mut findings, &mut compared_on);
+        }
         findings.sort_by(|a, b| {
-            b.score
-                .partial_cmp(&a.score)
-                .unwrap_or(Ordering::Equal)
+            a.matched_by
+                .cmp(&b.matched_by)
+                .then_with(|| b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal))
                 .then_with(|| a.advisory.cmp(&b.advisory))
         });
-        let status = if idents.is_empty() {
+        let status = if !findings.is_empty() {
+            if findings.iter().all(Finding::possible) {
+                Status::Possible
+            } else {
+                Status::Matched
+            }
+        } else if idents.is_empty() && supplier.is_none() {
             Status::Unidentifiable
-        } else if findings.is_empty() {
+        } else if self.db.unread.is_empty() {
             Status::Clean
         } else {
-            Status::Matched
+            Status::Incomplete
         };
         ComponentMatch {
             component: c.name.clone(),
@@ -532,16 +913,148 @@ impl Index<'_> {
             reference: c.reference.clone(),
             purl: c.purl.clone(),
             cpe: c.cpe.clone(),
+            supplier: c.supplier.clone(),
             status,
+            compared_on,
             findings,
             vendor_not_affected,
         }
     }
 
+    /// Compares the component by vendor and product name with the advisories' products
+    /// named only that way: model numbers and equal names first; close names (possible
+    /// matches) only when nothing of that vendor matched outright.
+    fn by_name(
+        &self,
+        c: &Component,
+        supplier: &str,
+        findings: &mut Vec<Finding>,
+        compared_on: &mut Vec<ComparedOn>,
+    ) {
+        let vendor_key = self.db.names.vendor(supplier);
+        let mine = Product::new(&c.name);
+        // "Baxter Sigma Spectrum" from supplier "Baxter": the name without the vendor's.
+        let unprefixed = [names::normalise(supplier), vendor_key.clone()]
+            .iter()
+            .find_map(|v| {
+                mine.base
+                    .strip_prefix(v.as_str())
+                    .and_then(|r| r.strip_prefix(' '))
+                    .map(str::to_owned)
+            });
+        let vendor = self.by_vendor.get(&vendor_key);
+        compared_on.push(ComparedOn {
+            on: "name",
+            value: format!("{vendor_key} / {}", mine.base),
+            advisories: vendor.map_or(0, |v| v.advisories.len()),
+        });
+        let Some(vendor) = vendor else { return };
+        let written = format!("{supplier} / {}", c.name);
+        let mut hits: Vec<(usize, MatchedBy, &'static str, Option<f64>)> = Vec::new();
+        let padded = format!(" {} ", mine.full);
+        for (i, g) in vendor.groups.iter().enumerate() {
+            if g.models.iter().any(|m| padded.contains(m.as_str())) {
+                hits.push((i, MatchedBy::ModelNumber, "high", None));
+            }
+        }
+        if let Some(&i) = vendor.by_full.get(&mine.full) {
+            hits.push((i, MatchedBy::Name, "high", None));
+        }
+        for base in std::iter::once(&mine.base).chain(unprefixed.as_ref()) {
+            for &i in vendor.by_base.get(base.as_str()).into_iter().flatten() {
+                hits.push((i, MatchedBy::Name, "medium", None));
+            }
+            if let Some(&i) = vendor.by_full.get(base.as_str()) {
+                hits.push((i, MatchedBy::Name, "medium", None));
+            }
+        }
+        if hits.is_empty() {
+            let words = mine.words();
+            let mut close: Vec<(usize, f64)> = vendor
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    let theirs = g.product.words();
+                    (
+                        i,
+                        names::similarity(&mine.base, &words, &g.product.base, &theirs),
+                    )
+                })
+                .filter(|(_, s)| *s >= names::POSSIBLE_AT)
+                .collect();
+            close.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(Ordering::Equal));
+            close.truncate(POSSIBLE_NAMES);
+            hits.extend(
+                close
+                    .into_iter()
+                    .map(|(i, s)| (i, MatchedBy::Possible, "low", Some(s))),
+            );
+        }
+        for (i, by, confidence, similarity) in hits {
+            let Some(g) = vendor.groups.get(i) else {
+                continue;
+            };
+            for (a, aff) in &g.entries {
+                let (verdict, fixed_in) = judge(aff, c.version.as_deref());
+                let (certain, reason) = match verdict {
+                    Verdict::Affected(r) => (by != MatchedBy::Possible, r),
+                    Verdict::Undetermined(r) => (false, r),
+                    Verdict::NotAffected => continue,
+                };
+                let reason = if by == MatchedBy::Possible {
+                    format!(
+                        "possible match, for review: {:?} is close to the advisory's {:?}; if it were that product: {reason}",
+                        c.name, g.written.product
+                    )
+                } else {
+                    reason
+                };
+                let how = How {
+                    by,
+                    confidence,
+                    compared: Some(Compared {
+                        component: written.clone(),
+                        advisory: format!("{} / {}", g.written.vendor, g.written.product),
+                        similarity,
+                    }),
+                };
+                keep(
+                    findings,
+                    self.finding(a, aff, how, certain, reason, fixed_in),
+                );
+            }
+        }
+    }
+}
+
+/// How a finding was matched.
+struct How {
+    by: MatchedBy,
+    confidence: &'static str,
+    compared: Option<Compared>,
+}
+
+/// Adds `new`, or, when the same advisory is already found for the component, keeps the
+/// better of the two: matched on a stronger key, else the certain one.
+fn keep(findings: &mut Vec<Finding>, new: Finding) {
+    match findings.iter_mut().find(|f| f.advisory == new.advisory) {
+        Some(old) => {
+            let better = (new.matched_by, !new.certain) < (old.matched_by, !old.certain);
+            if better {
+                *old = new;
+            }
+        }
+        None => findings.push(new),
+    }
+}
+
+impl Index<'_> {
     fn finding(
         &self,
         a: &Advisory,
         aff: &Affected,
+        how: How,
         certain: bool,
         reason: String,
         fixed_in: Option<String>,
@@ -562,6 +1075,9 @@ impl Index<'_> {
             document: a.document.clone(),
             summary: a.summary.clone(),
             via: aff.key.clone(),
+            matched_by: how.by,
+            confidence: how.confidence,
+            compared: how.compared,
             certain,
             reason,
             fixed_in,
@@ -570,6 +1086,7 @@ impl Index<'_> {
             severity: best.as_ref().map(|(_, s)| s.severity),
             known_exploited: self.db.known_exploited(a).cloned(),
             exploit_status: a.exploit_status.clone(),
+            exploited_per_advisory: a.exploited,
             vex: None,
             risk: None,
         }
@@ -590,6 +1107,7 @@ mod tests {
     fn affected(constraint: Constraint) -> Affected {
         Affected {
             key: "pkg:npm/x".into(),
+            named: None,
             scheme: Scheme::Semver,
             versions: Vec::new(),
             constraints: vec![constraint],

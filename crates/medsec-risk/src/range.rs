@@ -206,6 +206,15 @@ impl Vers {
         &self.text
     }
 
+    /// The first of the range's versions that `v` does not compare with (a generic version
+    /// that begins differently, see [`Scheme::Generic`]): the range cannot decide `v`.
+    pub fn incomparable(&self, v: &Version) -> Option<&Version> {
+        self.constraints
+            .iter()
+            .map(|(_, x)| x)
+            .find(|x| v.compare(x).is_none())
+    }
+
     /// Whether `v` is in the range: the containment algorithm of the `vers` specification.
     pub fn contains(&self, v: &Version) -> bool {
         if self.any {

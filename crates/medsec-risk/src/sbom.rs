@@ -53,7 +53,9 @@ pub struct Component {
 }
 
 impl Component {
-    /// Whether the component can be matched against advisories: it has a purl or a CPE.
+    /// Whether the component can be matched against advisories by identifier: it has a purl
+    /// or a CPE. (Without one, a component with a supplier is still compared by vendor and
+    /// product name: [`crate::matching`].)
     pub fn identifiable(&self) -> bool {
         self.purl.is_some() || self.cpe.is_some()
     }

@@ -152,6 +152,12 @@ pub fn score(finding: &Finding, context: &Context) -> Risk {
             weight: 1.3,
             why: format!("in CISA KEV since {}", k.date_added),
         });
+    } else if finding.exploited_per_advisory {
+        factors.push(Factor {
+            name: "known exploitation",
+            weight: 1.3,
+            why: "the advisory reports exploitation".to_owned(),
+        });
     }
     let av = finding.cvss.as_deref().and_then(attack_vector);
     let (weight, why) = match (context.exposure, av) {
@@ -246,6 +252,9 @@ mod tests {
             document: None,
             summary: String::new(),
             via: "pkg:generic/x".into(),
+            matched_by: crate::matching::MatchedBy::Purl,
+            confidence: "high",
+            compared: None,
             certain: true,
             reason: String::new(),
             fixed_in: fixed.map(str::to_owned),
@@ -259,6 +268,7 @@ mod tests {
                 ransomware: None,
             }),
             exploit_status: None,
+            exploited_per_advisory: false,
             vex: None,
             risk: None,
         }

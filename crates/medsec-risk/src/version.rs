@@ -30,10 +30,15 @@ pub enum Scheme {
     /// RPM (Red Hat, SUSE, Rocky, AlmaLinux, openEuler): `[epoch:]version[-release]`.
     Rpm,
     /// Anything else (firmware, C libraries, `pkg:generic`, CPE versions, Alpine, Maven,
-    /// RubyGems): numbers compare as numbers, letters as text; a number outranks a letter;
+    /// RubyGems, vendors' own forms such as `V3.0.1`, `R1.01.00`, `028U000061`): numbers
+    /// compare as numbers, letters as text (ignoring case); a number outranks a letter;
     /// `dev`, `alpha`, `beta`, `pre`, `rc` (and `a`, `b`, `c` between numbers, as in
     /// `1.0b2`) come before the release they precede; any other letter suffix after it
-    /// (`1.1.1k > 1.1.1`, `1.0.2a > 1.0.2`).
+    /// (`1.1.1k > 1.1.1`, `1.0.2a > 1.0.2`). A leading `v` or `V` before a digit is not part
+    /// of the version (`V3.0.1 = 3.0.1`). Two versions that begin differently, one with a
+    /// number and the other with a word (`1.01` and `R1.01`), or with different words
+    /// (`R1.0` and `C1.0`), do not compare at all ([`Version::compare`] is `None`): a match
+    /// that depends on them is undetermined, never guessed.
     Generic,
 }
 
@@ -207,7 +212,7 @@ impl Version {
                     _ => Ordering::Equal,
                 })
             }),
-            (Version::Generic(a), Version::Generic(b)) => generic_cmp(a, b),
+            (Version::Generic(a), Version::Generic(b)) => return generic_order(a, b),
             _ => return None,
         })
     }
@@ -390,9 +395,12 @@ fn pre_rank(word: &[u8], between_numbers: bool) -> Option<u8> {
 }
 
 fn tokens(s: &str) -> Vec<Token<'_>> {
-    let b = s.as_bytes();
+    let b = s.trim_start().as_bytes();
     let mut out = Vec::new();
-    let mut i = 0;
+    // `V3.0.1`, `v2.74`: the letter marks a version, it is not part of it.
+    let mut i = usize::from(
+        matches!(b.first(), Some(b'v' | b'V')) && b.get(1).is_some_and(u8::is_ascii_digit),
+    );
     let mut glued = false;
     while let Some(&c) = b.get(i) {
         if c.is_ascii_digit() {
@@ -426,9 +434,25 @@ fn tokens(s: &str) -> Vec<Token<'_>> {
     out
 }
 
-/// The generic order (see [`Scheme::Generic`]).
-pub fn generic_cmp(a: &str, b: &str) -> Ordering {
+/// The generic order (see [`Scheme::Generic`]); `None` for versions that begin
+/// differently.
+pub fn generic_order(a: &str, b: &str) -> Option<Ordering> {
     let (ta, tb) = (tokens(a), tokens(b));
+    match (ta.first(), tb.first()) {
+        (Some(Token::Word(x)), Some(Token::Word(y))) if !x.eq_ignore_ascii_case(y) => None,
+        (Some(Token::Word(_)), Some(Token::Number(_)))
+        | (Some(Token::Number(_)), Some(Token::Word(_))) => None,
+        _ => Some(compare_tokens(&ta, &tb)),
+    }
+}
+
+/// The generic order (see [`Scheme::Generic`]) as a total order, for sorting: versions that
+/// begin differently order as their tokens do.
+pub fn generic_cmp(a: &str, b: &str) -> Ordering {
+    compare_tokens(&tokens(a), &tokens(b))
+}
+
+fn compare_tokens(ta: &[Token<'_>], tb: &[Token<'_>]) -> Ordering {
     let mut ia = ta.iter();
     let mut ib = tb.iter();
     loop {

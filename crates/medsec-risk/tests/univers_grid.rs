@@ -3,7 +3,10 @@
 //! grid versions compares the same way, and for 150 random OSV event lists (1 to 3
 //! intervals, `introduced: "0"`, `fixed`, `last_affected`, open ends) every grid version is
 //! in the range by OSV's evaluation exactly when univers puts it in the same range written
-//! as `vers`, and exactly when medsec's own `vers` reading does.
+//! as `vers`, and exactly when medsec's own `vers` reading does, and when medsec reads the
+//! same range written as CSAF publishers often write it, without its `vers:SCHEME/` prefix
+//! ([`medsec_risk::forms`]). The `generic` grid checks medsec's generic order (the one vendor
+//! firmware versions compare in) on the dotted numbers univers understands.
 
 #![allow(
     clippy::unwrap_used,
@@ -18,6 +21,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use medsec_risk::advisory::Constraint;
+use medsec_risk::forms::Form;
 use medsec_risk::range::{Events, Vers};
 use medsec_risk::version::Scheme;
 use serde_json::{Value, json};
@@ -85,6 +90,17 @@ fn grid(scheme: &str) -> Vec<String> {
                     out.push(format!("1:{base}-1"));
                 }
                 _ => {}
+            }
+        }
+    }
+    if scheme == "generic" {
+        // medsec's generic order on the versions univers' generic scheme understands (it
+        // reads them as SemVer: three numbers).
+        for a in [0, 1, 2, 10] {
+            for b in [0, 1, 10] {
+                for c in [0, 2, 11] {
+                    out.push(format!("{a}.{b}.{c}"));
+                }
             }
         }
     }
@@ -160,8 +176,9 @@ fn random_range(rng: &mut Lcg, sorted: &[String], scheme: &str) -> (Vec<(String,
 #[test]
 fn version_order_and_osv_ranges_agree_with_univers() {
     let Some(python) = python() else { return };
-    let schemes = ["npm", "pypi", "deb", "rpm", "openssl"];
+    let schemes = ["npm", "pypi", "deb", "rpm", "openssl", "generic"];
     let mut rng = Lcg(0x5eed_cafe);
+    let mut vls_checked = 0;
     let mut cases = Vec::new();
     let mut ours = Vec::new();
     for name in schemes {
@@ -192,6 +209,19 @@ fn version_order_and_osv_ranges_agree_with_univers() {
                 row, vers_row,
                 "{name}: OSV events {events:?} and {vers} disagree in medsec"
             );
+            // The same range as CSAF documents often write it, without `vers:SCHEME/` (and
+            // with spaces), read in the product's scheme: the same versions are in it.
+            let bare = vers.split_once('/').unwrap().1.replace('|', " | ");
+            if bare != "*" {
+                let read = medsec_risk::forms::read(Some(&bare), scheme);
+                assert_eq!(read.form, Form::Vls, "{name}: {bare}");
+                let Constraint::Vers(vls) = read.constraint else {
+                    panic!("{name}: {bare} read as {:?}", read.constraint)
+                };
+                let vls_row: Vec<bool> = parsed.iter().map(|v| vls.contains(v)).collect();
+                assert_eq!(row, vls_row, "{name}: {bare} disagrees with {vers}");
+                vls_checked += 1;
+            }
             ranges.push(vers);
             contains.push((events, row));
         }
@@ -258,5 +288,9 @@ fn version_order_and_osv_ranges_agree_with_univers() {
             }
         }
     }
-    eprintln!("agreed with univers on {pairs} comparisons and {judged} range judgements");
+    eprintln!(
+        "agreed with univers on {pairs} comparisons and {judged} range judgements; \
+         {vls_checked} ranges read without their vers: prefix agreed too"
+    );
+    assert!(vls_checked > 800, "{vls_checked}");
 }

@@ -167,7 +167,7 @@ fn main() {
         let mut outputs = Vec::new();
         for _ in 0..2 {
             let t = Instant::now();
-            let out = medsec_server::compliance::gather(&store, &catalogue, &policies, &public, None)
+            let out = medsec_server::compliance::gather(&store, &catalogue, &policies, &public, None, &medsec_risk::names::Names::builtin())
                 .await
                 .unwrap();
             let gathered = t.elapsed();

@@ -53,6 +53,7 @@ pub async fn gather(
     policies: &Policies,
     audit_key: &PublicKey,
     as_of_ms: Option<i64>,
+    names: &medsec_risk::names::Names,
 ) -> Result<Output, Error> {
     let verified = crate::audit_log::verify(store, audit_key).await?;
     let last_event = crate::audit_log::latest_head(store).await?.map_or(0, |h| {
@@ -80,6 +81,7 @@ pub async fn gather(
 
     let loaded = crate::risk::parse_all(
         (0, 0),
+        names.clone(),
         &store.advisory_docs().await?,
         &store.vex_docs().await?,
         store.release_sboms().await?,
@@ -90,7 +92,8 @@ pub async fn gather(
     let mut listing = Vec::new();
     for r in loaded.releases.values() {
         let mut matches = index.components(&r.sbom.components);
-        medsec_risk::matching::apply_vex(
+        // Statements about other releases are expected here: each release takes its own.
+        let _ = medsec_risk::matching::apply_vex(
             &mut matches,
             &loaded.vex,
             &r.sbom.product_ids,
@@ -112,7 +115,7 @@ pub async fn gather(
                     severity: f.severity.unwrap_or("unscored").to_owned(),
                     open: f.open(),
                     certain: f.certain,
-                    known_exploited: f.known_exploited.is_some(),
+                    known_exploited: f.exploited(),
                     vex: f.vex.as_ref().map(|v| v.status.name().to_owned()),
                 });
                 statements.push(match &f.vex {

@@ -36,6 +36,7 @@ const TOP_KEYS: &[&str] = &[
     "defender_sigma_dir",
     "defender_audit_interval_secs",
     "defender_baseline_reload_secs",
+    "vendor_aliases",
     "mqtt",
     "limits",
 ];
@@ -159,6 +160,10 @@ pub struct Config {
     /// version, in seconds (default 30, 1 to 3600). Only a newer version is read and verified
     /// again (docs/defender.md).
     pub defender_baseline_reload_secs: u64,
+    /// A vendor alias table added to medsec's own for matching SBOM components to
+    /// advisories by vendor and product name (lines `Canonical: alias; alias`; docs/risk.md).
+    /// A table that does not read stops the server.
+    pub vendor_aliases: Option<PathBuf>,
     /// Telemetry ingestion through an MQTT broker (scale-out; docs/defender.md). Off unless
     /// `mqtt.broker` is set.
     pub mqtt: Mqtt,
@@ -352,6 +357,7 @@ impl Default for Config {
             defender_sigma_dir: None,
             defender_audit_interval_secs: 3_600,
             defender_baseline_reload_secs: 30,
+            vendor_aliases: None,
             mqtt: Mqtt::default(),
             limits: Limits::default(),
         }

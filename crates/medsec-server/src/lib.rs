@@ -328,6 +328,19 @@ pub struct Server {
     pub state: Arc<state::AppState>,
 }
 
+/// medsec's vendor alias table with the configured `vendor_aliases` added.
+pub fn vendor_names(config: &Config) -> Result<medsec_risk::names::Names, Error> {
+    let mut names = medsec_risk::names::Names::builtin();
+    if let Some(path) = &config.vendor_aliases {
+        let bad = |e: String| Error::Config {
+            reason: format!("vendor_aliases {}: {e}", path.display()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        names.extend(&text).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(names)
+}
+
 /// The Sigma rules of `dir` (`*.yml`, `*.yaml`), in file-name order; none without a directory.
 fn load_sigma(dir: Option<&Path>) -> Result<medsec_defender::sigma::SigmaRules, Error> {
     let Some(dir) = dir else {
@@ -406,6 +419,7 @@ impl Server {
             }
             None => medsec_defender::rules::Policy::default(),
         };
+        let names = vendor_names(&config)?;
         let state = Arc::new(
             state::AppState::new(
                 store,
@@ -420,7 +434,8 @@ impl Server {
                 key,
             )
             .with_defender(defender)
-            .with_sigma(load_sigma(config.defender_sigma_dir.as_deref())?),
+            .with_sigma(load_sigma(config.defender_sigma_dir.as_deref())?)
+            .with_vendor_names(names),
         );
         state
             .audit(audit_log::event(

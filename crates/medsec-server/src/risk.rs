@@ -33,21 +33,27 @@ pub(crate) struct Loaded {
     pub(crate) keys: Vec<(String, String)>,
 }
 
-/// Parses what the store holds. Everything was checked on the way in; a document that no
-/// longer reads (a newer medsec with stricter checks) is logged and left out, not fatal.
+/// Parses what the store holds. Everything was checked on the way in (leniently, as
+/// uploads are read); a document that no longer reads (a newer medsec with stricter checks)
+/// is logged and noted as unread, so no component is reported clean until it is fixed.
 pub(crate) fn parse_all(
     generation: (i64, i64),
-    advisories: &[String],
+    names: medsec_risk::names::Names,
+    advisories: &[(String, String)],
     vex_docs: &[String],
     sboms: Vec<ReleaseSbomRow>,
 ) -> Loaded {
     let mut db = Database::new();
-    for body in advisories {
-        match advisory::parse(body.as_bytes()) {
-            Ok(doc) => {
-                db.import(doc);
+    db.set_names(names.clone());
+    for (identity, body) in advisories {
+        match advisory::read(body.as_bytes(), false) {
+            Ok(read) => {
+                db.import_read(read);
             }
-            Err(e) => tracing::warn!(error = %e, "a stored advisory no longer reads"),
+            Err(e) => {
+                tracing::warn!(error = %e, identity = %identity, "a stored advisory no longer reads");
+                db.note_unread(identity, e.to_string());
+            }
         }
     }
     let mut vex = Vec::new();
@@ -77,7 +83,7 @@ pub(crate) fn parse_all(
             }
         }
     }
-    let mut inventory = Inventory::new();
+    let mut inventory = Inventory::with_names(names);
     let mut keys = Vec::new();
     for (key, r) in &releases {
         inventory.add_release(&keys.len().to_string(), &r.sbom.components);
@@ -97,9 +103,18 @@ pub(crate) fn parse_all(
 #[derive(Default)]
 pub struct RiskCache {
     loaded: tokio::sync::Mutex<Option<Arc<Loaded>>>,
+    names: medsec_risk::names::Names,
 }
 
 impl RiskCache {
+    /// An empty cache comparing vendor names with `names`.
+    pub(crate) fn new(names: medsec_risk::names::Names) -> Self {
+        Self {
+            loaded: tokio::sync::Mutex::new(None),
+            names,
+        }
+    }
+
     /// What the store holds now, parsed: the cached parse while the store's risk generation
     /// is unchanged.
     pub(crate) async fn get(&self, store: &AnyStore) -> Result<Arc<Loaded>, crate::Error> {
@@ -111,11 +126,12 @@ impl RiskCache {
             return Ok(l.clone());
         }
         let advisories = store.advisory_docs().await?;
+        let names = self.names.clone();
         let vex_docs = store.vex_docs().await?;
         let sboms = store.release_sboms().await?;
         // Parsing (schemas, ranges) is CPU work: off the async workers.
         let loaded = tokio::task::spawn_blocking(move || {
-            Arc::new(parse_all(generation, &advisories, &vex_docs, sboms))
+            Arc::new(parse_all(generation, names, &advisories, &vex_docs, sboms))
         })
         .await
         .map_err(|e| crate::Error::Internal {

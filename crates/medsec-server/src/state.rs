@@ -153,6 +153,14 @@ impl AppState {
         }
     }
 
+    /// Compares vendor names with these aliases when matching by name (default: medsec's
+    /// own table).
+    #[must_use]
+    pub fn with_vendor_names(mut self, names: medsec_risk::names::Names) -> Self {
+        self.risk = crate::risk::RiskCache::new(names);
+        self
+    }
+
     /// Applies the Defender's rule policy (default: the rules that need no profile).
     #[must_use]
     pub fn with_defender(mut self, policy: medsec_defender::rules::Policy) -> Self {

@@ -305,7 +305,7 @@ store_area! {
         /// returns how many changed.
         async fn put_advisory_docs(&self, docs: &[AdvisoryDoc], now_ms: i64) -> Result<usize>;
         /// Every advisory document.
-        async fn advisory_docs(&self) -> Result<Vec<String>>;
+        async fn advisory_docs(&self) -> Result<Vec<(String, String)>>;
         /// Stores a VEX document under its SHA-256; returns false if it was already held.
         async fn put_vex_doc(&self, sha256: &str, body: &str, now_ms: i64) -> Result<bool>;
         /// Every VEX document, oldest first (a later statement wins over an earlier one).

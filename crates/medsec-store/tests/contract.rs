@@ -108,7 +108,7 @@ async fn risk<S: Store>(s: &S) {
     );
     assert_eq!(
         s.advisory_docs().await.unwrap(),
-        vec!["{\"a\": 1}".to_owned()]
+        vec![("osv:CVE-1".to_owned(), "{\"a\": 1}".to_owned())]
     );
     let g1 = s.risk_generation().await.unwrap();
     assert_ne!(g0, g1);
@@ -121,7 +121,7 @@ async fn risk<S: Store>(s: &S) {
     assert_ne!(g1, g2, "a replacement moves the generation");
     assert_eq!(
         s.advisory_docs().await.unwrap(),
-        vec!["{\"a\": 3}".to_owned()]
+        vec![("osv:CVE-1".to_owned(), "{\"a\": 3}".to_owned())]
     );
     // Many in one transaction: the unchanged one is not counted.
     let doc = |id: &str, modified: &str, body: &str| AdvisoryDoc {
@@ -143,7 +143,10 @@ async fn risk<S: Store>(s: &S) {
     );
     assert_eq!(
         s.advisory_docs().await.unwrap(),
-        vec!["{\"a\": 3}".to_owned(), "{\"b\": 1}".to_owned()]
+        vec![
+            ("osv:CVE-1".to_owned(), "{\"a\": 3}".to_owned()),
+            ("osv:CVE-2".to_owned(), "{\"b\": 1}".to_owned())
+        ]
     );
     assert_ne!(s.risk_generation().await.unwrap(), g2);
     assert!(s.put_vex_doc("d1", "{\"v\": 1}", 103).await.unwrap());

@@ -107,7 +107,8 @@ pub struct FindingFacts {
     pub open: bool,
     /// The match is certain (false: undetermined).
     pub certain: bool,
-    /// In CISA KEV.
+    /// Known exploited: in CISA KEV, or the advisory reports exploitation
+    /// ([`crate::matching::Finding::exploited`]).
     pub known_exploited: bool,
     /// The VEX status applied, if any.
     pub vex: Option<String>,

@@ -5,7 +5,7 @@ use super::*;
 
 pub(super) fn csaf(doc: &Value) -> Result<Vec<Statement>, Error> {
     validate(Doc::Csaf, "CSAF 2.0", doc)?;
-    crate::csaf_rules::check(doc)?;
+    crate::csaf_rules::check(doc, true)?;
     let tree = doc.get("product_tree").unwrap_or(&Value::Null);
     // product id -> (identity, for a relationship: the product and the component).
     let mut names: BTreeMap<String, String> = BTreeMap::new();

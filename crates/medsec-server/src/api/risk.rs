@@ -31,7 +31,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use medsec_risk::advisory::{self, Document};
 use medsec_risk::inventory::{ModelProfile, SupportState};
-use medsec_risk::matching::Status;
 use medsec_risk::sbom::Sbom;
 use medsec_risk::score::{Clinical, Context, Controls, Exposure};
 use medsec_store::prelude::*;
@@ -207,7 +206,9 @@ fn identity(doc: &Document, digest: &str) -> (String, String, usize) {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AdvisoryQuery {
-    /// With a zip archive: refuse the whole archive if any file in it is refused.
+    /// Read CSAF strictly (a document breaking a checked mandatory test is refused even
+    /// where its meaning is clear); with a zip archive, also refuse the whole archive if any
+    /// file in it is refused.
     strict: Option<bool>,
 }
 
@@ -216,8 +217,9 @@ const MAX_REFUSED_LISTED: usize = 100;
 
 /// `POST /api/v1/risk/advisories` with `Content-Type: application/zip`: every JSON file of
 /// the archive (OSV's `all.zip`, a directory of CSAF documents) read as one upload would
-/// read it, and stored in one transaction. A refused file is named and skipped, or, with
-/// `strict=true`, refuses the archive with nothing stored.
+/// read it (leniently: warnings are listed per file), and stored in one transaction. A
+/// refused (unread) file is named and skipped, or, with `strict=true`, refuses the archive
+/// with nothing stored.
 async fn post_advisory_zip(auth: &Auth, strict: bool, body: Bytes) -> Result<Response, ApiError> {
     let who = auth.authorize("risk.write", &Target::Fleet).await?;
     let (state, conn) = (&*auth.state, &auth.conn);
@@ -225,10 +227,16 @@ async fn post_advisory_zip(auth: &Auth, strict: bool, body: Bytes) -> Result<Res
         max_file_bytes: u64::try_from(state.config.limits.max_document_bytes).unwrap_or(u64::MAX),
         max_total_bytes: state.config.limits.max_archive_bytes,
     };
-    type Parsed = (Vec<(AdvisoryDoc, usize)>, Vec<(String, String)>, usize);
+    type Parsed = (
+        Vec<(AdvisoryDoc, usize)>,
+        Vec<(String, String)>,
+        Vec<(String, Vec<String>)>,
+        usize,
+    );
     let parsed: Result<Parsed, medsec_risk::archive::ArchiveError> =
         tokio::task::spawn_blocking(move || {
-            let (mut docs, mut skipped, mut files) = (Vec::new(), Vec::new(), 0);
+            let (mut docs, mut skipped, mut warned, mut files) =
+                (Vec::new(), Vec::new(), Vec::new(), 0);
             medsec_risk::archive::json_entries(
                 std::io::Cursor::new(body),
                 "the archive",
@@ -240,11 +248,14 @@ async fn post_advisory_zip(auth: &Auth, strict: bool, body: Bytes) -> Result<Res
                         Ok(t) => t,
                         Err(_) => return skipped.push((name, "not UTF-8".to_owned())),
                     };
-                    match advisory::parse(text.as_bytes()) {
-                        Ok(doc) => {
+                    match advisory::read(text.as_bytes(), strict) {
+                        Ok(read) => {
+                            if !read.warnings.is_empty() {
+                                warned.push((name.clone(), read.warnings));
+                            }
                             let digest =
                                 hex::encode(medsec_crypto::digest::sha256(text.as_bytes()));
-                            let (identity, modified, n) = identity(&doc, &digest);
+                            let (identity, modified, n) = identity(&read.document, &digest);
                             docs.push((
                                 AdvisoryDoc {
                                     identity,
@@ -258,11 +269,12 @@ async fn post_advisory_zip(auth: &Auth, strict: bool, body: Bytes) -> Result<Res
                     }
                 },
             )
-            .map(|()| (docs, skipped, files))
+            .map(|()| (docs, skipped, warned, files))
         })
         .await
         .map_err(|e| ApiError::Internal(format!("reading the archive failed: {e}")))?;
-    let (docs, refused_files, files) = parsed.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (docs, refused_files, warned, files) =
+        parsed.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if strict && let Some((name, why)) = refused_files.first() {
         return Err(ApiError::BadRequest(format!(
             "{} of {files} files refused (strict); nothing stored; first: {name}: {why}",
@@ -278,9 +290,10 @@ async fn post_advisory_zip(auth: &Auth, strict: bool, body: Bytes) -> Result<Res
             &who.subject.label(),
             "Advisory::\"zip\"",
             format!(
-                "archive: {files} files, {} documents ({entries} entries), {changed} changed, {} refused",
+                "archive: {files} files, {} documents ({entries} entries), {changed} changed, {} refused, {} read with warnings",
                 rows.len(),
-                refused_files.len()
+                refused_files.len(),
+                warned.len()
             ),
         ))
         .await?;
@@ -298,6 +311,10 @@ async fn post_advisory_zip(auth: &Auth, strict: bool, body: Bytes) -> Result<Res
         Json(serde_json::json!({
             "files": files, "documents": rows.len(), "entries": entries, "changed": changed,
             "refused": refused_files.len(), "refused_files": listed,
+            "warned": warned.len(),
+            "warnings": warned.iter().take(MAX_REFUSED_LISTED)
+                .map(|(file, w)| serde_json::json!({"file": file, "warnings": w}))
+                .collect::<Vec<_>>(),
         })),
     )
         .into_response())
@@ -318,8 +335,8 @@ pub(crate) async fn post_advisory(
         return post_advisory_zip(&auth, q.strict.unwrap_or(false), body).await;
     }
     let (who, text, digest) = upload(&auth, &body, "advisory").await?;
-    let doc = advisory::parse(&body).map_err(|e| refused(&e))?;
-    let (identity, modified, count) = identity(&doc, &digest);
+    let read = advisory::read(&body, q.strict.unwrap_or(false)).map_err(|e| refused(&e))?;
+    let (identity, modified, count) = identity(&read.document, &digest);
     let changed = auth
         .state
         .store
@@ -331,7 +348,10 @@ pub(crate) async fn post_advisory(
                 &auth.conn,
                 &who,
                 &format!("Advisory::{identity:?}"),
-                format!("{count} entries, modified {modified}"),
+                format!(
+                    "{count} entries, modified {modified}, {} warnings",
+                    read.warnings.len()
+                ),
             ))
             .await?;
     }
@@ -341,7 +361,10 @@ pub(crate) async fn post_advisory(
         } else {
             StatusCode::OK
         },
-        Json(serde_json::json!({"identity": identity, "entries": count, "changed": changed})),
+        Json(serde_json::json!({
+            "identity": identity, "entries": count, "changed": changed,
+            "warnings": read.warnings,
+        })),
     )
         .into_response())
 }
@@ -475,7 +498,8 @@ pub(crate) async fn device_findings(
         )));
     };
     let mut matches = loaded.db.index().components(&release.sbom.components);
-    medsec_risk::matching::apply_vex(
+    // Statements about other releases are expected among the fleet's VEX: not listed.
+    let _ = medsec_risk::matching::apply_vex(
         &mut matches,
         &loaded.vex,
         &release.sbom.product_ids,
@@ -484,22 +508,16 @@ pub(crate) async fn device_findings(
     if let Some(ctx) = &ctx {
         medsec_risk::matching::score_findings(&mut matches, ctx);
     }
-    let findings: Vec<&medsec_risk::matching::Finding> =
-        matches.iter().flat_map(|m| &m.findings).collect();
-    let count = |s: Status| matches.iter().filter(|m| m.status == s).count();
+    let summary = medsec_risk::matching::summarise(&matches, &loaded.db, 0);
     Ok(Json(serde_json::json!({
         "device": device.id,
         "hardware_id": device.hardware_id,
         "version": device.installed_version,
         "release": {"target": release.row.target, "sbom_sha256": release.row.sha256},
-        "summary": {
-            "matched": count(Status::Matched),
-            "clean": count(Status::Clean),
-            "unidentifiable": count(Status::Unidentifiable),
-            "findings": findings.len(),
-            "open": findings.iter().filter(|f| f.open()).count(),
-            "undetermined": findings.iter().filter(|f| !f.certain).count(),
-        },
+        "summary": summary,
+        "unread_advisories": loaded.db.unread().iter()
+            .map(|(identity, why)| serde_json::json!({"identity": identity, "why": why}))
+            .collect::<Vec<_>>(),
         "risk": ctx.map(|_| medsec_risk::matching::device_risk(&matches)),
         "context": ctx,
         "support": support,
@@ -629,7 +647,7 @@ pub(crate) async fn ranked_devices(
         };
         let matches = per_release.entry(key).or_insert_with(|| {
             let mut m = index.components(&release.sbom.components);
-            medsec_risk::matching::apply_vex(
+            let _ = medsec_risk::matching::apply_vex(
                 &mut m,
                 &loaded.vex,
                 &release.sbom.product_ids,

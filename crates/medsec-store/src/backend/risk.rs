@@ -85,8 +85,8 @@ macro_rules! store_risk {
             Ok(changed)
         }
 
-        async fn advisory_docs(&self) -> Result<Vec<String>> {
-            Ok(sqlx::query_scalar("SELECT body FROM advisory_docs ORDER BY identity")
+        async fn advisory_docs(&self) -> Result<Vec<(String, String)>> {
+            Ok(sqlx::query_as("SELECT identity, body FROM advisory_docs ORDER BY identity")
                 .fetch_all(&self.pool)
                 .await?)
         }

@@ -26,23 +26,35 @@ pub struct Loaded {
     pub imported: Imported,
     /// How many JSON files were read.
     pub files: usize,
-    /// Files refused, with why (the load goes on without them unless strict).
+    /// Files refused, with why (the load goes on without them unless strict; the database
+    /// notes them as unread, so no component is reported clean).
     pub refused: Vec<(String, String)>,
+    /// Files read with warnings (a departure from the format whose meaning was clear), with
+    /// the warnings.
+    pub warnings: Vec<(String, Vec<String>)>,
+    /// Read strictly: a file that breaks a checked rule is refused.
+    strict: bool,
 }
 
 impl Loaded {
     fn take(&mut self, name: String, bytes: &[u8]) {
         self.files += 1;
-        match advisory::parse(bytes) {
-            Ok(doc) => {
-                let n = self.db.import(doc);
+        match advisory::read(bytes, self.strict) {
+            Ok(read) => {
+                if !read.warnings.is_empty() {
+                    self.warnings.push((name, read.warnings.clone()));
+                }
+                let n = self.db.import_read(read);
                 self.imported.added += n.added;
                 self.imported.updated += n.updated;
                 self.imported.unchanged += n.unchanged;
                 self.imported.withdrawn += n.withdrawn;
                 self.imported.kev += n.kev;
             }
-            Err(e) => self.refused.push((name, e.to_string())),
+            Err(e) => {
+                self.db.note_unread(&name, e.to_string());
+                self.refused.push((name, e.to_string()));
+            }
         }
     }
 }
@@ -51,9 +63,20 @@ fn is_json(name: &str) -> bool {
     name.to_ascii_lowercase().ends_with(".json")
 }
 
-/// Loads advisories from `paths` (files, directories, zip archives).
-pub fn load(paths: &[PathBuf], limits: Limits, strict: bool) -> Result<Loaded> {
-    let mut out = Loaded::default();
+/// Loads advisories from `paths` (files, directories, zip archives), comparing vendor
+/// names with `names`. Without `strict`, CSAF documents are read leniently
+/// ([`advisory::read`]) and unreadable files are listed; with it, either refuses the load.
+pub fn load(
+    paths: &[PathBuf],
+    limits: Limits,
+    strict: bool,
+    names: medsec_risk::names::Names,
+) -> Result<Loaded> {
+    let mut out = Loaded {
+        strict,
+        ..Loaded::default()
+    };
+    out.db.set_names(names);
     for path in paths {
         let meta =
             std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;

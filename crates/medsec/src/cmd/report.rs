@@ -67,10 +67,12 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
         None => medsec_server::authz::Policies::shipped()?,
     };
     let catalogue = medsec_risk::compliance::catalogue()?;
+    let names = medsec_server::vendor_names(&config)?;
     let output = runtime()?.block_on(async {
         let store = medsec_server::open_store(&config).await?;
         let output =
-            medsec_server::compliance::gather(&store, &catalogue, &policies, &key, as_of).await;
+            medsec_server::compliance::gather(&store, &catalogue, &policies, &key, as_of, &names)
+                .await;
         store.close().await;
         anyhow::Ok(output?)
     })?;

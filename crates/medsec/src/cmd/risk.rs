@@ -23,10 +23,21 @@ pub struct MatchInputs {
     /// and a finding VEX says is not affected or fixed no longer counts.
     #[arg(long)]
     vex: Vec<PathBuf>,
-    /// Refuse the whole load when one advisory file is refused (else it is named and
-    /// skipped).
+    /// Read CSAF documents strictly (a document that breaks a checked CSAF mandatory test
+    /// is refused, even where its meaning is clear), and refuse the whole load when one
+    /// advisory file is refused. Without it such documents are read with a warning, and an
+    /// unreadable file is listed and makes the result incomplete.
     #[arg(long)]
     strict: bool,
+    /// Accept a result with unread advisory files: --fail-on (and release check) otherwise
+    /// fail on an incomplete result, since nothing can be called clean.
+    #[arg(long)]
+    allow_incomplete: bool,
+    /// Vendor alias tables to add to medsec's own (repeatable; lines `Canonical: alias;
+    /// alias`, see docs/risk.md): which manufacturer names are one vendor when matching by
+    /// name.
+    #[arg(long)]
+    vendor_aliases: Vec<PathBuf>,
     /// The largest one advisory file may be.
     #[arg(long, default_value_t = 16 << 20)]
     max_file_bytes: u64,
@@ -35,11 +46,59 @@ pub struct MatchInputs {
     max_total_bytes: u64,
 }
 
+/// What matching an SBOM gave.
+struct Matched {
+    loaded: advisories::Loaded,
+    matches: Vec<ComponentMatch>,
+    unapplied: Vec<medsec_risk::matching::Unapplied>,
+}
+
+impl Matched {
+    fn summary(&self) -> medsec_risk::matching::Summary {
+        medsec_risk::matching::summarise(&self.matches, &self.loaded.db, self.unapplied.len())
+    }
+
+    /// The JSON of the advisories read, refused and forgiven.
+    fn advisories_json(&self) -> serde_json::Value {
+        let l = &self.loaded;
+        serde_json::json!({
+            "files": l.files, "held": l.db.len(), "imported": l.imported,
+            "unread": l.refused.iter()
+                .map(|(file, why)| serde_json::json!({"file": file, "why": why}))
+                .collect::<Vec<_>>(),
+            "warnings": l.warnings.iter()
+                .map(|(file, w)| serde_json::json!({"file": file, "warnings": w}))
+                .collect::<Vec<_>>(),
+            "unmatchable_products": l.db.unmatchable(),
+        })
+    }
+
+    /// Fails on an incomplete result unless allowed.
+    fn complete_or_allowed(&self, allow: bool) -> Result<()> {
+        let unread = &self.loaded.refused;
+        if !unread.is_empty() && !allow {
+            bail!(
+                "{} of {} advisory files could not be read, so no component can be called clean                  (first: {}: {}); fix or remove them, or pass --allow-incomplete",
+                unread.len(),
+                self.loaded.files,
+                unread.first().map_or("", |u| u.0.as_str()),
+                unread.first().map_or("", |u| u.1.as_str())
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Loads the advisories and VEX, matches the SBOM's components and applies the VEX.
-fn match_sbom(
-    sbom: &Sbom,
-    inputs: &MatchInputs,
-) -> Result<(advisories::Loaded, Vec<ComponentMatch>)> {
+fn match_sbom(sbom: &Sbom, inputs: &MatchInputs) -> Result<Matched> {
+    let mut names = medsec_risk::names::Names::builtin();
+    for file in &inputs.vendor_aliases {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        names
+            .extend(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
     let loaded = advisories::load(
         &inputs.advisories,
         advisories::Limits {
@@ -47,22 +106,38 @@ fn match_sbom(
             max_total_bytes: inputs.max_total_bytes,
         },
         inputs.strict,
+        names,
     )?;
     for (name, why) in &loaded.refused {
-        eprintln!("refused {name}: {why}");
+        eprintln!("unread {name}: {why}");
+    }
+    for (name, warnings) in &loaded.warnings {
+        for w in warnings {
+            eprintln!("warning {name}: {w}");
+        }
     }
     let mut matches = loaded.db.index().components(&sbom.components);
     let mut statements = Vec::new();
     for file in &inputs.vex {
         statements.extend(read_vex(file)?.1);
     }
-    medsec_risk::matching::apply_vex(
+    let unapplied = medsec_risk::matching::apply_vex(
         &mut matches,
         &statements,
         &sbom.product_ids,
         sbom.subject_version.as_deref(),
     );
-    Ok((loaded, matches))
+    for u in &unapplied {
+        eprintln!(
+            "VEX statement about {} for {} applied to nothing: {}",
+            u.vulnerability, u.product, u.why
+        );
+    }
+    Ok(Matched {
+        loaded,
+        matches,
+        unapplied,
+    })
 }
 
 /// `medsec release`.
@@ -129,20 +204,13 @@ pub fn run_release(cmd: ReleaseCommand) -> Result<()> {
         "{} is not the SBOM signed into {target:?}: its SHA-256 is {digest}, the signed one {signed}",
         sbom.display()
     );
-    let (loaded, matches) = match_sbom(&parsed, &inputs)?;
+    let matched = match_sbom(&parsed, &inputs)?;
+    let matches = &matched.matches;
     // The rule the compliance report's vulnerability gaps use too (medsec_risk::gate).
     let blocking: Vec<(&medsec_risk::matching::Finding, medsec_risk::gate::Block)> = matches
         .iter()
         .flat_map(|m| &m.findings)
-        .filter_map(|f| {
-            medsec_risk::gate::blocks(
-                f.open(),
-                f.severity,
-                f.known_exploited.is_some(),
-                fail_on.threshold(),
-            )
-            .map(|why| (f, why))
-        })
+        .filter_map(|f| f.blocks(fail_on.threshold()).map(|why| (f, why)))
         .collect();
     if json {
         println!(
@@ -150,13 +218,17 @@ pub fn run_release(cmd: ReleaseCommand) -> Result<()> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "target": target, "sbom_sha256": digest,
                 "blocking": blocking.iter().map(|(f, _)| &f.advisory).collect::<Vec<_>>(),
+                "summary": matched.summary(),
+                "advisories": matched.advisories_json(),
+                "vex_unapplied": matched.unapplied,
                 "components": matches,
             }))?
         );
     } else {
         println!("{target}: the SBOM's SHA-256 {digest} is the one signed into the target");
-        print!("{}", match_table(&parsed, &loaded, &matches)?);
+        print!("{}", match_table(&parsed, &matched)?);
     }
+    matched.complete_or_allowed(inputs.allow_incomplete)?;
     if !blocking.is_empty() {
         let names: Vec<String> = blocking
             .iter()
@@ -166,10 +238,13 @@ pub fn run_release(cmd: ReleaseCommand) -> Result<()> {
                     f.advisory,
                     f.severity.unwrap_or("unscored"),
                     if f.certain { "" } else { ", undetermined" },
-                    if *why == medsec_risk::gate::Block::Exploited {
-                        ", known exploited: CISA KEV"
-                    } else {
-                        ""
+                    match (*why, &f.known_exploited) {
+                        (medsec_risk::gate::Block::Exploited, Some(_)) =>
+                            ", known exploited: CISA KEV",
+                        (medsec_risk::gate::Block::Exploited, None) => {
+                            ", exploited: the advisory says so"
+                        }
+                        _ => "",
                     }
                 )
             })
@@ -415,10 +490,14 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
                         "| {} | {} | {} | {} | {} | {} |",
                         c.name,
                         or_dash(c.version.as_ref()),
-                        c.purl
-                            .as_ref()
-                            .or(c.cpe.as_ref())
-                            .map_or("unidentifiable (no purl or CPE)", String::as_str),
+                        c.purl.as_ref().or(c.cpe.as_ref()).map_or(
+                            if c.supplier.is_some() {
+                                "supplier and name only"
+                            } else {
+                                "unidentifiable (no purl, CPE or supplier)"
+                            },
+                            String::as_str
+                        ),
                         or_dash(c.supplier.as_ref()),
                         or_dash(c.level_of_support.as_ref()),
                         or_dash(c.end_of_support.as_ref()),
@@ -453,7 +532,8 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
             json,
         } => {
             let (_, parsed) = read_sbom(&sbom)?;
-            let (loaded, mut matches) = match_sbom(&parsed, &inputs)?;
+            let mut matched = match_sbom(&parsed, &inputs)?;
+            let matches = &mut matched.matches;
             if let Some(clinical) = clinical {
                 let context = Context {
                     clinical: match clinical {
@@ -474,42 +554,34 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
                     },
                     unsupported,
                 };
-                medsec_risk::matching::score_findings(&mut matches, &context);
+                medsec_risk::matching::score_findings(matches, &context);
             }
             if json {
-                let refused: Vec<_> = loaded
-                    .refused
-                    .iter()
-                    .map(|(file, why)| serde_json::json!({"file": file, "why": why}))
-                    .collect();
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "sbom": {"format": parsed.format, "subject": parsed.subject,
                                  "version": parsed.subject_version},
-                        "advisories": {"files": loaded.files, "held": loaded.db.len(),
-                                       "imported": loaded.imported, "refused": refused},
-                        "components": matches,
+                        "summary": matched.summary(),
+                        "advisories": matched.advisories_json(),
+                        "vex_unapplied": matched.unapplied,
+                        "components": matched.matches,
                     }))?
                 );
             } else {
-                print!("{}", match_table(&parsed, &loaded, &matches)?);
+                print!("{}", match_table(&parsed, &matched)?);
             }
             if let Some(level) = fail_on {
-                let hit = matches
+                matched.complete_or_allowed(inputs.allow_incomplete)?;
+                // `any`: every open finding, undetermined and possible ones included; above
+                // it, certain findings at the threshold, and exploited ones whatever it is.
+                let hit = matched
+                    .matches
                     .iter()
                     .flat_map(|m| &m.findings)
                     .filter(|f| f.open())
                     .find(|f| {
-                        level == FailOn::Any
-                            || (f.certain
-                                && medsec_risk::gate::blocks(
-                                    true,
-                                    f.severity,
-                                    f.known_exploited.is_some(),
-                                    level.threshold(),
-                                )
-                                .is_some())
+                        level == FailOn::Any || (f.certain && f.blocks(level.threshold()).is_some())
                     });
                 if let Some(f) = hit {
                     bail!(
@@ -518,6 +590,8 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
                         f.severity.unwrap_or("unscored"),
                         if f.known_exploited.is_some() {
                             ", known exploited: CISA KEV"
+                        } else if f.exploited() {
+                            ", exploited: the advisory says so"
                         } else {
                             ""
                         }
@@ -585,15 +659,12 @@ pub fn run(cmd: RiskCommand) -> Result<()> {
     Ok(())
 }
 
-fn match_table(
-    sbom: &Sbom,
-    loaded: &advisories::Loaded,
-    matches: &[ComponentMatch],
-) -> Result<String> {
+fn match_table(sbom: &Sbom, matched: &Matched) -> Result<String> {
+    let (loaded, matches) = (&matched.loaded, &matched.matches);
     let mut out = String::new();
     writeln!(
         out,
-        "{}: {} {}, {} components; {} advisories from {} files ({} refused), {} KEV entries",
+        "{}: {} {}, {} components; {} advisories from {} files ({} unread, {} read with warnings), {} KEV entries",
         sbom.format,
         or_dash(sbom.subject.as_ref()),
         or_dash(sbom.subject_version.as_ref()),
@@ -601,39 +672,76 @@ fn match_table(
         loaded.db.len(),
         loaded.files,
         loaded.refused.len(),
+        loaded.warnings.len(),
         loaded.imported.kev
     )?;
     writeln!(
         out,
-        "\n| component | version | status | advisory | severity | score | known exploited | fixed in | VEX | risk | why |"
+        "\n| component | version | status | advisory | matched by | severity | score | known exploited | fixed in | VEX | risk | why |"
     )?;
-    writeln!(out, "|---|---|---|---|---|---:|---|---|---|---|---|")?;
-    let count = |s: Status| matches.iter().filter(|m| m.status == s).count();
+    writeln!(out, "|---|---|---|---|---|---|---:|---|---|---|---|---|")?;
     for m in matches {
         let version = or_dash(m.version.as_ref());
         if m.findings.is_empty() {
+            let compared: Vec<String> = m
+                .compared_on
+                .iter()
+                .map(|c| format!("{} {} ({} advisories)", c.on, c.value, c.advisories))
+                .collect();
             let status = match m.status {
-                Status::Unidentifiable => "unidentifiable (no purl or CPE)",
-                _ => "clean",
+                Status::Unidentifiable => "unidentifiable (no purl, CPE or supplier)".to_owned(),
+                Status::Incomplete => format!(
+                    "incomplete ({} advisory files unread)",
+                    loaded.refused.len()
+                ),
+                other => other.name().to_owned(),
             };
             writeln!(
                 out,
-                "| {} | {version} | {status} | | | | | | | |",
-                m.component
+                "| {} | {version} | {status} | | | | | | | | | compared on {} |",
+                m.component,
+                if compared.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    compared.join("; ")
+                }
             )?;
         }
         for f in &m.findings {
+            let by = match &f.compared {
+                Some(c) => format!(
+                    "{} ({}: {:?} ~ {:?})",
+                    serde_json::to_value(f.matched_by)?
+                        .as_str()
+                        .unwrap_or_default(),
+                    f.confidence,
+                    c.component,
+                    c.advisory
+                ),
+                None => serde_json::to_value(f.matched_by)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
             writeln!(
                 out,
-                "| {} | {version} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {version} | {} | {} | {by} | {} | {} | {} | {} | {} | {} | {} |",
                 m.component,
-                if f.certain { "matched" } else { "undetermined" },
+                if f.possible() {
+                    "possible"
+                } else if f.certain {
+                    "matched"
+                } else {
+                    "undetermined"
+                },
                 f.advisory,
                 f.severity.unwrap_or("-"),
                 f.score.map_or("-".to_owned(), |s| format!("{s:.1}")),
-                f.known_exploited
-                    .as_ref()
-                    .map_or("-".to_owned(), |k| format!("KEV since {}", k.date_added)),
+                match (&f.known_exploited, f.exploited_per_advisory) {
+                    (Some(k), _) => format!("KEV since {}", k.date_added),
+                    (None, true) => "per the advisory".to_owned(),
+                    (None, false) => "-".to_owned(),
+                },
                 or_dash(f.fixed_in.as_ref()),
                 f.vex
                     .as_ref()
@@ -648,17 +756,6 @@ fn match_table(
             )?;
         }
     }
-    let findings: usize = matches.iter().map(|m| m.findings.len()).sum();
-    let undetermined = matches
-        .iter()
-        .flat_map(|m| &m.findings)
-        .filter(|f| !f.certain)
-        .count();
-    let open = matches
-        .iter()
-        .flat_map(|m| &m.findings)
-        .filter(|f| f.open())
-        .count();
     let mut explained = false;
     for m in matches {
         for f in &m.findings {
@@ -691,12 +788,40 @@ fn match_table(
             )?;
         }
     }
+    let s = matched.summary();
+    let by: Vec<String> = s
+        .findings_by
+        .iter()
+        .map(|(k, v)| format!("{v} by {k}"))
+        .collect();
     writeln!(
         out,
-        "\n{} matched, {} clean, {} unidentifiable; {findings} findings ({undetermined} undetermined), {open} open after VEX",
-        count(Status::Matched),
-        count(Status::Clean),
-        count(Status::Unidentifiable)
+        "\n{} matched, {} possible, {} with undetermined findings, {} clean, {} incomplete, {} unidentifiable; {} findings ({}), {} open after VEX",
+        s.matched,
+        s.possible,
+        s.undetermined,
+        s.clean,
+        s.incomplete,
+        s.unidentifiable,
+        s.findings,
+        if by.is_empty() {
+            "none".to_owned()
+        } else {
+            by.join(", ")
+        },
+        s.open
     )?;
+    writeln!(
+        out,
+        "advisories: {} files unread, {} products with nothing to compare on, {} VEX statements applied to nothing",
+        s.unread_advisory_files, s.unmatchable_products, s.vex_unapplied
+    )?;
+    if s.unread_advisory_files > 0 {
+        writeln!(
+            out,
+            "INCOMPLETE: {} advisory files could not be read; no component is reported clean",
+            s.unread_advisory_files
+        )?;
+    }
     Ok(out)
 }

@@ -177,7 +177,7 @@ fn an_sbom_is_checked_scored_and_its_digest_signed_into_the_release() {
         "{out}"
     );
     assert!(
-        out.contains("| vendor-blob | - | unidentifiable (no purl or CPE) |"),
+        out.contains("| vendor-blob | - | unidentifiable (no purl, CPE or supplier) |"),
         "{out}"
     );
     assert!(out.contains("completeness 66.7 / 100"), "{out}");
@@ -300,24 +300,24 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
     };
     let out = ok(&mut run(&v120, &[]));
     assert!(
-        out.contains("2 advisories from 3 files (0 refused), 1 KEV entries"),
+        out.contains("2 advisories from 3 files (0 unread, 0 read with warnings), 1 KEV entries"),
         "{out}"
     );
     assert!(
-        out.contains("| openssl | 3.0.2 | matched | CVE-2022-3602 | high | 7.5 | KEV since 2026-11-30 | 3.0.7 | - | - | 3.0.2 is in the generic range [introduced 3.0.0, fixed 3.0.7] |"),
+        out.contains("| openssl | 3.0.2 | matched | CVE-2022-3602 | purl | high | 7.5 | KEV since 2026-11-30 | 3.0.7 | - | - | 3.0.2 is in the generic range [introduced 3.0.0, fixed 3.0.7] |"),
         "{out}"
     );
     assert!(
-        out.contains("| busybox | 1.35.0 | matched | CVE-2022-28391 | high | 8.8 | - | 1.36.0 | not_affected (vulnerable_code_not_in_execute_path) | - | 1.35.0 is in vers:generic/<1.36.0 |"),
+        out.contains("| busybox | 1.35.0 | matched | CVE-2022-28391 | cpe | high | 8.8 | - | 1.36.0 | not_affected (vulnerable_code_not_in_execute_path) | - | 1.35.0 is in vers:generic/<1.36.0 |"),
         "{out}"
     );
     assert!(
-        out.contains("| vendor-blob | - | unidentifiable (no purl or CPE) |"),
+        out.contains("| vendor-blob | - | unidentifiable (no purl, CPE or supplier) |"),
         "{out}"
     );
     assert!(
         out.contains(
-            "2 matched, 0 clean, 1 unidentifiable; 2 findings (0 undetermined), 1 open after VEX"
+            "2 matched, 0 possible, 0 with undetermined findings, 0 clean, 0 incomplete, 1 unidentifiable; 2 findings (1 by cpe, 1 by purl), 1 open after VEX"
         ),
         "{out}"
     );
@@ -367,7 +367,7 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
     // The fixed release is clean.
     let out = ok(&mut run(&v130, &["--fail-on", "low"]));
     assert!(
-        out.contains("0 matched, 2 clean, 1 unidentifiable"),
+        out.contains("0 matched, 0 possible, 0 with undetermined findings, 2 clean, 0 incomplete, 1 unidentifiable"),
         "{out}"
     );
     // The same BusyBox in another product: ip200's VEX does not speak for it.
@@ -540,13 +540,42 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
     assert!(out.status.success(), "{}", stderr(&out));
     let (text, e) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(
-        text.contains("2 advisories from 4 files (1 refused)"),
+        text.contains("2 advisories from 4 files (1 unread, 0 read with warnings)"),
         "{text}"
     );
     assert!(
         e.contains("feed.zip:broken.json") && e.contains("neither OSV"),
         "{e}"
     );
+    // With a file unread nothing is clean: the fixed release is incomplete, and --fail-on
+    // fails on that unless --allow-incomplete accepts it.
+    let incomplete = |extra: &[&str]| {
+        let mut c = medsec();
+        c.args(["risk", "match"])
+            .arg(&v130)
+            .arg("--advisories")
+            .arg(&zip)
+            .args(extra);
+        c
+    };
+    let out = ok(&mut incomplete(&[]));
+    assert!(
+        out.contains("0 clean, 2 incomplete, 1 unidentifiable")
+            && out.contains(
+                "INCOMPLETE: 1 advisory files could not be read; no component is reported clean"
+            ),
+        "{out}"
+    );
+    let e = stderr(&fails(&mut incomplete(&["--fail-on", "critical"])));
+    assert!(
+        e.contains("1 of 4 advisory files could not be read, so no component can be called clean"),
+        "{e}"
+    );
+    ok(&mut incomplete(&[
+        "--fail-on",
+        "critical",
+        "--allow-incomplete",
+    ]));
     let e = stderr(&fails(
         medsec()
             .args(["risk", "match"])
@@ -572,6 +601,126 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
         e.contains("bomb.zip:huge.json unpacks to over 1048576 bytes (--max-file-bytes)"),
         "{e}"
     );
+}
+
+/// `risk match` on real CISA advisories (CSAF, products named only by vendor and name)
+/// against an inventory SBOM written as a hospital writes one: manufacturer, name, version.
+#[test]
+fn a_hospital_inventory_is_matched_by_name_against_real_cisa_advisories() {
+    let s = Setup::new();
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../medsec-risk/tests/data/cisa-icsa");
+    let feed = s.tmp.path().join("cisa");
+    std::fs::create_dir_all(&feed).unwrap();
+    for e in std::fs::read_dir(&fixtures).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            std::fs::copy(&p, feed.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let component = |i: usize, maker: &str, name: &str, version: &str| {
+        serde_json::json!({"type": "device", "bom-ref": format!("c{i}"), "name": name,
+            "version": version, "manufacturer": {"name": maker}})
+    };
+    let sbom = serde_json::json!({
+        "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+        "metadata": {"component": {"type": "device", "name": "ICU 3", "bom-ref": "icu3"}},
+        "components": [
+            component(0, "Delta Electronics, Inc.", "CNCSoft", "1.01.33"),
+            component(1, "OMRON Corporation", "Sysmac Studio", "1.55"),
+            component(2, "Delta Electronics, Inc.", "CNCSoft Builder", "1.01.33"),
+            component(3, "Emerson", "GC370XA", "4.1.5"),
+            {"type": "firmware", "bom-ref": "c4", "name": "bootloader", "version": "2"},
+        ],
+    });
+    let file = s.image("icu3.cdx.json", sbom.to_string().as_bytes());
+    let run = |extra: &[&str]| {
+        let mut c = medsec();
+        c.args(["risk", "match"])
+            .arg(&file)
+            .arg("--advisories")
+            .arg(&feed)
+            .args(extra);
+        c
+    };
+    let out = run(&["--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The one file that breaks CSAF test 6.1.31 is read, with its warning on stderr.
+    assert!(
+        stderr(&out).contains("icsa-23-026-07.json: mandatory test 6.1.31"),
+        "{}",
+        stderr(&out)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &json["summary"];
+    assert_eq!(
+        [
+            &summary["matched"],
+            &summary["possible"],
+            &summary["clean"],
+            &summary["unidentifiable"],
+            &summary["incomplete"]
+        ],
+        [2, 1, 1, 1, 0],
+        "{summary}"
+    );
+    assert_eq!(json["advisories"]["warnings"].as_array().unwrap().len(), 1);
+    let delta = &json["components"][0]["findings"][0];
+    assert_eq!(delta["advisory"], "CVE-2022-4634", "{delta}");
+    assert_eq!(delta["matched_by"], "name");
+    assert_eq!(
+        delta["compared"]["component"],
+        "Delta Electronics, Inc. / CNCSoft"
+    );
+    assert_eq!(delta["compared"]["advisory"], "Delta Electronics / CNCSoft");
+    assert_eq!(json["components"][2]["status"], "possible");
+    assert_eq!(json["components"][1]["compared_on"][0]["on"], "name");
+    // The table says the same; the critical Emerson finding fails the default gate level.
+    let out = ok(&mut run(&[]));
+    assert!(
+        out.contains("| CNCSoft | 1.01.33 | matched | CVE-2022-4634 | name (high: \"Delta Electronics, Inc. / CNCSoft\" ~ \"Delta Electronics / CNCSoft\") |"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| CNCSoft Builder | 1.01.33 | possible | CVE-2022-4634 |"),
+        "{out}"
+    );
+    let e = stderr(&fails(&mut run(&["--fail-on", "critical"])));
+    assert!(
+        e.contains("CVE-2023-46687 (critical) reaches --fail-on"),
+        "{e}"
+    );
+    // --strict reads as before: the 6.1.31 file refuses the load.
+    let e = stderr(&fails(&mut run(&["--strict"])));
+    assert!(
+        e.contains("1 of 15 advisory files refused (--strict)") && e.contains("6.1.31"),
+        "{e}"
+    );
+    // An unreadable file: the fixed Omron version is incomplete, not clean, and the gate fails
+    // on that, whatever the findings, unless --allow-incomplete.
+    std::fs::write(feed.join("truncated.json"), "{\"document\": ").unwrap();
+    let out = run(&["--json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["components"][1]["status"], "incomplete", "{json}");
+    assert_eq!(json["summary"]["unread_advisory_files"], 1);
+    assert!(
+        json["advisories"]["unread"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("truncated.json"),
+        "{json}"
+    );
+    let e = stderr(&fails(&mut run(&["--fail-on", "any"])));
+    assert!(
+        e.contains("1 of 16 advisory files could not be read, so no component can be called clean"),
+        "{e}"
+    );
+    let e = stderr(&fails(&mut run(&[
+        "--fail-on",
+        "any",
+        "--allow-incomplete",
+    ])));
+    assert!(e.contains("reaches --fail-on Any"), "{e}");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

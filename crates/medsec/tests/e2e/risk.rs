@@ -168,6 +168,22 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
         r.status == 400 && error(&r).contains("neither OSV"),
         "{r:?}"
     );
+    // A real CISA advisory that breaks CSAF test 6.1.31 (`vers:all/*` as a product_version):
+    // read with a warning that says how; refused with strict=true.
+    let cisa = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../medsec-risk/tests/data/cisa-icsa/icsa-23-026-07.json");
+    let r = upload(&admin, "/api/v1/risk/advisories?strict=true", &read(&cisa));
+    assert!(
+        r.status == 400 && error(&r).contains("mandatory test 6.1.31"),
+        "{r:?}"
+    );
+    let r = upload(&admin, "/api/v1/risk/advisories", &read(&cisa));
+    assert_eq!(r.status, 201, "{r:?}");
+    let warnings = json(&r)["warnings"].to_string();
+    assert!(
+        warnings.contains("6.1.31") && warnings.contains("read anyway"),
+        "{r:?}"
+    );
     let r = upload(
         &admin,
         "/api/v1/risk/advisories",
@@ -269,8 +285,10 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
     assert_eq!(a["release"]["target"], "pump-1.2.0.img", "{a}");
     assert_eq!(
         a["summary"],
-        serde_json::json!({"matched": 2, "clean": 0, "unidentifiable": 1,
-        "findings": 2, "open": 1, "undetermined": 0}),
+        serde_json::json!({"components": 3, "matched": 2, "possible": 0, "undetermined": 0,
+        "unidentifiable": 1, "clean": 0, "incomplete": 0, "findings": 2,
+        "findings_by": {"cpe": 1, "purl": 1}, "open": 1, "unread_advisory_files": 0,
+        "unmatchable_products": 0, "vex_unapplied": 0}),
         "{a}"
     );
     let openssl = &a["components"][0]["findings"][0];
