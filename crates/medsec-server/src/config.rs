@@ -621,6 +621,26 @@ mod tests {
     }
 
     #[test]
+    fn vendor_aliases_extend_the_table_and_a_bad_one_stops_the_server() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("aliases.txt", "Siemens: Siemens Healthineers\n")?;
+            jail.create_file("bad.txt", "# ok\nno colon\n")?;
+            let mut c = Config {
+                vendor_aliases: Some("aliases.txt".into()),
+                ..Config::default()
+            };
+            let names = crate::vendor_names(&c).unwrap();
+            assert_eq!(names.vendor("Siemens Healthineers AG"), names.vendor("Siemens"));
+            c.vendor_aliases = Some("bad.txt".into());
+            let e = crate::vendor_names(&c).unwrap_err().to_string();
+            assert!(e.contains("vendor_aliases bad.txt") && e.contains("line 2"), "{e}");
+            c.vendor_aliases = Some("missing.txt".into());
+            assert!(crate::vendor_names(&c).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn device_id_patterns_match_as_globs() {
         let m = Manufacturer {
             name: "acme".into(),

@@ -7,12 +7,20 @@ use serde_json::Value;
 use medsec_testkit::*;
 
 /// Publishes an image repository with two releases of the ip200 pump (hardware id
-/// `pump-rev-b`), each with its SBOM's digest signed in, and writes `WORK/medsec.toml`.
+/// `pump-rev-b`), each with its SBOM's digest signed in, and writes `WORK/medsec.toml`. The
+/// 1.2.0 release also carries a Landis+Gyr E850 module, known only by manufacturer, name and
+/// version, as CISA's advisory names it only by vendor and product.
 fn publish_pump_releases(work: &Path) -> (PathBuf, PathBuf) {
     let sbom = |version: &str, openssl: &str, busybox: &str| {
         let path = work.join(format!("ip200-{version}.cdx.json"));
         let text = medsec_testkit::risk::firmware_sbom("acme-ip200", version, openssl, busybox);
-        std::fs::write(&path, text).unwrap();
+        let mut doc: Value = serde_json::from_str(&text).unwrap();
+        if version == "1.2.0" {
+            doc["components"].as_array_mut().unwrap().push(serde_json::json!({
+                "type": "device", "bom-ref": "meter", "name": "E850", "version": "3.1",
+                "manufacturer": {"name": "Landis+Gyr AG"}}));
+        }
+        std::fs::write(&path, doc.to_string()).unwrap();
         path
     };
     let (old, new) = (
@@ -285,11 +293,32 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
     assert_eq!(a["release"]["target"], "pump-1.2.0.img", "{a}");
     assert_eq!(
         a["summary"],
-        serde_json::json!({"components": 3, "matched": 2, "possible": 0, "undetermined": 0,
-        "unidentifiable": 1, "clean": 0, "incomplete": 0, "findings": 2,
-        "findings_by": {"cpe": 1, "purl": 1}, "open": 1, "unread_advisory_files": 0,
-        "unmatchable_products": 0, "vex_unapplied": 0}),
+        serde_json::json!({"components": 4, "matched": 3, "possible": 0, "undetermined": 0,
+        "unidentifiable": 1, "clean": 0, "incomplete": 0, "findings": 3,
+        "findings_by": {"cpe": 1, "name": 1, "purl": 1}, "open": 2,
+        "unread_advisory_files": 0, "unmatchable_products": 0, "vex_unapplied": 0}),
         "{a}"
+    );
+    // The meter module, matched by name on CISA's advisory, with the strings compared.
+    let meter = &a["components"][3]["findings"][0];
+    assert_eq!(
+        (
+            meter["advisory"].as_str(),
+            meter["matched_by"].as_str(),
+            meter["confidence"].as_str(),
+            meter["compared"]["component"].as_str(),
+            meter["compared"]["advisory"].as_str(),
+            meter["reason"].as_str()
+        ),
+        (
+            Some("CVE-2022-3083"),
+            Some("name"),
+            Some("medium"),
+            Some("Landis+Gyr AG / E850"),
+            Some("Landis+Gyr / E850 (ZMQ200)"),
+            Some("every version is affected")
+        ),
+        "{meter}"
     );
     let openssl = &a["components"][0]["findings"][0];
     assert_eq!(
@@ -523,6 +552,13 @@ fn each_device_gets_the_findings_of_the_release_it_reports_and_they_close_after_
     };
     let v = affected("CVE-2022-3602");
     assert_eq!(v["devices"], 2, "{v}");
+    // A CSAF product named only by vendor and name finds its devices too.
+    let m = affected("CVE-2022-3083");
+    assert_eq!(
+        (&m["devices"], &m["releases"][0]["components"]),
+        (&serde_json::json!(2), &serde_json::json!(["E850"])),
+        "{m}"
+    );
     assert_eq!(
         v["releases"][0]["devices"],
         serde_json::json!(["pump-a", "pump-b"]),
