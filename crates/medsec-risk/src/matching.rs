@@ -471,6 +471,9 @@ pub struct Unapplied {
     pub product: String,
     /// The component it names, if any.
     pub component: Option<String>,
+    /// It names this SBOM's product (so it was meant for it, and matched no finding); false
+    /// for a statement about another product.
+    pub this_product: bool,
     /// Why it applied to nothing.
     pub why: String,
 }
@@ -523,6 +526,7 @@ pub fn apply_vex(
             vulnerability: s.vulnerability.clone(),
             product: s.product.clone(),
             component: s.component.clone(),
+            this_product: s.about_product(product_ids, product_version),
             why: if s.about_product(product_ids, product_version) {
                 format!(
                     "no finding of this SBOM is about {}{}",
@@ -948,29 +952,124 @@ impl Index<'_> {
             value: format!("{vendor_key} / {}", mine.base),
             advisories: vendor.map_or(0, |v| v.advisories.len()),
         });
-        let Some(vendor) = vendor else { return };
         let written = format!("{supplier} / {}", c.name);
-        let mut hits: Vec<(usize, MatchedBy, &'static str, Option<f64>)> = Vec::new();
+        let judge_hits = |vendor: &Vendor<'_>,
+                          hits: Vec<Hit>,
+                          other_vendor: bool,
+                          out: &mut Vec<Finding>| {
+            for (i, by, confidence, similarity) in hits {
+                let Some(g) = vendor.groups.get(i) else {
+                    continue;
+                };
+                for (a, aff) in &g.entries {
+                    let (verdict, fixed_in) = judge(aff, c.version.as_deref());
+                    let (certain, reason) = match verdict {
+                        Verdict::Affected(r) => (by != MatchedBy::Possible, r),
+                        Verdict::Undetermined(r) => (false, r),
+                        Verdict::NotAffected => continue,
+                    };
+                    let reason = if other_vendor {
+                        format!(
+                            "possible match, for review: the supplier {supplier:?} is not the advisory's vendor {:?} (no alias line joins them: --vendor-aliases), and {:?} is {} the advisory's {:?}; if it were that product: {reason}",
+                            g.written.vendor,
+                            c.name,
+                            if similarity.is_some_and(|s| s >= 1.0) {
+                                "named as"
+                            } else {
+                                "close to"
+                            },
+                            g.written.product
+                        )
+                    } else if by == MatchedBy::Possible {
+                        format!(
+                            "possible match, for review: {:?} is close to the advisory's {:?}; if it were that product: {reason}",
+                            c.name, g.written.product
+                        )
+                    } else {
+                        reason
+                    };
+                    let how = How {
+                        by,
+                        confidence,
+                        compared: Some(Compared {
+                            component: written.clone(),
+                            advisory: format!("{} / {}", g.written.vendor, g.written.product),
+                            similarity,
+                        }),
+                    };
+                    keep(out, self.finding(a, aff, how, certain, reason, fixed_in));
+                }
+            }
+        };
+        if let Some(vendor) = vendor {
+            let hits = vendor.hits(&mine, unprefixed.as_deref());
+            judge_hits(vendor, hits, false, findings);
+            return;
+        }
+        // No advisory names this vendor. One that names a vendor whose name starts with this
+        // one's, or with which this one starts ("Weintek" and "Weintek Labs", "Siemens" and
+        // "Siemens Healthineers"), may be the same manufacturer under another name: its
+        // equal or close products are possible matches, for review, never matches.
+        let mine_words: Vec<&str> = vendor_key.split(' ').collect();
+        for (key, other) in &self.by_vendor {
+            let theirs: Vec<&str> = key.split(' ').collect();
+            let (short, long) = if theirs.len() <= mine_words.len() {
+                (&theirs, &mine_words)
+            } else {
+                (&mine_words, &theirs)
+            };
+            let related = short.len() < long.len()
+                && short.iter().map(|w| w.len()).sum::<usize>() >= 3
+                && long.starts_with(short);
+            if !related {
+                continue;
+            }
+            let hits = other
+                .hits(&mine, unprefixed.as_deref())
+                .into_iter()
+                .map(|(i, by, _, similarity)| {
+                    let s = if by == MatchedBy::Possible {
+                        similarity
+                    } else {
+                        Some(1.0)
+                    };
+                    (i, MatchedBy::Possible, "low", s)
+                })
+                .collect();
+            judge_hits(other, hits, true, findings);
+        }
+    }
+}
+
+/// A product group of a vendor that a component's name hits: its index, how, the
+/// confidence and, for close names, the similarity.
+type Hit = (usize, MatchedBy, &'static str, Option<f64>);
+
+impl Vendor<'_> {
+    /// The groups a component's name hits: model numbers and equal names; close names
+    /// (possible matches, the closest few) only when nothing hits outright.
+    fn hits(&self, mine: &Product, unprefixed: Option<&str>) -> Vec<Hit> {
+        let mut hits: Vec<Hit> = Vec::new();
         let padded = format!(" {} ", mine.full);
-        for (i, g) in vendor.groups.iter().enumerate() {
+        for (i, g) in self.groups.iter().enumerate() {
             if g.models.iter().any(|m| padded.contains(m.as_str())) {
                 hits.push((i, MatchedBy::ModelNumber, "high", None));
             }
         }
-        if let Some(&i) = vendor.by_full.get(&mine.full) {
+        if let Some(&i) = self.by_full.get(&mine.full) {
             hits.push((i, MatchedBy::Name, "high", None));
         }
-        for base in std::iter::once(&mine.base).chain(unprefixed.as_ref()) {
-            for &i in vendor.by_base.get(base.as_str()).into_iter().flatten() {
+        for base in std::iter::once(mine.base.as_str()).chain(unprefixed) {
+            for &i in self.by_base.get(base).into_iter().flatten() {
                 hits.push((i, MatchedBy::Name, "medium", None));
             }
-            if let Some(&i) = vendor.by_full.get(base.as_str()) {
+            if let Some(&i) = self.by_full.get(base) {
                 hits.push((i, MatchedBy::Name, "medium", None));
             }
         }
         if hits.is_empty() {
             let words = mine.words();
-            let mut close: Vec<(usize, f64)> = vendor
+            let mut close: Vec<(usize, f64)> = self
                 .groups
                 .iter()
                 .enumerate()
@@ -991,40 +1090,7 @@ impl Index<'_> {
                     .map(|(i, s)| (i, MatchedBy::Possible, "low", Some(s))),
             );
         }
-        for (i, by, confidence, similarity) in hits {
-            let Some(g) = vendor.groups.get(i) else {
-                continue;
-            };
-            for (a, aff) in &g.entries {
-                let (verdict, fixed_in) = judge(aff, c.version.as_deref());
-                let (certain, reason) = match verdict {
-                    Verdict::Affected(r) => (by != MatchedBy::Possible, r),
-                    Verdict::Undetermined(r) => (false, r),
-                    Verdict::NotAffected => continue,
-                };
-                let reason = if by == MatchedBy::Possible {
-                    format!(
-                        "possible match, for review: {:?} is close to the advisory's {:?}; if it were that product: {reason}",
-                        c.name, g.written.product
-                    )
-                } else {
-                    reason
-                };
-                let how = How {
-                    by,
-                    confidence,
-                    compared: Some(Compared {
-                        component: written.clone(),
-                        advisory: format!("{} / {}", g.written.vendor, g.written.product),
-                        similarity,
-                    }),
-                };
-                keep(
-                    findings,
-                    self.finding(a, aff, how, certain, reason, fixed_in),
-                );
-            }
-        }
+        hits
     }
 }
 

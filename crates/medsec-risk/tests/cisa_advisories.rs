@@ -322,11 +322,57 @@ fn an_unread_file_makes_the_run_incomplete_never_clean() {
 #[test]
 fn siemens_healthineers_is_not_siemens_unless_configured() {
     let mut db = database();
-    let c = [("Siemens Healthineers", "SCALANCE X200-4P IRT", "V5.4.2")];
+    let c = [
+        ("Siemens Healthineers", "SCALANCE X200-4P IRT", "V5.4.2"),
+        ("Siemens Healthineers", "MAGNETOM Vida", "XA50"),
+    ];
     let got = matches(&db, &c);
-    assert_eq!(got[0].status, Status::Clean, "{:#?}", got[0]);
+    // Not Siemens: at most a possible match for review, when the product is Siemens' own.
+    assert_eq!(got[0].status, Status::Possible, "{:#?}", got[0]);
+    let p = &got[0].findings[0];
+    assert!(!p.certain && p.possible());
+    assert!(
+        p.reason
+            .contains("the supplier \"Siemens Healthineers\" is not the advisory's vendor \"Siemens\""),
+        "{}",
+        p.reason
+    );
+    assert_eq!(got[1].status, Status::Clean, "{:#?}", got[1]);
     let mut names = medsec_risk::names::Names::builtin();
     names.extend("Siemens: Siemens Healthineers").unwrap();
     db.set_names(names);
     assert_eq!(matches(&db, &c)[0].status, Status::Matched);
+}
+
+#[test]
+fn an_spdx_inventory_matches_by_supplier_and_name_too() {
+    let db = database();
+    let doc = serde_json::json!({
+        "spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
+        "name": "ward-4", "documentNamespace": "https://hospital.example/spdx/ward-4",
+        "creationInfo": {"created": "2026-12-07T00:00:00Z", "creators": ["Organization: Biomed"]},
+        "packages": [
+            {"SPDXID": "SPDXRef-weintek", "name": "EasyBuilder Pro", "versionInfo": "6.07.01",
+             "supplier": "Organization: Weintek Labs., Inc.", "downloadLocation": "NOASSERTION"},
+            {"SPDXID": "SPDXRef-emerson", "name": "GC370XA", "versionInfo": "4.1.6",
+             "supplier": "Organization: Emerson", "downloadLocation": "NOASSERTION"}
+        ]
+    });
+    let sbom = Sbom::parse(doc.to_string().as_bytes()).unwrap();
+    let got = db.index().components(&sbom.components);
+    // "Weintek Labs., Inc." is not "Weintek": no alias says so, so its product named as
+    // Weintek's is a possible match for review; an alias line makes it a match.
+    assert_eq!(got[0].status, Status::Possible, "{:#?}", got[0]);
+    assert_eq!(
+        got[0].findings[0].compared.as_ref().unwrap().similarity,
+        Some(1.0)
+    );
+    assert_eq!(got[1].status, Status::Clean, "{:#?}", got[1]);
+    let mut db = db;
+    let mut names = medsec_risk::names::Names::builtin();
+    names.extend("Weintek: Weintek Labs").unwrap();
+    db.set_names(names);
+    let got = db.index().components(&sbom.components);
+    assert_eq!(got[0].status, Status::Matched, "{:#?}", got[0]);
+    assert_eq!(got[0].findings[0].advisory, "CVE-2023-0104");
 }

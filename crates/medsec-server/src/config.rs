@@ -630,10 +630,16 @@ mod tests {
                 ..Config::default()
             };
             let names = crate::vendor_names(&c).unwrap();
-            assert_eq!(names.vendor("Siemens Healthineers AG"), names.vendor("Siemens"));
+            assert_eq!(
+                names.vendor("Siemens Healthineers AG"),
+                names.vendor("Siemens")
+            );
             c.vendor_aliases = Some("bad.txt".into());
             let e = crate::vendor_names(&c).unwrap_err().to_string();
-            assert!(e.contains("vendor_aliases bad.txt") && e.contains("line 2"), "{e}");
+            assert!(
+                e.contains("vendor_aliases bad.txt") && e.contains("line 2"),
+                "{e}"
+            );
             c.vendor_aliases = Some("missing.txt".into());
             assert!(crate::vendor_names(&c).is_err());
             Ok(())

@@ -498,23 +498,28 @@ pub(crate) async fn device_findings(
         )));
     };
     let mut matches = loaded.db.index().components(&release.sbom.components);
-    // Statements about other releases are expected among the fleet's VEX: not listed.
-    let _ = medsec_risk::matching::apply_vex(
+    // Statements about other releases are expected among the fleet's VEX; those about this
+    // release that match no finding are listed.
+    let unapplied: Vec<medsec_risk::matching::Unapplied> = medsec_risk::matching::apply_vex(
         &mut matches,
         &loaded.vex,
         &release.sbom.product_ids,
         release.sbom.subject_version.as_deref(),
-    );
+    )
+    .into_iter()
+    .filter(|u| u.this_product)
+    .collect();
     if let Some(ctx) = &ctx {
         medsec_risk::matching::score_findings(&mut matches, ctx);
     }
-    let summary = medsec_risk::matching::summarise(&matches, &loaded.db, 0);
+    let summary = medsec_risk::matching::summarise(&matches, &loaded.db, unapplied.len());
     Ok(Json(serde_json::json!({
         "device": device.id,
         "hardware_id": device.hardware_id,
         "version": device.installed_version,
         "release": {"target": release.row.target, "sbom_sha256": release.row.sha256},
         "summary": summary,
+        "vex_unapplied": unapplied,
         "unread_advisories": loaded.db.unread().iter()
             .map(|(identity, why)| serde_json::json!({"identity": identity, "why": why}))
             .collect::<Vec<_>>(),

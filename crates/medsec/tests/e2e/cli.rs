@@ -453,6 +453,15 @@ fn firmware_components_are_matched_and_vex_applies_per_product() {
         ),
         "{out}"
     );
+    // An advisory file that cannot be read: the gate cannot say the release is clean.
+    std::fs::write(no_kev.join("truncated.json"), "{\"id\": ").unwrap();
+    let e = stderr(&fails(&mut check_no_kev(&[])));
+    assert!(
+        e.contains("1 of 3 advisory files could not be read, so no component can be called clean"),
+        "{e}"
+    );
+    ok(&mut check_no_kev(&["--allow-incomplete"]));
+    std::fs::remove_file(no_kev.join("truncated.json")).unwrap();
     let e = stderr(&fails(&mut check_no_kev(&["--fail-on", "high"])));
     assert!(
         e.contains("pump/pump-1.2.0.img has 1 open finding(s) at or above High, or known exploited, without a VEX statement resolving them: CVE-2022-3602 (high)"),
@@ -624,7 +633,8 @@ fn a_hospital_inventory_is_matched_by_name_against_real_cisa_advisories() {
     };
     let sbom = serde_json::json!({
         "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
-        "metadata": {"component": {"type": "device", "name": "ICU 3", "bom-ref": "icu3"}},
+        "metadata": {"component": {"type": "device", "name": "ICU 3", "bom-ref": "icu3",
+                                    "purl": "pkg:generic/hospital/icu3"}},
         "components": [
             component(0, "Delta Electronics, Inc.", "CNCSoft", "1.01.33"),
             component(1, "OMRON Corporation", "Sysmac Studio", "1.55"),
@@ -634,12 +644,28 @@ fn a_hospital_inventory_is_matched_by_name_against_real_cisa_advisories() {
         ],
     });
     let file = s.image("icu3.cdx.json", sbom.to_string().as_bytes());
+    // A VEX statement about this inventory for a CVE nothing in it has: reported, not silent.
+    let vex = s.image(
+        "icu3.openvex.json",
+        serde_json::json!({
+            "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://hospital.example/vex/1",
+            "author": "Biomed", "timestamp": "2026-12-01T00:00:00Z", "version": 1,
+            "statements": [{"vulnerability": {"name": "CVE-2099-0001"},
+                            "products": [{"@id": "pkg:generic/hospital/icu3"}],
+                            "status": "not_affected",
+                            "justification": "component_not_present"}]
+        })
+        .to_string()
+        .as_bytes(),
+    );
     let run = |extra: &[&str]| {
         let mut c = medsec();
         c.args(["risk", "match"])
             .arg(&file)
             .arg("--advisories")
             .arg(&feed)
+            .arg("--vex")
+            .arg(&vex)
             .args(extra);
         c
     };
@@ -665,6 +691,11 @@ fn a_hospital_inventory_is_matched_by_name_against_real_cisa_advisories() {
         "{summary}"
     );
     assert_eq!(json["advisories"]["warnings"].as_array().unwrap().len(), 1);
+    assert_eq!(summary["vex_unapplied"], 1, "{summary}");
+    assert_eq!(
+        json["vex_unapplied"][0]["why"],
+        "no finding of this SBOM is about CVE-2099-0001"
+    );
     let delta = &json["components"][0]["findings"][0];
     assert_eq!(delta["advisory"], "CVE-2022-4634", "{delta}");
     assert_eq!(delta["matched_by"], "name");

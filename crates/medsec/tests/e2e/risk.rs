@@ -16,7 +16,10 @@ fn publish_pump_releases(work: &Path) -> (PathBuf, PathBuf) {
         let text = medsec_testkit::risk::firmware_sbom("acme-ip200", version, openssl, busybox);
         let mut doc: Value = serde_json::from_str(&text).unwrap();
         if version == "1.2.0" {
-            doc["components"].as_array_mut().unwrap().push(serde_json::json!({
+            doc["components"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
                 "type": "device", "bom-ref": "meter", "name": "E850", "version": "3.1",
                 "manufacturer": {"name": "Landis+Gyr AG"}}));
         }
