@@ -523,6 +523,26 @@ mod tests {
         lt(Scheme::Generic, "1.0.2", "1.0.2a");
         lt(Scheme::Generic, "1.9", "1.10");
         lt(Scheme::Generic, "2.0-alpha", "2.0-beta");
+        // Vendors' own forms, as CISA's advisories write them.
+        lt(Scheme::Generic, "V3.0.0", "3.0.1");
+        lt(Scheme::Generic, "VF10.1", "VF10.2");
+        lt(Scheme::Generic, "VF9.9", "vf10.0");
+        lt(Scheme::Generic, "028U000061", "028U000062");
+        lt(Scheme::Generic, "R1.01.00", "R2.03.00");
+        lt(Scheme::Generic, "V18_Update_1", "V18 Update 2");
+    }
+
+    #[test]
+    fn vendor_versions_that_begin_differently_do_not_compare() {
+        let g = |s: &str| Scheme::Generic.parse(s).unwrap();
+        assert_eq!(g("V3.0.1").compare(&g("3.0.1")), Some(Ordering::Equal));
+        assert_eq!(g("v2.74").compare(&g("2.74")), Some(Ordering::Equal));
+        assert_eq!(g("R1.0").compare(&g("1.0")), None);
+        assert_eq!(g("1.0").compare(&g("R1.0")), None);
+        assert_eq!(g("R1.0").compare(&g("C1.0")), None);
+        assert_eq!(g("VF10.1").compare(&g("10.1")), None);
+        // Ordering for sorting stays total.
+        assert_eq!(generic_cmp("R1.0", "1.0"), Ordering::Less);
     }
 
     #[test]

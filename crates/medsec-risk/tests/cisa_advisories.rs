@@ -332,8 +332,9 @@ fn siemens_healthineers_is_not_siemens_unless_configured() {
     let p = &got[0].findings[0];
     assert!(!p.certain && p.possible());
     assert!(
-        p.reason
-            .contains("the supplier \"Siemens Healthineers\" is not the advisory's vendor \"Siemens\""),
+        p.reason.contains(
+            "the supplier \"Siemens Healthineers\" is not the advisory's vendor \"Siemens\""
+        ),
         "{}",
         p.reason
     );
@@ -375,4 +376,31 @@ fn an_spdx_inventory_matches_by_supplier_and_name_too() {
     let got = db.index().components(&sbom.components);
     assert_eq!(got[0].status, Status::Matched, "{:#?}", got[0]);
     assert_eq!(got[0].findings[0].advisory, "CVE-2023-0104");
+}
+
+#[test]
+fn an_advisory_reporting_exploitation_blocks_the_gate_whatever_its_cvss() {
+    use medsec_risk::gate::{Block, Threshold};
+    // Omron's advisory (CVSS medium), with the threat CSAF uses for exploitation added.
+    let with = |details: &str| {
+        let mut doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir().join("icsa-23-262-03.json")).unwrap())
+                .unwrap();
+        doc["vulnerabilities"][0]["threats"] =
+            serde_json::json!([{"category": "exploit_status", "details": details}]);
+        let mut db = Database::new();
+        db.import_read(advisory::read(doc.to_string().as_bytes(), false).unwrap());
+        let m = db
+            .index()
+            .components(&sbom(&[("Omron", "Sysmac Studio", "1.54")]).components);
+        m[0].findings[0].clone()
+    };
+    let f = with("CISA is aware of active exploitation of this vulnerability.");
+    assert_eq!(f.severity, Some("medium"));
+    assert!(f.exploited() && f.known_exploited.is_none());
+    assert_eq!(f.blocks(Threshold::Critical), Some(Block::Exploited));
+    let f = with("No known public exploitation specifically targets this vulnerability.");
+    assert!(!f.exploited());
+    assert_eq!(f.blocks(Threshold::Critical), None);
+    assert_eq!(f.blocks(Threshold::Medium), Some(Block::Severity));
 }
