@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Defender's detectors on WUSTL-EHMS-2020 beside scikit-learn's IsolationForest, on the same
-# training split in the same run, then per-event scoring speed of both.
+# The Defender's detectors on WUSTL-EHMS-2020: the time split a deployment gets (thresholds from
+# the training period, realised false positives on later traffic), then the random split beside
+# scikit-learn's IsolationForest on the same training rows, then per-event scoring speed of both.
 #
 #   bash benches/defender_wustl.sh [SEEDS]      # default 5; prints Markdown
 #

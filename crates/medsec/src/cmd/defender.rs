@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use medsec_defender::evaluation::{
-    Dataset, LEAK_AUC, WUSTL_FEATURES, check_leaks, check_parameters, evaluate, single_feature_auc,
-    table,
+    Dataset, LEAK_AUC, Options, Split, WUSTL_FEATURES, check_leaks, check_parameters, evaluate,
+    single_feature_auc, table,
 };
 
 #[derive(Subcommand)]
@@ -32,21 +32,44 @@ pub enum DefenderCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Train the detectors on normal rows only and report ROC-AUC, best F1 and recall per attack
-    /// class at a 1 % false-positive budget, over several seeds.
+    /// Train the detectors on normal rows only, choose each threshold for the false-positive
+    /// budget on a held-out slice of the training period, and report, on the rows after it:
+    /// ROC-AUC, the realised false-positive rate on later normal rows and recall per attack
+    /// class, over several seeds. `--split time` (the default) is what a deployment gets;
+    /// `--split random` lets the model see the future and is for comparison only.
     Evaluate {
         /// The labelled flows: WUSTL-EHMS-2020's CSV (Argus flows with patient readings).
         #[arg(long)]
         data: PathBuf,
-        /// Seeds (each draws another training sample and grows another forest).
+        /// How training and test rows are drawn: `time` (the earliest normal rows, in capture
+        /// order or --time-column order; every later row is tested) or `random`.
+        #[arg(long, value_enum, default_value = "time")]
+        split: SplitArg,
+        /// A numeric column to order the rows by for the time split (default: file order,
+        /// which is capture order).
+        #[arg(long)]
+        time_column: Option<String>,
+        /// Seeds (each draws another training sample for the random split, and grows another
+        /// forest).
         #[arg(long, default_value_t = 5)]
         seeds: u64,
-        /// Share of the normal rows used for training; the rest are test rows with every attack.
-        #[arg(long, default_value_t = 0.7)]
+        /// Share of the normal rows in the training period (its calibration slice included).
+        #[arg(long, default_value_t = 0.6)]
         train_share: f64,
-        /// False-positive budget for the recall columns.
+        /// Share of the training rows held out to choose the thresholds (the latest ones for
+        /// the time split).
+        #[arg(long, default_value_t = 0.2)]
+        calibration_share: f64,
+        /// The false-positive budget the thresholds are chosen for.
         #[arg(long, default_value_t = 0.01)]
         fpr: f64,
+        /// A feature to keep although it separates the classes on its own (repeatable; needs
+        /// --reason). The report prints the override.
+        #[arg(long, requires = "reason")]
+        allow_feature: Vec<String>,
+        /// Why the allowed features are real behaviour, not an identifier of the capture.
+        #[arg(long)]
+        reason: Option<String>,
         /// Write each seed's training row numbers here (seed-N.train, one per line), so another
         /// tool (scikit-learn in benches/defender_wustl.sh) uses exactly the same split.
         #[arg(long)]
@@ -55,6 +78,15 @@ pub enum DefenderCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How `defender evaluate` splits the rows.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SplitArg {
+    /// Train on the earliest normal rows, test on every later row.
+    Time,
+    /// Train on a random sample of normal rows (optimistic: for comparison).
+    Random,
 }
 
 /// Writes each seed's training rows as `DIR/seed-N.train`, one row number per line, so another
@@ -130,29 +162,68 @@ pub fn run(command: DefenderCommand) -> Result<()> {
         }
         DefenderCommand::Evaluate {
             data,
+            split,
+            time_column,
             seeds,
             train_share,
+            calibration_share,
             fpr,
+            allow_feature,
+            reason,
             export_split,
             json,
         } => {
             check_parameters(seeds, train_share, fpr)?;
+            if let Some(unknown) = allow_feature
+                .iter()
+                .find(|f| !WUSTL_FEATURES.iter().any(|(n, _, _)| n == f))
+            {
+                bail!("--allow-feature {unknown:?} is not one of the features read");
+            }
+            if reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                bail!("--reason must say why the allowed features are behaviour");
+            }
             let file = std::fs::File::open(&data)
                 .with_context(|| format!("reading {}", data.display()))?;
-            let dataset = Dataset::from_csv(std::io::BufReader::new(file))
-                .with_context(|| data.display().to_string())?;
+            let dataset =
+                Dataset::from_csv_ordered(std::io::BufReader::new(file), time_column.as_deref())
+                    .with_context(|| data.display().to_string())?;
             let aucs = single_feature_auc(&dataset);
-            check_leaks(&aucs)?;
-            let evaluation = evaluate(&dataset, seeds, train_share, fpr)?;
+            check_leaks(&aucs, &allow_feature)?;
+            let options = Options {
+                seeds,
+                train_share,
+                fpr,
+                split: match split {
+                    SplitArg::Time => Split::Time,
+                    SplitArg::Random => Split::Random,
+                },
+                calibration_share,
+            };
+            let evaluation = evaluate(&dataset, &options)?;
             if let Some(dir) = &export_split {
                 write_split(dir, &evaluation.training_rows)?;
             }
-            let results = evaluation.results;
+            let overrides: Vec<serde_json::Value> = allow_feature
+                .iter()
+                .map(|f| {
+                    let auc = aucs.iter().find(|(n, _)| n == f).map_or(0.5, |(_, a)| *a);
+                    serde_json::json!({"feature": f, "auc": auc, "reason": reason})
+                })
+                .collect();
             let strongest = aucs
                 .iter()
+                .filter(|(n, _)| !allow_feature.contains(n))
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .map(|(n, a)| format!("{n} {a:.3}"))
                 .unwrap_or_default();
+            let tested = evaluation.test_rows.first().map_or(0, Vec::len);
+            let split_name = match evaluation.split {
+                Split::Time => "time (train on the earliest normal rows, test on every later row)",
+                Split::Random => {
+                    "random (the model sees the future: optimistic, for comparison only)"
+                }
+            };
             if json {
                 println!(
                     "{}",
@@ -160,25 +231,58 @@ pub fn run(command: DefenderCommand) -> Result<()> {
                         "rows": dataset.flows.len(),
                         "features": WUSTL_FEATURES.len(),
                         "strongest_single_feature": strongest,
+                        "allowed_features": overrides,
+                        "split": evaluation.split,
                         "seeds": seeds,
                         "train_share": train_share,
+                        "calibration_rows": evaluation.calibration_rows,
+                        "test_rows": tested,
+                        "attacks_in_training_period": evaluation.attacks_in_training_period,
+                        "threshold_source": "training (held-out calibration slice)",
                         "fpr_budget": fpr,
-                        "results": results,
+                        "results": evaluation.results,
                     }))?
                 );
             } else {
                 let attacks = dataset.attack().iter().filter(|a| **a).count();
                 println!(
-                    "{} rows ({} attack), {} features, trained on {:.0} % of the normal rows, {seeds} seed(s)",
+                    "{} rows ({} attack), {} features; split: {split_name}",
                     dataset.flows.len(),
                     attacks,
                     WUSTL_FEATURES.len(),
-                    train_share * 100.0
                 );
                 println!(
-                    "leak check: the strongest single feature is {strongest} (refused at {LEAK_AUC})\n"
+                    "training period: {:.0} % of the normal rows, of which {} (the {}) choose the thresholds for a {:.1} % false-positive budget; {tested} rows tested{}; {seeds} seed(s)",
+                    train_share * 100.0,
+                    evaluation.calibration_rows,
+                    if evaluation.split == Split::Time {
+                        "latest"
+                    } else {
+                        "last drawn"
+                    },
+                    fpr * 100.0,
+                    if evaluation.attacks_in_training_period > 0 {
+                        format!(
+                            " ({} attack rows inside the training period are neither trained on nor tested)",
+                            evaluation.attacks_in_training_period
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
-                print!("{}", table(&results, fpr));
+                println!(
+                    "leak check: the strongest single feature is {strongest} (refused at {LEAK_AUC})"
+                );
+                for o in &overrides {
+                    println!(
+                        "leak check OVERRIDDEN for {} (ROC-AUC {:.3} on its own): {}",
+                        o["feature"].as_str().unwrap_or_default(),
+                        o["auc"].as_f64().unwrap_or_default(),
+                        reason.as_deref().unwrap_or_default()
+                    );
+                }
+                println!();
+                print!("{}", table(&evaluation.results, fpr));
             }
             Ok(())
         }
