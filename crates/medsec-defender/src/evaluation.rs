@@ -401,6 +401,53 @@ fn draw<'a>(data: &'a Dataset, options: &Options, seed: u64) -> Rows<'a> {
     }
 }
 
+/// The WUSTL columns that carry patient readings, as the clinical signals they are.
+const CLINICAL_COLUMNS: [(&str, crate::telemetry::ClinicalSignal); 7] = [
+    ("Temp", crate::telemetry::ClinicalSignal::Temperature),
+    ("SpO2", crate::telemetry::ClinicalSignal::Spo2),
+    ("Pulse_Rate", crate::telemetry::ClinicalSignal::PulseRate),
+    ("SYS", crate::telemetry::ClinicalSignal::Systolic),
+    ("DIA", crate::telemetry::ClinicalSignal::Diastolic),
+    ("Heart_rate", crate::telemetry::ClinicalSignal::HeartRate),
+    (
+        "Resp_Rate",
+        crate::telemetry::ClinicalSignal::RespirationRate,
+    ),
+];
+
+/// The clinical rules (implausible readings, impossible jumps; [`crate::rules`]) on one flow's
+/// readings, one second after the previous flow's in capture order, with the default
+/// policy (a 0 is no reading): 1 when they alert on this flow's readings, else 0. The rules
+/// learn nothing, so nothing is fitted.
+fn clinical_score(previous: Option<&Flow>, flow: &Flow) -> f64 {
+    let readings = |f: &Flow, at_ms: i64| -> Vec<crate::telemetry::Event> {
+        CLINICAL_COLUMNS
+            .iter()
+            .filter_map(|(col, signal)| {
+                let j = WUSTL_FEATURES.iter().position(|(n, _, _)| n == col)?;
+                Some(crate::telemetry::Event::Clinical {
+                    at_ms,
+                    signal: *signal,
+                    value: *f.row.get(j)?,
+                    state: crate::telemetry::SensorState::Measuring,
+                })
+            })
+            .collect()
+    };
+    let mut events = previous.map(|p| readings(p, 0)).unwrap_or_default();
+    events.extend(readings(flow, 1_000));
+    let batch = crate::telemetry::Batch {
+        sequence: 1,
+        events,
+    };
+    let alerts = crate::rules::evaluate(&crate::rules::ClassPolicy::default(), &batch);
+    if alerts.iter().any(|a| a.at_ms == 1_000) {
+        1.0
+    } else {
+        0.0
+    }
+}
+
 /// The evaluation: per seed, detectors fitted on the training period's normal rows, their
 /// thresholds chosen on its held-out calibration slice for the false-positive budget, then
 /// judged on the test rows (which never touch a threshold).
@@ -433,6 +480,7 @@ pub fn evaluate(data: &Dataset, options: &Options) -> Result<Evaluation, Evaluat
         "robust baseline",
         "isolation forest",
         "identity binding (MAC)",
+        "clinical rules (implausible, jump)",
     ];
     let mut results: Vec<ModelResult> = names
         .iter()
@@ -477,7 +525,13 @@ pub fn evaluate(data: &Dataset, options: &Options) -> Result<Evaluation, Evaluat
         for f in &rows.fit {
             binding.bind("monitor", "mac", &f.src_mac);
         }
-        let score = |f: &Flow| -> Result<[f64; 3], EvaluationError> {
+        // The flow before each one in capture order, for the jump rule.
+        let previous: BTreeMap<usize, &Flow> = data
+            .flows
+            .windows(2)
+            .filter_map(|w| Some((w.get(1)?.index, w.first()?)))
+            .collect();
+        let score = |f: &Flow| -> Result<[f64; 4], EvaluationError> {
             let violated = !binding
                 .check("monitor", &[("mac", f.src_mac.as_str())])
                 .is_empty();
@@ -485,21 +539,22 @@ pub fn evaluate(data: &Dataset, options: &Options) -> Result<Evaluation, Evaluat
                 baseline.score(&f.row, 0)?.score,
                 forest.score(&f.row)?,
                 if violated { 1.0 } else { 0.0 },
+                clinical_score(previous.get(&f.index).copied(), f),
             ])
         };
-        let calibration: Vec<[f64; 3]> = rows
+        let calibration: Vec<[f64; 4]> = rows
             .calibrate
             .iter()
             .map(|f| score(f))
             .collect::<Result<_, _>>()?;
-        let test: Vec<[f64; 3]> = rows
+        let test: Vec<[f64; 4]> = rows
             .test
             .iter()
             .map(|f| score(f))
             .collect::<Result<_, _>>()?;
         let test_labels: Vec<bool> = rows.test.iter().map(|f| f.attack()).collect();
         for (m, result) in results.iter_mut().enumerate() {
-            let pick = |v: &[[f64; 3]]| -> Vec<f64> {
+            let pick = |v: &[[f64; 4]]| -> Vec<f64> {
                 v.iter().map(|s| s.get(m).copied().unwrap_or(0.0)).collect()
             };
             let (cal, s) = (pick(&calibration), pick(&test));

@@ -127,7 +127,7 @@ pub enum Protocol {
 
 /// Physiological signals whose integrity is watched. Only the value travels: no patient
 /// identifier, no timestamp finer than the event's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClinicalSignal {
     /// Body temperature, °C.
@@ -148,12 +148,52 @@ pub enum ClinicalSignal {
     InfusionRate,
 }
 
+/// What a sensor says about its own reading. Monitors send a value even when no patient is
+/// measured: a sensor off or not attached, calibrating, or no patient connected. Those readings
+/// (often 0) are not physiology, and are never judged as such.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorState {
+    /// Measuring a patient (the default).
+    #[default]
+    Measuring,
+    /// Switched off.
+    Off,
+    /// Not attached to the patient.
+    Detached,
+    /// Calibrating.
+    Calibrating,
+    /// No patient connected.
+    NoPatient,
+}
+
+impl SensorState {
+    fn is_measuring(&self) -> bool {
+        *self == Self::Measuring
+    }
+}
+
 impl ClinicalSignal {
-    /// The range a living patient's value can take; readings outside it are implausible (a
-    /// broken sensor, or altered data), and are kept and flagged rather than refused.
+    /// Every signal.
+    pub const ALL: [ClinicalSignal; 8] = [
+        Self::Temperature,
+        Self::Spo2,
+        Self::PulseRate,
+        Self::Systolic,
+        Self::Diastolic,
+        Self::HeartRate,
+        Self::RespirationRate,
+        Self::InfusionRate,
+    ];
+
+    /// The range a sensor attached to a living patient can read; readings outside it are
+    /// physically impossible (a broken sensor, or altered data), and are kept and flagged
+    /// rather than refused. Temperature allows skin and peripheral probes, which read far
+    /// below core temperature (down to 15 °C); a device profile can narrow any range
+    /// ([`crate::rules::ClinicalPolicy`]).
     pub fn plausible(self) -> std::ops::RangeInclusive<f64> {
         match self {
-            Self::Temperature => 25.0..=45.0,
+            Self::Temperature => 15.0..=45.0,
             Self::Spo2 => 50.0..=100.0,
             Self::PulseRate | Self::HeartRate => 20.0..=300.0,
             Self::Systolic => 40.0..=300.0,
@@ -220,6 +260,10 @@ pub enum Event {
         signal: ClinicalSignal,
         /// Its value.
         value: f64,
+        /// The sensor's state (default measuring): a reading from a sensor that is off,
+        /// detached, calibrating or without a patient is not physiology.
+        #[serde(default, skip_serializing_if = "SensorState::is_measuring")]
+        state: SensorState,
     },
     /// The device's own network identity, for identity binding: the MAC address of the
     /// interface it talks to medsec through (`aa:bb:cc:dd:ee:ff`).

@@ -83,6 +83,14 @@ fn the_evaluation_uses_no_leaking_feature_and_identity_binding_catches_every_spo
         assert!(fpr > 0.0 && fpr < 0.1, "{m}");
         assert_eq!(m["threshold"].as_array().unwrap().len(), 2);
     }
+    // The clinical rules know a sensor that is off (readings of 0): they stay under 0.5 %
+    // false positives on later normal rows, their data-alteration recall beside it.
+    let clinical = model(&v, "clinical rules (implausible, jump)");
+    assert!(clinical["fpr"].as_f64().unwrap() <= 0.005, "{clinical}");
+    assert!(
+        clinical["recall_at_fpr"]["Data Alteration"].is_number(),
+        "{clinical}"
+    );
     // The training rows are written for the scikit-learn comparison.
     let train = std::fs::read_to_string(split.path().join("seed-1.train")).unwrap();
     assert_eq!(train.lines().count(), 8563);
