@@ -88,6 +88,40 @@ pub struct Alert {
     pub evidence: Vec<Evidence>,
 }
 
+impl Alert {
+    /// What, beside the device and the rule, makes two occurrences the same alert, so that a
+    /// repeated one is counted rather than raised again (as SIEMs deduplicate): the
+    /// destination of a flow, the listening port, the clinical signal, the reported MAC or
+    /// address; otherwise the rule alone (empty).
+    pub fn aggregate_key(&self) -> String {
+        let observed = |feature: &str| {
+            self.evidence
+                .iter()
+                .find(|e| e.feature == feature)
+                .map(|e| e.observed.clone())
+        };
+        match self.rule.as_str() {
+            "destination-not-allowed" => [observed("remote"), observed("remote_port")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(":"),
+            "clinical-implausible" | "clinical-jump" => self
+                .evidence
+                .first()
+                .map(|e| e.feature.clone())
+                .unwrap_or_default(),
+            "listening-port-not-allowed" | "identity-mac-changed" | "identity-address-conflict" => {
+                self.evidence
+                    .first()
+                    .map(|e| e.observed.clone())
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        }
+    }
+}
+
 /// A metric threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -205,11 +205,12 @@ impl Baselines {
                 .await?;
             for d in &page {
                 // Traffic that already raised an alert is not normal: it is not learned.
+                // Every batch that raised an alert, counted into an aggregate or suppressed
+                // included: an attacker repeating an attack cannot teach it as normal.
                 let alerted: BTreeSet<i64> = store
-                    .alerts(Some(&d.id), since, 100_000)
+                    .alerted_sequences(&d.id, since)
                     .await?
-                    .iter()
-                    .map(|a| a.sequence)
+                    .into_iter()
                     .collect();
                 for b in store.telemetry(&d.id, since, BATCHES_PER_DEVICE).await? {
                     if alerted.contains(&b.sequence) {

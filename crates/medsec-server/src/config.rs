@@ -289,6 +289,12 @@ pub struct Limits {
     /// `telemetry-gap` is raised, in seconds (1 to 30 days). A late batch still fills its gap
     /// after that.
     pub telemetry_gap_timeout_secs: u64,
+    /// An alert that occurs again (same device, rule and key, such as the destination) within
+    /// this many seconds of its last occurrence is counted into the open alert instead of
+    /// raised again (0 to 30 days; 0: never aggregate). Every occurrence is still stored.
+    pub alert_aggregate_secs: u64,
+    /// The longest a suppression may last, in seconds (1 hour to 365 days).
+    pub max_suppression_secs: u64,
     /// Burst allowance of a device's telemetry over MQTT above `requests_per_second`, its
     /// sustained rate as over HTTPS (at least 1). Larger than `request_burst` because the
     /// broker holds what devices published while the server was down and delivers it at once:
@@ -326,6 +332,8 @@ impl Default for Limits {
             telemetry_max_events: 10_000,
             telemetry_max_sequence_step: 1_000_000,
             telemetry_gap_timeout_secs: 3_600,
+            alert_aggregate_secs: 86_400,
+            max_suppression_secs: 90 * 86_400,
             mqtt_device_burst: 6_000,
         }
     }
@@ -484,6 +492,12 @@ impl Config {
         }
         if l.mqtt_device_burst == 0 {
             return bad("limits.mqtt_device_burst must be at least 1");
+        }
+        if l.alert_aggregate_secs > 30 * 86_400 {
+            return bad("limits.alert_aggregate_secs must be 0 to 2592000 (30 days)");
+        }
+        if !(3_600..=365 * 86_400).contains(&l.max_suppression_secs) {
+            return bad("limits.max_suppression_secs must be 3600 to 31536000 (365 days)");
         }
         if !(1..=1_000_000_000_000).contains(&l.telemetry_max_sequence_step) {
             return bad("limits.telemetry_max_sequence_step must be 1 to 1000000000000");

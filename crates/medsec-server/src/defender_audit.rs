@@ -232,9 +232,37 @@ pub async fn run(
             Severity::High,
             format!("Device::{:?}", a.device_id),
             format!(
-                "the device reported its logging turned off (alert {})",
-                a.id
+                "the device reported its logging turned off (alert {}, {} time(s){})",
+                a.id,
+                a.occurrences,
+                if a.suppressed_by == 0 {
+                    String::new()
+                } else {
+                    format!(", suppressed by suppression {}", a.suppressed_by)
+                }
             ),
+        ));
+    }
+    // Suppressed alerts are never dropped: the audit checks count them, per rule.
+    let mut suppressed: std::collections::BTreeMap<(String, i64), i64> =
+        std::collections::BTreeMap::new();
+    for a in store
+        .alerts(None, now - 7 * DAY_MS, 10_000)
+        .await
+        .map_err(store_err)?
+        .iter()
+        .filter(|a| a.suppressed_by != 0)
+    {
+        *suppressed
+            .entry((a.rule.clone(), a.suppressed_by))
+            .or_default() += a.occurrences;
+    }
+    for ((rule, by), n) in suppressed {
+        out.push(finding(
+            "alerts-suppressed",
+            Severity::Low,
+            format!("Suppression::\"{by}\""),
+            format!("{n} occurrence(s) of {rule} in the last 7 days were suppressed, not dropped"),
         ));
     }
 

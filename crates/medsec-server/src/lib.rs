@@ -31,6 +31,7 @@ mod revocation;
 pub mod risk;
 mod serve;
 pub mod state;
+pub mod suppressions;
 mod telemetry;
 pub mod timeline;
 pub mod tls;

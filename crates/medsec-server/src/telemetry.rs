@@ -76,35 +76,90 @@ pub(crate) async fn alert_gaps(state: &AppState, now: i64) -> Result<usize, Erro
     }
 }
 
-/// The stored row of an alert raised on the device's batch `sequence` at `now`.
-fn alert_row(id: &str, sequence: i64, alert: &medsec_defender::rules::Alert, now: i64) -> AlertRow {
-    AlertRow {
-        id: 0,
-        device_id: id.to_owned(),
-        sequence,
-        at_ms: alert.at_ms,
-        raised_at_ms: now,
-        rule: alert.rule.clone(),
-        severity: alert.severity.name().to_owned(),
-        body: serde_json::to_string(alert).unwrap_or_default(),
+/// The stored rows of alerts raised on the device's batch `sequence` at `now`: each with
+/// its aggregation key and window (`limits.alert_aggregate_secs`), and the suppression in
+/// force that covers it, if any (read only when there are alerts).
+async fn alert_rows(
+    state: &AppState,
+    id: &str,
+    sequence: i64,
+    alerts: &[medsec_defender::rules::Alert],
+    now: i64,
+) -> Result<Vec<AlertRow>, Error> {
+    if alerts.is_empty() {
+        return Ok(Vec::new());
     }
+    let active = state.store.suppressions(Some(now)).await?;
+    let device = if active.is_empty() {
+        None
+    } else {
+        Some(state.store.device(id).await?)
+    };
+    let within = i64::try_from(state.config.limits.alert_aggregate_secs)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    Ok(alerts
+        .iter()
+        .map(|alert| {
+            let key = alert.aggregate_key();
+            let suppressed_by = device.as_ref().and_then(|d| {
+                crate::suppressions::covering(
+                    &active,
+                    &alert.rule,
+                    &key,
+                    &crate::suppressions::Subject {
+                        device: id,
+                        model: &d.model,
+                        site: &d.site,
+                    },
+                )
+            });
+            AlertRow {
+                id: 0,
+                device_id: id.to_owned(),
+                sequence,
+                at_ms: alert.at_ms,
+                raised_at_ms: now,
+                rule: alert.rule.clone(),
+                severity: alert.severity.name().to_owned(),
+                body: serde_json::to_string(alert).unwrap_or_default(),
+                aggregate_key: key,
+                occurrences: 1,
+                last_seen_ms: now,
+                suppressed_by: suppressed_by.unwrap_or(0),
+                aggregate_within_ms: within,
+            }
+        })
+        .collect())
 }
 
-/// Groups stored alerts (`rows`, stored under `ids`) into the device's incident. They are
-/// stored already: a failure to group them is logged, not returned (the alerts stay listed
-/// under the device, and a batch must not be sent again for it).
-async fn group_stored(state: &AppState, id: &str, ids: &[i64], rows: &[AlertRow], now: i64) {
-    let refs: Vec<AlertRef> = ids
+/// Groups stored alerts (`rows`, stored as `stored`) into the device's incident: only new
+/// ones (an occurrence counted into an open alert is in its incident already), and none a
+/// suppression covers. They are stored already: a failure to group them is logged, not
+/// returned (the alerts stay listed under the device, and a batch must not be sent again for
+/// it).
+async fn group_stored(
+    state: &AppState,
+    id: &str,
+    stored: &[medsec_store::StoredAlert],
+    rows: &[AlertRow],
+    now: i64,
+) {
+    let refs: Vec<AlertRef> = stored
         .iter()
         .zip(rows)
-        .map(|(alert_id, a)| AlertRef {
-            id: *alert_id,
+        .filter(|(s, a)| s.new && a.suppressed_by == 0)
+        .map(|(s, a)| AlertRef {
+            id: s.id,
             device: a.device_id.clone(),
             rule: a.rule.clone(),
             severity: Severity::from_name(&a.severity).unwrap_or(Severity::Low),
             raised_at_ms: a.raised_at_ms,
         })
         .collect();
+    if refs.is_empty() {
+        return;
+    }
     if let Err(e) = crate::incidents::group(state, id, refs, now).await {
         tracing::error!(device = id, error = ?e, "grouping alerts into an incident");
     }
@@ -119,10 +174,9 @@ pub(crate) async fn raise(
     alert: &medsec_defender::rules::Alert,
     now: i64,
 ) -> Result<(), Error> {
-    let row = alert_row(id, sequence, alert, now);
-    let rows = std::slice::from_ref(&row);
-    let ids = state.store.record_alerts(rows).await?;
-    group_stored(state, id, &ids, rows, now).await;
+    let rows = alert_rows(state, id, sequence, std::slice::from_ref(alert), now).await?;
+    let stored = state.store.record_alerts(&rows).await?;
+    group_stored(state, id, &stored, &rows, now).await;
     Ok(())
 }
 
@@ -297,10 +351,7 @@ pub(crate) async fn ingest(
         raised.extend(baseline.score(id, &batch, state.defender.baseline_threshold, version));
     }
     // The device learns nothing of what its batch raised.
-    let alerts: Vec<AlertRow> = raised
-        .iter()
-        .map(|a| alert_row(id, batch.sequence, a, received_at_ms))
-        .collect();
+    let alerts = alert_rows(state, id, batch.sequence, &raised, received_at_ms).await?;
     let stored = TelemetryBatch {
         device_id: id.clone(),
         sequence: batch.sequence,

@@ -130,12 +130,27 @@ pub async fn build(
         .alerts(Some(device), filter.since_ms, filter.per_source)
         .await?
     {
-        let body: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_default();
+        let mut body: serde_json::Value = serde_json::from_str(&a.body).unwrap_or_default();
+        let mut note = String::new();
+        if a.occurrences > 1 {
+            note.push_str(&format!(
+                " [{} times, last at {}]",
+                a.occurrences, a.last_seen_ms
+            ));
+        }
+        if a.suppressed_by != 0 {
+            note.push_str(&format!(" [suppressed by suppression {}]", a.suppressed_by));
+        }
+        if let Some(o) = body.as_object_mut() {
+            o.insert("count".into(), a.occurrences.into());
+            o.insert("last_seen_ms".into(), a.last_seen_ms.into());
+            o.insert("suppressed_by".into(), a.suppressed_by.into());
+        }
         push(
             a.raised_at_ms,
             "alert",
             format!(
-                "{} {} ({}): {}",
+                "{} {} ({}): {}{note}",
                 a.severity,
                 a.rule,
                 at(&body, "/technique/id").as_str().unwrap_or("?"),

@@ -250,14 +250,14 @@ store_area! {
         /// Otherwise nothing changes: `Duplicate` if that number is stored with the same body,
         /// `ReplayConflict` if with another, `Replayed` if it is not stored. Advances the
         /// device's last-seen time. Returns the ids given to the alerts, in order.
-        async fn record_telemetry(&self, batch: &TelemetryBatch, alerts: &[AlertRow], window: SequenceWindow) -> Result<Vec<i64>>;
+        async fn record_telemetry(&self, batch: &TelemetryBatch, alerts: &[AlertRow], window: SequenceWindow) -> Result<Vec<StoredAlert>>;
         /// The device's open gaps (numbers skipped and not filled since), lowest first.
         async fn telemetry_gaps(&self, device_id: &str) -> Result<Vec<TelemetryGap>>;
         /// Marks as alerted, and returns, at most `limit` gaps opened before `opened_before_ms`
         /// and not alerted yet (each is returned once, across replicas).
         async fn expire_telemetry_gaps(&self, opened_before_ms: i64, now_ms: i64, limit: u32) -> Result<Vec<TelemetryGap>>;
         /// Stores alerts that belong to no stored batch (a refused one's), returning their ids.
-        async fn record_alerts(&self, alerts: &[AlertRow]) -> Result<Vec<i64>>;
+        async fn record_alerts(&self, alerts: &[AlertRow]) -> Result<Vec<StoredAlert>>;
         /// Forgets the device's telemetry cursor and its gaps, so that its next batch starts a new
         /// numbering (re-enrolment, an operator's reset); returns the cursor it held, if any.
         async fn reset_telemetry_cursor(&self, device_id: &str) -> Result<Option<i64>>;
@@ -285,6 +285,17 @@ store_area! {
         /// Alerts raised at or after `since_ms`, of one device or of all, newest first, at most
         /// `limit`.
         async fn alerts(&self, device_id: Option<&str>, since_ms: i64, limit: u32) -> Result<Vec<AlertRow>>;
+        /// The sequence numbers of a device's batches that raised an alert (counted into an
+        /// aggregate or not, suppressed or not) at or after `since_ms`.
+        async fn alerted_sequences(&self, device_id: &str, since_ms: i64) -> Result<Vec<i64>>;
+        /// Every occurrence of an alert: (batch sequence, raised at), oldest first.
+        async fn alert_hits(&self, alert_id: i64) -> Result<Vec<(i64, i64)>>;
+        /// Stores a suppression; returns its id.
+        async fn put_suppression(&self, s: &SuppressionRow) -> Result<i64>;
+        /// Suppressions: all (`None`), or those in force at a time (not lifted, not expired).
+        async fn suppressions(&self, active_at_ms: Option<i64>) -> Result<Vec<SuppressionRow>>;
+        /// Lifts a suppression before its expiry; false if there is none in force by that id.
+        async fn lift_suppression(&self, id: i64, now_ms: i64) -> Result<bool>;
     }
 }
 

@@ -244,8 +244,66 @@ pub struct AlertRow {
     pub rule: String,
     /// `low`, `medium`, `high` or `critical`.
     pub severity: String,
-    /// The whole alert (JSON: technique, summary, evidence).
+    /// The whole alert (JSON: technique, summary, evidence); for an aggregate, the latest
+    /// occurrence's.
     pub body: String,
+    /// What, beside the device and the rule, makes occurrences one alert (a destination, a
+    /// signal; empty: the rule alone).
+    #[serde(default)]
+    pub aggregate_key: String,
+    /// Occurrences aggregated into it (1 when new).
+    #[serde(default = "one")]
+    pub occurrences: i64,
+    /// When it last occurred (the first occurrence is `raised_at_ms`).
+    #[serde(default)]
+    pub last_seen_ms: i64,
+    /// The suppression it fell under (0: none). Suppressed alerts are stored and counted,
+    /// never dropped.
+    #[serde(default)]
+    pub suppressed_by: i64,
+    /// When storing: an occurrence within this many ms of the last one of the same device,
+    /// rule, key and suppression is counted into it (0: never aggregate). Not stored.
+    #[serde(skip)]
+    #[sqlx(skip)]
+    pub aggregate_within_ms: i64,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// An alert as stored: its id, and whether this occurrence opened it (false: counted into an
+/// alert already open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredAlert {
+    /// The alert's id.
+    pub id: i64,
+    /// A new alert (not an occurrence of an open one).
+    pub new: bool,
+}
+
+/// An operator's decision that a rule's alerts about a scope are known and accepted, with a
+/// reason, until it expires or is lifted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct SuppressionRow {
+    /// Assigned by the store.
+    pub id: i64,
+    /// The rule (`destination-not-allowed`, `clinical-implausible`, ...).
+    pub rule: String,
+    /// `device`, `model`, `site` or `destination`.
+    pub scope: String,
+    /// The device id, model, site or destination address it covers.
+    pub value: String,
+    /// Why (mandatory).
+    pub reason: String,
+    /// Who decided it.
+    pub created_by: String,
+    /// When.
+    pub created_at_ms: i64,
+    /// When it stops applying by itself.
+    pub expires_at_ms: i64,
+    /// When it was lifted before its expiry, if it was.
+    pub lifted_at_ms: Option<i64>,
 }
 
 /// A Defender incident (`medsec_defender::incident::Incident` as JSON), with the fields queries

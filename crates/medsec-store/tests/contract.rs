@@ -17,7 +17,7 @@ use medsec_store::{
     AdvisoryDoc, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
     DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
     InventoryKind, OperatorToken, ReleaseSbomRow, SequenceWindow, SqliteStore, Store,
-    TelemetryBatch, VersionReport,
+    SuppressionRow, TelemetryBatch, VersionReport,
 };
 
 async fn assets<S: Store>(s: &S) {
@@ -355,6 +355,11 @@ async fn telemetry<S: Store>(s: &S) {
         rule: rule.into(),
         severity: "high".into(),
         body: format!(r#"{{"rule":"{rule}"}}"#),
+        aggregate_key: String::new(),
+        occurrences: 1,
+        last_seen_ms: at,
+        suppressed_by: 0,
+        aggregate_within_ms: 0,
     };
     // Jumps of at most 1,000 (from 0 for a device without a cursor).
     let w = SequenceWindow { max_step: 1_000 };
@@ -367,7 +372,7 @@ async fn telemetry<S: Store>(s: &S) {
         .await
         .unwrap();
     assert_eq!(ids.len(), 2);
-    assert!(ids[0] < ids[1], "{ids:?}");
+    assert!(ids[0].id < ids[1].id && ids[0].new && ids[1].new, "{ids:?}");
     s.record_telemetry(&batch("tel-1", 5, 200), &[], w)
         .await
         .unwrap();
@@ -643,6 +648,112 @@ async fn telemetry<S: Store>(s: &S) {
     );
     assert!(s.alerts(Some("tel-2"), 0, 10).await.unwrap().is_empty());
     assert_eq!(s.alerts(None, 101, 10).await.unwrap().len(), 1, "tel-3's");
+    alert_aggregation(s, &alert).await;
+}
+
+/// Occurrences of one alert (device, rule, key, suppression) within the window are counted
+/// into it; another key, another suppression or a gap past the window opens a new one; every
+/// occurrence's batch is kept for the baselines.
+async fn alert_aggregation<S: Store>(s: &S, alert: &impl Fn(&str, i64) -> AlertRow) {
+    s.register_device("agg-1", "pump", 1).await.unwrap();
+    let w = SequenceWindow { max_step: 1_000 };
+    let occurrence = |sequence: i64, at: i64, key: &str, suppressed_by: i64| AlertRow {
+        device_id: "agg-1".into(),
+        sequence,
+        aggregate_key: key.into(),
+        suppressed_by,
+        aggregate_within_ms: 1_000,
+        ..alert("destination-not-allowed", at)
+    };
+    let batch = |sequence: i64, at: i64| TelemetryBatch {
+        device_id: "agg-1".into(),
+        sequence,
+        received_at_ms: at,
+        events: 1,
+        source: "127.0.0.1:5000".into(),
+        body: b"{}".to_vec(),
+    };
+    let mut first = None;
+    for (sequence, at) in [(1, 10_000), (2, 10_500), (3, 11_200)] {
+        let stored = s
+            .record_telemetry(
+                &batch(sequence, at),
+                &[occurrence(sequence, at, "203.0.113.9:443", 0)],
+                w,
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored[0].new, sequence == 1, "{sequence}");
+        let id = *first.get_or_insert(stored[0].id);
+        assert_eq!(stored[0].id, id);
+    }
+    let listed = s.alerts(Some("agg-1"), 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].occurrences,
+            listed[0].raised_at_ms,
+            listed[0].last_seen_ms
+        ),
+        (3, 10_000, 11_200)
+    );
+    // Another destination, a suppressed occurrence, and one past the window: three more.
+    let more = [
+        occurrence(4, 11_300, "198.51.100.7:443", 0),
+        occurrence(4, 11_300, "203.0.113.9:443", 42),
+    ];
+    let stored = s
+        .record_telemetry(&batch(4, 11_300), &more, w)
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|x| x.new), "{stored:?}");
+    let late = s
+        .record_alerts(&[occurrence(5, 13_000, "203.0.113.9:443", 0)])
+        .await
+        .unwrap();
+    assert!(late[0].new && Some(late[0].id) != first);
+    let listed = s.alerts(Some("agg-1"), 0, 10).await.unwrap();
+    assert_eq!(listed.len(), 4);
+    assert_eq!(listed.iter().filter(|a| a.suppressed_by == 42).count(), 1);
+    let mut seqs = s.alerted_sequences("agg-1", 0).await.unwrap();
+    seqs.sort_unstable();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    let hits = s.alert_hits(first.unwrap()).await.unwrap();
+    assert_eq!(hits, vec![(1, 10_000), (2, 10_500), (3, 11_200)]);
+    // Suppressions: in force until they expire or are lifted.
+    let sup = |rule: &str, expires: i64| SuppressionRow {
+        id: 0,
+        rule: rule.into(),
+        scope: "destination".into(),
+        value: "203.0.113.9".into(),
+        reason: "vendor update server".into(),
+        created_by: "Operator::\"alice\"".into(),
+        created_at_ms: 1_000,
+        expires_at_ms: expires,
+        lifted_at_ms: None,
+    };
+    let a = s
+        .put_suppression(&sup("destination-not-allowed", 5_000))
+        .await
+        .unwrap();
+    let b = s
+        .put_suppression(&sup("clinical-jump", 9_000))
+        .await
+        .unwrap();
+    let active = |at: i64| async move {
+        s.suppressions(Some(at))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(active(4_999).await, vec![a, b]);
+    assert_eq!(active(5_000).await, vec![b], "expired at its time");
+    assert!(s.lift_suppression(b, 6_000).await.unwrap());
+    assert!(!s.lift_suppression(b, 6_001).await.unwrap(), "lifted once");
+    assert!(active(6_000).await.is_empty());
+    assert_eq!(s.suppressions(None).await.unwrap().len(), 2, "kept, listed");
 }
 
 async fn incidents<S: Store>(s: &S) {

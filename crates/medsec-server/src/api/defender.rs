@@ -98,6 +98,18 @@ fn alerts_json(rows: &[AlertRow]) -> Vec<serde_json::Value> {
                 o.insert("device".into(), a.device_id.clone().into());
                 o.insert("sequence".into(), a.sequence.into());
                 o.insert("raised_at_ms".into(), a.raised_at_ms.into());
+                o.insert("key".into(), a.aggregate_key.clone().into());
+                o.insert("count".into(), a.occurrences.into());
+                o.insert("first_seen_ms".into(), a.raised_at_ms.into());
+                o.insert("last_seen_ms".into(), a.last_seen_ms.into());
+                o.insert(
+                    "suppressed_by".into(),
+                    if a.suppressed_by == 0 {
+                        serde_json::Value::Null
+                    } else {
+                        a.suppressed_by.into()
+                    },
+                );
             }
             v
         })
@@ -301,4 +313,67 @@ pub(super) async fn rebind(
         "previous": previous,
     }))
     .into_response())
+}
+
+/// `GET /api/v1/suppressions`: every suppression, in force or not (`incident.read`).
+pub(super) async fn list_suppressions(auth: Auth) -> Result<Response, ApiError> {
+    let _who = auth.authorize("incident.read", &Target::Fleet).await?;
+    let now = crate::state::now_ms();
+    let rows = auth.state.store.suppressions(None).await?;
+    let list: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "in_force".into(),
+                    (r.lifted_at_ms.is_none() && r.expires_at_ms > now).into(),
+                );
+            }
+            v
+        })
+        .collect();
+    Ok(Json(list).into_response())
+}
+
+/// `POST /api/v1/suppressions`: suppress a rule's alerts about a device, model, site or
+/// destination, with a reason and a duration (`alert.suppress`, audited).
+pub(super) async fn create_suppression(
+    auth: Auth,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let who = auth.authorize("alert.suppress", &Target::Fleet).await?;
+    let new: crate::suppressions::NewSuppression = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("not a suppression: {e}")))?;
+    let row = crate::suppressions::create(
+        &auth.state,
+        &who.subject.label(),
+        &auth.conn.addr.to_string(),
+        new,
+        crate::state::now_ms(),
+    )
+    .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(row)).into_response())
+}
+
+/// `DELETE /api/v1/suppressions/{id}`: lift a suppression before its expiry
+/// (`alert.suppress`, audited).
+pub(super) async fn lift_suppression(
+    auth: Auth,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<Response, ApiError> {
+    let who = auth.authorize("alert.suppress", &Target::Fleet).await?;
+    let lifted = crate::suppressions::lift(
+        &auth.state,
+        &who.subject.label(),
+        &auth.conn.addr.to_string(),
+        id,
+        crate::state::now_ms(),
+    )
+    .await?;
+    if lifted {
+        Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound)
+    }
 }

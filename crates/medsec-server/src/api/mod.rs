@@ -81,6 +81,14 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             post(defender::rebind),
         )
         .route("/api/v1/alerts", get(defender::fleet_alerts))
+        .route(
+            "/api/v1/suppressions",
+            get(defender::list_suppressions).post(defender::create_suppression),
+        )
+        .route(
+            "/api/v1/suppressions/{id}",
+            axum::routing::delete(defender::lift_suppression),
+        )
         .route("/api/v1/defender/audit", get(defender::audit_checks))
         .route(
             "/api/v1/defender/baselines/{model}",

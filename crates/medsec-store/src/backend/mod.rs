@@ -15,8 +15,9 @@ use crate::{
     AdvisoryDoc, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow, CredentialStore, Device,
     DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata, DirectorTimestamp,
     EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow, IncidentStore, Inventory,
-    InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore, SequenceWindow,
-    TelemetryBatch, TelemetryGap, TelemetryStore, UpdateStore, VersionReport, mask_password,
+    InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore, SequenceWindow, StoredAlert,
+    SuppressionRow, TelemetryBatch, TelemetryGap, TelemetryStore, UpdateStore, VersionReport,
+    mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -209,6 +210,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "telemetry_gaps",
         include_str!("../../migrations/sqlite/0013_telemetry_gaps.sql"),
     ),
+    (
+        14,
+        "alert_aggregation",
+        include_str!("../../migrations/sqlite/0014_alert_aggregation.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -275,6 +281,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         13,
         "telemetry_gaps",
         include_str!("../../migrations/postgres/0013_telemetry_gaps.sql"),
+    ),
+    (
+        14,
+        "alert_aggregation",
+        include_str!("../../migrations/postgres/0014_alert_aggregation.sql"),
     ),
 ];
 

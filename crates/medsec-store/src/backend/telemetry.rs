@@ -2,28 +2,78 @@
 //! binding and learned baselines, for both backends: `impl_store!` expands this macro inside each
 //! backend's `impl Store`.
 
-/// Inserts one alert in transaction `$tx` and evaluates to its id.
+/// Stores one occurrence of an alert in transaction `$tx`: counted into the open alert of
+/// the same device, rule, key and suppression when its last occurrence is within
+/// `aggregate_within_ms`, else a new alert; the occurrence itself goes to `alert_hits`.
+/// Evaluates to a [`StoredAlert`].
 macro_rules! insert_alert {
-    ($tx:expr, $device:expr, $sequence:expr, $a:expr) => {
-        sqlx::query_scalar::<_, i64>(
-            "INSERT INTO alerts (device_id, sequence, at_ms, raised_at_ms, rule, severity, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    ($tx:expr, $device:expr, $sequence:expr, $a:expr) => {{
+        let counted: Option<i64> = if $a.aggregate_within_ms > 0 {
+            sqlx::query_scalar::<_, i64>(
+                "UPDATE alerts SET occurrences = occurrences + 1, last_seen_ms = $5, body = $6 \
+                 WHERE id = (SELECT id FROM alerts WHERE device_id = $1 AND rule = $2 \
+                   AND aggregate_key = $3 AND suppressed_by = $4 AND last_seen_ms >= $7 \
+                   ORDER BY last_seen_ms DESC, id DESC LIMIT 1) \
+                 RETURNING id",
+            )
+            .bind($device)
+            .bind(&$a.rule)
+            .bind(&$a.aggregate_key)
+            .bind($a.suppressed_by)
+            .bind($a.raised_at_ms)
+            .bind(&$a.body)
+            .bind($a.raised_at_ms.saturating_sub($a.aggregate_within_ms))
+            .fetch_optional(&mut *$tx)
+            .await?
+        } else {
+            None
+        };
+        let stored = match counted {
+            Some(id) => StoredAlert { id, new: false },
+            None => StoredAlert {
+                id: sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO alerts (device_id, sequence, at_ms, raised_at_ms, rule, severity, body, \
+                     aggregate_key, occurrences, last_seen_ms, suppressed_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $4, $9) RETURNING id",
+                )
+                .bind($device)
+                .bind($sequence)
+                .bind($a.at_ms)
+                .bind($a.raised_at_ms)
+                .bind(&$a.rule)
+                .bind(&$a.severity)
+                .bind(&$a.body)
+                .bind(&$a.aggregate_key)
+                .bind($a.suppressed_by)
+                .fetch_one(&mut *$tx)
+                .await?,
+                new: true,
+            },
+        };
+        sqlx::query(
+            "INSERT INTO alert_hits (alert_id, device_id, sequence, raised_at_ms) VALUES ($1, $2, $3, $4)",
         )
+        .bind(stored.id)
         .bind($device)
         .bind($sequence)
-        .bind($a.at_ms)
         .bind($a.raised_at_ms)
-        .bind(&$a.rule)
-        .bind(&$a.severity)
-        .bind(&$a.body)
-        .fetch_one(&mut *$tx)
-        .await?
+        .execute(&mut *$tx)
+        .await?;
+        stored
+    }};
+}
+
+/// The columns of an [`AlertRow`], in a `SELECT`.
+macro_rules! alert_columns {
+    () => {
+        "id, device_id, sequence, at_ms, raised_at_ms, rule, severity, body, aggregate_key, \
+         occurrences, last_seen_ms, suppressed_by"
     };
 }
 
 macro_rules! store_telemetry {
     () => {
-        async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow], window: SequenceWindow) -> Result<Vec<i64>> {
+        async fn record_telemetry(&self, b: &TelemetryBatch, alerts: &[AlertRow], window: SequenceWindow) -> Result<Vec<StoredAlert>> {
             let mut tx = self.pool.begin().await?;
             // The device's cursor row is locked first (a no-op update: a row lock on
             // PostgreSQL, the write lock on SQLite), so two replicas storing batches of one
@@ -197,7 +247,8 @@ macro_rules! store_telemetry {
             }
             let mut ids = Vec::with_capacity(alerts.len());
             for a in alerts {
-                ids.push(insert_alert!(tx, &b.device_id, b.sequence, a));
+                let stored = insert_alert!(tx, &b.device_id, b.sequence, a);
+                ids.push(stored);
             }
             sqlx::query("UPDATE devices SET last_seen_ms = $2 WHERE id = $1 AND (last_seen_ms IS NULL OR last_seen_ms < $2)")
                 .bind(&b.device_id)
@@ -235,11 +286,12 @@ macro_rules! store_telemetry {
             .await?)
         }
 
-        async fn record_alerts(&self, alerts: &[AlertRow]) -> Result<Vec<i64>> {
+        async fn record_alerts(&self, alerts: &[AlertRow]) -> Result<Vec<StoredAlert>> {
             let mut tx = self.pool.begin().await?;
             let mut ids = Vec::with_capacity(alerts.len());
             for a in alerts {
-                ids.push(insert_alert!(tx, &a.device_id, a.sequence, a));
+                let stored = insert_alert!(tx, &a.device_id, a.sequence, a);
+                ids.push(stored);
             }
             tx.commit().await?;
             Ok(ids)
@@ -391,16 +443,74 @@ macro_rules! store_telemetry {
             since_ms: i64,
             limit: u32,
         ) -> Result<Vec<AlertRow>> {
-            Ok(sqlx::query_as::<_, AlertRow>(
-                "SELECT id, device_id, sequence, at_ms, raised_at_ms, rule, severity, body FROM alerts \
-                 WHERE ($1 IS NULL OR device_id = $1) AND raised_at_ms >= $2 \
-                 ORDER BY raised_at_ms DESC, id DESC LIMIT $3",
-            )
+            Ok(sqlx::query_as::<_, AlertRow>(concat!(
+                "SELECT ",
+                alert_columns!(),
+                " FROM alerts WHERE ($1 IS NULL OR device_id = $1) AND last_seen_ms >= $2 \
+                 ORDER BY last_seen_ms DESC, id DESC LIMIT $3"
+            ))
             .bind(device_id)
             .bind(since_ms)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
                 .await?)
+        }
+
+        async fn alerted_sequences(&self, device_id: &str, since_ms: i64) -> Result<Vec<i64>> {
+            Ok(sqlx::query_scalar(
+                "SELECT DISTINCT sequence FROM alert_hits WHERE device_id = $1 AND raised_at_ms >= $2",
+            )
+            .bind(device_id)
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn alert_hits(&self, alert_id: i64) -> Result<Vec<(i64, i64)>> {
+            Ok(sqlx::query_as(
+                "SELECT sequence, raised_at_ms FROM alert_hits WHERE alert_id = $1 ORDER BY raised_at_ms",
+            )
+            .bind(alert_id)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn put_suppression(&self, s: &SuppressionRow) -> Result<i64> {
+            Ok(sqlx::query_scalar(
+                "INSERT INTO suppressions (rule, scope, value, reason, created_by, created_at_ms, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(&s.rule)
+            .bind(&s.scope)
+            .bind(&s.value)
+            .bind(&s.reason)
+            .bind(&s.created_by)
+            .bind(s.created_at_ms)
+            .bind(s.expires_at_ms)
+            .fetch_one(&self.pool)
+            .await?)
+        }
+
+        async fn suppressions(&self, active_at_ms: Option<i64>) -> Result<Vec<SuppressionRow>> {
+            Ok(sqlx::query_as::<_, SuppressionRow>(
+                "SELECT id, rule, scope, value, reason, created_by, created_at_ms, expires_at_ms, lifted_at_ms \
+                 FROM suppressions WHERE $1 IS NULL OR (lifted_at_ms IS NULL AND expires_at_ms > $1) \
+                 ORDER BY id",
+            )
+            .bind(active_at_ms)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
+        async fn lift_suppression(&self, id: i64, now_ms: i64) -> Result<bool> {
+            let done = sqlx::query(
+                "UPDATE suppressions SET lifted_at_ms = $2 WHERE id = $1 AND lifted_at_ms IS NULL",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
         }
     };
 }

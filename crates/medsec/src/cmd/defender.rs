@@ -10,6 +10,7 @@ use medsec_defender::evaluation::{
     Dataset, LEAK_AUC, Options, Split, WUSTL_FEATURES, check_leaks, check_parameters, evaluate,
     single_feature_auc, table,
 };
+use medsec_store::prelude::*;
 
 #[derive(Subcommand)]
 pub enum DefenderCommand {
@@ -31,6 +32,43 @@ pub enum DefenderCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Suppress a rule's alerts about a device, model, site or destination, with a reason and
+    /// an expiry (on the server's data, audited as `alert.suppress`; the API is
+    /// `POST /api/v1/suppressions`). Suppressed alerts are still stored and counted.
+    Suppress {
+        #[command(flatten)]
+        location: crate::cmd::server::Location,
+        /// The rule (destination-not-allowed, clinical-implausible, …).
+        #[arg(long)]
+        rule: String,
+        /// What it covers: device, model, site or destination.
+        #[arg(long)]
+        scope: String,
+        /// The device id, model, site or destination address.
+        #[arg(long)]
+        value: String,
+        /// Why these alerts are accepted (mandatory).
+        #[arg(long)]
+        reason: String,
+        /// How long it lasts (e.g. 8h, 7d); every suppression expires.
+        #[arg(long = "for", value_parser = crate::cmd::server::parse_duration_secs)]
+        duration: i64,
+    },
+    /// List suppressions, in force or not.
+    Suppressions {
+        #[command(flatten)]
+        location: crate::cmd::server::Location,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a suppression before its expiry (audited).
+    Lift {
+        #[command(flatten)]
+        location: crate::cmd::server::Location,
+        /// The suppression's id.
+        id: i64,
     },
     /// Train the detectors on normal rows only, choose each threshold for the false-positive
     /// budget on a held-out slice of the training period, and report, on the rows after it:
@@ -158,6 +196,104 @@ pub fn run(command: DefenderCommand) -> Result<()> {
                     fail_on
                 );
             }
+            Ok(())
+        }
+        DefenderCommand::Suppress {
+            location,
+            rule,
+            scope,
+            value,
+            reason,
+            duration,
+        } => {
+            let config = location.load(None, None)?;
+            let who = crate::cmd::server::cli_principal();
+            let row = crate::cmd::server::runtime()?.block_on(async {
+                let (store, log) = crate::cmd::server::open_with_audit(&config).await?;
+                let mut row = medsec_server::suppressions::prepare(
+                    medsec_server::suppressions::NewSuppression {
+                        rule,
+                        scope,
+                        value,
+                        reason,
+                        duration_secs: u64::try_from(duration).unwrap_or(0),
+                    },
+                    &who,
+                    crate::cmd::server::now_ms(),
+                    config.limits.max_suppression_secs,
+                )?;
+                row.id = store.put_suppression(&row).await?;
+                log.record(medsec_server::suppressions::audited(
+                    &row, &who, "cli", false,
+                ))
+                .await?;
+                store.close().await;
+                anyhow::Ok(row)
+            })?;
+            println!(
+                "suppression {}: {} for {} {} until {} ms: {}",
+                row.id, row.rule, row.scope, row.value, row.expires_at_ms, row.reason
+            );
+            Ok(())
+        }
+        DefenderCommand::Suppressions { location, json } => {
+            let config = location.load(None, None)?;
+            let rows = crate::cmd::server::runtime()?.block_on(async {
+                let store = medsec_server::open_store(&config).await?;
+                let rows = store.suppressions(None).await;
+                store.close().await;
+                anyhow::Ok(rows?)
+            })?;
+            let now = crate::cmd::server::now_ms();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("| id | rule | scope | value | in force | expires (ms) | by | reason |");
+                println!("|---|---|---|---|---|---|---|---|");
+                for r in &rows {
+                    println!(
+                        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                        r.id,
+                        r.rule,
+                        r.scope,
+                        r.value,
+                        if r.lifted_at_ms.is_some() {
+                            "lifted"
+                        } else if r.expires_at_ms > now {
+                            "yes"
+                        } else {
+                            "expired"
+                        },
+                        r.expires_at_ms,
+                        r.created_by,
+                        r.reason
+                    );
+                }
+            }
+            Ok(())
+        }
+        DefenderCommand::Lift { location, id } => {
+            let config = location.load(None, None)?;
+            let who = crate::cmd::server::cli_principal();
+            let now = crate::cmd::server::now_ms();
+            crate::cmd::server::runtime()?.block_on(async {
+                let (store, log) = crate::cmd::server::open_with_audit(&config).await?;
+                let row = store
+                    .suppressions(Some(now))
+                    .await?
+                    .into_iter()
+                    .find(|r| r.id == id)
+                    .with_context(|| format!("no suppression {id} is in force"))?;
+                if store.lift_suppression(id, now).await? {
+                    log.record(medsec_server::suppressions::audited(
+                        &row, &who, "cli", true,
+                    ))
+                    .await?;
+                }
+                store.close().await;
+                anyhow::Ok(())
+            })?;
+            println!("suppression {id} lifted");
             Ok(())
         }
         DefenderCommand::Evaluate {

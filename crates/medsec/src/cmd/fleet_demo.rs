@@ -582,8 +582,9 @@ fn attack(op: &Operator, devices: &[Device]) -> Result<(Attack, usize)> {
     let alerts = alerts.as_array().cloned().unwrap_or_default();
     for a in &alerts {
         let evidence = at(a, "/evidence/0");
+        let count = at(a, "/count").as_i64().unwrap_or(1);
         println!(
-            "      alert {} {} on {}: {} {} — {} observed {}, allowed {}",
+            "      alert {} {} on {}: {} {} — {} observed {}, allowed {}{}",
             at(a, "/severity").as_str().unwrap_or("?"),
             at(a, "/rule").as_str().unwrap_or("?"),
             at(a, "/device").as_str().unwrap_or("?"),
@@ -592,6 +593,11 @@ fn attack(op: &Operator, devices: &[Device]) -> Result<(Attack, usize)> {
             at(evidence, "/feature").as_str().unwrap_or("?"),
             at(evidence, "/observed").as_str().unwrap_or("?"),
             at(evidence, "/expected").as_str().unwrap_or("?"),
+            if count > 1 {
+                format!(" (seen {count} times)")
+            } else {
+                String::new()
+            }
         );
     }
     let incidents = op.call("GET", "/api/v1/incidents?open=true", None)?;

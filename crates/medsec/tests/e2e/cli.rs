@@ -996,6 +996,13 @@ fn the_fleet_demo_halts_the_broken_build_and_completes_the_fix() {
         "{out}"
     );
     assert!(out.contains("clinical-implausible on monitor-"), "{out}");
+    // The pump's three flows to one destination are one alert with a count, not three.
+    assert_eq!(
+        out.matches("destination-not-allowed on pump-000").count(),
+        1,
+        "{out}"
+    );
+    assert!(out.contains("(seen 3 times)"), "{out}");
     assert!(out.contains("pump quarantined"), "{out}");
     assert!(out.contains("early warning due in 24 h"), "{out}");
     // And Investigator shows it afterwards from the kept directory.

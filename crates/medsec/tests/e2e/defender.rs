@@ -379,12 +379,20 @@ fn a_baseline_learned_from_stored_telemetry_is_signed_and_explains_what_departs_
     let v2: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["alerted_batches_left_out"], 2, "{v2}");
+    // Each occurrence of a baseline alert, newest alert first (a repeated alert of one rule is
+    // one row with a count: an occurrence per count).
     let baseline_rules = |device: &str| -> Vec<String> {
         alerts(device)
             .iter()
-            .filter_map(|a| a["rule"].as_str())
-            .filter(|r| r.starts_with("baseline:"))
-            .map(str::to_owned)
+            .filter(|a| {
+                a["rule"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("baseline:"))
+            })
+            .flat_map(|a| {
+                let n = usize::try_from(a["count"].as_i64().unwrap_or(1)).unwrap_or(1);
+                std::iter::repeat_n(a["rule"].as_str().unwrap_or_default().to_owned(), n)
+            })
             .collect()
     };
     // v2 is loaded (and verified) by the next batch.
@@ -940,5 +948,198 @@ fn alerts_open_an_incident_whose_quarantine_is_reversible_and_whose_clocks_start
     assert!(out.contains("alert") && out.contains("incident"), "{out}");
     s.audited(&admin, "the command-line read", |e| {
         field(e, "kind") == "investigate" && has(e, "detail", "timeline read")
+    });
+}
+
+#[test]
+fn repeated_evidence_is_one_alert_with_a_count_and_a_suppression_silences_without_dropping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let policy = tmp.path().join("defender.json");
+    std::fs::write(
+        &policy,
+        r#"{"classes": {"pump": {"destinations": ["10.0.1.0/24"], "remote_ports": [1111, 443]}}}"#,
+    )
+    .unwrap();
+    let policy_env = policy.display().to_string();
+    let s = start(tmp.path(), &[("MEDSEC_DEFENDER_POLICY", &policy_env)], &[]);
+    let security = s.operator_token("sam", "security", "1h");
+    let viewer = s.operator_token("vic", "viewer", "1h");
+    s.enrol("pump-agg");
+    let mut sequence = 0;
+    let mut send = |remote: &str| {
+        sequence += 1;
+        let body = format!(
+            r#"{{"sequence": {sequence}, "events": [{{"kind": "flow", "at_ms": 1764748900000,
+              "remote": "{remote}", "remote_port": 443, "protocol": "tcp", "bytes_out": 900,
+              "bytes_in": 300, "packets_out": 7, "packets_in": 5, "duration_ms": 80}}]}}"#
+        );
+        let r = s.telemetry(&s.as_device("pump-agg"), "pump-agg", &body, &[]);
+        assert_eq!(r.status, 200, "{r:?}");
+    };
+    let alerts = || -> Vec<Value> {
+        let r = s.operator(&viewer, "GET", "/api/v1/devices/pump-agg/alerts", None);
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_str::<Value>(&r.body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let incident_alerts = || -> usize {
+        let r = s.operator(&viewer, "GET", "/api/v1/incidents?open=true", None);
+        let list: Value = serde_json::from_str(&r.body).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["alerts"].as_array().unwrap().len())
+            .sum()
+    };
+
+    // The same exfiltration three times: one alert, counted three times, in one incident.
+    for _ in 0..3 {
+        send("203.0.113.9");
+    }
+    let list = alerts();
+    assert_eq!(list.len(), 1, "{list:?}");
+    let a = &list[0];
+    assert_eq!(
+        (a["rule"].as_str(), a["key"].as_str(), a["count"].as_i64()),
+        (
+            Some("destination-not-allowed"),
+            Some("203.0.113.9"),
+            Some(3)
+        ),
+        "{a}"
+    );
+    assert!(
+        a["last_seen_ms"].as_i64() >= a["first_seen_ms"].as_i64(),
+        "{a}"
+    );
+    assert!(a["suppressed_by"].is_null());
+    assert_eq!(incident_alerts(), 1);
+
+    // A viewer may not suppress: 403, and the refusal is audited.
+    let body = r#"{"rule": "destination-not-allowed", "scope": "destination",
+        "value": "198.51.100.7", "reason": "the vendor's update server (CHG-1042)",
+        "duration_secs": 3600}"#;
+    let r = s.operator(&viewer, "POST", "/api/v1/suppressions", Some(body));
+    assert_eq!(r.status, 403, "{r:?}");
+    s.audited(&security, "the refused suppression", |e| {
+        e["action"] == "alert.suppress" && e["decision"] == "deny"
+    });
+    // Without a reason it is refused by name; with one it is stored and audited.
+    let r = s.operator(
+        &security,
+        "POST",
+        "/api/v1/suppressions",
+        Some(r#"{"rule": "destination-not-allowed", "scope": "destination", "value": "198.51.100.7", "reason": "", "duration_secs": 3600}"#),
+    );
+    assert!(
+        r.status == 400 && r.body.contains("reason is mandatory"),
+        "{r:?}"
+    );
+    let r = s.operator(&security, "POST", "/api/v1/suppressions", Some(body));
+    assert_eq!(r.status, 201, "{r:?}");
+    let sup: Value = serde_json::from_str(&r.body).unwrap();
+    let sup_id = sup["id"].as_i64().unwrap();
+    s.audited(&security, "the suppression", |e| {
+        e["action"] == "alert.suppress" && e["decision"] == "allow" && has(e, "detail", "CHG-1042")
+    });
+
+    // Suppressed alerts are stored and counted, never dropped, and open no incident.
+    send("198.51.100.7");
+    send("198.51.100.7");
+    let list = alerts();
+    let suppressed: Vec<&Value> = list.iter().filter(|a| a["key"] == "198.51.100.7").collect();
+    assert_eq!(suppressed.len(), 1, "{list:?}");
+    assert_eq!(suppressed[0]["suppressed_by"].as_i64(), Some(sup_id));
+    assert_eq!(suppressed[0]["count"].as_i64(), Some(2));
+    assert_eq!(incident_alerts(), 1, "no new incident alert");
+    // Another destination is not covered.
+    send("192.0.2.44");
+    assert_eq!(incident_alerts(), 2);
+
+    // A suppression that has expired stops applying by itself.
+    let r = s.operator(
+        &security,
+        "POST",
+        "/api/v1/suppressions",
+        Some(r#"{"rule": "destination-not-allowed", "scope": "device", "value": "pump-agg", "reason": "maintenance window, CHG-1043", "duration_secs": 1}"#),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    send("203.0.113.77");
+    let fresh = alerts()
+        .into_iter()
+        .find(|a| a["key"] == "203.0.113.77")
+        .unwrap();
+    assert!(fresh["suppressed_by"].is_null(), "{fresh}");
+    assert_eq!(incident_alerts(), 3);
+    // Listed with whether each is in force; lifted before its end, it stops at once.
+    let r = s.operator(&viewer, "GET", "/api/v1/suppressions", None);
+    let listed: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["in_force"].as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        vec![true, false]
+    );
+    let path = format!("/api/v1/suppressions/{sup_id}");
+    assert_eq!(s.operator(&viewer, "DELETE", &path, None).status, 403);
+    assert_eq!(s.operator(&security, "DELETE", &path, None).status, 204);
+    assert_eq!(s.operator(&security, "DELETE", &path, None).status, 404);
+    send("198.51.100.7");
+    let list = alerts();
+    assert!(
+        list.iter()
+            .any(|a| a["key"] == "198.51.100.7" && a["suppressed_by"].is_null()),
+        "{list:?}"
+    );
+    // The timeline shows the suppressed occurrences too.
+    let r = s.operator(&security, "GET", "/api/v1/devices/pump-agg/timeline", None);
+    assert!(
+        r.body
+            .contains(&format!("suppressed by suppression {sup_id}")),
+        "{r:?}"
+    );
+    assert!(r.body.contains("[3 times"), "{r:?}");
+    // The same from the command line, on the server's data: checked, stored, audited.
+    let suppress = |reason: &str| {
+        let mut c = medsec();
+        c.args(["defender", "suppress", "--rule", "clinical-implausible"])
+            .args(["--scope", "model", "--value", "monitor", "--for", "2h"])
+            .args(["--reason", reason])
+            .args(s.location());
+        c
+    };
+    let err = fails(&mut suppress("short"));
+    assert!(err.contains("reason is mandatory"), "{err}");
+    let out = ok(&mut suppress("sensor replaced, ticket 77"));
+    assert!(
+        out.contains("suppression 3: clinical-implausible for model monitor"),
+        "{out}"
+    );
+    let table = ok(medsec()
+        .args(["defender", "suppressions"])
+        .args(s.location()));
+    assert!(
+        table.contains("| 3 | clinical-implausible | model | monitor | yes |"),
+        "{table}"
+    );
+    ok(medsec().args(["defender", "lift", "3"]).args(s.location()));
+    let table = ok(medsec()
+        .args(["defender", "suppressions"])
+        .args(s.location()));
+    assert!(
+        table.contains("| 3 | clinical-implausible | model | monitor | lifted |"),
+        "{table}"
+    );
+    s.audited(&security, "the CLI's lifting", |e| {
+        e["action"] == "alert.suppress"
+            && has(e, "principal", "Cli::")
+            && has(e, "detail", "lifted")
     });
 }
