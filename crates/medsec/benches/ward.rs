@@ -79,27 +79,32 @@ fn normal_batch(rng: &mut Rng, pump: bool, index: usize, slot: usize, start_ms: 
         if pump {
             // Therapy runs 06–12 and 14–22 on even pumps, around the clock on odd ones, with a
             // stop of 20 minutes every few hours.
-            let on = if index % 2 == 0 {
+            let on = if index.is_multiple_of(2) {
                 (6..12).contains(&hour) || (14..22).contains(&hour)
             } else {
                 slot % 18 > 1
             };
             let rate = if on { 80.0 + rng.next() * 40.0 } else { 0.0 };
-            events.push(json!({"kind": "clinical", "at_ms": at, "signal": "infusion_rate", "value": rate}));
+            events.push(
+                json!({"kind": "clinical", "at_ms": at, "signal": "infusion_rate", "value": rate}),
+            );
         } else {
             // Sensors detached for 20 minutes at 08:00 and 20:00 (a wash, a transfer).
             let detached = (hour == 8 || hour == 20) && slot % 6 < 2;
             let base = index as f64;
             let readings = [
                 ("spo2", 96.0 + rng.next() * 3.0),
-                ("heart_rate", 70.0 + base + 15.0 * ((slot as f64) / 20.0).sin() + rng.next() * 6.0),
+                (
+                    "heart_rate",
+                    70.0 + base + 15.0 * ((slot as f64) / 20.0).sin() + rng.next() * 6.0,
+                ),
                 ("respiration_rate", 14.0 + rng.next() * 4.0),
                 ("temperature", 32.5 + rng.next() * 1.0), // a skin probe
             ];
             for (signal, value) in readings {
                 let event = if !detached {
                     json!({"kind": "clinical", "at_ms": at, "signal": signal, "value": (value * 10.0).round() / 10.0})
-                } else if index % 2 == 0 {
+                } else if index.is_multiple_of(2) {
                     json!({"kind": "clinical", "at_ms": at, "signal": signal, "value": 0})
                 } else {
                     json!({"kind": "clinical", "at_ms": at, "signal": signal, "value": 0, "state": "detached"})
@@ -108,7 +113,9 @@ fn normal_batch(rng: &mut Rng, pump: bool, index: usize, slot: usize, start_ms: 
             }
         }
     }
-    events.push(json!({"kind": "metric", "at_ms": t0, "name": "listening_tcp_ports", "values": ["443"]}));
+    events.push(
+        json!({"kind": "metric", "at_ms": t0, "name": "listening_tcp_ports", "values": ["443"]}),
+    );
     if hour == 14 && slot % 6 == index % 6 {
         events.push(json!({"kind": "security", "at_ms": t0, "event": "update_installed", "detail": "1.2.0"}));
         events.push(json!({"kind": "security", "at_ms": t0 + 1_000, "event": "boot", "detail": "slot B 1.2.0"}));
@@ -137,7 +144,9 @@ impl Ward {
     }
 
     fn alerts(&self) -> Vec<Value> {
-        let r = self.s.operator(&self.admin, "GET", "/api/v1/alerts?limit=1000", None);
+        let r = self
+            .s
+            .operator(&self.admin, "GET", "/api/v1/alerts?limit=1000", None);
         assert_eq!(r.status, 200, "{r:?}");
         serde_json::from_str::<Value>(&r.body)
             .unwrap()
@@ -194,8 +203,18 @@ fn main() {
     }
     for (id, pump, _) in &devices {
         for (name, model) in [
-            (id.clone(), if *pump { "infusion-pump" } else { "patient-monitor" }),
-            (format!("naive-{id}"), if *pump { "naive-pump" } else { "naive-monitor" }),
+            (
+                id.clone(),
+                if *pump {
+                    "infusion-pump"
+                } else {
+                    "patient-monitor"
+                },
+            ),
+            (
+                format!("naive-{id}"),
+                if *pump { "naive-pump" } else { "naive-monitor" },
+            ),
         ] {
             s.enrol(&name);
             let r = s.operator(
@@ -314,7 +333,9 @@ fn main() {
         (
             "a telnet port opened",
             "monitor-02",
-            vec![json!({"kind": "metric", "at_ms": now, "name": "listening_tcp_ports", "values": ["443", "23"]})],
+            vec![
+                json!({"kind": "metric", "at_ms": now, "name": "listening_tcp_ports", "values": ["443", "23"]}),
+            ],
             "listening-port-not-allowed",
         ),
     ];
