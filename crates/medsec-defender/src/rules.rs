@@ -101,11 +101,16 @@ impl Alert {
                 .map(|e| e.observed.clone())
         };
         match self.rule.as_str() {
-            "destination-not-allowed" => [observed("remote"), observed("remote_port")]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(":"),
+            // `address:port`, an IPv6 address in brackets (`[fd00::1]:443`).
+            "destination-not-allowed" => {
+                let remote =
+                    observed("remote").map(|r| if r.contains(':') { format!("[{r}]") } else { r });
+                [remote, observed("remote_port")]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(":")
+            }
             "clinical-implausible" | "clinical-jump" => self
                 .evidence
                 .first()
@@ -1028,6 +1033,22 @@ mod tests {
         ]
         .join(",");
         assert!(rules(&pump).is_empty());
+    }
+
+    #[test]
+    fn repeated_alerts_share_a_key_that_names_what_they_are_about() {
+        let p = pump();
+        let key = |events: &str| evaluate(&p, &batch(events))[0].aggregate_key();
+        assert_eq!(key(&flow("203.0.113.9", 443)), "203.0.113.9");
+        assert_eq!(key(&flow("203.0.113.9", 22)), "203.0.113.9:22");
+        assert_eq!(key(&flow("fd00::9", 22)), "[fd00::9]:22");
+        assert_eq!(key(&flow("10.0.1.150", 22)), "22");
+        assert_eq!(
+            key(r#"{"kind": "clinical", "at_ms": 1, "signal": "spo2", "value": 140}"#),
+            "spo2"
+        );
+        let failed = r#"{"kind": "security", "at_ms": 1, "event": "login_failed"}"#;
+        assert_eq!(key(&[failed; 3].join(",")), "");
     }
 
     #[test]

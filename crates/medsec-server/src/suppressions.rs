@@ -174,8 +174,19 @@ pub(crate) fn covering(
             "device" => s.value == subject.device,
             "model" => s.value == subject.model,
             "site" => !subject.site.is_empty() && s.value == subject.site,
-            // The alert's key for a destination is `address:port` or one of them.
-            "destination" => key == s.value || key.split(':').next() == Some(s.value.as_str()),
+            // The alert's key for a destination is `address:port` (`[v6]:port`), or one of
+            // them; the suppression names the address, or the address and port.
+            "destination" => {
+                let bracketed = format!("[{}]", s.value);
+                key == s.value
+                    || key == bracketed
+                    || key
+                        .strip_prefix(s.value.as_str())
+                        .is_some_and(|rest| !s.value.contains(':') && rest.starts_with(':'))
+                    || key
+                        .strip_prefix(bracketed.as_str())
+                        .is_some_and(|rest| rest.starts_with(':'))
+            }
             _ => false,
         })
         .map(|s| s.id)
@@ -233,6 +244,20 @@ mod tests {
         assert_eq!(covers("clinical-implausible", "spo2", &monitor), Some(2));
         assert_eq!(covers("clinical-jump", "spo2", &monitor), Some(3));
         assert_eq!(covers("clinical-jump", "spo2", &pump), None, "no site");
+    }
+
+    #[test]
+    fn ipv6_destinations_are_told_apart_from_their_ports() {
+        let active = [row(1, "destination-not-allowed", "destination", "fd00::1")];
+        let pump = Subject {
+            device: "pump-1",
+            model: "pump",
+            site: "",
+        };
+        let covers = |key: &str| covering(&active, "destination-not-allowed", key, &pump);
+        assert_eq!(covers("[fd00::1]:443"), Some(1));
+        assert_eq!(covers("[fd00::1]"), Some(1));
+        assert_eq!(covers("[fd00::1:2]:443"), None);
     }
 
     #[test]
