@@ -212,7 +212,14 @@ impl Baselines {
                     .await?
                     .into_iter()
                     .collect();
-                for b in store.telemetry(&d.id, since, BATCHES_PER_DEVICE).await? {
+                // Oldest first: the trainer holds out each device's latest flows to calibrate
+                // the flow threshold on what is closest to the traffic that follows.
+                for b in store
+                    .telemetry(&d.id, since, BATCHES_PER_DEVICE)
+                    .await?
+                    .into_iter()
+                    .rev()
+                {
                     if alerted.contains(&b.sequence) {
                         skipped += 1;
                         continue;
