@@ -290,6 +290,13 @@ macro_rules! store_telemetry {
             let mut tx = self.pool.begin().await?;
             let mut ids = Vec::with_capacity(alerts.len());
             for a in alerts {
+                // The device's row is locked first (a no-op update: a row lock on PostgreSQL,
+                // the write lock on SQLite), so two replicas raising one alert at once count
+                // into one row instead of opening two.
+                sqlx::query("UPDATE devices SET last_seen_ms = last_seen_ms WHERE id = $1")
+                    .bind(&a.device_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let stored = insert_alert!(tx, &a.device_id, a.sequence, a);
                 ids.push(stored);
             }
