@@ -36,6 +36,9 @@ use crate::rules::{Alert, Evidence, Severity, technique};
 use crate::telemetry::{Batch, Event};
 use crate::{Error, ForestOptions, IsolationForest};
 
+mod calibration;
+pub use calibration::{CALIBRATION_FPR, CALIBRATION_MAX_FACTOR, CALIBRATION_SHARE};
+
 /// The flow features, in row order.
 fn flow_features() -> Result<Features, Error> {
     Features::new(vec![
@@ -144,20 +147,6 @@ pub struct FlowForest {
 /// features' log units: 0.25 is a factor of 1.28, so at the default threshold of 8 a value must
 /// be 7.4 times the device's median or less than a seventh of it).
 pub const DEVICE_MIN_SCALE: f64 = 0.25;
-
-/// The share of each device's training flows, its latest, held out to calibrate the flow
-/// threshold.
-pub const CALIBRATION_SHARE: f64 = 0.2;
-
-/// The share of held-out flows the calibrated threshold lets through: 1 in 1,000.
-pub const CALIBRATION_FPR: f64 = 0.001;
-
-/// Held-out flows a device needs for its threshold to count.
-const CALIBRATION_MIN_PER_DEVICE: usize = 10;
-
-/// The calibrated flow threshold raises the policy's at most this many times over: a class
-/// whose every device was compromised during training cannot lift it without bound.
-pub const CALIBRATION_MAX_FACTOR: f64 = 3.0;
 
 /// The share of training flows that score at or below a forest's cut.
 pub const FOREST_QUANTILE: f64 = 0.95;
@@ -332,70 +321,6 @@ impl Trainer {
             flow_threshold,
             calibration_flows,
         })
-    }
-
-    /// The flow threshold from a held-out slice: a class baseline fitted on each device's
-    /// earlier flows (rows are added in time order), then each device's latest
-    /// [`CALIBRATION_SHARE`] of flows scored against it. Each device's threshold is the
-    /// conformal `1 - CALIBRATION_FPR` quantile of its held-out deviations (with fewer than
-    /// `1 / CALIBRATION_FPR` of them, their largest), and the class's is the lower median over
-    /// devices: one device flooding its class's data with an attack cannot raise it, as it
-    /// cannot move the class's medians. `None` without enough flows.
-    fn calibrate(&self) -> Result<(Option<f64>, usize), Error> {
-        let mut fit: BTreeMap<&String, Vec<Vec<f64>>> = BTreeMap::new();
-        let mut held_out: BTreeMap<&String, Vec<Vec<f64>>> = BTreeMap::new();
-        for (device, rows) in &self.flows {
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss,
-                reason = "a share of a row count"
-            )]
-            let n = ((rows.len() as f64) * CALIBRATION_SHARE).floor() as usize;
-            let (early, late) = rows.split_at(rows.len() - n);
-            fit.insert(device, early.to_vec());
-            if late.len() >= CALIBRATION_MIN_PER_DEVICE {
-                held_out.insert(device, late.to_vec());
-            }
-        }
-        let cap = capped(fit.values().map(Vec::len), self.max_rows_per_device);
-        let rows: Vec<Vec<f64>> = fit.values().flat_map(|r| spread(r, cap)).collect();
-        let n_held: usize = held_out.values().map(Vec::len).sum();
-        if rows.len() < MIN_TRAINING_ROWS || held_out.is_empty() {
-            return Ok((None, 0));
-        }
-        let baseline = RobustBaseline::fit(flow_features()?, &rows)?;
-        let mut per_device: Vec<f64> = Vec::new();
-        for late in held_out.values() {
-            let mut deviations: Vec<f64> = spread(late, self.max_rows_per_device)
-                .iter()
-                .filter_map(|r| baseline.score(r, 1).ok())
-                .map(|s| s.top.first().map_or(0.0, |c| c.deviation))
-                .collect();
-            deviations.sort_by(f64::total_cmp);
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss,
-                reason = "a rank in a sorted list"
-            )]
-            let rank = (((deviations.len() + 1) as f64) * (1.0 - CALIBRATION_FPR)).ceil() as usize;
-            if let Some(t) = deviations
-                .get(
-                    rank.saturating_sub(1)
-                        .min(deviations.len().saturating_sub(1)),
-                )
-                .copied()
-            {
-                per_device.push(t);
-            }
-        }
-        per_device.sort_by(f64::total_cmp);
-        // The lower median: of two devices, the smaller.
-        let t = per_device
-            .get(per_device.len().saturating_sub(1) / 2)
-            .copied();
-        Ok((t, n_held))
     }
 }
 
@@ -724,7 +649,7 @@ mod tests {
     use super::*;
     use crate::SplitMix64;
 
-    fn batch(events: Vec<String>) -> Batch {
+    pub(super) fn batch(events: Vec<String>) -> Batch {
         Batch::parse(
             format!(r#"{{"sequence": 1, "events": [{}]}}"#, events.join(",")).as_bytes(),
             100_000,
@@ -732,7 +657,7 @@ mod tests {
         .unwrap()
     }
 
-    fn flow(bytes_out: u64, duration_ms: f64) -> String {
+    pub(super) fn flow(bytes_out: u64, duration_ms: f64) -> String {
         flow_with(bytes_out, 4, duration_ms)
     }
 
@@ -821,50 +746,6 @@ mod tests {
             1,
             "the poison is still an anomaly: {alerts:?}"
         );
-    }
-
-    #[test]
-    fn the_flow_threshold_is_calibrated_on_the_latest_flows_and_only_raises_the_policys() {
-        let mut r = SplitMix64::new(13);
-        let mut t = Trainer::new(1_000).with_forest(0, 0);
-        for d in 0..4 {
-            // Traffic that drifts: later flows last longer than earlier ones.
-            let events: Vec<String> = (0..300)
-                .map(|i| {
-                    flow(
-                        450 + (r.next_f64() * 100.0) as u64,
-                        10.0 + f64::from(i) / 30.0 + r.next_f64() * 4.0,
-                    )
-                })
-                .collect();
-            t.add(&format!("pump-{d}"), &batch(events));
-        }
-        let b = t.fit("pump", 0, 1).unwrap();
-        assert_eq!(b.calibration_flows, 240);
-        let cal = b.flow_threshold.unwrap();
-        assert!(cal > 1.0, "the drift shows in the held-out flows: {cal}");
-        // At a policy threshold under the calibrated one, a flow like the latest training
-        // flows raises nothing; under the policy's alone it would.
-        let latest = batch(vec![flow(500, 21.0)]);
-        let policy = cal / 4.0;
-        assert!(b.score("pump-0", &latest, policy, 1).is_empty());
-        let uncalibrated = ClassBaseline {
-            flow_threshold: None,
-            ..b.clone()
-        };
-        assert!(!uncalibrated.score("pump-0", &latest, policy, 1).is_empty());
-        // It never lowers the policy's, and an exfiltration still alerts.
-        assert!(
-            !b.score("pump-0", &batch(vec![flow(4_000_000, 11.0)]), 8.0, 1)
-                .is_empty()
-        );
-        // Baselines stored before calibration existed still read.
-        let mut v = serde_json::to_value(&b).unwrap();
-        let o = v.as_object_mut().unwrap();
-        o.remove("flow_threshold");
-        o.remove("calibration_flows");
-        let old: ClassBaseline = serde_json::from_value(v).unwrap();
-        assert_eq!(old.flow_threshold, None);
     }
 
     #[test]
