@@ -220,13 +220,12 @@ pub async fn run(
             ));
         }
     }
-    for a in store
+    // The last week's alerts, read once for the checks on them.
+    let recent = store
         .alerts(None, now - 7 * DAY_MS, 10_000)
         .await
-        .map_err(store_err)?
-        .iter()
-        .filter(|a| a.rule == "logging-disabled")
-    {
+        .map_err(store_err)?;
+    for a in recent.iter().filter(|a| a.rule == "logging-disabled") {
         out.push(finding(
             "logging-disabled",
             Severity::High,
@@ -246,13 +245,7 @@ pub async fn run(
     // Suppressed alerts are never dropped: the audit checks count them, per rule.
     let mut suppressed: std::collections::BTreeMap<(String, i64), i64> =
         std::collections::BTreeMap::new();
-    for a in store
-        .alerts(None, now - 7 * DAY_MS, 10_000)
-        .await
-        .map_err(store_err)?
-        .iter()
-        .filter(|a| a.suppressed_by != 0)
-    {
+    for a in recent.iter().filter(|a| a.suppressed_by != 0) {
         *suppressed
             .entry((a.rule.clone(), a.suppressed_by))
             .or_default() += a.occurrences;

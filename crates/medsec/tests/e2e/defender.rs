@@ -1106,6 +1106,15 @@ fn repeated_evidence_is_one_alert_with_a_count_and_a_suppression_silences_withou
         "{r:?}"
     );
     assert!(r.body.contains("[3 times"), "{r:?}");
+    // The Defender's audit checks count the suppressed occurrences.
+    let r = s.operator(&security, "GET", "/api/v1/defender/audit", None);
+    assert!(
+        r.status == 200
+            && r.body.contains("alerts-suppressed")
+            && r.body
+                .contains("2 occurrence(s) of destination-not-allowed"),
+        "{r:?}"
+    );
     // The same from the command line, on the server's data: checked, stored, audited.
     let suppress = |reason: &str| {
         let mut c = medsec();
