@@ -23,6 +23,7 @@ python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv) # python
 have softhsm2-util || need+=(softhsm2)       # the PKCS#11 token of the agent's hardware-key test
 have mosquitto || need+=(mosquitto)          # the MQTT ingestion tests start their own TLS broker
 have mosquitto_pub || need+=(mosquitto-clients) # ... and publish as devices with mosquitto_pub
+have promtool || need+=(prometheus)          # promtool checks the server's /metrics exposition
 
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0

@@ -70,6 +70,9 @@ pub fn key_and_request(device: &str) -> Result<(String, String), Error> {
     Ok((key.stored, request(key.source.as_ref(), device)?))
 }
 
+/// The header an enrolling device states its hardware id in.
+pub const HARDWARE_ID_HEADER: &str = "Medsec-Hardware-Id";
+
 /// Sends an EST request to `endpoint` (`simpleenroll` or `simplereenroll`) and returns the
 /// certificate chain (PEM), device certificate first.
 pub fn est(
@@ -78,6 +81,7 @@ pub fn est(
     endpoint: &str,
     request_b64: &str,
     token: Option<&str>,
+    hardware_id: Option<&str>,
 ) -> Result<String, Error> {
     let url = format!("{server}/.well-known/est/{endpoint}");
     let mut req = agent
@@ -85,6 +89,11 @@ pub fn est(
         .header("Content-Type", "application/pkcs10");
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    // The hardware id the device is built as: the server refuses the enrolment, before the
+    // token is spent, when the device's record or its model's profile names others.
+    if let Some(h) = hardware_id {
+        req = req.header(HARDWARE_ID_HEADER, h);
     }
     let mut resp = req.send(request_b64).map_err(|e| net(&url, e))?;
     let status = resp.status().as_u16();
@@ -95,10 +104,10 @@ pub fn est(
         .read_to_string()
         .map_err(|e| net(&url, e))?;
     if status != 200 {
-        return Err(Error::Refused(format!(
-            "{url}: HTTP {status}: {}",
-            body.trim()
-        )));
+        // The server's reason as it wrote it, not as JSON escapes it.
+        let reason = serde_json::from_str::<medsec_api::ErrorBody>(&body)
+            .map_or_else(|_| body.trim().to_owned(), |b| b.error);
+        return Err(Error::Refused(format!("{url}: HTTP {status}: {reason}")));
     }
     let compact: String = body.split_whitespace().collect();
     let der = STANDARD

@@ -153,6 +153,11 @@ pub struct ModelProfile {
     /// MDS2 answers, by section.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mds2: BTreeMap<Mds2Section, Mds2Entry>,
+    /// The hardware ids its firmware is built for (the image repository's `hardware_id`s).
+    /// When given, a device of this model that enrols saying another is refused, with these
+    /// named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hardware_ids: Vec<String>,
 }
 
 /// Kinds of security documentation a vendor provides.

@@ -63,6 +63,7 @@ pub(crate) async fn device_caller(
     let refusal = match &record {
         _ if revoked => Some("the certificate is revoked"),
         Ok(d) if d.state == "revoked" => Some("the device is revoked"),
+        Ok(d) if d.state == crate::tokens::DECOMMISSIONED => Some("the device is decommissioned"),
         _ => None,
     };
     if let Some(why) = refusal {
@@ -71,7 +72,11 @@ pub(crate) async fn device_caller(
             .audit(deny_event(conn, &label, action, target, why))
             .await?;
         return Err(crate::Error::Unauthenticated {
-            reason: format!("{why}: enrol again with a new enrolment token"),
+            reason: if why.ends_with("decommissioned") {
+                why.to_owned()
+            } else {
+                format!("{why}: enrol again with a new enrolment token")
+            },
         });
     }
     match record {

@@ -187,6 +187,12 @@ impl AuditLog {
         Ok(Self { tx })
     }
 
+    /// Entries queued for the writer and not yet taken, and the queue's capacity.
+    pub fn queue(&self) -> (usize, usize) {
+        let max = self.tx.max_capacity();
+        (max - self.tx.capacity(), max)
+    }
+
     /// Appends one event and returns its position once it is durable.
     pub async fn record(&self, event: Event) -> Result<u64, Error> {
         let (done, wait) = oneshot::channel();
@@ -220,7 +226,15 @@ async fn writer<S: Store>(
                 Err(_) => break,
             }
         }
+        let metrics = crate::metrics::global();
+        metrics
+            .audit_queue
+            .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+        let started = std::time::Instant::now();
         let result = write_batch(&store, key.as_ref(), &mut tail, &pending).await;
+        metrics
+            .audit_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(first_seq) => {
                 for (i, (_, done)) in pending.drain(..).enumerate() {
@@ -228,6 +242,7 @@ async fn writer<S: Store>(
                 }
             }
             Err(e) => {
+                metrics.audit_failures.with_label_values(&["store"]).inc();
                 tracing::error!(error = %e, "audit append failed; the requests waiting on it fail");
                 for (_, done) in pending.drain(..) {
                     let _ = done.send(Err(e.to_string()));
@@ -322,9 +337,9 @@ pub async fn verify<S: Store>(store: &S, key: &PublicKey) -> Result<Report, Erro
 
 /// The latest signed tree head, if any.
 pub async fn latest_head<S: Store>(store: &S) -> Result<Option<SignedTreeHead>, Error> {
-    let heads = store.audit_heads().await?;
-    heads
-        .last()
+    store
+        .audit_latest_head()
+        .await?
         .map(|h| {
             serde_json::from_str(&h.head).map_err(|e| Error::Audit {
                 reason: e.to_string(),

@@ -75,7 +75,7 @@ pub async fn resolve<S: Store>(
             let full = page.len() == 1000;
             query.after = page.last().map(|d| d.id.clone());
             for d in page {
-                if d.state != "revoked" {
+                if d.state != "revoked" && d.state != crate::tokens::DECOMMISSIONED {
                     members.insert(d.id.clone(), (d.site, d.hardware_id));
                 }
             }
@@ -89,8 +89,11 @@ pub async fn resolve<S: Store>(
     }
     for id in &selection.devices {
         match store.device(id).await {
-            Ok(d) if d.state == "revoked" => {
-                return Err(bad(format!("device {id:?} in the selection is revoked")));
+            Ok(d) if d.state == "revoked" || d.state == crate::tokens::DECOMMISSIONED => {
+                return Err(bad(format!(
+                    "device {id:?} in the selection is {}",
+                    d.state
+                )));
             }
             Ok(d) => {
                 members.insert(d.id, (d.site, d.hardware_id));

@@ -67,7 +67,7 @@ fn finding(check: &str, severity: Severity, resource: String, detail: String) ->
 }
 
 /// Certificates in a PEM file: (subject, not after in Unix ms).
-fn certificates(path: &Path) -> Vec<(String, i64)> {
+pub(crate) fn certificates(path: &Path) -> Vec<(String, i64)> {
     let Ok(pem) = std::fs::read(path) else {
         return Vec::new();
     };

@@ -23,7 +23,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Actions whose repeated allowed decisions are summarised.
-pub(crate) const ROUTINE: &[&str] = &["update.fetch", "telemetry.send"];
+pub(crate) const ROUTINE: &[&str] = &[
+    "update.fetch",
+    "telemetry.send",
+    // A Prometheus scrape every 15 s and the CLI's session checks.
+    "metrics.read",
+    "session.read",
+];
 
 /// The kind of the audit entries of rate-limit refusals, which are summarised too.
 pub(crate) const LIMIT_KIND: &str = "limit";
@@ -189,7 +195,7 @@ pub(crate) fn preceded_by(count: u64, since_ms: i64, event: &Event) -> String {
     )
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

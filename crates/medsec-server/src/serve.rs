@@ -104,6 +104,14 @@ impl Port {
             Port::Operator(_) => "operator-port",
         }
     }
+
+    /// The port's label in metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            Port::Device(_) => "device",
+            Port::Operator(_) => "operator",
+        }
+    }
 }
 
 /// Open connections per key (a source address block, a device), bounded.
@@ -179,6 +187,10 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
             // Closed before the handshake costs anything; audited at most at the
             // per-address rate.
             drop(tcp);
+            crate::metrics::global()
+                .connections_refused
+                .with_label_values(&[port.label(), "per-address"])
+                .inc();
             refused(
                 &state,
                 addr,
@@ -211,9 +223,14 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                 handshake(tcp, &port, device_tls.as_deref()),
             )
             .await;
+            let metrics = crate::metrics::global();
             let stream = match handshake {
-                Ok(Ok(s)) => s,
+                Ok(Ok(s)) => {
+                    metrics.handshake(port.label(), "ok");
+                    s
+                }
                 Ok(Err(e)) => {
+                    metrics.handshake(port.label(), "failed");
                     refused(
                         &state,
                         addr,
@@ -226,6 +243,7 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                     return;
                 }
                 Err(_) => {
+                    metrics.handshake(port.label(), "timeout");
                     tracing::debug!(peer = %addr, "TLS handshake timed out");
                     return;
                 }
@@ -255,6 +273,10 @@ pub async fn accept_loop(listener: TcpListener, port: Port, router: Router, stat
                     match counts.enter(key, limits.max_connections_per_device) {
                         Some(c) => Some(c),
                         None => {
+                            metrics
+                                .connections_refused
+                                .with_label_values(&[port.label(), "per-device"])
+                                .inc();
                             let why = format!(
                                 "more than {} open connections of device {}",
                                 limits.max_connections_per_device,

@@ -184,6 +184,11 @@ impl AppState {
     /// (routine allowed decisions, rate-limit refusals, refused telemetry: see
     /// [`crate::repeats`]), in which case it is counted into the stream's next entry. Returns
     /// whether it was logged now.
+    /// The audit writer's queue: entries waiting, and its capacity.
+    pub fn audit_queue(&self) -> (usize, usize) {
+        self.audit_log.queue()
+    }
+
     pub(crate) async fn audit_or_count(
         &self,
         mut event: Event,

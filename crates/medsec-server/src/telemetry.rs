@@ -89,6 +89,12 @@ async fn alert_rows(
     if alerts.is_empty() {
         return Ok(Vec::new());
     }
+    for alert in alerts {
+        crate::metrics::global()
+            .alerts_raised
+            .with_label_values(&[alert.severity.name()])
+            .inc();
+    }
     let active = state.store.suppressions(Some(now)).await?;
     let device = if active.is_empty() {
         None
@@ -276,6 +282,30 @@ pub(crate) enum Ingested {
 /// with its alerts in one transaction (then groups the alerts into incidents). A malformed or
 /// replayed batch is audited; a malformed one is an error naming the problem.
 pub(crate) async fn ingest(
+    state: &AppState,
+    conn: &Conn,
+    who: &Caller,
+    target: &Target,
+    encoding: Option<&str>,
+    body: &[u8],
+) -> Result<Ingested, Error> {
+    let result = ingest_batch(state, conn, who, target, encoding, body).await;
+    let outcome = match &result {
+        Ok(Ingested::Accepted { .. }) => "stored",
+        Ok(Ingested::Duplicate { .. }) => "duplicate",
+        Ok(Ingested::Replayed { .. }) => "replayed",
+        Err(_) => "refused",
+    };
+    let transport = if conn.broker.is_some() {
+        "mqtt"
+    } else {
+        "https"
+    };
+    crate::metrics::global().telemetry(transport, outcome);
+    result
+}
+
+async fn ingest_batch(
     state: &AppState,
     conn: &Conn,
     who: &Caller,

@@ -14,9 +14,12 @@ pub const ENROLMENT_PREFIX: &str = "medsec-enrol-";
 /// Prefix of operator tokens.
 pub const OPERATOR_PREFIX: &str = "medsec-op-";
 
+/// The state of a device taken out of service (`POST /api/v1/devices/{id}/decommission`).
+pub const DECOMMISSIONED: &str = "decommissioned";
+
 /// Roles operators can hold (the shipped policies give them meaning).
 pub const ROLES: &[&str] = &[
-    "admin", "security", "enroller", "release", "viewer", "auditor",
+    "admin", "security", "enroller", "release", "viewer", "auditor", "monitor",
 ];
 
 /// `N` random bytes from the OS, URL-safe base64.
@@ -57,6 +60,7 @@ pub async fn create_enrolment_token<S: Store>(
     created_by: &str,
     now_ms: i64,
     ttl_secs: i64,
+    re_register: bool,
 ) -> Result<String, Error> {
     if !(60..=30 * 24 * 3600).contains(&ttl_secs) {
         return Err(Error::Config {
@@ -68,6 +72,22 @@ pub async fn create_enrolment_token<S: Store>(
     let new = store
         .register_device(device.as_str(), model, now_ms)
         .await?;
+    // A decommissioned device keeps its history and its name: a new token for that name is
+    // a new life for it, and only an explicit re-registration gives one.
+    if !new && store.device(device.as_str()).await?.state == DECOMMISSIONED {
+        if !re_register {
+            return Err(Error::Refused {
+                reason: format!(
+                    "device {} is decommissioned; to give its name to a device again, \
+                     re-register it explicitly (--re-register, \"re_register\": true)",
+                    device.as_str()
+                ),
+            });
+        }
+        store
+            .set_device_state(device.as_str(), "registered")
+            .await?;
+    }
     let rest = crate::inventory::InventoryPatch {
         // A new device already has the model it was registered with.
         model: if new { None } else { inventory.model.clone() },

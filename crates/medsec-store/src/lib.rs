@@ -219,6 +219,9 @@ store_area! {
         async fn device(&self, id: &str) -> Result<Device>;
         /// Devices ordered by id, as `query` selects.
         async fn devices(&self, query: &DeviceQuery) -> Result<Vec<Device>>;
+        /// How many devices there are per state, quarantine, model and installed version (the
+        /// metrics' and the readiness check's fleet census; one grouped query).
+        async fn device_census(&self) -> Result<Vec<DeviceCensus>>;
         /// Replaces a device's model, hardware id, site and groups (`NotFound` if absent).
         async fn set_device_inventory(&self, id: &str, inventory: &Inventory) -> Result<()>;
         /// Sets a device's lifecycle state (`NotFound` if absent).
@@ -401,6 +404,9 @@ store_area! {
         /// Revokes an operator token and returns it; `NotFound` if unknown, `WrongState` if it
         /// was revoked already.
         async fn revoke_operator_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<OperatorToken>;
+        /// One enrolment token by hash, whatever its state (`NotFound` if unknown): read, not
+        /// consumed.
+        async fn enrolment_token(&self, token_sha256: &[u8]) -> Result<EnrolmentToken>;
         /// Enrolment tokens (of one device, or all), oldest first.
         async fn enrolment_tokens(&self, device_id: Option<&str>) -> Result<Vec<EnrolmentToken>>;
         /// Revokes an unused enrolment token and returns it; `NotFound` if unknown, `WrongState`
@@ -421,6 +427,8 @@ store_area! {
         async fn audit_entries_mentioning(&self, text: &str, limit: u32) -> Result<Vec<AuditRow>>;
         /// Every signed tree head, smallest first.
         async fn audit_heads(&self) -> Result<Vec<HeadRow>>;
+        /// The newest signed tree head (the largest), if any: one indexed row.
+        async fn audit_latest_head(&self) -> Result<Option<HeadRow>>;
     }
 }
 

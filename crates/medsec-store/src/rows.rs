@@ -337,6 +337,22 @@ pub struct Inventory {
     pub groups: Vec<String>,
 }
 
+/// One group of the fleet census: the devices sharing a state, quarantine flag, model and
+/// installed version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct DeviceCensus {
+    /// `registered`, `enrolled` or `revoked`.
+    pub state: String,
+    /// Whether these devices are quarantined.
+    pub quarantined: bool,
+    /// Their model.
+    pub model: String,
+    /// The version their last signed report named (empty before the first report).
+    pub installed_version: String,
+    /// How many devices.
+    pub count: i64,
+}
+
 /// Which devices to list: a page in id order, optionally filtered (filters combine with AND).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceQuery {

@@ -235,6 +235,23 @@ async fn devices<S: Store>(s: &S) {
         s.set_device_status("nope", "{}", 1).await,
         Err(Error::NotFound { .. })
     ));
+    // The census groups by state, quarantine, model and version, and counts each group.
+    let census = s.device_census().await.unwrap();
+    let group = |state: &str, model: &str| {
+        census
+            .iter()
+            .find(|c| c.state == state && c.model == model)
+            .map(|c| (c.quarantined, c.installed_version.clone(), c.count))
+    };
+    assert_eq!(
+        group("enrolled", "infusion-pump"),
+        Some((false, String::new(), 1))
+    );
+    assert_eq!(
+        group("registered", "patient-monitor"),
+        Some((false, String::new(), 1))
+    );
+    assert_eq!(census.iter().map(|c| c.count).sum::<i64>(), 2);
     // Paging in id order.
     let page = |after: Option<&str>, limit| DeviceQuery {
         after: after.map(Into::into),
@@ -1229,6 +1246,17 @@ async fn enrolment_tokens<S: Store>(s: &S) {
     );
     assert_eq!(s.enrolment_tokens(None).await.unwrap(), listed);
     assert!(s.enrolment_tokens(Some("pump-1")).await.unwrap().is_empty());
+    // Read by hash, whatever its state, without consuming it.
+    let one = s.enrolment_token(&[2; 32]).await.unwrap();
+    assert_eq!(
+        (one.device_id.as_str(), one.used_at_ms),
+        ("monitor-1", None)
+    );
+    assert_eq!(s.enrolment_token(&[2; 32]).await.unwrap(), one);
+    assert!(matches!(
+        s.enrolment_token(&[3; 32]).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 async fn operator_tokens<S: Store>(s: &S) {
@@ -1277,6 +1305,7 @@ async fn operator_tokens<S: Store>(s: &S) {
 
 async fn audit<S: Store>(s: &S) {
     assert!(s.audit_heads().await.unwrap().is_empty());
+    assert!(s.audit_latest_head().await.unwrap().is_none());
     let rows: Vec<AuditRow> = (0..5000)
         .map(|i| AuditRow {
             seq: i,
@@ -1379,6 +1408,10 @@ async fn audit<S: Store>(s: &S) {
     assert_eq!(
         heads.iter().map(|h| h.tree_size).collect::<Vec<_>>(),
         [5000, 5001, 5004]
+    );
+    assert_eq!(
+        s.audit_latest_head().await.unwrap().map(|h| h.tree_size),
+        Some(5004)
     );
 }
 

@@ -4,6 +4,41 @@
 
 #![forbid(unsafe_code)]
 
+// Standard output may be a pipe whose reader has gone (`medsec device list | head -1`). std's
+// `println!` panics then (exit 101). These two shadow it for the whole crate (macro_rules scope
+// runs from here down through every module declared below): a closed pipe ends the program
+// quietly with success, as it would under the default SIGPIPE action, and any other write
+// error ends it with a message.
+macro_rules! println {
+    () => { $crate::stdout_line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::stdout_line(format_args!($($arg)*)) };
+}
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::stdout_text(format_args!($($arg)*)) };
+}
+
+/// `println!`'s replacement (see above).
+pub(crate) fn stdout_line(args: std::fmt::Arguments<'_>) {
+    stdout_write(&format!("{args}\n"));
+}
+
+/// `print!`'s replacement (see above).
+pub(crate) fn stdout_text(args: std::fmt::Arguments<'_>) {
+    stdout_write(&args.to_string());
+}
+
+fn stdout_write(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 mod cmd;
 mod editor;
 mod keys;
@@ -14,6 +49,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cmd::remote::{self, Remote};
 use cmd::{
     ca, campaign, defender, demo, fleet_demo, inventory, investigate, mqtt, repo, report, risk,
     server, witness,
@@ -67,9 +103,104 @@ enum Command {
         /// only, since whoever reads it can re-sign a rewritten log.
         #[arg(long)]
         insecure_plaintext_audit_key: bool,
+        /// Log lines as `json` (one object per line, for a log shipper) or `text`; colours
+        /// only when standard error is a terminal. The filter is MEDSEC_LOG (default `info`,
+        /// e.g. `medsec_server=debug,info`).
+        #[arg(long, env = "MEDSEC_LOG_FORMAT", default_value = "text")]
+        log_format: LogFormat,
     },
-    /// Devices: enrolment tokens, each device's inventory fields (model, hardware id, site,
-    /// groups).
+    /// Creates a server's data directory (fleet CA, server certificate, audit key, database)
+    /// without starting it. `medsec server` does the same on first start; no other command
+    /// creates one.
+    Init {
+        #[command(flatten)]
+        location: server::Location,
+    },
+    /// Saves a context for a remote server (its URL, the CA its certificate must chain to, an
+    /// operator token) and makes it current; the remote commands use it.
+    Login(remote::LoginArgs),
+    /// The saved contexts: list, use, delete.
+    #[command(subcommand)]
+    Context(remote::ContextCommand),
+    /// Devices on the current context's server: list, show, update, revoke, versions.
+    Device {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: remote::DeviceCommand,
+    },
+    /// Enrolment tokens on the current context's server: create, list, revoke.
+    Token {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: remote::TokenCommand,
+    },
+    /// The Defender's alerts on the current context's server.
+    Alerts {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: remote::AlertsCommand,
+    },
+    /// Incidents on the current context's server: list, show, confirm, phase, close, playbook
+    /// (quarantine, release, revoke, cancel-update).
+    Incident {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: remote::IncidentCommand,
+    },
+    /// Release SBOMs: upload one to the current context's server.
+    Sbom {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: remote::UploadCommand,
+    },
+    /// Advisories (CSAF, OSV, CISA KEV; files or zip archives): upload to the current
+    /// context's server.
+    Advisory {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: remote::UploadCommand,
+    },
+    /// VEX documents (CycloneDX, OpenVEX, CSAF): upload to the current context's server.
+    Vex {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: remote::UploadCommand,
+    },
+    /// One device's findings on the current context's server.
+    Findings {
+        #[command(flatten)]
+        remote: Remote,
+        /// The device id.
+        device: String,
+    },
+    /// The fleet ranked by device risk, from the current context's server.
+    Ranking {
+        #[command(flatten)]
+        remote: Remote,
+        /// Most devices.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Shell completions for bash, zsh or fish, to standard output.
+    Completions {
+        /// bash, zsh or fish.
+        shell: clap_complete::Shell,
+    },
+    /// Man pages (roff), one per command, into a directory.
+    Man {
+        /// The directory (created if absent).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Admin commands on the server host's data directory: enrolment tokens and each device's
+    /// inventory fields. From elsewhere use `medsec device` and `medsec token`.
     #[command(subcommand)]
     Fleet(server::FleetCommand),
     /// The inventory records no device reports: model profiles, the vendor registry, and the
@@ -109,22 +240,74 @@ enum Command {
     #[command(subcommand)]
     Release(risk::ReleaseCommand),
     /// Evidence reports: `report compliance` maps live fleet data to the controls of FDA,
-    /// EU MDR, IEC 81001-5-1, IEC 62304, NIST CSF 2.0, HIPAA and the EU CRA.
-    #[command(subcommand)]
-    Report(report::ReportCommand),
+    /// EU MDR, IEC 81001-5-1, IEC 62304, NIST CSF 2.0, HIPAA and the EU CRA (from the current
+    /// context's server, or with --data-dir from the store on the server host).
+    Report {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: report::ReportCommand,
+    },
     /// Investigator: one device's timeline (telemetry, security events, alerts, incidents,
     /// installs, certificates, policy decisions), as a table, JSON or CSV.
     Investigate(Box<investigate::InvestigateArgs>),
 }
 
-/// Structured logs to standard error; `MEDSEC_LOG` sets the filter (default `info`).
-fn init_logging() {
+/// How log lines are written.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Structured logs to standard error; `MEDSEC_LOG` sets the filter (default `info`). Colour
+/// codes only when standard error is a terminal, so a redirected log holds none.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDSEC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// `medsec man --out DIR`: a page for the program and one per (sub)command.
+fn write_man_pages(out: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use clap::CommandFactory as _;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut count = 0;
+    // (command, its page's name, how it is typed)
+    let mut stack = vec![(Cli::command(), "medsec".to_owned(), "medsec".to_owned())];
+    while let Some((cmd, name, typed)) = stack.pop() {
+        let cmd = cmd.display_name(name.clone()).bin_name(typed.clone());
+        for sub in cmd.get_subcommands() {
+            if !sub.is_hide_set() {
+                stack.push((
+                    sub.clone(),
+                    format!("{name}-{}", sub.get_name()),
+                    format!("{typed} {}", sub.get_name()),
+                ));
+            }
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut page)?;
+        let path = out.join(format!("{name}.1"));
+        std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+        count += 1;
+    }
+    println!("{count} man pages written to {}", out.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -149,8 +332,9 @@ fn main() -> ExitCode {
             device_listen,
             operator_listen,
             insecure_plaintext_audit_key,
+            log_format,
         } => {
-            init_logging();
+            init_logging(log_format);
             server::serve(
                 &location,
                 device_listen,
@@ -158,6 +342,27 @@ fn main() -> ExitCode {
                 insecure_plaintext_audit_key,
             )
         }
+        Command::Init { location } => server::init(&location),
+        Command::Login(args) => remote::login(args),
+        Command::Context(cmd) => remote::run_context(cmd),
+        Command::Device { remote, cmd } => remote::run_device(&remote, cmd),
+        Command::Token { remote, cmd } => remote::run_token(&remote, cmd),
+        Command::Alerts { remote, cmd } => remote::run_alerts(&remote, cmd),
+        Command::Incident { remote, cmd } => remote::run_incident(&remote, cmd),
+        Command::Sbom { remote, cmd } => remote::run_upload(&remote, remote::Document::Sbom, cmd),
+        Command::Advisory { remote, cmd } => {
+            remote::run_upload(&remote, remote::Document::Advisory, cmd)
+        }
+        Command::Vex { remote, cmd } => remote::run_upload(&remote, remote::Document::Vex, cmd),
+        Command::Findings { remote, device } => remote::run_findings(&remote, &device),
+        Command::Ranking { remote, limit } => remote::run_ranking(&remote, limit),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "medsec", &mut text);
+            remote::output::emit(&String::from_utf8_lossy(&text))
+        }
+        Command::Man { out } => write_man_pages(&out),
         Command::Fleet(cmd) => server::run_fleet(cmd),
         Command::Inventory(cmd) => inventory::run(cmd),
         Command::Campaign(cmd) => campaign::run(cmd),
@@ -171,7 +376,7 @@ fn main() -> ExitCode {
         Command::Mqtt(cmd) => mqtt::run(cmd),
         Command::Risk(cmd) => risk::run(cmd),
         Command::Release(cmd) => risk::run_release(cmd),
-        Command::Report(cmd) => report::run(cmd),
+        Command::Report { remote, cmd } => report::run(cmd, &remote),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

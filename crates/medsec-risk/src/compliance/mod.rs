@@ -29,7 +29,7 @@ use assess::{
 pub const CATALOGUE: &str = include_str!("../../catalogue/controls.json");
 
 /// Certificates expiring within this many days are warned about.
-pub const CERT_WARN_DAYS: i64 = 30;
+pub const CERT_WARN_DAYS: i64 = 7;
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -404,7 +404,7 @@ mod tests {
             as_of_ms: 1_796_256_000_000,
             devices: vec![
                 device("a", "1.2.0", Some(1_796_256_000_000 + 400 * day)),
-                device("b", "1.1.0", Some(1_796_256_000_000 + 10 * day)),
+                device("b", "1.1.0", Some(1_796_256_000_000 + 5 * day)),
                 device("c", "", None),
             ],
             releases: vec![ReleaseFacts {
@@ -529,7 +529,7 @@ mod tests {
         // Device b runs a release with no SBOM: an SBOM gap; device c never reported.
         assert!(r.assessments["sbom"].gaps[0].contains("1 device(s) run ip200-hw 1.1.0"));
         assert!(r.assessments["updates"].gaps[0].contains(": c"));
-        // c has no certificate; b's expires in 10 days.
+        // c has no certificate; b's expires in 5 days (inside the 7-day warning).
         assert!(r.assessments["certificates"].gaps[0].contains("c (no certificate)"));
         assert!(r.assessments["certificates"].warnings[0].contains("b ("));
         // The audit log verified: HIPAA audit controls are evidenced.

@@ -366,6 +366,9 @@ pub(super) struct TokenRequest {
     hardware_id: Option<String>,
     site: Option<String>,
     groups: Option<Vec<String>>,
+    /// Gives a decommissioned device's name to a device again.
+    #[serde(default)]
+    re_register: bool,
 }
 
 impl TokenRequest {
@@ -398,9 +401,13 @@ pub(super) async fn create_enrolment_token(auth: Auth, body: Bytes) -> Result<Re
         &who.subject.label(),
         now_ms(),
         req.ttl_secs,
+        req.re_register,
     )
     .await
-    .map_err(bad_request)?;
+    .map_err(|e| match e {
+        crate::Error::Refused { reason } => ApiError::Conflict(reason),
+        other => bad_request(other),
+    })?;
     let mut e = event(
         "token",
         &who.subject.label(),
@@ -409,6 +416,10 @@ pub(super) async fn create_enrolment_token(auth: Auth, body: Bytes) -> Result<Re
         "info",
     );
     e.detail = format!("enrolment token valid {}s", req.ttl_secs);
+    if req.re_register {
+        e.detail
+            .push_str("; re-registered (the name was decommissioned)");
+    }
     if !inventory.is_empty() {
         e.detail = format!("{}; {}", e.detail, inventory.describe());
     }

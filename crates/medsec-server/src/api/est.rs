@@ -281,6 +281,7 @@ pub(super) async fn est_simpleenroll(
 ) -> Result<Response, ApiError> {
     const ACTION: &str = "est.enroll";
     let (pem, info) = parse_request(&auth, &headers, ACTION, &body).await?;
+    let claimed_hardware = hardware_id_header(&headers)?;
     let (device, credential) = match (&auth.conn.peer, basic_or_bearer_token(&headers)) {
         (Peer::Manufacturer(claim), token) => {
             let device = manufacturer_enrolment(&auth, claim, token.as_deref()).await?;
@@ -307,29 +308,26 @@ pub(super) async fn est_simpleenroll(
                 "this device is enrolled: use /.well-known/est/simplereenroll".into(),
             ));
         }
-        (_, Some(token)) => match auth
-            .state
-            .store
-            .consume_enrolment_token(&tokens::hash(&token), now_ms())
-            .await
-        {
-            Ok(id) => (device_id(&id)?, "enrolment-token"),
-            Err(medsec_store::Error::TokenRefused { reason }) => {
-                auth.state
-                    .audit(deny_event(
-                        &auth.conn,
-                        "anonymous",
-                        ACTION,
-                        &Target::Fleet,
-                        reason,
-                    ))
-                    .await?;
-                return Err(ApiError::Unauthenticated(format!(
-                    "enrolment refused: {reason}"
-                )));
+        (_, Some(token)) => {
+            match consume_checked(&auth, &token, claimed_hardware.as_deref()).await? {
+                Ok(id) => (device_id(&id)?, "enrolment-token"),
+                Err(medsec_store::Error::TokenRefused { reason }) => {
+                    auth.state
+                        .audit(deny_event(
+                            &auth.conn,
+                            "anonymous",
+                            ACTION,
+                            &Target::Fleet,
+                            reason,
+                        ))
+                        .await?;
+                    return Err(ApiError::Unauthenticated(format!(
+                        "enrolment refused: {reason}"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        },
+        }
         (_, None) => {
             auth.state
                 .audit(deny_event(
@@ -345,7 +343,127 @@ pub(super) async fn est_simpleenroll(
             ));
         }
     };
-    enrol_checked(&auth, &device, credential, &pem, &info).await
+    let response = enrol_checked(&auth, &device, credential, &pem, &info).await?;
+    if let Some(claimed) = claimed_hardware {
+        record_hardware_id(&auth, &device, &claimed).await?;
+    }
+    Ok(response)
+}
+
+/// Spends an enrolment token, after checking what the device states about itself: a wrong
+/// hardware id leaves the token usable.
+async fn consume_checked(
+    auth: &Auth,
+    token: &str,
+    claimed: Option<&str>,
+) -> Result<Result<String, medsec_store::Error>, ApiError> {
+    if let Some(claimed) = claimed {
+        check_hardware_id(auth, token, claimed).await?;
+    }
+    Ok(auth
+        .state
+        .store
+        .consume_enrolment_token(&tokens::hash(token), now_ms())
+        .await)
+}
+
+/// The hardware id an enrolling device states (`Medsec-Hardware-Id`), if any.
+fn hardware_id_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("medsec-hardware-id") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|t| {
+            !t.is_empty()
+                && t.len() <= 128
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        })
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "Medsec-Hardware-Id must be 1 to 128 letters, digits or - _ . :".into(),
+            )
+        })?;
+    Ok(Some(text.to_owned()))
+}
+
+/// Refuses, before the token is spent and audited, an enrolment whose stated hardware id is
+/// not the one the device's record holds, or not one its model's profile declares. The
+/// answer names the expected ones: a device built for another board would only fail every
+/// update offered to it.
+async fn check_hardware_id(auth: &Auth, token: &str, claimed: &str) -> Result<(), ApiError> {
+    let state = &auth.state;
+    // An unknown token is refused by the consumption that follows, with its own reason.
+    let Ok(t) = state.store.enrolment_token(&tokens::hash(token)).await else {
+        return Ok(());
+    };
+    let device = match state.store.device(&t.device_id).await {
+        Ok(d) => d,
+        Err(medsec_store::Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut why = None;
+    if !device.hardware_id.is_empty() && device.hardware_id != claimed {
+        why = Some(format!(
+            "device {} is registered for hardware id {:?}, and it states {claimed:?}",
+            device.id, device.hardware_id
+        ));
+    } else {
+        let registry = crate::inventory::records::Registry::read(&state.store).await?;
+        if let Some(profile) = registry.models.get(&device.model)
+            && !profile.hardware_ids.is_empty()
+            && !profile.hardware_ids.iter().any(|h| h == claimed)
+        {
+            why = Some(format!(
+                "model {:?} declares hardware ids {:?}, and device {} states {claimed:?}",
+                device.model, profile.hardware_ids, device.id
+            ));
+        }
+    }
+    let Some(why) = why else {
+        return Ok(());
+    };
+    let mut e = deny_event(
+        &auth.conn,
+        &format!("Device::{:?}", device.id),
+        "est.enroll",
+        &Target::Device(device.id.clone()),
+        &why,
+    );
+    e.kind = "enrolment".into();
+    state.audit(e).await?;
+    Err(ApiError::BadRequest(format!(
+        "enrolment refused: {why}; the enrolment token was not used"
+    )))
+}
+
+/// Keeps the hardware id an enrolled device stated, when its record had none.
+async fn record_hardware_id(auth: &Auth, device: &DeviceId, claimed: &str) -> Result<(), ApiError> {
+    let record = auth.state.store.device(device.as_str()).await?;
+    if !record.hardware_id.is_empty() {
+        return Ok(());
+    }
+    let patch = crate::inventory::InventoryPatch {
+        hardware_id: Some(claimed.to_owned()),
+        ..Default::default()
+    };
+    crate::inventory::update(&auth.state.store, device.as_str(), &patch)
+        .await
+        .map_err(super::error::bad_request)?;
+    let mut e = event(
+        "inventory",
+        &format!("Device::{:?}", device.as_str()),
+        "device.update",
+        &format!("Device::{:?}", device.as_str()),
+        "info",
+    );
+    e.source = auth.conn.addr.to_string();
+    e.detail = format!("hardware id {claimed:?} stated at enrolment");
+    auth.state.audit(e).await?;
+    Ok(())
 }
 
 /// Enrols `device`, registered already, as the caller its record makes.

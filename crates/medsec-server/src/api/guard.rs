@@ -75,6 +75,40 @@ pub(super) async fn guard(
     Extension(conn): Extension<Conn>,
     request: Request,
     next: Next,
+) -> Response {
+    // Every answer is counted, refusals included, under the route's pattern (never its path,
+    // whose ids would make one series per device).
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let port = if conn.operator_port {
+        "operator"
+    } else {
+        "device"
+    };
+    let response = match limits(state, conn, request, next).await {
+        Ok(r) => r,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    };
+    crate::metrics::global().request(
+        port,
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The rate and body limits and the request timeout.
+async fn limits(
+    state: Arc<AppState>,
+    conn: Conn,
+    request: Request,
+    next: Next,
 ) -> Result<Response, ApiError> {
     let (key, verified) = rate_key(&state, &conn, request.headers()).await;
     let action = |r: &axum::http::request::Parts| format!("{} {}", r.method, r.uri.path());

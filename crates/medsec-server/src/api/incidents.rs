@@ -214,7 +214,10 @@ pub(super) async fn command(
                 device,
                 release,
             } => {
-                if incident.phase == Phase::Closed {
+                // A closed incident takes no new action, but what it did can be undone: a
+                // quarantine it set is released through it (or through the device's own
+                // release), so closing never strands a device.
+                if incident.phase == Phase::Closed && playbook != "release" {
                     return Err(refused(IncidentError::Closed));
                 }
                 if !incident.devices.iter().any(|d| d == device) {

@@ -19,6 +19,8 @@ pub(crate) mod est;
 pub(crate) mod guard;
 pub(crate) mod incidents;
 pub(crate) mod inventory;
+pub(crate) mod lifecycle;
+pub(crate) mod ops;
 pub(crate) mod risk;
 pub(crate) mod telemetry;
 pub(crate) mod tokens;
@@ -63,6 +65,11 @@ pub fn device_router(state: Arc<AppState>) -> Router {
 /// The operator port's routes.
 pub fn operator_router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/session", get(ops::session))
+        .route("/api/v1/reports/compliance", get(ops::compliance))
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(get_device).patch(patch_device))
         .route("/api/v1/devices/{id}/versions", get(list_versions))
@@ -105,6 +112,11 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/devices/{id}/revoke", post(revoke_device))
         .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
+        .route(
+            "/api/v1/devices/{id}/decommission",
+            post(lifecycle::decommission),
+        )
+        .route("/api/v1/devices/{id}/release", post(lifecycle::release))
         .route(
             "/api/v1/enrolment-tokens",
             get(tokens::list_enrolment_tokens).post(create_enrolment_token),

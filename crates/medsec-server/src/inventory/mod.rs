@@ -16,7 +16,7 @@ pub const MAX_FIELD_BYTES: usize = 128;
 pub const MAX_GROUPS: usize = 32;
 
 /// A change to a device's inventory: `None` keeps the stored value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryPatch {
     /// New model.

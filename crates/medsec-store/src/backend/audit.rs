@@ -56,6 +56,12 @@ macro_rules! store_audit {
                 .await?)
         }
 
+        async fn audit_latest_head(&self) -> Result<Option<HeadRow>> {
+            Ok(sqlx::query_as::<_, HeadRow>("SELECT tree_size, head FROM audit_heads ORDER BY tree_size DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
         async fn audit_heads(&self) -> Result<Vec<HeadRow>> {
             Ok(sqlx::query_as::<_, HeadRow>("SELECT tree_size, head FROM audit_heads ORDER BY tree_size")
                 .fetch_all(&self.pool)

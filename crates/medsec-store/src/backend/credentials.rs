@@ -136,6 +136,16 @@ macro_rules! store_credentials {
             }
         }
 
+        async fn enrolment_token(&self, token_sha256: &[u8]) -> Result<EnrolmentToken> {
+            sqlx::query_as::<_, EnrolmentToken>(&format!(
+                "SELECT {ENROLMENT_TOKEN_COLUMNS} FROM enrolment_tokens WHERE token_sha256 = $1"
+            ))
+            .bind(token_sha256)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("enrolment token", "(by hash)"))
+        }
+
         async fn enrolment_tokens(&self, device_id: Option<&str>) -> Result<Vec<EnrolmentToken>> {
             Ok(sqlx::query_as::<_, EnrolmentToken>(&format!(
                 "SELECT {ENROLMENT_TOKEN_COLUMNS} FROM enrolment_tokens \

@@ -30,6 +30,16 @@ macro_rules! store_devices {
             Ok(device)
         }
 
+        async fn device_census(&self) -> Result<Vec<DeviceCensus>> {
+            Ok(sqlx::query_as::<_, DeviceCensus>(
+                "SELECT state, quarantined, model, installed_version, COUNT(*) AS count FROM devices \
+                 GROUP BY state, quarantined, model, installed_version \
+                 ORDER BY state, quarantined, model, installed_version",
+            )
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
         async fn devices(&self, q: &DeviceQuery) -> Result<Vec<Device>> {
             // One static statement: an empty filter value matches everything.
             let mut devices = sqlx::query_as::<_, Device>(concat!(

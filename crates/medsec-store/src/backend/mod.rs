@@ -13,11 +13,11 @@ use sqlx::{FromRow as _, PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
     AdvisoryDoc, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow, CredentialStore, Device,
-    DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata, DirectorTimestamp,
-    EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow, IncidentStore, Inventory,
-    InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore, SequenceWindow, StoredAlert,
-    SuppressionRow, TelemetryBatch, TelemetryGap, TelemetryStore, UpdateStore, VersionReport,
-    mask_password,
+    DeviceCensus, DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata,
+    DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow,
+    IncidentStore, Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore,
+    SequenceWindow, StoredAlert, SuppressionRow, TelemetryBatch, TelemetryGap, TelemetryStore,
+    UpdateStore, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.

@@ -191,7 +191,7 @@ pub fn run(cmd: CampaignCommand) -> Result<()> {
 }
 
 fn create(location: &Location, spec: Spec, selection: &campaigns::Selection) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
         let image = medsec_server::open_image_repository(&config)?;
@@ -240,7 +240,7 @@ fn create(location: &Location, spec: Spec, selection: &campaigns::Selection) -> 
 }
 
 fn control(named: &Named, control: campaigns::Control) -> Result<()> {
-    let config = named.location.load(None, None)?;
+    let config = named.location.existing()?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
         let result = campaigns::control(&store, &named.name, control, now_ms()).await;
@@ -284,7 +284,7 @@ fn bar(done: usize, failed: usize, size: usize) -> String {
 }
 
 fn status(named: &Named, devices: bool, json: bool) -> Result<()> {
-    let config = named.location.load(None, None)?;
+    let config = named.location.existing()?;
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;
         let store = medsec_server::open_store(&config).await?;
@@ -339,7 +339,7 @@ fn status(named: &Named, devices: bool, json: bool) -> Result<()> {
 }
 
 fn list(location: &Location) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;
         let store = medsec_server::open_store(&config).await?;

@@ -153,7 +153,7 @@ pub fn run(command: DefenderCommand) -> Result<()> {
                 medsec_defender::rules::Severity::from_name(&fail_on).ok_or_else(|| {
                     anyhow::anyhow!("--fail-on {fail_on:?}: use low, medium, high or critical")
                 })?;
-            let config = location.load(None, None)?;
+            let config = location.existing()?;
             let policies = match &config.policy_dir {
                 Some(dir) => medsec_server::authz::Policies::from_dir(dir)?,
                 None => medsec_server::authz::Policies::shipped()?,
@@ -206,7 +206,7 @@ pub fn run(command: DefenderCommand) -> Result<()> {
             reason,
             duration,
         } => {
-            let config = location.load(None, None)?;
+            let config = location.existing()?;
             let who = crate::cmd::server::cli_principal();
             let row = crate::cmd::server::runtime()?.block_on(async {
                 let (store, log) = crate::cmd::server::open_with_audit(&config).await?;
@@ -237,7 +237,7 @@ pub fn run(command: DefenderCommand) -> Result<()> {
             Ok(())
         }
         DefenderCommand::Suppressions { location, json } => {
-            let config = location.load(None, None)?;
+            let config = location.existing()?;
             let rows = crate::cmd::server::runtime()?.block_on(async {
                 let store = medsec_server::open_store(&config).await?;
                 let rows = store.suppressions(None).await;
@@ -273,7 +273,7 @@ pub fn run(command: DefenderCommand) -> Result<()> {
             Ok(())
         }
         DefenderCommand::Lift { location, id } => {
-            let config = location.load(None, None)?;
+            let config = location.existing()?;
             let who = crate::cmd::server::cli_principal();
             let now = crate::cmd::server::now_ms();
             crate::cmd::server::runtime()?.block_on(async {

@@ -68,7 +68,7 @@ fn run_record(record: Record, cmd: RecordCommand) -> Result<()> {
             name,
             file,
         } => {
-            let config = location.load(None, None)?;
+            let config = location.existing()?;
             let body =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             runtime()?.block_on(async move {
@@ -98,7 +98,7 @@ fn run_record(record: Record, cmd: RecordCommand) -> Result<()> {
             })
         }
         RecordCommand::List { location } => {
-            let config = location.load(None, None)?;
+            let config = location.existing()?;
             runtime()?.block_on(async move {
                 let store = medsec_server::open_store(&config).await?;
                 let registry = Registry::read(&store).await;
@@ -128,7 +128,7 @@ fn run_record(record: Record, cmd: RecordCommand) -> Result<()> {
 /// `medsec inventory support`: the devices whose vendor no longer ships updates, those whose
 /// support ends soon, and those with no model profile.
 pub fn run_support(location: &Location, json: bool) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     runtime()?.block_on(async move {
         let store = medsec_server::open_store(&config).await?;
         let registry = Registry::read(&store).await;

@@ -74,7 +74,7 @@ pub fn run(a: InvestigateArgs) -> Result<()> {
     if !["table", "json", "csv"].contains(&a.format.as_str()) {
         bail!("--format {:?}: use table, json or csv", a.format);
     }
-    let config = a.location.load(None, None)?;
+    let config = a.location.existing()?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
         let entries = timeline::build(&store, &a.device, &filter)

@@ -9,6 +9,7 @@ pub mod fleet_demo;
 pub mod inventory;
 pub mod investigate;
 pub mod mqtt;
+pub mod remote;
 pub mod repo;
 pub mod report;
 pub mod risk;

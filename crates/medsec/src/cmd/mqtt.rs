@@ -45,7 +45,7 @@ pub fn run(cmd: MqttCommand) -> Result<()> {
             mut hostnames,
             run_as,
         } => {
-            let config = location.load(None, None)?;
+            let config = location.existing()?;
             if hostnames.is_empty() {
                 hostnames.push(listen.ip().to_string());
             }

@@ -1,6 +1,11 @@
 //! `medsec report compliance`: the evidence report from the store (read directly, like
 //! `medsec audit verify`), with the inventory records of `medsec inventory`.
 
+#![allow(
+    clippy::indexing_slicing,
+    reason = "only serde_json::Value is indexed here, by key: a missing key reads as Null, never panics"
+)]
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -50,16 +55,19 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-pub fn run(cmd: ReportCommand) -> Result<()> {
-    let ReportCommand::Compliance {
-        location,
-        out,
-        as_of,
-        audit_key,
-        fail_on_gap,
-    } = cmd;
-    let as_of = as_of.as_deref().map(parse_time).transpose()?;
-    let config = location.load(None, None)?;
+/// A report's files, gathered here from the store or fetched from the server.
+pub struct Fetched {
+    /// `compliance.json`.
+    pub json: String,
+    /// `compliance.html`.
+    pub html: String,
+    /// The bundle's files: (name, bytes).
+    pub bundle: Vec<(String, Vec<u8>)>,
+}
+
+/// Gathers the report from the store named by `location` (on the server host).
+fn gather(location: &Location, as_of: Option<i64>, audit_key: Option<PathBuf>) -> Result<Fetched> {
+    let config = location.existing()?;
     let key_path = audit_key.unwrap_or_else(|| DataDir::new(&config.data_dir).audit_pub());
     let key = audit_log::read_public_key(&key_path)?;
     let policies = match &config.policy_dir {
@@ -76,17 +84,40 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
         store.close().await;
         anyhow::Ok(output?)
     })?;
+    Ok(Fetched {
+        json: output.report.to_json()?,
+        html: output.report.to_html(),
+        bundle: output.bundle,
+    })
+}
+
+pub fn run(cmd: ReportCommand, remote: &crate::cmd::remote::Remote) -> Result<()> {
+    let ReportCommand::Compliance {
+        location,
+        out,
+        as_of,
+        audit_key,
+        fail_on_gap,
+    } = cmd;
+    let as_of = as_of.as_deref().map(parse_time).transpose()?;
+    // On the server host with --data-dir/--config/--database-url: from the store; otherwise
+    // from the current context's server.
+    let fetched = if location.given() {
+        gather(&location, as_of, audit_key)?
+    } else {
+        if audit_key.is_some() {
+            bail!("--audit-key applies to a report gathered on the server host (--data-dir)");
+        }
+        crate::cmd::remote::compliance(remote, as_of)?
+    };
     let bundle = out.join("bundle");
     std::fs::create_dir_all(&bundle).with_context(|| format!("creating {}", bundle.display()))?;
-    write(
-        &out.join("compliance.json"),
-        output.report.to_json()?.as_bytes(),
-    )?;
-    write(
-        &out.join("compliance.html"),
-        output.report.to_html().as_bytes(),
-    )?;
-    for (name, bytes) in &output.bundle {
+    write(&out.join("compliance.json"), fetched.json.as_bytes())?;
+    write(&out.join("compliance.html"), fetched.html.as_bytes())?;
+    for (name, bytes) in &fetched.bundle {
+        if name.contains(['/', '\\']) || name.starts_with('.') {
+            bail!("the bundle names a file {name:?} outside its folder");
+        }
         write(&bundle.join(name), bytes)?;
     }
     // A release no longer held must not leave its files behind to be taken for evidence.
@@ -96,30 +127,37 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if name.ends_with(".json") && !output.bundle.iter().any(|(n, _)| n == name) {
+        if name.ends_with(".json") && !fetched.bundle.iter().any(|(n, _)| n == name) {
             std::fs::remove_file(&path)
                 .with_context(|| format!("removing the stale {}", path.display()))?;
         }
     }
-    let r = &output.report;
-    for c in r.controls.iter().filter(|c| c.status != "evidenced") {
-        println!(
-            "{:<10} {:<44} {:<16} {}",
-            c.status.to_uppercase(),
-            c.control.framework,
-            c.control.clause,
-            c.control.title
-        );
+    let r: serde_json::Value =
+        serde_json::from_str(&fetched.json).context("the report is not JSON")?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let mut lines = String::new();
+    for c in r["controls"].as_array().into_iter().flatten() {
+        if c["status"] == "evidenced" {
+            continue;
+        }
+        lines.push_str(&format!(
+            "{:<10} {:<44} {:<16} {}\n",
+            text(&c["status"]).to_uppercase(),
+            text(&c["framework"]),
+            text(&c["clause"]),
+            text(&c["title"])
+        ));
     }
-    let count = |s: &str| r.summary.get(s).copied().unwrap_or(0);
-    println!(
-        "as of {}: {} controls evidenced, {} partial, {} with a gap; written to {}",
-        r.as_of,
+    let count = |s: &str| r["summary"][s].as_u64().unwrap_or(0);
+    lines.push_str(&format!(
+        "as of {}: {} controls evidenced, {} partial, {} with a gap; written to {}\n",
+        text(&r["as_of"]),
         count("evidenced"),
         count("partial"),
         count("gap"),
         out.display()
-    );
+    ));
+    crate::cmd::remote::output::emit(&lines)?;
     if fail_on_gap && count("gap") > 0 {
         bail!("{} control(s) have a gap", count("gap"));
     }

@@ -39,6 +39,40 @@ impl Location {
         };
         Ok(Config::load(self.config.as_deref(), &overrides)?)
     }
+
+    /// Whether a location was named (a flag, or MEDSEC_DATA_DIR / MEDSEC_DATABASE_URL):
+    /// commands that can also work remotely read the store only then.
+    pub(crate) fn given(&self) -> bool {
+        self.config.is_some()
+            || self.data_dir.is_some()
+            || self.database_url.is_some()
+            || std::env::var_os("MEDSEC_DATA_DIR").is_some()
+            || std::env::var_os("MEDSEC_DATABASE_URL").is_some()
+    }
+
+    /// The configuration of an existing data directory. Only `medsec server` and `medsec init`
+    /// create one: a command run from the wrong directory must fail naming the directory and
+    /// the fix, never answer from a fresh, empty fleet.
+    pub(crate) fn existing(&self) -> Result<Config> {
+        let config = self.load(None, None)?;
+        let dir = &config.data_dir;
+        if !DataDir::new(dir).ca().join("state.json").exists() {
+            let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            bail!(
+                "{} is not a medsec data directory (no fleet CA in it){}. On the server host pass \
+                 --data-dir DIR or --config FILE; from anywhere else use `medsec login URL --ca \
+                 chain.pem` and the remote commands (`medsec device list`, `medsec alerts list`, \
+                 …); `medsec init --data-dir DIR` creates a new one",
+                shown.display(),
+                if self.given() {
+                    ""
+                } else {
+                    " and no --data-dir was given"
+                }
+            );
+        }
+        Ok(config)
+    }
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -54,6 +88,34 @@ pub(crate) use medsec_util::now_ms;
 /// lifetimes and the campaign's report timeout are stored.
 pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
     medsec_util::parse_duration(s).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `medsec init`: the data directory, its fleet CA, server certificate and audit key, and the
+/// database with its migrations, as the server's first start would make them.
+pub fn init(location: &Location) -> Result<()> {
+    let config = location.load(None, None)?;
+    let existed = DataDir::new(&config.data_dir)
+        .ca()
+        .join("state.json")
+        .exists();
+    medsec_server::prepare_data_dir(&config)?;
+    runtime()?.block_on(async {
+        let store = medsec_server::open_store(&config).await?;
+        store.close().await;
+        anyhow::Ok(())
+    })?;
+    println!(
+        "{} {} (fleet CA in {}; database {})",
+        if existed {
+            "data directory is ready:"
+        } else {
+            "created the data directory"
+        },
+        config.data_dir.display(),
+        DataDir::new(&config.data_dir).ca().display(),
+        medsec_store::mask_password(&config.database_url())
+    );
+    Ok(())
 }
 
 /// Runs the server until interrupted.
@@ -142,7 +204,7 @@ pub struct InventoryArgs {
 }
 
 impl InventoryArgs {
-    fn patch(self) -> medsec_server::inventory::InventoryPatch {
+    pub(crate) fn patch(self) -> medsec_server::inventory::InventoryPatch {
         medsec_server::inventory::InventoryPatch {
             model: self.model,
             hardware_id: self.hardware_id,
@@ -202,6 +264,9 @@ pub enum TokenCommand {
         ttl: i64,
         #[command(flatten)]
         inventory: InventoryArgs,
+        /// Give a decommissioned device's name to a device again.
+        #[arg(long)]
+        re_register: bool,
     },
     /// List enrolment tokens (never their secrets): id, device, state, who made them.
     List {
@@ -275,9 +340,32 @@ pub(crate) async fn open_with_audit(
     Ok((store, log))
 }
 
+/// Who runs an admin command on the server host, for its audit entries: the login name
+/// (`USER`, `LOGNAME`), else the name `/etc/passwd` gives the process's user id, else that id.
+/// Never "unknown": an entry must name who acted.
 pub(crate) fn cli_principal() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("Cli::{user:?}")
+    format!("Cli::{:?}", os_user())
+}
+
+fn os_user() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(name) = std::env::var(var)
+            && !name.trim().is_empty()
+        {
+            return name;
+        }
+    }
+    let uid = rustix::process::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                (fields.nth(1)? == uid.to_string()).then(|| name.to_owned())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
@@ -287,7 +375,8 @@ pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
             device,
             ttl,
             inventory,
-        }) => create_token(&location, &device, ttl, inventory.patch()),
+            re_register,
+        }) => create_token(&location, &device, ttl, inventory.patch(), re_register),
         FleetCommand::Token(TokenCommand::List {
             location,
             device,
@@ -330,7 +419,7 @@ fn list_devices(
     group: Option<String>,
     json: bool,
 ) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;
         let store = medsec_server::open_store(&config).await?;
@@ -376,7 +465,7 @@ fn update_device(
     device: &str,
     patch: &medsec_server::inventory::InventoryPatch,
 ) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     let device = medsec_pki::DeviceId::new(device)?;
     if patch.is_empty() {
         bail!("nothing to change: give --model, --hardware-id, --site, --group or --no-groups");
@@ -411,8 +500,9 @@ fn create_token(
     device: &str,
     ttl: i64,
     inventory: medsec_server::inventory::InventoryPatch,
+    re_register: bool,
 ) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     let device = medsec_pki::DeviceId::new(device)?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
@@ -423,6 +513,7 @@ fn create_token(
             &cli_principal(),
             now_ms(),
             ttl,
+            re_register,
         )
         .await?;
         let mut e = audit_log::event(
@@ -448,7 +539,7 @@ fn create_token(
 }
 
 fn list_enrolment_tokens(location: &Location, device: Option<&str>, json: bool) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;
         let store = medsec_server::open_store(&config).await?;
@@ -507,7 +598,7 @@ fn revoke_token(
     action: &str,
     revoke: impl AsyncFnOnce(&medsec_store::AnyStore) -> Result<(String, String)>,
 ) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
         let result = revoke(&store).await;
@@ -524,7 +615,7 @@ fn revoke_token(
 }
 
 fn list_operator_tokens(location: &Location, json: bool) -> Result<()> {
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;
         let store = medsec_server::open_store(&config).await?;
@@ -586,7 +677,7 @@ pub fn run_operator(cmd: OperatorCommand) -> Result<()> {
             return revoke_operator_token(&location, &id);
         }
     };
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
         let token = tokens::create_operator_token(&store, &name, &roles, now_ms(), ttl).await?;
@@ -643,7 +734,7 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
         head,
         witness_key,
     } = cmd;
-    let config = location.load(None, None)?;
+    let config = location.existing()?;
     let key_path = key.unwrap_or_else(|| DataDir::new(&config.data_dir).audit_pub());
     let key = audit_log::read_public_key(&key_path)?;
     let saved = head

@@ -51,15 +51,20 @@ impl Repo {
                 }
             }
         }
-        let soon = now + time::Duration::days(1);
+        // A role warns when less than a quarter of its default lifetime is left (at most a
+        // day): a fresh timestamp (1 day) warns only after 18 hours, not from the start.
+        let soon_for = |role: &str| {
+            let quarter: time::Duration = super::default_expiry(role) / 4;
+            now + quarter.min(time::Duration::days(1))
+        };
         for (role, parent) in self.targets_roles()? {
             let bytes = self.read(&role)?.0;
             match trusted.update_delegated_targets(&bytes, &role, &parent) {
                 Ok(t) => {
-                    if t.expires.is_expired(soon) {
+                    if t.expires.is_expired(soon_for(&role)) {
                         report
                             .warnings
-                            .push(format!("{role} expires within a day ({})", t.expires));
+                            .push(format!("{role} expires soon ({})", t.expires));
                     }
                     let t = t.clone();
                     let mut bad = 0;
@@ -91,9 +96,9 @@ impl Repo {
             } else {
                 self.snapshot()?.expires
             };
-            if expires.is_expired(soon) {
+            if expires.is_expired(soon_for(role)) {
                 report.warnings.push(format!(
-                    "{role} expires within a day ({expires}): run `medsec repo timestamp`"
+                    "{role} expires soon ({expires}): run `medsec repo timestamp`"
                 ));
             }
         }

@@ -50,15 +50,22 @@ impl Fleet {
             .args(self.s.location()))
         .trim()
         .to_owned();
-        let factory = self.s.work.join("pump-1.0.0.img");
+        self.enrol_with(device, &token, &self.s.work.join("pump-1.0.0.img"))
+    }
+
+    fn enrol_with(&self, device: &str, token: &str, factory: &Path) -> Command {
+        self.enrol_as(device, token, factory, "pump-rev-b")
+    }
+
+    fn enrol_as(&self, device: &str, token: &str, factory: &Path, hardware_id: &str) -> Command {
         let mut c = medsec();
         c.args(["agent", "enrol", "--dir"])
             .arg(self.dir(device))
             .args(["--server", &self.s.device_url(""), "--ca"])
             .arg(self.s.ca("chain.pem"))
-            .args(["--device", device, "--hardware-id", "pump-rev-b"])
-            .args(["--token", &token, "--factory-image"])
-            .arg(&factory)
+            .args(["--device", device, "--hardware-id", hardware_id])
+            .args(["--token", token, "--factory-image"])
+            .arg(factory)
             .args([
                 "--factory-version",
                 "1.0.0",
@@ -321,6 +328,86 @@ fn the_agent_installs_rolls_back_defers_and_reports_through_the_server() {
         events.iter().any(|e| e["name"] == "listening_tcp_ports"),
         "{events:?}"
     );
+}
+
+#[test]
+fn a_mistyped_factory_image_leaves_the_enrolment_token_unspent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fleet::new(tmp.path());
+    let token = ok(medsec()
+        .args(["fleet", "token", "create", "--device", "pump-typo"])
+        .args(["--model", "infusion-pump", "--hardware-id", "pump-rev-b"])
+        .args(f.s.location()))
+    .trim()
+    .to_owned();
+    let typo = f.s.work.join("pump-1.0.0.imgg");
+    let e = fails(&mut f.enrol_with("pump-typo", &token, &typo));
+    assert!(
+        e.contains("pump-1.0.0.imgg") && e.contains("the enrolment token is still valid"),
+        "{e}"
+    );
+    let empty = f.s.work.join("empty.img");
+    std::fs::write(&empty, b"").unwrap();
+    let e = fails(&mut f.enrol_with("pump-typo", &token, &empty));
+    assert!(e.contains("is empty"), "{e}");
+    // The same token enrols once the file is right: nothing reached the server before.
+    ok(&mut f.enrol_with("pump-typo", &token, &f.s.work.join("pump-1.0.0.img")));
+    assert_eq!(f.api("/api/v1/devices/pump-typo")["state"], "enrolled");
+}
+
+#[test]
+fn a_hardware_id_the_record_or_the_model_does_not_declare_is_refused_before_the_token_is_spent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = Fleet::new(tmp.path());
+    let factory = f.s.work.join("pump-1.0.0.img");
+    let r = f.s.operator(
+        &f.admin,
+        "PUT",
+        "/api/v1/inventory/models/infusion-pump",
+        Some(
+            r#"{"vendor": "Acme Medical", "clinical": "therapy", "exposure": "network",
+               "support": {"status": "supported"}, "hardware_ids": ["pump-rev-b"]}"#,
+        ),
+    );
+    assert!(r.status == 200 || r.status == 201, "{r:?}");
+    let token = |device: &str, extra: &[&str]| {
+        ok(medsec()
+            .args(["fleet", "token", "create", "--device", device])
+            .args(["--model", "infusion-pump"])
+            .args(extra)
+            .args(f.s.location()))
+        .trim()
+        .to_owned()
+    };
+
+    // The model declares pump-rev-b: a device saying pump-rev-c is refused, the ids named.
+    let t = token("pump-hw", &[]);
+    let e = fails(&mut f.enrol_as("pump-hw", &t, &factory, "pump-rev-c"));
+    assert!(
+        e.contains("declares hardware ids [\"pump-rev-b\"]") && e.contains("was not used"),
+        "{e}"
+    );
+    assert_eq!(f.api("/api/v1/devices/pump-hw")["state"], "registered");
+    // The same token then enrols the right board, and the record keeps what it stated.
+    ok(&mut f.enrol_as("pump-hw", &t, &factory, "pump-rev-b"));
+    let d = f.api("/api/v1/devices/pump-hw");
+    assert_eq!(
+        (d["state"].as_str(), d["hardware_id"].as_str()),
+        (Some("enrolled"), Some("pump-rev-b"))
+    );
+
+    // The record names pump-rev-b (the operator set it): another id is refused, named.
+    let t = token("pump-hw2", &["--hardware-id", "pump-rev-b"]);
+    let e = fails(&mut f.enrol_as("pump-hw2", &t, &factory, "pump-rev-x"));
+    assert!(
+        e.contains("registered for hardware id \"pump-rev-b\""),
+        "{e}"
+    );
+    f.s.audited(&f.admin, "the refusal", |e| {
+        field(e, "action") == "est.enroll"
+            && field(e, "decision") == "deny"
+            && has(e, "detail", "pump-rev-x")
+    });
 }
 
 #[test]

@@ -18,6 +18,7 @@
 //! | `mqtt` | telemetry through a real Mosquitto broker |
 //! | `audit` | audit-log tampering (SQLite, PostgreSQL) and the Defender's audit checks |
 //! | `risk` | per-device findings through the server |
+//! | `ops` | the remote CLI with contexts, the data-directory guard, health, readiness, metrics |
 //! | `agent` | `medsec agent` against a real server, kills included |
 //! | `cli` | the `medsec` and `medsec-tuf-client` command lines, python-tuf interop |
 //!
@@ -42,5 +43,6 @@ mod hardening;
 mod identity;
 mod inventory;
 mod mqtt;
+mod ops;
 mod risk;
 mod updates;

@@ -55,6 +55,9 @@ fn start_broker(work: &std::path::Path) -> Broker {
         .port();
     let dir = work.join("broker");
     let data = work.join("data");
+    // The broker's configuration is written from an existing data directory (its fleet CA):
+    // `medsec init` makes one before the server's first start.
+    ok(medsec().args(["init", "--data-dir"]).arg(&data));
     let out = ok(medsec()
         .args(["mqtt", "broker-config", "--data-dir"])
         .arg(&data)

@@ -10,7 +10,7 @@ use medsec_testkit::*;
 /// `pump-rev-b`), each with its SBOM's digest signed in, and writes `WORK/medsec.toml`. The
 /// 1.2.0 release also carries a Landis+Gyr E850 module, known only by manufacturer, name and
 /// version, as CISA's advisory names it only by vendor and product.
-fn publish_pump_releases(work: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn publish_pump_releases(work: &Path) -> (PathBuf, PathBuf) {
     let sbom = |version: &str, openssl: &str, busybox: &str| {
         let path = work.join(format!("ip200-{version}.cdx.json"));
         let text = medsec_testkit::risk::firmware_sbom("acme-ip200", version, openssl, busybox);
