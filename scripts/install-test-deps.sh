@@ -24,6 +24,8 @@ have softhsm2-util || need+=(softhsm2)       # the PKCS#11 token of the agent's 
 have mosquitto || need+=(mosquitto)          # the MQTT ingestion tests start their own TLS broker
 have mosquitto_pub || need+=(mosquitto-clients) # ... and publish as devices with mosquitto_pub
 have promtool || need+=(prometheus)          # promtool checks the server's /metrics exposition
+have rsyslogd || need+=(rsyslog)             # the event export's syslog sink is tested against rsyslog
+dpkg -s rsyslog-openssl >/dev/null 2>&1 || need+=(rsyslog-openssl) # ... receiving over TLS
 
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0

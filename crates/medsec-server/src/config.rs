@@ -167,6 +167,9 @@ pub struct Config {
     /// Telemetry ingestion through an MQTT broker (scale-out; docs/defender.md). Off unless
     /// `mqtt.broker` is set.
     pub mqtt: Mqtt,
+    /// Sinks security events are exported to (`[[export]]`: webhook, splunk-hec, syslog; see
+    /// docs/operations.md).
+    pub export: Vec<crate::export::SinkConfig>,
     /// Limits.
     pub limits: Limits,
 }
@@ -367,6 +370,7 @@ impl Default for Config {
             defender_baseline_reload_secs: 30,
             vendor_aliases: None,
             mqtt: Mqtt::default(),
+            export: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -417,6 +421,15 @@ impl Config {
                  accepted: give each CA a [[manufacturers]] entry with name, ca, device_ids \
                  (and models, hardware_ids) naming what it may vouch for (docs/server.md)",
             );
+        }
+        let mut sinks = std::collections::BTreeSet::new();
+        for sink in &self.export {
+            sink.check().map_err(|reason| Error::Config { reason })?;
+            if !sinks.insert(sink.name.as_str()) {
+                return Err(Error::Config {
+                    reason: format!("export {:?} is named twice", sink.name),
+                });
+            }
         }
         for (n, m) in self.manufacturers.iter().enumerate() {
             let named = |what: &str| format!("manufacturers[{n}] ({:?}): {what}", m.name);

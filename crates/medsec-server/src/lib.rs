@@ -23,6 +23,7 @@ pub mod compliance;
 pub mod config;
 pub mod defender_audit;
 pub mod director;
+pub mod export;
 pub mod health;
 mod incidents;
 pub mod inventory;
@@ -470,6 +471,7 @@ impl Server {
             .local_addr()
             .map_err(Error::io("reading", Path::new("device socket")))?;
         mqtt::start(&state)?;
+        export::spawn(&state)?;
         let operator_addr = operator
             .local_addr()
             .map_err(Error::io("reading", Path::new("operator socket")))?;

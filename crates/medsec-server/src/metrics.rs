@@ -41,6 +41,8 @@ pub struct Metrics {
     pub telemetry_batches: IntCounterVec,
     /// Alerts raised, by severity.
     pub alerts_raised: IntCounterVec,
+    /// Exported events by sink and what became of them.
+    pub exported: IntCounterVec,
     /// Devices by state, quarantine, model and installed version (read at scrape time).
     pub devices: IntGaugeVec,
     /// Open incidents by severity and phase (read at scrape time).
@@ -133,6 +135,11 @@ impl Metrics {
                 "Alerts raised (first occurrences and repeats alike), by severity.",
                 &["severity"],
             ),
+            exported: counter(
+                "medsec_export_events_total",
+                "Export attempts by sink and result (delivered, retried, refused, dead-letter).",
+                &["sink", "result"],
+            ),
             devices: gauge(
                 "medsec_devices",
                 "Devices by state, quarantine, model and installed version.",
@@ -159,7 +166,7 @@ impl Metrics {
                 LATENCY,
             ),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.handshakes.clone()),
@@ -169,6 +176,7 @@ impl Metrics {
             Box::new(m.audit_failures.clone()),
             Box::new(m.telemetry_batches.clone()),
             Box::new(m.alerts_raised.clone()),
+            Box::new(m.exported.clone()),
             Box::new(m.devices.clone()),
             Box::new(m.incidents_open.clone()),
             Box::new(m.campaigns.clone()),

@@ -175,20 +175,42 @@ impl AppState {
         self
     }
 
-    /// Appends to the audit log and waits until the entry is durable.
+    /// Appends to the audit log and waits until the entry is durable. A security-relevant
+    /// entry (what the event export takes: refusals, incidents, revocations, campaign status
+    /// changes, failed audit checks, decommissioning) is also one structured log line, under
+    /// the target `medsec::security`; audit entries hold no secret.
     pub async fn audit(&self, event: Event) -> Result<u64, crate::Error> {
-        self.audit_log.record(event).await
+        let security = crate::export::classify(&event).map(|(kind, severity)| {
+            (
+                kind,
+                severity,
+                event.action.clone(),
+                event.principal.clone(),
+                event.resource.clone(),
+                event.decision.clone(),
+                event.detail.clone(),
+            )
+        });
+        let seq = self.audit_log.record(event).await?;
+        if let Some((kind, severity, action, principal, resource, decision, detail)) = security {
+            tracing::info!(
+                target: "medsec::security",
+                seq, kind, severity, %action, %principal, %resource, %decision, %detail,
+                "security event"
+            );
+        }
+        Ok(seq)
+    }
+
+    /// The audit writer's queue: entries waiting, and its capacity.
+    pub fn audit_queue(&self) -> (usize, usize) {
+        self.audit_log.queue()
     }
 
     /// Audits `event`, made for a request from `ip`, unless it repeats a summarised stream
     /// (routine allowed decisions, rate-limit refusals, refused telemetry: see
     /// [`crate::repeats`]), in which case it is counted into the stream's next entry. Returns
     /// whether it was logged now.
-    /// The audit writer's queue: entries waiting, and its capacity.
-    pub fn audit_queue(&self) -> (usize, usize) {
-        self.audit_log.queue()
-    }
-
     pub(crate) async fn audit_or_count(
         &self,
         mut event: Event,

@@ -288,6 +288,10 @@ store_area! {
         /// Alerts raised at or after `since_ms`, of one device or of all, newest first, at most
         /// `limit`.
         async fn alerts(&self, device_id: Option<&str>, since_ms: i64, limit: u32) -> Result<Vec<AlertRow>>;
+        /// Alerts with an id above `after_id` raised before `raised_before_ms`, in id order, at
+        /// most `limit` (the export's reading: the delay lets a transaction that took an id
+        /// earlier commit before a later id is passed).
+        async fn alerts_after(&self, after_id: i64, raised_before_ms: i64, limit: u32) -> Result<Vec<AlertRow>>;
         /// The sequence numbers of a device's batches that raised an alert (counted into an
         /// aggregate or not, suppressed or not) at or after `since_ms`.
         async fn alerted_sequences(&self, device_id: &str, since_ms: i64) -> Result<Vec<i64>>;
@@ -429,6 +433,15 @@ store_area! {
         async fn audit_heads(&self) -> Result<Vec<HeadRow>>;
         /// The newest signed tree head (the largest), if any: one indexed row.
         async fn audit_latest_head(&self) -> Result<Option<HeadRow>>;
+        /// Where an export sink stands in a source (`audit`, `alerts`): everything up to this
+        /// position is delivered or filtered out; `None` for a sink not seen before.
+        async fn export_cursor(&self, sink: &str, source: &str) -> Result<Option<i64>>;
+        /// Moves an export sink's position in a source (after delivery).
+        async fn set_export_cursor(&self, sink: &str, source: &str, position: i64, now_ms: i64) -> Result<()>;
+        /// Keeps an event a sink refused for good.
+        async fn add_export_dead_letter(&self, letter: &DeadLetter) -> Result<()>;
+        /// Dead letters (of one sink, or all), oldest first, at most `limit`.
+        async fn export_dead_letters(&self, sink: Option<&str>, limit: u32) -> Result<Vec<DeadLetter>>;
     }
 }
 

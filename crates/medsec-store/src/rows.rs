@@ -337,6 +337,25 @@ pub struct Inventory {
     pub groups: Vec<String>,
 }
 
+/// An event an export sink refused for good, kept for an operator.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct DeadLetter {
+    /// Its number (0 before it is stored).
+    pub id: i64,
+    /// The sink.
+    pub sink: String,
+    /// The event's id (`audit-SEQ`, `alert-ID`).
+    pub event_id: String,
+    /// The event as JSON text.
+    pub event: String,
+    /// The last refusal.
+    pub error: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When it was given up.
+    pub at_ms: i64,
+}
+
 /// One group of the fleet census: the devices sharing a state, quarantine flag, model and
 /// installed version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]

@@ -14,9 +14,9 @@
 
 use medsec_store::prelude::*;
 use medsec_store::{
-    AdvisoryDoc, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeviceKey, DeviceQuery,
-    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow, Inventory,
-    InventoryKind, OperatorToken, ReleaseSbomRow, SequenceWindow, SqliteStore, Store,
+    AdvisoryDoc, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeadLetter, DeviceKey,
+    DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow,
+    Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, SequenceWindow, SqliteStore, Store,
     SuppressionRow, TelemetryBatch, VersionReport,
 };
 
@@ -665,6 +665,18 @@ async fn telemetry<S: Store>(s: &S) {
     );
     assert!(s.alerts(Some("tel-2"), 0, 10).await.unwrap().is_empty());
     assert_eq!(s.alerts(None, 101, 10).await.unwrap().len(), 1, "tel-3's");
+    // The export reads them in id order, after a cursor, raised before a moment.
+    let all = s.alerts_after(0, i64::MAX, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "id order");
+    let rest = s.alerts_after(all[0].id, i64::MAX, 10).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert_eq!(s.alerts_after(0, i64::MAX, 1).await.unwrap().len(), 1);
+    let early = all.iter().map(|a| a.raised_at_ms).min().unwrap();
+    assert!(
+        s.alerts_after(0, early, 10).await.unwrap().is_empty(),
+        "not settled yet"
+    );
     alert_aggregation(s, &alert).await;
 }
 
@@ -1413,6 +1425,33 @@ async fn audit<S: Store>(s: &S) {
         s.audit_latest_head().await.unwrap().map(|h| h.tree_size),
         Some(5004)
     );
+    // Export cursors per sink and source, and dead letters.
+    assert_eq!(s.export_cursor("siem", "audit").await.unwrap(), None);
+    s.set_export_cursor("siem", "audit", 7, 1).await.unwrap();
+    s.set_export_cursor("siem", "audit", 9, 2).await.unwrap();
+    s.set_export_cursor("hook", "audit", 3, 2).await.unwrap();
+    assert_eq!(s.export_cursor("siem", "audit").await.unwrap(), Some(9));
+    assert_eq!(s.export_cursor("siem", "alerts").await.unwrap(), None);
+    let letter = DeadLetter {
+        id: 0,
+        sink: "hook".into(),
+        event_id: "audit-3".into(),
+        event: "{}".into(),
+        error: "HTTP 400".into(),
+        attempts: 5,
+        at_ms: 3,
+    };
+    s.add_export_dead_letter(&letter).await.unwrap();
+    let kept = s.export_dead_letters(Some("hook"), 10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].id > 0 && kept[0].event_id == "audit-3" && kept[0].attempts == 5);
+    assert!(
+        s.export_dead_letters(Some("siem"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.export_dead_letters(None, 10).await.unwrap().len(), 1);
 }
 
 fn runtime() -> tokio::runtime::Runtime {

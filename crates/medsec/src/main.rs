@@ -122,7 +122,8 @@ enum Command {
     /// The saved contexts: list, use, delete.
     #[command(subcommand)]
     Context(remote::ContextCommand),
-    /// Devices on the current context's server: list, show, update, revoke, versions.
+    /// Devices on the current context's server: list, show, update, revoke, release,
+    /// decommission, versions.
     Device {
         #[command(flatten)]
         remote: Remote,
@@ -172,6 +173,14 @@ enum Command {
         remote: Remote,
         #[command(subcommand)]
         cmd: remote::UploadCommand,
+    },
+    /// The export of security events to SIEMs and webhooks (configured as `[[export]]` on the
+    /// server): each sink's position and its dead letters.
+    Export {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: remote::ExportCommand,
     },
     /// One device's findings on the current context's server.
     Findings {
@@ -355,6 +364,7 @@ fn main() -> ExitCode {
         }
         Command::Vex { remote, cmd } => remote::run_upload(&remote, remote::Document::Vex, cmd),
         Command::Findings { remote, device } => remote::run_findings(&remote, &device),
+        Command::Export { remote, cmd } => remote::run_export(&remote, cmd),
         Command::Ranking { remote, limit } => remote::run_ranking(&remote, limit),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;

@@ -70,6 +70,8 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/session", get(ops::session))
         .route("/api/v1/reports/compliance", get(ops::compliance))
+        .route("/api/v1/export/status", get(ops::export_status))
+        .route("/api/v1/export/dead-letters", get(ops::dead_letters))
         .route("/api/v1/devices", get(list_devices))
         .route("/api/v1/devices/{id}", get(get_device).patch(patch_device))
         .route("/api/v1/devices/{id}/versions", get(list_versions))

@@ -9,6 +9,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use medsec_store::prelude::*;
+
 use super::auth::Auth;
 use super::error::ApiError;
 use crate::authz::{Subject, Target};
@@ -120,4 +122,55 @@ pub(super) async fn compliance(
         "bundle": bundle,
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeadLetterQuery {
+    /// Only this sink's.
+    sink: Option<String>,
+    /// Most letters (1 to 1000, default 100).
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/export/dead-letters`: events a sink refused for good, oldest first.
+pub(super) async fn dead_letters(
+    auth: Auth,
+    Query(q): Query<DeadLetterQuery>,
+) -> Result<Response, ApiError> {
+    auth.authorize("audit.read", &Target::AuditLog).await?;
+    let letters = auth
+        .state
+        .store
+        .export_dead_letters(q.sink.as_deref(), q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    Ok(Json(letters).into_response())
+}
+
+/// `GET /api/v1/export/status`: each configured sink's positions and how far behind the
+/// audit log it is.
+pub(super) async fn export_status(auth: Auth) -> Result<Response, ApiError> {
+    auth.authorize("audit.read", &Target::AuditLog).await?;
+    let store = &auth.state.store;
+    let head = store
+        .audit_latest_head()
+        .await?
+        .map_or(-1, |h| h.tree_size - 1);
+    let mut sinks = Vec::new();
+    for sink in &auth.state.config.export {
+        let audit = store.export_cursor(&sink.name, "audit").await?;
+        let alerts = store.export_cursor(&sink.name, "alerts").await?;
+        let dead = store
+            .export_dead_letters(Some(&sink.name), 1000)
+            .await?
+            .len();
+        sinks.push(serde_json::json!({
+            "name": sink.name, "kind": sink.kind, "kinds": sink.kinds,
+            "min_severity": sink.min_severity,
+            "audit_position": audit, "alerts_position": alerts,
+            "audit_behind": audit.map(|p| head - p),
+            "dead_letters": dead,
+        }));
+    }
+    Ok(Json(sinks).into_response())
 }

@@ -56,6 +56,55 @@ macro_rules! store_audit {
                 .await?)
         }
 
+        async fn export_cursor(&self, sink: &str, source: &str) -> Result<Option<i64>> {
+            Ok(sqlx::query_scalar("SELECT position FROM export_cursors WHERE sink = $1 AND source = $2")
+                .bind(sink)
+                .bind(source)
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        async fn set_export_cursor(&self, sink: &str, source: &str, position: i64, now_ms: i64) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO export_cursors (sink, source, position, updated_at_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (sink, source) DO UPDATE SET position = $3, updated_at_ms = $4",
+            )
+            .bind(sink)
+            .bind(source)
+            .bind(position)
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn add_export_dead_letter(&self, d: &DeadLetter) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO export_dead_letters (sink, event_id, event, error, attempts, at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&d.sink)
+            .bind(&d.event_id)
+            .bind(&d.event)
+            .bind(&d.error)
+            .bind(d.attempts)
+            .bind(d.at_ms)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        }
+
+        async fn export_dead_letters(&self, sink: Option<&str>, limit: u32) -> Result<Vec<DeadLetter>> {
+            Ok(sqlx::query_as::<_, DeadLetter>(
+                "SELECT id, sink, event_id, event, error, attempts, at_ms FROM export_dead_letters \
+                 WHERE $1 IS NULL OR sink = $1 ORDER BY id LIMIT $2",
+            )
+            .bind(sink)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
         async fn audit_latest_head(&self) -> Result<Option<HeadRow>> {
             Ok(sqlx::query_as::<_, HeadRow>("SELECT tree_size, head FROM audit_heads ORDER BY tree_size DESC LIMIT 1")
                 .fetch_optional(&self.pool)

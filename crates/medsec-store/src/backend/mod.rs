@@ -12,12 +12,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow as _, PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AdvisoryDoc, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow, CredentialStore, Device,
-    DeviceCensus, DeviceKey, DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata,
-    DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow, IncidentRow,
-    IncidentStore, Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, Result, RiskStore,
-    SequenceWindow, StoredAlert, SuppressionRow, TelemetryBatch, TelemetryGap, TelemetryStore,
-    UpdateStore, VersionReport, mask_password,
+    AdvisoryDoc, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow, CredentialStore,
+    DeadLetter, Device, DeviceCensus, DeviceKey, DevicePoll, DeviceQuery, DeviceStore,
+    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow,
+    IncidentRow, IncidentStore, Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, Result,
+    RiskStore, SequenceWindow, StoredAlert, SuppressionRow, TelemetryBatch, TelemetryGap,
+    TelemetryStore, UpdateStore, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -215,6 +215,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "alert_aggregation",
         include_str!("../../migrations/sqlite/0014_alert_aggregation.sql"),
     ),
+    (
+        15,
+        "export",
+        include_str!("../../migrations/sqlite/0015_export.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -286,6 +291,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         14,
         "alert_aggregation",
         include_str!("../../migrations/postgres/0014_alert_aggregation.sql"),
+    ),
+    (
+        15,
+        "export",
+        include_str!("../../migrations/postgres/0015_export.sql"),
     ),
 ];
 

@@ -463,6 +463,19 @@ macro_rules! store_telemetry {
                 .await?)
         }
 
+        async fn alerts_after(&self, after_id: i64, raised_before_ms: i64, limit: u32) -> Result<Vec<AlertRow>> {
+            Ok(sqlx::query_as::<_, AlertRow>(concat!(
+                "SELECT ",
+                alert_columns!(),
+                " FROM alerts WHERE id > $1 AND raised_at_ms < $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(after_id)
+            .bind(raised_before_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
         async fn alerted_sequences(&self, device_id: &str, since_ms: i64) -> Result<Vec<i64>> {
             Ok(sqlx::query_scalar(
                 "SELECT DISTINCT sequence FROM alert_hits WHERE device_id = $1 AND raised_at_ms >= $2",

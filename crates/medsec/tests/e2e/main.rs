@@ -18,6 +18,7 @@
 //! | `mqtt` | telemetry through a real Mosquitto broker |
 //! | `audit` | audit-log tampering (SQLite, PostgreSQL) and the Defender's audit checks |
 //! | `risk` | per-device findings through the server |
+//! | `export` | security events to a signed webhook (down, SIGKILL) and to rsyslog as CEF over TLS |
 //! | `ops` | the remote CLI with contexts, the data-directory guard, health, readiness, metrics |
 //! | `agent` | `medsec agent` against a real server, kills included |
 //! | `cli` | the `medsec` and `medsec-tuf-client` command lines, python-tuf interop |
@@ -39,6 +40,7 @@ mod audit;
 mod cli;
 mod defender;
 mod defender_evaluate;
+mod export;
 mod hardening;
 mod identity;
 mod inventory;

@@ -483,8 +483,11 @@ fn a_device_leaves_service_for_good_and_a_closed_incident_never_strands_its_quar
     .unwrap();
     let s = start(
         tmp.path(),
-        &[("MEDSEC_DEFENDER_POLICY", &policy.display().to_string())],
-        &[],
+        &[
+            ("MEDSEC_DEFENDER_POLICY", &policy.display().to_string()),
+            ("MEDSEC_LOG", "info"),
+        ],
+        &["--log-format", "json"],
     );
     let admin = s.operator_token("olga", "admin", "1h");
     let viewer = s.operator_token("vic", "viewer", "1h");
@@ -640,5 +643,24 @@ fn a_device_leaves_service_for_good_and_a_closed_incident_never_strands_its_quar
     assert!(
         principal.starts_with("Cli::\"") && !principal.contains("unknown"),
         "{principal}"
+    );
+
+    // The server's log: one JSON object per line, no colour codes, and a line per security
+    // event (the decommissioning among them), without the tokens it saw.
+    let log = std::fs::read_to_string(s.work.join("server.log")).unwrap();
+    assert!(!log.contains('\u{1b}'), "no ANSI codes in a redirected log");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["target"] == "medsec::security"
+            && l["action"] == "device.decommission"
+            && l["principal"] == "Operator::\"olga\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&admin) && !log.contains(&viewer),
+        "no token in the log"
     );
 }

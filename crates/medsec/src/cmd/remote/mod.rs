@@ -874,3 +874,63 @@ pub fn compliance(remote: &Remote, as_of_ms: Option<i64>) -> Result<crate::cmd::
         bundle,
     })
 }
+
+/// `medsec export …`: the event export's state on the current context's server.
+#[derive(Subcommand)]
+pub enum ExportCommand {
+    /// Each configured sink: its positions, how far behind the audit log, its dead letters.
+    Status,
+    /// Events a sink refused for good, oldest first.
+    DeadLetters {
+        /// Only this sink's.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Most letters (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+/// `medsec export …`.
+pub fn run_export(remote: &Remote, cmd: ExportCommand) -> Result<()> {
+    let (client, format) = remote.open()?;
+    match cmd {
+        ExportCommand::Status => {
+            let v = client.get("/api/v1/export/status")?;
+            let rows = v.as_array().cloned().unwrap_or_default();
+            output::print(
+                format,
+                &v,
+                &rows,
+                &[
+                    col("SINK", "name"),
+                    col("KIND", "kind"),
+                    col("AUDIT POSITION", "audit_position"),
+                    col("BEHIND", "audit_behind"),
+                    col("ALERTS POSITION", "alerts_position"),
+                    col("DEAD LETTERS", "dead_letters"),
+                    wide(col("KINDS", "kinds")),
+                    wide(col("MIN SEVERITY", "min_severity")),
+                ],
+            )
+        }
+        ExportCommand::DeadLetters { sink, limit } => {
+            let q = query(&[("sink", sink), ("limit", Some(limit.to_string()))]);
+            let v = client.get(&format!("/api/v1/export/dead-letters{q}"))?;
+            let rows = v.as_array().cloned().unwrap_or_default();
+            output::print(
+                format,
+                &v,
+                &rows,
+                &[
+                    col("SINK", "sink"),
+                    col("EVENT", "event_id"),
+                    col("ATTEMPTS", "attempts"),
+                    time("GIVEN UP", "at_ms"),
+                    col("ERROR", "error"),
+                    wide(col("BODY", "event")),
+                ],
+            )
+        }
+    }
+}
