@@ -13,7 +13,7 @@ use crate::director::{ImageRepository, check_release};
 
 /// Which devices a campaign covers: inventory filters (combined with AND) and/or named devices.
 /// Revoked devices are left out.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Selection {
     /// Every device (filters then narrow it).

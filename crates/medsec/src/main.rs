@@ -213,21 +213,41 @@ enum Command {
     #[command(subcommand)]
     Fleet(server::FleetCommand),
     /// The inventory records no device reports: model profiles, the vendor registry, and the
-    /// devices whose vendor support has ended or ends soon.
-    #[command(subcommand)]
-    Inventory(inventory::InventoryCommand),
-    /// Update campaigns: waves, automatic halt, maintenance windows, clinical-use deferral.
-    #[command(subcommand)]
-    Campaign(campaign::CampaignCommand),
+    /// devices whose vendor support has ended or ends soon (through the current context's
+    /// server, or with --data-dir on the server host).
+    Inventory {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: inventory::InventoryCommand,
+    },
+    /// Update campaigns: waves, automatic halt, maintenance windows, clinical-use deferral
+    /// (through the current context's server, or with --data-dir on the server host).
+    Campaign {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: campaign::CampaignCommand,
+    },
     /// The device agent: enrol, poll the director, install A/B with health check and rollback.
     #[command(subcommand)]
     Agent(medsec_agent::cli::AgentCommand),
-    /// Operators: API tokens.
-    #[command(subcommand)]
-    Operator(server::OperatorCommand),
-    /// The tamper-evident audit log.
-    #[command(subcommand)]
-    Audit(server::AuditCommand),
+    /// Operators: API tokens (`create` on the server host with --data-dir; `list` and `revoke`
+    /// there or through the current context's server).
+    Operator {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: server::OperatorCommand,
+    },
+    /// The tamper-evident audit log: verify (on the server host, or the remote server's
+    /// verification with its head checked here), head, proof.
+    Audit {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: server::AuditCommand,
+    },
     /// A witness of the audit log, run on another machine: checks each new signed head
     /// extends the one it holds, co-signs it, and refuses (with evidence) one that does not.
     #[command(subcommand)]
@@ -374,11 +394,11 @@ fn main() -> ExitCode {
         }
         Command::Man { out } => write_man_pages(&out),
         Command::Fleet(cmd) => server::run_fleet(cmd),
-        Command::Inventory(cmd) => inventory::run(cmd),
-        Command::Campaign(cmd) => campaign::run(cmd),
+        Command::Inventory { remote, cmd } => inventory::run(cmd, &remote),
+        Command::Campaign { remote, cmd } => campaign::run(cmd, &remote),
         Command::Agent(cmd) => medsec_agent::cli::run(cmd),
-        Command::Operator(cmd) => server::run_operator(cmd),
-        Command::Audit(cmd) => server::run_audit(cmd),
+        Command::Operator { remote, cmd } => server::run_operator(cmd, &remote),
+        Command::Audit { remote, cmd } => server::run_audit(cmd, &remote),
         Command::Witness(cmd) => witness::run(cmd),
         Command::Policy(cmd) => server::run_policy(cmd),
         Command::Defender(cmd) => defender::run(cmd),

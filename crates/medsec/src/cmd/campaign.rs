@@ -8,6 +8,9 @@ use medsec_campaign::{Release, Spec, WaveSize, WindowSpec};
 use medsec_server::{audit_log, campaigns};
 use medsec_store::prelude::*;
 
+use crate::cmd::remote::Remote;
+use crate::cmd::remote::client::{Body, segment};
+use crate::cmd::remote::output::{self, Format, col, time};
 use crate::cmd::server::{Location, cli_principal, now_ms, open_with_audit, runtime};
 
 #[derive(Subcommand)]
@@ -133,7 +136,9 @@ fn parse_window(s: &str) -> Result<(String, WindowSpec), String> {
     ))
 }
 
-pub fn run(cmd: CampaignCommand) -> Result<()> {
+/// Runs one command: on the server host's store when a location is given (`--data-dir`,
+/// `--config`, `--database-url`), else through the current context's server.
+pub fn run(cmd: CampaignCommand, remote: &Remote) -> Result<()> {
     match cmd {
         CampaignCommand::Create(args) => {
             let CreateArgs {
@@ -175,22 +180,49 @@ pub fn run(cmd: CampaignCommand) -> Result<()> {
                 group,
                 devices,
             };
-            create(&location, spec, &selection)
+            create(&location, remote, spec, &selection)
         }
-        CampaignCommand::Start(n) => control(&n, campaigns::Control::Start),
-        CampaignCommand::Pause(n) => control(&n, campaigns::Control::Pause),
-        CampaignCommand::Resume(n) => control(&n, campaigns::Control::Resume),
-        CampaignCommand::Abort(n) => control(&n, campaigns::Control::Abort),
+        CampaignCommand::Start(n) => control(&n, remote, campaigns::Control::Start),
+        CampaignCommand::Pause(n) => control(&n, remote, campaigns::Control::Pause),
+        CampaignCommand::Resume(n) => control(&n, remote, campaigns::Control::Resume),
+        CampaignCommand::Abort(n) => control(&n, remote, campaigns::Control::Abort),
         CampaignCommand::Status {
             named,
             devices,
             json,
-        } => status(&named, devices, json),
-        CampaignCommand::List { location } => list(&location),
+        } => status(&named, remote, devices, json),
+        CampaignCommand::List { location } => list(&location, remote),
     }
 }
 
-fn create(location: &Location, spec: Spec, selection: &campaigns::Selection) -> Result<()> {
+fn create(
+    location: &Location,
+    remote: &Remote,
+    spec: Spec,
+    selection: &campaigns::Selection,
+) -> Result<()> {
+    if !location.direct(remote) {
+        let (client, format) = remote.open()?;
+        let body = serde_json::json!({ "spec": spec, "selection": selection });
+        let v = client.json("POST", "/api/v1/campaigns", Body::Json(&body))?;
+        if matches!(format, Format::Json | Format::Yaml) {
+            return output::print(format, &v, &[], &[]);
+        }
+        let waves: Vec<String> = v
+            .get("waves")
+            .and_then(|w| w.as_array())
+            .into_iter()
+            .flatten()
+            .map(|w| w.get("size").map_or_else(String::new, ToString::to_string))
+            .collect();
+        println!(
+            "campaign {} planned: waves of {}; start it with `medsec campaign start {}`",
+            spec.name,
+            waves.join(", "),
+            spec.name
+        );
+        return Ok(());
+    }
     let config = location.existing()?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
@@ -239,7 +271,24 @@ fn create(location: &Location, spec: Spec, selection: &campaigns::Selection) -> 
     })
 }
 
-fn control(named: &Named, control: campaigns::Control) -> Result<()> {
+fn control(named: &Named, remote: &Remote, control: campaigns::Control) -> Result<()> {
+    if !named.location.direct(remote) {
+        let (client, format) = remote.open()?;
+        let v = client.json(
+            "POST",
+            &format!(
+                "/api/v1/campaigns/{}/{}",
+                segment(&named.name),
+                control.name()
+            ),
+            Body::None,
+        )?;
+        if matches!(format, Format::Json | Format::Yaml) {
+            return output::print(format, &v, &[], &[]);
+        }
+        println!("campaign {} is {}", named.name, status_name(&v));
+        return Ok(());
+    }
     let config = named.location.existing()?;
     runtime()?.block_on(async move {
         let (store, log) = open_with_audit(&config).await?;
@@ -283,7 +332,92 @@ fn bar(done: usize, failed: usize, size: usize) -> String {
     )
 }
 
-fn status(named: &Named, devices: bool, json: bool) -> Result<()> {
+/// A campaign view's status name (`{"status": {"status": "halted", "reason": …}}`).
+fn status_name(v: &serde_json::Value) -> String {
+    v.pointer("/status/status")
+        .and_then(|s| s.as_str())
+        .unwrap_or("-")
+        .to_owned()
+}
+
+fn status(named: &Named, remote: &Remote, devices: bool, json: bool) -> Result<()> {
+    if !named.location.direct(remote) {
+        let (client, mut format) = remote.open()?;
+        if json {
+            format = Format::Json;
+        }
+        let v = client.get(&format!(
+            "/api/v1/campaigns/{}?devices={devices}",
+            segment(&named.name)
+        ))?;
+        if matches!(format, Format::Json | Format::Yaml) {
+            return output::print(format, &v, &[], &[]);
+        }
+        let release = v.get("release").cloned().unwrap_or_default();
+        println!(
+            "campaign {}: {} — release {} (counter {}, target {})",
+            named.name,
+            status_name(&v),
+            release
+                .get("version")
+                .and_then(|x| x.as_str())
+                .unwrap_or("-"),
+            release
+                .get("release_counter")
+                .unwrap_or(&serde_json::Value::Null),
+            release
+                .get("target")
+                .and_then(|x| x.as_str())
+                .unwrap_or("-"),
+        );
+        if let Some(reason) = v.pointer("/status/reason").and_then(|r| r.as_str()) {
+            println!("  halted: {reason}");
+        }
+        let n = |w: &serde_json::Value, k: &str| {
+            w.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|x| usize::try_from(x).ok())
+                .unwrap_or(0)
+        };
+        for w in v
+            .get("waves")
+            .and_then(|w| w.as_array())
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "  wave {:<2} {} {:>5}/{:<5} succeeded {:>4} failed {:>4} deferred {:>4} installing {:>4} waiting{}",
+                n(w, "wave"),
+                bar(n(w, "succeeded"), n(w, "failed"), n(w, "size")),
+                n(w, "succeeded"),
+                n(w, "size"),
+                n(w, "failed"),
+                n(w, "deferred"),
+                n(w, "offered"),
+                n(w, "waiting"),
+                if w.get("open").and_then(serde_json::Value::as_bool) == Some(true) {
+                    ""
+                } else {
+                    "  (not open)"
+                }
+            );
+        }
+        for d in v
+            .get("devices")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "  {:<24} wave {:<2} {}",
+                d.get("device").and_then(|x| x.as_str()).unwrap_or("-"),
+                n(d, "wave"),
+                d.get("progress")
+                    .map_or_else(String::new, ToString::to_string)
+            );
+        }
+        return Ok(());
+    }
     let config = named.location.existing()?;
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;
@@ -338,7 +472,44 @@ fn status(named: &Named, devices: bool, json: bool) -> Result<()> {
     })
 }
 
-fn list(location: &Location) -> Result<()> {
+fn list(location: &Location, remote: &Remote) -> Result<()> {
+    if !location.direct(remote) {
+        let (client, format) = remote.open()?;
+        let v = client.get("/api/v1/campaigns")?;
+        let mut rows = v.as_array().cloned().unwrap_or_default();
+        for r in &mut rows {
+            let name = status_name(r);
+            let waves = r
+                .get("waves")
+                .and_then(|w| w.as_array())
+                .cloned()
+                .unwrap_or_default();
+            let sum = |k: &str| waves.iter().filter_map(|w| w.get(k)?.as_u64()).sum::<u64>();
+            if let Some(o) = r.as_object_mut() {
+                o.insert("state".into(), name.into());
+                o.insert(
+                    "done".into(),
+                    format!("{}/{}", sum("succeeded"), sum("size")).into(),
+                );
+                o.insert("failed".into(), sum("failed").into());
+            }
+        }
+        return output::print(
+            format,
+            &v,
+            &rows,
+            &[
+                col("NAME", "id"),
+                col("STATUS", "state"),
+                col("RELEASE", "release.version"),
+                col("SUCCEEDED", "done"),
+                col("FAILED", "failed"),
+                time("UPDATED", "updated_at_ms"),
+                output::wide(col("TARGET", "release.target")),
+                output::wide(col("CREATED BY", "created_by")),
+            ],
+        );
+    }
     let config = location.existing()?;
     runtime()?.block_on(async move {
         medsec_server::prepare_data_dir(&config)?;

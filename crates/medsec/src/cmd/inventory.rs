@@ -11,6 +11,7 @@ use clap::Subcommand;
 use medsec_server::audit_log;
 use medsec_server::inventory::records::{Record, Registry, all_devices};
 
+use crate::cmd::remote::Remote;
 use crate::cmd::server::{Location, cli_principal, now_ms, open_with_audit, runtime};
 
 #[derive(Subcommand)]
@@ -33,11 +34,32 @@ pub enum InventoryCommand {
 }
 
 /// Runs one command.
-pub fn run(cmd: InventoryCommand) -> Result<()> {
+/// Runs one command: on the server host's store when a location is given, else through the
+/// current context's server.
+pub fn run(cmd: InventoryCommand, remote: &Remote) -> Result<()> {
+    use crate::cmd::remote::records;
+    let (record, cmd) = match cmd {
+        InventoryCommand::Support { location, json } if !location.direct(remote) => {
+            return records::support(remote, json);
+        }
+        InventoryCommand::Support { location, json } => return run_support(&location, json),
+        InventoryCommand::Model(cmd) => (Record::Model, cmd),
+        InventoryCommand::Vendor(cmd) => (Record::Vendor, cmd),
+    };
+    let plural = match record {
+        Record::Model => "models",
+        Record::Vendor => "vendors",
+    };
     match cmd {
-        InventoryCommand::Model(cmd) => run_record(Record::Model, cmd),
-        InventoryCommand::Vendor(cmd) => run_record(Record::Vendor, cmd),
-        InventoryCommand::Support { location, json } => run_support(&location, json),
+        RecordCommand::Set {
+            location,
+            name,
+            file,
+        } if !location.direct(remote) => records::set(remote, plural, &name, &file),
+        RecordCommand::List { location } if !location.direct(remote) => {
+            records::list(remote, plural)
+        }
+        cmd => run_record(record, cmd),
     }
 }
 

@@ -102,7 +102,7 @@ pub fn run(cmd: ReportCommand, remote: &crate::cmd::remote::Remote) -> Result<()
     let as_of = as_of.as_deref().map(parse_time).transpose()?;
     // On the server host with --data-dir/--config/--database-url: from the store; otherwise
     // from the current context's server.
-    let fetched = if location.given() {
+    let fetched = if location.direct(remote) {
         gather(&location, as_of, audit_key)?
     } else {
         if audit_key.is_some() {

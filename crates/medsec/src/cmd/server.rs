@@ -50,6 +50,26 @@ impl Location {
             || std::env::var_os("MEDSEC_DATABASE_URL").is_some()
     }
 
+    /// Whether a command that works both ways reads the store here rather than asking the
+    /// current context's server: with a location given, yes; with a context selected
+    /// (`--context`, `MEDSEC_CONTEXT`, or a current one), no; otherwise yes when the default
+    /// data directory exists here (on the server host, run from beside its data), so that
+    /// nothing is ever created and a missing directory or context is named by the error.
+    pub(crate) fn direct(&self, remote: &crate::cmd::remote::Remote) -> bool {
+        if self.given() {
+            return true;
+        }
+        if remote.context.is_some() {
+            return false;
+        }
+        let has_context =
+            crate::cmd::remote::context::Contexts::load().is_ok_and(|c| c.current.is_some());
+        !has_context
+            && self
+                .load(None, None)
+                .is_ok_and(|c| DataDir::new(&c.data_dir).ca().join("state.json").exists())
+    }
+
     /// The configuration of an existing data directory. Only `medsec server` and `medsec init`
     /// create one: a command run from the wrong directory must fail naming the directory and
     /// the fix, never answer from a fresh, empty fleet.
@@ -397,18 +417,18 @@ pub fn run_fleet(cmd: FleetCommand) -> Result<()> {
             device,
             inventory,
         }) => update_device(&location, &device, &inventory.patch()),
-        FleetCommand::Model(cmd) => {
-            crate::cmd::inventory::run(crate::cmd::inventory::InventoryCommand::Model(cmd))
-        }
-        FleetCommand::Vendor(cmd) => {
-            crate::cmd::inventory::run(crate::cmd::inventory::InventoryCommand::Vendor(cmd))
-        }
-        FleetCommand::Support { location, json } => {
-            crate::cmd::inventory::run(crate::cmd::inventory::InventoryCommand::Support {
-                location,
-                json,
-            })
-        }
+        FleetCommand::Model(cmd) => crate::cmd::inventory::run(
+            crate::cmd::inventory::InventoryCommand::Model(cmd),
+            &crate::cmd::remote::Remote::default(),
+        ),
+        FleetCommand::Vendor(cmd) => crate::cmd::inventory::run(
+            crate::cmd::inventory::InventoryCommand::Vendor(cmd),
+            &crate::cmd::remote::Remote::default(),
+        ),
+        FleetCommand::Support { location, json } => crate::cmd::inventory::run(
+            crate::cmd::inventory::InventoryCommand::Support { location, json },
+            &crate::cmd::remote::Remote::default(),
+        ),
     }
 }
 
@@ -662,7 +682,7 @@ fn revoke_operator_token(location: &Location, id: &str) -> Result<()> {
     )
 }
 
-pub fn run_operator(cmd: OperatorCommand) -> Result<()> {
+pub fn run_operator(cmd: OperatorCommand, remote: &crate::cmd::remote::Remote) -> Result<()> {
     let (location, name, roles, ttl) = match cmd {
         OperatorCommand::Token(OperatorTokenCommand::Create {
             location,
@@ -671,9 +691,15 @@ pub fn run_operator(cmd: OperatorCommand) -> Result<()> {
             ttl,
         }) => (location, name, roles, ttl),
         OperatorCommand::Token(OperatorTokenCommand::List { location, json }) => {
+            if !location.direct(remote) {
+                return crate::cmd::remote::records::operator_tokens(remote, json);
+            }
             return list_operator_tokens(&location, json);
         }
         OperatorCommand::Token(OperatorTokenCommand::Revoke { location, id }) => {
+            if !location.direct(remote) {
+                return crate::cmd::remote::records::revoke_operator_token(remote, &id);
+            }
             return revoke_operator_token(&location, &id);
         }
     };
@@ -724,16 +750,46 @@ pub enum AuditCommand {
         #[arg(long, requires = "head")]
         witness_key: Option<PathBuf>,
     },
+    /// The newest signed tree head, from the current context's server; with --key its
+    /// signature is checked under that copy of audit.pub.
+    Head {
+        /// A copy of the log's public key (the server's audit.pub), kept apart from it.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// One entry with its inclusion proof, from the current context's server, checked here:
+    /// the entry hashes into a head signed by the pinned key.
+    Proof {
+        /// The entry's position.
+        seq: u64,
+        /// A copy of the log's public key (the server's audit.pub), kept apart from it.
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
-pub fn run_audit(cmd: AuditCommand) -> Result<()> {
-    let AuditCommand::Verify {
-        location,
-        key,
-        json,
-        head,
-        witness_key,
-    } = cmd;
+pub fn run_audit(cmd: AuditCommand, remote: &crate::cmd::remote::Remote) -> Result<()> {
+    let (location, key, json, head, witness_key) = match cmd {
+        AuditCommand::Head { key } => {
+            return crate::cmd::remote::audit::head(remote, key.as_deref());
+        }
+        AuditCommand::Proof { seq, key } => {
+            return crate::cmd::remote::audit::proof(remote, seq, &key);
+        }
+        AuditCommand::Verify {
+            location,
+            key,
+            json,
+            head,
+            witness_key,
+        } => (location, key, json, head, witness_key),
+    };
+    if !location.direct(remote) {
+        if head.is_some() {
+            bail!("--head is checked against the store on the server host: pass --data-dir");
+        }
+        return crate::cmd::remote::audit::verify(remote, key.as_deref(), json);
+    }
     let config = location.existing()?;
     let key_path = key.unwrap_or_else(|| DataDir::new(&config.data_dir).audit_pub());
     let key = audit_log::read_public_key(&key_path)?;

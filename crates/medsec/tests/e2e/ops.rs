@@ -62,15 +62,20 @@ fn a_laptop_runs_the_day_to_day_work_through_a_context_and_never_makes_a_data_di
         &["device", "list"][..],
         &["alerts", "list"],
         &["report", "compliance", "--out", "rep"],
+        &["campaign", "list"],
+        &["audit", "verify"],
+        &["inventory", "model", "list"],
+        &["operator", "token", "list"],
     ] {
         let e = refused(args);
         assert!(e.contains("medsec login"), "{args:?}: {e}");
     }
     for args in [
         &["fleet", "device", "list"][..],
-        &["operator", "token", "list"],
-        &["audit", "verify"],
-        &["campaign", "list"],
+        &[
+            "operator", "token", "create", "--name", "x", "--role", "admin",
+        ],
+        &["investigate", "pump-a"],
     ] {
         let e = refused(args);
         assert!(
@@ -243,6 +248,82 @@ fn a_laptop_runs_the_day_to_day_work_through_a_context_and_never_makes_a_data_di
         serde_json::from_str(&run(&["device", "show", "pump-a", "-o", "json"])).unwrap();
     assert_eq!(shown["quarantined"], true);
     run(&["incident", "playbook", &id, "release", "--device", "pump-a"]);
+
+    // Inventory records and operator tokens, from the laptop.
+    let profile = tmp.path().join("pump.json");
+    std::fs::write(
+        &profile,
+        r#"{"vendor": "Acme Medical", "clinical": "therapy", "exposure": "network",
+           "support": {"status": "supported"}, "hardware_ids": ["pump-rev-b"]}"#,
+    )
+    .unwrap();
+    run(&[
+        "inventory",
+        "model",
+        "set",
+        "pump",
+        &profile.display().to_string(),
+    ]);
+    let models = run(&["inventory", "model", "list", "-o", "wide"]);
+    assert!(
+        models.lines().any(|l| l.starts_with("pump ")
+            && l.contains("Acme Medical")
+            && l.contains("pump-rev-b")),
+        "{models}"
+    );
+    let tokens = run(&["operator", "token", "list"]);
+    assert!(
+        tokens
+            .lines()
+            .any(|l| l.contains("olga") && l.contains("live")),
+        "{tokens}"
+    );
+
+    // A campaign, planned, started and watched from the laptop.
+    let out = run(&[
+        "campaign",
+        "create",
+        "--name",
+        "fix-1.3",
+        "--version",
+        "1.3.0",
+        "--release-counter",
+        "13",
+        "--target",
+        "pump-1.3.0.img",
+        "--device",
+        "pump-a",
+    ]);
+    assert!(out.contains("campaign fix-1.3 planned"), "{out}");
+    assert!(run(&["campaign", "start", "fix-1.3"]).contains("is running"));
+    assert!(run(&["campaign", "status", "fix-1.3"]).starts_with("campaign fix-1.3: running"));
+    let listed = run(&["campaign", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("fix-1.3") && l.contains("running")),
+        "{listed}"
+    );
+
+    // The audit log, checked here under a pinned copy of its key; another key is refused.
+    let key = tmp.path().join("audit.pub.pinned");
+    std::fs::copy(s.data.join("audit.pub"), &key).unwrap();
+    let key = key.display().to_string();
+    let head = run(&["audit", "head", "--key", &key]);
+    assert!(
+        head.contains("signature verified under the pinned key"),
+        "{head}"
+    );
+    let proof = run(&["audit", "proof", "3", "--key", &key]);
+    assert!(proof.contains("entry 3 is in the log"), "{proof}");
+    assert!(run(&["audit", "verify", "--key", &key]).contains("audit log verifies"));
+    let other = tmp.path().join("other-server");
+    ok(medsec().args(["init", "--data-dir"]).arg(&other));
+    let wrong = other.join("audit.pub").display().to_string();
+    let e = refused(&["audit", "head", "--key", &wrong]);
+    assert!(e.contains("NOT signed"), "{e}");
+    let e = refused(&["audit", "proof", "3", "--key", &wrong]);
+    assert!(e.contains("NOT signed"), "{e}");
 
     // The compliance report, fetched: the same files as on the server host.
     let out = run(&["report", "compliance", "--out", "rep"]);

@@ -10,9 +10,11 @@
     reason = "only serde_json::Value is indexed here, by key: a missing key reads as Null, never panics"
 )]
 
+pub mod audit;
 pub mod client;
 pub mod context;
 pub mod output;
+pub mod records;
 
 use std::path::PathBuf;
 
