@@ -292,6 +292,13 @@ store_area! {
         /// most `limit` (the export's reading: the delay lets a transaction that took an id
         /// earlier commit before a later id is passed).
         async fn alerts_after(&self, after_id: i64, raised_before_ms: i64, limit: u32) -> Result<Vec<AlertRow>>;
+        /// One alert (`NotFound` if absent).
+        async fn alert(&self, id: i64) -> Result<AlertRow>;
+        /// Records an operator's acknowledgement of an alert; `NotFound` if there is no such
+        /// alert, `WrongState` if it was acknowledged already.
+        async fn acknowledge_alert(&self, ack: &AlertAck) -> Result<()>;
+        /// The acknowledgements of alerts with ids from `first` to `last`.
+        async fn alert_acks(&self, first: i64, last: i64) -> Result<Vec<AlertAck>>;
         /// The sequence numbers of a device's batches that raised an alert (counted into an
         /// aggregate or not, suppressed or not) at or after `since_ms`.
         async fn alerted_sequences(&self, device_id: &str, since_ms: i64) -> Result<Vec<i64>>;

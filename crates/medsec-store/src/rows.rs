@@ -337,6 +337,19 @@ pub struct Inventory {
     pub groups: Vec<String>,
 }
 
+/// An operator's acknowledgement of an alert.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct AlertAck {
+    /// The alert.
+    pub alert_id: i64,
+    /// Who (`Operator::"olga"`).
+    pub acknowledged_by: String,
+    /// When.
+    pub at_ms: i64,
+    /// Their note (may be empty).
+    pub note: String,
+}
+
 /// An event an export sink refused for good, kept for an operator.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct DeadLetter {

@@ -14,10 +14,10 @@
 
 use medsec_store::prelude::*;
 use medsec_store::{
-    AdvisoryDoc, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeadLetter, DeviceKey,
-    DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IncidentRow,
-    Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, SequenceWindow, SqliteStore, Store,
-    SuppressionRow, TelemetryBatch, VersionReport,
+    AdvisoryDoc, AlertAck, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeadLetter,
+    DeviceKey, DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow,
+    IncidentRow, Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, SequenceWindow,
+    SqliteStore, Store, SuppressionRow, TelemetryBatch, VersionReport,
 };
 
 async fn assets<S: Store>(s: &S) {
@@ -677,6 +677,30 @@ async fn telemetry<S: Store>(s: &S) {
         s.alerts_after(0, early, 10).await.unwrap().is_empty(),
         "not settled yet"
     );
+    // One alert by id, and its acknowledgement, once.
+    assert_eq!(s.alert(all[1].id).await.unwrap(), all[1]);
+    assert!(matches!(s.alert(-5).await, Err(Error::NotFound { .. })));
+    let ack = AlertAck {
+        alert_id: all[1].id,
+        acknowledged_by: "Operator::\"olga\"".into(),
+        at_ms: 120,
+        note: "known maintenance".into(),
+    };
+    s.acknowledge_alert(&ack).await.unwrap();
+    assert!(matches!(
+        s.acknowledge_alert(&ack).await,
+        Err(Error::WrongState { .. })
+    ));
+    assert!(matches!(
+        s.acknowledge_alert(&AlertAck {
+            alert_id: -5,
+            ..ack.clone()
+        })
+        .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(s.alert_acks(all[0].id, all[2].id).await.unwrap(), vec![ack]);
+    assert!(s.alert_acks(all[2].id, all[2].id).await.unwrap().is_empty());
     alert_aggregation(s, &alert).await;
 }
 

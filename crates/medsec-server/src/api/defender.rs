@@ -88,7 +88,7 @@ pub(super) async fn list_telemetry(
     Ok(Json(shown).into_response())
 }
 
-fn alerts_json(rows: &[AlertRow]) -> Vec<serde_json::Value> {
+pub(super) fn alerts_json(rows: &[AlertRow]) -> Vec<serde_json::Value> {
     rows.iter()
         .map(|a| {
             let mut v: serde_json::Value =
@@ -132,7 +132,7 @@ pub(super) async fn device_alerts(
             q.limit.unwrap_or(100).clamp(1, 1000),
         )
         .await?;
-    Ok(Json(alerts_json(&rows)).into_response())
+    Ok(Json(super::alerts::with_acks(&auth.state, &rows).await?).into_response())
 }
 
 /// `GET /api/v1/alerts`: the fleet's alerts, newest first (`device.list`).
@@ -151,7 +151,7 @@ pub(super) async fn fleet_alerts(
             q.limit.unwrap_or(100).clamp(1, 1000),
         )
         .await?;
-    Ok(Json(alerts_json(&rows)).into_response())
+    Ok(Json(super::alerts::with_acks(&auth.state, &rows).await?).into_response())
 }
 
 /// Query of `GET /api/v1/devices/{id}/timeline`.

@@ -8,6 +8,7 @@
 //! This module holds the route tables; `error.rs` the error answers, `auth.rs` the caller and the
 //! Cedar call, `guard.rs` the limits, and one file per resource the handlers.
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod baselines;
@@ -90,6 +91,8 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             post(defender::rebind),
         )
         .route("/api/v1/alerts", get(defender::fleet_alerts))
+        .route("/api/v1/alerts/{id}", get(alerts::get))
+        .route("/api/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route(
             "/api/v1/suppressions",
             get(defender::list_suppressions).post(defender::create_suppression),

@@ -12,12 +12,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow as _, PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AdvisoryDoc, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow, CredentialStore,
-    DeadLetter, Device, DeviceCensus, DeviceKey, DevicePoll, DeviceQuery, DeviceStore,
-    DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow, IdentityBindingRow,
-    IncidentRow, IncidentStore, Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, Result,
-    RiskStore, SequenceWindow, StoredAlert, SuppressionRow, TelemetryBatch, TelemetryGap,
-    TelemetryStore, UpdateStore, VersionReport, mask_password,
+    AdvisoryDoc, AlertAck, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow,
+    CredentialStore, DeadLetter, Device, DeviceCensus, DeviceKey, DevicePoll, DeviceQuery,
+    DeviceStore, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow,
+    IdentityBindingRow, IncidentRow, IncidentStore, Inventory, InventoryKind, OperatorToken,
+    ReleaseSbomRow, Result, RiskStore, SequenceWindow, StoredAlert, SuppressionRow, TelemetryBatch,
+    TelemetryGap, TelemetryStore, UpdateStore, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -220,6 +220,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "export",
         include_str!("../../migrations/sqlite/0015_export.sql"),
     ),
+    (
+        16,
+        "alert_acknowledgements",
+        include_str!("../../migrations/sqlite/0016_alert_acknowledgements.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -296,6 +301,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         15,
         "export",
         include_str!("../../migrations/postgres/0015_export.sql"),
+    ),
+    (
+        16,
+        "alert_acknowledgements",
+        include_str!("../../migrations/postgres/0016_alert_acknowledgements.sql"),
     ),
 ];
 

@@ -476,6 +476,47 @@ macro_rules! store_telemetry {
             .await?)
         }
 
+        async fn alert(&self, id: i64) -> Result<AlertRow> {
+            sqlx::query_as::<_, AlertRow>(concat!("SELECT ", alert_columns!(), " FROM alerts WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| not_found("alert", &id.to_string()))
+        }
+
+        async fn acknowledge_alert(&self, ack: &AlertAck) -> Result<()> {
+            self.alert(ack.alert_id).await?;
+            let done = sqlx::query(
+                "INSERT INTO alert_acknowledgements (alert_id, acknowledged_by, at_ms, note) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (alert_id) DO NOTHING",
+            )
+            .bind(ack.alert_id)
+            .bind(&ack.acknowledged_by)
+            .bind(ack.at_ms)
+            .bind(&ack.note)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(Error::WrongState {
+                    what: "alert",
+                    key: ack.alert_id.to_string(),
+                    reason: "is acknowledged already",
+                });
+            }
+            Ok(())
+        }
+
+        async fn alert_acks(&self, first: i64, last: i64) -> Result<Vec<AlertAck>> {
+            Ok(sqlx::query_as::<_, AlertAck>(
+                "SELECT alert_id, acknowledged_by, at_ms, note FROM alert_acknowledgements \
+                 WHERE alert_id >= $1 AND alert_id <= $2 ORDER BY alert_id",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
         async fn alerted_sequences(&self, device_id: &str, since_ms: i64) -> Result<Vec<i64>> {
             Ok(sqlx::query_scalar(
                 "SELECT DISTINCT sequence FROM alert_hits WHERE device_id = $1 AND raised_at_ms >= $2",

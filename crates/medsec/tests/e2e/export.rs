@@ -530,3 +530,96 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
     }
     Err(())
 }
+
+/// A Splunk HTTP Event Collector stand-in: checks the `Splunk` token and the envelope, keeps
+/// each event, answers as HEC does.
+fn hec_receiver(token: &str) -> (u16, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (kept, token) = (events.clone(), token.to_owned());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut length, mut auth, mut path) = (0usize, String::new(), String::new());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            path.push_str(first.split_whitespace().nth(1).unwrap_or_default());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let (k, v) = line.split_once(':').unwrap_or_default();
+                match k.to_ascii_lowercase().as_str() {
+                    "content-length" => length = v.trim().parse().unwrap_or(0),
+                    "authorization" => auth = v.trim().to_owned(),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let envelope: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let ok = auth == format!("Splunk {token}")
+                && path == "/services/collector/event"
+                && envelope["sourcetype"] == "medsec:event"
+                && envelope["time"].as_str().is_some_and(|t| t.contains('.'))
+                && envelope["event"]["id"].is_string();
+            let answer = if ok {
+                kept.lock().unwrap().push(envelope["event"].clone());
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\nConnection: close\r\n\r\n{\"text\":\"Success\",\"code\":0}"
+            } else {
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            let mut stream = reader.into_inner();
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (port, events)
+}
+
+#[test]
+fn splunk_hec_receives_events_with_its_token_and_envelope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = "5f4dcc3b-5aa7-4765-a9f0-hec-token";
+    let (port, events) = hec_receiver(token);
+    let secret = tmp.path().join("hec.token");
+    std::fs::write(&secret, token).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = tmp.path().join("medsec.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[export]]\nname = \"splunk\"\nkind = \"splunk-hec\"\n\
+             url = \"http://127.0.0.1:{port}/services/collector/event\"\nsecret_file = {:?}\n\
+             kinds = [\"revocation\", \"lifecycle\"]\nmin_severity = \"medium\"\n",
+            secret.display().to_string()
+        ),
+    )
+    .unwrap();
+    let s = start(
+        tmp.path(),
+        &[],
+        &["--config", &config.display().to_string()],
+    );
+    let admin = s.operator_token("olga", "admin", "1h");
+    s.enrol("pump-h");
+    let r = s.operator(&admin, "POST", "/api/v1/devices/pump-h/revoke", Some("{}"));
+    assert_eq!(r.status, 200, "{r:?}");
+    wait_for("the revocation in HEC", Duration::from_secs(30), || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "device.revoke")
+    });
+    let got = events.lock().unwrap().clone();
+    // Only what the filter takes: revocations and lifecycle at medium or above (no CRL
+    // signing, which is info; no enrolment).
+    assert!(
+        got.iter()
+            .all(|e| e["kind"] == "revocation" && e["severity"] != "info"),
+        "{got:?}"
+    );
+}

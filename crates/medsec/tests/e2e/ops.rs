@@ -248,6 +248,50 @@ fn a_laptop_runs_the_day_to_day_work_through_a_context_and_never_makes_a_data_di
         serde_json::from_str(&run(&["device", "show", "pump-a", "-o", "json"])).unwrap();
     assert_eq!(shown["quarantined"], true);
     run(&["incident", "playbook", &id, "release", "--device", "pump-a"]);
+    let forced = run(&[
+        "incident",
+        "playbook",
+        &id,
+        "force-update",
+        "--device",
+        "pump-a",
+        "--version",
+        "1.3.0",
+        "--release-counter",
+        "13",
+        "--target",
+        "pump-1.3.0.img",
+    ]);
+    assert!(forced.contains("force_update pump-a"), "{forced}");
+    run(&[
+        "incident",
+        "playbook",
+        &id,
+        "cancel-update",
+        "--device",
+        "pump-a",
+    ]);
+
+    // One alert, acknowledged once, under the operator's name.
+    let listed: Value = serde_json::from_str(&run(&["alerts", "list", "-o", "json"])).unwrap();
+    let alert = listed[0]["id"].to_string();
+    assert!(listed[0]["acknowledged"].is_null());
+    let shown = run(&["alerts", "show", &alert]);
+    assert!(shown.contains("evidence:"), "{shown}");
+    let acked: Value = serde_json::from_str(&run(&[
+        "alerts",
+        "ack",
+        &alert,
+        "--note",
+        "the pump's vendor support session",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(acked["acknowledged"]["by"], "Operator::\"olga\"", "{acked}");
+    let e = refused(&["alerts", "ack", &alert]);
+    assert!(e.contains("acknowledged already"), "{e}");
+    assert!(run(&["alerts", "list", "-o", "wide"]).contains("vendor support session"));
 
     // Inventory records and operator tokens, from the laptop.
     let profile = tmp.path().join("pump.json");
@@ -744,4 +788,39 @@ fn a_device_leaves_service_for_good_and_a_closed_incident_never_strands_its_quar
         !log.contains(&admin) && !log.contains(&viewer),
         "no token in the log"
     );
+}
+
+#[test]
+fn completions_and_man_pages_are_generated_from_the_command_definitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let text = ok(medsec().args(["completions", shell]));
+        assert!(
+            text.contains("login")
+                && text.contains("decommission")
+                && text.contains("dead-letters"),
+            "{shell}"
+        );
+    }
+    let out = ok(medsec().args(["man", "--out"]).arg(tmp.path()));
+    let pages = std::fs::read_dir(tmp.path()).unwrap().count();
+    assert!(
+        pages > 80 && out.contains(&format!("{pages} man pages")),
+        "{out}"
+    );
+    let page = std::fs::read_to_string(tmp.path().join("medsec-device-decommission.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("medsec device decommission"), "{page}");
+    // groff, where installed, reads every page without a warning.
+    if let Ok(out) = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(tmp.path().join("medsec.1"))
+        .output()
+    {
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -382,16 +382,68 @@ pub enum AlertsCommand {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// One alert with its evidence and acknowledgement.
+    Show {
+        /// The alert's id.
+        id: i64,
+    },
+    /// Acknowledges an alert (seen, by you, with a note; audited).
+    Ack {
+        /// The alert's id.
+        id: i64,
+        /// Why it is understood.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+const ALERT_COLS: &[Col] = &[
+    col("ID", "id"),
+    col("DEVICE", "device"),
+    col("SEVERITY", "severity"),
+    col("RULE", "rule"),
+    col("SEEN", "count"),
+    time("LAST", "last_seen_ms"),
+    col("ACK BY", "acknowledged.by"),
+    col("SUMMARY", "summary"),
+    wide(col("TECHNIQUE", "technique.id")),
+    wide(time("FIRST", "first_seen_ms")),
+    wide(col("SUPPRESSED BY", "suppressed_by")),
+    wide(col("NOTE", "acknowledged.note")),
+];
+
+/// One alert in full (table formats): its columns, then each piece of evidence.
+fn show_alert(format: Format, v: &Value) -> Result<()> {
+    output::print(format, v, std::slice::from_ref(v), ALERT_COLS)?;
+    if matches!(format, Format::Table | Format::Wide) {
+        for e in v["evidence"].as_array().into_iter().flatten() {
+            emit(&format!("evidence: {e}\n"))?;
+        }
+    }
+    Ok(())
 }
 
 /// `medsec alerts …`.
 pub fn run_alerts(remote: &Remote, cmd: AlertsCommand) -> Result<()> {
     let (client, format) = remote.open()?;
-    let AlertsCommand::List {
-        device,
-        since,
-        limit,
-    } = cmd;
+    let (device, since, limit) = match cmd {
+        AlertsCommand::List {
+            device,
+            since,
+            limit,
+        } => (device, since, limit),
+        AlertsCommand::Show { id } => {
+            return show_alert(format, &client.get(&format!("/api/v1/alerts/{id}"))?);
+        }
+        AlertsCommand::Ack { id, note } => {
+            let v = client.json(
+                "POST",
+                &format!("/api/v1/alerts/{id}/acknowledge"),
+                Body::Json(&json!({ "note": note })),
+            )?;
+            return show_alert(format, &v);
+        }
+    };
     let since_ms = since
         .map(|s| {
             medsec_util::parse_duration(&s)
@@ -409,23 +461,7 @@ pub fn run_alerts(remote: &Remote, cmd: AlertsCommand) -> Result<()> {
     };
     let v = client.get(&path)?;
     let rows = v.as_array().cloned().unwrap_or_default();
-    output::print(
-        format,
-        &v,
-        &rows,
-        &[
-            col("ID", "id"),
-            col("DEVICE", "device"),
-            col("SEVERITY", "severity"),
-            col("RULE", "rule"),
-            col("SEEN", "count"),
-            time("LAST", "last_seen_ms"),
-            col("SUMMARY", "summary"),
-            wide(col("TECHNIQUE", "technique.id")),
-            wide(time("FIRST", "first_seen_ms")),
-            wide(col("SUPPRESSED BY", "suppressed_by")),
-        ],
-    )
+    output::print(format, &v, &rows, ALERT_COLS)
 }
 
 /// `medsec incident …`.
@@ -465,15 +501,25 @@ pub enum IncidentCommand {
         /// The incident id.
         id: String,
     },
-    /// Runs a playbook on one of its devices: quarantine, release, revoke, cancel-update.
+    /// Runs a playbook on one of its devices: quarantine, release, revoke, force-update
+    /// (with --version, --release-counter and --target), cancel-update.
     Playbook {
         /// The incident id.
         id: String,
-        /// quarantine, release, revoke or cancel-update.
+        /// quarantine, release, revoke, force-update or cancel-update.
         playbook: String,
         /// The device.
         #[arg(long)]
         device: String,
+        /// force-update: the release's version.
+        #[arg(long, requires_all = ["release_counter", "target"])]
+        version: Option<String>,
+        /// force-update: its release counter.
+        #[arg(long)]
+        release_counter: Option<i64>,
+        /// force-update: its target in the image repository.
+        #[arg(long)]
+        target: Option<String>,
     },
 }
 
@@ -528,10 +574,20 @@ pub fn run_incident(remote: &Remote, cmd: IncidentCommand) -> Result<()> {
             id,
             playbook,
             device,
-        } => command(
-            &id,
-            json!({"action": "playbook", "playbook": playbook.replace('-', "_"), "device": device}),
-        ),
+            version,
+            release_counter,
+            target,
+        } => {
+            let mut body = json!({"action": "playbook", "playbook": playbook.replace('-', "_"), "device": device});
+            if let (Some(version), Some(release_counter), Some(target)) =
+                (version, release_counter, target)
+            {
+                body["release"] = json!({
+                    "version": version, "release_counter": release_counter, "target": target,
+                });
+            }
+            command(&id, body)
+        }
     }
 }
 
