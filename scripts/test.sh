@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
-if ! .venv/bin/python -c "import tuf, securesystemslib.signer, univers" 2>/dev/null; then
-  echo "setting up .venv with python-tuf and univers for the interop tests"
+if ! .venv/bin/python -c "import tuf, securesystemslib.signer, univers, schemathesis, openapi_spec_validator" 2>/dev/null; then
+  echo "setting up .venv with python-tuf, univers, schemathesis and openapi-spec-validator for the interop tests"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-interop.txt
 fi

@@ -46,6 +46,9 @@ fn file_name(target: &str, hardware_id: &str) -> String {
         .collect()
 }
 
+/// The latest moment a report may be about: the end of year 9999 (RFC 3339's last year).
+pub const LATEST_AS_OF_MS: i64 = 253_402_300_799_999;
+
 /// Gathers the evidence and builds the report.
 pub async fn gather(
     store: &impl Store,
@@ -60,6 +63,11 @@ pub async fn gather(
         i64::try_from(h.head.timestamp_ms).unwrap_or(i64::MAX)
     });
     let as_of_ms = as_of_ms.unwrap_or(last_event);
+    if !(0..=LATEST_AS_OF_MS).contains(&as_of_ms) {
+        return Err(Error::Config {
+            reason: format!("the report's time {as_of_ms} ms is not between 1970 and 9999"),
+        });
+    }
     let registry = Registry::read(store).await?;
 
     let mut devices = Vec::new();

@@ -197,6 +197,13 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+    /// The operator API's OpenAPI 3.1 description (what the server serves at
+    /// /api/v1/openapi.json), to standard output or a file.
+    Openapi {
+        /// Write it here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Shell completions for bash, zsh or fish, to standard output.
     Completions {
         /// bash, zsh or fish.
@@ -393,6 +400,16 @@ fn main() -> ExitCode {
             remote::output::emit(&String::from_utf8_lossy(&text))
         }
         Command::Man { out } => write_man_pages(&out),
+        Command::Openapi { out } => {
+            let text = medsec_server::api::openapi::document() + "\n";
+            match out {
+                Some(path) => {
+                    medsec_util::write_atomic(&path, text.as_bytes(), medsec_util::Access::Public)
+                        .map_err(anyhow::Error::from)
+                }
+                None => remote::output::emit(&text),
+            }
+        }
         Command::Fleet(cmd) => server::run_fleet(cmd),
         Command::Inventory { remote, cmd } => inventory::run(cmd, &remote),
         Command::Campaign { remote, cmd } => campaign::run(cmd, &remote),

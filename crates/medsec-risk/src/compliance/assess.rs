@@ -256,7 +256,7 @@ pub(super) fn certificates(e: &Evidence) -> Assessment {
             Some(t) if t <= e.as_of_ms => {
                 expired.push(format!("{} (expired {})", d.id, rfc3339(t)))
             }
-            Some(t) if t - e.as_of_ms <= CERT_WARN_DAYS * DAY_MS => {
+            Some(t) if t.saturating_sub(e.as_of_ms) <= CERT_WARN_DAYS * DAY_MS => {
                 soon.push(format!("{} ({})", d.id, rfc3339(t)));
             }
             Some(_) => {}
@@ -338,7 +338,7 @@ pub(super) fn incidents(e: &Evidence) -> Assessment {
                     c.report,
                     c.basis,
                     rfc3339(due),
-                    hours(due - e.as_of_ms)
+                    hours(due.saturating_sub(e.as_of_ms))
                 ));
             }
         }

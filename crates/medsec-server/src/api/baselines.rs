@@ -19,6 +19,16 @@ use crate::authz::Target;
 use crate::baselines::{TrainRequest, check_model};
 use crate::state::now_ms;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/defender/baselines/{model}",
+    tag = "defender",
+    operation_id = "train",
+    params(("model" = String, Path, description = "The model.")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 201, description = "Created.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/defender/baselines/{model}`: trains, signs and stores the next version.
 pub(super) async fn train(
     auth: Auth,
@@ -80,6 +90,15 @@ pub(super) async fn train(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/defender/baselines/{model}",
+    tag = "defender",
+    operation_id = "show",
+    params(("model" = String, Path, description = "The model.")),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/defender/baselines/{model}`: the newest version, and whether it verifies.
 pub(super) async fn show(auth: Auth, Path(model): Path<String>) -> Result<Response, ApiError> {
     let _who = auth.authorize("incident.read", &Target::Fleet).await?;

@@ -22,6 +22,16 @@ pub(super) struct CampaignRequest {
     selection: campaigns::Selection,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns",
+    tag = "campaigns",
+    operation_id = "create_campaign",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 201, description = "Created.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// Plans a campaign: `{"spec": …, "selection": …}` (campaigns.md); it starts with `/start`.
 pub(super) async fn create_campaign(auth: Auth, body: Bytes) -> Result<Response, ApiError> {
     let who = auth.caller("campaign.create", &Target::Fleet).await?;
     let req: CampaignRequest = serde_json::from_slice(&body)
@@ -59,6 +69,15 @@ pub(super) async fn create_campaign(auth: Auth, body: Bytes) -> Result<Response,
     Ok((StatusCode::CREATED, Json(campaigns::view(&row, &c, false))).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns",
+    tag = "campaigns",
+    operation_id = "list_campaigns",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// Every update campaign with its status and wave progress.
 pub(super) async fn list_campaigns(auth: Auth) -> Result<Response, ApiError> {
     let _who = auth.authorize("campaign.read", &Target::Fleet).await?;
     let mut out = Vec::new();
@@ -71,11 +90,23 @@ pub(super) async fn list_campaigns(auth: Auth) -> Result<Response, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct CampaignQuery {
     #[serde(default)]
     devices: bool,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{id}",
+    tag = "campaigns",
+    operation_id = "get_campaign",
+    params(("id" = String, Path, description = "The id."), CampaignQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// One campaign, with each device's progress when `devices=true`.
 pub(super) async fn get_campaign(
     auth: Auth,
     Path(id): Path<String>,
@@ -87,6 +118,15 @@ pub(super) async fn get_campaign(
     Ok(Json(campaigns::view(&row, &c, q.devices)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns/{id}/{control}",
+    tag = "campaigns",
+    operation_id = "control_campaign",
+    params(("id" = String, Path, description = "The id."), ("control" = String, Path, description = "The control.")),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `start`, `pause`, `resume` or `abort` (see `campaigns::Control` for the actions they need).
 pub(super) async fn control_campaign(
     auth: Auth,

@@ -25,6 +25,8 @@ pub(super) async fn readable_device(auth: &Auth, id: &DevicePath) -> Result<Call
 /// Query of the telemetry and alert lists (operator port).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct SinceQuery {
     /// Received or raised at or after this time (Unix ms; default: all).
     since_ms: Option<i64>,
@@ -32,6 +34,15 @@ pub(super) struct SinceQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/telemetry/reset",
+    tag = "defender",
+    operation_id = "reset_telemetry",
+    params(("id" = String, Path, description = "The id.")),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/devices/{id}/telemetry/reset`: forgets the device's telemetry cursor, so that
 /// its next batch may be numbered from 1 again (audited, with the cursor it held).
 pub(super) async fn reset_telemetry(auth: Auth, id: DevicePath) -> Result<Response, ApiError> {
@@ -56,6 +67,15 @@ pub(super) async fn reset_telemetry(auth: Auth, id: DevicePath) -> Result<Respon
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/telemetry",
+    tag = "defender",
+    operation_id = "list_telemetry",
+    params(("id" = String, Path, description = "The id."), SinceQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/devices/{id}/telemetry`: the device's stored batches, newest first.
 pub(super) async fn list_telemetry(
     auth: Auth,
@@ -116,6 +136,15 @@ pub(super) fn alerts_json(rows: &[AlertRow]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/alerts",
+    tag = "defender",
+    operation_id = "device_alerts",
+    params(("id" = String, Path, description = "The id."), SinceQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/devices/{id}/alerts`: the device's alerts, newest first (`device.read`).
 pub(super) async fn device_alerts(
     auth: Auth,
@@ -135,6 +164,15 @@ pub(super) async fn device_alerts(
     Ok(Json(super::alerts::with_acks(&auth.state, &rows).await?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "defender",
+    operation_id = "fleet_alerts",
+    params(SinceQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/alerts`: the fleet's alerts, newest first (`device.list`).
 pub(super) async fn fleet_alerts(
     auth: Auth,
@@ -157,6 +195,8 @@ pub(super) async fn fleet_alerts(
 /// Query of `GET /api/v1/devices/{id}/timeline`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct TimelineQuery {
     /// From (Unix ms; default: the beginning).
     since_ms: Option<i64>,
@@ -170,6 +210,15 @@ pub(super) struct TimelineQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/timeline",
+    tag = "defender",
+    operation_id = "device_timeline",
+    params(("id" = String, Path, description = "The id."), TimelineQuery),
+    responses((status = 200, description = "The timeline.", content((serde_json::Value = "application/json"), (String = "text/csv; charset=utf-8"))), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/devices/{id}/timeline`: Investigator's view of one device. It includes policy
 /// decisions from the audit log, so it needs `audit.read` as well as `device.read`.
 pub(super) async fn device_timeline(
@@ -207,6 +256,8 @@ pub(super) async fn device_timeline(
 /// Query of `GET /api/v1/defender/audit`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct AuditChecksQuery {
     /// Report device certificates expiring within this many days (default 7).
     cert_days: Option<i64>,
@@ -214,6 +265,15 @@ pub(super) struct AuditChecksQuery {
     silent_hours: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/defender/audit",
+    tag = "defender",
+    operation_id = "audit_checks",
+    params(AuditChecksQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/defender/audit`: the audit checks now (`audit.read`).
 pub(super) async fn audit_checks(
     auth: Auth,
@@ -240,6 +300,15 @@ pub(super) async fn audit_checks(
     Ok(Json(findings).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/identity",
+    tag = "defender",
+    operation_id = "identity",
+    params(("id" = String, Path, description = "The id.")),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/devices/{id}/identity`: the identities the device is bound to (`device.read`).
 pub(super) async fn identity(auth: Auth, id: DevicePath) -> Result<Response, ApiError> {
     readable_device(&auth, &id).await?;
@@ -260,6 +329,16 @@ pub(super) struct RebindRequest {
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/identity/rebind",
+    tag = "defender",
+    operation_id = "rebind",
+    params(("id" = String, Path, description = "The id.")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/devices/{id}/identity/rebind` (`device.rebind`): binds the device to the MAC
 /// address of its new network interface after a repair. The new address is given explicitly
 /// (read off the device), never taken from the next batch, so the re-bind opens no window in
@@ -315,6 +394,14 @@ pub(super) async fn rebind(
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/suppressions",
+    tag = "defender",
+    operation_id = "list_suppressions",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/suppressions`: every suppression, in force or not (`incident.read`).
 pub(super) async fn list_suppressions(auth: Auth) -> Result<Response, ApiError> {
     let _who = auth.authorize("incident.read", &Target::Fleet).await?;
@@ -336,6 +423,14 @@ pub(super) async fn list_suppressions(auth: Auth) -> Result<Response, ApiError> 
     Ok(Json(list).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/suppressions",
+    tag = "defender",
+    operation_id = "create_suppression",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 201, description = "Created.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/suppressions`: suppress a rule's alerts about a device, model, site or
 /// destination, with a reason and a duration (`alert.suppress`, audited).
 pub(super) async fn create_suppression(
@@ -356,6 +451,15 @@ pub(super) async fn create_suppression(
     Ok((axum::http::StatusCode::CREATED, Json(row)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/suppressions/{id}",
+    tag = "defender",
+    operation_id = "lift_suppression",
+    params(("id" = i64, Path, description = "The suppression's id.")),
+    responses((status = 204, description = "Done."), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `DELETE /api/v1/suppressions/{id}`: lift a suppression before its expiry
 /// (`alert.suppress`, audited).
 pub(super) async fn lift_suppression(

@@ -90,7 +90,7 @@ pub(super) async fn guard(
         "device"
     };
     let response = match limits(state, conn, request, next).await {
-        Ok(r) => r,
+        Ok(r) => json_errors(r).await,
         Err(e) => axum::response::IntoResponse::into_response(e),
     };
     crate::metrics::global().request(
@@ -101,6 +101,33 @@ pub(super) async fn guard(
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// Every refusal answers with the JSON error body, including those axum's extractors write
+/// as plain text before a handler runs (a path segment or query string that does not parse):
+/// clients, and the OpenAPI description, see one error shape.
+async fn json_errors(response: Response) -> Response {
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Rejection texts are a line; a larger body is not one of them and is cut.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let error = medsec_api::ErrorBody {
+        error: String::from_utf8_lossy(&text).trim().to_owned(),
+    };
+    let json = serde_json::to_vec(&error).unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(json))
 }
 
 /// The rate and body limits and the request timeout.

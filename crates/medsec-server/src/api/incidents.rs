@@ -35,6 +35,8 @@ fn shown(i: &Incident, version: i64, now: i64) -> serde_json::Value {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Only incidents not closed.
     open: Option<bool>,
@@ -42,6 +44,15 @@ pub(super) struct ListQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    operation_id = "list",
+    params(ListQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/incidents`.
 pub(super) async fn list(auth: Auth, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
     let _who = auth.authorize("incident.read", &Target::Fleet).await?;
@@ -61,6 +72,15 @@ pub(super) async fn list(auth: Auth, Query(q): Query<ListQuery>) -> Result<Respo
     Ok(Json(out).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    operation_id = "incidents_get",
+    params(("id" = String, Path, description = "The id.")),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/incidents/{id}`.
 pub(super) async fn get(auth: Auth, Path(id): Path<String>) -> Result<Response, ApiError> {
     let _who = auth.authorize("incident.read", &Target::Fleet).await?;
@@ -164,6 +184,16 @@ async fn force_update(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    operation_id = "command",
+    params(("id" = String, Path, description = "The id.")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/incidents/{id}`: one command (`{"action": "phase" | "confirm" |
 /// "fix_available" | "playbook", …}`).
 pub(super) async fn command(

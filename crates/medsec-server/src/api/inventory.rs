@@ -58,6 +58,16 @@ async fn put_record(
     Ok((StatusCode::OK, Json(value)).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/inventory/models/{model}",
+    tag = "inventory",
+    operation_id = "put_model",
+    params(("model" = String, Path, description = "The model.")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `PUT /api/v1/inventory/models/{model}`.
 pub(super) async fn put_model(
     auth: Auth,
@@ -67,6 +77,16 @@ pub(super) async fn put_model(
     put_record(&auth, &body, Record::Model, &name).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/inventory/vendors/{vendor}",
+    tag = "inventory",
+    operation_id = "put_vendor",
+    params(("vendor" = String, Path, description = "The vendor.")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `PUT /api/v1/inventory/vendors/{vendor}`.
 pub(super) async fn put_vendor(
     auth: Auth,
@@ -86,6 +106,14 @@ async fn read_prologue(auth: &Auth) -> Result<(Registry, Vec<Device>), ApiError>
     Ok((registry, devices))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/inventory/models",
+    tag = "inventory",
+    operation_id = "list_models",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/inventory/models`.
 pub(super) async fn list_models(auth: Auth) -> Result<Response, ApiError> {
     let (registry, devices) = read_prologue(&auth).await?;
@@ -105,12 +133,28 @@ pub(super) async fn list_models(auth: Auth) -> Result<Response, ApiError> {
     Ok(Json(serde_json::json!({ "models": models })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/inventory/vendors",
+    tag = "inventory",
+    operation_id = "list_vendors",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/inventory/vendors`.
 pub(super) async fn list_vendors(auth: Auth) -> Result<Response, ApiError> {
     let (registry, _) = read_prologue(&auth).await?;
     Ok(Json(serde_json::json!({ "vendors": registry.vendor_view() })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/inventory/support",
+    tag = "inventory",
+    operation_id = "support",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/inventory/support`.
 pub(super) async fn support(auth: Auth) -> Result<Response, ApiError> {
     let (registry, devices) = read_prologue(&auth).await?;

@@ -38,6 +38,16 @@ fn reason(body: &Bytes) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/decommission",
+    tag = "devices",
+    operation_id = "decommission",
+    params(("id" = String, Path, description = "The id.")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/devices/{id}/decommission`.
 pub(super) async fn decommission(
     auth: Auth,
@@ -86,6 +96,16 @@ pub(super) async fn decommission(
     .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{id}/release",
+    tag = "devices",
+    operation_id = "release",
+    params(("id" = String, Path, description = "The id.")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/devices/{id}/release`.
 pub(super) async fn release(
     auth: Auth,

@@ -21,6 +21,7 @@ pub(crate) mod guard;
 pub(crate) mod incidents;
 pub(crate) mod inventory;
 pub(crate) mod lifecycle;
+pub mod openapi;
 pub(crate) mod ops;
 pub(crate) mod risk;
 pub(crate) mod telemetry;
@@ -33,6 +34,9 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{self};
 use axum::routing::{get, post, put};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 use audit::*;
@@ -63,120 +67,103 @@ pub fn device_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The operator port's routes.
-pub fn operator_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/v1/session", get(ops::session))
-        .route("/api/v1/reports/compliance", get(ops::compliance))
-        .route("/api/v1/export/status", get(ops::export_status))
-        .route("/api/v1/export/dead-letters", get(ops::dead_letters))
-        .route("/api/v1/devices", get(list_devices))
-        .route("/api/v1/devices/{id}", get(get_device).patch(patch_device))
-        .route("/api/v1/devices/{id}/versions", get(list_versions))
-        .route(
-            "/api/v1/devices/{id}/telemetry",
-            get(defender::list_telemetry),
-        )
-        .route(
-            "/api/v1/devices/{id}/telemetry/reset",
-            post(defender::reset_telemetry),
-        )
-        .route("/api/v1/devices/{id}/alerts", get(defender::device_alerts))
-        .route("/api/v1/devices/{id}/identity", get(defender::identity))
-        .route(
-            "/api/v1/devices/{id}/identity/rebind",
-            post(defender::rebind),
-        )
-        .route("/api/v1/alerts", get(defender::fleet_alerts))
-        .route("/api/v1/alerts/{id}", get(alerts::get))
-        .route("/api/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
-        .route(
-            "/api/v1/suppressions",
-            get(defender::list_suppressions).post(defender::create_suppression),
-        )
-        .route(
-            "/api/v1/suppressions/{id}",
-            axum::routing::delete(defender::lift_suppression),
-        )
-        .route("/api/v1/defender/audit", get(defender::audit_checks))
-        .route(
-            "/api/v1/defender/baselines/{model}",
-            get(baselines::show).post(baselines::train),
-        )
-        .route(
-            "/api/v1/devices/{id}/timeline",
-            get(defender::device_timeline),
-        )
-        .route("/api/v1/incidents", get(incidents::list))
-        .route(
-            "/api/v1/incidents/{id}",
-            get(incidents::get).post(incidents::command),
-        )
-        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
-        .route("/api/v1/devices/{id}/reinstate", post(reinstate_device))
-        .route(
-            "/api/v1/devices/{id}/decommission",
-            post(lifecycle::decommission),
-        )
-        .route("/api/v1/devices/{id}/release", post(lifecycle::release))
-        .route(
-            "/api/v1/enrolment-tokens",
-            get(tokens::list_enrolment_tokens).post(create_enrolment_token),
-        )
-        .route(
-            "/api/v1/enrolment-tokens/{id}/revoke",
-            post(tokens::revoke_enrolment_token),
-        )
-        .route(
-            "/api/v1/operators/tokens",
-            get(tokens::list_operator_tokens),
-        )
-        .route(
-            "/api/v1/operators/tokens/{id}/revoke",
-            post(tokens::revoke_operator_token),
-        )
-        .route(
-            "/api/v1/campaigns",
-            get(list_campaigns).post(create_campaign),
-        )
-        .route("/api/v1/campaigns/{id}", get(get_campaign))
-        .route("/api/v1/campaigns/{id}/{control}", post(control_campaign))
-        .route("/api/v1/audit/head", get(audit_head))
-        .route("/api/v1/audit/verify", get(audit_verify))
-        .route("/api/v1/audit/entries", get(audit_entries))
-        .route("/api/v1/audit/proof/inclusion", get(audit_inclusion))
-        .route("/api/v1/audit/proof/consistency", get(audit_consistency))
-        .route("/api/v1/devices/{id}/findings", get(risk::device_findings))
-        .route(
-            "/api/v1/risk/advisories/{id}/devices",
-            get(risk::advisory_devices),
-        )
-        .route("/api/v1/inventory/models", get(inventory::list_models))
-        .route(
-            "/api/v1/inventory/models/{model}",
-            put(inventory::put_model),
-        )
-        .route("/api/v1/inventory/vendors", get(inventory::list_vendors))
-        .route(
-            "/api/v1/inventory/vendors/{vendor}",
-            put(inventory::put_vendor),
-        )
-        .route("/api/v1/inventory/support", get(inventory::support))
-        .route("/api/v1/risk/devices", get(risk::ranked_devices))
+/// The operator port's routes, each with its OpenAPI operation (see [`openapi`]); documents
+/// (SBOMs, advisories, VEX) get `document_limit` as their body limit.
+pub(crate) fn operator_routes(document_limit: usize) -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(openapi_json))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::session))
+        .routes(routes!(ops::compliance))
+        .routes(routes!(ops::export_status))
+        .routes(routes!(ops::dead_letters))
+        .routes(routes!(list_devices))
+        .routes(routes!(get_device, patch_device))
+        .routes(routes!(list_versions))
+        .routes(routes!(defender::list_telemetry))
+        .routes(routes!(defender::reset_telemetry))
+        .routes(routes!(defender::device_alerts))
+        .routes(routes!(defender::identity))
+        .routes(routes!(defender::rebind))
+        .routes(routes!(defender::fleet_alerts))
+        .routes(routes!(alerts::get))
+        .routes(routes!(alerts::acknowledge))
+        .routes(routes!(
+            defender::list_suppressions,
+            defender::create_suppression
+        ))
+        .routes(routes!(defender::lift_suppression))
+        .routes(routes!(defender::audit_checks))
+        .routes(routes!(baselines::show, baselines::train))
+        .routes(routes!(defender::device_timeline))
+        .routes(routes!(incidents::list))
+        .routes(routes!(incidents::get, incidents::command))
+        .routes(routes!(revoke_device))
+        .routes(routes!(reinstate_device))
+        .routes(routes!(lifecycle::decommission))
+        .routes(routes!(lifecycle::release))
+        .routes(routes!(
+            tokens::list_enrolment_tokens,
+            create_enrolment_token
+        ))
+        .routes(routes!(tokens::revoke_enrolment_token))
+        .routes(routes!(tokens::list_operator_tokens))
+        .routes(routes!(tokens::revoke_operator_token))
+        .routes(routes!(list_campaigns, create_campaign))
+        .routes(routes!(get_campaign))
+        .routes(routes!(control_campaign))
+        .routes(routes!(audit_head))
+        .routes(routes!(audit_verify))
+        .routes(routes!(audit_entries))
+        .routes(routes!(audit_inclusion))
+        .routes(routes!(audit_consistency))
+        .routes(routes!(risk::device_findings))
+        .routes(routes!(risk::advisory_devices))
+        .routes(routes!(inventory::list_models))
+        .routes(routes!(inventory::put_model))
+        .routes(routes!(inventory::list_vendors))
+        .routes(routes!(inventory::put_vendor))
+        .routes(routes!(inventory::support))
+        .routes(routes!(risk::ranked_devices))
         .merge(
             // Documents (SBOMs, advisories, VEX) are larger than commands: their own limit.
-            Router::new()
+            OpenApiRouter::new()
                 .route("/api/v1/risk/sboms/{*target}", put(risk::put_sbom))
-                .route("/api/v1/risk/advisories", post(risk::post_advisory))
-                .route("/api/v1/risk/vex", post(risk::post_vex))
-                .layer(DefaultBodyLimit::max(
-                    state.config.limits.max_document_bytes,
-                )),
+                .routes(routes!(risk::post_advisory))
+                .routes(routes!(risk::post_vex))
+                .layer(DefaultBodyLimit::max(document_limit)),
         )
+}
+
+/// The operator port's router.
+pub fn operator_router(state: Arc<AppState>) -> Router {
+    let (router, _) = operator_routes(state.config.limits.max_document_bytes).split_for_parts();
+    router
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI description.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// `GET /api/v1/openapi.json`: this API's OpenAPI 3.1 description (any operator).
+async fn openapi_json(auth: auth::Auth) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    auth.authorize("session.read", &crate::authz::Target::Fleet)
+        .await?;
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(openapi::document).clone();
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response())
 }

@@ -15,11 +15,27 @@ use super::auth::Auth;
 use super::error::ApiError;
 use crate::authz::{Subject, Target};
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    responses((status = 200, description = "The process answers.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(())
+)]
 /// `GET /healthz`: the process answers.
 pub(super) async fn healthz() -> Response {
     Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    operation_id = "readyz",
+    responses((status = 200, description = "Every check passed.", body = serde_json::Value), (status = 503, description = "A check failed; each is named.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(())
+)]
 /// `GET /readyz`: 200 when every check passes, 503 naming the failing ones otherwise.
 pub(super) async fn readyz(auth: Auth) -> Response {
     let readiness = crate::health::readiness(&auth.state).await;
@@ -31,6 +47,14 @@ pub(super) async fn readyz(auth: Auth) -> Response {
     (status, Json(readiness)).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4.", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /metrics`: Prometheus text format.
 pub(super) async fn metrics(auth: Auth) -> Result<Response, ApiError> {
     auth.authorize("metrics.read", &Target::Fleet).await?;
@@ -49,6 +73,14 @@ struct Session {
     server_version: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    tag = "operations",
+    operation_id = "session",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/session`: the caller's name and roles (what `medsec login` checks and shows).
 pub(super) async fn session(auth: Auth) -> Result<Response, ApiError> {
     let who = auth.authorize("session.read", &Target::Fleet).await?;
@@ -66,6 +98,8 @@ pub(super) async fn session(auth: Auth) -> Result<Response, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ReportQuery {
     /// The moment the report is about, in Unix milliseconds (default: the newest signed head).
     as_of_ms: Option<i64>,
@@ -79,6 +113,15 @@ struct BundleFile {
     content: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/reports/compliance",
+    tag = "operations",
+    operation_id = "compliance",
+    params(ReportQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/reports/compliance`: the report (JSON and its HTML page) and the bundle, the
 /// same bytes `medsec report compliance --data-dir` writes on the server host.
 pub(super) async fn compliance(
@@ -86,6 +129,13 @@ pub(super) async fn compliance(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     auth.authorize("report.read", &Target::Fleet).await?;
+    if let Some(t) = q.as_of_ms
+        && !(0..=crate::compliance::LATEST_AS_OF_MS).contains(&t)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "as_of_ms {t} is not a time between 1970 and 9999"
+        )));
+    }
     let state = &auth.state;
     let key = crate::audit_log::read_public_key(
         &crate::DataDir::new(&state.config.data_dir).audit_pub(),
@@ -126,6 +176,8 @@ pub(super) async fn compliance(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct DeadLetterQuery {
     /// Only this sink's.
     sink: Option<String>,
@@ -133,6 +185,15 @@ pub(super) struct DeadLetterQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/export/dead-letters",
+    tag = "operations",
+    operation_id = "dead_letters",
+    params(DeadLetterQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/export/dead-letters`: events a sink refused for good, oldest first.
 pub(super) async fn dead_letters(
     auth: Auth,
@@ -147,6 +208,14 @@ pub(super) async fn dead_letters(
     Ok(Json(letters).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/export/status",
+    tag = "operations",
+    operation_id = "export_status",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/export/status`: each configured sink's positions and how far behind the
 /// audit log it is.
 pub(super) async fn export_status(auth: Auth) -> Result<Response, ApiError> {

@@ -205,6 +205,8 @@ fn identity(doc: &Document, digest: &str) -> (String, String, usize) {
 /// The query of `POST /api/v1/risk/advisories`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AdvisoryQuery {
     /// Read CSAF strictly (a document breaking a checked mandatory test is refused even
     /// where its meaning is clear); with a zip archive, also refuse the whole archive if any
@@ -320,6 +322,16 @@ async fn post_advisory_zip(auth: &Auth, strict: bool, body: Bytes) -> Result<Res
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/risk/advisories",
+    tag = "risk",
+    operation_id = "post_advisory",
+    params(AdvisoryQuery),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 201, description = "Created.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/risk/advisories`.
 pub(crate) async fn post_advisory(
     auth: Auth,
@@ -369,6 +381,15 @@ pub(crate) async fn post_advisory(
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/risk/vex",
+    tag = "risk",
+    operation_id = "post_vex",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 201, description = "Created.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `POST /api/v1/risk/vex`.
 pub(crate) async fn post_vex(auth: Auth, body: Bytes) -> Result<Response, ApiError> {
     let (who, text, digest) = upload(&auth, &body, "VEX document").await?;
@@ -402,6 +423,8 @@ pub(crate) async fn post_vex(auth: Auth, body: Bytes) -> Result<Response, ApiErr
 /// The query of `GET /api/v1/devices/{id}/findings`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FindingsQuery {
     /// `therapy`, `diagnostic`, `monitoring` or `non-clinical`: with it, findings are scored.
     clinical: Option<String>,
@@ -461,6 +484,15 @@ fn context(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{id}/findings",
+    tag = "risk",
+    operation_id = "device_findings",
+    params(("id" = String, Path, description = "The id."), FindingsQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/devices/{id}/findings`.
 pub(crate) async fn device_findings(
     auth: Auth,
@@ -531,6 +563,15 @@ pub(crate) async fn device_findings(
     .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/risk/advisories/{id}/devices",
+    tag = "risk",
+    operation_id = "advisory_devices",
+    params(("id" = String, Path, description = "The id.")),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/risk/advisories/{id}/devices`.
 pub(crate) async fn advisory_devices(
     auth: Auth,
@@ -598,6 +639,8 @@ pub(crate) async fn advisory_devices(
 /// The query of `GET /api/v1/risk/devices`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RankQuery {
     /// Most devices listed (default 100, at most [`MAX_RANKED`]).
     limit: Option<usize>,
@@ -606,6 +649,15 @@ pub(crate) struct RankQuery {
 /// Most devices one ranking lists.
 const MAX_RANKED: usize = 10_000;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/risk/devices",
+    tag = "risk",
+    operation_id = "ranked_devices",
+    params(RankQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
 /// `GET /api/v1/risk/devices`: the fleet ranked by device risk, each device scored in its
 /// model's context (profile, quarantine, vendor support). Findings are matched once per
 /// release and scored per device. Devices whose model has no profile cannot be scored and

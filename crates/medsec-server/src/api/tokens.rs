@@ -15,6 +15,15 @@ use crate::tokens;
 use super::auth::Auth;
 use super::error::ApiError;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/operators/tokens",
+    tag = "tokens",
+    operation_id = "list_operator_tokens",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// Operator tokens (never their secrets) with their roles and state.
 pub(super) async fn list_operator_tokens(auth: Auth) -> Result<Response, ApiError> {
     let _who = auth
         .authorize("operator.token.list", &Target::Fleet)
@@ -31,6 +40,16 @@ pub(super) async fn list_operator_tokens(auth: Auth) -> Result<Response, ApiErro
     Ok(Json(list).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/operators/tokens/{id}/revoke",
+    tag = "tokens",
+    operation_id = "revoke_operator_token",
+    params(("id" = String, Path, description = "The id.")),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// Revokes an operator token: refused from its next request on.
 pub(super) async fn revoke_operator_token(
     auth: Auth,
     Path(id): Path<String>,
@@ -54,10 +73,22 @@ pub(super) async fn revoke_operator_token(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct EnrolmentTokensQuery {
     device: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/enrolment-tokens",
+    tag = "tokens",
+    operation_id = "list_enrolment_tokens",
+    params(EnrolmentTokensQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// Enrolment tokens (never their secrets), of one device with `device=`.
 pub(super) async fn list_enrolment_tokens(
     auth: Auth,
     Query(q): Query<EnrolmentTokensQuery>,
@@ -75,6 +106,16 @@ pub(super) async fn list_enrolment_tokens(
     Ok(Json(list).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/enrolment-tokens/{id}/revoke",
+    tag = "tokens",
+    operation_id = "revoke_enrolment_token",
+    params(("id" = String, Path, description = "The id.")),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 404, description = "No such record.", body = crate::api::openapi::ErrorSchema), (status = 409, description = "In conflict with the record's state.", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 415, description = "A media type not accepted here.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// Revokes an unused enrolment token.
 pub(super) async fn revoke_enrolment_token(
     auth: Auth,
     Path(id): Path<String>,

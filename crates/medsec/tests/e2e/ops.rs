@@ -824,3 +824,125 @@ fn completions_and_man_pages_are_generated_from_the_command_definitions() {
         );
     }
 }
+
+/// The workspace's `.venv` Python with Schemathesis and openapi-spec-validator (`MEDSEC_PYTHON`
+/// overrides); in CI its absence fails the test, elsewhere it says it skipped.
+fn schemathesis_python() -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("MEDSEC_PYTHON").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"),
+        std::path::PathBuf::from,
+    );
+    let works = Command::new(&python)
+        .args(["-c", "import schemathesis, openapi_spec_validator"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "schemathesis is required in CI: run scripts/test.sh, which creates .venv"
+    );
+    eprintln!(
+        "SKIPPED: the OpenAPI checks (no schemathesis at {}; run scripts/test.sh)",
+        python.display()
+    );
+    None
+}
+
+#[test]
+fn the_openapi_description_is_current_valid_and_holds_against_schemathesis() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Schemathesis sends thousands of requests from one operator: no rate limit for this test.
+    let s = start(
+        tmp.path(),
+        &[
+            ("MEDSEC_LIMITS__REQUESTS_PER_SECOND", "100000"),
+            ("MEDSEC_LIMITS__REQUEST_BURST", "100000"),
+        ],
+        &[],
+    );
+    let admin = s.operator_token("olga", "admin", "1h");
+    s.enrol("pump-o");
+    let r = s.operator(&admin, "GET", "/api/v1/openapi.json", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        s.curl(&[&s.operator_url("/api/v1/openapi.json")]).status,
+        401
+    );
+    let served: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(served["openapi"], "3.1.0");
+
+    // The committed copy and `medsec openapi` are the served document.
+    let committed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&committed_path).unwrap()).unwrap();
+    assert!(
+        committed == served,
+        "docs/openapi.json is out of date: run `cargo run -- openapi --out docs/openapi.json`"
+    );
+    let printed: Value = serde_json::from_str(&ok(medsec().arg("openapi"))).unwrap();
+    assert_eq!(printed, served);
+    // What Schemathesis found first: a report time far outside any calendar overflowed the
+    // certificate-expiry arithmetic (a panic in debug builds, a wrong answer in release).
+    let far = s.operator(
+        &admin,
+        "GET",
+        "/api/v1/reports/compliance?as_of_ms=-9223372036854775807",
+        None,
+    );
+    assert_eq!(far.status, 400, "{far:?}");
+    assert!(far.body.contains("between 1970 and 9999"), "{far:?}");
+
+    let Some(python) = schemathesis_python() else {
+        return;
+    };
+    let doc = tmp.path().join("openapi.json");
+    std::fs::write(&doc, &r.body).unwrap();
+    let out = Command::new(&python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Schemathesis against the live API with a valid token: a bounded number of examples per
+    // operation; no 5xx, and every answer's status, media type and body as documented.
+    let out = Command::new(&python)
+        .args(["-m", "schemathesis.cli", "run"])
+        .arg(&doc)
+        .args(["--url", &s.operator_url("")])
+        .args(["-H", &format!("Authorization: Bearer {admin}")])
+        .arg("--tls-verify")
+        .arg(s.ca("chain.pem"))
+        .args([
+            "--max-examples",
+            "15",
+            "--seed",
+            "20261207",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--no-color",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let counts = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Test cases:"))
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    eprintln!("schemathesis: {counts}");
+    assert!(
+        out.status.success() && counts.contains("generated"),
+        "schemathesis found failures:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
