@@ -159,8 +159,30 @@ pub async fn scrape(state: &AppState) -> Result<String, Error> {
             .inc();
     }
     m.campaigns.reset();
+    m.campaign_devices.reset();
     for c in &campaigns {
         m.campaigns.with_label_values(&[c.status.as_str()]).inc();
+        if !matches!(c.status.as_str(), "running" | "paused" | "halted") {
+            continue;
+        }
+        let Ok(campaign) = crate::campaigns::load(c) else {
+            continue;
+        };
+        let progress = campaign.progress();
+        let sum = |f: fn(&medsec_campaign::WaveProgress) -> usize| {
+            i64::try_from(progress.iter().map(f).sum::<usize>()).unwrap_or(i64::MAX)
+        };
+        for (state, n) in [
+            ("waiting", sum(|w| w.waiting)),
+            ("offered", sum(|w| w.offered)),
+            ("deferred", sum(|w| w.deferred)),
+            ("succeeded", sum(|w| w.succeeded)),
+            ("failed", sum(|w| w.failed)),
+        ] {
+            m.campaign_devices
+                .with_label_values(&[c.id.as_str(), state])
+                .set(n);
+        }
     }
     m.audit_entries
         .set(head.map_or(0, |h| i64::try_from(h.head.tree_size).unwrap_or(i64::MAX)));

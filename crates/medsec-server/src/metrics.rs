@@ -49,6 +49,9 @@ pub struct Metrics {
     pub incidents_open: IntGaugeVec,
     /// Campaigns by status (read at scrape time).
     pub campaigns: IntGaugeVec,
+    /// The devices of each running, paused or halted campaign by their progress (read at
+    /// scrape time; finished campaigns drop out, so the series stay few).
+    pub campaign_devices: IntGaugeVec,
     /// Entries in the audit log (read at scrape time from the newest signed head).
     pub audit_entries: IntGauge,
     /// Time the scrape's store queries took.
@@ -155,6 +158,11 @@ impl Metrics {
                 "Update campaigns by status.",
                 &["status"],
             ),
+            campaign_devices: gauge(
+                "medsec_campaign_devices",
+                "Devices of each running, paused or halted campaign by progress (waiting, offered, deferred, succeeded, failed).",
+                &["campaign", "state"],
+            ),
             audit_entries: IntGauge::new(
                 "medsec_audit_log_entries",
                 "Entries in the audit log under its newest signed tree head.",
@@ -166,7 +174,7 @@ impl Metrics {
                 LATENCY,
             ),
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 17] = [
             Box::new(m.requests.clone()),
             Box::new(m.request_seconds.clone()),
             Box::new(m.handshakes.clone()),
@@ -180,6 +188,7 @@ impl Metrics {
             Box::new(m.devices.clone()),
             Box::new(m.incidents_open.clone()),
             Box::new(m.campaigns.clone()),
+            Box::new(m.campaign_devices.clone()),
             Box::new(m.audit_entries.clone()),
             Box::new(m.store_seconds.clone()),
             Box::new(

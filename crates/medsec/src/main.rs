@@ -197,9 +197,12 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
-    /// The operator API's OpenAPI 3.1 description (what the server serves at
-    /// /api/v1/openapi.json), to standard output or a file.
+    /// The OpenAPI 3.1 description of the operator API (what the server serves at
+    /// /api/v1/openapi.json) or of the device port, to standard output or a file.
     Openapi {
+        /// Which port: operator or device.
+        #[arg(long, default_value = "operator", value_parser = ["operator", "device"])]
+        port: String,
         /// Write it here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -400,8 +403,12 @@ fn main() -> ExitCode {
             remote::output::emit(&String::from_utf8_lossy(&text))
         }
         Command::Man { out } => write_man_pages(&out),
-        Command::Openapi { out } => {
-            let text = medsec_server::api::openapi::document() + "\n";
+        Command::Openapi { port, out } => {
+            let text = if port == "device" {
+                medsec_server::api::device_port::document()
+            } else {
+                medsec_server::api::openapi::document()
+            } + "\n";
             match out {
                 Some(path) => {
                     medsec_util::write_atomic(&path, text.as_bytes(), medsec_util::Access::Public)

@@ -14,6 +14,7 @@ pub(crate) mod auth;
 pub(crate) mod baselines;
 pub(crate) mod campaigns;
 pub(crate) mod defender;
+pub mod device_port;
 pub(crate) mod devices;
 pub(crate) mod error;
 pub(crate) mod est;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{self};
-use axum::routing::{get, post, put};
+use axum::routing::put;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,25 +44,13 @@ use audit::*;
 use campaigns::*;
 use devices::*;
 pub use error::ApiError;
-use est::*;
 use guard::guard;
 
-/// The device port's routes: EST and the device API.
+/// The device port's routes: EST and the device API, each with its OpenAPI operation
+/// (`device_port.rs`).
 pub fn device_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/.well-known/est/cacerts", get(est_cacerts))
-        .route("/.well-known/est/simpleenroll", post(est_simpleenroll))
-        .route("/.well-known/est/simplereenroll", post(est_simplereenroll))
-        .route("/api/v1/devices/{id}", get(get_device))
-        .route("/api/v1/devices/{id}/status", put(put_status))
-        .route("/api/v1/devices/{id}/report-nonce", post(report_nonce))
-        .route("/api/v1/devices/{id}/version", put(put_version))
-        .route(
-            "/api/v1/devices/{id}/telemetry",
-            post(telemetry::post_telemetry),
-        )
-        .route("/director/{id}/{file}", get(updates::director_file))
-        .route("/repo/{*path}", get(updates::image_file))
+    let (router, _) = device_port::routes().split_for_parts();
+    router
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
@@ -72,6 +61,7 @@ pub fn device_router(state: Arc<AppState>) -> Router {
 pub(crate) fn operator_routes(document_limit: usize) -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(openapi_json))
+        .routes(routes!(openapi_device_json))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
@@ -144,6 +134,29 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// `GET /api/v1/openapi/device.json`: the device port's OpenAPI 3.1 description (any
+/// operator; devices do not need it).
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi/device.json",
+    tag = "operations",
+    operation_id = "openapi_device",
+    responses((status = 200, description = "The device port's OpenAPI description.", body = serde_json::Value), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+async fn openapi_device_json(auth: auth::Auth) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    auth.authorize("session.read", &crate::authz::Target::Fleet)
+        .await?;
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(device_port::document).clone();
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response())
 }
 
 #[utoipa::path(
