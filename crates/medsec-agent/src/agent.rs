@@ -852,86 +852,13 @@ pub struct Enrolment {
     pub key_store: KeyStore,
 }
 
-/// The local inputs of an enrolment, checked before anything reaches the server: the factory
-/// image (a non-empty regular file), its version, the slots' folders, and a token key store's
-/// module and PIN file.
-fn preflight(e: &Enrolment) -> Result<(), Error> {
-    let refuse = |what: String| {
-        Err(Error::State(format!(
-            "{what}; nothing was sent to the server and the enrolment token is still valid"
-        )))
-    };
-    match std::fs::metadata(&e.factory_image) {
-        Ok(m) if m.is_file() && m.len() > 0 => {}
-        Ok(m) if m.is_file() => {
-            return refuse(format!(
-                "the factory image {} is empty",
-                e.factory_image.display()
-            ));
-        }
-        Ok(_) => {
-            return refuse(format!(
-                "the factory image {} is not a file",
-                e.factory_image.display()
-            ));
-        }
-        Err(err) => {
-            return refuse(format!(
-                "the factory image {}: {err}",
-                e.factory_image.display()
-            ));
-        }
-    }
-    if e.factory_version.trim().is_empty() {
-        return refuse("the factory version is empty".into());
-    }
-    if e.hardware_id.trim().is_empty() {
-        return refuse("the hardware id is empty".into());
-    }
-    if let Some([a, b]) = &e.slots {
-        if a == b {
-            return refuse(format!("both slots are {}", a.display()));
-        }
-        for slot in [a, b] {
-            let parent = slot
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            if !parent.is_dir() {
-                return refuse(format!(
-                    "the folder of slot {} does not exist",
-                    slot.display()
-                ));
-            }
-        }
-    }
-    if let KeyStore::Pkcs11 {
-        module, pin_file, ..
-    } = &e.key_store
-    {
-        if !module.is_file() {
-            return refuse(format!(
-                "the PKCS#11 module {} does not exist",
-                module.display()
-            ));
-        }
-        if let Err(err) = std::fs::read(pin_file) {
-            return refuse(format!(
-                "the PKCS#11 PIN file {}: {err}",
-                pin_file.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// First start of a device: EST enrolment, both repositories' roots, slot A with the factory
 /// image, and a first version report due.
 pub fn enrol(dir: &Path, e: &Enrolment) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     // Every local input is checked before the one-time token is spent: a typo must leave the
     // token usable, not a half-enrolled device in the inventory.
-    preflight(e)?;
+    crate::preflight::check(e)?;
     let key = e.key_store.generate()?;
     let request = net::request(key.source.as_ref(), &e.device)?;
     let timeout = Duration::from_secs(30);

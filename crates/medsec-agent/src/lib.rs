@@ -20,6 +20,7 @@ pub mod cli;
 pub mod fault;
 pub mod keys;
 pub mod net;
+mod preflight;
 pub mod record;
 pub mod telemetry;
 

@@ -157,7 +157,7 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
         #[command(subcommand)]
-        cmd: remote::UploadCommand,
+        cmd: remote::risk::UploadCommand,
     },
     /// Advisories (CSAF, OSV, CISA KEV; files or zip archives): upload to the current
     /// context's server.
@@ -165,14 +165,14 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
         #[command(subcommand)]
-        cmd: remote::UploadCommand,
+        cmd: remote::risk::UploadCommand,
     },
     /// VEX documents (CycloneDX, OpenVEX, CSAF): upload to the current context's server.
     Vex {
         #[command(flatten)]
         remote: Remote,
         #[command(subcommand)]
-        cmd: remote::UploadCommand,
+        cmd: remote::risk::UploadCommand,
     },
     /// The export of security events to SIEMs and webhooks (configured as `[[export]]` on the
     /// server): each sink's position and its dead letters.
@@ -256,7 +256,7 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
         #[command(subcommand)]
-        cmd: server::AuditCommand,
+        cmd: cmd::audit::AuditCommand,
     },
     /// A witness of the audit log, run on another machine: checks each new signed head
     /// extends the one it holds, co-signs it, and refuses (with evidence) one that does not.
@@ -388,14 +388,18 @@ fn main() -> ExitCode {
         Command::Token { remote, cmd } => remote::run_token(&remote, cmd),
         Command::Alerts { remote, cmd } => remote::run_alerts(&remote, cmd),
         Command::Incident { remote, cmd } => remote::run_incident(&remote, cmd),
-        Command::Sbom { remote, cmd } => remote::run_upload(&remote, remote::Document::Sbom, cmd),
-        Command::Advisory { remote, cmd } => {
-            remote::run_upload(&remote, remote::Document::Advisory, cmd)
+        Command::Sbom { remote, cmd } => {
+            remote::risk::run_upload(&remote, remote::risk::Document::Sbom, cmd)
         }
-        Command::Vex { remote, cmd } => remote::run_upload(&remote, remote::Document::Vex, cmd),
-        Command::Findings { remote, device } => remote::run_findings(&remote, &device),
+        Command::Advisory { remote, cmd } => {
+            remote::risk::run_upload(&remote, remote::risk::Document::Advisory, cmd)
+        }
+        Command::Vex { remote, cmd } => {
+            remote::risk::run_upload(&remote, remote::risk::Document::Vex, cmd)
+        }
+        Command::Findings { remote, device } => remote::risk::run_findings(&remote, &device),
         Command::Export { remote, cmd } => remote::run_export(&remote, cmd),
-        Command::Ranking { remote, limit } => remote::run_ranking(&remote, limit),
+        Command::Ranking { remote, limit } => remote::risk::run_ranking(&remote, limit),
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut text = Vec::new();
@@ -422,7 +426,7 @@ fn main() -> ExitCode {
         Command::Campaign { remote, cmd } => campaign::run(cmd, &remote),
         Command::Agent(cmd) => medsec_agent::cli::run(cmd),
         Command::Operator { remote, cmd } => server::run_operator(cmd, &remote),
-        Command::Audit { remote, cmd } => server::run_audit(cmd, &remote),
+        Command::Audit { remote, cmd } => cmd::audit::run_audit(cmd, &remote),
         Command::Witness(cmd) => witness::run(cmd),
         Command::Policy(cmd) => server::run_policy(cmd),
         Command::Defender(cmd) => defender::run(cmd),

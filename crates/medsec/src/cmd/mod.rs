@@ -1,6 +1,7 @@
 //! One module per `medsec` subcommand (helpers that serve one of them sit beside it).
 
 pub mod advisories;
+pub mod audit;
 pub mod ca;
 pub mod campaign;
 pub mod defender;

@@ -921,24 +921,8 @@ fn the_openapi_description_is_current_valid_and_holds_against_schemathesis() {
 
     // Schemathesis against the live API with a valid token: a bounded number of examples per
     // operation; no 5xx, and every answer's status, media type and body as documented.
-    let out = Command::new(&python)
-        .args(["-m", "schemathesis.cli", "run"])
-        .arg(&doc)
-        .args(["--url", &s.operator_url("")])
-        .args(["-H", &format!("Authorization: Bearer {admin}")])
-        .arg("--tls-verify")
-        .arg(s.ca("chain.pem"))
-        .args([
-            "--max-examples",
-            "15",
-            "--seed",
-            "20261207",
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-            "--no-color",
-        ])
-        .output()
-        .unwrap();
+    let auth = format!("Authorization: Bearer {admin}");
+    let out = schemathesis(&python, &s, None, &doc, &s.operator_url(""), &["-H", &auth]);
     expect_passed("operator port", &out);
 
     // The device port's description: current, valid, and held by the server when a device
@@ -971,16 +955,46 @@ fn the_openapi_description_is_current_valid_and_holds_against_schemathesis() {
     // and curl as clients in `identity`).
     let config = tmp.path().join("schemathesis.toml");
     std::fs::write(&config, "[parameters]\n\"path.id\" = \"pump-o\"\n").unwrap();
-    let out = Command::new(&python)
-        .current_dir(&s.work)
-        .args(["-m", "schemathesis.cli", "--config-file"])
-        .arg(&config)
-        .arg("run")
-        .arg(&device_doc)
-        .args(["--url", &s.device_url("")])
-        .args(["--request-cert", "pump-o.pem", "--request-cert-key", "pump-o.key"])
-        .args(["--exclude-operation-id", "est_simpleenroll"])
-        .args(["--exclude-operation-id", "est_simplereenroll"])
+    let out = schemathesis(
+        &python,
+        &s,
+        Some(&config),
+        &device_doc,
+        &s.device_url(""),
+        &[
+            "--request-cert",
+            "pump-o.pem",
+            "--request-cert-key",
+            "pump-o.key",
+            "--exclude-operation-id",
+            "est_simpleenroll",
+            "--exclude-operation-id",
+            "est_simplereenroll",
+        ],
+    );
+    expect_passed("device port", &out);
+}
+
+/// Schemathesis run against `url` as described by `doc`, in the server's folder (where the
+/// device's key files are): a bounded number of examples per operation, a fixed seed, and the
+/// checks that matter here — no 5xx, and every status, media type and body as documented.
+fn schemathesis(
+    python: &Path,
+    s: &Running,
+    config: Option<&Path>,
+    doc: &Path,
+    url: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut c = Command::new(python);
+    c.current_dir(&s.work).args(["-m", "schemathesis.cli"]);
+    if let Some(config) = config {
+        c.arg("--config-file").arg(config);
+    }
+    c.arg("run")
+        .arg(doc)
+        .args(["--url", url])
+        .args(extra)
         .arg("--tls-verify")
         .arg(s.ca("chain.pem"))
         .args([
@@ -993,8 +1007,7 @@ fn the_openapi_description_is_current_valid_and_holds_against_schemathesis() {
             "--no-color",
         ])
         .output()
-        .unwrap();
-    expect_passed("device port", &out);
+        .unwrap()
 }
 
 /// Schemathesis's run passed; its counts are printed.
