@@ -396,10 +396,14 @@ fn hardware_id_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// update offered to it.
 async fn check_hardware_id(auth: &Auth, token: &str, claimed: &str) -> Result<(), ApiError> {
     let state = &auth.state;
-    // An unknown token is refused by the consumption that follows, with its own reason.
+    // An unknown, used, revoked or expired token is refused by the consumption that follows,
+    // with its own reason, and learns nothing about the device it named.
     let Ok(t) = state.store.enrolment_token(&tokens::hash(token)).await else {
         return Ok(());
     };
+    if t.used_at_ms.is_some() || t.revoked_at_ms.is_some() || t.expires_at_ms <= now_ms() {
+        return Ok(());
+    }
     let device = match state.store.device(&t.device_id).await {
         Ok(d) => d,
         Err(medsec_store::Error::NotFound { .. }) => return Ok(()),

@@ -390,6 +390,12 @@ fn a_hardware_id_the_record_or_the_model_does_not_declare_is_refused_before_the_
     assert_eq!(f.api("/api/v1/devices/pump-hw")["state"], "registered");
     // The same token then enrols the right board, and the record keeps what it stated.
     ok(&mut f.enrol_as("pump-hw", &t, &factory, "pump-rev-b"));
+    // Spent, it says so, and no longer tells what the model declares.
+    let e = fails(&mut f.enrol_as("pump-hw", &t, &factory, "pump-rev-c"));
+    assert!(
+        e.contains("token already used") && !e.contains("declares"),
+        "{e}"
+    );
     let d = f.api("/api/v1/devices/pump-hw");
     assert_eq!(
         (d["state"].as_str(), d["hardware_id"].as_str()),

@@ -228,7 +228,9 @@ fn a_webhook_receives_every_event_through_its_downtime_and_a_server_sigkill() {
 
     // Down: more events, then the server is SIGKILLed while they wait.
     receiver.stop();
-    assert_eq!(exfiltrate(&s, "pump-x1", 2).status, 200);
+    for sequence in 2..=12 {
+        assert_eq!(exfiltrate(&s, "pump-x1", sequence).status, 200);
+    }
     s.enrol("pump-x2");
     let r = s.operator(&admin, "POST", "/api/v1/devices/pump-x1/revoke", Some("{}"));
     assert_eq!(r.status, 200, "{r:?}");
@@ -273,6 +275,12 @@ fn a_webhook_receives_every_event_through_its_downtime_and_a_server_sigkill() {
         receiver.bad.lock().unwrap().is_empty(),
         "{:?}",
         receiver.bad
+    );
+    eprintln!(
+        "webhook: {} events expected, {} received ({} deliveries, duplicates by id included)",
+        want.len(),
+        receiver.ids().len(),
+        receiver.received.lock().unwrap().len()
     );
     for kind in ["alert-", "audit-"] {
         assert!(want.iter().any(|i| i.starts_with(kind)), "{want:?}");
