@@ -237,6 +237,14 @@ pub enum DeviceState {
         /// Why.
         reason: String,
     },
+    /// Taken out of the campaign (the device was decommissioned): counted in no wave, so it
+    /// neither fails one nor holds one open.
+    Withdrawn {
+        /// When.
+        at_ms: i64,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl DeviceState {
@@ -247,6 +255,7 @@ impl DeviceState {
             DeviceState::Deferred { .. } => "deferred",
             DeviceState::Succeeded { .. } => "succeeded",
             DeviceState::Failed { .. } => "failed",
+            DeviceState::Withdrawn { .. } => "withdrawn",
         }
     }
 }
@@ -353,6 +362,9 @@ pub struct WaveProgress {
     pub succeeded: usize,
     /// Failed.
     pub failed: usize,
+    /// Devices taken out (decommissioned), not counted in `size`.
+    #[serde(default)]
+    pub withdrawn: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -555,7 +567,9 @@ impl Campaign {
                 device: device.to_owned(),
             })?;
         match &entry.state {
-            DeviceState::Succeeded { .. } | DeviceState::Failed { .. } => return Ok(Offer::Done),
+            DeviceState::Succeeded { .. }
+            | DeviceState::Failed { .. }
+            | DeviceState::Withdrawn { .. } => return Ok(Offer::Done),
             // Already installing: the same answer again (the agent resumes its download), also
             // while paused; a halted or aborted campaign hands out nothing more.
             DeviceState::Offered { .. }
@@ -644,6 +658,29 @@ impl Campaign {
         Ok(())
     }
 
+    /// Takes a device out of the campaign (it was decommissioned): a device that finished keeps
+    /// its outcome; any other stops counting towards its wave, which may then open the next
+    /// wave or complete the campaign. Returns whether it was withdrawn.
+    pub fn withdraw(&mut self, device: &str, reason: &str, now_ms: i64) -> bool {
+        let Some(entry) = self.devices.get_mut(device) else {
+            return false;
+        };
+        if matches!(
+            entry.state,
+            DeviceState::Succeeded { .. }
+                | DeviceState::Failed { .. }
+                | DeviceState::Withdrawn { .. }
+        ) {
+            return false;
+        }
+        entry.state = DeviceState::Withdrawn {
+            at_ms: now_ms,
+            reason: reason.to_owned(),
+        };
+        self.settle(now_ms);
+        true
+    }
+
     /// Time passes: devices offered more than `report_timeout_ms` ago without a report fail.
     pub fn tick(&mut self, now_ms: i64) {
         let timeout = self.spec.report_timeout_ms;
@@ -671,6 +708,10 @@ impl Campaign {
             .collect();
         for entry in self.devices.values() {
             if let Some(p) = waves.get_mut(entry.wave) {
+                if matches!(entry.state, DeviceState::Withdrawn { .. }) {
+                    p.withdrawn += 1;
+                    continue;
+                }
                 p.size += 1;
                 match entry.state {
                     DeviceState::Waiting => p.waiting += 1,
@@ -678,6 +719,7 @@ impl Campaign {
                     DeviceState::Deferred { .. } => p.deferred += 1,
                     DeviceState::Succeeded { .. } => p.succeeded += 1,
                     DeviceState::Failed { .. } => p.failed += 1,
+                    DeviceState::Withdrawn { .. } => {}
                 }
             }
         }

@@ -513,3 +513,47 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_withdrawn_device_counts_in_no_wave_and_never_halts_the_campaign() {
+    let mut s = spec("withdraw");
+    s.canary = WaveSize::Count(4);
+    s.max_failure_rate = 0.25;
+    let mut c = Campaign::plan(s, &fleet(8)).unwrap();
+    c.start(NOON).unwrap();
+    let canary = c.waves()[0].clone();
+    // Two canaries are offered and then decommissioned: had they timed out, 2 of 4 would
+    // have failed and halted the campaign.
+    for d in &canary[..2] {
+        assert!(matches!(
+            c.offer(d, false, NOON).unwrap(),
+            Offer::Install { .. }
+        ));
+        assert!(c.withdraw(d, "decommissioned", NOON + 1));
+        assert_eq!(c.offer(d, false, NOON + 2).unwrap(), Offer::Done);
+        assert!(c.report(d, Outcome::Succeeded, NOON + 2).is_err());
+    }
+    c.tick(NOON + 2 * HOUR);
+    assert_eq!(c.status(), &Status::Running);
+    let p = c.progress();
+    assert_eq!((p[0].size, p[0].withdrawn), (2, 2));
+    // The other two succeed: the canary is finished, and the next wave opens.
+    for d in &canary[2..] {
+        c.offer(d, false, NOON + 3 * HOUR).unwrap();
+        c.report(d, Outcome::Succeeded, NOON + 3 * HOUR).unwrap();
+    }
+    assert!(c.progress()[1].open);
+    // A finished device keeps its outcome; an unknown one is not withdrawn.
+    assert!(!c.withdraw(&canary[2], "decommissioned", NOON + 4 * HOUR));
+    assert!(!c.withdraw("no-such-pump", "decommissioned", NOON));
+    // Withdrawing every remaining device completes the campaign.
+    let rest: Vec<String> = c.waves()[1..].iter().flatten().cloned().collect();
+    for d in &rest {
+        c.withdraw(d, "decommissioned", NOON + 5 * HOUR);
+    }
+    assert!(
+        matches!(c.status(), Status::Completed { .. }),
+        "{:?}",
+        c.status()
+    );
+}

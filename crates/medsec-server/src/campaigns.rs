@@ -267,6 +267,42 @@ pub async fn expire_reports<S: Store>(
     Ok(changed)
 }
 
+/// Takes a decommissioned device out of every unfinished campaign it is in, so that it can
+/// neither fail a wave (it can no longer report) nor hold one open. Returns the campaigns it
+/// was withdrawn from.
+pub async fn withdraw_device<S: Store>(
+    store: &S,
+    device: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<Vec<String>, Error> {
+    let mut withdrawn = Vec::new();
+    for name in store.device_campaigns(device).await? {
+        let row = store.campaign(&name).await?;
+        if matches!(row.status.as_str(), "completed" | "aborted") {
+            continue;
+        }
+        let unfinished = load(&row)?.device(device).is_some_and(|(_, s)| {
+            !matches!(
+                s,
+                medsec_campaign::DeviceState::Succeeded { .. }
+                    | medsec_campaign::DeviceState::Failed { .. }
+                    | medsec_campaign::DeviceState::Withdrawn { .. }
+            )
+        });
+        if !unfinished {
+            continue;
+        }
+        change(store, &name, now_ms, |c| {
+            c.withdraw(device, reason, now_ms);
+            Ok(())
+        })
+        .await?;
+        withdrawn.push(name);
+    }
+    Ok(withdrawn)
+}
+
 /// What operators do to a campaign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {

@@ -178,6 +178,7 @@ pub async fn scrape(state: &AppState) -> Result<String, Error> {
             ("deferred", sum(|w| w.deferred)),
             ("succeeded", sum(|w| w.succeeded)),
             ("failed", sum(|w| w.failed)),
+            ("withdrawn", sum(|w| w.withdrawn)),
         ] {
             m.campaign_devices
                 .with_label_values(&[c.id.as_str(), state])

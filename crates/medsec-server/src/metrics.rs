@@ -160,7 +160,7 @@ impl Metrics {
             ),
             campaign_devices: gauge(
                 "medsec_campaign_devices",
-                "Devices of each running, paused or halted campaign by progress (waiting, offered, deferred, succeeded, failed).",
+                "Devices of each running, paused or halted campaign by progress (waiting, offered, deferred, succeeded, failed, withdrawn).",
                 &["campaign", "state"],
             ),
             audit_entries: IntGauge::new(

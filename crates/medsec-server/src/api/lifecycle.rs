@@ -1,8 +1,10 @@
 //! A device's end of life and the way out of quarantine on the operator port:
 //! - `POST /api/v1/devices/{id}/decommission` `{"reason": …}`: revokes its certificates
 //!   (cessation of operation), sets it `decommissioned` (a policy then refuses every request it
-//!   makes, so no update is offered to it), keeps its history, and leaves its name taken until
-//!   an explicit re-registration (`re_register` on a new enrolment token);
+//!   makes, so no update is offered to it), withdraws it from the unfinished campaigns it is in
+//!   (so it neither fails a wave by never reporting nor holds one open), keeps its history, and
+//!   leaves its name taken until an explicit re-registration (`re_register` on a new enrolment
+//!   token);
 //! - `POST /api/v1/devices/{id}/release` `{"reason": …}`: lifts a quarantine whatever became
 //!   of the incident that set it (closed, or none), so a device is never stuck.
 //!
@@ -76,6 +78,13 @@ pub(super) async fn decommission(
         .store
         .set_device_state(id.as_str(), DECOMMISSIONED)
         .await?;
+    let campaigns = crate::campaigns::withdraw_device(
+        &auth.state.store,
+        id.as_str(),
+        &format!("decommissioned: {why}"),
+        crate::state::now_ms(),
+    )
+    .await?;
     let mut e = auth.event(
         "lifecycle",
         &who.subject.label(),
@@ -84,14 +93,17 @@ pub(super) async fn decommission(
         "info",
     );
     e.detail = format!(
-        "decommissioned ({why}); {} certificate(s) revoked: {}",
+        "decommissioned ({why}); {} certificate(s) revoked: {}; withdrawn from {} campaign(s): {}",
         serials.len(),
-        serials.join(", ")
+        serials.join(", "),
+        campaigns.len(),
+        campaigns.join(", ")
     );
     auth.state.audit(e).await?;
     tracing::info!(device = id.as_str(), by = %who.subject.label(), certificates = serials.len(), "device decommissioned");
     Ok(Json(serde_json::json!({
         "device": id.as_str(), "state": DECOMMISSIONED, "revoked": serials, "reason": why,
+        "withdrawn_from": campaigns,
     }))
     .into_response())
 }

@@ -399,6 +399,29 @@ fn a_laptop_runs_the_day_to_day_work_through_a_context_and_never_makes_a_data_di
         field(e, "action") == "risk.write" && field(e, "principal") == "Operator::\"olga\""
     });
 
+    // Decommissioned mid-campaign, the pump is withdrawn from it instead of failing it later:
+    // its campaign, with no other device, completes.
+    let out = run(&[
+        "device",
+        "decommission",
+        "pump-a",
+        "--reason",
+        "returned",
+        "-o",
+        "json",
+    ]);
+    let gone: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        gone["withdrawn_from"],
+        serde_json::json!(["fix-1.3"]),
+        "{gone}"
+    );
+    let status = run(&["campaign", "status", "fix-1.3"]);
+    assert!(
+        status.starts_with("campaign fix-1.3: completed"),
+        "{status}"
+    );
+
     // A closed pipe ends a listing quietly (no panic, exit 0).
     let piped = Command::new("bash")
         .current_dir(&home)
