@@ -265,9 +265,14 @@ enum Command {
     /// Cedar policies: validate, list, and test a decision.
     #[command(subcommand)]
     Policy(server::PolicyCommand),
-    /// The Defender's detectors: evaluate them on labelled flow data.
-    #[command(subcommand)]
-    Defender(defender::DefenderCommand),
+    /// The Defender: evaluate its detectors on labelled flow data; its audit checks and alert
+    /// suppressions (through the current context's server, or with --data-dir on the host).
+    Defender {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(subcommand)]
+        cmd: defender::DefenderCommand,
+    },
     /// MQTT telemetry ingestion: the broker's configuration.
     #[command(subcommand)]
     Mqtt(mqtt::MqttCommand),
@@ -429,7 +434,7 @@ fn main() -> ExitCode {
         Command::Audit { remote, cmd } => cmd::audit::run_audit(cmd, &remote),
         Command::Witness(cmd) => witness::run(cmd),
         Command::Policy(cmd) => server::run_policy(cmd),
-        Command::Defender(cmd) => defender::run(cmd),
+        Command::Defender { remote, cmd } => defender::run(cmd, &remote),
         Command::Investigate(args) => investigate::run(*args),
         Command::Mqtt(cmd) => mqtt::run(cmd),
         Command::Risk(cmd) => risk::run(cmd),

@@ -34,8 +34,8 @@ pub enum DefenderCommand {
         json: bool,
     },
     /// Suppress a rule's alerts about a device, model, site or destination, with a reason and
-    /// an expiry (on the server's data, audited as `alert.suppress`; the API is
-    /// `POST /api/v1/suppressions`). Suppressed alerts are still stored and counted.
+    /// an expiry (through the current context's server, or with --data-dir on the host;
+    /// audited as `alert.suppress`). Suppressed alerts are still stored and counted.
     Suppress {
         #[command(flatten)]
         location: crate::cmd::server::Location,
@@ -140,7 +140,7 @@ fn write_split(dir: &Path, training_rows: &[Vec<usize>]) -> Result<()> {
 }
 
 /// Runs one command.
-pub fn run(command: DefenderCommand) -> Result<()> {
+pub fn run(command: DefenderCommand, remote: &crate::cmd::remote::Remote) -> Result<()> {
     match command {
         DefenderCommand::Audit {
             location,
@@ -153,6 +153,15 @@ pub fn run(command: DefenderCommand) -> Result<()> {
                 medsec_defender::rules::Severity::from_name(&fail_on).ok_or_else(|| {
                     anyhow::anyhow!("--fail-on {fail_on:?}: use low, medium, high or critical")
                 })?;
+            if !location.direct(remote) {
+                return crate::cmd::remote::defender::audit(
+                    remote,
+                    cert_days,
+                    silent_hours,
+                    fail_on,
+                    json,
+                );
+            }
             let config = location.existing()?;
             let policies = match &config.policy_dir {
                 Some(dir) => medsec_server::authz::Policies::from_dir(dir)?,
@@ -206,6 +215,11 @@ pub fn run(command: DefenderCommand) -> Result<()> {
             reason,
             duration,
         } => {
+            if !location.direct(remote) {
+                return crate::cmd::remote::defender::suppress(
+                    remote, &rule, &scope, &value, &reason, duration,
+                );
+            }
             let config = location.existing()?;
             let who = crate::cmd::server::cli_principal();
             let row = crate::cmd::server::runtime()?.block_on(async {
@@ -237,6 +251,9 @@ pub fn run(command: DefenderCommand) -> Result<()> {
             Ok(())
         }
         DefenderCommand::Suppressions { location, json } => {
+            if !location.direct(remote) {
+                return crate::cmd::remote::defender::suppressions(remote, json);
+            }
             let config = location.existing()?;
             let rows = crate::cmd::server::runtime()?.block_on(async {
                 let store = medsec_server::open_store(&config).await?;
@@ -273,6 +290,9 @@ pub fn run(command: DefenderCommand) -> Result<()> {
             Ok(())
         }
         DefenderCommand::Lift { location, id } => {
+            if !location.direct(remote) {
+                return crate::cmd::remote::defender::lift(remote, id);
+            }
             let config = location.existing()?;
             let who = crate::cmd::server::cli_principal();
             let now = crate::cmd::server::now_ms();

@@ -17,6 +17,8 @@ pub struct InvestigateArgs {
     device: String,
     #[command(flatten)]
     location: Location,
+    #[command(flatten)]
+    remote: crate::cmd::remote::Remote,
     /// From: an RFC 3339 time, Unix milliseconds, or a duration back from now (`24h`, `7d`).
     #[arg(long)]
     since: Option<String>,
@@ -73,6 +75,17 @@ pub fn run(a: InvestigateArgs) -> Result<()> {
     };
     if !["table", "json", "csv"].contains(&a.format.as_str()) {
         bail!("--format {:?}: use table, json or csv", a.format);
+    }
+    if !a.location.direct(&a.remote) {
+        return crate::cmd::remote::defender::timeline(
+            &a.remote,
+            &a.device,
+            filter.since_ms,
+            filter.until_ms,
+            &a.kind,
+            &a.format,
+            a.limit.clamp(1, 10_000),
+        );
     }
     let config = a.location.existing()?;
     runtime()?.block_on(async move {

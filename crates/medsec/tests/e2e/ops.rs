@@ -66,6 +66,8 @@ fn a_laptop_runs_the_day_to_day_work_through_a_context_and_never_makes_a_data_di
         &["audit", "verify"],
         &["inventory", "model", "list"],
         &["operator", "token", "list"],
+        &["investigate", "pump-a"],
+        &["defender", "suppressions"],
     ] {
         let e = refused(args);
         assert!(e.contains("medsec login"), "{args:?}: {e}");
@@ -75,7 +77,7 @@ fn a_laptop_runs_the_day_to_day_work_through_a_context_and_never_makes_a_data_di
         &[
             "operator", "token", "create", "--name", "x", "--role", "admin",
         ],
-        &["investigate", "pump-a"],
+        &["mqtt", "broker-config", "--dir", "b"],
     ] {
         let e = refused(args);
         assert!(
@@ -398,6 +400,51 @@ fn a_laptop_runs_the_day_to_day_work_through_a_context_and_never_makes_a_data_di
     s.audited(&admin, "the SBOM upload", |e| {
         field(e, "action") == "risk.write" && field(e, "principal") == "Operator::\"olga\""
     });
+
+    // The Defender's suppressions, audit checks and the Investigator's timeline, from here.
+    let out = run(&[
+        "defender",
+        "suppress",
+        "--rule",
+        "egress-not-allowed",
+        "--scope",
+        "device",
+        "--value",
+        "pump-a",
+        "--reason",
+        "vendor support session",
+        "--for",
+        "1h",
+        "-o",
+        "json",
+    ]);
+    let suppression: Value = serde_json::from_str(&out).unwrap();
+    let sid = suppression["id"].to_string();
+    let listed = run(&["defender", "suppressions"]);
+    assert!(
+        listed.contains("vendor support session") && listed.contains("true"),
+        "{listed}"
+    );
+    assert!(run(&["defender", "lift", &sid]).contains("lifted"));
+    let checks: Value = serde_json::from_str(&run(&[
+        "defender",
+        "audit",
+        "--json",
+        "--fail-on",
+        "critical",
+    ]))
+    .unwrap();
+    assert!(checks.is_array(), "{checks}");
+    let timeline = run(&["investigate", "pump-a", "--since", "1h"]);
+    assert!(
+        timeline.lines().count() > 3 && timeline.contains("alert"),
+        "{timeline}"
+    );
+    let csv = run(&["investigate", "pump-a", "--format", "csv"]);
+    assert!(
+        csv.lines().next().unwrap_or_default().contains(','),
+        "{csv}"
+    );
 
     // Decommissioned mid-campaign, the pump is withdrawn from it instead of failing it later:
     // its campaign, with no other device, completes.

@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod client;
 pub mod context;
+pub mod defender;
 pub mod output;
 pub mod records;
 pub mod risk;
