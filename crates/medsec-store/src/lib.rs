@@ -294,6 +294,8 @@ store_area! {
         async fn alerts_after(&self, after_id: i64, raised_before_ms: i64, limit: u32) -> Result<Vec<AlertRow>>;
         /// One alert (`NotFound` if absent).
         async fn alert(&self, id: i64) -> Result<AlertRow>;
+        /// The highest alert id (0 with no alert).
+        async fn max_alert_id(&self) -> Result<i64>;
         /// Records an operator's acknowledgement of an alert; `NotFound` if there is no such
         /// alert, `WrongState` if it was acknowledged already.
         async fn acknowledge_alert(&self, ack: &AlertAck) -> Result<()>;

@@ -677,6 +677,7 @@ async fn telemetry<S: Store>(s: &S) {
         s.alerts_after(0, early, 10).await.unwrap().is_empty(),
         "not settled yet"
     );
+    assert_eq!(s.max_alert_id().await.unwrap(), all[2].id);
     // One alert by id, and its acknowledgement, once.
     assert_eq!(s.alert(all[1].id).await.unwrap(), all[1]);
     assert!(matches!(s.alert(-5).await, Err(Error::NotFound { .. })));

@@ -377,12 +377,7 @@ async fn initial(state: &AppState, sink: &SinkConfig, source: Source) -> Result<
             .audit_latest_head()
             .await?
             .map_or(-1, |h| h.tree_size - 1),
-        Source::Alerts => state
-            .store
-            .alerts(None, 0, 1)
-            .await?
-            .first()
-            .map_or(0, |a| a.id),
+        Source::Alerts => state.store.max_alert_id().await?,
     })
 }
 

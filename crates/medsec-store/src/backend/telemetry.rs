@@ -484,6 +484,13 @@ macro_rules! store_telemetry {
                 .ok_or_else(|| not_found("alert", &id.to_string()))
         }
 
+        async fn max_alert_id(&self) -> Result<i64> {
+            let max: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM alerts")
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(max.unwrap_or(0))
+        }
+
         async fn acknowledge_alert(&self, ack: &AlertAck) -> Result<()> {
             self.alert(ack.alert_id).await?;
             let done = sqlx::query(
