@@ -342,10 +342,7 @@ fn status_name(v: &serde_json::Value) -> String {
 
 fn status(named: &Named, remote: &Remote, devices: bool, json: bool) -> Result<()> {
     if !named.location.direct(remote) {
-        let (client, mut format) = remote.open()?;
-        if json {
-            format = Format::Json;
-        }
+        let (client, format) = remote.open_with_json(json)?;
         let v = client.get(&format!(
             "/api/v1/campaigns/{}?devices={devices}",
             segment(&named.name)

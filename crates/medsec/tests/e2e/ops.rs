@@ -952,12 +952,10 @@ fn the_openapi_description_is_current_valid_and_holds_against_schemathesis() {
     assert_eq!(served["openapi"], "3.1.0");
 
     // The committed copy and `medsec openapi` are the served document.
-    let committed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
-    let committed: Value =
-        serde_json::from_str(&std::fs::read_to_string(&committed_path).unwrap()).unwrap();
-    assert!(
-        committed == served,
-        "docs/openapi.json is out of date: run `cargo run -- openapi --out docs/openapi.json`"
+    assert_committed(
+        &r.body,
+        "openapi.json",
+        "cargo run -- openapi --out docs/openapi.json",
     );
     let printed: Value = serde_json::from_str(&ok(medsec().arg("openapi"))).unwrap();
     assert_eq!(printed, served);
@@ -977,17 +975,7 @@ fn the_openapi_description_is_current_valid_and_holds_against_schemathesis() {
     };
     let doc = tmp.path().join("openapi.json");
     std::fs::write(&doc, &r.body).unwrap();
-    let out = Command::new(&python)
-        .args(["-m", "openapi_spec_validator"])
-        .arg(&doc)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openapi-spec-validator: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_valid(&python, &doc);
 
     // Schemathesis against the live API with a valid token: a bounded number of examples per
     // operation; no 5xx, and every answer's status, media type and body as documented.
@@ -999,27 +987,14 @@ fn the_openapi_description_is_current_valid_and_holds_against_schemathesis() {
     // (its fleet certificate) is fuzzed against it.
     let r = s.operator(&admin, "GET", "/api/v1/openapi/device.json", None);
     assert_eq!(r.status, 200, "{r:?}");
-    let served: Value = serde_json::from_str(&r.body).unwrap();
-    let committed_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi-device.json");
-    let committed: Value =
-        serde_json::from_str(&std::fs::read_to_string(&committed_path).unwrap()).unwrap();
-    assert!(
-        committed == served,
-        "docs/openapi-device.json is out of date: run `cargo run -- openapi --port device --out docs/openapi-device.json`"
+    assert_committed(
+        &r.body,
+        "openapi-device.json",
+        "cargo run -- openapi --port device --out docs/openapi-device.json",
     );
     let device_doc = tmp.path().join("openapi-device.json");
     std::fs::write(&device_doc, &r.body).unwrap();
-    let out = Command::new(&python)
-        .args(["-m", "openapi_spec_validator"])
-        .arg(&device_doc)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_valid(&python, &device_doc);
     // The device acts on itself only: its id is fixed, so requests reach the handlers. EST's
     // PKCS#10 bodies are not something Schemathesis can generate (EST is tested with openssl
     // and curl as clients in `identity`).
@@ -1078,6 +1053,34 @@ fn schemathesis(
         ])
         .output()
         .unwrap()
+}
+
+/// The served description `body` equals the committed `docs/NAME`, which `regenerate` updates.
+fn assert_committed(body: &str, name: &str, regenerate: &str) {
+    let served: Value = serde_json::from_str(body).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs")
+        .join(name);
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        committed == served,
+        "docs/{name} is out of date: run `{regenerate}`"
+    );
+}
+
+/// openapi-spec-validator accepts `doc`.
+fn assert_valid(python: &Path, doc: &Path) {
+    let out = Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(doc)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Schemathesis's run passed; its counts are printed.

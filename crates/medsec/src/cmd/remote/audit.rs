@@ -96,16 +96,13 @@ pub fn proof(remote: &Remote, seq: u64, key: &Path) -> Result<()> {
 /// `medsec audit verify` without a data directory: the server's own verification, and its
 /// newest head checked under the pinned key.
 pub fn verify(remote: &Remote, key: Option<&Path>, json: bool) -> Result<()> {
-    let (client, mut format) = remote.open()?;
+    let (client, format) = remote.open_with_json(json)?;
     let key = key.ok_or_else(|| {
         anyhow!(
             "checking a remote server's log needs --key: a copy of its audit.pub kept apart from \
              it (on the server host, pass --data-dir instead)"
         )
     })?;
-    if json {
-        format = Format::Json;
-    }
     let report = client.get("/api/v1/audit/verify")?;
     let head: Option<medsec_audit::SignedTreeHead> =
         serde_json::from_value(client.get("/api/v1/audit/head")?).context("the server's head")?;

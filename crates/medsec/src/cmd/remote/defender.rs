@@ -44,10 +44,7 @@ pub fn suppress(
 
 /// Every suppression, in force or not.
 pub fn suppressions(remote: &Remote, json: bool) -> Result<()> {
-    let (client, mut format) = remote.open()?;
-    if json {
-        format = Format::Json;
-    }
+    let (client, format) = remote.open_with_json(json)?;
     let v = client.get("/api/v1/suppressions")?;
     let rows = v.as_array().cloned().unwrap_or_default();
     print(
@@ -83,10 +80,7 @@ pub fn audit(
     fail_on: medsec_defender::rules::Severity,
     json: bool,
 ) -> Result<()> {
-    let (client, mut format) = remote.open()?;
-    if json {
-        format = Format::Json;
-    }
+    let (client, format) = remote.open_with_json(json)?;
     let v = client.get(&format!(
         "/api/v1/defender/audit?cert_days={cert_days}&silent_hours={silent_hours}"
     ))?;

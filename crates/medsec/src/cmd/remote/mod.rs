@@ -53,6 +53,12 @@ impl Remote {
         };
         Ok((Client::new(ctx)?, format))
     }
+
+    /// [`Remote::open`], with a command's older `--json` flag meaning `-o json`.
+    pub fn open_with_json(&self, json: bool) -> Result<(Client, Format)> {
+        let (client, format) = self.open()?;
+        Ok((client, if json { Format::Json } else { format }))
+    }
 }
 
 /// `medsec login`.

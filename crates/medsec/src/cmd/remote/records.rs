@@ -68,10 +68,7 @@ pub fn list(remote: &Remote, plural: &str) -> Result<()> {
 
 /// `inventory support`: devices to replace, support ending, no profile.
 pub fn support(remote: &Remote, json: bool) -> Result<()> {
-    let (client, mut format) = remote.open()?;
-    if json {
-        format = Format::Json;
-    }
+    let (client, format) = remote.open_with_json(json)?;
     let v = client.get("/api/v1/inventory/support")?;
     if matches!(format, Format::Json | Format::Yaml) {
         return print(format, &v, &[], &[]);
@@ -107,10 +104,7 @@ pub fn support(remote: &Remote, json: bool) -> Result<()> {
 
 /// `operator token list`.
 pub fn operator_tokens(remote: &Remote, json: bool) -> Result<()> {
-    let (client, mut format) = remote.open()?;
-    if json {
-        format = Format::Json;
-    }
+    let (client, format) = remote.open_with_json(json)?;
     let v = client.get("/api/v1/operators/tokens")?;
     let rows = v.as_array().cloned().unwrap_or_default();
     print(
