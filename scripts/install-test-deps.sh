@@ -26,8 +26,24 @@ have mosquitto_pub || need+=(mosquitto-clients) # ... and publish as devices wit
 have promtool || need+=(prometheus)          # promtool checks the server's /metrics exposition
 have rsyslogd || need+=(rsyslog)             # the event export's syslog sink is tested against rsyslog
 dpkg -s rsyslog-openssl >/dev/null 2>&1 || need+=(rsyslog-openssl) # ... receiving over TLS
+have chromium || need+=(chromium)            # the web console's browser tests (Playwright drives it)
+have chromedriver || need+=(chromium-driver) # ... WebDriver for it, for tests that use WebDriver
+have node || need+=(nodejs)                  # the OpenID provider and the browser test script
+have npm || need+=(npm)                      # ... their packages (npm ci, below)
+
+# The console tests' npm packages (oidc-provider, playwright-core, axe-core), exactly as
+# package-lock.json pins them; reinstalled only when the lock file changed.
+console_tests="$(dirname "$0")/../crates/medsec/tests/console"
+npm_packages() {
+  if ! cmp -s "$console_tests/package-lock.json" "$console_tests/node_modules/.medsec-installed-lock"; then
+    echo "install-test-deps: npm ci in $console_tests"
+    (cd "$console_tests" && npm ci --no-audit --no-fund --loglevel=error &&
+      cp package-lock.json node_modules/.medsec-installed-lock)
+  fi
+}
 
 if [ "${#need[@]}" -eq 0 ]; then
+  npm_packages
   exit 0
 fi
 echo "install-test-deps: installing ${need[*]}"
@@ -45,3 +61,4 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+npm_packages

@@ -38,6 +38,7 @@ const TOP_KEYS: &[&str] = &[
     "defender_baseline_reload_secs",
     "vendor_aliases",
     "mqtt",
+    "console",
     "limits",
 ];
 
@@ -170,8 +171,171 @@ pub struct Config {
     /// Sinks security events are exported to (`[[export]]`: webhook, splunk-hec, syslog; see
     /// docs/operations.md).
     pub export: Vec<crate::export::SinkConfig>,
+    /// The web console under `/ui/` on the operator port (docs/console.md).
+    pub console: Console,
     /// Limits.
     pub limits: Limits,
+}
+
+/// The web console under `/ui/` on the operator port (docs/console.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Console {
+    /// Serve the console (default true).
+    pub enabled: bool,
+    /// A session ends after this long without a request, in seconds (default 900; 60 to 86400).
+    pub idle_timeout_secs: u64,
+    /// A session ends this long after sign-in whatever happens, in seconds (default 43200;
+    /// 300 to 604800).
+    pub max_session_secs: u64,
+    /// How often a live page's server checks for changes, in milliseconds (default 2000; 250 to
+    /// 60000).
+    pub live_interval_ms: u64,
+    /// Live-update streams open at once, over all operators (default 200; 1 to 10000); one
+    /// more is refused with 503 and the page falls back to reloading itself.
+    pub max_live_streams: usize,
+    /// A device not heard from for this long is "silent" on the dashboard, in seconds (default
+    /// 86400).
+    pub silent_after_secs: u64,
+    /// Devices the dashboard's census reads at most (default 1000000); a larger fleet is
+    /// summarised from its first this many, and the dashboard says so.
+    pub max_census_devices: u32,
+    /// Single sign-on with OpenID Connect; off unless `issuer` is set.
+    pub oidc: Oidc,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            idle_timeout_secs: 900,
+            max_session_secs: 43_200,
+            live_interval_ms: 2000,
+            max_live_streams: 200,
+            silent_after_secs: 86_400,
+            max_census_devices: 1_000_000,
+            oidc: Oidc::default(),
+        }
+    }
+}
+
+impl Console {
+    fn check(&self) -> Result<(), String> {
+        if !(60..=86_400).contains(&self.idle_timeout_secs) {
+            return Err("console.idle_timeout_secs must be 60 to 86400".into());
+        }
+        if !(300..=604_800).contains(&self.max_session_secs) {
+            return Err("console.max_session_secs must be 300 to 604800".into());
+        }
+        if !(250..=60_000).contains(&self.live_interval_ms) {
+            return Err("console.live_interval_ms must be 250 to 60000".into());
+        }
+        if !(1..=10_000).contains(&self.max_live_streams) {
+            return Err("console.max_live_streams must be 1 to 10000".into());
+        }
+        if self.max_census_devices == 0 {
+            return Err("console.max_census_devices must be at least 1".into());
+        }
+        self.oidc.check()
+    }
+}
+
+/// OpenID Connect sign-in (authorisation code with PKCE): the identity provider's groups give
+/// medsec roles through `roles`; a person whose groups map to no role is not signed in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Oidc {
+    /// The issuer URL, exactly as the provider's discovery document and ID tokens name it
+    /// (`https://…`; `http://` only on a loopback address). Unset: no single sign-on.
+    pub issuer: Option<String>,
+    /// The name on the sign-in button (default "single sign-on").
+    pub provider_name: String,
+    /// medsec's client id at the provider.
+    pub client_id: String,
+    /// A file holding the client secret (`client_secret_basic`); unset: a public client
+    /// (PKCE alone).
+    pub client_secret_file: Option<PathBuf>,
+    /// PEM trust anchors for the provider's TLS certificate (default: the system's,
+    /// `/etc/ssl/certs/ca-certificates.crt`).
+    pub ca_file: Option<PathBuf>,
+    /// Where the provider sends the browser back: `https://HOST:PORT/ui/login/callback`, as
+    /// registered at the provider (default: built from the request's Host).
+    pub redirect_url: Option<String>,
+    /// Scopes asked for (default `openid profile email groups`).
+    pub scopes: Vec<String>,
+    /// The ID token claim that lists the person's groups (default `groups`).
+    pub groups_claim: String,
+    /// Group → medsec roles (`"fleet-security" = ["security"]`).
+    pub roles: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for Oidc {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            provider_name: "single sign-on".into(),
+            client_id: String::new(),
+            client_secret_file: None,
+            ca_file: None,
+            redirect_url: None,
+            scopes: ["openid", "profile", "email", "groups"]
+                .map(str::to_owned)
+                .to_vec(),
+            groups_claim: "groups".into(),
+            roles: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl Oidc {
+    fn check(&self) -> Result<(), String> {
+        let Some(issuer) = &self.issuer else {
+            return Ok(());
+        };
+        let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
+            .iter()
+            .any(|p| {
+                issuer
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            });
+        if !issuer.starts_with("https://") && !loopback {
+            return Err(format!(
+                "console.oidc.issuer {issuer:?} must be an https:// URL (http:// only on a \
+                 loopback address)"
+            ));
+        }
+        if self.client_id.is_empty() {
+            return Err("console.oidc.client_id is required with console.oidc.issuer".into());
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            return Err("console.oidc.scopes must include \"openid\"".into());
+        }
+        if self.roles.is_empty() {
+            return Err(
+                "console.oidc.roles maps no group to a medsec role: nobody could sign in".into(),
+            );
+        }
+        for (group, roles) in &self.roles {
+            if let Some(bad) = roles
+                .iter()
+                .find(|r| !crate::tokens::ROLES.contains(&r.as_str()))
+            {
+                return Err(format!(
+                    "console.oidc.roles[{group:?}]: unknown role {bad:?}: use {}",
+                    crate::tokens::ROLES.join(", ")
+                ));
+            }
+        }
+        if let Some(url) = &self.redirect_url
+            && !url.ends_with("/ui/login/callback")
+        {
+            return Err(format!(
+                "console.oidc.redirect_url {url:?} must end in /ui/login/callback"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Telemetry through an MQTT broker: devices publish their batches to
@@ -371,6 +535,7 @@ impl Default for Config {
             vendor_aliases: None,
             mqtt: Mqtt::default(),
             export: Vec::new(),
+            console: Console::default(),
             limits: Limits::default(),
         }
     }
@@ -422,6 +587,9 @@ impl Config {
                  (and models, hardware_ids) naming what it may vouch for (docs/server.md)",
             );
         }
+        self.console
+            .check()
+            .map_err(|reason| Error::Config { reason })?;
         let mut sinks = std::collections::BTreeSet::new();
         for sink in &self.export {
             sink.check().map_err(|reason| Error::Config { reason })?;

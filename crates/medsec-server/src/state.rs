@@ -106,6 +106,8 @@ pub struct AppState {
     pub sigma: medsec_defender::sigma::SigmaRules,
     /// Release SBOMs, advisories and VEX as this replica parsed them.
     pub risk: crate::risk::RiskCache,
+    /// What the console's live pages follow.
+    pub changes: crate::changes::Changes,
 }
 
 impl AppState {
@@ -150,6 +152,7 @@ impl AppState {
             baselines: crate::baselines::Baselines::new(baseline_key, reload),
             sigma: medsec_defender::sigma::SigmaRules::default(),
             risk: crate::risk::RiskCache::default(),
+            changes: crate::changes::Changes::default(),
         }
     }
 

@@ -219,6 +219,9 @@ store_area! {
         async fn device(&self, id: &str) -> Result<Device>;
         /// Devices ordered by id, as `query` selects.
         async fn devices(&self, query: &DeviceQuery) -> Result<Vec<Device>>;
+        /// Enrolled devices silent since `silent_before_ms`, and those whose newest
+        /// certificate expires before `expires_before_ms`.
+        async fn attention_counts(&self, silent_before_ms: i64, expires_before_ms: i64) -> Result<AttentionCounts>;
         /// How many devices there are per state, quarantine, model and installed version (the
         /// metrics' and the readiness check's fleet census; one grouped query).
         async fn device_census(&self) -> Result<Vec<DeviceCensus>>;
@@ -425,6 +428,19 @@ store_area! {
         /// Revokes an unused enrolment token and returns it; `NotFound` if unknown, `WrongState`
         /// if it was used or revoked already.
         async fn revoke_enrolment_token(&self, token_sha256: &[u8], now_ms: i64) -> Result<EnrolmentToken>;
+        /// Stores a console session, sign-in under way or one-time link (and drops the rows
+        /// expired before `row.created_at_ms`); `Conflict` if the hash exists.
+        async fn put_console_session(&self, row: &ConsoleSession) -> Result<()>;
+        /// A live console row of `kind` by the hash of its secret (`NotFound` if absent, of
+        /// another kind, or expired at `now_ms`).
+        async fn console_session(&self, id_sha256: &[u8], kind: &str, now_ms: i64) -> Result<ConsoleSession>;
+        /// Removes and returns a live console row of `kind`, atomically: a one-time link or a
+        /// sign-in under way is used once (`NotFound` if absent, of another kind, or expired).
+        async fn take_console_session(&self, id_sha256: &[u8], kind: &str, now_ms: i64) -> Result<ConsoleSession>;
+        /// Records activity on a session (its idle clock restarts at `now_ms`).
+        async fn touch_console_session(&self, id_sha256: &[u8], now_ms: i64) -> Result<()>;
+        /// Ends a session (sign-out); ending an absent one is not an error.
+        async fn end_console_session(&self, id_sha256: &[u8]) -> Result<()>;
     }
 }
 

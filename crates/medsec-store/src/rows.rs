@@ -398,6 +398,25 @@ pub struct DeviceQuery {
     pub site: Option<String>,
     /// Only members of this group.
     pub group: Option<String>,
+    /// Only devices in this state (`registered`, `enrolled`, `revoked`, `decommissioned`).
+    pub state: Option<String>,
+    /// Only devices whose last signed report named this version.
+    pub version: Option<String>,
+    /// Only quarantined devices.
+    pub quarantined_only: bool,
+    /// Only enrolled devices not heard from since this moment (never heard from included).
+    pub silent_before_ms: Option<i64>,
+    /// Only devices whose newest certificate expires before this moment.
+    pub certificate_expires_before_ms: Option<i64>,
+}
+
+/// How many enrolled devices need attention for two reasons the census cannot show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttentionCounts {
+    /// Enrolled devices not heard from since the given moment.
+    pub silent: i64,
+    /// Enrolled devices whose newest certificate expires before the given moment.
+    pub certificates_expiring: i64,
 }
 
 impl Default for DeviceQuery {
@@ -408,6 +427,11 @@ impl Default for DeviceQuery {
             model: None,
             site: None,
             group: None,
+            state: None,
+            version: None,
+            quarantined_only: false,
+            silent_before_ms: None,
+            certificate_expires_before_ms: None,
         }
     }
 }
@@ -486,6 +510,32 @@ impl OperatorToken {
             None
         }
     }
+}
+
+/// A row of the web console's sessions table: a session (`kind` "session"), an OpenID Connect
+/// sign-in under way ("oidc-login", its state in `data`) or a one-time sign-in link ("link").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// SHA-256 of the secret (the cookie's, or the link's).
+    pub id_sha256: Vec<u8>,
+    /// "session", "oidc-login" or "link".
+    pub kind: String,
+    /// The principal's name as Cedar and the audit log see it (empty while signing in).
+    pub principal: String,
+    /// The name the console shows.
+    pub display_name: String,
+    /// medsec roles.
+    pub roles: Vec<String>,
+    /// The session's CSRF token (a session only).
+    pub csrf: String,
+    /// Kind-specific data (JSON text; the sign-in's state, nonce and verifier).
+    pub data: String,
+    /// When made.
+    pub created_at_ms: i64,
+    /// Last activity.
+    pub last_seen_ms: i64,
+    /// Absolute expiry.
+    pub expires_at_ms: i64,
 }
 
 /// A token's public id: the first 8 bytes of its SHA-256, hex. It names the token in lists and

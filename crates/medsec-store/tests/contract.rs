@@ -14,9 +14,9 @@
 
 use medsec_store::prelude::*;
 use medsec_store::{
-    AdvisoryDoc, AlertAck, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, DeadLetter,
-    DeviceKey, DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow,
-    IncidentRow, Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, SequenceWindow,
+    AdvisoryDoc, AlertAck, AlertRow, AnyStore, AuditRow, BaselineRow, CampaignRow, ConsoleSession,
+    DeadLetter, DeviceKey, DeviceQuery, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error,
+    HeadRow, IncidentRow, Inventory, InventoryKind, OperatorToken, ReleaseSbomRow, SequenceWindow,
     SqliteStore, Store, SuppressionRow, TelemetryBatch, VersionReport,
 };
 
@@ -1340,6 +1340,169 @@ async fn operator_tokens<S: Store>(s: &S) {
     assert_eq!(s.operator_token(&[7; 32]).await.unwrap(), t);
 }
 
+async fn console_sessions<S: Store>(s: &S) {
+    let row = ConsoleSession {
+        id_sha256: vec![1; 32],
+        kind: "session".into(),
+        principal: "https://idp.example#alice".into(),
+        display_name: "alice".into(),
+        roles: vec!["security".into(), "viewer".into()],
+        csrf: "csrf-token".into(),
+        data: String::new(),
+        created_at_ms: 100,
+        last_seen_ms: 100,
+        expires_at_ms: 1000,
+    };
+    s.put_console_session(&row).await.unwrap();
+    assert!(matches!(
+        s.put_console_session(&row).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert_eq!(
+        s.console_session(&[1; 32], "session", 500).await.unwrap(),
+        row
+    );
+    // Another kind, or past its expiry, is not found.
+    for (kind, at) in [("link", 500), ("session", 1000)] {
+        assert!(matches!(
+            s.console_session(&[1; 32], kind, at).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+    s.touch_console_session(&[1; 32], 600).await.unwrap();
+    assert_eq!(
+        s.console_session(&[1; 32], "session", 700)
+            .await
+            .unwrap()
+            .last_seen_ms,
+        600
+    );
+    // A link is taken once.
+    let link = ConsoleSession {
+        id_sha256: vec![2; 32],
+        kind: "link".into(),
+        csrf: String::new(),
+        ..row.clone()
+    };
+    s.put_console_session(&link).await.unwrap();
+    assert!(matches!(
+        s.take_console_session(&[2; 32], "session", 500).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        s.take_console_session(&[2; 32], "link", 500).await.unwrap(),
+        link
+    );
+    assert!(matches!(
+        s.take_console_session(&[2; 32], "link", 500).await,
+        Err(Error::NotFound { .. })
+    ));
+    // A new row clears the ones expired before it.
+    let later = ConsoleSession {
+        id_sha256: vec![3; 32],
+        created_at_ms: 2000,
+        last_seen_ms: 2000,
+        expires_at_ms: 3000,
+        ..row.clone()
+    };
+    s.put_console_session(&later).await.unwrap();
+    assert!(matches!(
+        s.console_session(&[1; 32], "session", 0).await,
+        Err(Error::NotFound { .. })
+    ));
+    s.end_console_session(&[3; 32]).await.unwrap();
+    s.end_console_session(&[3; 32]).await.unwrap();
+    assert!(s.console_session(&[3; 32], "session", 2500).await.is_err());
+}
+
+async fn device_filters<S: Store>(s: &S) {
+    for (id, model) in [("a-1", "pump"), ("a-2", "pump"), ("a-3", "monitor")] {
+        s.register_device(id, model, 1).await.unwrap();
+        s.set_device_state(id, "enrolled").await.unwrap();
+    }
+    s.set_device_state("a-3", "revoked").await.unwrap();
+    s.set_device_quarantined("a-2", true).await.unwrap();
+    s.set_device_status("a-1", "{}", 5_000).await.unwrap();
+    s.add_device_key(&DeviceKey {
+        spki_sha256: vec![4; 32],
+        device_id: "a-1".into(),
+        serial: "01".into(),
+        not_after_ms: 9_000,
+        created_at_ms: 1,
+    })
+    .await
+    .unwrap();
+    let ids = |q: DeviceQuery| async move {
+        s.devices(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect::<Vec<_>>()
+    };
+    let q = DeviceQuery::default;
+    assert_eq!(
+        ids(DeviceQuery {
+            state: Some("revoked".into()),
+            ..q()
+        })
+        .await,
+        ["a-3"]
+    );
+    assert_eq!(
+        ids(DeviceQuery {
+            quarantined_only: true,
+            ..q()
+        })
+        .await,
+        ["a-2"]
+    );
+    // Silent: enrolled and not heard from since 4,000 (never heard from counts).
+    assert_eq!(
+        ids(DeviceQuery {
+            silent_before_ms: Some(4_000),
+            ..q()
+        })
+        .await,
+        ["a-2"]
+    );
+    assert_eq!(
+        ids(DeviceQuery {
+            silent_before_ms: Some(6_000),
+            ..q()
+        })
+        .await,
+        ["a-1", "a-2"]
+    );
+    assert_eq!(
+        ids(DeviceQuery {
+            certificate_expires_before_ms: Some(10_000),
+            ..q()
+        })
+        .await,
+        ["a-1"]
+    );
+    assert!(
+        ids(DeviceQuery {
+            certificate_expires_before_ms: Some(8_000),
+            ..q()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        ids(DeviceQuery {
+            model: Some("pump".into()),
+            version: Some(String::new()),
+            ..q()
+        })
+        .await,
+        ["a-1", "a-2"]
+    );
+    let counts = s.attention_counts(6_000, 10_000).await.unwrap();
+    assert_eq!((counts.silent, counts.certificates_expiring), (2, 1));
+}
+
 async fn audit<S: Store>(s: &S) {
     assert!(s.audit_heads().await.unwrap().is_empty());
     assert!(s.audit_latest_head().await.unwrap().is_none());
@@ -1582,6 +1745,8 @@ contract! {
     keys after devices;
     enrolment_tokens after devices;
     operator_tokens;
+    console_sessions;
+    device_filters;
     audit;
     risk;
     assets;

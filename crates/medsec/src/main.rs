@@ -81,6 +81,10 @@ enum Command {
         /// Size of the tour's firmware image in MiB.
         #[arg(long, default_value_t = 8)]
         image_mib: u64,
+        /// After the story, keep the server running and print the web console's address and a
+        /// one-time sign-in link (Ctrl-C stops it).
+        #[arg(long, conflicts_with = "tuf_tour")]
+        console: bool,
     },
     /// Manage a signed TUF update repository (release engineers).
     #[command(subcommand)]
@@ -362,11 +366,12 @@ fn main() -> ExitCode {
             devices,
             tuf_tour,
             image_mib,
+            console,
         } => {
             if tuf_tour {
                 demo::run(dir, image_mib)
             } else {
-                fleet_demo::run(dir, devices)
+                fleet_demo::run(dir, devices, console)
             }
         }
         Command::Repo(cmd) => repo::run(*cmd),

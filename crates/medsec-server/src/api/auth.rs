@@ -36,6 +36,20 @@ pub(crate) struct Auth {
     token: Option<String>,
     /// That token's record, if the guard read it already.
     verified: Option<medsec_store::OperatorToken>,
+    /// The person signed in to the web console, when the console sends the request.
+    console: Option<ConsolePrincipal>,
+}
+
+/// The person signed in to the web console on whose behalf the console sends a request to the
+/// API inside the server. Only the console sets this request extension, on requests that never
+/// cross the network, after it has checked the session cookie (and the CSRF token of a
+/// change); nothing a client sends becomes one.
+#[derive(Clone, Debug)]
+pub(crate) struct ConsolePrincipal {
+    /// The operator's name (an identity provider's subject and issuer, or a token's name).
+    pub(crate) name: String,
+    /// medsec roles.
+    pub(crate) roles: Vec<String>,
 }
 
 impl FromRequestParts<Arc<AppState>> for Auth {
@@ -56,6 +70,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             state: state.clone(),
             token: bearer(&parts.headers).map(str::to_owned),
             verified: parts.extensions.get::<VerifiedToken>().map(|v| v.0.clone()),
+            console: parts.extensions.get::<ConsolePrincipal>().cloned(),
             conn,
         })
     }
@@ -102,6 +117,18 @@ impl Auth {
         let (state, conn) = (&self.state, &self.conn);
         let refuse =
             |principal: &str, detail: &str| deny_event(conn, principal, action, target, detail);
+        if conn.operator_port
+            && let Some(person) = &self.console
+        {
+            return Ok(Caller {
+                subject: Subject::Operator {
+                    name: person.name.clone(),
+                    roles: person.roles.clone(),
+                },
+                credential: "console-session",
+                record: None,
+            });
+        }
         if conn.operator_port {
             let Some(token) = &self.token else {
                 state

@@ -325,12 +325,97 @@ pub(super) async fn list_versions(
 #[serde(deny_unknown_fields)]
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+pub(super) struct SummaryQuery {
+    /// A device not heard from for this many seconds counts as silent (default: the
+    /// console's `silent_after_secs`).
+    silent_for_secs: Option<u32>,
+    /// A certificate expiring within this many days counts as expiring (default 7).
+    certificate_expires_within_days: Option<u16>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/fleet/summary",
+    tag = "devices",
+    operation_id = "fleet_summary",
+    params(SummaryQuery),
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// The fleet at a glance: devices by state, model and installed version, quarantined ones,
+/// silent ones and those whose certificate expires soon (`device.list`).
+pub(super) async fn fleet_summary(
+    auth: Auth,
+    Query(q): Query<SummaryQuery>,
+) -> Result<Response, ApiError> {
+    let _who = auth.authorize("device.list", &Target::Fleet).await?;
+    let now = now_ms();
+    let silent_secs = q
+        .silent_for_secs
+        .map_or(auth.state.config.console.silent_after_secs, u64::from);
+    let days = q.certificate_expires_within_days.unwrap_or(7);
+    let census = auth.state.store.device_census().await?;
+    let attention = auth
+        .state
+        .store
+        .attention_counts(
+            now.saturating_sub(i64::try_from(silent_secs.saturating_mul(1000)).unwrap_or(i64::MAX)),
+            now.saturating_add(i64::from(days) * 86_400_000),
+        )
+        .await?;
+    let mut by_state = std::collections::BTreeMap::<&str, i64>::new();
+    let mut by_model = std::collections::BTreeMap::<&str, i64>::new();
+    let mut by_version = std::collections::BTreeMap::<&str, i64>::new();
+    let (mut total, mut quarantined) = (0i64, 0i64);
+    for c in &census {
+        total += c.count;
+        *by_state.entry(&c.state).or_default() += c.count;
+        *by_model.entry(&c.model).or_default() += c.count;
+        let version = if c.installed_version.is_empty() {
+            "(not reported)"
+        } else {
+            &c.installed_version
+        };
+        *by_version.entry(version).or_default() += c.count;
+        if c.quarantined {
+            quarantined += c.count;
+        }
+    }
+    Ok(Json(serde_json::json!({
+        "devices": total,
+        "by_state": by_state,
+        "by_model": by_model,
+        "by_version": by_version,
+        "quarantined": quarantined,
+        "silent": attention.silent,
+        "silent_for_secs": silent_secs,
+        "certificates_expiring": attention.certificates_expiring,
+        "certificate_expires_within_days": days,
+        "at_ms": now,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     after: Option<String>,
     limit: Option<u32>,
     model: Option<String>,
     site: Option<String>,
     group: Option<String>,
+    /// Only devices in this state.
+    state: Option<String>,
+    /// Only devices whose last signed report named this version.
+    version: Option<String>,
+    /// Only quarantined devices (`true`).
+    quarantined: Option<bool>,
+    /// Only enrolled devices not heard from for this many seconds.
+    silent_for_secs: Option<u32>,
+    /// Only devices whose newest certificate expires within this many days.
+    certificate_expires_within_days: Option<u16>,
 }
 
 #[utoipa::path(
@@ -348,12 +433,22 @@ pub(super) async fn list_devices(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let _who = auth.authorize("device.list", &Target::Fleet).await?;
+    let now = now_ms();
     let query = DeviceQuery {
         after: q.after,
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
         model: q.model,
         site: q.site,
         group: q.group,
+        state: q.state,
+        version: q.version,
+        quarantined_only: q.quarantined.unwrap_or(false),
+        silent_before_ms: q
+            .silent_for_secs
+            .map(|s| now.saturating_sub(i64::from(s) * 1000)),
+        certificate_expires_before_ms: q
+            .certificate_expires_within_days
+            .map(|d| now.saturating_add(i64::from(d) * 86_400_000)),
     };
     let devices = auth.state.store.devices(&query).await?;
     Ok(Json(devices).into_response())

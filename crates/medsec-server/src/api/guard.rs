@@ -42,10 +42,30 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
 async fn rate_key(
     state: &AppState,
     conn: &Conn,
+    path: &str,
     headers: &HeaderMap,
-) -> (String, Option<VerifiedToken>) {
+) -> (String, Option<VerifiedToken>, Option<VerifiedSession>) {
     if let Peer::Device(id) = &conn.peer {
-        return (format!("device:{}", id.as_str()), None);
+        return (format!("device:{}", id.as_str()), None, None);
+    }
+    // The web console's pages (only there: the API never takes a cookie) key on the person
+    // whose live session cookie the request carries.
+    if conn.operator_port
+        && path.starts_with("/ui/")
+        && let Some(secret) = cookie(headers, crate::sessions::COOKIE)
+        && let Ok(Some(row)) = crate::sessions::open(
+            &state.store,
+            secret,
+            now_ms(),
+            state.config.console.idle_timeout_secs,
+        )
+        .await
+    {
+        return (
+            format!("operator:{}", row.principal),
+            None,
+            Some(VerifiedSession(row)),
+        );
     }
     if conn.operator_port
         && let Some(token) = bearer(headers)
@@ -55,14 +75,32 @@ async fn rate_key(
         return (
             format!("operator:{}", found.name),
             Some(VerifiedToken(found)),
+            None,
         );
     }
     let key = match address_block(conn.addr.ip()) {
         ip @ IpAddr::V4(_) => format!("addr:{ip}"),
         ip @ IpAddr::V6(_) => format!("addr:{ip}/64"),
     };
-    (key, None)
+    (key, None, None)
 }
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The web console's session a request's cookie names, as the guard found it live; a request
+/// extension for the console's pages.
+#[derive(Clone)]
+pub(crate) struct VerifiedSession(pub(crate) medsec_store::ConsoleSession);
 
 /// The stored record of the operator token a request carries, as the guard read it (the token
 /// was live then); a request extension.
@@ -137,7 +175,8 @@ async fn limits(
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let (key, verified) = rate_key(&state, &conn, request.headers()).await;
+    let (key, verified, session) =
+        rate_key(&state, &conn, request.uri().path(), request.headers()).await;
     let action = |r: &axum::http::request::Parts| format!("{} {}", r.method, r.uri.path());
     let refuse = |action: String, detail: String| {
         let mut e = event(crate::repeats::LIMIT_KIND, &key, &action, "-", "deny");
@@ -148,6 +187,9 @@ async fn limits(
     let (mut parts, body) = request.into_parts();
     if let Some(v) = verified {
         parts.extensions.insert(v);
+    }
+    if let Some(s) = session {
+        parts.extensions.insert(s);
     }
     let limit = body_limit(&state, &parts.method, parts.uri.path());
     if !state.rate_ok(&key) {

@@ -136,6 +136,81 @@ macro_rules! store_credentials {
             }
         }
 
+        async fn put_console_session(&self, row: &ConsoleSession) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM console_sessions WHERE expires_at_ms <= $1")
+                .bind(row.created_at_ms)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO console_sessions (id_sha256, kind, principal, display_name, roles, csrf, \
+                 data, created_at_ms, last_seen_ms, expires_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&row.id_sha256)
+            .bind(&row.kind)
+            .bind(&row.principal)
+            .bind(&row.display_name)
+            .bind(row.roles.join(","))
+            .bind(&row.csrf)
+            .bind(&row.data)
+            .bind(row.created_at_ms)
+            .bind(row.last_seen_ms)
+            .bind(row.expires_at_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict("console session", "(hash)".to_owned()))?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        async fn console_session(&self, id_sha256: &[u8], kind: &str, now_ms: i64) -> Result<ConsoleSession> {
+            let row = sqlx::query(&format!(
+                "SELECT {CONSOLE_SESSION_COLUMNS} FROM console_sessions \
+                 WHERE id_sha256 = $1 AND kind = $2 AND expires_at_ms > $3"
+            ))
+            .bind(id_sha256)
+            .bind(kind)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("console session", "(hash)"))?;
+            console_session_from_row(&row)
+        }
+
+        async fn take_console_session(&self, id_sha256: &[u8], kind: &str, now_ms: i64) -> Result<ConsoleSession> {
+            // One statement: two concurrent uses of a link cannot both succeed.
+            let row = sqlx::query(&format!(
+                "DELETE FROM console_sessions \
+                 WHERE id_sha256 = $1 AND kind = $2 AND expires_at_ms > $3 \
+                 RETURNING {CONSOLE_SESSION_COLUMNS}"
+            ))
+            .bind(id_sha256)
+            .bind(kind)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("console session", "(hash)"))?;
+            console_session_from_row(&row)
+        }
+
+        async fn touch_console_session(&self, id_sha256: &[u8], now_ms: i64) -> Result<()> {
+            sqlx::query("UPDATE console_sessions SET last_seen_ms = $2 WHERE id_sha256 = $1")
+                .bind(id_sha256)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        async fn end_console_session(&self, id_sha256: &[u8]) -> Result<()> {
+            sqlx::query("DELETE FROM console_sessions WHERE id_sha256 = $1")
+                .bind(id_sha256)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
         async fn enrolment_token(&self, token_sha256: &[u8]) -> Result<EnrolmentToken> {
             sqlx::query_as::<_, EnrolmentToken>(&format!(
                 "SELECT {ENROLMENT_TOKEN_COLUMNS} FROM enrolment_tokens WHERE token_sha256 = $1"

@@ -40,12 +40,34 @@ macro_rules! store_devices {
             .await?)
         }
 
+        async fn attention_counts(&self, silent_before_ms: i64, expires_before_ms: i64) -> Result<AttentionCounts> {
+            let row = sqlx::query(
+                "SELECT \
+                 (SELECT COUNT(*) FROM devices WHERE state = 'enrolled' AND COALESCE(last_seen_ms, 0) < $1) AS silent, \
+                 (SELECT COUNT(*) FROM devices d JOIN \
+                    (SELECT device_id, MAX(not_after_ms) AS newest FROM device_keys GROUP BY device_id) k \
+                    ON k.device_id = d.id WHERE d.state = 'enrolled' AND k.newest < $2) AS expiring",
+            )
+            .bind(silent_before_ms)
+            .bind(expires_before_ms)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(AttentionCounts {
+                silent: row.try_get("silent")?,
+                certificates_expiring: row.try_get("expiring")?,
+            })
+        }
+
         async fn devices(&self, q: &DeviceQuery) -> Result<Vec<Device>> {
             // One static statement: an empty filter value matches everything.
             let mut devices = sqlx::query_as::<_, Device>(concat!(
                 device_select!(),
                 "WHERE id > $1 AND ($3 = '' OR model = $3) AND ($4 = '' OR site = $4) \
                  AND ($5 = '' OR EXISTS (SELECT 1 FROM device_groups g WHERE g.device_id = devices.id AND g.name = $5)) \
+                 AND ($6 = '' OR state = $6) AND ($7 = '' OR installed_version = $7) \
+                 AND ($8 = 0 OR quarantined) \
+                 AND ($9 = 0 OR (state = 'enrolled' AND COALESCE(last_seen_ms, 0) < $9)) \
+                 AND ($10 = 0 OR (SELECT MAX(k.not_after_ms) FROM device_keys k WHERE k.device_id = devices.id) < $10) \
                  ORDER BY id LIMIT $2"
             ))
             .bind(q.after.as_deref().unwrap_or(""))
@@ -53,6 +75,11 @@ macro_rules! store_devices {
             .bind(q.model.as_deref().unwrap_or(""))
             .bind(q.site.as_deref().unwrap_or(""))
             .bind(q.group.as_deref().unwrap_or(""))
+            .bind(q.state.as_deref().unwrap_or(""))
+            .bind(q.version.as_deref().unwrap_or(""))
+            .bind(i64::from(q.quarantined_only))
+            .bind(q.silent_before_ms.unwrap_or(0).max(0))
+            .bind(q.certificate_expires_before_ms.unwrap_or(0).max(0))
             .fetch_all(&self.pool)
             .await?;
             // The groups of the page, in one range query over the primary key.

@@ -12,12 +12,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow as _, PgPool, QueryBuilder, Row as _, SqlitePool};
 
 use crate::{
-    AdvisoryDoc, AlertAck, AlertRow, AuditRow, AuditStore, BaselineRow, CampaignRow,
-    CredentialStore, DeadLetter, Device, DeviceCensus, DeviceKey, DevicePoll, DeviceQuery,
-    DeviceStore, DirectorMetadata, DirectorTimestamp, EnrolmentToken, Error, HeadRow,
-    IdentityBindingRow, IncidentRow, IncidentStore, Inventory, InventoryKind, OperatorToken,
-    ReleaseSbomRow, Result, RiskStore, SequenceWindow, StoredAlert, SuppressionRow, TelemetryBatch,
-    TelemetryGap, TelemetryStore, UpdateStore, VersionReport, mask_password,
+    AdvisoryDoc, AlertAck, AlertRow, AttentionCounts, AuditRow, AuditStore, BaselineRow,
+    CampaignRow, ConsoleSession, CredentialStore, DeadLetter, Device, DeviceCensus, DeviceKey,
+    DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata, DirectorTimestamp, EnrolmentToken,
+    Error, HeadRow, IdentityBindingRow, IncidentRow, IncidentStore, Inventory, InventoryKind,
+    OperatorToken, ReleaseSbomRow, Result, RiskStore, SequenceWindow, StoredAlert, SuppressionRow,
+    TelemetryBatch, TelemetryGap, TelemetryStore, UpdateStore, VersionReport, mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -225,6 +225,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "alert_acknowledgements",
         include_str!("../../migrations/sqlite/0016_alert_acknowledgements.sql"),
     ),
+    (
+        17,
+        "console_sessions",
+        include_str!("../../migrations/sqlite/0017_console_sessions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -307,6 +312,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         "alert_acknowledgements",
         include_str!("../../migrations/postgres/0016_alert_acknowledgements.sql"),
     ),
+    (
+        17,
+        "console_sessions",
+        include_str!("../../migrations/postgres/0017_console_sessions.sql"),
+    ),
 ];
 
 fn migrator(list: Migrations) -> Migrator {
@@ -336,6 +346,38 @@ const OPERATOR_TOKEN_COLUMNS: &str =
 /// The columns an [`EnrolmentToken`] is read from.
 const ENROLMENT_TOKEN_COLUMNS: &str =
     "token_sha256, device_id, created_by, created_at_ms, expires_at_ms, used_at_ms, revoked_at_ms";
+
+/// The columns a [`ConsoleSession`] is read from.
+const CONSOLE_SESSION_COLUMNS: &str = "id_sha256, kind, principal, display_name, roles, csrf, data, \
+     created_at_ms, last_seen_ms, expires_at_ms";
+
+/// A console session from a row of [`CONSOLE_SESSION_COLUMNS`].
+fn console_session_from_row<R>(row: &R) -> Result<ConsoleSession>
+where
+    R: sqlx::Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let roles: String = row.try_get("roles")?;
+    Ok(ConsoleSession {
+        id_sha256: row.try_get("id_sha256")?,
+        kind: row.try_get("kind")?,
+        principal: row.try_get("principal")?,
+        display_name: row.try_get("display_name")?,
+        roles: roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        csrf: row.try_get("csrf")?,
+        data: row.try_get("data")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        last_seen_ms: row.try_get("last_seen_ms")?,
+        expires_at_ms: row.try_get("expires_at_ms")?,
+    })
+}
 
 /// An operator token from a row of [`OPERATOR_TOKEN_COLUMNS`] (roles are stored as one
 /// comma-separated text).

@@ -192,7 +192,7 @@ fn roll(
 }
 
 /// `medsec demo`.
-pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
+pub fn run(dir: Option<PathBuf>, fleet_size: usize, console: bool) -> Result<()> {
     ensure!(
         (4..=500).contains(&fleet_size),
         "--devices must be 4 to 500"
@@ -523,8 +523,41 @@ pub fn run(dir: Option<PathBuf>, fleet_size: usize) -> Result<()> {
         base.join("devices").join("pump-000").display()
     );
     println!(
-        "      docs/campaigns.md, docs/agent.md, docs/updates.md, docs/defender.md, docs/compliance.md"
+        "      docs/campaigns.md, docs/agent.md, docs/updates.md, docs/defender.md, docs/compliance.md, docs/console.md"
     );
+    let console_url = format!("https://{}/ui/", server.operator_addr);
+    if console {
+        let person = medsec_server::sessions::Person {
+            principal: "demo-operator".into(),
+            display_name: "demo-operator".into(),
+            roles: vec!["admin".into()],
+        };
+        let secret = rt.block_on(medsec_server::sessions::make_link(
+            &server.state.store,
+            &person,
+            crate::cmd::server::now_ms(),
+        ))?;
+        println!(
+            "
+the web console: {console_url}"
+        );
+        println!(
+            "      sign in (once, within {} minutes): https://{}/ui/login/link/{secret}",
+            medsec_server::sessions::LINK_SECS / 60,
+            server.operator_addr
+        );
+        println!(
+            "      its certificate comes from the demo's own fleet CA ({}): your browser will ask",
+            data.join("ca/chain.pem").display()
+        );
+        println!("      the server runs until Ctrl-C");
+        rt.block_on(tokio::signal::ctrl_c())?;
+    } else {
+        println!(
+            "
+the web console ({console_url}) stops with the demo; `medsec demo --console` keeps it running and prints a sign-in link"
+        );
+    }
     drop(server);
     rt.shutdown_timeout(Duration::from_secs(2));
     Ok(())

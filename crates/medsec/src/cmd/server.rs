@@ -313,6 +313,22 @@ pub enum OperatorCommand {
     /// Operator API tokens.
     #[command(subcommand)]
     Token(OperatorTokenCommand),
+    /// Print a one-time sign-in link to the web console (valid 10 minutes, used once), made on
+    /// the server host: the break-glass and first way in before single sign-on is set up.
+    ConsoleLink {
+        #[command(flatten)]
+        location: Location,
+        /// Operator name (what the audit log records).
+        #[arg(long)]
+        name: String,
+        /// Role (repeat): admin, security, enroller, release, viewer, auditor, monitor.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The console's address as browsers reach it (default: https:// and the configured
+        /// operator_listen).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -702,6 +718,12 @@ pub fn run_operator(cmd: OperatorCommand, remote: &crate::cmd::remote::Remote) -
             }
             return revoke_operator_token(&location, &id);
         }
+        OperatorCommand::ConsoleLink {
+            location,
+            name,
+            roles,
+            url,
+        } => return console_link(&location, &name, &roles, url.as_deref()),
     };
     let config = location.existing()?;
     runtime()?.block_on(async move {
@@ -721,6 +743,47 @@ pub fn run_operator(cmd: OperatorCommand, remote: &crate::cmd::remote::Remote) -
         eprintln!(
             "operator token for {name} ({}); it is shown only now",
             roles.join(", ")
+        );
+        Ok(())
+    })
+}
+
+/// `medsec operator console-link`: a one-time sign-in link, audited as made by the host
+/// account.
+fn console_link(
+    location: &Location,
+    name: &str,
+    roles: &[String],
+    url: Option<&str>,
+) -> Result<()> {
+    let config = location.existing()?;
+    let base = url.map_or_else(
+        || format!("https://{}", config.operator_listen),
+        |u| u.trim_end_matches('/').to_owned(),
+    );
+    runtime()?.block_on(async move {
+        let (store, log) = open_with_audit(&config).await?;
+        let person = medsec_server::sessions::Person {
+            principal: name.to_owned(),
+            display_name: name.to_owned(),
+            roles: roles.to_vec(),
+        };
+        let secret = medsec_server::sessions::make_link(&store, &person, now_ms()).await?;
+        let mut e = audit_log::event(
+            "console",
+            &cli_principal(),
+            "console.link",
+            &format!("Operator::{name:?}"),
+            "info",
+        );
+        e.detail = format!("one-time console sign-in link, roles {}", roles.join(","));
+        log.record(e).await?;
+        store.close().await;
+        println!("{base}/ui/login/link/{secret}");
+        eprintln!(
+            "one-time sign-in link for {name} ({}): it works once, within {} minutes",
+            roles.join(", "),
+            medsec_server::sessions::LINK_SECS / 60
         );
         Ok(())
     })
@@ -788,6 +851,7 @@ const CREDENTIALS: &[&str] = &[
     "manufacturer-certificate",
     "enrolment-token",
     "operator-token",
+    "console-session",
 ];
 
 pub fn run_policy(cmd: PolicyCommand) -> Result<()> {

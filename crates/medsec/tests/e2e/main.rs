@@ -22,6 +22,7 @@
 //! | `ops` | the remote CLI with contexts, the data-directory guard, health, readiness, metrics |
 //! | `agent` | `medsec agent` against a real server, kills included |
 //! | `cli` | the `medsec` and `medsec-tuf-client` command lines, python-tuf interop |
+//! | `console` | the web console in Chromium, signed in through a real OpenID provider |
 //!
 //! Helpers shared by the modules (the server child process, curl, openssl, the image
 //! repository publisher) are in `common/`.
@@ -38,6 +39,7 @@
 mod agent;
 mod audit;
 mod cli;
+mod console;
 mod defender;
 mod defender_evaluate;
 mod export;
