@@ -22,6 +22,31 @@ pub struct WindowSpec {
     pub time_zone: String,
 }
 
+impl WindowSpec {
+    /// A site's window as one line, `SITE|CRON|MINUTES|TIME ZONE` (as `medsec campaign create
+    /// --window` and the console's form take it), e.g. `north|0 2 * * SUN|180|Europe/Berlin`.
+    /// The cron expression and time zone are checked when the campaign is planned.
+    pub fn parse_line(s: &str) -> Result<(String, WindowSpec), String> {
+        let parts: Vec<&str> = s.split('|').map(str::trim).collect();
+        let [site, cron, minutes, tz] = parts.as_slice() else {
+            return Err(format!(
+                "window {s:?}: write 'SITE|CRON|MINUTES|TIME ZONE', e.g. 'north|0 2 * * SUN|180|Europe/Berlin'"
+            ));
+        };
+        let duration_minutes = minutes
+            .parse()
+            .map_err(|_| format!("window {s:?}: {minutes:?} is not a number of minutes"))?;
+        Ok((
+            (*site).to_owned(),
+            WindowSpec {
+                cron: (*cron).to_owned(),
+                duration_minutes,
+                time_zone: (*tz).to_owned(),
+            },
+        ))
+    }
+}
+
 /// A checked window, ready to answer "is it open now?".
 #[derive(Debug, Clone)]
 pub struct Window {

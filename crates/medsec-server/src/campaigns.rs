@@ -126,6 +126,12 @@ fn check_name(name: &str) -> Result<(), Error> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if name == "preview" {
+        // `/api/v1/campaigns/preview` is the planning preview, not a campaign.
+        return Err(Error::Config {
+            reason: "campaign name \"preview\" is reserved: choose another".into(),
+        });
+    }
     if ok {
         Ok(())
     } else {
@@ -149,6 +155,30 @@ pub async fn create<S: Store>(
     created_by: &str,
     now_ms: i64,
 ) -> Result<Campaign, Error> {
+    let (campaign, members) = plan(store, image, spec, selection, max_devices).await?;
+    let row = CampaignRow {
+        id: campaign.spec().name.clone(),
+        status: campaign.status().name().to_owned(),
+        state: to_json(&campaign)?,
+        version: 1,
+        created_by: created_by.to_owned(),
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+    };
+    let ids: Vec<String> = members.into_iter().map(|m| m.device).collect();
+    store.create_campaign(&row, &ids).await?;
+    Ok(campaign)
+}
+
+/// What [`create`] would store, checked the same way (name, spec, selection, release in the
+/// image repository for every hardware id), without storing it: the preview of a campaign.
+pub async fn plan<S: Store>(
+    store: &S,
+    image: Option<&Arc<ImageRepository>>,
+    spec: Spec,
+    selection: &Selection,
+    max_devices: usize,
+) -> Result<(Campaign, Vec<Member>), Error> {
     check_name(&spec.name)?;
     spec.check().map_err(campaign_error)?;
     let image = image.ok_or_else(|| Error::Config {
@@ -178,18 +208,7 @@ pub async fn create<S: Store>(
         })??;
     let members: Vec<Member> = resolved.into_iter().map(|(m, _)| m).collect();
     let campaign = Campaign::plan(spec, &members).map_err(campaign_error)?;
-    let row = CampaignRow {
-        id: campaign.spec().name.clone(),
-        status: campaign.status().name().to_owned(),
-        state: to_json(&campaign)?,
-        version: 1,
-        created_by: created_by.to_owned(),
-        created_at_ms: now_ms,
-        updated_at_ms: now_ms,
-    };
-    let ids: Vec<String> = members.into_iter().map(|m| m.device).collect();
-    store.create_campaign(&row, &ids).await?;
-    Ok(campaign)
+    Ok((campaign, members))
 }
 
 fn to_json(c: &Campaign) -> Result<String, Error> {

@@ -219,6 +219,8 @@ store_area! {
         async fn device(&self, id: &str) -> Result<Device>;
         /// Devices ordered by id, as `query` selects.
         async fn devices(&self, query: &DeviceQuery) -> Result<Vec<Device>>;
+        /// Devices grouped by release, model and quarantine ([`RiskGroup`]), in that order.
+        async fn risk_groups(&self) -> Result<Vec<RiskGroup>>;
         /// Enrolled devices silent since `silent_before_ms`, and those whose newest
         /// certificate expires before `expires_before_ms`.
         async fn attention_counts(&self, silent_before_ms: i64, expires_before_ms: i64) -> Result<AttentionCounts>;

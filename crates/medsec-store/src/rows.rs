@@ -410,6 +410,23 @@ pub struct DeviceQuery {
     pub certificate_expires_before_ms: Option<i64>,
 }
 
+/// Devices alike for risk: the same release (hardware id and installed version), model and
+/// quarantine, counted. A device's risk depends on these alone, so a fleet of 100,000 devices is
+/// scored once per group.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct RiskGroup {
+    /// The hardware id firmware is built for.
+    pub hardware_id: String,
+    /// The version of the last signed report (empty before one).
+    pub installed_version: String,
+    /// The model.
+    pub model: String,
+    /// Whether they are quarantined.
+    pub quarantined: bool,
+    /// How many devices.
+    pub count: i64,
+}
+
 /// How many enrolled devices need attention for two reasons the census cannot show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttentionCounts {

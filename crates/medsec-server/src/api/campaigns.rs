@@ -70,6 +70,53 @@ pub(super) async fn create_campaign(auth: Auth, body: Bytes) -> Result<Response,
 }
 
 #[utoipa::path(
+    post,
+    path = "/api/v1/campaigns/preview",
+    tag = "campaigns",
+    operation_id = "preview_campaign",
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 200, description = "The campaign as it would be planned.", body = serde_json::Value), (status = 400, description = "The request is malformed; the body names the problem.", body = crate::api::openapi::ErrorSchema), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 413, description = "The body is over the limit.", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// The campaign a `POST /api/v1/campaigns` body would plan — its devices, waves and windows,
+/// checked the same way (selection, release in the image repository) — without storing it
+/// (`campaign.create`: only those who may create a campaign see its plan).
+pub(super) async fn preview_campaign(auth: Auth, body: Bytes) -> Result<Response, ApiError> {
+    let who = auth.caller("campaign.create", &Target::Fleet).await?;
+    let req: CampaignRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("campaign request: {e}")))?;
+    auth.check(&who, "campaign.create", &Target::Fleet).await?;
+    let (c, members) = campaigns::plan(
+        &auth.state.store,
+        auth.state.director.image(),
+        req.spec,
+        &req.selection,
+        auth.state.config.limits.max_campaign_devices,
+    )
+    .await
+    .map_err(bad_request)?;
+    let mut sites = std::collections::BTreeMap::<&str, usize>::new();
+    for m in &members {
+        *sites.entry(m.site.as_str()).or_default() += 1;
+    }
+    let row = medsec_store::CampaignRow {
+        id: c.spec().name.clone(),
+        status: c.status().name().to_owned(),
+        state: String::new(),
+        version: 0,
+        created_by: who.subject.label(),
+        created_at_ms: now_ms(),
+        updated_at_ms: now_ms(),
+    };
+    let mut v = campaigns::view(&row, &c, false);
+    if let Some(map) = v.as_object_mut() {
+        map.insert("devices_selected".into(), members.len().into());
+        map.insert("sites".into(), serde_json::json!(sites));
+    }
+    Ok(Json(v).into_response())
+}
+
+#[utoipa::path(
     get,
     path = "/api/v1/campaigns",
     tag = "campaigns",

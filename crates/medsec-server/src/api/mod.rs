@@ -103,6 +103,7 @@ pub(crate) fn operator_routes(document_limit: usize) -> OpenApiRouter<Arc<AppSta
         .routes(routes!(tokens::list_operator_tokens))
         .routes(routes!(tokens::revoke_operator_token))
         .routes(routes!(list_campaigns, create_campaign))
+        .routes(routes!(preview_campaign))
         .routes(routes!(get_campaign))
         .routes(routes!(control_campaign))
         .routes(routes!(audit_head))
@@ -118,6 +119,7 @@ pub(crate) fn operator_routes(document_limit: usize) -> OpenApiRouter<Arc<AppSta
         .routes(routes!(inventory::put_vendor))
         .routes(routes!(inventory::support))
         .routes(routes!(risk::ranked_devices))
+        .routes(routes!(risk::risk_summary))
         .merge(
             // Documents (SBOMs, advisories, VEX) are larger than commands: their own limit.
             OpenApiRouter::new()

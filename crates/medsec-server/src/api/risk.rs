@@ -19,6 +19,8 @@
 //!   advisory (by id or alias) affects, through the release index.
 //! - `GET /api/v1/risk/devices` (`risk.read`): the fleet ranked by device risk (the worst open
 //!   finding), each device in its model's context.
+//! - `GET /api/v1/risk/summary` (`risk.read`): the ranking's counts, scored once per group of
+//!   devices alike in release, model and quarantine (the console's dashboard).
 //!
 //! The parsed documents come from `crate::risk::RiskCache`.
 
@@ -637,6 +639,87 @@ pub(crate) async fn advisory_devices(
 }
 
 /// The query of `GET /api/v1/risk/devices`.
+/// A release's components matched against the advisories, with the VEX statements applied:
+/// the same for every device that runs it.
+fn release_matches(
+    index: &medsec_risk::matching::Index<'_>,
+    release: &crate::risk::Release,
+    vex: &[medsec_risk::vex::Statement],
+) -> Vec<medsec_risk::matching::ComponentMatch> {
+    let mut m = index.components(&release.sbom.components);
+    let _ = medsec_risk::matching::apply_vex(
+        &mut m,
+        vex,
+        &release.sbom.product_ids,
+        release.sbom.subject_version.as_deref(),
+    );
+    m
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/risk/summary",
+    tag = "risk",
+    operation_id = "risk_summary",
+    responses((status = 200, description = "Done.", body = serde_json::Value), (status = 401, description = "No operator token, or an unknown, expired or revoked one.", body = crate::api::openapi::ErrorSchema), (status = 403, description = "Not permitted by policy (audited).", body = crate::api::openapi::ErrorSchema), (status = 429, description = "Over the rate limit (Retry-After: 1).", body = crate::api::openapi::ErrorSchema)),
+    security(("operator_token" = []))
+)]
+/// `GET /api/v1/risk/summary`: the ranking's counts without its list — devices at each risk
+/// priority, devices whose model is past vendor support, and those that could not be scored.
+/// Devices alike in release, model and quarantine score alike, so each such group is scored
+/// once (a fleet of 100,000 devices is a few groups).
+pub(crate) async fn risk_summary(auth: Auth) -> Result<Response, ApiError> {
+    let _who = auth.authorize("risk.read", &Target::Fleet).await?;
+    let store = &auth.state.store;
+    let loaded = auth.state.risk.get(store).await?;
+    let assets = crate::inventory::records::Registry::read(store).await?;
+    let groups = store.risk_groups().await?;
+    let now = now_ms();
+    let index = loaded.db.index();
+    let mut per_release: BTreeMap<(String, String), Vec<medsec_risk::matching::ComponentMatch>> =
+        BTreeMap::new();
+    let mut by_priority: BTreeMap<&'static str, i64> = BTreeMap::new();
+    let (mut total, mut replace, mut unscored, mut unknown_release) = (0i64, 0i64, 0i64, 0i64);
+    for g in &groups {
+        total += g.count;
+        let support = assets.support(&g.model, now);
+        if support.as_ref().is_some_and(|s| s.replace) {
+            replace += g.count;
+        }
+        let key = (g.hardware_id.clone(), g.installed_version.clone());
+        let Some(release) = loaded.releases.get(&key) else {
+            unknown_release += g.count;
+            continue;
+        };
+        let profile = assets.models.get(&g.model);
+        let Some(ctx) = context(
+            &FindingsQuery::default(),
+            g.quarantined,
+            profile,
+            support.as_ref(),
+        )?
+        else {
+            unscored += g.count;
+            continue;
+        };
+        let matches = per_release
+            .entry(key)
+            .or_insert_with(|| release_matches(&index, release, &loaded.vex));
+        let mut scored = matches.clone();
+        medsec_risk::matching::score_findings(&mut scored, &ctx);
+        let risk = medsec_risk::matching::device_risk(&scored);
+        *by_priority.entry(risk.priority).or_default() += g.count;
+    }
+    Ok(Json(serde_json::json!({
+        "devices": total,
+        "by_priority": by_priority,
+        "replace": replace,
+        "unscored_no_model_profile": unscored,
+        "no_release_sbom": unknown_release,
+    }))
+    .into_response())
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 #[derive(utoipa::IntoParams)]
@@ -702,16 +785,9 @@ pub(crate) async fn ranked_devices(
             unscored.push(d.id.clone());
             continue;
         };
-        let matches = per_release.entry(key).or_insert_with(|| {
-            let mut m = index.components(&release.sbom.components);
-            let _ = medsec_risk::matching::apply_vex(
-                &mut m,
-                &loaded.vex,
-                &release.sbom.product_ids,
-                release.sbom.subject_version.as_deref(),
-            );
-            m
-        });
+        let matches = per_release
+            .entry(key)
+            .or_insert_with(|| release_matches(&index, release, &loaded.vex));
         let mut scored = matches.clone();
         medsec_risk::matching::score_findings(&mut scored, &ctx);
         let risk = medsec_risk::matching::device_risk(&scored);

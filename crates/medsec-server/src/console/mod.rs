@@ -70,6 +70,10 @@ pub(crate) fn router(api: Router) -> Router<Arc<AppState>> {
             get(views::campaigns::list).post(views::campaigns::create),
         )
         .route("/ui/campaigns/new", get(views::campaigns::form))
+        .route(
+            "/ui/campaigns/preview",
+            post(views::campaigns::preview_page),
+        )
         .route("/ui/campaigns/{id}", get(views::campaigns::show))
         .route(
             "/ui/campaigns/{id}/{control}",

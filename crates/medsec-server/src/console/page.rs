@@ -86,8 +86,17 @@ pub(crate) async fn asset_handler(Path(name): Path<String>) -> Response {
 /// and a CSRF token), assets are (their names change with their content).
 pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/ui/assets/");
+    let started = std::time::Instant::now();
     let mut response = next.run(request).await;
     let h = response.headers_mut();
+    // The server's time for the answer (for a page, its API calls and rendering), shown by
+    // browsers' developer tools and read by the console benchmark.
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "app;dur={:.1}",
+        started.elapsed().as_secs_f64() * 1000.0
+    )) {
+        h.insert("server-timing", v);
+    }
     // A download that sets its own, stricter policy keeps it.
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(

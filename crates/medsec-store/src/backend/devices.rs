@@ -40,6 +40,16 @@ macro_rules! store_devices {
             .await?)
         }
 
+        async fn risk_groups(&self) -> Result<Vec<RiskGroup>> {
+            Ok(sqlx::query_as::<_, RiskGroup>(
+                "SELECT hardware_id, installed_version, model, quarantined, COUNT(*) AS count FROM devices \
+                 GROUP BY hardware_id, installed_version, model, quarantined \
+                 ORDER BY hardware_id, installed_version, model, quarantined",
+            )
+            .fetch_all(&self.pool)
+            .await?)
+        }
+
         async fn attention_counts(&self, silent_before_ms: i64, expires_before_ms: i64) -> Result<AttentionCounts> {
             let row = sqlx::query(
                 "SELECT \

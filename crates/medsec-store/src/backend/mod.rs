@@ -16,8 +16,9 @@ use crate::{
     CampaignRow, ConsoleSession, CredentialStore, DeadLetter, Device, DeviceCensus, DeviceKey,
     DevicePoll, DeviceQuery, DeviceStore, DirectorMetadata, DirectorTimestamp, EnrolmentToken,
     Error, HeadRow, IdentityBindingRow, IncidentRow, IncidentStore, Inventory, InventoryKind,
-    OperatorToken, ReleaseSbomRow, Result, RiskStore, SequenceWindow, StoredAlert, SuppressionRow,
-    TelemetryBatch, TelemetryGap, TelemetryStore, UpdateStore, VersionReport, mask_password,
+    OperatorToken, ReleaseSbomRow, Result, RiskGroup, RiskStore, SequenceWindow, StoredAlert,
+    SuppressionRow, TelemetryBatch, TelemetryGap, TelemetryStore, UpdateStore, VersionReport,
+    mask_password,
 };
 
 /// SQLite in WAL mode with `synchronous=FULL`: a committed transaction survives power loss.
@@ -230,6 +231,11 @@ const SQLITE_MIGRATIONS: Migrations = &[
         "console_sessions",
         include_str!("../../migrations/sqlite/0017_console_sessions.sql"),
     ),
+    (
+        18,
+        "fleet_summary_indexes",
+        include_str!("../../migrations/sqlite/0018_fleet_summary_indexes.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
     (
@@ -316,6 +322,11 @@ const POSTGRES_MIGRATIONS: Migrations = &[
         17,
         "console_sessions",
         include_str!("../../migrations/postgres/0017_console_sessions.sql"),
+    ),
+    (
+        18,
+        "fleet_summary_indexes",
+        include_str!("../../migrations/postgres/0018_fleet_summary_indexes.sql"),
     ),
 ];
 

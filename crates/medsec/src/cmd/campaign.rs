@@ -117,23 +117,7 @@ fn parse_wave_size(s: &str) -> Result<WaveSize, String> {
 }
 
 fn parse_window(s: &str) -> Result<(String, WindowSpec), String> {
-    let parts: Vec<&str> = s.split('|').map(str::trim).collect();
-    let [site, cron, minutes, tz] = parts.as_slice() else {
-        return Err(format!(
-            "window {s:?}: write 'SITE|CRON|MINUTES|TIME ZONE', e.g. 'north|0 2 * * SUN|180|Europe/Berlin'"
-        ));
-    };
-    let duration_minutes = minutes
-        .parse()
-        .map_err(|_| format!("window {s:?}: {minutes:?} is not a number of minutes"))?;
-    Ok((
-        (*site).to_owned(),
-        WindowSpec {
-            cron: (*cron).to_owned(),
-            duration_minutes,
-            time_zone: (*tz).to_owned(),
-        },
-    ))
+    WindowSpec::parse_line(s)
 }
 
 /// Runs one command: on the server host's store when a location is given (`--data-dir`,

@@ -13,6 +13,8 @@
 //                    the dashboard is watched
 //   QUARANTINED      the quarantined device
 //   SCREENSHOTS      where screenshots go
+//   CAMPAIGN_RELEASES TARGET:VERSION:COUNTER of the broken build, then of the fix
+//   CAMPAIGN_MODEL   the model whose devices (with agents running) the campaigns select
 // It prints one line per check and `RESULT {json}` at the end; any failed check exits 1.
 import fs from 'node:fs';
 import https from 'node:https';
@@ -141,7 +143,7 @@ try {
   await signIn(page, 'alice');
   await page.waitForURL(`${base}/ui/`);
   result.timings.sign_in_ms = Date.now() - t0;
-  check(await page.getByText('alice · security').count() === 1, 'alice is signed in with the role her group maps to');
+  check(await page.getByText('alice · release, security').count() === 1, 'alice is signed in with the roles her groups map to');
   const cookies = await alice.cookies(base);
   const session = cookies.find((c) => c.name === '__Host-medsec-session');
   check(session && session.httpOnly && session.secure && session.sameSite === 'Strict', 'the session cookie is HttpOnly, Secure, SameSite=Strict');
@@ -215,6 +217,49 @@ try {
   await axe(page, 'campaigns');
   await visit(page, '/ui/campaigns/new', 'campaign form');
   await axe(page, 'campaign form');
+
+  // A campaign from the form: the live preview, then the broken build halts in its canaries
+  // and the fix completes, watched on the campaign's page without a reload. The agents of the
+  // demo's pumps run beside the test (their health check fails on the broken version).
+  const [broken, fixed] = env('CAMPAIGN_RELEASES').split(',').map((r) => {
+    const [target, version, counter] = r.split(':');
+    return { target, version, counter };
+  });
+  const model = env('CAMPAIGN_MODEL');
+  async function fillCampaign(name, release, windows) {
+    await page.fill('#c-name', name);
+    await page.fill('#c-target', release.target);
+    await page.fill('#c-version', release.version);
+    await page.fill('#c-release_counter', release.counter);
+    await page.fill('#c-model', model);
+    await page.fill('#c-canary', '2');
+    await page.fill('#c-max_failure_rate', '0.2');
+    await page.fill('#c-windows', windows);
+  }
+  await fillCampaign('fw-broken', broken, 'north|0 2 * * SUN|180|Europe/Berlin');
+  await page.waitForFunction(() => document.getElementById('preview')?.innerText.includes('Europe/Berlin'), null, { timeout: 10000 })
+    .catch(async (e) => { throw new Error(`no preview: ${await page.locator('#preview').innerText()} (${e.message})`); });
+  const preview = await page.locator('#preview').innerText();
+  const planned = preview.match(/\d+ devices in \d+ waves/);
+  check(planned && preview.includes('canary'), `the form previews the plan as it is typed (${planned && planned[0]}, north's window in Europe/Berlin)`);
+  await shot(page, '06b-campaign-preview');
+  await axe(page, 'campaign preview');
+  await page.fill('#c-windows', '');
+  await page.getByRole('button', { name: 'Create campaign' }).click();
+  check((await page.locator('.notice').innerText()).includes('created and started'), 'the broken build\'s campaign is created and started from the form');
+  t0 = Date.now();
+  await page.waitForFunction(() => document.getElementById('campaign')?.innerText.includes('Halted:'), null, { timeout: 120000 });
+  result.timings.halt_seen_ms = Date.now() - t0;
+  check(true, `the campaign page shows the halt live, with its reason (${result.timings.halt_seen_ms} ms): ${(await page.locator('#campaign .bad').first().innerText())}`);
+  await shot(page, '06c-campaign-halted');
+  await visit(page, '/ui/campaigns/new', 'campaign form');
+  await fillCampaign('fw-fix', fixed, '');
+  await page.getByRole('button', { name: 'Create campaign' }).click();
+  t0 = Date.now();
+  await page.waitForFunction(() => document.querySelector('#campaign h3 span')?.textContent === 'completed', null, { timeout: 180000 });
+  result.timings.complete_seen_ms = Date.now() - t0;
+  check(true, `the fix's campaign completes, watched live (${result.timings.complete_seen_ms} ms)`);
+  await shot(page, '06d-campaign-completed');
 
   // Risk, compliance, audit.
   await visit(page, '/ui/risk', 'risk');

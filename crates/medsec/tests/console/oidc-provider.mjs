@@ -1,7 +1,7 @@
 // A real OpenID provider for the console's sign-in tests: panva's certified `oidc-provider`,
 // over HTTPS with the certificate the test made, with one confidential client (medsec) and
 // three people whose groups the test maps to medsec roles:
-//   alice  → medsec-security   (security)
+//   alice  → medsec-security, medsec-release (security, release)
 //   victor → medsec-viewers    (viewer)
 //   nobody → no group          (no role: refused)
 // Its development sign-in pages accept any password; they are the provider's own pages.
@@ -13,7 +13,7 @@ import Provider from 'oidc-provider';
 
 const [port, keyFile, certFile, secret, redirect] = process.argv.slice(2);
 const issuer = `https://127.0.0.1:${port}`;
-const groups = { alice: ['medsec-security'], victor: ['medsec-viewers'], nobody: [] };
+const groups = { alice: ['medsec-security', 'medsec-release'], victor: ['medsec-viewers'], nobody: [] };
 
 const provider = new Provider(issuer, {
   clients: [{

@@ -3,7 +3,9 @@
 //! HTTPS with a certificate made here), and `tests/console/console.test.mjs` drives Debian's
 //! Chromium through Playwright: sign-in, the dashboard's counts and its live update, devices,
 //! a device's timeline and its CSV, an incident confirmed, a device quarantined and released,
-//! an alert acknowledged, campaigns, risk, the compliance bundle, an audit entry's inclusion
+//! an alert acknowledged, a campaign planned in the form with its live preview, a broken
+//! build's campaign halting and its fix's completing (the demo's pumps run their agents beside
+//! the test, pointed at this server), watched live, risk, the compliance bundle, an audit entry's inclusion
 //! proof and the whole log verified, CSRF refusals, sign-out, a viewer refused, a person
 //! without a role refused, and axe-core on every view. Screenshots go to
 //! `target/console-screenshots/`. Then the audit log is read here: every step is in it, under
@@ -157,7 +159,8 @@ fn the_console_signs_in_through_openid_connect_and_runs_the_day_in_chromium() {
     let config = format!(
         "{demo_config}\n[console.oidc]\nissuer = {issuer:?}\nprovider_name = \"Hospital SSO\"\n\
          client_id = \"medsec\"\nclient_secret_file = {:?}\nca_file = {:?}\n\
-         [console.oidc.roles]\nmedsec-security = [\"security\"]\nmedsec-viewers = [\"viewer\"]\n",
+         [console.oidc.roles]\nmedsec-security = [\"security\"]\nmedsec-release = [\"release\"]\n\
+         medsec-viewers = [\"viewer\"]\n",
         idp.join("secret").display().to_string(),
         idp.join("ca.pem").display().to_string(),
     );
@@ -189,6 +192,61 @@ fn the_console_signs_in_through_openid_connect_and_runs_the_day_in_chromium() {
         "the OpenID provider did not start: {line}{}",
         std::fs::read_to_string(work.join("provider.log")).unwrap_or_default()
     );
+
+    // Two new releases in the demo's image repository, signed with its keys: a broken build
+    // (the pumps' health check fails on it) and its fix.
+    let demo = work.join("demo");
+    let repo = demo.join("repository");
+    let pass = demo.join("passphrase.txt");
+    for (version, counter, fill) in [("1.3.0", "13", 0x13u8), ("1.3.1", "14", 0x14)] {
+        let file = demo.join(format!("fleet-fw-{version}.img"));
+        std::fs::write(&file, vec![fill; 64 * 1024]).unwrap();
+        ok(medsec()
+            .args(["repo", "add-target"])
+            .arg(&repo)
+            .arg(&file)
+            .args(["--hardware-id", "pump-rev-b", "--hardware-id", "monitor-m2"])
+            .args(["--version", version, "--release-counter", counter])
+            .arg("--passphrase-file")
+            .arg(&pass));
+    }
+    ok(medsec()
+        .args(["repo", "timestamp"])
+        .arg(&repo)
+        .arg("--passphrase-file")
+        .arg(&pass));
+    ok(medsec()
+        .args(["repo", "publish"])
+        .arg(&repo)
+        .arg("--out")
+        .arg(demo.join("www")));
+    // The demo's pumps, each with its agent, now pointed at this server.
+    let mut agents = Vec::new();
+    for i in 0..4 {
+        let dir = demo.join(format!("devices/pump-{i:03}"));
+        let path = dir.join("device.json");
+        let mut device: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        device["server"] = Value::String(format!("https://{}", server.device));
+        std::fs::write(&path, serde_json::to_vec_pretty(&device).unwrap()).unwrap();
+        let _ = std::fs::remove_file(dir.join("therapy-running"));
+        let child = medsec()
+            .args([
+                "agent",
+                "run",
+                "--poll-secs",
+                "1",
+                "--no-telemetry",
+                "--dir",
+            ])
+            .arg(&dir)
+            .args(["--health-command", r#"test "$MEDSEC_VERSION" != 1.3.0"#])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(work.join(format!("agent-{i}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        agents.push(Killed(child));
+    }
 
     let token = server.operator_token("console-test", "admin", "1h");
     let incidents: Value = serde_json::from_str(
@@ -222,17 +280,24 @@ fn the_console_signs_in_through_openid_connect_and_runs_the_day_in_chromium() {
         .env("OTHER_INCIDENT", contained["id"].as_str().unwrap())
         .env("QUARANTINED", quarantined)
         .env("SCREENSHOTS", &shots)
+        .env(
+            "CAMPAIGN_RELEASES",
+            "fleet-fw-1.3.0.img:1.3.0:13,fleet-fw-1.3.1.img:1.3.1:14",
+        )
+        .env("CAMPAIGN_MODEL", "infusion-pump")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}");
     assert!(
         out.status.success(),
-        "the browser test failed:\n{stdout}\n{}\nserver log:\n{}\nprovider log:\n{}",
+        "the browser test failed:\n{stdout}\n{}\nserver log:\n{}\nprovider log:\n{}\nan agent's log:\n{}",
         String::from_utf8_lossy(&out.stderr),
         std::fs::read_to_string(work.join("server.log")).unwrap_or_default(),
         std::fs::read_to_string(work.join("provider.log")).unwrap_or_default(),
+        std::fs::read_to_string(work.join("agent-1.log")).unwrap_or_default(),
     );
+    drop(agents);
 
     // The audit log, read here: each step under the person's name (issuer and subject).
     let alice = format!("Operator::\"{issuer}#alice\"");

@@ -56,6 +56,35 @@
     source.addEventListener('error', function () { say('Live updates: reconnecting…'); });
   }
 
+  // A form with data-preview: its preview region follows what is typed (one request per
+  // pause in typing; an answer overtaken by a newer one is dropped).
+  function livePreview(form) {
+    var url = form.getAttribute('data-preview');
+    var timer = null;
+    var latest = 0;
+    function run() {
+      var mine = ++latest;
+      fetch(url, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(new FormData(form)).toString()
+      })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          if (mine !== latest) { return; }
+          var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('preview');
+          var old = document.getElementById('preview');
+          if (fresh && old) { old.replaceWith(document.importNode(fresh, true)); }
+        })
+        .catch(function () {});
+    }
+    form.addEventListener('input', function () {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(run, 400);
+    });
+  }
+
   document.addEventListener('submit', function (e) {
     var question = e.target.getAttribute('data-confirm');
     if (question && !window.confirm(question)) { e.preventDefault(); }
@@ -64,5 +93,6 @@
   document.addEventListener('DOMContentLoaded', function () {
     localTimes(document);
     live();
+    document.querySelectorAll('form[data-preview]').forEach(livePreview);
   });
 })();

@@ -74,8 +74,136 @@ pub(crate) async fn list(ctx: Ctx, Query(f): Query<ListFilter>) -> Response {
         .into_response()
 }
 
-/// `GET /ui/campaigns/new`.
-pub(crate) async fn form(ctx: Ctx) -> Response {
+/// The creation form's fields, as typed (kept when the form is shown again with a preview or
+/// an error).
+#[derive(Deserialize, Default)]
+pub(crate) struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    release_counter: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    group: String,
+    all: Option<String>,
+    #[serde(default)]
+    canary: String,
+    #[serde(default)]
+    growth: String,
+    #[serde(default)]
+    max_failure_rate: String,
+    #[serde(default)]
+    windows: String,
+    start: Option<String>,
+}
+
+impl CreateForm {
+    fn defaults() -> Self {
+        Self {
+            canary: "5".into(),
+            growth: "2".into(),
+            max_failure_rate: "0.1".into(),
+            start: Some("true".into()),
+            ..Self::default()
+        }
+    }
+
+    /// The API's request: `{"spec": …, "selection": …}`, or what is wrong with the form.
+    fn request(&self) -> Result<Value, String> {
+        let counter = self.release_counter.trim().parse::<i64>().map_err(|_| {
+            format!(
+                "release counter {:?} is not a whole number",
+                self.release_counter
+            )
+        })?;
+        let canary = self
+            .canary
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("canary {:?} is not a number of devices", self.canary))?;
+        let growth = self
+            .growth
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("growth {:?} is not a number", self.growth))?;
+        let rate = self
+            .max_failure_rate
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("failure rate {:?} is not a number", self.max_failure_rate))?;
+        let mut windows = serde_json::Map::new();
+        for line in self
+            .windows
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
+            let (site, w) = medsec_campaign::WindowSpec::parse_line(line)?;
+            windows.insert(site, json!(w));
+        }
+        let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        Ok(json!({
+            "spec": {
+                "name": self.name.trim(),
+                "release": {"version": self.version.trim(), "release_counter": counter, "target": self.target.trim()},
+                "canary": {"count": canary},
+                "growth": growth,
+                "max_failure_rate": rate,
+                "windows": windows,
+            },
+            "selection": {
+                "all": self.all.as_deref() == Some("true"),
+                "model": opt(&self.model), "site": opt(&self.site), "group": opt(&self.group),
+            }
+        }))
+    }
+}
+
+/// The plan the API previews: devices, sites with their windows, waves.
+fn preview(answer: &Result<Value, String>) -> Markup {
+    html! {
+        section #preview data-region aria-live="polite" aria-labelledby="h-preview" {
+            h2 #h-preview { "Preview" }
+            @match answer {
+                Ok(p) => {
+                    p { strong { (text(&p["devices_selected"])) " devices" } " in " (p["waves"].as_array().map_or(0, Vec::len)) " waves." }
+                    table {
+                        caption { "Waves" }
+                        thead { tr { th { "Wave" } th.num { "Devices" } } }
+                        tbody { @for w in p["waves"].as_array().into_iter().flatten() {
+                            tr { td { @if w["wave"].as_i64() == Some(0) { "canary" } @else { "wave " (text(&w["wave"])) } } td.num { (text(&w["size"])) } }
+                        } }
+                    }
+                    table {
+                        caption { "Sites and their maintenance windows" }
+                        thead { tr { th { "Site" } th.num { "Devices" } th { "Window" } } }
+                        tbody { @for (site, n) in p["sites"].as_object().into_iter().flatten() {
+                            @let w = &p["windows"][site.as_str()];
+                            tr {
+                                td { @if site.is_empty() { span.muted { "(no site)" } } @else { (site) } }
+                                td.num { (text(n)) }
+                                td { @if w.is_null() { "any time" } @else { "opens " code { (text(&w["cron"])) } " in " (text(&w["time_zone"])) " for " (text(&w["duration_minutes"])) " min" } }
+                            }
+                        } }
+                    }
+                    p.hint { "A pump or monitor in clinical use defers the installation until therapy ends; a wave counts it when it reports." }
+                }
+                Err(why) => p.failure role="alert" { (why) },
+            }
+        }
+    }
+}
+
+fn form_page(ctx: &Ctx, f: &CreateForm, previewed: Option<Result<Value, String>>) -> Response {
     let field = |name: &str, label: &str, value: &str, hint: &str, required: bool| {
         html! {
             div {
@@ -86,68 +214,83 @@ pub(crate) async fn form(ctx: Ctx) -> Response {
         }
     };
     let body = html! {
-        form.stack method="post" action="/ui/campaigns" {
-            (csrf(&ctx))
-            (field("name", "Name", "", "a new campaign's id, e.g. fw-1.3", true))
-            fieldset {
-                legend { "Release (as signed in the image repository)" }
-                (field("target", "Target file", "", "e.g. fleet-fw-1.3.0.img", true))
-                (field("version", "Version", "", "the version signed into the target", true))
-                (field("release_counter", "Release counter", "", "anti-rollback counter signed into the target", true))
-            }
-            fieldset {
-                legend { "Devices" }
-                (field("model", "Model", "", "only this model (empty: any)", false))
-                (field("site", "Site", "", "only this site (empty: any)", false))
-                (field("group", "Group", "", "only this group (empty: any)", false))
+        div.grid2 {
+            form.stack method="post" action="/ui/campaigns" data-preview="/ui/campaigns/preview" {
+                (csrf(ctx))
+                (field("name", "Name", &f.name, "a new campaign's id, e.g. fw-1.3", true))
+                fieldset {
+                    legend { "Release (as signed in the image repository)" }
+                    (field("target", "Target file", &f.target, "e.g. fleet-fw-1.3.0.img", true))
+                    (field("version", "Version", &f.version, "the version signed into the target", true))
+                    (field("release_counter", "Release counter", &f.release_counter, "anti-rollback counter signed into the target", true))
+                }
+                fieldset {
+                    legend { "Devices" }
+                    (field("model", "Model", &f.model, "only this model (empty: any)", false))
+                    (field("site", "Site", &f.site, "only this site (empty: any)", false))
+                    (field("group", "Group", &f.group, "only this group (empty: any)", false))
+                    div {
+                        input #c-all type="checkbox" name="all" value="true" checked[f.all.is_some()];
+                        label for="c-all" { "All devices (when no filter above is set)" }
+                    }
+                }
+                fieldset {
+                    legend { "Waves" }
+                    (field("canary", "Canary devices", &f.canary, "devices in the first wave", true))
+                    (field("growth", "Growth", &f.growth, "each later wave is this many times the last", true))
+                    (field("max_failure_rate", "Halt above failure rate", &f.max_failure_rate, "a wave failing on more than this share halts the campaign", true))
+                }
                 div {
-                    input #c-all type="checkbox" name="all" value="true";
-                    label for="c-all" { "All devices (when no filter above is set)" }
+                    label for="c-windows" { "Maintenance windows, one site per line" }
+                    textarea #c-windows name="windows" rows="3" aria-describedby="c-windows-hint" { (f.windows) }
+                    span.hint id="c-windows-hint" { "SITE|CRON|MINUTES|TIME ZONE, e.g. north|0 2 * * SUN|180|Europe/Berlin; a site without a line installs any time" }
+                }
+                div {
+                    input #c-start type="checkbox" name="start" value="true" checked[f.start.is_some()];
+                    label for="c-start" { "Start it now" }
+                }
+                div {
+                    button type="submit" formaction="/ui/campaigns/preview" { "Preview" }
+                    " "
+                    button type="submit" { "Create campaign" }
                 }
             }
-            fieldset {
-                legend { "Waves" }
-                (field("canary", "Canary devices", "5", "devices in the first wave", true))
-                (field("growth", "Growth", "2", "each later wave is this many times the last", true))
-                (field("max_failure_rate", "Halt above failure rate", "0.1", "a wave failing on more than this share halts the campaign", true))
+            @match previewed {
+                Some(p) => (preview(&p)),
+                None => section #preview data-region aria-live="polite" { h2 { "Preview" } p.muted { "Fill in the release and the devices: the plan appears here as you type." } },
             }
-            div {
-                input #c-start type="checkbox" name="start" value="true" checked;
-                label for="c-start" { "Start it now" }
-            }
-            button type="submit" { "Create campaign" }
         }
-        p.hint { "Devices in clinical use defer installation until therapy ends; windows per site are set through the API or " code { "medsec campaign create" } " (docs/campaigns.md)." }
     };
-    Page::new(&ctx, "New campaign").body(body).into_response()
+    Page::new(ctx, "New campaign").body(body).into_response()
 }
 
-#[derive(Deserialize)]
-pub(crate) struct CreateForm {
-    #[serde(default)]
-    csrf: String,
-    name: String,
-    target: String,
-    version: String,
-    release_counter: String,
-    #[serde(default)]
-    model: String,
-    #[serde(default)]
-    site: String,
-    #[serde(default)]
-    group: String,
-    all: Option<String>,
-    canary: String,
-    growth: String,
-    max_failure_rate: String,
-    start: Option<String>,
+/// `GET /ui/campaigns/new`.
+pub(crate) async fn form(ctx: Ctx) -> Response {
+    form_page(&ctx, &CreateForm::defaults(), None)
 }
 
-fn bad(ctx: &Ctx, message: String) -> Response {
-    ctx.failed(crate::console::session::Failure {
-        status: StatusCode::BAD_REQUEST,
-        message,
-    })
+/// `POST /ui/campaigns/preview`: the form again, with the plan the API previews.
+pub(crate) async fn preview_page(ctx: Ctx, Form(f): Form<CreateForm>) -> Response {
+    if let Err(r) = ctx.check_csrf(&f.csrf, "campaign.create").await {
+        return r;
+    }
+    let planned = match f.request() {
+        Ok(request) => ctx
+            .post("/api/v1/campaigns/preview", &request)
+            .await
+            .map_err(|e| {
+                if e.status == StatusCode::FORBIDDEN {
+                    format!(
+                        "not permitted for your roles ({})",
+                        ctx.session.roles.join(", ")
+                    )
+                } else {
+                    e.message
+                }
+            }),
+        Err(why) => Err(why),
+    };
+    form_page(&ctx, &f, Some(planned))
 }
 
 /// `POST /ui/campaigns`: creates (and starts) a campaign.
@@ -155,41 +298,10 @@ pub(crate) async fn create(ctx: Ctx, Form(f): Form<CreateForm>) -> Response {
     if let Err(r) = ctx.check_csrf(&f.csrf, "campaign.create").await {
         return r;
     }
-    let Ok(counter) = f.release_counter.trim().parse::<i64>() else {
-        return bad(
-            &ctx,
-            format!(
-                "release counter {:?} is not a whole number",
-                f.release_counter
-            ),
-        );
+    let request = match f.request() {
+        Ok(r) => r,
+        Err(why) => return form_page(&ctx, &f, Some(Err(why))),
     };
-    let Ok(canary) = f.canary.trim().parse::<u32>() else {
-        return bad(
-            &ctx,
-            format!("canary {:?} is not a number of devices", f.canary),
-        );
-    };
-    let (Ok(growth), Ok(rate)) = (
-        f.growth.trim().parse::<f64>(),
-        f.max_failure_rate.trim().parse::<f64>(),
-    ) else {
-        return bad(&ctx, "growth and failure rate must be numbers".into());
-    };
-    let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
-    let request = json!({
-        "spec": {
-            "name": f.name.trim(),
-            "release": {"version": f.version.trim(), "release_counter": counter, "target": f.target.trim()},
-            "canary": {"count": canary},
-            "growth": growth,
-            "max_failure_rate": rate,
-        },
-        "selection": {
-            "all": f.all.as_deref() == Some("true"),
-            "model": opt(&f.model), "site": opt(&f.site), "group": opt(&f.group),
-        }
-    });
     if let Err(e) = ctx.post("/api/v1/campaigns", &request).await {
         return ctx.failed(e);
     }

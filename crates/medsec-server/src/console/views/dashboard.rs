@@ -47,7 +47,7 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
         ctx.get("/api/v1/incidents?open=true&limit=1000"),
         ctx.get("/api/v1/campaigns"),
         ctx.get("/api/v1/alerts?limit=1000"),
-        ctx.get("/api/v1/risk/devices?limit=10000"),
+        ctx.get("/api/v1/risk/summary"),
     );
     let now = crate::state::now_ms();
     let body = html! {
@@ -80,11 +80,9 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
                             (tile("unacknowledged alerts", open, "/ui/alerts?unacknowledged=true", html!{ "of the latest 1,000" }))
                         }
                         @if let Ok(r) = &ranking {
-                            @let devs = r["devices"].as_array().cloned().unwrap_or_default();
-                            @let high = devs.iter().filter(|d| matches!(d["risk"]["priority"].as_str(), Some("critical" | "high"))).count() as i64;
-                            @let replace = devs.iter().filter(|d| d["replace"].as_bool().unwrap_or(false)).count() as i64;
+                            @let high = count(&r["by_priority"], "critical") + count(&r["by_priority"], "high");
                             (tile("devices at high or critical risk", high, "/ui/risk", html!{ "worst open finding, clinically weighted" }))
-                            (tile("devices past vendor support", replace, "/ui/risk", html!{ "to be replaced" }))
+                            (tile("devices past vendor support", count(r, "replace"), "/ui/risk", html!{ "to be replaced" }))
                         }
                     }
                     div.grid2 {
