@@ -384,6 +384,51 @@ impl ImageRepository {
     }
 }
 
+impl ImageRepository {
+    /// The top-level targets role's entries, verified through the TUF client as a device would
+    /// verify them (root, timestamp, snapshot, targets). Roles it delegates to are not walked.
+    /// Blocking (reads and verifies files): call it from a blocking task.
+    pub fn top_level_targets(&self) -> Result<Vec<(String, TargetFile)>, Error> {
+        // The lookup cache's lock also keeps two updaters off the metadata directory at once.
+        let _guard = self.cached.lock().map_err(|_| Error::Config {
+            reason: "image repository cache poisoned".into(),
+        })?;
+        let url = self.published.join("metadata");
+        let mut updater = Updater::new(
+            &self.cache_dir,
+            &url.to_string_lossy(),
+            None,
+            Box::new(FileTransport),
+            UpdaterConfig::default(),
+        )
+        .map_err(|e| image_error(&e))?;
+        updater.refresh().map_err(|e| image_error(&e))?;
+        let targets = updater
+            .trusted()
+            .targets("targets")
+            .ok_or_else(|| Error::Config {
+                reason: "the image repository's targets role did not load".into(),
+            })?;
+        Ok(targets
+            .targets
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.clone()))
+            .collect())
+    }
+}
+
+/// [`ImageRepository::top_level_targets`] on a blocking thread.
+pub async fn top_level_targets(
+    image: &Arc<ImageRepository>,
+) -> Result<Vec<(String, TargetFile)>, Error> {
+    let image = image.clone();
+    tokio::task::spawn_blocking(move || image.top_level_targets())
+        .await
+        .map_err(|e| Error::Config {
+            reason: format!("image repository listing failed: {e}"),
+        })?
+}
+
 fn image_error(e: &medsec_tuf_client::Error) -> Error {
     Error::Config {
         reason: format!("the image repository does not verify: {e}"),

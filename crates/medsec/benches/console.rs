@@ -11,7 +11,8 @@
 //!   Playwright, when installed): navigation to first contentful paint and to the load event,
 //!   `BENCH_RENDERS` times (default 10), in a fresh tab each time.
 //!
-//! The table goes in docs/benchmarks.md with the machine it ran on.
+//! `BENCH_BACKENDS=sqlite` (or `postgresql`) runs one store only; `BENCH_KEEP=1` keeps the data
+//! directory. The table goes in docs/benchmarks.md with the machine it ran on.
 
 #![allow(
     clippy::unwrap_used,
@@ -196,12 +197,26 @@ fn main() {
             medsec_testkit::postgres_schema_url("console_bench", "the PostgreSQL rows"),
         ),
     ];
+    let only = std::env::var("BENCH_BACKENDS")
+        .unwrap_or_default()
+        .to_lowercase();
     for (backend, pg) in backends {
         if backend == "PostgreSQL" && pg.is_none() {
             continue;
         }
+        if !only.is_empty() && !only.contains(&backend.to_lowercase()) {
+            continue;
+        }
         let tmp = tempfile::tempdir().unwrap();
-        let work = tmp.path();
+        // BENCH_KEEP=1 keeps the data directory for a look at its queries afterwards.
+        let kept;
+        let work = if std::env::var("BENCH_KEEP").is_ok() {
+            kept = tmp.keep();
+            println!("{backend}: data kept in {}", kept.display());
+            kept.as_path()
+        } else {
+            tmp.path()
+        };
         let mut args: Vec<&str> = Vec::new();
         if let Some(url) = &pg {
             args.extend(["--database-url", url.as_str()]);

@@ -24,6 +24,7 @@ pub(crate) mod inventory;
 pub(crate) mod lifecycle;
 pub mod openapi;
 pub(crate) mod ops;
+pub(crate) mod releases;
 pub(crate) mod risk;
 pub(crate) mod telemetry;
 pub(crate) mod tokens;
@@ -104,6 +105,7 @@ pub(crate) fn operator_routes(document_limit: usize) -> OpenApiRouter<Arc<AppSta
         .routes(routes!(tokens::revoke_operator_token))
         .routes(routes!(list_campaigns, create_campaign))
         .routes(routes!(preview_campaign))
+        .routes(routes!(releases::list_releases))
         .routes(routes!(get_campaign))
         .routes(routes!(control_campaign))
         .routes(routes!(audit_head))

@@ -641,7 +641,7 @@ pub(crate) async fn advisory_devices(
 /// The query of `GET /api/v1/risk/devices`.
 /// A release's components matched against the advisories, with the VEX statements applied:
 /// the same for every device that runs it.
-fn release_matches(
+pub(super) fn release_matches(
     index: &medsec_risk::matching::Index<'_>,
     release: &crate::risk::Release,
     vex: &[medsec_risk::vex::Statement],

@@ -56,6 +56,7 @@ pub(crate) fn router(api: Router) -> Router<Arc<AppState>> {
         )
         .route("/ui/devices/{id}/{action}", post(views::devices::act))
         .route("/ui/alerts", get(views::alerts::list))
+        .route("/ui/alerts/suppress", post(views::alerts::suppress))
         .route(
             "/ui/alerts/{id}/acknowledge",
             post(views::alerts::acknowledge),
@@ -79,6 +80,7 @@ pub(crate) fn router(api: Router) -> Router<Arc<AppState>> {
             "/ui/campaigns/{id}/{control}",
             post(views::campaigns::control),
         )
+        .route("/ui/releases", get(views::releases::list))
         .route("/ui/risk", get(views::risk::page))
         .route("/ui/compliance", get(views::compliance::page))
         .route("/ui/compliance/{file}", get(views::compliance::download))

@@ -137,17 +137,18 @@ pub(crate) fn see_other(to: &str) -> Response {
     r
 }
 
-/// Percent-encodes a query value.
+/// What [`encode`] leaves as it is: letters, digits and `-._~/` (RFC 3986's unreserved
+/// characters, and the path separator, which console paths carry in `next=`).
+const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes a path segment or query value.
 pub(crate) fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, KEEP).to_string()
 }
 
 fn head(title: &str) -> Markup {
@@ -218,6 +219,7 @@ const NAV: &[(&str, &str)] = &[
     ("/ui/", "Dashboard"),
     ("/ui/devices", "Devices"),
     ("/ui/campaigns", "Campaigns"),
+    ("/ui/releases", "Releases"),
     ("/ui/alerts", "Alerts"),
     ("/ui/incidents", "Incidents"),
     ("/ui/risk", "Risk"),

@@ -4,6 +4,7 @@
 macro_rules! store_credentials {
     () => {
         async fn add_device_key(&self, key: &DeviceKey) -> Result<()> {
+            let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO device_keys (spki_sha256, device_id, serial, not_after_ms, created_at_ms) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -13,9 +14,19 @@ macro_rules! store_credentials {
             .bind(&key.serial)
             .bind(key.not_after_ms)
             .bind(key.created_at_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(conflict("certified key", hex_key(&key.spki_sha256)))?;
+            // The device's newest certificate expiry, read by the fleet summary.
+            sqlx::query(
+                "UPDATE devices SET certificate_not_after_ms = $2 WHERE id = $1 \
+                 AND (certificate_not_after_ms IS NULL OR certificate_not_after_ms < $2)",
+            )
+            .bind(&key.device_id)
+            .bind(key.not_after_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
             Ok(())
         }
 

@@ -233,8 +233,8 @@ const SQLITE_MIGRATIONS: Migrations = &[
     ),
     (
         18,
-        "fleet_summary_indexes",
-        include_str!("../../migrations/sqlite/0018_fleet_summary_indexes.sql"),
+        "fleet_summary",
+        include_str!("../../migrations/sqlite/0018_fleet_summary.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: Migrations = &[
@@ -325,8 +325,8 @@ const POSTGRES_MIGRATIONS: Migrations = &[
     ),
     (
         18,
-        "fleet_summary_indexes",
-        include_str!("../../migrations/postgres/0018_fleet_summary_indexes.sql"),
+        "fleet_summary",
+        include_str!("../../migrations/postgres/0018_fleet_summary.sql"),
     ),
 ];
 

@@ -261,6 +261,23 @@ try {
   check(true, `the fix's campaign completes, watched live (${result.timings.complete_seen_ms} ms)`);
   await shot(page, '06d-campaign-completed');
 
+  // Releases: what the image repository signs, as devices verify it.
+  await visit(page, '/ui/releases', 'releases');
+  const releases = await page.locator('main table').innerText();
+  check(releases.includes(broken.target) && releases.includes(fixed.target), 'the releases page lists the signed targets, the new ones included');
+  const fixRow = await page.locator('tr', { hasText: fixed.target }).innerText();
+  check(/\t4\t/.test(fixRow), `the fix runs on the four pumps (${fixRow.replace(/\s+/g, ' ')})`);
+  await shot(page, '06e-releases');
+  await axe(page, 'releases');
+
+  // Alerts: suppress a rule on one device, with a reason.
+  await visit(page, '/ui/alerts', 'alerts');
+  const suppress = page.locator('details', { hasText: 'Suppress this rule' }).first();
+  await suppress.locator('summary').click();
+  await suppress.getByLabel('Reason').fill('sensor replaced; vendor confirmed the readings');
+  await suppress.getByRole('button', { name: 'Suppress' }).click();
+  check((await page.locator('.notice').innerText()).includes('suppressed for 7 days'), 'a rule is suppressed on a device with a reason');
+
   // Risk, compliance, audit.
   await visit(page, '/ui/risk', 'risk');
   await shot(page, '07-risk');
@@ -271,7 +288,8 @@ try {
   const [bundle] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'SBOM + VEX bundle' }).click()]);
   const files = JSON.parse(fs.readFileSync(await bundle.path(), 'utf8'));
   check(Array.isArray(files) && files.some((f) => f.name === 'index.json'), `the compliance bundle downloads (${files.length} files)`);
-  await visit(page, '/ui/audit?action=incident', 'audit log');
+  const today = new Date().toISOString().slice(0, 10);
+  await visit(page, `/ui/audit?action=incident&since=${today}`, 'audit log');
   await shot(page, '09-audit');
   await axe(page, 'audit log');
   const entry = page.locator('table tbody tr td a').first();

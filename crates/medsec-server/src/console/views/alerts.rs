@@ -88,6 +88,19 @@ pub(crate) fn table(ctx: &Ctx, list: &Value) -> Markup {
                                         input id={ "note-" (text(&a["id"])) } name="note" maxlength="500";
                                         button type="submit" { "Acknowledge" }
                                     }
+                                    details {
+                                        summary { "Suppress this rule on this device" }
+                                        form.inline method="post" action="/ui/alerts/suppress" {
+                                            (csrf(ctx))
+                                            input type="hidden" name="rule" value=(text(&a["rule"]));
+                                            input type="hidden" name="device" value=(text(&a["device"]));
+                                            label for={ "why-" (text(&a["id"])) } { "Reason" }
+                                            input id={ "why-" (text(&a["id"])) } name="reason" required maxlength="500";
+                                            label for={ "days-" (text(&a["id"])) } { "Days" }
+                                            input id={ "days-" (text(&a["id"])) } name="days" value="7" required size="3";
+                                            button type="submit" { "Suppress" }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -123,6 +136,47 @@ pub(crate) async fn acknowledge(
         .await
     {
         Ok(_) => page::back_with_notice(&ctx, "/ui/alerts", &format!("alert {id} acknowledged")),
+        Err(f) => ctx.failed(f),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SuppressForm {
+    #[serde(default)]
+    csrf: String,
+    rule: String,
+    device: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    days: String,
+}
+
+/// `POST /ui/alerts/suppress`: suppresses a rule's alerts on one device, with a reason and an
+/// expiry (the Defender's suppression, `alert.suppress`).
+pub(crate) async fn suppress(ctx: Ctx, Form(form): Form<SuppressForm>) -> Response {
+    if let Err(r) = ctx.check_csrf(&form.csrf, "alert.suppress").await {
+        return r;
+    }
+    let Ok(days) = form.days.trim().parse::<u64>() else {
+        return ctx.failed(crate::console::session::Failure {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message: format!("{:?} is not a number of days", form.days),
+        });
+    };
+    let body = json!({
+        "rule": form.rule, "scope": "device", "value": form.device,
+        "reason": form.reason, "duration_secs": days.saturating_mul(86_400),
+    });
+    match ctx.post("/api/v1/suppressions", &body).await {
+        Ok(_) => page::back_with_notice(
+            &ctx,
+            "/ui/alerts",
+            &format!(
+                "{} on {} suppressed for {days} days",
+                form.rule, form.device
+            ),
+        ),
         Err(f) => ctx.failed(f),
     }
 }

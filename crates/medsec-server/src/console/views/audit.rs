@@ -24,6 +24,31 @@ pub(crate) struct Search {
     decision: Option<String>,
     /// Search entries up to this sequence number (default: the newest).
     before: Option<u64>,
+    /// Only entries at or after this moment (RFC 3339, or a date: UTC midnight).
+    since: Option<String>,
+    /// Only entries before this moment.
+    until: Option<String>,
+}
+
+/// A moment typed in the search form: RFC 3339, or `YYYY-MM-DD` (UTC midnight), or
+/// `YYYY-MM-DDTHH:MM` (UTC); `None` when empty, an error naming the text otherwise.
+fn moment(text: Option<&str>) -> Result<Option<i64>, String> {
+    use time::format_description::well_known::Rfc3339;
+    let Some(t) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let full = if t.len() == 10 {
+        format!("{t}T00:00:00Z")
+    } else if t.len() == 16 {
+        format!("{t}:00Z")
+    } else {
+        t.to_owned()
+    };
+    time::OffsetDateTime::parse(&full, &Rfc3339)
+        .map(|d| Some((d.unix_timestamp_nanos() / 1_000_000) as i64))
+        .map_err(|_| {
+            format!("{t:?} is not a time: write 2026-12-07, 2026-12-07T14:30 (UTC) or RFC 3339")
+        })
 }
 
 fn matches(e: &Value, q: &Search) -> bool {
@@ -56,12 +81,25 @@ pub(crate) async fn list(ctx: Ctx, Query(q): Query<Search>) -> Response {
         Ok(v) => v,
         Err(f) => return ctx.failed(f),
     };
+    let (since, until) = match (moment(q.since.as_deref()), moment(q.until.as_deref())) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(why), _) | (_, Err(why)) => {
+            return ctx.failed(crate::console::session::Failure {
+                status: axum::http::StatusCode::BAD_REQUEST,
+                message: why,
+            });
+        }
+    };
     let found: Vec<&Value> = entries
         .as_array()
         .into_iter()
         .flatten()
         .rev()
         .filter(|e| matches(e, &q))
+        .filter(|e| {
+            let t = e["time_ms"].as_i64().unwrap_or(0);
+            since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u)
+        })
         .take(SHOWN)
         .collect();
     let field = |name: &str, label: &str, value: &Option<String>| {
@@ -79,6 +117,8 @@ pub(crate) async fn list(ctx: Ctx, Query(q): Query<Search>) -> Response {
         form.filters method="get" action="/ui/audit" role="search" aria-label="Search the audit log" {
             (field("principal", "Principal contains", &q.principal))
             (field("action", "Action contains", &q.action))
+            (field("since", "From (UTC)", &q.since))
+            (field("until", "Until (UTC)", &q.until))
             div {
                 label for="a-decision" { "Decision" }
                 select #a-decision name="decision" {
@@ -104,8 +144,9 @@ pub(crate) async fn list(ctx: Ctx, Query(q): Query<Search>) -> Response {
             } }
         }
         @if start > 0 {
-            @let more = format!("/ui/audit?before={start}&principal={}&action={}&decision={}",
-                page::encode(q.principal.as_deref().unwrap_or("")), page::encode(q.action.as_deref().unwrap_or("")), page::encode(q.decision.as_deref().unwrap_or("")));
+            @let keep = |v: &Option<String>| page::encode(v.as_deref().unwrap_or(""));
+            @let more = format!("/ui/audit?before={start}&principal={}&action={}&decision={}&since={}&until={}",
+                keep(&q.principal), keep(&q.action), keep(&q.decision), keep(&q.since), keep(&q.until));
             p { a href=(more) { "Search older entries" } }
         }
     };

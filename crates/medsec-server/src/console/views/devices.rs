@@ -208,6 +208,22 @@ pub(crate) async fn show(ctx: Ctx, Path(id): Path<String>) -> Response {
                     tr { th scope="row" { "Last seen" } td { (when(device["last_seen_ms"].as_i64())) } }
                 }
             }
+            h3 { "Certificates" }
+            @match &timeline {
+                Ok(list) => {
+                    @let certs: Vec<&serde_json::Value> = list.as_array().into_iter().flatten().filter(|t| t["kind"] == "certificate").collect();
+                    @if certs.is_empty() { p.muted { "No certificate issued." } } @else {
+                        table {
+                            thead { tr { th { "Serial" } th { "Issued" } th { "Valid until" } th { "Key (SHA-256 of its SPKI)" } } }
+                            tbody { @for c in certs.iter().rev() {
+                                tr { td { code { (text(&c["detail"]["serial"])) } } td { (when(c["at_ms"].as_i64())) } td { (when(c["detail"]["not_after_ms"].as_i64())) } td { code { (text(&c["detail"]["spki_sha256"]).chars().take(16).collect::<String>()) "…" } } }
+                            } }
+                        }
+                        p.hint { "Issued by the fleet's issuing CA under its offline root (" code { "ca/chain.pem" } " on the server host); revocations appear in the timeline." }
+                    }
+                }
+                Err(f) => (page::unavailable("Certificates", f)),
+            }
             @match &identity {
                 Ok(v) => { h3 { "Bound network identity" } (page::json_block(v)) }
                 Err(f) => (page::unavailable("Network identity", f)),

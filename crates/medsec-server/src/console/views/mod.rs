@@ -15,4 +15,5 @@ pub(crate) mod compliance;
 pub(crate) mod dashboard;
 pub(crate) mod devices;
 pub(crate) mod incidents;
+pub(crate) mod releases;
 pub(crate) mod risk;
