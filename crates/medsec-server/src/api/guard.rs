@@ -22,6 +22,9 @@ use medsec_store::prelude::*;
 fn body_limit(state: &AppState, method: &axum::http::Method, path: &str) -> usize {
     if method != axum::http::Method::GET && path.starts_with("/api/v1/risk/") {
         state.config.limits.max_document_bytes
+    } else if method == axum::http::Method::POST && path == "/ui/risk/upload" {
+        // The console's form carries the document URL-encoded (up to three bytes per byte).
+        state.config.limits.max_document_bytes.saturating_mul(3)
     } else {
         state.config.limits.max_body_bytes
     }

@@ -142,7 +142,10 @@ pub fn operator_router(state: Arc<AppState>) -> Router {
             .clone()
             .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
             .with_state(state.clone());
-        router.merge(crate::console::router(internal))
+        router.merge(crate::console::router(
+            internal,
+            state.config.limits.max_document_bytes,
+        ))
     } else {
         router
     };

@@ -679,7 +679,9 @@ pub(crate) async fn risk_summary(auth: Auth) -> Result<Response, ApiError> {
     let mut per_release: BTreeMap<(String, String), Vec<medsec_risk::matching::ComponentMatch>> =
         BTreeMap::new();
     let mut by_priority: BTreeMap<&'static str, i64> = BTreeMap::new();
+    let mut by_clinical: BTreeMap<String, BTreeMap<&'static str, i64>> = BTreeMap::new();
     let (mut total, mut replace, mut unscored, mut unknown_release) = (0i64, 0i64, 0i64, 0i64);
+    let mut known_exploited = 0i64;
     for g in &groups {
         total += g.count;
         let support = assets.support(&g.model, now);
@@ -709,10 +711,28 @@ pub(crate) async fn risk_summary(auth: Auth) -> Result<Response, ApiError> {
         medsec_risk::matching::score_findings(&mut scored, &ctx);
         let risk = medsec_risk::matching::device_risk(&scored);
         *by_priority.entry(risk.priority).or_default() += g.count;
+        let clinical = serde_json::to_value(ctx.clinical)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *by_clinical
+            .entry(clinical)
+            .or_default()
+            .entry(risk.priority)
+            .or_default() += g.count;
+        if scored
+            .iter()
+            .flat_map(|m| &m.findings)
+            .any(|f| f.open() && f.known_exploited.is_some())
+        {
+            known_exploited += g.count;
+        }
     }
     Ok(Json(serde_json::json!({
         "devices": total,
         "by_priority": by_priority,
+        "by_clinical": by_clinical,
+        "known_exploited": known_exploited,
         "replace": replace,
         "unscored_no_model_profile": unscored,
         "no_release_sbom": unknown_release,

@@ -34,7 +34,7 @@ pub(crate) use session::Ctx;
 
 /// The console's routes. `api` is the operator API's router without the network-facing guard
 /// (the console's own requests passed it already): the console calls it in-process.
-pub(crate) fn router(api: Router) -> Router<Arc<AppState>> {
+pub(crate) fn router(api: Router, document_limit: usize) -> Router<Arc<AppState>> {
     Router::new()
         .route("/ui", get(page::to_dashboard))
         .route("/ui/", get(views::dashboard::page))
@@ -82,6 +82,13 @@ pub(crate) fn router(api: Router) -> Router<Arc<AppState>> {
         )
         .route("/ui/releases", get(views::releases::list))
         .route("/ui/risk", get(views::risk::page))
+        .route(
+            "/ui/risk/upload",
+            // A document pasted or read into a form: URL encoding can triple its size.
+            post(views::risk::upload).layer(axum::extract::DefaultBodyLimit::max(
+                document_limit.saturating_mul(3),
+            )),
+        )
         .route("/ui/compliance", get(views::compliance::page))
         .route("/ui/compliance/{file}", get(views::compliance::download))
         .route("/ui/audit", get(views::audit::list))

@@ -109,15 +109,27 @@ impl Ctx {
         uri: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Bytes, Failure> {
-        let mut request = Request::builder().method(method).uri(uri);
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        let bytes = body
+        let body = body
             .map(serde_json::to_vec)
             .transpose()
-            .map_err(Failure::internal)?
-            .unwrap_or_default();
+            .map_err(Failure::internal)?;
+        self.send(method, uri, body.map(|b| ("application/json", b)))
+            .await
+    }
+
+    /// Sends one request with a body of its own type (a document upload) to the operator API
+    /// as the signed-in person; the answer's body on success.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Bytes, Failure> {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some((content_type, _)) = &body {
+            request = request.header(header::CONTENT_TYPE, *content_type);
+        }
+        let bytes = body.map(|(_, b)| b).unwrap_or_default();
         let mut request = request.body(Body::from(bytes)).map_err(Failure::internal)?;
         request.extensions_mut().insert(self.conn.clone());
         request.extensions_mut().insert(ConsolePrincipal {

@@ -15,6 +15,7 @@
 //   SCREENSHOTS      where screenshots go
 //   CAMPAIGN_RELEASES TARGET:VERSION:COUNTER of the broken build, then of the fix
 //   CAMPAIGN_MODEL   the model whose devices (with agents running) the campaigns select
+//   ADVISORY_FILE    an OSV advisory to upload from the risk page
 // It prints one line per check and `RESULT {json}` at the end; any failed check exits 1.
 import fs from 'node:fs';
 import https from 'node:https';
@@ -282,6 +283,18 @@ try {
   await visit(page, '/ui/risk', 'risk');
   await shot(page, '07-risk');
   await axe(page, 'risk');
+  // An advisory read from a file in the browser and uploaded; a document that is not one is
+  // refused, naming the problem.
+  await page.setInputFiles('#u-file', env('ADVISORY_FILE'));
+  await page.waitForFunction(() => document.getElementById('u-document').value.length > 100);
+  await page.getByRole('button', { name: 'Upload' }).click();
+  check((await page.locator('.notice').innerText()).includes('advisory stored'), 'an OSV advisory file is uploaded from the risk page');
+  await page.fill('#u-document', '{"not": "an advisory"}');
+  const refusedUpload = page.waitForResponse((r) => r.url().endsWith('/ui/risk/upload'));
+  await page.getByRole('button', { name: 'Upload' }).click();
+  const refusal = (await refusedUpload).status();
+  const said = await page.locator('.failure').innerText().catch(() => '');
+  check(refusal === 400 && said.includes('Not accepted'), `a document that is not an advisory is refused with 400, naming the problem (${refusal}: ${said.replace(/\s+/g, ' ').slice(0, 160)})`);
   await visit(page, '/ui/compliance', 'compliance');
   await shot(page, '08-compliance');
   await axe(page, 'compliance');

@@ -285,6 +285,11 @@ fn the_console_signs_in_through_openid_connect_and_runs_the_day_in_chromium() {
             "fleet-fw-1.3.0.img:1.3.0:13,fleet-fw-1.3.1.img:1.3.1:14",
         )
         .env("CAMPAIGN_MODEL", "infusion-pump")
+        .env(
+            "ADVISORY_FILE",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../testdata/risk/crossformat/redhat-csaf-osv/RHSA-2024_4546.osv.json"),
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -85,6 +85,17 @@
     });
   }
 
+  // A file input with data-fills reads the chosen file into that text area (the form sends
+  // the text; without this script the document is pasted).
+  document.addEventListener('change', function (e) {
+    var target = e.target.getAttribute && e.target.getAttribute('data-fills');
+    if (!target || !e.target.files || !e.target.files[0]) { return; }
+    e.target.files[0].text().then(function (text) {
+      var area = document.getElementById(target);
+      if (area) { area.value = text; }
+    });
+  });
+
   document.addEventListener('submit', function (e) {
     var question = e.target.getAttribute('data-confirm');
     if (question && !window.confirm(question)) { e.preventDefault(); }

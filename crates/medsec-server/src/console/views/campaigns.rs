@@ -46,6 +46,9 @@ fn waves(c: &Value) -> Markup {
     }
 }
 
+/// Devices listed on a campaign's page; a larger campaign's list is the CLI's.
+const SHOWN_DEVICES: usize = 500;
+
 #[derive(Deserialize, Default)]
 pub(crate) struct ListFilter {
     status: Option<String>,
@@ -322,7 +325,10 @@ pub(crate) async fn create(ctx: Ctx, Form(f): Form<CreateForm>) -> Response {
 /// `GET /ui/campaigns/{id}`.
 pub(crate) async fn show(ctx: Ctx, Path(id): Path<String>) -> Response {
     let c = match ctx
-        .get(&format!("/api/v1/campaigns/{}", page::encode(&id)))
+        .get(&format!(
+            "/api/v1/campaigns/{}?devices=true",
+            page::encode(&id)
+        ))
         .await
     {
         Ok(c) => c,
@@ -333,6 +339,22 @@ pub(crate) async fn show(ctx: Ctx, Path(id): Path<String>) -> Response {
         section #campaign data-region {
             (summary_row(&c))
             p.muted { "Created by " (text(&c["created_by"])) " " (when(c["created_at_ms"].as_i64())) "; last change " (when(c["updated_at_ms"].as_i64())) }
+            @let devices = c["devices"].as_array().cloned().unwrap_or_default();
+            details open[devices.len() <= 50] {
+                summary { "Each device's outcome (" (devices.len()) ")" }
+                table {
+                    thead { tr { th { "Device" } th { "Wave" } th { "Progress" } } }
+                    tbody { @for d in devices.iter().take(SHOWN_DEVICES) {
+                        @let progress = d["progress"].as_str().map_or_else(|| d["progress"].to_string(), str::to_owned);
+                        tr {
+                            td { a href={ "/ui/devices/" (page::encode(&text(&d["device"]))) } { (text(&d["device"])) } }
+                            td { @if d["wave"].as_i64() == Some(0) { "canary" } @else { (text(&d["wave"])) } }
+                            td.bad[progress.contains("fail")].ok[progress.contains("succeed")] { (progress) }
+                        }
+                    } }
+                }
+                @if devices.len() > SHOWN_DEVICES { p.muted { "The first " (SHOWN_DEVICES) " are shown; " code { "medsec campaign status " (id) " --devices" } " lists all." } }
+            }
         }
         section aria-labelledby="h-controls" {
             h2 #h-controls { "Controls" }

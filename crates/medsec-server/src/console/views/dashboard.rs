@@ -82,6 +82,7 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
                         @if let Ok(r) = &ranking {
                             @let high = count(&r["by_priority"], "critical") + count(&r["by_priority"], "high");
                             (tile("devices at high or critical risk", high, "/ui/risk", html!{ "worst open finding, clinically weighted" }))
+                            (tile("devices with known-exploited findings", count(r, "known_exploited"), "/ui/risk", html!{ "open, on CISA's KEV list" }))
                             (tile("devices past vendor support", count(r, "replace"), "/ui/risk", html!{ "to be replaced" }))
                         }
                     }
@@ -89,6 +90,7 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
                         (chart(s, "by_state", "By state", "state"))
                         (chart(s, "by_model", "By model", "model"))
                         (chart(s, "by_version", "By installed version", "version"))
+                        @if let Ok(r) = &ranking { (clinical(r)) }
                     }
                 }
                 Err(f) => { h2 #h-fleet { "Fleet" } (page::unavailable("The fleet summary", f)) }
@@ -143,3 +145,24 @@ fn next_deadline(list: &Value) -> Option<(String, String, i64)> {
         })
         .min_by_key(|(_, _, due)| *due)
 }
+
+/// Risk by clinical class: each class's devices by the priority of their worst open finding.
+fn clinical(r: &Value) -> Markup {
+    let classes = r["by_clinical"].as_object().cloned().unwrap_or_default();
+    html! {
+        table.bars {
+            caption { "Risk by clinical class" }
+            @if classes.is_empty() {
+                tbody { tr { td.muted { "no device scored yet (a model profile and a release SBOM are needed)" } } }
+            } @else {
+                thead { tr { th { "Class" } @for p in PRIORITIES { th.num { (p) } } } }
+                tbody { @for (class, counts) in &classes {
+                    tr { th scope="row" { (class) } @for p in PRIORITIES { td.num { (count(counts, p)) } } }
+                } }
+            }
+        }
+    }
+}
+
+/// Risk priorities, worst first.
+const PRIORITIES: [&str; 5] = ["critical", "high", "medium", "low", "none"];

@@ -6,7 +6,10 @@ use maud::{Markup, html};
 use serde_json::Value;
 
 use crate::console::Ctx;
-use crate::console::page::{self, Page, severity, text};
+use axum::Form;
+use serde::Deserialize;
+
+use crate::console::page::{self, Page, csrf, severity, text};
 
 /// A device's findings (`GET /api/v1/devices/{id}/findings`), each with its score's factors.
 pub(crate) fn findings_table(v: &Value) -> Markup {
@@ -64,7 +67,85 @@ pub(crate) async fn page(ctx: Ctx) -> Response {
                 Err(f) => (page::unavailable("The risk ranking", f)),
             }
         }
-        p.hint { "SBOMs, advisories and VEX are uploaded with " code { "medsec sbom|advisory|vex upload" } " or the API (docs/risk.md)." }
+        section aria-labelledby="h-upload" {
+            h2 #h-upload { "Upload an advisory, VEX or SBOM" }
+            form.stack method="post" action="/ui/risk/upload" {
+                (csrf(&ctx))
+                div {
+                    label for="u-kind" { "Document" }
+                    select #u-kind name="kind" {
+                        option value="advisory" { "advisory: OSV, CSAF 2.0, or the CISA KEV catalogue" }
+                        option value="vex" { "VEX: CycloneDX, OpenVEX or CSAF" }
+                        option value="sbom" { "SBOM of a release (CycloneDX or SPDX JSON)" }
+                    }
+                }
+                div {
+                    label for="u-target" { "Release target (SBOM only)" }
+                    input #u-target name="target" placeholder="fleet-fw-1.3.1.img" aria-describedby="u-target-hint";
+                    span.hint #u-target-hint { "its SHA-256 must be the one signed into the target (repo add-target --sbom)" }
+                }
+                div {
+                    label for="u-file" { "File (read here, in the browser)" }
+                    input #u-file type="file" accept=".json,application/json" data-fills="u-document";
+                }
+                div {
+                    label for="u-document" { "Document (JSON)" }
+                    textarea #u-document name="document" rows="6" required {}
+                }
+                div { button type="submit" { "Upload" } }
+            }
+            p.hint { "The same checks as " code { "medsec advisory|vex|sbom upload" } " and the API (docs/risk.md): a document that does not validate is refused, naming the problem." }
+        }
     };
     Page::new(&ctx, "Risk").live().body(body).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UploadForm {
+    #[serde(default)]
+    csrf: String,
+    kind: String,
+    #[serde(default)]
+    target: String,
+    document: String,
+}
+
+/// `POST /ui/risk/upload`: the document to the API route the CLI uses.
+pub(crate) async fn upload(ctx: Ctx, Form(f): Form<UploadForm>) -> Response {
+    if let Err(r) = ctx.check_csrf(&f.csrf, "risk.write").await {
+        return r;
+    }
+    let (method, uri) = match f.kind.as_str() {
+        "advisory" => (
+            axum::http::Method::POST,
+            "/api/v1/risk/advisories".to_owned(),
+        ),
+        "vex" => (axum::http::Method::POST, "/api/v1/risk/vex".to_owned()),
+        "sbom" if !f.target.trim().is_empty() => (
+            axum::http::Method::PUT,
+            format!("/api/v1/risk/sboms/{}", page::encode(f.target.trim())),
+        ),
+        other => {
+            return ctx.failed(crate::console::session::Failure {
+                status: axum::http::StatusCode::BAD_REQUEST,
+                message: if other == "sbom" {
+                    "an SBOM needs the release target it belongs to".into()
+                } else {
+                    format!("no document kind {other:?}: advisory, vex or sbom")
+                },
+            });
+        }
+    };
+    let body = Some(("application/json", f.document.into_bytes()));
+    match ctx.send(method, &uri, body).await {
+        Ok(answer) => {
+            let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+            page::back_with_notice(
+                &ctx,
+                "/ui/risk",
+                &format!("{} stored. {}", f.kind, super::devices::summary(&v)),
+            )
+        }
+        Err(e) => ctx.failed(e),
+    }
 }
