@@ -363,15 +363,7 @@ impl ImageRepository {
         {
             return Ok(hit.clone());
         }
-        let url = self.published.join("metadata");
-        let mut updater = Updater::new(
-            &self.cache_dir,
-            &url.to_string_lossy(),
-            None,
-            Box::new(FileTransport),
-            UpdaterConfig::default(),
-        )
-        .map_err(|e| image_error(&e))?;
+        let mut updater = self.updater()?;
         let found = match updater.get_target_info(target) {
             Ok(info) => Some(info),
             Err(medsec_tuf_client::Error::UnknownTarget { .. }) => None,
@@ -382,9 +374,20 @@ impl ImageRepository {
         }
         Ok(found)
     }
-}
 
-impl ImageRepository {
+    /// A TUF client over the published metadata, trusting what `cache_dir` holds.
+    fn updater(&self) -> Result<Updater, Error> {
+        let url = self.published.join("metadata");
+        Updater::new(
+            &self.cache_dir,
+            &url.to_string_lossy(),
+            None,
+            Box::new(FileTransport),
+            UpdaterConfig::default(),
+        )
+        .map_err(|e| image_error(&e))
+    }
+
     /// The top-level targets role's entries, verified through the TUF client as a device would
     /// verify them (root, timestamp, snapshot, targets). Roles it delegates to are not walked.
     /// Blocking (reads and verifies files): call it from a blocking task.
@@ -393,15 +396,7 @@ impl ImageRepository {
         let _guard = self.cached.lock().map_err(|_| Error::Config {
             reason: "image repository cache poisoned".into(),
         })?;
-        let url = self.published.join("metadata");
-        let mut updater = Updater::new(
-            &self.cache_dir,
-            &url.to_string_lossy(),
-            None,
-            Box::new(FileTransport),
-            UpdaterConfig::default(),
-        )
-        .map_err(|e| image_error(&e))?;
+        let mut updater = self.updater()?;
         updater.refresh().map_err(|e| image_error(&e))?;
         let targets = updater
             .trusted()

@@ -656,6 +656,30 @@ pub(super) fn release_matches(
     m
 }
 
+/// Matches per release, computed once per release for all the devices that run it.
+type PerRelease = BTreeMap<(String, String), Vec<medsec_risk::matching::ComponentMatch>>;
+
+/// A release's findings scored in one device context, and the device risk they make.
+fn score(
+    per_release: &mut PerRelease,
+    key: (String, String),
+    index: &medsec_risk::matching::Index<'_>,
+    release: &crate::risk::Release,
+    vex: &[medsec_risk::vex::Statement],
+    ctx: &Context,
+) -> (
+    Vec<medsec_risk::matching::ComponentMatch>,
+    medsec_risk::matching::DeviceRisk,
+) {
+    let matches = per_release
+        .entry(key)
+        .or_insert_with(|| release_matches(index, release, vex));
+    let mut scored = matches.clone();
+    medsec_risk::matching::score_findings(&mut scored, ctx);
+    let risk = medsec_risk::matching::device_risk(&scored);
+    (scored, risk)
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/risk/summary",
@@ -676,8 +700,7 @@ pub(crate) async fn risk_summary(auth: Auth) -> Result<Response, ApiError> {
     let groups = store.risk_groups().await?;
     let now = now_ms();
     let index = loaded.db.index();
-    let mut per_release: BTreeMap<(String, String), Vec<medsec_risk::matching::ComponentMatch>> =
-        BTreeMap::new();
+    let mut per_release = PerRelease::new();
     let mut by_priority: BTreeMap<&'static str, i64> = BTreeMap::new();
     let mut by_clinical: BTreeMap<String, BTreeMap<&'static str, i64>> = BTreeMap::new();
     let (mut total, mut replace, mut unscored, mut unknown_release) = (0i64, 0i64, 0i64, 0i64);
@@ -704,12 +727,7 @@ pub(crate) async fn risk_summary(auth: Auth) -> Result<Response, ApiError> {
             unscored += g.count;
             continue;
         };
-        let matches = per_release
-            .entry(key)
-            .or_insert_with(|| release_matches(&index, release, &loaded.vex));
-        let mut scored = matches.clone();
-        medsec_risk::matching::score_findings(&mut scored, &ctx);
-        let risk = medsec_risk::matching::device_risk(&scored);
+        let (scored, risk) = score(&mut per_release, key, &index, release, &loaded.vex, &ctx);
         *by_priority.entry(risk.priority).or_default() += g.count;
         let clinical = serde_json::to_value(ctx.clinical)
             .ok()
@@ -783,8 +801,7 @@ pub(crate) async fn ranked_devices(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let now = now_ms();
     let index = loaded.db.index();
-    let mut per_release: BTreeMap<(String, String), Vec<medsec_risk::matching::ComponentMatch>> =
-        BTreeMap::new();
+    let mut per_release = PerRelease::new();
     let mut ranked = Vec::new();
     let (mut unscored, mut unknown_release) = (Vec::new(), 0usize);
     for d in &devices {
@@ -805,12 +822,7 @@ pub(crate) async fn ranked_devices(
             unscored.push(d.id.clone());
             continue;
         };
-        let matches = per_release
-            .entry(key)
-            .or_insert_with(|| release_matches(&index, release, &loaded.vex));
-        let mut scored = matches.clone();
-        medsec_risk::matching::score_findings(&mut scored, &ctx);
-        let risk = medsec_risk::matching::device_risk(&scored);
+        let (_, risk) = score(&mut per_release, key, &index, release, &loaded.vex, &ctx);
         ranked.push((d, release.row.target.clone(), risk, support));
     }
     ranked.sort_by(|a, b| {
