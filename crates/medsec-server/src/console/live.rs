@@ -1,7 +1,8 @@
 //! `GET /ui/events`: Server-Sent Events telling a live page that the fleet changed (an event
 //! `change` whose data is the new fingerprint), and a comment every 15 s that keeps proxies
 //! from closing an idle stream. The number of open streams is capped
-//! (`console.max_live_streams`); over it the answer is 503 and the page reloads itself instead.
+//! (`console.max_live_streams`); over it the answer is 503, which ends the browser's stream
+//! for good, and the page says live updates are off until it is reloaded.
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -53,7 +53,13 @@
     var source = new EventSource(url);
     source.addEventListener('change', refresh);
     source.addEventListener('open', function () { say('Live updates: on'); });
-    source.addEventListener('error', function () { say('Live updates: reconnecting…'); });
+    source.addEventListener('error', function () {
+      // A refused stream (503 over the cap, or signed out) is closed for good; a dropped one
+      // is retried by the browser.
+      say(source.readyState === EventSource.CLOSED
+        ? 'Live updates: off (reload the page to try again)'
+        : 'Live updates: reconnecting…');
+    });
   }
 
   // A form with data-preview: its preview region follows what is typed (one request per
