@@ -167,6 +167,9 @@ impl Policies {
             policies.push_str(&read(f)?);
             policies.push('\n');
         }
+        if let Some(why) = console_note(&policies) {
+            tracing::warn!(policy_dir = %dir.display(), "{why}");
+        }
         Self::from_text(&schema, &policies)
     }
 
@@ -358,6 +361,16 @@ impl Policies {
                 .collect(),
         })
     }
+}
+
+/// What to tell an operator whose own policies name the API's credential but not the web
+/// console's: every console request would be denied (docs/server.md, "Authorisation").
+pub fn console_note(policies: &str) -> Option<&'static str> {
+    (policies.contains("\"operator-token\"") && !policies.contains("\"console-session\"")).then_some(
+        "these policies allow context.credential \"operator-token\" but never \"console-session\": \
+         the web console's requests will all be denied; add \"console-session\" where people \
+         signed in to the console may act (the shipped policies accept both)",
+    )
 }
 
 #[cfg(test)]
@@ -689,6 +702,43 @@ mod tests {
             !p.decide(&operator(&["admin"]), "device.explode", &pump, &op)
                 .unwrap()
                 .allowed
+        );
+    }
+
+    #[test]
+    fn own_policies_without_the_console_credential_are_named_and_the_shipped_ones_are_not() {
+        assert!(console_note(DEFAULT_POLICIES).is_none());
+        let old = DEFAULT_POLICIES.replace(
+            "[\"operator-token\", \"console-session\"].contains(context.credential)",
+            "context.credential == \"operator-token\"",
+        );
+        assert!(console_note(&old).is_some_and(|w| w.contains("console-session")));
+        // The console's credential is what Cedar sees, and the shipped policies let a viewer
+        // read through it as through a token.
+        let p = Policies::shipped().unwrap();
+        let pump = Target::Device("pump-1".into());
+        for credential in ["operator-token", "console-session"] {
+            assert!(
+                p.decide(
+                    &operator(&["viewer"]),
+                    "device.read",
+                    &pump,
+                    &ctx(credential)
+                )
+                .unwrap()
+                .allowed,
+                "{credential}"
+            );
+        }
+        assert!(
+            !p.decide(
+                &operator(&["viewer"]),
+                "device.read",
+                &pump,
+                &ctx("browser-cookie")
+            )
+            .unwrap()
+            .allowed
         );
     }
 
