@@ -397,6 +397,38 @@ pub(crate) fn duration(ms: i64) -> String {
     format!("{sign}{text}")
 }
 
+/// A text field of a filter form (GET), labelled, keeping what was typed.
+pub(crate) fn filter_text(prefix: &str, name: &str, label: &str, value: Option<&str>) -> Markup {
+    html! {
+        div {
+            label for={ (prefix) "-" (name) } { (label) }
+            input id={ (prefix) "-" (name) } name=(name) value=(value.unwrap_or_default());
+        }
+    }
+}
+
+/// A choice of a filter form: "any" (the empty value, labelled `any`) or one of `options`.
+pub(crate) fn filter_choice(
+    prefix: &str,
+    name: &str,
+    label: &str,
+    any: &str,
+    options: &[(&str, &str)],
+    selected: Option<&str>,
+) -> Markup {
+    html! {
+        div {
+            label for={ (prefix) "-" (name) } { (label) }
+            select id={ (prefix) "-" (name) } name=(name) {
+                option value="" { (any) }
+                @for (value, text) in options {
+                    option value=(value) selected[selected == Some(*value)] { (text) }
+                }
+            }
+        }
+    }
+}
+
 /// A hidden CSRF field for a form of the signed-in person.
 pub(crate) fn csrf(ctx: &Ctx) -> Markup {
     html! { input type="hidden" name="csrf" value=(ctx.session.csrf); }

@@ -358,6 +358,14 @@ const OPERATOR_TOKEN_COLUMNS: &str =
 const ENROLMENT_TOKEN_COLUMNS: &str =
     "token_sha256, device_id, created_by, created_at_ms, expires_at_ms, used_at_ms, revoked_at_ms";
 
+/// Roles as stored: one comma-separated text.
+fn split_roles(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The columns a [`ConsoleSession`] is read from.
 const CONSOLE_SESSION_COLUMNS: &str = "id_sha256, kind, principal, display_name, roles, csrf, data, \
      created_at_ms, last_seen_ms, expires_at_ms";
@@ -377,11 +385,7 @@ where
         kind: row.try_get("kind")?,
         principal: row.try_get("principal")?,
         display_name: row.try_get("display_name")?,
-        roles: roles
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        roles: split_roles(&roles),
         csrf: row.try_get("csrf")?,
         data: row.try_get("data")?,
         created_at_ms: row.try_get("created_at_ms")?,
@@ -404,11 +408,7 @@ where
     Ok(OperatorToken {
         token_sha256: row.try_get("token_sha256")?,
         name: row.try_get("name")?,
-        roles: roles
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        roles: split_roles(&roles),
         created_at_ms: row.try_get("created_at_ms")?,
         expires_at_ms: row.try_get("expires_at_ms")?,
         revoked_at_ms: row.try_get("revoked_at_ms")?,

@@ -22,22 +22,8 @@ pub(crate) async fn list(ctx: Ctx, Query(f): Query<Filter>) -> Response {
     let only_open = f.unacknowledged.as_deref() == Some("true");
     let body = html! {
         form.filters method="get" action="/ui/alerts" role="search" aria-label="Filter alerts" {
-            div {
-                label for="f-sev" { "Severity" }
-                select #f-sev name="severity" {
-                    option value="" { "any" }
-                    @for s in ["critical", "high", "medium", "low"] {
-                        option value=(s) selected[f.severity.as_deref() == Some(s)] { (s) }
-                    }
-                }
-            }
-            div {
-                label for="f-open" { "Show" }
-                select #f-open name="unacknowledged" {
-                    option value="" { "all" }
-                    option value="true" selected[only_open] { "unacknowledged only" }
-                }
-            }
+            (page::filter_choice("f", "severity", "Severity", "any", &["critical", "high", "medium", "low"].map(|s| (s, s)), f.severity.as_deref()))
+            (page::filter_choice("f", "unacknowledged", "Show", "all", &[("true", "unacknowledged only")], f.unacknowledged.as_deref()))
             button type="submit" { "Filter" }
         }
         section #alert-list data-region {

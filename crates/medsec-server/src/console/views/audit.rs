@@ -103,8 +103,9 @@ pub(crate) async fn list(ctx: Ctx, Query(q): Query<Search>) -> Response {
         .take(SHOWN)
         .collect();
     let field = |name: &str, label: &str, value: &Option<String>| {
-        html! { div { label for={ "a-" (name) } { (label) } input id={ "a-" (name) } name=(name) value=(value.clone().unwrap_or_default()); } }
+        page::filter_text("a", name, label, value.as_deref())
     };
+    let decisions = ["allow", "deny", "info"].map(|d| (d, d));
     let body = html! {
         section aria-labelledby="h-head" {
             h2 #h-head { "Signed tree head" }
@@ -119,13 +120,7 @@ pub(crate) async fn list(ctx: Ctx, Query(q): Query<Search>) -> Response {
             (field("action", "Action contains", &q.action))
             (field("since", "From (UTC)", &q.since))
             (field("until", "Until (UTC)", &q.until))
-            div {
-                label for="a-decision" { "Decision" }
-                select #a-decision name="decision" {
-                    option value="" { "any" }
-                    @for d in ["allow", "deny", "info"] { option value=(d) selected[q.decision.as_deref() == Some(d)] { (d) } }
-                }
-            }
+            (page::filter_choice("a", "decision", "Decision", "any", &decisions, q.decision.as_deref()))
             button type="submit" { "Search" }
         }
         p.muted { "Entries " (start + 1) " to " (end) " searched, newest first; " (found.len()) " shown." }

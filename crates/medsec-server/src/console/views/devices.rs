@@ -76,35 +76,17 @@ pub(crate) async fn list(ctx: Ctx, Query(f): Query<Filters>) -> Response {
     }
     let answer = ctx.get(&uri).await;
     let field = |name: &str, label: &str, value: &Option<String>| {
-        html! {
-            div {
-                label for={ "f-" (name) } { (label) }
-                input id={ "f-" (name) } name=(name) value=(value.clone().unwrap_or_default());
-            }
-        }
+        page::filter_text("f", name, label, value.as_deref())
     };
+    let states = ["registered", "enrolled", "revoked", "decommissioned"].map(|s| (s, s));
     let body = html! {
         form.filters method="get" action="/ui/devices" role="search" aria-label="Filter devices" {
             (field("model", "Model", &f.model))
             (field("site", "Site", &f.site))
             (field("group", "Group", &f.group))
             (field("version", "Installed version", &f.version))
-            div {
-                label for="f-state" { "State" }
-                select #f-state name="state" {
-                    option value="" { "any" }
-                    @for s in ["registered", "enrolled", "revoked", "decommissioned"] {
-                        option value=(s) selected[f.state.as_deref() == Some(s)] { (s) }
-                    }
-                }
-            }
-            div {
-                label for="f-quarantined" { "Quarantine" }
-                select #f-quarantined name="quarantined" {
-                    option value="" { "any" }
-                    option value="true" selected[f.quarantined.as_deref() == Some("true")] { "quarantined only" }
-                }
-            }
+            (page::filter_choice("f", "state", "State", "any", &states, f.state.as_deref()))
+            (page::filter_choice("f", "quarantined", "Quarantine", "any", &[("true", "quarantined only")], f.quarantined.as_deref()))
             (field("silent_for_secs", "Silent for (s)", &f.silent_for_secs))
             (field("certificate_expires_within_days", "Certificate expires within (days)", &f.certificate_expires_within_days))
             button type="submit" { "Filter" }
